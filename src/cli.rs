@@ -1,0 +1,918 @@
+//! cli: the one table of commands and flags, the parser built on it, `--help` and the man page.
+//!
+//! `COMMANDS` and `FLAGS` are the single source: the parser looks flags up there, `--help`
+//! prints them, and `man/flatline.1` is generated from them (a test fails when the committed
+//! page differs). Parsing only records what was typed (`LowArgs`); `config` resolves it.
+
+use crate::clock::{self, Millis};
+use crate::exit;
+use std::ffi::OsString;
+use std::fmt::Write as _;
+
+/// A subcommand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Status,
+}
+
+pub struct CommandDef {
+    pub command: Command,
+    pub name: &'static str,
+    /// What follows the command name in a synopsis.
+    pub operands: &'static str,
+    /// One line for the command list.
+    pub about: &'static str,
+    /// Paragraphs for `flatline CMD --help` and the man page.
+    pub doc: &'static str,
+    pub writes: &'static str,
+}
+
+pub const COMMANDS: &[CommandDef] = &[CommandDef {
+    command: Command::Status,
+    name: "status",
+    operands: "RUN_DIR...",
+    about: "print the lifecycle view of every delegation; change nothing",
+    doc: "Reads every RUN_DIR/delegations/*.json once, in file-name order, and prints one \
+          record per delegation: its state (queued, launching, running_active, running_quiet, \
+          stale, timed_out, returned, failed, cancelled or unknown), whether it needs reclaim, \
+          the liveness and identity of its worker process, and what should happen next. \
+          It never writes a file and never sends a signal. \
+          With --check the exit status says whether anything needs attention.",
+    writes: "nothing",
+}];
+
+impl Command {
+    pub fn def(self) -> &'static CommandDef {
+        // The table has one entry per variant; a unit test checks it.
+        COMMANDS
+            .iter()
+            .find(|def| def.command == self)
+            .unwrap_or(&COMMANDS[0])
+    }
+
+    pub fn name(self) -> &'static str {
+        self.def().name
+    }
+
+    fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+/// Which commands a flag applies to, as a bit set over `Command`.
+const STATUS: u32 = 1 << (Command::Status as u32);
+const ALL: u32 = STATUS;
+
+/// Identifies a flag in the table; `apply` gives each its meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagId {
+    Format,
+    Now,
+    QuietAfter,
+    StaleAfter,
+    TimeoutAfter,
+    StuckAfter,
+    MaxRuntime,
+    LaunchTimeout,
+    MaxClockSkew,
+    TaskCard,
+    State,
+    Summary,
+    Check,
+    Quiet,
+    Help,
+    Version,
+    Generate,
+}
+
+pub struct Flag {
+    pub id: FlagId,
+    pub long: &'static str,
+    pub short: Option<char>,
+    /// The value's name in synopses; `None` for a switch.
+    pub value: Option<&'static str>,
+    /// The commands it applies to (a bit set); 0 means "not a command option" (help, version).
+    pub commands: u32,
+    /// One line for `--help`.
+    pub about: &'static str,
+    /// The full description for `CMD --help` and the man page.
+    pub doc: &'static str,
+}
+
+pub const FLAGS: &[Flag] = &[
+    Flag {
+        id: FlagId::Format,
+        long: "format",
+        short: None,
+        value: Some("FORMAT"),
+        commands: ALL,
+        about: "output format: text, ndjson, json or tsv",
+        doc: "How records are printed on stdout. \
+              text: an aligned table and a one-line tally, for people. \
+              ndjson: one compact JSON object per line, for jq and log pipelines. \
+              json: one document {run_dirs, checked_at, records, summary, errors}. \
+              tsv: a header with the union of the fields, then one row per record. \
+              The default is text when stdout is a terminal, else ndjson.",
+    },
+    Flag {
+        id: FlagId::Now,
+        long: "now",
+        short: None,
+        value: Some("RFC3339"),
+        commands: ALL,
+        about: "take this instant as the current time",
+        doc: "Uses this instant instead of the wall clock for every age and every timestamp \
+              flatline writes, so that a run can be reproduced exactly. \
+              Process identity always uses the real clocks.",
+    },
+    Flag {
+        id: FlagId::QuietAfter,
+        long: "quiet-after",
+        short: None,
+        value: Some("DURATION"),
+        commands: ALL,
+        about: "a running worker without progress this long is running_quiet [stale/2]",
+        doc: "Progress age from which a running worker is reported running_quiet. \
+              A per-worker worker_lifecycle.quiet_after_ms takes precedence. \
+              The default is half the stale threshold; the value is kept between 1ms and the \
+              stale threshold.",
+    },
+    Flag {
+        id: FlagId::StaleAfter,
+        long: "stale-after",
+        short: None,
+        value: Some("DURATION"),
+        commands: ALL,
+        about: "a running worker without progress this long is stale [45s]",
+        doc: "Progress age from which a running worker is stale and needs reclaim. \
+              A per-worker worker_lifecycle.stale_after_ms takes precedence. \
+              The default is 45s.",
+    },
+    Flag {
+        id: FlagId::TimeoutAfter,
+        long: "timeout-after",
+        short: None,
+        value: Some("DURATION"),
+        commands: ALL,
+        about: "a running worker without progress this long has timed out [2 x stale]",
+        doc: "Progress age from which a running worker is timed_out. \
+              A per-worker worker_lifecycle.timeout_after_ms takes precedence. \
+              The default is twice the stale threshold, so that both states are reachable. \
+              It must not be below the stale threshold.",
+    },
+    Flag {
+        id: FlagId::StuckAfter,
+        long: "stuck-after",
+        short: None,
+        value: Some("DURATION"),
+        commands: ALL,
+        about: "cap both the stale and the timeout threshold",
+        doc: "Caps the stale and the timeout thresholds (per-worker values included) at this \
+              age; the timeout is then raised to at least the stale threshold.",
+    },
+    Flag {
+        id: FlagId::MaxRuntime,
+        long: "max-runtime",
+        short: None,
+        value: Some("DURATION"),
+        commands: ALL,
+        about: "a running worker started this long ago has timed out [none]",
+        doc: "Caps the time since worker_lifecycle.started_at (start-to-close): a running \
+              worker past it is timed_out whatever its progress. \
+              No default.",
+    },
+    Flag {
+        id: FlagId::LaunchTimeout,
+        long: "launch-timeout",
+        short: None,
+        value: Some("DURATION"),
+        commands: ALL,
+        about: "a launch requested this long ago without a start is stale [none]",
+        doc: "Caps the time from worker_lifecycle.launch_requested_at while started_at is \
+              absent (schedule-to-start): past it the worker is stale. \
+              No default.",
+    },
+    Flag {
+        id: FlagId::MaxClockSkew,
+        long: "max-clock-skew",
+        short: None,
+        value: Some("DURATION"),
+        commands: ALL,
+        about: "trust progress timestamps at most this far in the future [60s]",
+        doc: "A progress baseline in the future by no more than this is taken as age 0 with \
+              the warning clock_skew; one further in the future is not trusted: the state is \
+              unknown. \
+              The default is 60s.",
+    },
+    Flag {
+        id: FlagId::TaskCard,
+        long: "task-card",
+        short: None,
+        value: Some("ID"),
+        commands: ALL,
+        about: "only delegations of this task card (repeatable)",
+        doc: "Limits every record and every action to delegations whose task_card_id is ID. \
+              May be given several times.",
+    },
+    Flag {
+        id: FlagId::State,
+        long: "state",
+        short: None,
+        value: Some("S[,S...]"),
+        commands: STATUS,
+        about: "only records in one of these states",
+        doc: "Prints only records whose state is one of the comma-separated states: queued, \
+              launching, running_active, running_quiet, stale, timed_out, returned, failed, \
+              cancelled, unknown. \
+              May be given several times.",
+    },
+    Flag {
+        id: FlagId::Summary,
+        long: "summary",
+        short: None,
+        value: None,
+        commands: STATUS,
+        about: "add one summary row per run directory and task card",
+        doc: "After the records, prints one row (kind summary) per run directory and task card \
+              (delegations without a card share a row whose task_card_id is null) with the \
+              counts total, active, queued, launching, running, running_quiet, returned, \
+              completed, failed, cancelled, stale, timed_out, reclaim_needed and reclaimed.",
+    },
+    Flag {
+        id: FlagId::Check,
+        long: "check",
+        short: None,
+        value: None,
+        commands: STATUS,
+        about: "exit 1 when a record needs attention",
+        doc: "Exits with status 1 when any record needs attention: a worker that needs \
+              reclaim, a state of unknown, a running worker whose process is gone (next_action \
+              finalize), or a running worker with an invalid or unverifiable process id.",
+    },
+    Flag {
+        id: FlagId::Quiet,
+        long: "quiet",
+        short: Some('q'),
+        value: None,
+        commands: ALL,
+        about: "print no records; problems still go to stderr",
+        doc: "Prints nothing on stdout. \
+              Problems are still reported on stderr and the exit status is unchanged.",
+    },
+    Flag {
+        id: FlagId::Help,
+        long: "help",
+        short: Some('h'),
+        value: None,
+        commands: 0,
+        about: "print help (for a command: flatline CMD --help) and exit",
+        doc: "Prints help and exits. \
+              After a command, prints that command's help.",
+    },
+    Flag {
+        id: FlagId::Version,
+        long: "version",
+        short: Some('V'),
+        value: None,
+        commands: 0,
+        about: "print the version and exit",
+        doc: "Prints the version and exits.",
+    },
+    Flag {
+        id: FlagId::Generate,
+        long: "generate",
+        short: None,
+        value: Some("man"),
+        commands: 0,
+        about: "print the man page (roff) and exit",
+        doc: "Prints the manual page in roff, generated from the same table as this help, and \
+              exits.",
+    },
+];
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Ndjson,
+    Json,
+    Tsv,
+}
+
+impl Format {
+    fn parse(text: &str) -> Option<Format> {
+        match text {
+            "text" => Some(Format::Text),
+            "ndjson" => Some(Format::Ndjson),
+            "json" => Some(Format::Json),
+            "tsv" => Some(Format::Tsv),
+            _ => None,
+        }
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    Run(Command),
+    Help(Option<Command>),
+    Version,
+    Man,
+}
+
+/// Only what was typed, validated for syntax; `config` resolves it.
+#[derive(Debug, Clone, Default)]
+pub struct LowArgs {
+    pub command: Option<Command>,
+    pub operands: Vec<OsString>,
+    pub help: bool,
+    pub version: bool,
+    pub generate_man: bool,
+    pub format: Option<Format>,
+    pub now: Option<Millis>,
+    pub quiet_after: Option<Millis>,
+    pub stale_after: Option<Millis>,
+    pub timeout_after: Option<Millis>,
+    pub stuck_after: Option<Millis>,
+    pub max_runtime: Option<Millis>,
+    pub launch_timeout: Option<Millis>,
+    pub max_clock_skew: Option<Millis>,
+    pub task_cards: Vec<String>,
+    pub states: Vec<String>,
+    pub summary: bool,
+    pub check: bool,
+    pub quiet: bool,
+    /// Flags seen, to check they apply to the command.
+    seen: Vec<FlagId>,
+}
+
+impl LowArgs {
+    pub fn mode(&self) -> Mode {
+        if self.help {
+            Mode::Help(self.command)
+        } else if self.version {
+            Mode::Version
+        } else if self.generate_man {
+            Mode::Man
+        } else {
+            match self.command {
+                Some(command) => Mode::Run(command),
+                None => Mode::Help(None),
+            }
+        }
+    }
+}
+
+/// A usage error: the message, printed as `flatline: MESSAGE` with a hint, exit 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl From<lexopt::Error> for UsageError {
+    fn from(error: lexopt::Error) -> Self {
+        UsageError(error.to_string())
+    }
+}
+
+fn find_long(name: &str) -> Option<&'static Flag> {
+    FLAGS.iter().find(|flag| flag.long == name)
+}
+
+fn find_short(short: char) -> Option<&'static Flag> {
+    FLAGS.iter().find(|flag| flag.short == Some(short))
+}
+
+fn find_command(name: &str) -> Option<Command> {
+    COMMANDS
+        .iter()
+        .find(|def| def.name == name)
+        .map(|def| def.command)
+}
+
+/// Parses the arguments after the program name.
+pub fn parse<I>(args: I) -> Result<LowArgs, UsageError>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut low = LowArgs::default();
+    while let Some(arg) = parser.next()? {
+        let flag = match &arg {
+            Long(name) => find_long(name).ok_or_else(|| unknown_flag(&format!("--{name}")))?,
+            Short(short) => find_short(*short).ok_or_else(|| unknown_flag(&format!("-{short}")))?,
+            Value(value) => {
+                if low.command.is_none() && !low.help {
+                    let name = value.to_string_lossy();
+                    low.command = Some(find_command(&name).ok_or_else(|| {
+                        UsageError(format!(
+                            "unknown command '{}' (commands: {})",
+                            crate::text::escape_control(&name),
+                            command_names()
+                        ))
+                    })?);
+                } else if low.command.is_none() {
+                    // `flatline --help status`
+                    low.command = find_command(&value.to_string_lossy());
+                } else {
+                    low.operands.push(value.clone());
+                }
+                continue;
+            }
+        };
+        let value = match flag.value {
+            Some(_) => Some(
+                parser
+                    .value()
+                    .map_err(|_| UsageError(format!("--{} needs a value", flag.long)))?
+                    .into_string()
+                    .map_err(|_| UsageError(format!("--{}: the value is not UTF-8", flag.long)))?,
+            ),
+            None => None,
+        };
+        apply(&mut low, flag, value)?;
+        low.seen.push(flag.id);
+    }
+    check_applicability(&low)?;
+    Ok(low)
+}
+
+fn unknown_flag(spelled: &str) -> UsageError {
+    UsageError(format!("unknown option '{spelled}'"))
+}
+
+fn command_names() -> String {
+    COMMANDS
+        .iter()
+        .map(|def| def.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn duration(flag: &Flag, value: &str) -> Result<Millis, UsageError> {
+    clock::parse_duration(value)
+        .map_err(|message| UsageError(format!("--{}: {message}", flag.long)))
+}
+
+fn positive_duration(flag: &Flag, value: &str) -> Result<Millis, UsageError> {
+    let ms = duration(flag, value)?;
+    if ms <= 0 {
+        return Err(UsageError(format!(
+            "--{}: must be greater than 0",
+            flag.long
+        )));
+    }
+    Ok(ms)
+}
+
+/// Gives a flag its meaning. Every `FlagId` is handled here (the match is exhaustive).
+fn apply(low: &mut LowArgs, flag: &Flag, value: Option<String>) -> Result<(), UsageError> {
+    let text = value.unwrap_or_default();
+    match flag.id {
+        FlagId::Format => {
+            low.format = Some(Format::parse(&text).ok_or_else(|| {
+                UsageError(format!(
+                    "--format: unknown format '{text}' (use text, ndjson, json or tsv)"
+                ))
+            })?);
+        }
+        FlagId::Now => {
+            low.now = Some(clock::parse_rfc3339(&text).ok_or_else(|| {
+                UsageError(format!(
+                    "--now: '{text}' is not an RFC 3339 timestamp (e.g. 2026-11-22T08:00:00Z)"
+                ))
+            })?);
+        }
+        FlagId::QuietAfter => low.quiet_after = Some(positive_duration(flag, &text)?),
+        FlagId::StaleAfter => low.stale_after = Some(positive_duration(flag, &text)?),
+        FlagId::TimeoutAfter => low.timeout_after = Some(positive_duration(flag, &text)?),
+        FlagId::StuckAfter => low.stuck_after = Some(positive_duration(flag, &text)?),
+        FlagId::MaxRuntime => low.max_runtime = Some(positive_duration(flag, &text)?),
+        FlagId::LaunchTimeout => low.launch_timeout = Some(positive_duration(flag, &text)?),
+        FlagId::MaxClockSkew => low.max_clock_skew = Some(duration(flag, &text)?),
+        FlagId::TaskCard => {
+            if text.is_empty() {
+                return Err(UsageError("--task-card: the id is empty".into()));
+            }
+            low.task_cards.push(text);
+        }
+        FlagId::State => {
+            for state in text.split(',') {
+                if !crate::lifecycle::STATES.contains(&state) {
+                    return Err(UsageError(format!(
+                        "--state: unknown state '{state}' (states: {})",
+                        crate::lifecycle::STATES.join(", ")
+                    )));
+                }
+                low.states.push(state.to_string());
+            }
+        }
+        FlagId::Summary => low.summary = true,
+        FlagId::Check => low.check = true,
+        FlagId::Quiet => low.quiet = true,
+        FlagId::Help => low.help = true,
+        FlagId::Version => low.version = true,
+        FlagId::Generate => {
+            if text != "man" {
+                return Err(UsageError(format!(
+                    "--generate: unknown target '{text}' (only 'man')"
+                )));
+            }
+            low.generate_man = true;
+        }
+    }
+    Ok(())
+}
+
+fn check_applicability(low: &LowArgs) -> Result<(), UsageError> {
+    if low.help || low.version || low.generate_man {
+        return Ok(());
+    }
+    let Some(command) = low.command else {
+        return Ok(());
+    };
+    for id in &low.seen {
+        let Some(flag) = FLAGS.iter().find(|flag| flag.id == *id) else {
+            continue;
+        };
+        if flag.commands != 0 && flag.commands & command.bit() == 0 {
+            return Err(UsageError(format!(
+                "--{} does not apply to '{}' (see flatline {} --help)",
+                flag.long,
+                command.name(),
+                command.name()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn flag_synopsis(flag: &Flag) -> String {
+    let mut text = String::new();
+    if let Some(short) = flag.short {
+        let _ = write!(text, "-{short}, ");
+    }
+    let _ = write!(text, "--{}", flag.long);
+    if let Some(value) = flag.value {
+        let _ = write!(text, " {value}");
+    }
+    text
+}
+
+fn wrap(text: &str, indent: usize, width: usize, out: &mut String) {
+    let mut column = 0;
+    for word in text.split_whitespace() {
+        if column > indent && column + 1 + word.len() > width {
+            out.push('\n');
+            column = 0;
+        }
+        if column == 0 {
+            out.push_str(&" ".repeat(indent));
+            column = indent;
+        } else {
+            out.push(' ');
+            column += 1;
+        }
+        out.push_str(word);
+        column += word.len();
+    }
+    out.push('\n');
+}
+
+/// `flatline --help`: commands, every flag in one line, the exit statuses.
+pub fn help_text() -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "flatline {} - watchdog for the worker processes of AI-agent orchestrators\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    out.push_str("Usage: flatline COMMAND [OPTIONS] RUN_DIR...\n\nCommands:\n");
+    for def in COMMANDS {
+        let _ = writeln!(out, "  {:<15} {}", def.name, def.about);
+    }
+    out.push_str("\nOptions:\n");
+    let width = FLAGS
+        .iter()
+        .map(|flag| flag_synopsis(flag).len())
+        .max()
+        .unwrap_or(0);
+    for flag in FLAGS {
+        let _ = writeln!(out, "  {:<width$}  {}", flag_synopsis(flag), flag.about);
+    }
+    out.push_str(
+        "\nDurations: a whole number and a unit: 1500ms, 45s, 2m, 1h.\n\
+         Every option takes its value as the next argument or after '='.\n\nExit status:\n",
+    );
+    for (code, meaning) in exit::TABLE {
+        let mut line = String::new();
+        wrap(meaning, 9, 90, &mut line);
+        let _ = write!(out, "  {code:<6}{}", &line[8..]);
+    }
+    out.push_str("\n'flatline COMMAND --help' describes a command and its options in full;\n'man flatline' has everything.\n");
+    out
+}
+
+/// `flatline CMD --help`: the command's description and each of its flags in full.
+pub fn command_help_text(command: Command) -> String {
+    let def = command.def();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "flatline {} - {}\n\nUsage: flatline {} [OPTIONS] {}\n",
+        def.name, def.about, def.name, def.operands
+    );
+    wrap(def.doc, 2, 90, &mut out);
+    let _ = writeln!(out, "\n  Writes: {}\n\nOptions:", def.writes);
+    for flag in FLAGS
+        .iter()
+        .filter(|flag| flag.commands & command.bit() != 0 || flag.commands == 0)
+    {
+        let _ = writeln!(out, "  {}", flag_synopsis(flag));
+        wrap(flag.doc, 10, 90, &mut out);
+    }
+    out
+}
+
+pub fn version_text() -> String {
+    format!("flatline {}\n", env!("CARGO_PKG_VERSION"))
+}
+
+/// Escapes text for roff: backslashes, leading dots and quotes, and ASCII hyphens in option
+/// names (`\-`), so that mandoc and groff render them as typed.
+fn roff(text: &str) -> String {
+    text.replace('\\', "\\e").replace('-', "\\-")
+}
+
+/// Roff text: every sentence starts a new line (as roff wants), and lines wrap before 80
+/// columns.
+fn roff_paragraph(text: &str, out: &mut String) {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let mut line = String::new();
+    for (i, word) in words.iter().enumerate() {
+        let word = roff(word);
+        if !line.is_empty() && line.len() + 1 + word.len() > 78 {
+            out.push_str(&line);
+            out.push('\n');
+            line.clear();
+        }
+        if line.is_empty() && (word.starts_with('.') || word.starts_with('\'')) {
+            line.push_str("\\&");
+        } else if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&word);
+        let next_starts_sentence = words
+            .get(i + 1)
+            .and_then(|next| next.chars().next())
+            .is_some_and(|c| c.is_uppercase() || c.is_ascii_digit());
+        if (word.ends_with('.') && next_starts_sentence)
+            || (word.ends_with(':') && i + 1 < words.len())
+        {
+            out.push_str(&line);
+            out.push('\n');
+            line.clear();
+        }
+    }
+    if !line.is_empty() {
+        out.push_str(&line);
+        out.push('\n');
+    }
+}
+
+/// The date on the man page; change it with the text.
+const MAN_DATE: &str = "November 22, 2026";
+
+/// The man page, generated from `COMMANDS`, `FLAGS`, `exit::TABLE` and `man_sections()`.
+pub fn man_page() -> String {
+    let mut out = String::new();
+    out.push_str(".\\\" Generated by 'flatline --generate man' from src/cli.rs; do not edit.\n");
+    let _ = writeln!(out, ".Dd {MAN_DATE}\n.Dt FLATLINE 1\n.Os");
+    out.push_str(
+        ".Sh NAME\n.Nm flatline\n.Nd watchdog for the worker processes of AI-agent orchestrators\n",
+    );
+    out.push_str(".Sh SYNOPSIS\n");
+    for def in COMMANDS {
+        let _ = writeln!(
+            out,
+            ".Nm\n.Cm {}\n.Op Ar options\n.Ar {}",
+            def.name,
+            def.operands.trim_end_matches("...")
+        );
+        if def.operands.ends_with("...") {
+            out.push_str(".Ar ...\n");
+        }
+    }
+    out.push_str(".Sh DESCRIPTION\n");
+    paragraphs(crate::manual::DESCRIPTION, &mut out);
+    out.push_str(".Sh COMMANDS\n.Bl -tag -width Ds\n");
+    for def in COMMANDS {
+        let _ = writeln!(
+            out,
+            ".It Cm {} Ar {}",
+            def.name,
+            def.operands.trim_end_matches("...")
+        );
+        roff_paragraph(def.doc, &mut out);
+        let _ = writeln!(out, ".Pp\nWrites: {}.", roff(def.writes));
+        let options: Vec<&str> = FLAGS
+            .iter()
+            .filter(|flag| flag.commands & def.command.bit() != 0)
+            .map(|flag| flag.long)
+            .collect();
+        if !options.is_empty() {
+            out.push_str(".Pp\nOptions:\n");
+            for (i, long) in options.iter().enumerate() {
+                let separator = if i + 1 < options.len() { " ," } else { "" };
+                let _ = writeln!(out, ".Fl \\-{}{separator}", roff(long));
+            }
+        }
+    }
+    out.push_str(".El\n.Sh OPTIONS\n.Bl -tag -width Ds\n");
+    for flag in FLAGS {
+        out.push_str(".It");
+        if let Some(short) = flag.short {
+            let _ = write!(out, " Fl {short} ,");
+        }
+        let _ = write!(out, " Fl \\-{}", roff(flag.long));
+        if let Some(value) = flag.value {
+            let _ = write!(out, " Ar {}", roff(value));
+        }
+        out.push('\n');
+        roff_paragraph(flag.doc, &mut out);
+    }
+    out.push_str(".El\n");
+    for (title, paragraphs) in crate::manual::SECTIONS {
+        let _ = writeln!(out, ".Sh {title}");
+        self::paragraphs(paragraphs, &mut out);
+    }
+    out.push_str(
+        ".Sh EXIT STATUS\nWhen several apply, the first listed wins.\n.Bl -tag -width Ds\n",
+    );
+    for (code, meaning) in exit::TABLE {
+        let _ = writeln!(out, ".It {}", roff(code));
+        roff_paragraph(meaning, &mut out);
+    }
+    out.push_str(".El\n.Sh EXAMPLES\n");
+    for (i, (what, command)) in crate::manual::EXAMPLES.iter().enumerate() {
+        if i > 0 {
+            out.push_str(".Pp\n");
+        }
+        roff_paragraph(what, &mut out);
+        let _ = writeln!(out, ".Bd -literal -offset indent\n{}\n.Ed", roff(command));
+    }
+    // Plain names rather than .Xr: the lint would otherwise depend on which manuals the
+    // machine running it has installed.
+    out.push_str(".Sh SEE ALSO\njq(1), flock(2), kill(2), pidfd_open(2), proc(5)\n");
+    out
+}
+
+/// Paragraphs after a section heading (the first needs no paragraph macro).
+fn paragraphs(texts: &[&str], out: &mut String) {
+    for (i, paragraph) in texts.iter().enumerate() {
+        if i > 0 {
+            out.push_str(".Pp\n");
+        }
+        roff_paragraph(paragraph, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(args: &[&str]) -> LowArgs {
+        parse(args.iter().copied()).unwrap()
+    }
+
+    fn parse_err(args: &[&str]) -> String {
+        parse(args.iter().copied()).unwrap_err().0
+    }
+
+    #[test]
+    fn every_command_variant_has_one_table_entry() {
+        for def in COMMANDS {
+            assert_eq!(def.command.def().name, def.name);
+            assert_eq!(
+                COMMANDS.iter().filter(|d| d.command == def.command).count(),
+                1
+            );
+        }
+    }
+
+    #[test]
+    fn flag_names_are_unique() {
+        for flag in FLAGS {
+            assert_eq!(
+                FLAGS.iter().filter(|f| f.long == flag.long).count(),
+                1,
+                "{}",
+                flag.long
+            );
+            assert_eq!(FLAGS.iter().filter(|f| f.id == flag.id).count(), 1);
+            if let Some(short) = flag.short {
+                assert_eq!(FLAGS.iter().filter(|f| f.short == Some(short)).count(), 1);
+            }
+        }
+    }
+
+    #[test]
+    fn values_come_after_equals_or_as_the_next_argument() {
+        let a = parse_ok(&["status", "--stale-after=30s", "--format", "json", "run"]);
+        assert_eq!(a.command, Some(Command::Status));
+        assert_eq!(a.stale_after, Some(30_000));
+        assert_eq!(a.format, Some(Format::Json));
+        assert_eq!(a.operands, vec![OsString::from("run")]);
+        let b = parse_ok(&["--format=tsv", "status", "a", "b"]);
+        assert_eq!(b.format, Some(Format::Tsv));
+        assert_eq!(b.operands.len(), 2);
+    }
+
+    #[test]
+    fn repeatable_filters_accumulate() {
+        let a = parse_ok(&[
+            "status",
+            "--task-card",
+            "t1",
+            "--task-card=t2",
+            "--state",
+            "stale,timed_out",
+            "--state=queued",
+            "r",
+        ]);
+        assert_eq!(a.task_cards, ["t1", "t2"]);
+        assert_eq!(a.states, ["stale", "timed_out", "queued"]);
+    }
+
+    #[test]
+    fn usage_errors_say_what_is_wrong() {
+        assert!(parse_err(&["frobnicate"]).contains("unknown command 'frobnicate'"));
+        assert!(parse_err(&["status", "--bogus"]).contains("unknown option '--bogus'"));
+        assert!(parse_err(&["status", "--stale-after", "45"]).contains("missing unit"));
+        assert!(parse_err(&["status", "--stale-after", "0s"]).contains("greater than 0"));
+        assert!(parse_err(&["status", "--format", "xml"]).contains("unknown format 'xml'"));
+        assert!(parse_err(&["status", "--now", "noon"]).contains("not an RFC 3339"));
+        assert!(parse_err(&["status", "--state", "sleepy"]).contains("unknown state 'sleepy'"));
+        assert!(parse_err(&["status", "--stale-after"]).contains("needs a value"));
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(parse_ok(&["--help"]).mode(), Mode::Help(None));
+        assert_eq!(
+            parse_ok(&["status", "-h"]).mode(),
+            Mode::Help(Some(Command::Status))
+        );
+        assert_eq!(
+            parse_ok(&["--help", "status"]).mode(),
+            Mode::Help(Some(Command::Status))
+        );
+        assert_eq!(parse_ok(&["-V"]).mode(), Mode::Version);
+        assert_eq!(parse_ok(&["--generate", "man"]).mode(), Mode::Man);
+        assert_eq!(parse_ok(&[]).mode(), Mode::Help(None));
+        assert_eq!(
+            parse_ok(&["status", "r"]).mode(),
+            Mode::Run(Command::Status)
+        );
+    }
+
+    #[test]
+    fn help_names_every_flag_and_exit_status() {
+        let help = help_text();
+        for flag in FLAGS {
+            assert!(help.contains(&format!("--{}", flag.long)), "{}", flag.long);
+        }
+        for (code, _) in exit::TABLE {
+            assert!(help.contains(&format!("  {code} ")), "{code}");
+        }
+        for def in COMMANDS {
+            let command_help = command_help_text(def.command);
+            for flag in FLAGS.iter().filter(|f| f.commands & def.command.bit() != 0) {
+                assert!(command_help.contains(&format!("--{}", flag.long)));
+            }
+        }
+    }
+
+    #[test]
+    fn the_committed_man_page_is_generated_from_the_table() {
+        let committed =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/man/flatline.1"))
+                .unwrap_or_default();
+        assert!(
+            committed == man_page(),
+            "man/flatline.1 differs from the flag table: run `make man` and commit the result"
+        );
+    }
+
+    #[test]
+    fn the_man_page_documents_every_flag() {
+        let page = man_page();
+        for flag in FLAGS {
+            assert!(
+                page.contains(&format!("Fl \\-{}", roff(flag.long))),
+                "{}",
+                flag.long
+            );
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! config: the command line resolved against the environment (SPEC §2, §6).
+//!
+//! `cli` records what was typed; this module applies defaults, checks what only makes
+//! sense together (threshold order, `--now` with signals), and decides the output format.
+
+use crate::cli::{Command, Format, LowArgs, UsageError};
+use crate::clock::{self, Millis};
+use crate::lifecycle::{State, Thresholds};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+/// Everything a run needs to know, resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub command: Command,
+    pub run_dirs: Vec<PathBuf>,
+    pub format: Format,
+    /// The instant the run takes as "now": `--now`, else the wall clock read once.
+    pub now: Millis,
+    pub now_given: bool,
+    pub thresholds: Thresholds,
+    pub task_cards: Vec<String>,
+    pub states: Vec<State>,
+    pub summary: bool,
+    pub check: bool,
+    pub quiet: bool,
+}
+
+impl Config {
+    /// Whether `--task-card` lets this card through.
+    pub fn card_selected(&self, card: Option<&str>) -> bool {
+        self.task_cards.is_empty()
+            || card.is_some_and(|card| self.task_cards.iter().any(|c| c == card))
+    }
+}
+
+/// Resolves parsed arguments for `command`. `stdout_is_terminal` decides the default format.
+pub fn resolve(
+    low: LowArgs,
+    command: Command,
+    stdout_is_terminal: bool,
+) -> Result<Config, UsageError> {
+    if low.operands.is_empty() {
+        return Err(UsageError(format!(
+            "{} needs at least one RUN_DIR",
+            command.name()
+        )));
+    }
+    let stale = low
+        .stale_after
+        .unwrap_or(crate::lifecycle::DEFAULT_STALE_MS);
+    if let Some(timeout) = low.timeout_after
+        && timeout < stale
+    {
+        return Err(UsageError(format!(
+            "--timeout-after {} is below the stale threshold {} (--stale-after); the timeout must not come first",
+            clock::format_duration(timeout),
+            clock::format_duration(stale)
+        )));
+    }
+    if let Some(quiet) = low.quiet_after
+        && quiet > stale
+    {
+        return Err(UsageError(format!(
+            "--quiet-after {} is above the stale threshold {} (--stale-after)",
+            clock::format_duration(quiet),
+            clock::format_duration(stale)
+        )));
+    }
+    let thresholds = Thresholds {
+        quiet: low.quiet_after,
+        stale: low.stale_after,
+        timeout: low.timeout_after,
+        stuck: low.stuck_after,
+        max_runtime: low.max_runtime,
+        launch_timeout: low.launch_timeout,
+        max_clock_skew: low
+            .max_clock_skew
+            .unwrap_or(crate::lifecycle::DEFAULT_MAX_CLOCK_SKEW_MS),
+    };
+    let format = low.format.unwrap_or(if stdout_is_terminal {
+        Format::Text
+    } else {
+        Format::Ndjson
+    });
+    Ok(Config {
+        command,
+        run_dirs: low.operands.into_iter().map(PathBuf::from).collect(),
+        format,
+        now: low.now.unwrap_or_else(clock::now_ms),
+        now_given: low.now.is_some(),
+        thresholds,
+        task_cards: low.task_cards,
+        states: low
+            .states
+            .iter()
+            .filter_map(|state| State::parse(state))
+            .collect(),
+        summary: low.summary,
+        check: low.check,
+        quiet: low.quiet,
+    })
+}
+
+/// Whether stdout is a terminal (for the default format).
+pub fn stdout_is_terminal() -> bool {
+    std::io::stdout().is_terminal()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::parse;
+
+    fn resolve_args(args: &[&str]) -> Result<Config, String> {
+        let low = parse(args.iter().copied()).map_err(|e| e.0)?;
+        let command = low.command.ok_or("no command")?;
+        resolve(low, command, false).map_err(|e| e.0)
+    }
+
+    #[test]
+    fn defaults() {
+        let config = resolve_args(&["status", "run"]).unwrap();
+        assert_eq!(config.format, Format::Ndjson);
+        assert_eq!(config.thresholds, Thresholds::default());
+        assert!(!config.now_given);
+        let config = resolve_args(&["status", "--now", "2026-11-22T08:00:00Z", "run"]).unwrap();
+        assert_eq!(config.now, 1_795_334_400_000);
+        assert!(config.now_given);
+    }
+
+    #[test]
+    fn terminal_defaults_to_text() {
+        let low = parse(["status", "run"]).unwrap();
+        assert_eq!(
+            resolve(low, Command::Status, true).unwrap().format,
+            Format::Text
+        );
+    }
+
+    #[test]
+    fn command_line_thresholds_out_of_order_are_usage_errors() {
+        let error = resolve_args(&["status", "--timeout-after", "30s", "run"]).unwrap_err();
+        assert!(
+            error.contains("--timeout-after 30s is below the stale threshold 45s"),
+            "{error}"
+        );
+        let error = resolve_args(&[
+            "status",
+            "--stale-after",
+            "10s",
+            "--timeout-after",
+            "5s",
+            "run",
+        ])
+        .unwrap_err();
+        assert!(error.contains("below the stale threshold 10s"), "{error}");
+        let error = resolve_args(&["status", "--quiet-after", "50s", "run"]).unwrap_err();
+        assert!(
+            error.contains("--quiet-after 50s is above the stale threshold 45s"),
+            "{error}"
+        );
+        assert!(
+            resolve_args(&[
+                "status",
+                "--stale-after",
+                "10s",
+                "--timeout-after",
+                "10s",
+                "--quiet-after",
+                "10s",
+                "run"
+            ])
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn run_dirs_are_required() {
+        assert!(
+            resolve_args(&["status"])
+                .unwrap_err()
+                .contains("needs at least one RUN_DIR")
+        );
+    }
+
+    #[test]
+    fn card_filter() {
+        let config = resolve_args(&["status", "--task-card", "a", "run"]).unwrap();
+        assert!(config.card_selected(Some("a")));
+        assert!(!config.card_selected(Some("b")));
+        assert!(!config.card_selected(None));
+        let all = resolve_args(&["status", "run"]).unwrap();
+        assert!(all.card_selected(None));
+    }
+}

@@ -1,0 +1,78 @@
+//! flatline: a watchdog for the worker processes of AI-agent orchestrators.
+//!
+//! The crate is a pure core (lifecycle views, event digests, plans) and a thin imperative
+//! shell (scan, process, store, output) around it; `main.rs` only parses, runs and exits.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod doc;
+pub mod events;
+pub mod exit;
+pub mod files;
+pub mod lifecycle;
+pub mod manual;
+pub mod output;
+pub mod process;
+pub mod scan;
+pub mod status;
+pub mod stop;
+pub mod text;
+
+use cli::{Command, Mode};
+use exit::Exit;
+use output::Diagnostics;
+use std::ffi::OsString;
+use std::io::Write;
+
+/// Parses `args` (without the program name), runs the command and returns the exit status.
+pub fn main_with_args<I>(args: I) -> Exit
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    // Signals first: a SIGTERM during start-up must already be a clean stop.
+    let stop = match stop::Stop::install() {
+        Ok(stop) => stop,
+        Err(error) => {
+            eprintln!("flatline: cannot install signal handlers: {error}");
+            return Exit::FileProblem;
+        }
+    };
+    let mut diag = Diagnostics::new(output::stderr_is_journal());
+    let low = match cli::parse(args) {
+        Ok(low) => low,
+        Err(error) => return usage_error(&mut diag, &error.0),
+    };
+    let command = match low.mode() {
+        Mode::Help(None) => return print(&cli::help_text()),
+        Mode::Help(Some(command)) => return print(&cli::command_help_text(command)),
+        Mode::Version => return print(&cli::version_text()),
+        Mode::Man => return print(&cli::man_page()),
+        Mode::Run(command) => command,
+    };
+    let config = match config::resolve(low, command, config::stdout_is_terminal()) {
+        Ok(config) => config,
+        Err(error) => return usage_error(&mut diag, &error.0),
+    };
+    match command {
+        Command::Status => status::run(&config, &mut diag, &stop),
+    }
+}
+
+fn usage_error(diag: &mut Diagnostics, message: &str) -> Exit {
+    diag.notice_usage(message);
+    Exit::Usage
+}
+
+fn print(text: &str) -> Exit {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Exit::Ok,
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Exit::Ok,
+        Err(_) => Exit::FileProblem,
+    }
+}

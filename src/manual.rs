@@ -1,0 +1,142 @@
+//! manual: the prose of the man page that is not generated from the flag table.
+//!
+//! Paragraphs are plain text (one sentence may span lines); `cli::man_page` turns them into
+//! mdoc, one sentence per line.
+
+pub const DESCRIPTION: &[&str] = &[
+    "flatline watches over the worker processes of AI-agent orchestrators (Codex CLI, Claude \
+     Code, Gemini CLI, Kimi CLI and the like). \
+     Orchestrators record each worker's life in files beneath a run directory: one JSON \
+     delegation document per worker, the worker's JSON Lines event stream, and heartbeat files. \
+     flatline reads those files in a single pass, computes the lifecycle view of every worker, \
+     and prints it for people or for programs.",
+    "Every command takes one or more run directories. \
+     A directory named twice is read once. \
+     A run directory without a delegations directory is empty, not an error. \
+     Files are processed in file-name order, so output is deterministic. \
+     One file's problem is one line on standard error and the run goes on.",
+];
+
+pub const SECTIONS: &[(&str, &[&str])] = &[
+    (
+        "RUN DIRECTORY",
+        &[
+            "RUN_DIR/delegations/NAME.json holds one delegation each. \
+             Files whose names start with a dot (writers' temporary files) and NAME.result.json \
+             files are skipped. \
+             Only regular files are read, never through a symlink, at most 16 MiB each: a \
+             FIFO, device or symlink in their place is an error for that entry, never a hang.",
+            "flatline reads these fields of a delegation, all optional; a field of the wrong \
+             JSON type counts as absent and is reported: delegation_id, task_card_id, \
+             work_kind (else worker_request.work_kind, else worker_launch_evidence.work_kind), \
+             child_agent.status (else executor.status; missing means queued), and in \
+             worker_lifecycle: state, reclaim_state, queued_at, launch_requested_at, \
+             started_at, process_id, process_started_at, process_last_seen_at, \
+             last_progress_at, returned_at, stale_at, timed_out_at, exit_code, \
+             process_fingerprint, quiet_after_ms, stale_after_ms and timeout_after_ms. \
+             Timestamps are RFC 3339; an invalid one counts as absent and is reported.",
+        ],
+    ),
+    (
+        "LIFECYCLE",
+        &[
+            "Thresholds: the stale threshold is worker_lifecycle.stale_after_ms, else \
+             --stale-after, else 45s. \
+             The timeout is worker_lifecycle.timeout_after_ms, else --timeout-after, else twice \
+             the stale threshold. \
+             --stuck-after caps both; the timeout is then raised to at least the stale \
+             threshold. \
+             The quiet threshold is worker_lifecycle.quiet_after_ms, else --quiet-after, else \
+             half the stale threshold, kept between 1ms and the stale threshold. \
+             Per-worker values out of order are clamped with the warning invalid_threshold; \
+             command-line values out of order are a usage error.",
+            "The progress baseline is last_progress_at, else started_at, else \
+             process_started_at, else launch_requested_at, else queued_at. \
+             A baseline in the future by no more than --max-clock-skew gives age 0 and the \
+             warning clock_skew; one further ahead is not trusted and the state is unknown. \
+             Without any baseline the state is unknown with the warning no_progress_baseline.",
+            "A running worker whose progress age reached the timeout, or whose run time \
+             reached --max-runtime, is timed_out; else one whose age reached the stale \
+             threshold, or whose launch waited past --launch-timeout, is stale. \
+             Both need reclaim (reclaim_state reclaim_needed). \
+             Else a worker with launch_requested_at and no started_at is launching; else one \
+             whose age reached the quiet threshold is running_quiet; else running_active. \
+             child_agent.status completed is returned (resumable), failed is failed, cancelled \
+             is cancelled and queued is queued; any other status is unknown with the warning \
+             unknown_status. \
+             A stored reclaim_state of reclaimed is kept, with the stored state.",
+            "next_action is none for a reclaimed worker, finalize for a running worker whose \
+             process is gone or reused, reclaim for stale and timed_out, advance for returned, \
+             none for failed and cancelled, and await_worker otherwise. \
+             A record needs attention (see --check) when it needs reclaim, its state is \
+             unknown, its next_action is finalize, or it is running with an invalid or \
+             unverifiable process id.",
+        ],
+    ),
+    (
+        "PROCESS IDENTITY",
+        &[
+            "Processes are looked at only for running delegations. \
+             A process id must be a JSON integer from 2 to the kernel's pid_max, not flatline \
+             itself nor one of its ancestors, and a process rather than a thread; anything else \
+             is invalid_process_id and is never signalled. \
+             A process is alive when kill(pid, 0) succeeds or fails with EPERM; a zombie has \
+             exited.",
+            "process_identity says whether the process now holding the pid is the worker. \
+             With a process_fingerprint (start_ticks, boot_id, pid_ns) it is verified when all \
+             three match, gone after a reboot, unverifiable in another pid namespace, and \
+             reused otherwise. \
+             Without one, the process must have started no later than the earliest recorded \
+             sign of life (process_started_at, started_at, last_progress_at) plus 2s, and no \
+             earlier than launch_requested_at (else queued_at) minus 2s: outside that window it \
+             is reused, the pid recycled by another process. \
+             Without any evidence, or when /proc hides the process, it is unverifiable. \
+             Start times come from the real clocks, never from --now.",
+        ],
+    ),
+    (
+        "OUTPUT",
+        &[
+            "ndjson prints one compact JSON object per line; kind is delegation or summary. \
+             A delegation record has kind, run_dir, path, delegation_id, task_card_id, \
+             work_kind, status, state, reclaim_state, process_id, process_alive, \
+             process_identity, last_progress_at, progress_baseline, elapsed_since_progress_ms, \
+             quiet_after_ms, stale_after_ms, timeout_after_ms, stale_at, timed_out_at, \
+             next_action, transition, classification, recovery_action, recovery_reason, \
+             summary, needs_attention and warnings. \
+             Durations are integer milliseconds; timestamps are UTC RFC 3339 with milliseconds.",
+            "Problems go to standard error, one line each: flatline: PATH: what is wrong. \
+             Control characters are escaped. \
+             When standard error is the journal (JOURNAL_STREAM names it), lines carry the \
+             priority prefixes <3>, <4> and <6>. \
+             A closed standard output (as with head) ends printing, not the work, and is not an \
+             error.",
+        ],
+    ),
+    (
+        "ENVIRONMENT",
+        &[
+            "JOURNAL_STREAM: set by systemd; when it names standard error, problem lines carry \
+           journald priority prefixes.",
+        ],
+    ),
+];
+
+pub const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "Show every worker of a run as a table:",
+        "flatline status --format text /srv/runs/r42",
+    ),
+    (
+        "List the delegations that need reclaim, for a script:",
+        "flatline status /srv/runs/r42 | jq -c 'select(.reclaim_state == \"reclaim_needed\")'",
+    ),
+    (
+        "Fail a health check when anything needs attention:",
+        "flatline status --check --quiet /srv/runs/*",
+    ),
+    (
+        "Count workers per task card:",
+        "flatline status --summary /srv/runs/r42 | jq -c 'select(.kind == \"summary\")'",
+    ),
+];

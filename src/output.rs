@@ -1,0 +1,626 @@
+//! output: records on stdout (ndjson, json, tsv, text) and problems on stderr.
+//!
+//! stdout is for programs: ndjson streams one compact object per record through a locked
+//! `BufWriter`, so memory does not grow with the number of records; json streams its
+//! `records` array the same way. tsv and text need every record before the first line (the
+//! header is the union of the fields; columns are aligned) and are for small outputs. A
+//! closed stdout (`| head`) ends printing quietly; the work goes on.
+//! stderr is for people: one line per problem, `flatline: PATH: what is wrong`, with
+//! journald priority prefixes when stderr is the journal.
+
+use crate::cli::Format;
+use crate::clock::{self, Millis};
+use crate::exit::Exit;
+use crate::text::escape_control;
+use serde::ser::{Serialize, Serializer};
+use serde_json::{Map, Value};
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+/// A timestamp that serializes as RFC 3339 (or null).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ts(pub Option<Millis>);
+
+impl Serialize for Ts {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(ms) => serializer.serialize_str(&clock::format_rfc3339(ms)),
+            None => serializer.serialize_none(),
+        }
+    }
+}
+
+/// A path that serializes as (lossy) UTF-8.
+#[derive(Debug, Clone, Copy)]
+pub struct PathText<'a>(pub &'a Path);
+
+impl Serialize for PathText<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0.to_string_lossy())
+    }
+}
+
+/// Where records go.
+pub struct Output {
+    format: Format,
+    quiet: bool,
+    out: BufWriter<Box<dyn Write>>,
+    /// stdout was closed by the reader: stop printing, keep working.
+    closed: bool,
+    /// json: the document's opening has been written.
+    opened: bool,
+    /// json: records written so far (for commas).
+    written: u64,
+    /// tsv and text: every record, kept until `finish`.
+    rows: Vec<Map<String, Value>>,
+    header: Header,
+    line: Vec<u8>,
+}
+
+/// The json document's fields that are known before the first record.
+#[derive(Debug, Clone, Default)]
+pub struct Header {
+    pub run_dirs: Vec<String>,
+    pub checked_at: Millis,
+}
+
+/// One problem, for the json document's `errors`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ErrorEntry {
+    pub path: String,
+    pub message: String,
+}
+
+impl Output {
+    pub fn new(format: Format, quiet: bool, header: Header, sink: Box<dyn Write>) -> Output {
+        Output {
+            format,
+            quiet,
+            out: BufWriter::with_capacity(64 * 1024, sink),
+            closed: false,
+            opened: false,
+            written: 0,
+            rows: Vec::new(),
+            header,
+            line: Vec::with_capacity(1024),
+        }
+    }
+
+    /// Output on the process's stdout.
+    pub fn stdout(format: Format, quiet: bool, header: Header) -> Output {
+        Output::new(format, quiet, header, Box::new(io::stdout().lock()))
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        match self.out.write_all(bytes) {
+            Err(error) if error.kind() == io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn open_json(&mut self) -> io::Result<()> {
+        if self.opened {
+            return Ok(());
+        }
+        self.opened = true;
+        let mut head = b"{\"run_dirs\":".to_vec();
+        serde_json::to_writer(&mut head, &self.header.run_dirs)?;
+        head.extend_from_slice(b",\"checked_at\":");
+        serde_json::to_writer(&mut head, &Ts(Some(self.header.checked_at)))?;
+        head.extend_from_slice(b",\"records\":[");
+        self.write(&head)
+    }
+
+    /// Prints one record (any `Serialize` struct with a `kind` field first).
+    pub fn record<T: Serialize>(&mut self, record: &T) -> io::Result<()> {
+        if self.quiet || self.closed {
+            return Ok(());
+        }
+        match self.format {
+            Format::Ndjson => {
+                let mut line = std::mem::take(&mut self.line);
+                line.clear();
+                serde_json::to_writer(&mut line, record)?;
+                line.push(b'\n');
+                let result = self.write(&line);
+                self.line = line;
+                result
+            }
+            Format::Json => {
+                self.open_json()?;
+                let mut line = std::mem::take(&mut self.line);
+                line.clear();
+                if self.written > 0 {
+                    line.push(b',');
+                }
+                serde_json::to_writer(&mut line, record)?;
+                self.written += 1;
+                let result = self.write(&line);
+                self.line = line;
+                result
+            }
+            Format::Tsv | Format::Text => {
+                if let Value::Object(map) = serde_json::to_value(record)? {
+                    self.rows.push(map);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends the output: the json document's tail (`summary`, `errors`), or the tsv/text
+    /// table. Summary rows are printed as records in the other formats by the caller.
+    pub fn finish<S: Serialize>(
+        mut self,
+        summary: &[S],
+        errors: &[ErrorEntry],
+        tally: &str,
+    ) -> io::Result<()> {
+        if !self.quiet {
+            match self.format {
+                Format::Ndjson => {}
+                Format::Json => {
+                    self.open_json()?;
+                    let mut tail = b"],\"summary\":".to_vec();
+                    serde_json::to_writer(&mut tail, summary)?;
+                    tail.extend_from_slice(b",\"errors\":");
+                    serde_json::to_writer(&mut tail, errors)?;
+                    tail.extend_from_slice(b"}\n");
+                    self.write(&tail)?;
+                }
+                Format::Tsv => {
+                    let text = render_tsv(&self.rows);
+                    self.write(text.as_bytes())?;
+                }
+                Format::Text => {
+                    let mut text = render_text(&self.rows);
+                    if !tally.is_empty() {
+                        text.push_str(tally);
+                        text.push('\n');
+                    }
+                    self.write(text.as_bytes())?;
+                }
+            }
+        }
+        match self.out.flush() {
+            Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            other => other,
+        }
+    }
+
+    /// True when records are held until `finish` (tsv, text).
+    pub fn buffers(&self) -> bool {
+        matches!(self.format, Format::Tsv | Format::Text)
+    }
+}
+
+/// A tsv cell: strings as they are with `\t`, `\n`, `\r` and `\\` escaped; null empty;
+/// arrays of strings joined with commas; other values as JSON.
+fn tsv_cell(value: &Value) -> String {
+    let raw = match value {
+        Value::Null => return String::new(),
+        Value::String(text) => text.clone(),
+        Value::Array(items) if items.iter().all(Value::is_string) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(","),
+        other => other.to_string(),
+    };
+    let mut out = String::with_capacity(raw.len());
+    for ch in raw.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            ch => out.push(ch),
+        }
+    }
+    out
+}
+
+fn render_tsv(rows: &[Map<String, Value>]) -> String {
+    let mut columns: Vec<&str> = Vec::new();
+    for row in rows {
+        for key in row.keys() {
+            if !columns.contains(&key.as_str()) {
+                columns.push(key);
+            }
+        }
+    }
+    let mut out = String::new();
+    if columns.is_empty() {
+        return out;
+    }
+    out.push_str(&columns.join("\t"));
+    out.push('\n');
+    for row in rows {
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|column| row.get(*column).map(tsv_cell).unwrap_or_default())
+            .collect();
+        out.push_str(&cells.join("\t"));
+        out.push('\n');
+    }
+    out
+}
+
+/// The columns the text table shows for each kind of record.
+fn text_columns(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "delegation" => &[
+            "delegation_id",
+            "task_card_id",
+            "state",
+            "elapsed_since_progress_ms",
+            "process_id",
+            "process_identity",
+            "next_action",
+            "summary",
+        ],
+        "summary" => &[
+            "run_dir",
+            "task_card_id",
+            "total",
+            "active",
+            "queued",
+            "launching",
+            "running",
+            "running_quiet",
+            "returned",
+            "failed",
+            "stale",
+            "timed_out",
+            "reclaim_needed",
+            "reclaimed",
+        ],
+        _ => &[],
+    }
+}
+
+fn text_cell(column: &str, value: Option<&Value>) -> String {
+    let Some(value) = value else {
+        return "-".into();
+    };
+    let text = match value {
+        Value::Null => "-".to_string(),
+        Value::Number(n) if column.ends_with("_ms") => n
+            .as_i64()
+            .map(human_duration)
+            .unwrap_or_else(|| n.to_string()),
+        Value::String(text) => text.clone(),
+        Value::Array(items) if items.iter().all(Value::is_string) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(","),
+        other => other.to_string(),
+    };
+    escape_control(&text).into_owned()
+}
+
+/// `90000` → `1m30s`, for people.
+pub fn human_duration(ms: Millis) -> String {
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let secs = ms / 1000;
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m{s:02}s"),
+        _ => format!("{h}h{m:02}m"),
+    }
+}
+
+fn header_name(column: &str) -> String {
+    let name = match column {
+        "elapsed_since_progress_ms" => "progress age",
+        "process_id" => "pid",
+        "process_identity" => "process",
+        "delegation_id" => "delegation",
+        "task_card_id" => "task card",
+        other => other,
+    };
+    name.to_uppercase()
+}
+
+fn render_text(rows: &[Map<String, Value>]) -> String {
+    // One table per kind, in order of first appearance.
+    let mut kinds: Vec<&str> = Vec::new();
+    for row in rows {
+        let kind = row.get("kind").and_then(Value::as_str).unwrap_or("");
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    let mut out = String::new();
+    for (index, kind) in kinds.iter().enumerate() {
+        let group: Vec<&Map<String, Value>> = rows
+            .iter()
+            .filter(|row| row.get("kind").and_then(Value::as_str).unwrap_or("") == *kind)
+            .collect();
+        let mut columns: Vec<String> = text_columns(kind).iter().map(|c| c.to_string()).collect();
+        if columns.is_empty() {
+            for row in &group {
+                for key in row.keys().filter(|k| *k != "kind") {
+                    if !columns.contains(key) {
+                        columns.push(key.clone());
+                    }
+                }
+            }
+        }
+        let table: Vec<Vec<String>> = group
+            .iter()
+            .map(|row| columns.iter().map(|c| text_cell(c, row.get(c))).collect())
+            .collect();
+        let headers: Vec<String> = columns.iter().map(|c| header_name(c)).collect();
+        let widths: Vec<usize> = (0..columns.len())
+            .map(|i| {
+                table
+                    .iter()
+                    .map(|row| row[i].chars().count())
+                    .chain(std::iter::once(headers[i].chars().count()))
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        if index > 0 {
+            out.push('\n');
+        }
+        for row in std::iter::once(&headers).chain(table.iter()) {
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                if i + 1 == row.len() {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(cell);
+                    line.push_str(&" ".repeat(widths[i] - cell.chars().count() + 2));
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// How a problem line is classed for the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Error,
+    Warning,
+    Notice,
+}
+
+/// Problems found during a run: printed to stderr at once, kept for the json document,
+/// and folded into the exit status.
+#[derive(Debug)]
+pub struct Diagnostics {
+    pub exit: Exit,
+    pub errors: Vec<ErrorEntry>,
+    journal: bool,
+    quiet_warnings: bool,
+}
+
+impl Diagnostics {
+    pub fn new(journal: bool) -> Diagnostics {
+        Diagnostics {
+            exit: Exit::Ok,
+            errors: Vec::new(),
+            journal,
+            quiet_warnings: false,
+        }
+    }
+
+    fn emit(&mut self, level: Level, path: &str, message: &str) {
+        let prefix = match (self.journal, level) {
+            (false, _) => "",
+            (true, Level::Error) => "<3>",
+            (true, Level::Warning) => "<4>",
+            (true, Level::Notice) => "<6>",
+        };
+        let line = if path.is_empty() {
+            format!("{prefix}flatline: {}\n", escape_control(message))
+        } else {
+            format!(
+                "{prefix}flatline: {}: {}\n",
+                escape_control(path),
+                escape_control(message)
+            )
+        };
+        // A closed stderr must not stop the work either.
+        let _ = io::stderr().lock().write_all(line.as_bytes());
+    }
+
+    /// A problem with one file or directory: one line, and the exit status it implies.
+    pub fn error(&mut self, path: &Path, message: &str, exit: Exit) {
+        let path = path.to_string_lossy();
+        self.emit(Level::Error, &path, message);
+        self.errors.push(ErrorEntry {
+            path: path.into_owned(),
+            message: message.to_string(),
+        });
+        self.exit.raise(exit);
+    }
+
+    /// Something worth knowing that changes no exit status.
+    pub fn warning(&mut self, path: &Path, message: &str) {
+        if !self.quiet_warnings {
+            self.emit(Level::Warning, &path.to_string_lossy(), message);
+        }
+    }
+
+    pub fn notice(&mut self, message: &str) {
+        if !self.quiet_warnings {
+            self.emit(Level::Notice, "", message);
+        }
+    }
+
+    /// A usage error: what is wrong and where to look.
+    pub fn notice_usage(&mut self, message: &str) {
+        self.emit(Level::Error, "", message);
+        self.emit(Level::Error, "", "see 'flatline --help'");
+    }
+
+    pub fn raise(&mut self, exit: Exit) {
+        self.exit.raise(exit);
+    }
+}
+
+/// True when stderr is the journal: `JOURNAL_STREAM` names stderr's device and inode.
+pub fn stderr_is_journal() -> bool {
+    let Some(value) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = value.to_str().and_then(|v| v.split_once(':')) else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    use std::os::fd::AsFd;
+    match crate::files::fstat(io::stderr().as_fd()) {
+        Ok(meta) => meta.dev == dev && meta.ino == ino,
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        kind: &'a str,
+        delegation_id: &'a str,
+        state: &'a str,
+        elapsed_since_progress_ms: Option<i64>,
+        warnings: Vec<&'a str>,
+    }
+
+    fn rows() -> Vec<Row<'static>> {
+        vec![
+            Row {
+                kind: "delegation",
+                delegation_id: "d1",
+                state: "stale",
+                elapsed_since_progress_ms: Some(90_000),
+                warnings: vec![],
+            },
+            Row {
+                kind: "delegation",
+                delegation_id: "d\t2\u{1b}",
+                state: "queued",
+                elapsed_since_progress_ms: None,
+                warnings: vec!["clock_skew", "x"],
+            },
+        ]
+    }
+
+    fn render(format: Format) -> String {
+        let capture = Capture::default();
+        let header = Header {
+            run_dirs: vec!["run".into()],
+            checked_at: 0,
+        };
+        let mut output = Output::new(format, false, header, Box::new(capture.clone()));
+        for row in rows() {
+            output.record(&row).unwrap();
+        }
+        let summary: Vec<Value> = vec![serde_json::json!({"kind": "summary", "total": 2})];
+        output.finish(&summary, &[], "2 delegations").unwrap();
+        let bytes = capture.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn ndjson_is_one_object_per_line() {
+        assert_eq!(
+            render(Format::Ndjson),
+            "{\"kind\":\"delegation\",\"delegation_id\":\"d1\",\"state\":\"stale\",\"elapsed_since_progress_ms\":90000,\"warnings\":[]}\n\
+             {\"kind\":\"delegation\",\"delegation_id\":\"d\\t2\\u001b\",\"state\":\"queued\",\"elapsed_since_progress_ms\":null,\"warnings\":[\"clock_skew\",\"x\"]}\n"
+        );
+    }
+
+    #[test]
+    fn json_is_one_document() {
+        let text = render(Format::Json);
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(doc["run_dirs"], serde_json::json!(["run"]));
+        assert_eq!(doc["checked_at"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(doc["records"].as_array().unwrap().len(), 2);
+        assert_eq!(doc["summary"][0]["total"], 2);
+        assert_eq!(doc["errors"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn tsv_escapes_and_unions() {
+        assert_eq!(
+            render(Format::Tsv),
+            "kind\tdelegation_id\tstate\telapsed_since_progress_ms\twarnings\n\
+             delegation\td1\tstale\t90000\t\n\
+             delegation\td\\t2\u{1b}\tqueued\t\tclock_skew,x\n"
+        );
+    }
+
+    #[test]
+    fn text_aligns_and_escapes() {
+        assert_eq!(
+            render(Format::Text),
+            "DELEGATION  TASK CARD  STATE   PROGRESS AGE  PID  PROCESS  NEXT_ACTION  SUMMARY\n\
+             d1          -          stale   1m30s         -    -        -            -\n\
+             d\\t2\\u{1b}  -          queued  -             -    -        -            -\n\
+             2 delegations\n"
+        );
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human_duration(999), "999ms");
+        assert_eq!(human_duration(45_000), "45s");
+        assert_eq!(human_duration(90_000), "1m30s");
+        assert_eq!(human_duration(7_260_000), "2h01m");
+    }
+
+    struct Closed;
+
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::from(io::ErrorKind::BrokenPipe))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Err(io::Error::from(io::ErrorKind::BrokenPipe))
+        }
+    }
+
+    #[test]
+    fn a_closed_pipe_is_the_end_of_output_not_an_error() {
+        let mut output = Output::new(Format::Ndjson, false, Header::default(), Box::new(Closed));
+        for _ in 0..10_000 {
+            output.record(&rows()[0]).unwrap();
+        }
+        output.finish::<Value>(&[], &[], "").unwrap();
+    }
+}

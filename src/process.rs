@@ -1,0 +1,624 @@
+//! process: liveness and identity of worker processes, read from `/proc` and `kill(pid, 0)`.
+//!
+//! flatline never signals a process that is not the worker. The first line of that defence
+//! is `Pid`: a process id that has passed validation (2 ≤ pid ≤ pid_max, not flatline nor
+//! one of its ancestors). Nothing else can be turned into a pid for a syscall. The second is
+//! `identify`: a pure decision, from what `/proc` says now and what the delegation recorded,
+//! whether the process holding the pid is the worker (`verified`), another one (`reused`),
+//! nothing (`gone`) or cannot be told (`unverifiable`).
+
+use crate::clock::Millis;
+use crate::doc::{Field, Int};
+use std::io;
+
+/// How much a recorded instant and the kernel's start time may disagree (clock ticks,
+/// rounding, an orchestrator stamping just after the fork).
+pub const IDENTITY_SLACK_MS: Millis = 2_000;
+
+/// Facts about the machine and about flatline itself, read once per run.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub self_pid: i32,
+    /// flatline's parent, grandparent, … up to (excluding) pid 1.
+    pub ancestors: Vec<i32>,
+    pub pid_max: i64,
+    pub boot_id: Option<String>,
+    /// Inode of flatline's pid namespace (`/proc/self/ns/pid`).
+    pub pid_ns: Option<u64>,
+    pub ticks_per_second: i64,
+    /// `CLOCK_REALTIME − CLOCK_BOOTTIME`: the wall-clock instant of boot, in milliseconds.
+    pub boot_epoch_ms: Millis,
+}
+
+impl Host {
+    /// Reads the host facts from `/proc` and the real clocks (never `--now`).
+    pub fn read() -> Host {
+        // SAFETY: getpid cannot fail.
+        let self_pid = unsafe { libc::getpid() };
+        Host {
+            self_pid,
+            ancestors: ancestors_of(self_pid),
+            pid_max: std::fs::read_to_string("/proc/sys/kernel/pid_max")
+                .ok()
+                .and_then(|text| text.trim().parse().ok())
+                .unwrap_or(4_194_304),
+            boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .ok()
+                .map(|text| text.trim().to_string())
+                .filter(|text| !text.is_empty()),
+            pid_ns: std::fs::metadata("/proc/self/ns/pid")
+                .ok()
+                .map(|meta| std::os::unix::fs::MetadataExt::ino(&meta)),
+            // SAFETY: sysconf with a valid name has no preconditions.
+            ticks_per_second: match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
+                ticks if ticks > 0 => ticks,
+                _ => 100,
+            },
+            boot_epoch_ms: boot_epoch_ms(),
+        }
+    }
+
+    /// The wall-clock start of a process from its start time in clock ticks since boot.
+    pub fn start_ms(&self, start_ticks: u64) -> Millis {
+        let ticks = i128::from(start_ticks);
+        let ms = ticks * 1000 / i128::from(self.ticks_per_second);
+        self.boot_epoch_ms
+            .saturating_add(Millis::try_from(ms).unwrap_or(Millis::MAX))
+    }
+}
+
+fn clock_ms(clock: libc::clockid_t) -> Millis {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer and the clock ids are constants the kernel knows.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec.saturating_mul(1000) + ts.tv_nsec / 1_000_000
+}
+
+/// `CLOCK_REALTIME − CLOCK_BOOTTIME`, read back to back.
+pub fn boot_epoch_ms() -> Millis {
+    let realtime = clock_ms(libc::CLOCK_REALTIME);
+    let boottime = clock_ms(libc::CLOCK_BOOTTIME);
+    realtime - boottime
+}
+
+fn ancestors_of(pid: i32) -> Vec<i32> {
+    let mut chain = Vec::new();
+    let mut current = pid;
+    // A ppid chain ends at 0 (the kernel); the bound guards against a loop on a strange /proc.
+    for _ in 0..4096 {
+        let Some(stat) = read_stat(current).ok().flatten() else {
+            break;
+        };
+        if stat.ppid <= 1 {
+            break;
+        }
+        chain.push(stat.ppid);
+        current = stat.ppid;
+    }
+    chain
+}
+
+/// A process id that may be given to a syscall: 2 ≤ pid ≤ pid_max, not flatline, not one of
+/// flatline's ancestors. The field is private: `validate` is the only way to make one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Pid(i32);
+
+impl Pid {
+    pub fn get(self) -> i32 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Pid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Why a recorded process id is `invalid_process_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvalidPid {
+    NotAnInteger(&'static str),
+    OutOfRange(Int),
+    Flatline,
+    Ancestor,
+    /// A thread id: it answers `kill(pid, 0)` but is not a process.
+    NotThreadGroupLeader,
+}
+
+impl std::fmt::Display for InvalidPid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InvalidPid::NotAnInteger(found) => write!(f, "process_id is {found}, not an integer"),
+            InvalidPid::OutOfRange(value) => {
+                write!(f, "process_id {value} is outside 2..=pid_max")
+            }
+            InvalidPid::Flatline => f.write_str("process_id is flatline's own pid"),
+            InvalidPid::Ancestor => f.write_str("process_id is an ancestor of flatline"),
+            InvalidPid::NotThreadGroupLeader => {
+                f.write_str("process_id is a thread, not a process (Tgid differs)")
+            }
+        }
+    }
+}
+
+/// Validates a recorded `process_id`. `None` when there is none (absent or null).
+pub fn validate(raw: &Field<Int>, host: &Host) -> Option<Result<Pid, InvalidPid>> {
+    let value = match raw {
+        Field::Absent | Field::Null => return None,
+        Field::Wrong(found) => return Some(Err(InvalidPid::NotAnInteger(found))),
+        Field::Value(value) => *value,
+    };
+    Some(validate_value(value, host))
+}
+
+fn validate_value(value: Int, host: &Host) -> Result<Pid, InvalidPid> {
+    if value < 2 || value > Int::from(host.pid_max) {
+        return Err(InvalidPid::OutOfRange(value));
+    }
+    let pid = i32::try_from(value).map_err(|_| InvalidPid::OutOfRange(value))?;
+    if pid == host.self_pid {
+        return Err(InvalidPid::Flatline);
+    }
+    if host.ancestors.contains(&pid) {
+        return Err(InvalidPid::Ancestor);
+    }
+    Ok(Pid(pid))
+}
+
+/// What `/proc/<pid>/stat` says, parsed after the LAST `)` (a command name may hold `)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub state: u8,
+    pub ppid: i32,
+    pub start_ticks: u64,
+}
+
+impl Stat {
+    /// Zombie (Z) or dead (X): the process has exited, only its entry remains.
+    pub fn exited(&self) -> bool {
+        matches!(self.state, b'Z' | b'X' | b'x')
+    }
+}
+
+pub fn parse_stat(text: &[u8]) -> Option<Stat> {
+    let close = text.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(text.get(close + 1..)?).ok()?;
+    let mut fields = rest.split_ascii_whitespace();
+    // After ")" come field 3 (state), 4 (ppid), …, 22 (starttime).
+    let state = fields.next()?.bytes().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let start_ticks = fields.nth(22 - 5)?.parse().ok()?;
+    Some(Stat {
+        state,
+        ppid,
+        start_ticks,
+    })
+}
+
+/// `Tgid` and the real uid from `/proc/<pid>/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    pub tgid: i32,
+    pub uid: u32,
+}
+
+pub fn parse_status(text: &[u8]) -> Option<Status> {
+    let text = std::str::from_utf8(text).ok()?;
+    let mut tgid = None;
+    let mut uid = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("Tgid:") {
+            tgid = rest.trim().parse().ok();
+        } else if let Some(rest) = line.strip_prefix("Uid:") {
+            uid = rest.split_ascii_whitespace().next()?.parse().ok();
+        }
+        if tgid.is_some() && uid.is_some() {
+            break;
+        }
+    }
+    Some(Status {
+        tgid: tgid?,
+        uid: uid?,
+    })
+}
+
+fn read_proc(pid: i32, file: &str, buf: &mut Vec<u8>) -> io::Result<()> {
+    use std::io::Read;
+    buf.clear();
+    let mut handle = std::fs::File::open(format!("/proc/{pid}/{file}"))?;
+    handle.by_ref().take(64 * 1024).read_to_end(buf)?;
+    Ok(())
+}
+
+fn read_stat(pid: i32) -> io::Result<Option<Stat>> {
+    let mut buf = Vec::with_capacity(512);
+    read_proc(pid, "stat", &mut buf)?;
+    Ok(parse_stat(&buf))
+}
+
+/// What the kernel says about a pid now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observation {
+    /// No process holds the pid.
+    Exited,
+    /// The process has exited and awaits its parent (state Z or X).
+    Zombie,
+    /// The pid is a thread of another process.
+    NotThreadGroupLeader,
+    /// A process holds the pid but `/proc` will not show it (hidepid, another namespace).
+    Hidden,
+    /// A live process holds the pid.
+    Alive {
+        start_ticks: u64,
+        start_ms: Millis,
+        uid: u32,
+    },
+}
+
+/// `kill(pid, 0)`: true when a process or thread holds the pid (EPERM counts: it exists).
+fn exists(pid: Pid) -> bool {
+    // SAFETY: signal 0 performs only the existence and permission checks; `pid` is a
+    // validated positive pid, never 0 or -1, so no process group is addressed.
+    let rc = unsafe { libc::kill(pid.0, 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Looks at the process holding `pid` now.
+pub fn observe(pid: Pid, host: &Host) -> Observation {
+    if !exists(pid) {
+        return Observation::Exited;
+    }
+    let mut buf = Vec::with_capacity(1024);
+    let stat = match read_proc(pid.0, "stat", &mut buf) {
+        Ok(()) => parse_stat(&buf),
+        Err(_) => None,
+    };
+    let Some(stat) = stat else {
+        // Gone between the two calls, or hidden from us.
+        return if exists(pid) {
+            Observation::Hidden
+        } else {
+            Observation::Exited
+        };
+    };
+    if stat.exited() {
+        return Observation::Zombie;
+    }
+    let status = match read_proc(pid.0, "status", &mut buf) {
+        Ok(()) => parse_status(&buf),
+        Err(_) => None,
+    };
+    let Some(status) = status else {
+        return if exists(pid) {
+            Observation::Hidden
+        } else {
+            Observation::Exited
+        };
+    };
+    if status.tgid != pid.0 {
+        return Observation::NotThreadGroupLeader;
+    }
+    Observation::Alive {
+        start_ticks: stat.start_ticks,
+        start_ms: host.start_ms(stat.start_ticks),
+        uid: status.uid,
+    }
+}
+
+/// The verdict on whether the process holding the pid is the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    Verified,
+    Reused,
+    Unverifiable,
+    Gone,
+}
+
+impl Identity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Identity::Verified => "verified",
+            Identity::Reused => "reused",
+            Identity::Unverifiable => "unverifiable",
+            Identity::Gone => "gone",
+        }
+    }
+
+    /// The worker's own process is alive (as far as can be told).
+    pub fn worker_alive(self) -> bool {
+        matches!(self, Identity::Verified | Identity::Unverifiable)
+    }
+}
+
+/// A complete `process_fingerprint` as stamped by flatline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub start_ticks: u64,
+    pub boot_id: String,
+    pub pid_ns: u64,
+}
+
+/// The recorded signs of a worker's life that bound when its process can have started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Evidence {
+    /// The earliest of `process_started_at`, `started_at`, `last_progress_at`.
+    pub earliest_life: Option<Millis>,
+    /// `launch_requested_at`, else `queued_at`.
+    pub launch: Option<Millis>,
+}
+
+/// Decides the identity (SPEC §3.1). Pure: the observation was made by the caller.
+pub fn identify(
+    observation: Observation,
+    evidence: Evidence,
+    fingerprint: Option<&Fingerprint>,
+    host: &Host,
+) -> Identity {
+    if let Some(fingerprint) = fingerprint {
+        if host.boot_id.as_deref() != Some(fingerprint.boot_id.as_str()) {
+            return Identity::Gone;
+        }
+        return match observation {
+            Observation::Exited | Observation::Zombie => Identity::Gone,
+            _ if host.pid_ns != Some(fingerprint.pid_ns) => Identity::Unverifiable,
+            Observation::Hidden | Observation::NotThreadGroupLeader => Identity::Unverifiable,
+            Observation::Alive { start_ticks, .. } if start_ticks == fingerprint.start_ticks => {
+                Identity::Verified
+            }
+            Observation::Alive { .. } => Identity::Reused,
+        };
+    }
+    match observation {
+        Observation::Exited | Observation::Zombie => Identity::Gone,
+        Observation::Hidden | Observation::NotThreadGroupLeader => Identity::Unverifiable,
+        Observation::Alive { start_ms, .. } => {
+            let Some(earliest) = evidence.earliest_life else {
+                return Identity::Unverifiable;
+            };
+            if start_ms > earliest.saturating_add(IDENTITY_SLACK_MS) {
+                return Identity::Reused;
+            }
+            if let Some(launch) = evidence.launch
+                && start_ms < launch.saturating_sub(IDENTITY_SLACK_MS)
+            {
+                return Identity::Reused;
+            }
+            Identity::Verified
+        }
+    }
+}
+
+/// The fingerprint of a live process, as a writing command stamps it.
+pub fn fingerprint_of(observation: Observation, host: &Host) -> Option<Fingerprint> {
+    match observation {
+        Observation::Alive { start_ticks, .. } => Some(Fingerprint {
+            start_ticks,
+            boot_id: host.boot_id.clone()?,
+            pid_ns: host.pid_ns?,
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn test_host() -> Host {
+    Host {
+        self_pid: 1000,
+        ancestors: vec![999, 500],
+        pid_max: 32768,
+        boot_id: Some("boot-a".into()),
+        pid_ns: Some(4_026_531_836),
+        ticks_per_second: 100,
+        boot_epoch_ms: 1_700_000_000_000,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forbidden_pids_never_validate() {
+        let host = test_host();
+        for value in [0, 1, -1, -2, 32769, 4_294_967_295, 4_294_967_297, i128::MAX] {
+            assert_eq!(
+                validate(&Field::Value(value), &host),
+                Some(Err(InvalidPid::OutOfRange(value))),
+                "{value}"
+            );
+        }
+        assert_eq!(
+            validate(&Field::Value(1000), &host),
+            Some(Err(InvalidPid::Flatline))
+        );
+        assert_eq!(
+            validate(&Field::Value(999), &host),
+            Some(Err(InvalidPid::Ancestor))
+        );
+        assert_eq!(
+            validate(&Field::Value(500), &host),
+            Some(Err(InvalidPid::Ancestor))
+        );
+        assert_eq!(
+            validate(&Field::Wrong("a string"), &host),
+            Some(Err(InvalidPid::NotAnInteger("a string")))
+        );
+        assert_eq!(validate(&Field::Absent, &host), None);
+        assert_eq!(validate(&Field::Null, &host), None);
+        assert_eq!(validate(&Field::Value(2), &host), Some(Ok(Pid(2))));
+        assert_eq!(validate(&Field::Value(32768), &host), Some(Ok(Pid(32768))));
+    }
+
+    #[test]
+    fn stat_is_parsed_after_the_last_parenthesis() {
+        let line = b"4242 (evil) S 1 2 3) R 77 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100 18446744073709551615\n";
+        let stat = parse_stat(line).unwrap();
+        assert_eq!(stat.state, b'R');
+        assert_eq!(stat.ppid, 77);
+        assert_eq!(stat.start_ticks, 987_654);
+        let zombie = b"5 (z) Z 1 5 5 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 42 0 0";
+        assert!(parse_stat(zombie).unwrap().exited());
+        assert_eq!(parse_stat(b"garbage"), None);
+        assert_eq!(parse_stat(b"1 (x) S 1"), None);
+    }
+
+    #[test]
+    fn status_gives_tgid_and_real_uid() {
+        let text = b"Name:\tsleep\nTgid:\t4242\nPid:\t4243\nUid:\t1000\t0\t0\t0\n";
+        assert_eq!(
+            parse_status(text),
+            Some(Status {
+                tgid: 4242,
+                uid: 1000
+            })
+        );
+        assert_eq!(parse_status(b"Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn start_time_from_ticks() {
+        let host = test_host();
+        assert_eq!(host.start_ms(0), 1_700_000_000_000);
+        assert_eq!(host.start_ms(12_345), 1_700_000_123_450);
+    }
+
+    fn alive(start_ms: Millis, start_ticks: u64) -> Observation {
+        Observation::Alive {
+            start_ticks,
+            start_ms,
+            uid: 0,
+        }
+    }
+
+    #[test]
+    fn the_time_window_decides_without_a_fingerprint() {
+        let host = test_host();
+        let t = 1_800_000_000_000;
+        let evidence = Evidence {
+            earliest_life: Some(t),
+            launch: Some(t - 1_000),
+        };
+        let check = |start_ms| identify(alive(start_ms, 1), evidence, None, &host);
+        assert_eq!(check(t), Identity::Verified);
+        assert_eq!(check(t + 2_000), Identity::Verified);
+        assert_eq!(
+            check(t + 2_001),
+            Identity::Reused,
+            "started after the recorded life"
+        );
+        assert_eq!(check(t - 3_000), Identity::Verified);
+        assert_eq!(
+            check(t - 3_001),
+            Identity::Reused,
+            "started before the launch"
+        );
+        assert_eq!(check(t + 3_600_000), Identity::Reused);
+        let no_launch = Evidence {
+            earliest_life: Some(t),
+            launch: None,
+        };
+        assert_eq!(
+            identify(alive(t - 86_400_000, 1), no_launch, None, &host),
+            Identity::Verified
+        );
+        assert_eq!(
+            identify(alive(t, 1), Evidence::default(), None, &host),
+            Identity::Unverifiable
+        );
+        assert_eq!(
+            identify(Observation::Exited, evidence, None, &host),
+            Identity::Gone
+        );
+        assert_eq!(
+            identify(Observation::Zombie, evidence, None, &host),
+            Identity::Gone
+        );
+        assert_eq!(
+            identify(Observation::Hidden, evidence, None, &host),
+            Identity::Unverifiable
+        );
+    }
+
+    #[test]
+    fn a_fingerprint_decides_when_present() {
+        let host = test_host();
+        let fingerprint = Fingerprint {
+            start_ticks: 777,
+            boot_id: "boot-a".into(),
+            pid_ns: 4_026_531_836,
+        };
+        let evidence = Evidence::default();
+        assert_eq!(
+            identify(alive(0, 777), evidence, Some(&fingerprint), &host),
+            Identity::Verified
+        );
+        assert_eq!(
+            identify(alive(0, 778), evidence, Some(&fingerprint), &host),
+            Identity::Reused
+        );
+        assert_eq!(
+            identify(Observation::Exited, evidence, Some(&fingerprint), &host),
+            Identity::Gone
+        );
+        let other_boot = Fingerprint {
+            boot_id: "boot-b".into(),
+            ..fingerprint.clone()
+        };
+        assert_eq!(
+            identify(alive(0, 777), evidence, Some(&other_boot), &host),
+            Identity::Gone
+        );
+        let other_ns = Fingerprint {
+            pid_ns: 1,
+            ..fingerprint
+        };
+        assert_eq!(
+            identify(alive(0, 777), evidence, Some(&other_ns), &host),
+            Identity::Unverifiable
+        );
+    }
+
+    #[test]
+    fn observing_real_processes() {
+        let host = Host::read();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = validate(&Field::Value(Int::from(child.id())), &host)
+            .unwrap()
+            .unwrap();
+        match observe(pid, &host) {
+            Observation::Alive { start_ms, uid, .. } => {
+                let now = crate::clock::now_ms();
+                assert!((now - start_ms).abs() < 5_000, "start {start_ms} now {now}");
+                // SAFETY: getuid cannot fail.
+                assert_eq!(uid, unsafe { libc::getuid() });
+            }
+            other => panic!("expected alive, got {other:?}"),
+        }
+        child.kill().unwrap();
+        // Wait for the exit without reaping (WNOWAIT): the child stays a zombie.
+        // SAFETY: a zeroed siginfo_t is a valid out-buffer for waitid.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waits on our own child only; WNOWAIT leaves it unreaped.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                child.id(),
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        assert_eq!(rc, 0);
+        assert_eq!(observe(pid, &host), Observation::Zombie);
+        child.wait().unwrap();
+        assert_eq!(observe(pid, &host), Observation::Exited);
+        assert!(host.ancestors.iter().all(|&p| p > 1));
+        assert!(host.boot_id.is_some());
+    }
+}

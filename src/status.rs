@@ -1,0 +1,274 @@
+//! status: the read-only lifecycle view of every delegation (SPEC §2, §6, §7).
+//!
+//! One pass: list, read, parse, look at the process, compute the view, print, forget. No
+//! document outlives its record, so memory stays flat however many files there are.
+
+use crate::config::Config;
+use crate::doc::{self, Int};
+use crate::exit::Exit;
+use crate::files::{self, MAX_DOCUMENT_BYTES};
+use crate::lifecycle::{self, Tally, Times, View};
+use crate::output::{Diagnostics, Header, Output, PathText, Ts};
+use crate::scan::{self, LazyHost, Run};
+use crate::stop::Stop;
+use serde::Serialize;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A delegation record (SPEC §7), in print order.
+#[derive(Debug, Serialize)]
+pub struct DelegationRecord<'a> {
+    pub kind: &'static str,
+    pub run_dir: PathText<'a>,
+    pub path: PathText<'a>,
+    pub delegation_id: Option<&'a str>,
+    pub task_card_id: Option<&'a str>,
+    pub work_kind: &'a str,
+    pub status: &'a str,
+    pub state: &'static str,
+    pub reclaim_state: &'static str,
+    pub process_id: Option<Int>,
+    pub process_alive: Option<bool>,
+    pub process_identity: Option<&'static str>,
+    pub last_progress_at: Ts,
+    pub progress_baseline: Option<&'static str>,
+    pub elapsed_since_progress_ms: Option<i64>,
+    pub quiet_after_ms: i64,
+    pub stale_after_ms: i64,
+    pub timeout_after_ms: i64,
+    pub stale_at: Ts,
+    pub timed_out_at: Ts,
+    pub next_action: &'static str,
+    pub transition: &'static str,
+    pub classification: &'static str,
+    pub recovery_action: &'static str,
+    pub recovery_reason: &'a str,
+    pub summary: &'static str,
+    pub needs_attention: bool,
+    pub warnings: Vec<Cow<'static, str>>,
+}
+
+impl<'a> DelegationRecord<'a> {
+    pub fn new(run_dir: &'a Path, path: &'a Path, view: &'a View<'a>) -> DelegationRecord<'a> {
+        DelegationRecord {
+            kind: "delegation",
+            run_dir: PathText(run_dir),
+            path: PathText(path),
+            delegation_id: view.delegation_id,
+            task_card_id: view.task_card_id,
+            work_kind: view.work_kind,
+            status: view.status,
+            state: view.state.as_str(),
+            reclaim_state: view.reclaim_state.as_str(),
+            process_id: view.process_id,
+            process_alive: view.process_alive,
+            process_identity: view.process_identity.map(|identity| identity.as_str()),
+            last_progress_at: Ts(view.last_progress_at),
+            progress_baseline: view.progress_baseline,
+            elapsed_since_progress_ms: view.elapsed_since_progress_ms,
+            quiet_after_ms: view.thresholds.quiet,
+            stale_after_ms: view.thresholds.stale,
+            timeout_after_ms: view.thresholds.timeout,
+            stale_at: Ts(view.stale_at),
+            timed_out_at: Ts(view.timed_out_at),
+            next_action: view.next_action.as_str(),
+            transition: view.transition,
+            classification: view.transition,
+            recovery_action: view.recovery_action.as_str(),
+            recovery_reason: &view.recovery_reason,
+            summary: view.summary,
+            needs_attention: view.needs_attention(),
+            warnings: view.warnings.iter().map(|w| w.code()).collect(),
+        }
+    }
+}
+
+/// A `--summary` row: the run, the card, then the counts in SPEC §6 order.
+#[derive(Debug)]
+pub struct SummaryRecord {
+    pub run_dir: String,
+    pub task_card_id: Option<String>,
+    pub tally: Tally,
+}
+
+impl Serialize for SummaryRecord {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let fields = self.tally.fields();
+        let mut map = serializer.serialize_map(Some(3 + fields.len()))?;
+        map.serialize_entry("kind", "summary")?;
+        map.serialize_entry("run_dir", &self.run_dir)?;
+        map.serialize_entry("task_card_id", &self.task_card_id)?;
+        for (name, count) in fields {
+            map.serialize_entry(name, &count)?;
+        }
+        map.end()
+    }
+}
+
+fn summary_record(run_dir: &Path, card: Option<String>, tally: Tally) -> SummaryRecord {
+    SummaryRecord {
+        run_dir: run_dir.to_string_lossy().into_owned(),
+        task_card_id: card,
+        tally,
+    }
+}
+
+/// The parsed view of one delegation file, handed to a command.
+pub struct Inspected<'a> {
+    pub path: &'a Path,
+    pub view: View<'a>,
+}
+
+/// Reads every delegation of `run` once and calls `visit` with its view. File problems are
+/// reported here; `visit` sees only documents that parsed. Stops early when `stop` fires.
+pub fn for_each_delegation(
+    run: &Run,
+    config: &Config,
+    host: &LazyHost,
+    diag: &mut Diagnostics,
+    stop: &Stop,
+    mut visit: impl FnMut(Inspected<'_>, &mut Diagnostics) -> std::io::Result<()>,
+) -> Result<(), Exit> {
+    let Some(listing) = scan::list_child(run, "delegations", diag) else {
+        return Ok(());
+    };
+    let mut buf = Vec::with_capacity(16 * 1024);
+    for entry in &listing.entries {
+        if !scan::is_document_name(&entry.name) {
+            continue;
+        }
+        if let Some(exit) = stop.check() {
+            return Err(exit);
+        }
+        let path = scan::entry_path(run, "delegations", &entry.name);
+        if let Err(error) = listing.dir.read_entry(entry, MAX_DOCUMENT_BYTES, &mut buf) {
+            diag.error(&path, &error.to_string(), Exit::FileProblem);
+            continue;
+        }
+        let delegation = match doc::parse_delegation(&buf) {
+            Ok(delegation) => delegation,
+            Err(error) => {
+                diag.error(&path, &error.to_string(), Exit::FileProblem);
+                continue;
+            }
+        };
+        if !config.card_selected(delegation.task_card_id.str()) {
+            continue;
+        }
+        let lifecycle = delegation.worker_lifecycle.value();
+        let times = Times::of(lifecycle);
+        let facts = scan::process_facts(
+            lifecycle,
+            lifecycle::child_status(&delegation),
+            lifecycle::is_reclaimed(&delegation),
+            &times,
+            host,
+        );
+        let view = lifecycle::view(&delegation, &times, config.now, &config.thresholds, &facts);
+        if !view.malformed.is_empty() {
+            diag.error(&path, &view.malformed.join("; "), Exit::FileProblem);
+        }
+        if let Err(error) = visit(Inspected { path: &path, view }, diag) {
+            diag.error(
+                Path::new("stdout"),
+                &files::io_message(&error),
+                Exit::FileProblem,
+            );
+            return Err(Exit::FileProblem);
+        }
+    }
+    Ok(())
+}
+
+/// `flatline status`.
+pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
+    let runs = scan::open_runs(&config.run_dirs, diag);
+    let header = Header {
+        run_dirs: runs.iter().map(|run| scan::shown(&run.path)).collect(),
+        checked_at: config.now,
+    };
+    let mut output = Output::stdout(config.format, config.quiet, header);
+    let host = LazyHost::default();
+    let mut summaries = Vec::new();
+    let mut overall = Tally::default();
+    let mut attention = false;
+    let mut interrupted = None;
+    for run in &runs {
+        let mut cards: BTreeMap<Option<String>, Tally> = BTreeMap::new();
+        let result = for_each_delegation(run, config, &host, diag, stop, |item, _| {
+            let view = &item.view;
+            if view.needs_attention() {
+                attention = true;
+            }
+            overall.add(view);
+            cards
+                .entry(view.task_card_id.map(str::to_string))
+                .or_default()
+                .add(view);
+            if !config.states.is_empty() && !config.states.contains(&view.state) {
+                return Ok(());
+            }
+            output.record(&DelegationRecord::new(&run.path, item.path, view))
+        });
+        for (card, tally) in cards {
+            summaries.push(summary_record(&run.path, card, tally));
+        }
+        if let Err(exit) = result {
+            interrupted = Some(exit);
+            break;
+        }
+    }
+    if config.summary && config.format != crate::cli::Format::Json {
+        for row in &summaries {
+            if output.record(row).is_err() {
+                break;
+            }
+        }
+    }
+    let tally = text_tally(&overall);
+    if let Err(error) = output.finish(&summaries, &diag.errors.clone(), &tally) {
+        diag.error(
+            Path::new("stdout"),
+            &files::io_message(&error),
+            Exit::FileProblem,
+        );
+    }
+    if let Some(exit) = interrupted {
+        diag.raise(exit);
+    }
+    if config.check && attention {
+        diag.raise(Exit::Attention);
+    }
+    diag.exit
+}
+
+/// The one-line tally under the text table.
+fn text_tally(tally: &Tally) -> String {
+    let mut parts: Vec<String> = tally
+        .fields()
+        .iter()
+        .skip(2)
+        .filter(|(name, count)| {
+            *count > 0 && !matches!(*name, "completed" | "failed" | "cancelled")
+        })
+        .map(|(name, count)| format!("{count} {name}"))
+        .collect();
+    if tally.failed > 0 {
+        parts.push(format!("{} failed", tally.failed));
+    }
+    if tally.cancelled > 0 {
+        parts.push(format!("{} cancelled", tally.cancelled));
+    }
+    let noun = if tally.total == 1 {
+        "delegation"
+    } else {
+        "delegations"
+    };
+    if parts.is_empty() {
+        format!("{} {noun}", tally.total)
+    } else {
+        format!("{} {noun}: {}", tally.total, parts.join(", "))
+    }
+}

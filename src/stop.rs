@@ -1,0 +1,121 @@
+//! stop: the signals and the deadline that end a run early, checked between units of work.
+//!
+//! SIGINT, SIGTERM and SIGHUP only set a flag (signal-hook); the shell checks it before each
+//! side effect, never inside an atomic write, records what was completed and exits 128+N. A
+//! second signal of the same kind ends the process at once. `--deadline` works the same way
+//! (exit 124), with a watchdog thread as the last resort for a read that never returns.
+
+use crate::exit::Exit;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// How long the watchdog waits past the deadline before it ends the process itself.
+pub const WATCHDOG_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct Stop {
+    signal: Arc<AtomicUsize>,
+    deadline: Option<Instant>,
+}
+
+impl Stop {
+    /// A `Stop` that never fires (tests, `beat` children).
+    pub fn never() -> Stop {
+        Stop {
+            signal: Arc::new(AtomicUsize::new(0)),
+            deadline: None,
+        }
+    }
+
+    /// Registers the signal handlers. Call first thing, before any work.
+    pub fn install() -> std::io::Result<Stop> {
+        let signal = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(AtomicBool::new(false));
+        for number in SIGNALS {
+            // Order matters: the conditional shutdown must see the flag of an earlier signal,
+            // so it is registered before the handler that sets it.
+            signal_hook::flag::register_conditional_shutdown(number, 128 + number, seen.clone())?;
+            signal_hook::flag::register(number, seen.clone())?;
+            signal_hook::flag::register_usize(number, signal.clone(), number as usize)?;
+        }
+        Ok(Stop {
+            signal,
+            deadline: None,
+        })
+    }
+
+    /// Sets the deadline `after` from now and starts the watchdog that exits with 124 at
+    /// deadline + WATCHDOG_GRACE if the run has not ended by then (a read stuck in the
+    /// kernel cannot check a flag; atomic writes make ending there safe).
+    pub fn with_deadline(mut self, after: Duration) -> Stop {
+        let deadline = Instant::now() + after;
+        self.deadline = Some(deadline);
+        let _ = std::thread::Builder::new()
+            .name("flatline-watchdog".into())
+            .spawn(move || {
+                let end = deadline + WATCHDOG_GRACE;
+                loop {
+                    let now = Instant::now();
+                    if now >= end {
+                        eprintln!(
+                            "flatline: the deadline passed and a read did not return; exiting"
+                        );
+                        // The only exit outside main: the main thread is stuck.
+                        std::process::exit(Exit::Deadline.code());
+                    }
+                    std::thread::sleep(end - now);
+                }
+            });
+        self
+    }
+
+    /// Why the run must stop now, if it must.
+    pub fn check(&self) -> Option<Exit> {
+        match self.signal.load(Ordering::SeqCst) {
+            0 => {}
+            number => return Some(Exit::Signal(i32::try_from(number).unwrap_or(15))),
+        }
+        match self.deadline {
+            Some(deadline) if Instant::now() >= deadline => Some(Exit::Deadline),
+            _ => None,
+        }
+    }
+
+    /// The time left before the deadline (`None` without one).
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_does_not_fire() {
+        assert_eq!(Stop::never().check(), None);
+        assert_eq!(Stop::never().remaining(), None);
+    }
+
+    #[test]
+    fn a_passed_deadline_fires() {
+        let stop = Stop {
+            signal: Arc::new(AtomicUsize::new(0)),
+            deadline: Some(Instant::now()),
+        };
+        assert_eq!(stop.check(), Some(Exit::Deadline));
+    }
+
+    #[test]
+    fn a_signal_takes_precedence_over_the_deadline() {
+        let stop = Stop {
+            signal: Arc::new(AtomicUsize::new(15)),
+            deadline: Some(Instant::now()),
+        };
+        assert_eq!(stop.check(), Some(Exit::Signal(15)));
+    }
+}

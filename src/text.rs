@@ -1,0 +1,210 @@
+//! text: making untrusted text short and safe before it reaches a document, stdout or stderr.
+//!
+//! Everything an agent writes is untrusted: it may hold terminal escape sequences, NUL bytes
+//! or megabytes of output. Two operations cover every use: `preview` for text copied into
+//! documents and records (one line, bounded, counted in Unicode scalar values), and
+//! `escape_control` for text shown to people (nothing dropped, every control made visible).
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// Longest assistant-text preview copied from an event stream, in Unicode scalar values.
+pub const ASSISTANT_PREVIEW_MAX: usize = 180;
+/// Longest raw-output preview (the non-JSON lines of a stream), in Unicode scalar values.
+pub const RAW_PREVIEW_MAX: usize = 220;
+/// The marker that ends a cut preview; it counts towards the limit.
+pub const ELLIPSIS: &str = "...";
+
+/// A one-line preview: control characters dropped, every run of whitespace collapsed to one
+/// space, trimmed, and cut to at most `max` scalar values (ending in `...` when cut).
+pub fn preview(input: &str, max: usize) -> String {
+    let mut out = PreviewBuilder::new(max);
+    out.push_str(input);
+    out.finish()
+}
+
+/// Builds a preview from several pieces (stream lines, deltas) without ever holding more than
+/// the limit plus one character: pieces are joined as if separated by whitespace only when the
+/// caller says so (`push_break`).
+#[derive(Debug, Clone)]
+pub struct PreviewBuilder {
+    max: usize,
+    text: String,
+    chars: usize,
+    pending_space: bool,
+    overflowed: bool,
+}
+
+impl PreviewBuilder {
+    pub fn new(max: usize) -> Self {
+        PreviewBuilder {
+            max,
+            text: String::new(),
+            chars: 0,
+            pending_space: false,
+            overflowed: false,
+        }
+    }
+
+    /// Appends text; whitespace inside collapses, control characters vanish.
+    pub fn push_str(&mut self, piece: &str) {
+        for ch in piece.chars() {
+            if self.overflowed {
+                return;
+            }
+            if ch.is_whitespace() {
+                self.pending_space = self.chars > 0;
+            } else if !ch.is_control() {
+                if self.pending_space {
+                    self.pending_space = false;
+                    self.push_char(' ');
+                }
+                self.push_char(ch);
+            }
+        }
+    }
+
+    /// Separates what comes next from what came before by one space (a line break in the
+    /// source). Leading and repeated breaks collapse like any whitespace.
+    pub fn push_break(&mut self) {
+        self.pending_space = self.chars > 0;
+    }
+
+    /// True once the limit has been passed: further input cannot change the result.
+    pub fn is_full(&self) -> bool {
+        self.overflowed
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chars == 0
+    }
+
+    fn push_char(&mut self, ch: char) {
+        // Keep one character beyond the limit so `finish` knows the text was longer.
+        if self.chars == self.max {
+            self.overflowed = true;
+            return;
+        }
+        self.text.push(ch);
+        self.chars += 1;
+    }
+
+    /// The preview: the text itself when it fits, else its first `max - 3` scalar values
+    /// followed by `...`.
+    pub fn finish(self) -> String {
+        if !self.overflowed {
+            return self.text;
+        }
+        let keep = self.max.saturating_sub(ELLIPSIS.len());
+        let cut = self
+            .text
+            .char_indices()
+            .nth(keep)
+            .map_or(self.text.len(), |(index, _)| index);
+        let mut text = self.text;
+        text.truncate(cut);
+        // A cut right after a space would leave "foo ...": drop the space.
+        while text.ends_with(' ') {
+            text.pop();
+        }
+        text.push_str(&ELLIPSIS[..ELLIPSIS.len().min(self.max)]);
+        text
+    }
+}
+
+/// Makes every control character visible (`\n`, `\t`, `\r`, `\u{1b}` …) so that text from a
+/// file cannot move the cursor, rewrite a terminal line or forge a log line.
+pub fn escape_control(input: &str) -> Cow<'_, str> {
+    if !input.chars().any(needs_escape) {
+        return Cow::Borrowed(input);
+    }
+    let mut out = String::with_capacity(input.len() + 8);
+    for ch in input.chars() {
+        match ch {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            ch if needs_escape(ch) => {
+                let _ = write!(out, "\\u{{{:x}}}", ch as u32);
+            }
+            ch => out.push(ch),
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn needs_escape(ch: char) -> bool {
+    // Bidirectional overrides can reorder what a person reads on a terminal.
+    ch.is_control() || matches!(ch, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Lossy UTF-8 for bytes that came from outside (file names, non-UTF-8 stream lines).
+pub fn lossy(bytes: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_text_is_kept_with_whitespace_collapsed() {
+        assert_eq!(preview("  hello \n\t world  ", 20), "hello world");
+    }
+
+    #[test]
+    fn control_characters_are_dropped() {
+        assert_eq!(preview("a\u{1b}[31mb\u{0}c\u{7f}d", 20), "a[31mbcd");
+    }
+
+    #[test]
+    fn cut_counts_scalar_values_and_ends_with_ellipsis() {
+        let text = "é".repeat(300);
+        let cut = preview(&text, 180);
+        assert_eq!(cut.chars().count(), 180);
+        assert!(cut.ends_with("..."));
+        assert_eq!(cut.chars().filter(|c| *c == 'é').count(), 177);
+    }
+
+    #[test]
+    fn text_of_exactly_the_limit_is_not_cut() {
+        let text = "x".repeat(180);
+        assert_eq!(preview(&text, 180), text);
+        let longer = "x".repeat(181);
+        assert_eq!(preview(&longer, 180), format!("{}...", "x".repeat(177)));
+    }
+
+    #[test]
+    fn emoji_and_cjk_are_never_split() {
+        let text = "日本語🙂".repeat(100);
+        let cut = preview(&text, 10);
+        assert_eq!(cut, "日本語🙂日本語...");
+    }
+
+    #[test]
+    fn builder_joins_pieces_with_one_space() {
+        let mut builder = PreviewBuilder::new(50);
+        builder.push_break();
+        builder.push_str("first line ");
+        builder.push_break();
+        builder.push_str("  second");
+        builder.push_break();
+        assert_eq!(builder.finish(), "first line second");
+    }
+
+    #[test]
+    fn builder_reports_full() {
+        let mut builder = PreviewBuilder::new(5);
+        builder.push_str("abcdef");
+        assert!(builder.is_full());
+        assert_eq!(builder.finish(), "ab...");
+    }
+
+    #[test]
+    fn escape_control_makes_controls_visible() {
+        assert_eq!(escape_control("plain"), "plain");
+        assert_eq!(escape_control("a\nb\tc\u{1b}d"), "a\\nb\\tc\\u{1b}d");
+        assert_eq!(escape_control("x\u{202e}y"), "x\\u{202e}y");
+        assert_eq!(escape_control("back\\slash\n"), "back\\slash\\n");
+    }
+}

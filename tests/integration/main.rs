@@ -1,0 +1,5 @@
+//! Integration tests: the real binary on temporary run directories (one test binary).
+
+mod identity;
+mod status;
+mod support;
