@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     Status,
+    Refresh,
 }
 
 pub struct CommandDef {
@@ -27,19 +28,39 @@ pub struct CommandDef {
     pub writes: &'static str,
 }
 
-pub const COMMANDS: &[CommandDef] = &[CommandDef {
-    command: Command::Status,
-    name: "status",
-    operands: "RUN_DIR...",
-    about: "print the lifecycle view of every delegation; change nothing",
-    doc: "Reads every RUN_DIR/delegations/*.json once, in file-name order, and prints one \
+pub const COMMANDS: &[CommandDef] = &[
+    CommandDef {
+        command: Command::Status,
+        name: "status",
+        operands: "RUN_DIR...",
+        about: "print the lifecycle view of every delegation; change nothing",
+        doc: "Reads every RUN_DIR/delegations/*.json once, in file-name order, and prints one \
           record per delegation: its state (queued, launching, running_active, running_quiet, \
           stale, timed_out, returned, failed, cancelled or unknown), whether it needs reclaim, \
           the liveness and identity of its worker process, and what should happen next. \
           It never writes a file and never sends a signal. \
           With --check the exit status says whether anything needs attention.",
-    writes: "nothing",
-}];
+        writes: "nothing",
+    },
+    CommandDef {
+        command: Command::Refresh,
+        name: "refresh",
+        operands: "RUN_DIR...",
+        about: "bring running delegations up to date from their event streams",
+        doc: "For every running delegation that is not reclaimed: when its process is alive and \
+          verified, records progress from the event stream's modification time (the stream is \
+          not read) and stamps the process fingerprint; when its process is gone or its pid \
+          reused, reads the stream once and finalizes the delegation as completed or failed, \
+          with thread id, final message preview, token usage and failure reason (a stream \
+          without a terminal event is finalized only once it has been unchanged for \
+          --settle); when there is no pid or it cannot be verified, reads the stream only when \
+          it changed and finalizes only on a terminal event. \
+          Prints one action record per change (action progressed, fingerprinted or \
+          finalized). \
+          Never writes launch_requested_at, started_at or process_started_at.",
+        writes: "delegations (atomically, under RUN_DIR/.flatline/lock)",
+    },
+];
 
 impl Command {
     pub fn def(self) -> &'static CommandDef {
@@ -61,7 +82,12 @@ impl Command {
 
 /// Which commands a flag applies to, as a bit set over `Command`.
 const STATUS: u32 = 1 << (Command::Status as u32);
-const ALL: u32 = STATUS;
+const REFRESH: u32 = 1 << (Command::Refresh as u32);
+const ALL: u32 = STATUS | REFRESH;
+/// The commands that look at lifecycle thresholds.
+const VIEWERS: u32 = STATUS;
+/// The commands that write.
+const WRITERS: u32 = REFRESH;
 
 /// Identifies a flag in the table; `apply` gives each its meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +105,11 @@ pub enum FlagId {
     State,
     Summary,
     Check,
+    Settle,
+    DryRun,
+    AllowOutsidePaths,
+    Wait,
+    Deadline,
     Quiet,
     Help,
     Version,
@@ -130,7 +161,7 @@ pub const FLAGS: &[Flag] = &[
         long: "quiet-after",
         short: None,
         value: Some("DURATION"),
-        commands: ALL,
+        commands: VIEWERS,
         about: "a running worker without progress this long is running_quiet [stale/2]",
         doc: "Progress age from which a running worker is reported running_quiet. \
               A per-worker worker_lifecycle.quiet_after_ms takes precedence. \
@@ -142,7 +173,7 @@ pub const FLAGS: &[Flag] = &[
         long: "stale-after",
         short: None,
         value: Some("DURATION"),
-        commands: ALL,
+        commands: VIEWERS,
         about: "a running worker without progress this long is stale [45s]",
         doc: "Progress age from which a running worker is stale and needs reclaim. \
               A per-worker worker_lifecycle.stale_after_ms takes precedence. \
@@ -153,7 +184,7 @@ pub const FLAGS: &[Flag] = &[
         long: "timeout-after",
         short: None,
         value: Some("DURATION"),
-        commands: ALL,
+        commands: VIEWERS,
         about: "a running worker without progress this long has timed out [2 x stale]",
         doc: "Progress age from which a running worker is timed_out. \
               A per-worker worker_lifecycle.timeout_after_ms takes precedence. \
@@ -165,7 +196,7 @@ pub const FLAGS: &[Flag] = &[
         long: "stuck-after",
         short: None,
         value: Some("DURATION"),
-        commands: ALL,
+        commands: VIEWERS,
         about: "cap both the stale and the timeout threshold",
         doc: "Caps the stale and the timeout thresholds (per-worker values included) at this \
               age; the timeout is then raised to at least the stale threshold.",
@@ -175,7 +206,7 @@ pub const FLAGS: &[Flag] = &[
         long: "max-runtime",
         short: None,
         value: Some("DURATION"),
-        commands: ALL,
+        commands: VIEWERS,
         about: "a running worker started this long ago has timed out [none]",
         doc: "Caps the time since worker_lifecycle.started_at (start-to-close): a running \
               worker past it is timed_out whatever its progress. \
@@ -186,7 +217,7 @@ pub const FLAGS: &[Flag] = &[
         long: "launch-timeout",
         short: None,
         value: Some("DURATION"),
-        commands: ALL,
+        commands: VIEWERS,
         about: "a launch requested this long ago without a start is stale [none]",
         doc: "Caps the time from worker_lifecycle.launch_requested_at while started_at is \
               absent (schedule-to-start): past it the worker is stale. \
@@ -197,7 +228,7 @@ pub const FLAGS: &[Flag] = &[
         long: "max-clock-skew",
         short: None,
         value: Some("DURATION"),
-        commands: ALL,
+        commands: VIEWERS,
         about: "trust progress timestamps at most this far in the future [60s]",
         doc: "A progress baseline in the future by no more than this is taken as age 0 with \
               the warning clock_skew; one further in the future is not trusted: the state is \
@@ -248,6 +279,66 @@ pub const FLAGS: &[Flag] = &[
         doc: "Exits with status 1 when any record needs attention: a worker that needs \
               reclaim, a state of unknown, a running worker whose process is gone (next_action \
               finalize), or a running worker with an invalid or unverifiable process id.",
+    },
+    Flag {
+        id: FlagId::Settle,
+        long: "settle",
+        short: None,
+        value: Some("DURATION"),
+        commands: REFRESH,
+        about: "finalize a stream without a terminal event once unchanged this long [5s]",
+        doc: "A worker whose process is gone and whose stream has no terminal event is \
+              finalized only once the stream has not changed for this long: the orchestrator \
+              may still be copying the worker's last lines. \
+              The default is 5s.",
+    },
+    Flag {
+        id: FlagId::DryRun,
+        long: "dry-run",
+        short: None,
+        value: None,
+        commands: WRITERS,
+        about: "print what would be done; write nothing",
+        doc: "Prints the action records of what would be done, and writes nothing: no \
+              delegation, no lock, no RUN_DIR/.flatline directory.",
+    },
+    Flag {
+        id: FlagId::AllowOutsidePaths,
+        long: "allow-outside-paths",
+        short: None,
+        value: None,
+        commands: REFRESH,
+        about: "accept absolute stream paths outside the run directory",
+        doc: "Paths named inside documents (event streams) are untrusted: a relative path \
+              is resolved beneath RUN_DIR and an absolute one must lie beneath it, else it is \
+              refused as path_outside_run. \
+              This option accepts absolute paths elsewhere; symlinks are still refused and only \
+              regular files owned by the delegation's owner or root are read.",
+    },
+    Flag {
+        id: FlagId::Wait,
+        long: "wait",
+        short: None,
+        value: Some("DURATION"),
+        commands: WRITERS,
+        about: "wait this long for another flatline's lock instead of exiting 75",
+        doc: "Writing commands hold an exclusive lock on RUN_DIR/.flatline/lock for the whole \
+              run. \
+              When another flatline holds it, flatline exits 75 at once, or with this option \
+              waits up to DURATION for it.",
+    },
+    Flag {
+        id: FlagId::Deadline,
+        long: "deadline",
+        short: None,
+        value: Some("DURATION"),
+        commands: ALL,
+        about: "stop before the next side effect once this much time has passed",
+        doc: "Bounds the whole run: past the deadline flatline stops before its next side \
+              effect, keeps what it completed and exits 124. \
+              If a read is stuck in the kernel, a watchdog ends the process 5s after the \
+              deadline (atomic writes make that safe). \
+              No default.",
     },
     Flag {
         id: FlagId::Quiet,
@@ -341,6 +432,11 @@ pub struct LowArgs {
     pub states: Vec<String>,
     pub summary: bool,
     pub check: bool,
+    pub settle: Option<Millis>,
+    pub dry_run: bool,
+    pub allow_outside_paths: bool,
+    pub wait: Option<Millis>,
+    pub deadline: Option<Millis>,
     pub quiet: bool,
     /// Flags seen, to check they apply to the command.
     seen: Vec<FlagId>,
@@ -509,6 +605,11 @@ fn apply(low: &mut LowArgs, flag: &Flag, value: Option<String>) -> Result<(), Us
         }
         FlagId::Summary => low.summary = true,
         FlagId::Check => low.check = true,
+        FlagId::Settle => low.settle = Some(duration(flag, &text)?),
+        FlagId::DryRun => low.dry_run = true,
+        FlagId::AllowOutsidePaths => low.allow_outside_paths = true,
+        FlagId::Wait => low.wait = Some(duration(flag, &text)?),
+        FlagId::Deadline => low.deadline = Some(positive_duration(flag, &text)?),
         FlagId::Quiet => low.quiet = true,
         FlagId::Help => low.help = true,
         FlagId::Version => low.version = true,

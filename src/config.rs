@@ -8,6 +8,7 @@ use crate::clock::{self, Millis};
 use crate::lifecycle::{State, Thresholds};
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Everything a run needs to know, resolved.
 #[derive(Debug, Clone)]
@@ -23,7 +24,21 @@ pub struct Config {
     pub states: Vec<State>,
     pub summary: bool,
     pub check: bool,
+    /// How long a stream without a terminal event must be unchanged before finalizing.
+    pub settle: Millis,
+    pub dry_run: bool,
+    pub allow_outside_paths: bool,
+    /// How long to wait for another flatline's lock (`None`: not at all).
+    pub wait: Option<Duration>,
+    pub deadline: Option<Duration>,
     pub quiet: bool,
+}
+
+/// SPEC §3.2: the orchestrator may still be copying a dead worker's last lines.
+pub const DEFAULT_SETTLE_MS: Millis = 5_000;
+
+fn std_duration(ms: Millis) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
 impl Config {
@@ -98,6 +113,11 @@ pub fn resolve(
             .collect(),
         summary: low.summary,
         check: low.check,
+        settle: low.settle.unwrap_or(DEFAULT_SETTLE_MS),
+        dry_run: low.dry_run,
+        allow_outside_paths: low.allow_outside_paths,
+        wait: low.wait.map(std_duration),
+        deadline: low.deadline.map(std_duration),
         quiet: low.quiet,
     })
 }

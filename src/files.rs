@@ -251,6 +251,15 @@ impl Dir {
                 path: self.path.join(name),
             })),
             Err(error) if error.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            // O_DIRECTORY wins over O_NOFOLLOW: a symlink fails with ENOTDIR. Say ELOOP.
+            Err(error) if error.raw_os_error() == Some(libc::ENOTDIR) => {
+                match lstatat(self.fd(), name) {
+                    Ok(meta) if meta.mode & libc::S_IFMT == libc::S_IFLNK => {
+                        Err(io::Error::from_raw_os_error(libc::ELOOP))
+                    }
+                    _ => Err(error),
+                }
+            }
             Err(error) => Err(error),
         }
     }

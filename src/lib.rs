@@ -14,9 +14,11 @@ pub mod lifecycle;
 pub mod manual;
 pub mod output;
 pub mod process;
+pub mod refresh;
 pub mod scan;
 pub mod status;
 pub mod stop;
+pub mod store;
 pub mod text;
 
 use cli::{Command, Mode};
@@ -55,8 +57,13 @@ where
         Ok(config) => config,
         Err(error) => return usage_error(&mut diag, &error.0),
     };
+    let stop = match config.deadline {
+        Some(deadline) => stop.with_deadline(deadline),
+        None => stop,
+    };
     match command {
         Command::Status => status::run(&config, &mut diag, &stop),
+        Command::Refresh => refresh::run(&config, &mut diag, &stop),
     }
 }
 

@@ -95,9 +95,75 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "EVENT STREAMS",
+        &[
+            "A worker's event stream is worker_launch_evidence.raw_events_file, else \
+             RUN_DIR/raw-events/DELEGATION_ID.jsonl when the id is a safe file name \
+             ([A-Za-z0-9._-], at most 128 characters, not . or ..). \
+             Paths named inside documents are untrusted: a relative path is resolved beneath \
+             RUN_DIR, an absolute one must lie beneath it (else path_outside_run, unless \
+             --allow-outside-paths), no component may be a symlink (openat2 with \
+             RESOLVE_BENEATH and RESOLVE_NO_SYMLINKS), and only a regular file owned by the \
+             delegation's owner or by root is opened for reading, after an O_PATH open and \
+             fstat: a FIFO, device, socket or directory is an error for that delegation, never \
+             a hang.",
+            "A stream is read in one pass with bounded memory; lines longer than 16 MiB are \
+             skipped and counted. \
+             The shapes of Codex CLI exec --json (codex), legacy Codex and session rollout \
+             files (codex-legacy), Claude Code stream-json (claude), Gemini CLI stream-json \
+             (gemini), Kimi CLI stream-json (kimi) and generic assistant messages are \
+             recognised per line. \
+             The digest keeps the format, the last terminal event, the thread id, the final \
+             assistant text (180 characters), the last usage object, whether a transport \
+             failure was seen (only in non-JSON lines and error messages, never in the agent's \
+             own text), a preview of the first non-JSON lines (220 characters) and the bytes \
+             read.",
+            "Finalizing: the last terminal event decides (success is completed, failure is \
+             failed). \
+             Without one, a stream of a format that has terminal events (codex, claude, \
+             gemini) means the worker died mid-turn: failed, interrupted; other streams are \
+             completed when a final text or usage was seen, else failed. \
+             Failure reasons, the first that applies: execution_failed (a terminal failure, a \
+             recorded non-zero exit_code, or a transport failure), interrupted, \
+             invalid_output (bytes but nothing usable), unknown (no stream or an empty one).",
+        ],
+    ),
+    (
+        "WRITING FILES",
+        &[
+            "Writes go through directory descriptors and never through a symlink; a file with \
+             several hard links is not replaced. \
+             A document is written to a temporary file .NAME.flatline.PID.tmp in the same \
+             directory with the original's mode, owner and group, synced, and renamed over the \
+             original; the directory is synced once per batch. \
+             Just before the rename the original is read again and must be byte for byte what \
+             flatline read; otherwise flatline re-reads it, recomputes its change (up to 3 \
+             times) and then reports a conflict and leaves the file alone (exit 3). \
+             Every field flatline does not own is kept, in order, numbers exactly; timestamps \
+             are written as UTC RFC 3339 with milliseconds. \
+             A run that changes nothing writes nothing.",
+            "Writing commands hold an exclusive flock on RUN_DIR/.flatline/lock for the whole \
+             run; .flatline is created with mode 0700 and the lock with mode 0600, owned by \
+             flatline's effective user, and a run where they exist otherwise, or as symlinks, \
+             is refused (exit 4). \
+             Another flatline exits 75 at once, or waits with --wait. \
+             An orchestrator that needs a guarantee against lost updates holds the same lock \
+             while it rewrites a delegation; one that does not can still slip a change in \
+             between flatline's check and its rename.",
+            "SIGINT, SIGTERM and SIGHUP stop a run between files, never inside a write: what \
+             was completed is kept and flatline exits 128+N. \
+             A second signal ends it at once, which is safe too: a leftover temporary file is \
+             removed by the next writing run.",
+        ],
+    ),
+    (
         "OUTPUT",
         &[
-            "ndjson prints one compact JSON object per line; kind is delegation or summary. \
+            "ndjson prints one compact JSON object per line; kind is delegation, action or \
+             summary. \
+             An action record has kind, command, action (progressed, fingerprinted, \
+             finalized, ...), outcome (written, dry_run, conflict, failed), run_dir, path, \
+             delegation_id and what the action decided. \
              A delegation record has kind, run_dir, path, delegation_id, task_card_id, \
              work_kind, status, state, reclaim_state, process_id, process_alive, \
              process_identity, last_progress_at, progress_baseline, elapsed_since_progress_ms, \
@@ -134,6 +200,14 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     (
         "Fail a health check when anything needs attention:",
         "flatline status --check --quiet /srv/runs/*",
+    ),
+    (
+        "Bring running delegations up to date (progress, finished workers) every minute:",
+        "flatline refresh --quiet /srv/runs/r42",
+    ),
+    (
+        "See what refresh would finalize, without writing:",
+        "flatline refresh --dry-run /srv/runs/r42 | jq -c 'select(.action == \"finalized\")'",
     ),
     (
         "Count workers per task card:",

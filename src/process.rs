@@ -10,6 +10,7 @@
 use crate::clock::Millis;
 use crate::doc::{Field, Int};
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// How much a recorded instant and the kernel's start time may disagree (clock ticks,
 /// rounding, an orchestrator stamping just after the fork).
@@ -404,6 +405,310 @@ pub fn fingerprint_of(observation: Observation, host: &Host) -> Option<Fingerpri
     }
 }
 
+/// Validates a pid found in `/proc` (a descendant of a worker) under the same rules.
+pub fn validate_found(pid: i32, host: &Host) -> Result<Pid, InvalidPid> {
+    validate_value(Int::from(pid), host)
+}
+
+/// One line of the process table: who is whose child, and since when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcEntry {
+    pub pid: i32,
+    pub ppid: i32,
+    pub start_ticks: u64,
+    pub exited: bool,
+}
+
+/// Reads `/proc/*/stat` once: the parent links of every process (threads are not listed).
+pub fn process_table() -> Vec<ProcEntry> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut table = Vec::new();
+    let mut buf = Vec::with_capacity(512);
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if read_proc(pid, "stat", &mut buf).is_err() {
+            continue;
+        }
+        if let Some(stat) = parse_stat(&buf) {
+            table.push(ProcEntry {
+                pid,
+                ppid: stat.ppid,
+                start_ticks: stat.start_ticks,
+                exited: stat.exited(),
+            });
+        }
+    }
+    table
+}
+
+/// The descendants of `root` in `table`, breadth first, that started no earlier than the
+/// root (an older process cannot be its child: the ppid link was inherited by re-parenting).
+/// Pure, so the tree walk is tested without processes.
+pub fn descendants(table: &[ProcEntry], root: i32, root_start_ticks: u64) -> Vec<ProcEntry> {
+    let mut found: Vec<ProcEntry> = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for entry in table.iter().filter(|e| e.ppid == parent && e.pid != root) {
+            if entry.start_ticks < root_start_ticks || found.iter().any(|f| f.pid == entry.pid) {
+                continue;
+            }
+            found.push(*entry);
+            frontier.push(entry.pid);
+        }
+    }
+    found.sort_by_key(|e| e.pid);
+    found
+}
+
+/// The real uid of a live process (`None` when it is gone or hidden).
+pub fn real_uid(pid: Pid) -> Option<u32> {
+    let mut buf = Vec::with_capacity(1024);
+    read_proc(pid.0, "status", &mut buf).ok()?;
+    parse_status(&buf).map(|status| status.uid)
+}
+
+/// The signals flatline sends, and no other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Term,
+    Cont,
+    Kill,
+}
+
+impl Signal {
+    fn number(self) -> libc::c_int {
+        match self {
+            Signal::Term => libc::SIGTERM,
+            Signal::Cont => libc::SIGCONT,
+            Signal::Kill => libc::SIGKILL,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Handle {
+    /// A pidfd: it keeps referring to the same process even if the pid is reused.
+    PidFd(OwnedFd),
+    /// pidfds are refused here (ENOSYS, or EPERM from a seccomp filter): the start time is
+    /// checked again right before every `kill()`.
+    Kill,
+}
+
+/// A process that may be signalled: a validated pid whose start time was checked through
+/// the handle that will carry the signal. Only `open_target` makes one.
+#[derive(Debug)]
+pub struct Target {
+    pid: Pid,
+    start_ticks: u64,
+    handle: Handle,
+}
+
+/// Why a process could not be opened as a target.
+#[derive(Debug, PartialEq, Eq)]
+pub enum OpenError {
+    /// It exited (or is a zombie).
+    Gone,
+    /// Another process holds the pid now.
+    Changed,
+}
+
+fn stat_of(pid: Pid) -> Option<Stat> {
+    read_stat(pid.0).ok().flatten()
+}
+
+/// Opens `pid` for signalling and checks that the process behind the handle is the one
+/// that started at `start_ticks` (SPEC §3.1: pidfd_open, then verify, then signal).
+pub fn open_target(pid: Pid, start_ticks: u64) -> Result<Target, OpenError> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; `pid` is a
+    // validated positive pid.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.0, 0) };
+    let handle = if fd >= 0 {
+        // SAFETY: the kernel returned a new descriptor that nobody else owns.
+        Handle::PidFd(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+    } else {
+        match io::Error::last_os_error().raw_os_error() {
+            Some(libc::ESRCH) => return Err(OpenError::Gone),
+            _ => Handle::Kill,
+        }
+    };
+    // The handle refers to whatever held the pid when it was opened; reading the start time
+    // now, after the open, tells whether that is still the expected process.
+    match stat_of(pid) {
+        None => Err(OpenError::Gone),
+        Some(stat) if stat.exited() => Err(OpenError::Gone),
+        Some(stat) if stat.start_ticks != start_ticks => Err(OpenError::Changed),
+        Some(_) => Ok(Target {
+            pid,
+            start_ticks,
+            handle,
+        }),
+    }
+}
+
+/// What happened to a signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    Delivered,
+    /// The process had already exited.
+    Gone,
+    /// EPERM: flatline may not signal it.
+    NotPermitted,
+    /// `kill()` path only: another process holds the pid now; nothing was sent.
+    Changed,
+}
+
+impl Target {
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// `pidfd` or `kill`: how signals reach this process.
+    pub fn signal_via(&self) -> &'static str {
+        match self.handle {
+            Handle::PidFd(_) => "pidfd",
+            Handle::Kill => "kill",
+        }
+    }
+
+    /// Sends `signal` to this process, and to no other. The one place flatline signals.
+    pub fn send(&self, signal: Signal) -> Sent {
+        let rc = match &self.handle {
+            Handle::PidFd(fd) => {
+                // SAFETY: pidfd_send_signal on a pidfd we own, with no siginfo and no flags;
+                // a pidfd addresses exactly one process, never a group.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_pidfd_send_signal,
+                        fd.as_raw_fd(),
+                        signal.number(),
+                        std::ptr::null::<libc::siginfo_t>(),
+                        0,
+                    )
+                }
+            }
+            Handle::Kill => {
+                match stat_of(self.pid) {
+                    None => return Sent::Gone,
+                    Some(stat) if stat.exited() => return Sent::Gone,
+                    Some(stat) if stat.start_ticks != self.start_ticks => return Sent::Changed,
+                    Some(_) => {}
+                }
+                // SAFETY: `self.pid` is a validated pid ≥ 2 (never 0 or -1, so never a
+                // process group), and its start time was checked just above.
+                i64::from(unsafe { libc::kill(self.pid.0, signal.number()) })
+            }
+        };
+        if rc == 0 {
+            return Sent::Delivered;
+        }
+        match io::Error::last_os_error().raw_os_error() {
+            Some(libc::ESRCH) => Sent::Gone,
+            _ => Sent::NotPermitted,
+        }
+    }
+
+    /// Whether the process has exited (a zombie has).
+    pub fn has_exited(&self) -> bool {
+        match &self.handle {
+            Handle::PidFd(fd) => poll_exited(&[fd.as_raw_fd()], 0)
+                .first()
+                .copied()
+                .unwrap_or(false),
+            Handle::Kill => match stat_of(self.pid) {
+                None => true,
+                Some(stat) => stat.exited() || stat.start_ticks != self.start_ticks,
+            },
+        }
+    }
+}
+
+/// poll(2) on pidfds: which are readable (their process exited) within `timeout_ms`.
+fn poll_exited(fds: &[libc::c_int], timeout_ms: libc::c_int) -> Vec<bool> {
+    let mut polls: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: `polls` is a valid array of pollfd of the given length for the whole call.
+    let rc = unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, timeout_ms) };
+    if rc <= 0 {
+        // Timeout, or EINTR from a signal: nothing more is known.
+        return vec![false; fds.len()];
+    }
+    polls.iter().map(|p| p.revents != 0).collect()
+}
+
+/// How a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waited {
+    AllExited,
+    TimedOut,
+    Interrupted,
+}
+
+/// Waits for every target together until all have exited, `deadline` passes, or `stop`
+/// says to stop. The time left is recomputed from the fixed deadline on every wake-up.
+/// `exited[i]` is updated for `targets[i]`.
+pub fn wait_for_exit(
+    targets: &[&Target],
+    exited: &mut [bool],
+    deadline: std::time::Instant,
+    stop: &dyn Fn() -> bool,
+) -> Waited {
+    loop {
+        for (i, target) in targets.iter().enumerate() {
+            if !exited[i] && target.has_exited() {
+                exited[i] = true;
+            }
+        }
+        if exited.iter().all(|&e| e) {
+            return Waited::AllExited;
+        }
+        if stop() {
+            return Waited::Interrupted;
+        }
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return Waited::TimedOut;
+        }
+        let left = deadline - now;
+        let fds: Vec<libc::c_int> = targets
+            .iter()
+            .zip(exited.iter())
+            .filter(|(_, done)| !**done)
+            .filter_map(|(target, _)| match &target.handle {
+                Handle::PidFd(fd) => Some(fd.as_raw_fd()),
+                Handle::Kill => None,
+            })
+            .collect();
+        let any_kill_path = targets
+            .iter()
+            .zip(exited.iter())
+            .any(|(t, done)| !*done && matches!(t.handle, Handle::Kill));
+        // Without a pidfd there is nothing to poll on: look again every 10 ms.
+        let mut timeout = left.as_millis().min(i32::MAX as u128) as libc::c_int;
+        if any_kill_path {
+            timeout = timeout.min(10);
+        }
+        if fds.is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(timeout.max(1) as u64));
+        } else {
+            poll_exited(&fds, timeout.max(1));
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn test_host() -> Host {
     Host {
@@ -580,6 +885,62 @@ mod tests {
             identify(alive(0, 777), evidence, Some(&other_ns), &host),
             Identity::Unverifiable
         );
+    }
+
+    #[test]
+    fn the_tree_walk_finds_descendants_started_after_the_root() {
+        let entry = |pid, ppid, start_ticks| ProcEntry {
+            pid,
+            ppid,
+            start_ticks,
+            exited: false,
+        };
+        let table = [
+            entry(1, 0, 0),
+            entry(100, 1, 50),
+            entry(101, 100, 60),
+            entry(102, 101, 70),
+            entry(103, 100, 40), // older than the root: a stale ppid link, not a child
+            entry(104, 103, 80),
+            entry(200, 1, 55),
+            entry(201, 200, 65),
+        ];
+        let found: Vec<i32> = descendants(&table, 100, 50).iter().map(|e| e.pid).collect();
+        assert_eq!(found, [101, 102]);
+        assert!(descendants(&table, 102, 70).is_empty());
+    }
+
+    #[test]
+    fn signalling_reaches_only_the_opened_process() {
+        let host = Host::read();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = validate(&Field::Value(Int::from(child.id())), &host)
+            .unwrap()
+            .unwrap();
+        let Observation::Alive { start_ticks, .. } = observe(pid, &host) else {
+            panic!("child not alive");
+        };
+        assert_eq!(
+            open_target(pid, start_ticks + 1).unwrap_err(),
+            OpenError::Changed
+        );
+        let target = open_target(pid, start_ticks).unwrap();
+        assert_eq!(target.signal_via(), "pidfd");
+        assert!(!target.has_exited());
+        assert_eq!(target.send(Signal::Term), Sent::Delivered);
+        let mut exited = [false];
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        assert_eq!(
+            wait_for_exit(&[&target], &mut exited, deadline, &|| false),
+            Waited::AllExited
+        );
+        assert!(target.has_exited(), "a zombie has exited");
+        child.wait().unwrap();
+        assert_eq!(target.send(Signal::Kill), Sent::Gone);
+        assert_eq!(open_target(pid, start_ticks).unwrap_err(), OpenError::Gone);
     }
 
     #[test]

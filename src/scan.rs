@@ -5,11 +5,14 @@
 //! inode); `delegations/` is listed once and sorted by name; hidden files and
 //! `*.result.json` are skipped; each document is read once into a reused buffer.
 
+use crate::config::Config;
+use crate::doc::{self, Delegation, DocError};
 use crate::exit::Exit;
-use crate::files::{self, Dir, Entry, RunRoot};
-use crate::lifecycle::{ChildStatus, ProcessFacts, Times};
+use crate::files::{self, Dir, Entry, FileMeta, MAX_DOCUMENT_BYTES, RunRoot};
+use crate::lifecycle::{self, ChildStatus, ProcessFacts, Times, View};
 use crate::output::Diagnostics;
 use crate::process::{self, Host, Observation};
+use crate::stop::Stop;
 use std::cell::OnceCell;
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -153,6 +156,115 @@ pub fn process_facts(
         observation,
         identity,
     }
+}
+
+/// One delegation file, read, parsed and looked at: what every command decides on.
+pub struct Item<'a> {
+    /// The `delegations/` directory (for writes through its descriptor).
+    pub dir: &'a Dir,
+    pub name: &'a OsStr,
+    pub path: &'a Path,
+    pub meta: FileMeta,
+    /// The bytes as read: what a write must find unchanged before it replaces the file.
+    pub bytes: &'a [u8],
+    pub doc: &'a Delegation<'a>,
+    pub times: &'a Times,
+    pub facts: &'a ProcessFacts,
+    pub view: &'a View<'a>,
+}
+
+/// Parses `bytes` and computes the view, then hands everything to `f`. Used for the first
+/// read and again after a write conflict (the re-read bytes are inspected afresh).
+pub fn inspect<R>(
+    bytes: &[u8],
+    config: &Config,
+    host: &LazyHost,
+    f: impl FnOnce(&Delegation<'_>, &Times, &ProcessFacts, &View<'_>) -> R,
+) -> Result<R, DocError> {
+    let delegation = doc::parse_delegation(bytes)?;
+    let lifecycle = delegation.worker_lifecycle.value();
+    let times = Times::of(lifecycle);
+    let facts = process_facts(
+        lifecycle,
+        lifecycle::child_status(&delegation),
+        lifecycle::is_reclaimed(&delegation),
+        &times,
+        host,
+    );
+    let view = lifecycle::view(&delegation, &times, config.now, &config.thresholds, &facts);
+    Ok(f(&delegation, &times, &facts, &view))
+}
+
+/// Reads every delegation of `run` once, in file-name order, and calls `visit` for each
+/// one that parsed and passes `--task-card`. File problems are reported here. Stops early
+/// when `stop` fires or `visit` returns an exit status.
+pub fn for_each_delegation(
+    run: &Run,
+    config: &Config,
+    host: &LazyHost,
+    diag: &mut Diagnostics,
+    stop: &Stop,
+    mut visit: impl FnMut(Item<'_>, &mut Diagnostics) -> Result<(), Exit>,
+) -> Result<(), Exit> {
+    let Some(listing) = list_child(run, "delegations", diag) else {
+        return Ok(());
+    };
+    for_each_in_listing(run, &listing, config, host, diag, stop, &mut visit)
+}
+
+/// `for_each_delegation` over a listing the caller already holds.
+pub fn for_each_in_listing(
+    run: &Run,
+    listing: &Listing,
+    config: &Config,
+    host: &LazyHost,
+    diag: &mut Diagnostics,
+    stop: &Stop,
+    visit: &mut dyn FnMut(Item<'_>, &mut Diagnostics) -> Result<(), Exit>,
+) -> Result<(), Exit> {
+    let mut buf = Vec::with_capacity(16 * 1024);
+    for entry in &listing.entries {
+        if !is_document_name(&entry.name) {
+            continue;
+        }
+        if let Some(exit) = stop.check() {
+            return Err(exit);
+        }
+        let path = entry_path(run, "delegations", &entry.name);
+        let meta = match listing.dir.read_entry(entry, MAX_DOCUMENT_BYTES, &mut buf) {
+            Ok(meta) => meta,
+            Err(error) => {
+                diag.error(&path, &error.to_string(), Exit::FileProblem);
+                continue;
+            }
+        };
+        let result = inspect(&buf, config, host, |doc, times, facts, view| {
+            if !config.card_selected(doc.task_card_id.str()) {
+                return Ok(());
+            }
+            if !view.malformed.is_empty() {
+                diag.error(&path, &view.malformed.join("; "), Exit::FileProblem);
+            }
+            let item = Item {
+                dir: &listing.dir,
+                name: &entry.name,
+                path: &path,
+                meta,
+                bytes: &buf,
+                doc,
+                times,
+                facts,
+                view,
+            };
+            visit(item, diag)
+        });
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(exit)) => return Err(exit),
+            Err(error) => diag.error(&path, &error.to_string(), Exit::FileProblem),
+        }
+    }
+    Ok(())
 }
 
 /// The path of a file in a listing, for messages and records.

@@ -4,12 +4,12 @@
 //! document outlives its record, so memory stays flat however many files there are.
 
 use crate::config::Config;
-use crate::doc::{self, Int};
+use crate::doc::Int;
 use crate::exit::Exit;
-use crate::files::{self, MAX_DOCUMENT_BYTES};
-use crate::lifecycle::{self, Tally, Times, View};
+use crate::files;
+use crate::lifecycle::{Tally, View};
 use crate::output::{Diagnostics, Header, Output, PathText, Ts};
-use crate::scan::{self, LazyHost, Run};
+use crate::scan::{self, LazyHost};
 use crate::stop::Stop;
 use serde::Serialize;
 use std::borrow::Cow;
@@ -115,73 +115,6 @@ fn summary_record(run_dir: &Path, card: Option<String>, tally: Tally) -> Summary
     }
 }
 
-/// The parsed view of one delegation file, handed to a command.
-pub struct Inspected<'a> {
-    pub path: &'a Path,
-    pub view: View<'a>,
-}
-
-/// Reads every delegation of `run` once and calls `visit` with its view. File problems are
-/// reported here; `visit` sees only documents that parsed. Stops early when `stop` fires.
-pub fn for_each_delegation(
-    run: &Run,
-    config: &Config,
-    host: &LazyHost,
-    diag: &mut Diagnostics,
-    stop: &Stop,
-    mut visit: impl FnMut(Inspected<'_>, &mut Diagnostics) -> std::io::Result<()>,
-) -> Result<(), Exit> {
-    let Some(listing) = scan::list_child(run, "delegations", diag) else {
-        return Ok(());
-    };
-    let mut buf = Vec::with_capacity(16 * 1024);
-    for entry in &listing.entries {
-        if !scan::is_document_name(&entry.name) {
-            continue;
-        }
-        if let Some(exit) = stop.check() {
-            return Err(exit);
-        }
-        let path = scan::entry_path(run, "delegations", &entry.name);
-        if let Err(error) = listing.dir.read_entry(entry, MAX_DOCUMENT_BYTES, &mut buf) {
-            diag.error(&path, &error.to_string(), Exit::FileProblem);
-            continue;
-        }
-        let delegation = match doc::parse_delegation(&buf) {
-            Ok(delegation) => delegation,
-            Err(error) => {
-                diag.error(&path, &error.to_string(), Exit::FileProblem);
-                continue;
-            }
-        };
-        if !config.card_selected(delegation.task_card_id.str()) {
-            continue;
-        }
-        let lifecycle = delegation.worker_lifecycle.value();
-        let times = Times::of(lifecycle);
-        let facts = scan::process_facts(
-            lifecycle,
-            lifecycle::child_status(&delegation),
-            lifecycle::is_reclaimed(&delegation),
-            &times,
-            host,
-        );
-        let view = lifecycle::view(&delegation, &times, config.now, &config.thresholds, &facts);
-        if !view.malformed.is_empty() {
-            diag.error(&path, &view.malformed.join("; "), Exit::FileProblem);
-        }
-        if let Err(error) = visit(Inspected { path: &path, view }, diag) {
-            diag.error(
-                Path::new("stdout"),
-                &files::io_message(&error),
-                Exit::FileProblem,
-            );
-            return Err(Exit::FileProblem);
-        }
-    }
-    Ok(())
-}
-
 /// `flatline status`.
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     let runs = scan::open_runs(&config.run_dirs, diag);
@@ -197,8 +130,8 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     let mut interrupted = None;
     for run in &runs {
         let mut cards: BTreeMap<Option<String>, Tally> = BTreeMap::new();
-        let result = for_each_delegation(run, config, &host, diag, stop, |item, _| {
-            let view = &item.view;
+        let result = scan::for_each_delegation(run, config, &host, diag, stop, |item, diag| {
+            let view = item.view;
             if view.needs_attention() {
                 attention = true;
             }
@@ -210,7 +143,9 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             if !config.states.is_empty() && !config.states.contains(&view.state) {
                 return Ok(());
             }
-            output.record(&DelegationRecord::new(&run.path, item.path, view))
+            output
+                .record(&DelegationRecord::new(&run.path, item.path, view))
+                .map_err(|error| stdout_failed(diag, &error))
         });
         for (card, tally) in cards {
             summaries.push(summary_record(&run.path, card, tally));
@@ -242,6 +177,16 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         diag.raise(Exit::Attention);
     }
     diag.exit
+}
+
+/// A write to stdout failed for another reason than a closed pipe: say so, stop.
+pub fn stdout_failed(diag: &mut Diagnostics, error: &std::io::Error) -> Exit {
+    diag.error(
+        Path::new("stdout"),
+        &files::io_message(error),
+        Exit::FileProblem,
+    );
+    Exit::FileProblem
 }
 
 /// The one-line tally under the text table.

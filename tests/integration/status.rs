@@ -569,6 +569,11 @@ fn a_closed_pipe_ends_output_quietly() {
 
 #[test]
 fn usage_errors_exit_two() {
+    let commands = flatline::cli::COMMANDS
+        .iter()
+        .map(|c| c.name)
+        .collect::<Vec<_>>()
+        .join(", ");
     for (args, message) in [
         (
             vec!["status"],
@@ -580,7 +585,7 @@ fn usage_errors_exit_two() {
         ),
         (
             vec!["bogus"],
-            "flatline: unknown command 'bogus' (commands: status)",
+            &*format!("flatline: unknown command 'bogus' (commands: {commands})"),
         ),
         (
             vec!["status", "--format", "xml", "r"],

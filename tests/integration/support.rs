@@ -167,6 +167,14 @@ impl Outcome {
             .unwrap_or_else(|| panic!("no record for {id} in {}", self.stdout))
     }
 
+    /// The action record about one delegation.
+    pub fn by_action(&self, id: &str) -> Value {
+        self.records()
+            .into_iter()
+            .find(|r| r["kind"] == "action" && r["delegation_id"] == id)
+            .unwrap_or_else(|| panic!("no action for {id} in {}", self.stdout))
+    }
+
     pub fn stderr_lines(&self) -> Vec<&str> {
         self.stderr.lines().collect()
     }
@@ -191,11 +199,20 @@ where
 
 /// Runs a prepared command with a hang guard: past `limit` it is killed and the test fails.
 pub fn run_command(command: &mut Command, limit: Duration) -> Outcome {
+    finish(start(command), limit)
+}
+
+/// Starts a prepared command with stdin closed and stdout/stderr captured.
+pub fn start(command: &mut Command) -> Child {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("spawn flatline");
+    command.spawn().expect("spawn flatline")
+}
+
+/// Waits for a started command (hang guard `limit`) and collects what it printed.
+pub fn finish(mut child: Child, limit: Duration) -> Outcome {
     let stdout = child.stdout.take().unwrap();
     let stderr = child.stderr.take().unwrap();
     let out_reader = std::thread::spawn(move || read_all(stdout));
@@ -208,7 +225,7 @@ pub fn run_command(command: &mut Command, limit: Duration) -> Outcome {
         if start.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("flatline did not finish within {limit:?}: {command:?}");
+            panic!("flatline did not finish within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(5));
     };
@@ -309,6 +326,26 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Waits (bounded) until process `pid` has `path` open: an event, not a guess at timing.
+pub fn wait_until_open(pid: u32, path: &Path) {
+    let start = Instant::now();
+    loop {
+        if let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+            for entry in entries.flatten() {
+                if std::fs::read_link(entry.path()).ok().as_deref() == Some(path) {
+                    return;
+                }
+            }
+        }
+        assert!(
+            start.elapsed() < HANG_GUARD,
+            "process {pid} never opened {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
