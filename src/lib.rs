@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod commit;
 pub mod config;
 pub mod doc;
 pub mod events;

@@ -7,22 +7,20 @@
 //! store, and re-reads and recomputes when another writer got there first.
 
 use crate::clock::{self, Millis};
+use crate::commit::{
+    self, ApplyError, DocChange, Place, lifecycle_mut, object_mut, set_status, ts,
+};
 use crate::config::Config;
 use crate::doc::Delegation;
 use crate::events::{self, Digest, Outcome, Verdict};
 use crate::exit::Exit;
 use crate::files::{self, NamedPathPolicy, ReadError, RunRoot};
 use crate::lifecycle::{self, ProcessFacts, Times};
-use crate::output::{Diagnostics, Output, PathText, Ts};
+use crate::output::{Diagnostics, Output, Ts};
 use crate::process::{self, Fingerprint, Identity};
-use crate::scan::{self, Item, LazyHost, Run};
-use crate::store::{self, Replaced};
-use serde::Serialize;
+use crate::scan::{self, LazyHost, Run};
 use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
-
-/// How many times a change is recomputed after another writer changed the file.
-pub const MAX_RECOMPUTE: usize = 3;
 
 /// Which of SPEC §3.2's three cases a running delegation is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,13 +89,21 @@ pub enum Change {
     Finalize(Box<Finalization>),
 }
 
-impl Change {
-    pub fn action(&self) -> &'static str {
+impl DocChange for Change {
+    fn action(&self) -> &'static str {
         match self {
             Change::Progress { .. } => "progressed",
             Change::Fingerprint(_) => "fingerprinted",
             Change::Finalize(_) => "finalized",
         }
+    }
+
+    fn detail(&self) -> Map<String, Value> {
+        change_detail(self)
+    }
+
+    fn apply(&self, doc: &mut Value, now: Millis) -> Result<(), ApplyError> {
+        apply(doc, self, now)
     }
 }
 
@@ -202,48 +208,6 @@ pub fn decide(
     }
 }
 
-/// Why a change could not be applied to a document.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApplyError(pub String);
-
-fn ts(ms: Millis) -> Value {
-    Value::String(clock::format_rfc3339(ms))
-}
-
-/// The document's `worker_lifecycle`, created when absent; an error when it is not an
-/// object (flatline does not replace what it cannot read).
-pub fn lifecycle_mut(doc: &mut Map<String, Value>) -> Result<&mut Map<String, Value>, ApplyError> {
-    let entry = doc
-        .entry("worker_lifecycle")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if entry.is_null() {
-        *entry = Value::Object(Map::new());
-    }
-    entry
-        .as_object_mut()
-        .ok_or_else(|| ApplyError("worker_lifecycle is not an object; not rewritten".into()))
-}
-
-pub fn object_mut(doc: &mut Value) -> Result<&mut Map<String, Value>, ApplyError> {
-    doc.as_object_mut()
-        .ok_or_else(|| ApplyError("not a JSON object; not rewritten".into()))
-}
-
-/// Sets `child_agent.status` and `executor.status` (each when that object exists; the
-/// child_agent is created when neither does).
-pub fn set_status(doc: &mut Map<String, Value>, status: &str) {
-    let mut set = false;
-    for key in ["child_agent", "executor"] {
-        if let Some(object) = doc.get_mut(key).and_then(Value::as_object_mut) {
-            object.insert("status".into(), json!(status));
-            set = true;
-        }
-    }
-    if !set && !doc.contains_key("child_agent") {
-        doc.insert("child_agent".into(), json!({ "status": status }));
-    }
-}
-
 pub fn fingerprint_value(fingerprint: &Fingerprint) -> Value {
     json!({
         "start_ticks": fingerprint.start_ticks,
@@ -303,7 +267,7 @@ fn failure_summary(finalization: &Finalization, reason: &str) -> String {
 
 /// Applies a change to a delegation document. Touches only the fields flatline owns; never
 /// `launch_requested_at`, `started_at` or `process_started_at`.
-pub fn apply(doc: &mut Value, change: &Change, now: Millis) -> Result<(), ApplyError> {
+fn apply(doc: &mut Value, change: &Change, now: Millis) -> Result<(), ApplyError> {
     let object = object_mut(doc)?;
     match change {
         Change::Progress { at, fingerprint } => {
@@ -412,6 +376,17 @@ pub struct StreamError {
     pub error: String,
 }
 
+impl std::fmt::Display for StreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "event stream {}: {}",
+            files::display_path(&self.path),
+            self.error
+        )
+    }
+}
+
 /// Stats (and, when `read`, digests) a delegation's stream under SPEC §1.3. `Ok(None)` when
 /// there is no stream file.
 pub fn look_at_stream(
@@ -444,22 +419,8 @@ pub fn look_at_stream(
     Ok(Some(stream))
 }
 
-/// An action record (SPEC §7).
-#[derive(Debug, Serialize)]
-pub struct ActionRecord<'a> {
-    pub kind: &'static str,
-    pub command: &'static str,
-    pub action: &'static str,
-    pub outcome: &'static str,
-    pub run_dir: PathText<'a>,
-    pub path: PathText<'a>,
-    pub delegation_id: Option<&'a str>,
-    #[serde(flatten)]
-    pub detail: Map<String, Value>,
-}
-
 /// What a change decided, for its action record.
-pub fn change_detail(change: &Change) -> Map<String, Value> {
+fn change_detail(change: &Change) -> Map<String, Value> {
     let mut detail = Map::new();
     match change {
         Change::Progress { at, fingerprint } => {
@@ -551,170 +512,6 @@ pub fn plan(
     ))
 }
 
-/// How a planned change ended.
-pub enum Written {
-    /// Replaced (or would have been, in a dry run).
-    Done {
-        change: Change,
-        dry_run: bool,
-    },
-    /// After a conflict, the recomputed plan needed nothing.
-    NothingLeft,
-    Conflict(Change),
-    Failed {
-        change: Change,
-        error: String,
-    },
-}
-
-/// Writes `change` to the item's file through the store; on a conflict re-reads,
-/// recomputes with `replan` and tries again, up to `MAX_RECOMPUTE` times.
-pub fn write_change(
-    item: &Item<'_>,
-    change: Change,
-    now: Millis,
-    dry_run: bool,
-    mut replan: impl FnMut(&[u8]) -> Result<Option<Change>, String>,
-) -> Written {
-    if dry_run {
-        return Written::Done {
-            change,
-            dry_run: true,
-        };
-    }
-    let mut expected = item.bytes.to_vec();
-    let mut change = change;
-    let mut recomputed = 0;
-    loop {
-        let mut value: Value = match serde_json::from_slice(&expected) {
-            Ok(value) => value,
-            Err(error) => {
-                return Written::Failed {
-                    change,
-                    error: format!("cannot rewrite: {error}"),
-                };
-            }
-        };
-        if let Err(ApplyError(error)) = apply(&mut value, &change, now) {
-            return Written::Failed { change, error };
-        }
-        let new = crate::doc::render(&value);
-        match store::replace_checked(item.dir, item.name, &expected, &new) {
-            Ok(Replaced::Written) => {
-                return Written::Done {
-                    change,
-                    dry_run: false,
-                };
-            }
-            Ok(Replaced::Changed(current)) => {
-                if recomputed == MAX_RECOMPUTE {
-                    return Written::Conflict(change);
-                }
-                recomputed += 1;
-                match replan(&current) {
-                    Ok(Some(next)) => change = next,
-                    Ok(None) => return Written::NothingLeft,
-                    Err(error) => return Written::Failed { change, error },
-                }
-                expected = current;
-            }
-            Err(error) => {
-                return Written::Failed {
-                    change,
-                    error: error.to_string(),
-                };
-            }
-        }
-    }
-}
-
-/// Reports a written (or failed) change: its action record and, for failures, an error.
-pub fn report(
-    command: &'static str,
-    run: &Run,
-    path: &Path,
-    delegation_id: Option<&str>,
-    written: &Written,
-    output: &mut Output,
-    diag: &mut Diagnostics,
-) -> Result<(), Exit> {
-    let (change, outcome) = match written {
-        Written::NothingLeft => return Ok(()),
-        Written::Done { change, dry_run } => (change, if *dry_run { "dry_run" } else { "written" }),
-        Written::Conflict(change) => {
-            diag.error(
-                path,
-                &format!(
-                    "changed by another writer {} times while flatline was writing it; left alone",
-                    MAX_RECOMPUTE + 1
-                ),
-                Exit::FileProblem,
-            );
-            (change, "conflict")
-        }
-        Written::Failed { change, error } => {
-            diag.error(path, error, Exit::FileProblem);
-            (change, "failed")
-        }
-    };
-    let record = ActionRecord {
-        kind: "action",
-        command,
-        action: change.action(),
-        outcome,
-        run_dir: PathText(&run.path),
-        path: PathText(path),
-        delegation_id,
-        detail: change_detail(change),
-    };
-    output
-        .record(&record)
-        .map_err(|error| crate::status::stdout_failed(diag, &error))
-}
-
-/// Takes the run lock (unless this is a dry run) and cleans flatline's leftover temp files.
-/// `None` when the run must be skipped (reported).
-pub fn lock_run(
-    run: &Run,
-    config: &Config,
-    wait: Option<std::time::Duration>,
-    stop: &crate::stop::Stop,
-    diag: &mut Diagnostics,
-) -> Option<Option<store::RunLock>> {
-    if config.dry_run {
-        return Some(None);
-    }
-    match store::lock_run(run.dir(), wait, &|| stop.check().is_some()) {
-        Ok(lock) => Some(Some(lock)),
-        Err(store::LockError::Busy) => {
-            diag.error(
-                &run.path.join(".flatline/lock"),
-                "another flatline holds the run's lock (use --wait to wait for it)",
-                Exit::Busy,
-            );
-            None
-        }
-        Err(store::LockError::Unusable(message)) => {
-            diag.error(&run.path, &message, Exit::RunUnusable);
-            None
-        }
-        Err(store::LockError::Stopped) => {
-            if let Some(exit) = stop.check() {
-                diag.raise(exit);
-            }
-            None
-        }
-        Err(store::LockError::Io(error)) => {
-            diag.error(
-                &run.path.join(".flatline/lock"),
-                &files::io_message(&error),
-                Exit::RunUnusable,
-            );
-            None
-        }
-    }
-}
-
 /// `flatline refresh`.
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &crate::stop::Stop) -> Exit {
     let runs = scan::open_runs(&config.run_dirs, diag);
@@ -729,20 +526,14 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &crate::stop::Stop) ->
             diag.raise(exit);
             break;
         }
-        let Some(_lock) = lock_run(run, config, config.wait, stop, diag) else {
+        let Some(_lock) = commit::lock_run(run, config, stop, diag) else {
             continue;
         };
         let Some(listing) = scan::list_child(run, "delegations", diag) else {
             continue;
         };
-        if !config.dry_run
-            && let Err(error) = store::remove_stale_temps(&listing.dir, &listing.entries)
-        {
-            diag.error(
-                &run.path.join("delegations"),
-                &error.to_string(),
-                Exit::FileProblem,
-            );
+        if !config.dry_run {
+            commit::clean_temps(&listing.dir, &listing.entries, diag);
         }
         let ctx = Context {
             run,
@@ -760,55 +551,34 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &crate::stop::Stop) ->
             diag,
             stop,
             &mut |item, diag| {
-                let planned = plan(&ctx, item.doc, item.times, item.facts, item.meta.uid);
-                let change = match planned {
+                let change = match plan(&ctx, item.doc, item.times, item.facts, item.meta.uid) {
                     Ok(Some(change)) => change,
                     Ok(None) => return Ok(()),
                     Err(problem) => {
-                        diag.error(
-                            item.path,
-                            &format!(
-                                "event stream {}: {}",
-                                files::display_path(&problem.path),
-                                problem.error
-                            ),
-                            Exit::FileProblem,
-                        );
+                        diag.error(item.path, &problem.to_string(), Exit::FileProblem);
                         return Ok(());
                     }
                 };
-                let written = write_change(&item, change, config.now, config.dry_run, |bytes| {
-                    scan::inspect(bytes, config, &host, |doc, times, facts, _| {
-                        if !config.card_selected(doc.task_card_id.str()) {
-                            return Ok(None);
-                        }
-                        plan(&ctx, doc, times, facts, item.meta.uid).map_err(|p| {
-                            format!("event stream {}: {}", files::display_path(&p.path), p.error)
-                        })
-                    })
-                    .map_err(|error| error.to_string())?
-                });
-                if matches!(written, Written::Done { dry_run: false, .. }) {
-                    wrote = true;
-                }
-                report(
-                    "refresh",
+                let target = commit::Target {
+                    dir: item.dir,
+                    name: item.name,
+                    bytes: item.bytes,
+                };
+                let written =
+                    commit::write_change(target, change, config.now, config.dry_run, |bytes| {
+                        replan(&ctx, bytes, item.meta.uid)
+                    });
+                wrote |= written.wrote();
+                let place = Place {
+                    command: "refresh",
                     run,
-                    item.path,
-                    item.view.delegation_id,
-                    &written,
-                    &mut output,
-                    diag,
-                )
+                    path: item.path,
+                    delegation_id: item.view.delegation_id,
+                };
+                commit::report(place, &written, &mut output, diag)
             },
         );
-        if wrote && let Err(error) = store::sync_dir(&listing.dir) {
-            diag.error(
-                &run.path.join("delegations"),
-                &error.to_string(),
-                Exit::FileProblem,
-            );
-        }
+        commit::sync(&listing.dir, wrote, diag);
         if let Err(exit) = result {
             diag.raise(exit);
             break;
@@ -818,6 +588,17 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &crate::stop::Stop) ->
         crate::status::stdout_failed(diag, &error);
     }
     diag.exit
+}
+
+/// The plan for bytes re-read after a conflict: inspected afresh, as on the first read.
+pub fn replan(ctx: &Context<'_>, bytes: &[u8], owner: u32) -> Result<Option<Change>, String> {
+    scan::inspect(bytes, ctx.config, ctx.host, |doc, times, facts, _| {
+        if !ctx.config.card_selected(doc.task_card_id.str()) {
+            return Ok(None);
+        }
+        plan(ctx, doc, times, facts, owner).map_err(|problem| problem.to_string())
+    })
+    .map_err(|error| error.to_string())?
 }
 
 #[cfg(test)]

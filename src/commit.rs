@@ -1,0 +1,301 @@
+//! commit: turning a planned change of one document into a checked write, and reporting it.
+//!
+//! Every writing command plans a change (refresh, reclaim, fan-in), then commits it here:
+//! the change is applied to the bytes that were read, the store replaces the file only if
+//! it still holds those bytes, and on a conflict the file is re-read and the change
+//! recomputed — up to `MAX_RECOMPUTE` times, then a conflict is reported and the file left
+//! alone. Each outcome becomes one action record.
+
+use crate::clock::{self, Millis};
+use crate::config::Config;
+use crate::exit::Exit;
+use crate::files::{self, Dir};
+use crate::output::{Diagnostics, Output, PathText};
+use crate::scan::Run;
+use crate::stop::Stop;
+use crate::store::{self, Replaced};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use std::ffi::OsStr;
+use std::path::Path;
+
+/// How many times a change is recomputed after another writer changed the file.
+pub const MAX_RECOMPUTE: usize = 3;
+
+/// A change to one document that a command planned.
+pub trait DocChange {
+    /// The action record's `action` (`progressed`, `finalized`, `reclaimed`, ...).
+    fn action(&self) -> &'static str;
+    /// What the action decided, for the action record.
+    fn detail(&self) -> Map<String, Value>;
+    /// Applies the change to the document. Touches only the fields flatline owns and, on
+    /// error, nothing at all.
+    fn apply(&self, doc: &mut Value, now: Millis) -> Result<(), ApplyError>;
+}
+
+/// Why a change could not be applied to a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyError(pub String);
+
+/// A timestamp as flatline writes it.
+pub fn ts(ms: Millis) -> Value {
+    Value::String(clock::format_rfc3339(ms))
+}
+
+/// The document as an object; an error when it is not one.
+pub fn object_mut(doc: &mut Value) -> Result<&mut Map<String, Value>, ApplyError> {
+    doc.as_object_mut()
+        .ok_or_else(|| ApplyError("not a JSON object; not rewritten".into()))
+}
+
+/// The document's `worker_lifecycle`, created when absent or null; an error when it is
+/// something else (flatline does not replace what it cannot read).
+pub fn lifecycle_mut(doc: &mut Map<String, Value>) -> Result<&mut Map<String, Value>, ApplyError> {
+    let entry = doc
+        .entry("worker_lifecycle")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if entry.is_null() {
+        *entry = Value::Object(Map::new());
+    }
+    entry
+        .as_object_mut()
+        .ok_or_else(|| ApplyError("worker_lifecycle is not an object; not rewritten".into()))
+}
+
+/// Sets `child_agent.status` and `executor.status` (each when that object exists; the
+/// child_agent is created when neither does).
+pub fn set_status(doc: &mut Map<String, Value>, status: &str) {
+    let mut set = false;
+    for key in ["child_agent", "executor"] {
+        if let Some(object) = doc.get_mut(key).and_then(Value::as_object_mut) {
+            object.insert("status".into(), json!(status));
+            set = true;
+        }
+    }
+    if !set && !doc.contains_key("child_agent") {
+        doc.insert("child_agent".into(), json!({ "status": status }));
+    }
+}
+
+/// How a planned change ended.
+#[derive(Debug)]
+pub enum Written<C> {
+    /// Replaced (or would have been, in a dry run).
+    Done {
+        change: C,
+        dry_run: bool,
+    },
+    /// After a conflict, the recomputed plan needed nothing.
+    NothingLeft,
+    Conflict(C),
+    Failed {
+        change: C,
+        error: String,
+    },
+}
+
+impl<C> Written<C> {
+    pub fn wrote(&self) -> bool {
+        matches!(self, Written::Done { dry_run: false, .. })
+    }
+}
+
+/// The file a change is for: where it lives and what was read from it.
+pub struct Target<'a> {
+    pub dir: &'a Dir,
+    pub name: &'a OsStr,
+    pub bytes: &'a [u8],
+}
+
+/// Writes `change` through the store; on a conflict re-reads, recomputes with `replan`
+/// (`Ok(None)`: nothing left to do) and tries again, up to `MAX_RECOMPUTE` times.
+pub fn write_change<C: DocChange>(
+    target: Target<'_>,
+    change: C,
+    now: Millis,
+    dry_run: bool,
+    mut replan: impl FnMut(&[u8]) -> Result<Option<C>, String>,
+) -> Written<C> {
+    if dry_run {
+        return Written::Done {
+            change,
+            dry_run: true,
+        };
+    }
+    let mut expected = target.bytes.to_vec();
+    let mut change = change;
+    let mut recomputed = 0;
+    loop {
+        let mut value: Value = match serde_json::from_slice(&expected) {
+            Ok(value) => value,
+            Err(error) => {
+                return Written::Failed {
+                    change,
+                    error: format!("cannot rewrite: {error}"),
+                };
+            }
+        };
+        if let Err(ApplyError(error)) = change.apply(&mut value, now) {
+            return Written::Failed { change, error };
+        }
+        let new = crate::doc::render(&value);
+        match store::replace_checked(target.dir, target.name, &expected, &new) {
+            Ok(Replaced::Written) => {
+                return Written::Done {
+                    change,
+                    dry_run: false,
+                };
+            }
+            Ok(Replaced::Changed(current)) => {
+                if recomputed == MAX_RECOMPUTE {
+                    return Written::Conflict(change);
+                }
+                recomputed += 1;
+                match replan(&current) {
+                    Ok(Some(next)) => change = next,
+                    Ok(None) => return Written::NothingLeft,
+                    Err(error) => return Written::Failed { change, error },
+                }
+                expected = current;
+            }
+            Err(error) => {
+                return Written::Failed {
+                    change,
+                    error: error.to_string(),
+                };
+            }
+        }
+    }
+}
+
+/// An action record (SPEC §7).
+#[derive(Debug, Serialize)]
+pub struct ActionRecord<'a> {
+    pub kind: &'static str,
+    pub command: &'static str,
+    pub action: &'static str,
+    pub outcome: &'static str,
+    pub run_dir: PathText<'a>,
+    pub path: PathText<'a>,
+    pub delegation_id: Option<&'a str>,
+    #[serde(flatten)]
+    pub detail: Map<String, Value>,
+}
+
+/// Where an action happened, for its record.
+#[derive(Clone, Copy)]
+pub struct Place<'a> {
+    pub command: &'static str,
+    pub run: &'a Run,
+    pub path: &'a Path,
+    pub delegation_id: Option<&'a str>,
+}
+
+impl Place<'_> {
+    /// Prints one action record.
+    pub fn record(
+        &self,
+        action: &'static str,
+        outcome: &'static str,
+        detail: Map<String, Value>,
+        output: &mut Output,
+        diag: &mut Diagnostics,
+    ) -> Result<(), Exit> {
+        let record = ActionRecord {
+            kind: "action",
+            command: self.command,
+            action,
+            outcome,
+            run_dir: PathText(&self.run.path),
+            path: PathText(self.path),
+            delegation_id: self.delegation_id,
+            detail,
+        };
+        output
+            .record(&record)
+            .map_err(|error| crate::status::stdout_failed(diag, &error))
+    }
+}
+
+/// Reports how a change ended: its action record and, for failures, one error line.
+pub fn report<C: DocChange>(
+    place: Place<'_>,
+    written: &Written<C>,
+    output: &mut Output,
+    diag: &mut Diagnostics,
+) -> Result<(), Exit> {
+    let (change, outcome) = match written {
+        Written::NothingLeft => return Ok(()),
+        Written::Done { change, dry_run } => (change, if *dry_run { "dry_run" } else { "written" }),
+        Written::Conflict(change) => {
+            diag.error(
+                place.path,
+                &format!(
+                    "changed by another writer {} times while flatline was writing it; left alone",
+                    MAX_RECOMPUTE + 1
+                ),
+                Exit::FileProblem,
+            );
+            (change, "conflict")
+        }
+        Written::Failed { change, error } => {
+            diag.error(place.path, error, Exit::FileProblem);
+            (change, "failed")
+        }
+    };
+    place.record(change.action(), outcome, change.detail(), output, diag)
+}
+
+/// Takes the run lock for a writing command (nothing for a dry run, which creates nothing).
+/// `None` when the run must be skipped; the reason is reported.
+pub fn lock_run(
+    run: &Run,
+    config: &Config,
+    stop: &Stop,
+    diag: &mut Diagnostics,
+) -> Option<Option<store::RunLock>> {
+    if config.dry_run {
+        return Some(None);
+    }
+    let lock_path = run.path.join(".flatline/lock");
+    match store::lock_run(run.dir(), config.wait, &|| stop.check().is_some()) {
+        Ok(lock) => Some(Some(lock)),
+        Err(store::LockError::Busy) => {
+            diag.error(
+                &lock_path,
+                "another flatline holds the run's lock (use --wait to wait for it)",
+                Exit::Busy,
+            );
+            None
+        }
+        Err(store::LockError::Unusable(message)) => {
+            diag.error(&run.path, &message, Exit::RunUnusable);
+            None
+        }
+        Err(store::LockError::Stopped) => {
+            if let Some(exit) = stop.check() {
+                diag.raise(exit);
+            }
+            None
+        }
+        Err(store::LockError::Io(error)) => {
+            diag.error(&lock_path, &files::io_message(&error), Exit::RunUnusable);
+            None
+        }
+    }
+}
+
+/// Removes flatline's leftover temp files from a directory it is about to write (the lock
+/// is held, so no other flatline is writing there).
+pub fn clean_temps(dir: &Dir, entries: &[files::Entry], diag: &mut Diagnostics) {
+    if let Err(error) = store::remove_stale_temps(dir, entries) {
+        diag.error(dir.path(), &error.to_string(), Exit::FileProblem);
+    }
+}
+
+/// Makes a batch of renames in `dir` durable: one fsync for the whole batch.
+pub fn sync(dir: &Dir, wrote: bool, diag: &mut Diagnostics) {
+    if wrote && let Err(error) = store::sync_dir(dir) {
+        diag.error(dir.path(), &error.to_string(), Exit::FileProblem);
+    }
+}
