@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 pub enum Command {
     Status,
     Refresh,
+    Reclaim,
 }
 
 pub struct CommandDef {
@@ -60,6 +61,29 @@ pub const COMMANDS: &[CommandDef] = &[
           Never writes launch_requested_at, started_at or process_started_at.",
         writes: "delegations (atomically, under RUN_DIR/.flatline/lock)",
     },
+    CommandDef {
+        command: Command::Reclaim,
+        name: "reclaim",
+        operands: "RUN_DIR...",
+        about: "terminate stuck workers and their process trees; record the outcome",
+        doc: "Takes every delegation whose view says reclaim_needed (stale or timed_out). \
+              A live worker whose identity is verified and whose user owns the delegation file \
+              (or the file is root's, or --allow-foreign-uid) is opened as a pidfd; its \
+              descendants are found in /proc before any signal. \
+              Then SIGTERM and SIGCONT go to every process of every worker at once, flatline \
+              waits for all of them together up to --grace, sends SIGKILL to the survivors and \
+              waits up to --kill-wait more: N stuck workers cost one grace period. \
+              Only workers whose processes are confirmed gone are marked reclaimed (terminated \
+              or killed). \
+              A worker whose process already exited, or whose pid now belongs to another \
+              process, is finalized as refresh would (already_exited, skipped_reused); one \
+              without a process id is marked reclaimed (no_process); one with an invalid or \
+              unverifiable process id or another user's process is skipped (exit 1), as are \
+              workers that could not be signalled (not_permitted) or survived. \
+              --now is refused without --dry-run: flatline never signals on a clock it did not \
+              read itself.",
+        writes: "delegations (atomically, under RUN_DIR/.flatline/lock); sends signals",
+    },
 ];
 
 impl Command {
@@ -83,11 +107,14 @@ impl Command {
 /// Which commands a flag applies to, as a bit set over `Command`.
 const STATUS: u32 = 1 << (Command::Status as u32);
 const REFRESH: u32 = 1 << (Command::Refresh as u32);
-const ALL: u32 = STATUS | REFRESH;
+const RECLAIM: u32 = 1 << (Command::Reclaim as u32);
+const ALL: u32 = STATUS | REFRESH | RECLAIM;
 /// The commands that look at lifecycle thresholds.
-const VIEWERS: u32 = STATUS;
+const VIEWERS: u32 = STATUS | RECLAIM;
 /// The commands that write.
-const WRITERS: u32 = REFRESH;
+const WRITERS: u32 = REFRESH | RECLAIM;
+/// The commands that read event streams.
+const STREAM_READERS: u32 = REFRESH | RECLAIM;
 
 /// Identifies a flag in the table; `apply` gives each its meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +137,10 @@ pub enum FlagId {
     AllowOutsidePaths,
     Wait,
     Deadline,
+    Grace,
+    KillWait,
+    OnlyProcess,
+    AllowForeignUid,
     Quiet,
     Help,
     Version,
@@ -285,7 +316,7 @@ pub const FLAGS: &[Flag] = &[
         long: "settle",
         short: None,
         value: Some("DURATION"),
-        commands: REFRESH,
+        commands: STREAM_READERS,
         about: "finalize a stream without a terminal event once unchanged this long [5s]",
         doc: "A worker whose process is gone and whose stream has no terminal event is \
               finalized only once the stream has not changed for this long: the orchestrator \
@@ -307,7 +338,7 @@ pub const FLAGS: &[Flag] = &[
         long: "allow-outside-paths",
         short: None,
         value: None,
-        commands: REFRESH,
+        commands: STREAM_READERS,
         about: "accept absolute stream paths outside the run directory",
         doc: "Paths named inside documents (event streams) are untrusted: a relative path \
               is resolved beneath RUN_DIR and an absolute one must lie beneath it, else it is \
@@ -339,6 +370,53 @@ pub const FLAGS: &[Flag] = &[
               If a read is stuck in the kernel, a watchdog ends the process 5s after the \
               deadline (atomic writes make that safe). \
               No default.",
+    },
+    Flag {
+        id: FlagId::Grace,
+        long: "grace",
+        short: None,
+        value: Some("DURATION"),
+        commands: RECLAIM,
+        about: "time between SIGTERM and SIGKILL, for all workers together [2s]",
+        doc: "After SIGTERM (and SIGCONT) reach every process of every worker, flatline waits \
+              for all of them together until this much time has passed, then sends SIGKILL \
+              to the survivors. \
+              The default is 2s.",
+    },
+    Flag {
+        id: FlagId::KillWait,
+        long: "kill-wait",
+        short: None,
+        value: Some("DURATION"),
+        commands: RECLAIM,
+        about: "how long to wait for processes to vanish after SIGKILL [500ms]",
+        doc: "After SIGKILL, flatline waits up to this long for the processes to exit; one \
+              still alive is reported as survived and its delegation stays reclaim_needed. \
+              The default is 500ms.",
+    },
+    Flag {
+        id: FlagId::OnlyProcess,
+        long: "only-process",
+        short: None,
+        value: None,
+        commands: RECLAIM,
+        about: "signal the recorded process only, not its descendants",
+        doc: "Signals only the recorded worker process, not the processes it spawned. \
+              By default flatline signals the whole tree, because killing only the agent \
+              orphans its shells, test runners and servers.",
+    },
+    Flag {
+        id: FlagId::AllowForeignUid,
+        long: "allow-foreign-uid",
+        short: None,
+        value: None,
+        commands: RECLAIM,
+        about: "signal processes of another user than the delegation file's owner",
+        doc: "By default a process whose real uid differs from the owner of its delegation \
+              file is never signalled (skipped_foreign), unless the file is owned by root: an \
+              agent that can write a delegation must not be able to make flatline kill another \
+              user's processes. \
+              This option lifts that guard.",
     },
     Flag {
         id: FlagId::Quiet,
@@ -437,6 +515,10 @@ pub struct LowArgs {
     pub allow_outside_paths: bool,
     pub wait: Option<Millis>,
     pub deadline: Option<Millis>,
+    pub grace: Option<Millis>,
+    pub kill_wait: Option<Millis>,
+    pub only_process: bool,
+    pub allow_foreign_uid: bool,
     pub quiet: bool,
     /// Flags seen, to check they apply to the command.
     seen: Vec<FlagId>,
@@ -610,6 +692,10 @@ fn apply(low: &mut LowArgs, flag: &Flag, value: Option<String>) -> Result<(), Us
         FlagId::AllowOutsidePaths => low.allow_outside_paths = true,
         FlagId::Wait => low.wait = Some(duration(flag, &text)?),
         FlagId::Deadline => low.deadline = Some(positive_duration(flag, &text)?),
+        FlagId::Grace => low.grace = Some(duration(flag, &text)?),
+        FlagId::KillWait => low.kill_wait = Some(duration(flag, &text)?),
+        FlagId::OnlyProcess => low.only_process = true,
+        FlagId::AllowForeignUid => low.allow_foreign_uid = true,
         FlagId::Quiet => low.quiet = true,
         FlagId::Help => low.help = true,
         FlagId::Version => low.version = true,

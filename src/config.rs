@@ -31,8 +31,17 @@ pub struct Config {
     /// How long to wait for another flatline's lock (`None`: not at all).
     pub wait: Option<Duration>,
     pub deadline: Option<Duration>,
+    /// reclaim: SIGTERM to SIGKILL, for all workers together.
+    pub grace: Duration,
+    /// reclaim: how long to wait after SIGKILL.
+    pub kill_wait: Duration,
+    pub only_process: bool,
+    pub allow_foreign_uid: bool,
     pub quiet: bool,
 }
+
+pub const DEFAULT_GRACE_MS: Millis = 2_000;
+pub const DEFAULT_KILL_WAIT_MS: Millis = 500;
 
 /// SPEC §3.2: the orchestrator may still be copying a dead worker's last lines.
 pub const DEFAULT_SETTLE_MS: Millis = 5_000;
@@ -58,6 +67,12 @@ pub fn resolve(
     if low.operands.is_empty() {
         return Err(UsageError(format!(
             "{} needs at least one RUN_DIR",
+            command.name()
+        )));
+    }
+    if low.now.is_some() && !low.dry_run && matches!(command, Command::Reclaim) {
+        return Err(UsageError(format!(
+            "--now is refused by {} without --dry-run: flatline never signals on a clock it did not read itself",
             command.name()
         )));
     }
@@ -118,6 +133,10 @@ pub fn resolve(
         allow_outside_paths: low.allow_outside_paths,
         wait: low.wait.map(std_duration),
         deadline: low.deadline.map(std_duration),
+        grace: std_duration(low.grace.unwrap_or(DEFAULT_GRACE_MS)),
+        kill_wait: std_duration(low.kill_wait.unwrap_or(DEFAULT_KILL_WAIT_MS)),
+        only_process: low.only_process,
+        allow_foreign_uid: low.allow_foreign_uid,
         quiet: low.quiet,
     })
 }

@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod manual;
 pub mod output;
 pub mod process;
+pub mod reclaim;
 pub mod refresh;
 pub mod scan;
 pub mod status;
@@ -65,6 +66,7 @@ where
     match command {
         Command::Status => status::run(&config, &mut diag, &stop),
         Command::Refresh => refresh::run(&config, &mut diag, &stop),
+        Command::Reclaim => reclaim::run(&config, &mut diag, &stop),
     }
 }
 

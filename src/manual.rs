@@ -129,6 +129,45 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "RECLAIM",
+        &[
+            "reclaim signals a process only when all of these hold: its delegation is running \
+             and needs reclaim; its process id is valid (2 to pid_max, not flatline or an \
+             ancestor, a process and not a thread); the process is alive and verified as the \
+             worker (by fingerprint or by the time window, with the real clocks); its real uid \
+             is the delegation file's owner, or the file is root's, or --allow-foreign-uid is \
+             given; and the pidfd opened on it, before any signal, still refers to a process \
+             with the verified start time. \
+             Signals go through pidfd_send_signal, so a pid recycled between the check and the \
+             signal cannot be hit; where pidfds are refused, the start time is checked again \
+             right before kill and the record says signal_via kill. \
+             flatline never runs a shell or kill(1) and never signals a process group.",
+            "Descendants are found in /proc before the first signal: processes whose parent \
+             chain leads to the worker, that started no earlier than the worker, that pass the \
+             same uid guard and are not flatline or its ancestors; each is opened as a pidfd \
+             and checked at that moment. \
+             A child that called setsid is still found (its parent link is kept). \
+             Children of a worker that had already exited before the snapshot cannot be found: \
+             the kernel re-parented them to init or a subreaper, and flatline leaves them \
+             alone. \
+             --only-process signals the worker alone.",
+            "What is recorded: a worker whose processes are confirmed gone (terminated, \
+             killed) is marked failed with reclaim_state reclaimed, latest_failure reason \
+             timeout, and a reclaim object {signal_via, termination, descendants_signalled, \
+             survivors}. \
+             A worker that could not be signalled (not_permitted) or survived SIGKILL is not \
+             marked: it stays reclaim_needed and the exit status is 1, as for targets skipped \
+             because their pid is invalid (skipped_invalid_pid), cannot be verified \
+             (skipped_unverifiable) or belongs to another user (skipped_foreign). \
+             A target whose process already exited is finalized from its event stream as \
+             refresh would (already_exited), as is one whose pid now belongs to another \
+             process (skipped_reused, nothing signalled); one without a process id is marked \
+             reclaimed with termination no_process. \
+             A signal or --deadline during the wait stops before SIGKILL: workers already gone \
+             are recorded, the rest stay reclaim_needed.",
+        ],
+    ),
+    (
         "WRITING FILES",
         &[
             "Writes go through directory descriptors and never through a symlink; a file with \
@@ -204,6 +243,14 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     (
         "Bring running delegations up to date (progress, finished workers) every minute:",
         "flatline refresh --quiet /srv/runs/r42",
+    ),
+    (
+        "Reclaim stuck workers and their process trees, waiting 5s for them to exit:",
+        "flatline reclaim --grace 5s /srv/runs/r42",
+    ),
+    (
+        "Show which processes reclaim would signal:",
+        "flatline reclaim --dry-run /srv/runs/r42 | jq -c '{delegation_id, would_signal}'",
     ),
     (
         "See what refresh would finalize, without writing:",

@@ -86,6 +86,17 @@ impl Output {
         }
     }
 
+    /// Records kept as JSON objects instead of printed (`into_rows`), for a command that
+    /// prints its own document.
+    pub fn capture() -> Output {
+        Output::new(Format::Tsv, false, Header::default(), Box::new(io::sink()))
+    }
+
+    /// The records kept by a capturing (or tsv/text) output.
+    pub fn into_rows(self) -> Vec<Map<String, Value>> {
+        self.rows
+    }
+
     /// Output on the process's stdout.
     pub fn stdout(format: Format, quiet: bool, header: Header) -> Output {
         Output::new(format, quiet, header, Box::new(io::stdout().lock()))
@@ -197,6 +208,15 @@ impl Output {
     /// True when records are held until `finish` (tsv, text).
     pub fn buffers(&self) -> bool {
         matches!(self.format, Format::Tsv | Format::Text)
+    }
+}
+
+/// Writes a whole text to stdout at once; a closed pipe is not an error.
+pub fn write_stdout(bytes: &[u8]) -> io::Result<()> {
+    let mut stdout = io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Integration tests: the real binary on temporary run directories (one test binary).
 
 mod identity;
+mod reclaim;
 mod refresh;
 mod status;
 mod support;

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Wall time of `flatline reclaim --grace 1s` over N workers that ignore SIGTERM (so every one
+# needs SIGKILL after the grace), several runs, against what N × grace would be (the seed's
+# one-worker-at-a-time reclaim). Usage: bench/reclaim.sh [BIN] [N] [RUNS]
+set -euo pipefail
+bin=${1:-target/release/flatline}
+n=${2:-100}
+runs=${3:-5}
+boot_id=$(cat /proc/sys/kernel/random/boot_id)
+pid_ns=$(stat -L -c %i /proc/self/ns/pid)
+times=()
+for r in $(seq 1 "$runs"); do
+  run=$(mktemp -d)
+  mkdir -p "$run/delegations"
+  pids=()
+  for i in $(seq 1 "$n"); do
+    sh -c "trap '' TERM; exec sleep 600" &
+    pids+=($!)
+    disown $!
+  done
+  # Wait until every worker has exec'd sleep with TERM ignored (bit 15 in SigIgn).
+  for pid in "${pids[@]}"; do
+    until grep -q '^SigIgn:.*[4-7cdef]...$' "/proc/$pid/status" 2>/dev/null &&
+          [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = sleep ]; do :; done
+  done
+  i=0
+  for pid in "${pids[@]}"; do
+    ticks=$(awk '{sub(/.*\) /, ""); print $20}' "/proc/$pid/stat")
+    printf '{"delegation_id":"w%03d","child_agent":{"status":"running"},"worker_lifecycle":{"process_id":%d,"last_progress_at":"2020-01-01T00:00:00Z","process_fingerprint":{"start_ticks":%d,"boot_id":"%s","pid_ns":%d}}}\n' \
+      "$i" "$pid" "$ticks" "$boot_id" "$pid_ns" > "$run/delegations/w$(printf %03d $i).json"
+    i=$((i + 1))
+  done
+  start=$(date +%s%N)
+  "$bin" reclaim --grace 1s --format ndjson "$run" > "$run/out.ndjson"
+  end=$(date +%s%N)
+  killed=$(grep -c '"termination":"killed"' "$run/out.ndjson" || true)
+  ms=$(( (end - start) / 1000000 ))
+  times+=("$ms")
+  echo "run $r: $n workers reclaimed in ${ms} ms ($killed killed)"
+  rm -rf "$run"
+done
+sorted=($(printf '%s\n' "${times[@]}" | sort -n))
+median=${sorted[$(( ${#sorted[@]} / 2 ))]}
+echo "reclaim: $n TERM-ignoring workers, --grace 1s: median ${median} ms (min ${sorted[0]}, max ${sorted[-1]}); one worker at a time would be $n × 1 s = ${n} s; target ≤ 2000 ms"

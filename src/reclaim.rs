@@ -1,0 +1,1124 @@
+//! reclaim: terminates stuck workers and their process trees, all in one grace period, and
+//! records the outcome (SPEC §3.3).
+//!
+//! The pure part (`triage`, `termination`, `Reclaim::apply`) decides what may be signalled
+//! and what is written. The shell opens each verified worker as a pidfd, snapshots its
+//! descendants from `/proc`, sends SIGTERM then SIGCONT to every target of every worker at
+//! once, waits for all of them against one deadline, sends SIGKILL to survivors, and records
+//! only the workers whose processes are confirmed gone.
+
+use crate::commit::{
+    self, ApplyError, DocChange, Place, lifecycle_mut, object_mut, set_status, ts,
+};
+use crate::config::Config;
+use crate::doc::Int;
+use crate::exit::Exit;
+use crate::lifecycle::{ProcessFacts, ReclaimState, State};
+use crate::output::{Diagnostics, Output, Ts};
+use crate::process::{self, Identity, Observation, OpenError, Pid, Sent, Signal, Target, Waited};
+use crate::refresh;
+use crate::scan::{self, LazyHost, Listing, Run};
+use crate::stop::Stop;
+use crate::store::RunLock;
+use serde_json::{Map, Value, json};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// How a reclaim target ended (SPEC §3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Termination {
+    /// Exited after SIGTERM, within the grace period.
+    Terminated,
+    /// Exited after SIGKILL.
+    Killed,
+    /// EPERM: flatline may not signal it.
+    NotPermitted,
+    /// Still alive after SIGKILL and the kill wait.
+    Survived,
+    /// Its process had already exited: finalized as refresh would.
+    AlreadyExited,
+    /// Its pid belongs to another process now: finalized as refresh would, nothing signalled.
+    SkippedReused,
+    /// No process id recorded: marked reclaimed without a signal.
+    NoProcess,
+    SkippedInvalidPid,
+    SkippedUnverifiable,
+    /// The process runs as another user than the one owning the delegation file.
+    SkippedForeign,
+}
+
+impl Termination {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Termination::Terminated => "terminated",
+            Termination::Killed => "killed",
+            Termination::NotPermitted => "not_permitted",
+            Termination::Survived => "survived",
+            Termination::AlreadyExited => "already_exited",
+            Termination::SkippedReused => "skipped_reused",
+            Termination::NoProcess => "no_process",
+            Termination::SkippedInvalidPid => "skipped_invalid_pid",
+            Termination::SkippedUnverifiable => "skipped_unverifiable",
+            Termination::SkippedForeign => "skipped_foreign",
+        }
+    }
+
+    /// The target stays `reclaim_needed` and the run exits 1.
+    pub fn needs_attention(self) -> bool {
+        matches!(
+            self,
+            Termination::NotPermitted
+                | Termination::Survived
+                | Termination::SkippedInvalidPid
+                | Termination::SkippedUnverifiable
+                | Termination::SkippedForeign
+        )
+    }
+}
+
+/// What reclaim does with one target, decided before anything is signalled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Triage {
+    /// A live, verified process of the right user: signal it (and its descendants).
+    Signal {
+        pid: Pid,
+        start_ticks: u64,
+        uid: u32,
+    },
+    /// The process is gone (`AlreadyExited`) or the pid reused (`SkippedReused`).
+    Finalize(Termination),
+    /// No process id: mark it reclaimed.
+    NoProcess,
+    /// Leave it alone: it stays `reclaim_needed`.
+    Skip(Termination),
+}
+
+/// The confused-deputy guard (SPEC §3.1): a process may be signalled for a delegation
+/// file owned by root, by its own user, or with `--allow-foreign-uid`.
+pub fn uid_allowed(process_uid: u32, file_owner: u32, allow_foreign: bool) -> bool {
+    file_owner == 0 || allow_foreign || process_uid == file_owner
+}
+
+/// Decides what may be done with a target from its process facts. Pure.
+pub fn triage(facts: &ProcessFacts, file_owner: u32, allow_foreign: bool) -> Triage {
+    match facts {
+        ProcessFacts::NoPid => Triage::NoProcess,
+        ProcessFacts::Invalid(_) | ProcessFacts::NotChecked => {
+            Triage::Skip(Termination::SkippedInvalidPid)
+        }
+        ProcessFacts::Checked {
+            identity,
+            observation,
+            pid,
+        } => match (identity, observation) {
+            (Identity::Gone, _) => Triage::Finalize(Termination::AlreadyExited),
+            (Identity::Reused, _) => Triage::Finalize(Termination::SkippedReused),
+            (Identity::Unverifiable, _) => Triage::Skip(Termination::SkippedUnverifiable),
+            (
+                Identity::Verified,
+                Observation::Alive {
+                    start_ticks, uid, ..
+                },
+            ) => {
+                if uid_allowed(*uid, file_owner, allow_foreign) {
+                    Triage::Signal {
+                        pid: *pid,
+                        start_ticks: *start_ticks,
+                        uid: *uid,
+                    }
+                } else {
+                    Triage::Skip(Termination::SkippedForeign)
+                }
+            }
+            (Identity::Verified, _) => Triage::Skip(Termination::SkippedUnverifiable),
+        },
+    }
+}
+
+/// The termination of a signalled worker. Pure: from what the signals and waits showed.
+pub fn termination(term: Sent, exited_in_grace: bool, exited_after_kill: bool) -> Termination {
+    match term {
+        Sent::NotPermitted => Termination::NotPermitted,
+        Sent::Gone | Sent::Changed => Termination::AlreadyExited,
+        Sent::Delivered if exited_in_grace => Termination::Terminated,
+        Sent::Delivered if exited_after_kill => Termination::Killed,
+        Sent::Delivered => Termination::Survived,
+    }
+}
+
+/// What reclaim writes for a worker whose processes are confirmed gone (SPEC §3.3.3).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reclaim {
+    pub state: State,
+    pub termination: Termination,
+    pub process_id: Option<Int>,
+    pub stale_at: Option<i64>,
+    pub timed_out_at: Option<i64>,
+    pub signal_via: Option<&'static str>,
+    pub descendants_signalled: Vec<i32>,
+    pub survivors: Vec<i32>,
+}
+
+impl Reclaim {
+    /// "Worker process 4242 exceeded the bounded timeout and was reclaimed by flatline
+    /// (killed)."
+    pub fn summary(&self) -> String {
+        let who = match self.process_id {
+            Some(pid) => format!("Worker process {pid}"),
+            None => "Worker (no process recorded)".to_string(),
+        };
+        let what = if self.state == State::TimedOut {
+            "exceeded the bounded timeout"
+        } else {
+            "stopped making progress"
+        };
+        format!(
+            "{who} {what} and was reclaimed by flatline ({}).",
+            self.termination.as_str()
+        )
+    }
+}
+
+impl DocChange for Reclaim {
+    fn action(&self) -> &'static str {
+        "reclaimed"
+    }
+
+    fn detail(&self) -> Map<String, Value> {
+        let mut detail = Map::new();
+        detail.insert("state".into(), json!(self.state.as_str()));
+        detail.insert("process_id".into(), json!(self.process_id));
+        detail.insert("termination".into(), json!(self.termination.as_str()));
+        detail.insert("signal_via".into(), json!(self.signal_via));
+        detail.insert(
+            "descendants_signalled".into(),
+            json!(self.descendants_signalled),
+        );
+        detail.insert("survivors".into(), json!(self.survivors));
+        detail.insert("summary".into(), json!(self.summary()));
+        detail
+    }
+
+    fn apply(&self, doc: &mut Value, now: i64) -> Result<(), ApplyError> {
+        let object = object_mut(doc)?;
+        lifecycle_mut(object)?;
+        let summary = self.summary();
+        object.insert("updated_at".into(), ts(now));
+        object.insert("completed_at".into(), ts(now));
+        object.insert("result_summary".into(), json!(summary));
+        object.insert(
+            "latest_failure".into(),
+            json!({
+                "stage": "execution",
+                "reason": "timeout",
+                "summary": summary,
+                "recorded_at": ts(now),
+            }),
+        );
+        set_status(object, "failed");
+        object.insert(
+            "reclaim".into(),
+            json!({
+                "signal_via": self.signal_via,
+                "termination": self.termination.as_str(),
+                "descendants_signalled": self.descendants_signalled,
+                "survivors": self.survivors,
+            }),
+        );
+        let lifecycle = lifecycle_mut(object)?;
+        lifecycle.insert("state".into(), json!(self.state.as_str()));
+        lifecycle.insert("reclaim_state".into(), json!("reclaimed"));
+        lifecycle.insert("process_last_seen_at".into(), ts(now));
+        lifecycle.insert("returned_at".into(), ts(now));
+        lifecycle.insert("summary".into(), json!(summary));
+        if let Some(at) = self.stale_at {
+            lifecycle.insert("stale_at".into(), ts(at));
+        }
+        if let Some(at) = self.timed_out_at {
+            lifecycle.insert("timed_out_at".into(), ts(at));
+        }
+        Ok(())
+    }
+}
+
+/// A target finalized as refresh would, with the termination that says why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finalized {
+    pub change: refresh::Change,
+    pub termination: Termination,
+}
+
+impl DocChange for Finalized {
+    fn action(&self) -> &'static str {
+        "finalized"
+    }
+
+    fn detail(&self) -> Map<String, Value> {
+        let mut detail = Map::new();
+        detail.insert("termination".into(), json!(self.termination.as_str()));
+        detail.extend(self.change.detail());
+        detail
+    }
+
+    fn apply(&self, doc: &mut Value, now: i64) -> Result<(), ApplyError> {
+        self.change.apply(doc, now)
+    }
+}
+
+/// A run being reclaimed: its lock is held until the end.
+struct RunState<'a> {
+    run: &'a Run,
+    _lock: Option<RunLock>,
+    listing: Listing,
+    wrote: bool,
+}
+
+/// A worker to signal, with everything needed to record it afterwards.
+struct Pending {
+    run: usize,
+    name: OsString,
+    path: PathBuf,
+    bytes: Vec<u8>,
+    owner: u32,
+    delegation_id: Option<String>,
+    state: State,
+    process_id: Option<Int>,
+    stale_at: Option<i64>,
+    timed_out_at: Option<i64>,
+    last_progress_at: Option<i64>,
+    elapsed_since_progress_ms: Option<i64>,
+    summary: &'static str,
+    pid: Pid,
+    start_ticks: u64,
+    worker: Option<Target>,
+    descendants: Vec<Target>,
+    /// Descendants found but not signalled (another user's), for the record.
+    skipped_descendants: Vec<i32>,
+    term: Option<Sent>,
+    exited_in_grace: bool,
+    exited_after_kill: bool,
+    survivors: Vec<i32>,
+}
+
+impl Pending {
+    fn place<'a>(&'a self, states: &'a [RunState<'_>]) -> Place<'a> {
+        Place {
+            command: "reclaim",
+            run: states[self.run].run,
+            path: &self.path,
+            delegation_id: self.delegation_id.as_deref(),
+        }
+    }
+}
+
+/// `flatline reclaim`.
+pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
+    let runs = scan::open_runs(&config.run_dirs, diag);
+    let header = crate::output::Header {
+        run_dirs: runs.iter().map(|run| scan::shown(&run.path)).collect(),
+        checked_at: config.now,
+    };
+    let plan_document = config.dry_run && config.format == crate::cli::Format::Json;
+    let mut output = if plan_document {
+        Output::capture()
+    } else {
+        Output::stdout(config.format, config.quiet, header)
+    };
+    let host = LazyHost::default();
+    let mut states: Vec<RunState<'_>> = Vec::new();
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut interrupted = None;
+
+    for run in &runs {
+        if let Some(exit) = stop.check() {
+            interrupted = Some(exit);
+            break;
+        }
+        let Some(lock) = commit::lock_run(run, config, stop, diag) else {
+            continue;
+        };
+        let Some(listing) = scan::list_child(run, "delegations", diag) else {
+            continue;
+        };
+        if !config.dry_run {
+            commit::clean_temps(&listing.dir, &listing.entries, diag);
+        }
+        let index = states.len();
+        let ctx = refresh::Context {
+            run,
+            config,
+            host: &host,
+            settle_ms: config.settle,
+            allow_outside: config.allow_outside_paths,
+        };
+        let mut wrote = false;
+        let result = scan::for_each_in_listing(
+            run,
+            &listing,
+            config,
+            &host,
+            diag,
+            stop,
+            &mut |item, diag| {
+                let view = item.view;
+                if view.reclaim_state != ReclaimState::ReclaimNeeded {
+                    return Ok(());
+                }
+                let place = Place {
+                    command: "reclaim",
+                    run,
+                    path: item.path,
+                    delegation_id: view.delegation_id,
+                };
+                let owner = item.meta.uid;
+                match triage(item.facts, owner, config.allow_foreign_uid) {
+                    Triage::Skip(termination) => skip(
+                        place,
+                        termination,
+                        view.state,
+                        view.process_id,
+                        item.facts,
+                        owner,
+                        &mut output,
+                        diag,
+                    ),
+                    Triage::Finalize(termination) => {
+                        let planned = refresh::plan(&ctx, item.doc, item.times, item.facts, owner);
+                        let target = commit::Target {
+                            dir: item.dir,
+                            name: item.name,
+                            bytes: item.bytes,
+                        };
+                        let written = finalize(
+                            target,
+                            planned,
+                            termination,
+                            config,
+                            &ctx,
+                            owner,
+                            place,
+                            &mut output,
+                            diag,
+                        )?;
+                        wrote |= written;
+                        Ok(())
+                    }
+                    Triage::NoProcess => {
+                        let change = Reclaim {
+                            state: view.state,
+                            termination: Termination::NoProcess,
+                            process_id: None,
+                            stale_at: view.stale_at,
+                            timed_out_at: view.timed_out_at,
+                            signal_via: None,
+                            descendants_signalled: Vec::new(),
+                            survivors: Vec::new(),
+                        };
+                        let target = commit::Target {
+                            dir: item.dir,
+                            name: item.name,
+                            bytes: item.bytes,
+                        };
+                        let again = change.clone();
+                        let written = commit::write_change(
+                            target,
+                            change,
+                            config.now,
+                            config.dry_run,
+                            |bytes| still_needs_reclaim(bytes, config, &host, &again),
+                        );
+                        wrote |= written.wrote();
+                        commit::report(place, &written, &mut output, diag)
+                    }
+                    Triage::Signal {
+                        pid, start_ticks, ..
+                    } => {
+                        pending.push(Pending {
+                            run: index,
+                            name: item.name.to_os_string(),
+                            path: item.path.to_path_buf(),
+                            bytes: item.bytes.to_vec(),
+                            owner,
+                            delegation_id: view.delegation_id.map(str::to_string),
+                            state: view.state,
+                            process_id: view.process_id,
+                            stale_at: view.stale_at,
+                            timed_out_at: view.timed_out_at,
+                            last_progress_at: view.last_progress_at,
+                            elapsed_since_progress_ms: view.elapsed_since_progress_ms,
+                            summary: view.summary,
+                            pid,
+                            start_ticks,
+                            worker: None,
+                            descendants: Vec::new(),
+                            skipped_descendants: Vec::new(),
+                            term: None,
+                            exited_in_grace: false,
+                            exited_after_kill: false,
+                            survivors: Vec::new(),
+                        });
+                        Ok(())
+                    }
+                }
+            },
+        );
+        states.push(RunState {
+            run,
+            _lock: lock,
+            listing,
+            wrote,
+        });
+        if let Err(exit) = result {
+            interrupted = Some(exit);
+            break;
+        }
+    }
+
+    if config.dry_run {
+        print_plan(&pending, &states, config, &mut output, diag);
+    } else if interrupted.is_none() && !pending.is_empty() {
+        let host_facts = host.get();
+        match signal_all(&mut pending, config, host_facts, stop) {
+            Ok(()) => {}
+            Err(exit) => interrupted = Some(exit),
+        }
+        record_all(&mut pending, &mut states, config, &host, &mut output, diag);
+    }
+
+    for state in &states {
+        commit::sync(&state.listing.dir, state.wrote, diag);
+    }
+    if plan_document {
+        print_plan_document(output, diag);
+    } else if let Err(error) = output.finish::<Value>(&[], &diag.errors.clone(), "") {
+        crate::status::stdout_failed(diag, &error);
+    }
+    if let Some(exit) = interrupted {
+        diag.raise(exit);
+    }
+    diag.exit
+}
+
+/// After a conflict: the reclaim still applies only if the re-read document still says
+/// the worker is running and not reclaimed.
+fn still_needs_reclaim<C: Clone>(
+    bytes: &[u8],
+    config: &Config,
+    host: &LazyHost,
+    change: &C,
+) -> Result<Option<C>, String> {
+    scan::inspect(bytes, config, host, |doc, _, _, _| {
+        let running = crate::lifecycle::child_status(doc) == crate::lifecycle::ChildStatus::Running;
+        (running && !crate::lifecycle::is_reclaimed(doc)).then(|| change.clone())
+    })
+    .map_err(|error| error.to_string())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn skip(
+    place: Place<'_>,
+    termination: Termination,
+    state: State,
+    process_id: Option<Int>,
+    facts: &ProcessFacts,
+    owner: u32,
+    output: &mut Output,
+    diag: &mut Diagnostics,
+) -> Result<(), Exit> {
+    let why = match (termination, facts) {
+        (Termination::SkippedInvalidPid, ProcessFacts::Invalid(invalid)) => invalid.to_string(),
+        (
+            Termination::SkippedForeign,
+            ProcessFacts::Checked {
+                observation: Observation::Alive { uid, .. },
+                pid,
+                ..
+            },
+        ) => {
+            format!(
+                "process {pid} runs as uid {uid}, the delegation file belongs to uid {owner} (see --allow-foreign-uid)"
+            )
+        }
+        (Termination::SkippedUnverifiable, ProcessFacts::Checked { pid, .. }) => {
+            format!("process {pid} cannot be verified as the worker")
+        }
+        _ => "the process id cannot be used".to_string(),
+    };
+    diag.warning(
+        place.path,
+        &format!("not reclaimed ({}): {why}", termination.as_str()),
+    );
+    diag.raise(Exit::Attention);
+    let mut detail = Map::new();
+    detail.insert("state".into(), json!(state.as_str()));
+    detail.insert("process_id".into(), json!(process_id));
+    detail.insert("termination".into(), json!(termination.as_str()));
+    detail.insert("reason".into(), json!(why));
+    place.record("skipped", "not_written", detail, output, diag)
+}
+
+/// Finalizes a target whose process is gone or whose pid was reused, as refresh would.
+/// Returns whether a file was written.
+#[allow(clippy::too_many_arguments)]
+fn finalize(
+    target: commit::Target<'_>,
+    planned: Result<Option<refresh::Change>, refresh::StreamError>,
+    termination: Termination,
+    config: &Config,
+    ctx: &refresh::Context<'_>,
+    owner: u32,
+    place: Place<'_>,
+    output: &mut Output,
+    diag: &mut Diagnostics,
+) -> Result<bool, Exit> {
+    let change = match planned {
+        Ok(Some(change)) => change,
+        Ok(None) => {
+            let mut detail = Map::new();
+            detail.insert("termination".into(), json!(termination.as_str()));
+            detail.insert(
+                "reason".into(),
+                json!(
+                    "its event stream has not settled yet; a later refresh or reclaim finalizes it"
+                ),
+            );
+            place.record("skipped", "not_written", detail, output, diag)?;
+            return Ok(false);
+        }
+        Err(problem) => {
+            diag.error(place.path, &problem.to_string(), Exit::FileProblem);
+            return Ok(false);
+        }
+    };
+    let written = commit::write_change(
+        target,
+        Finalized {
+            change,
+            termination,
+        },
+        config.now,
+        config.dry_run,
+        |bytes| {
+            refresh::replan(ctx, bytes, owner).map(|next| {
+                next.map(|change| Finalized {
+                    change,
+                    termination,
+                })
+            })
+        },
+    );
+    commit::report(place, &written, output, diag)?;
+    Ok(written.wrote())
+}
+
+/// Opens every worker, snapshots the descendants, signals everyone at once, waits once.
+/// `Err` when a signal or the deadline stopped it (what was done is still recorded).
+fn signal_all(
+    pending: &mut [Pending],
+    config: &Config,
+    host: &process::Host,
+    stop: &Stop,
+) -> Result<(), Exit> {
+    for target in pending.iter_mut() {
+        match process::open_target(target.pid, target.start_ticks) {
+            Ok(handle) => target.worker = Some(handle),
+            Err(OpenError::Gone) => target.term = Some(Sent::Gone),
+            Err(OpenError::Changed) => target.term = Some(Sent::Changed),
+        }
+    }
+    if !config.only_process && pending.iter().any(|t| t.worker.is_some()) {
+        let table = process::process_table();
+        for target in pending.iter_mut().filter(|t| t.worker.is_some()) {
+            for entry in process::descendants(&table, target.pid.get(), target.start_ticks) {
+                if entry.exited {
+                    continue;
+                }
+                // Never flatline itself or one of its ancestors, never pid 0 or 1.
+                let Ok(pid) = process::validate_found(entry.pid, host) else {
+                    continue;
+                };
+                let allowed = process::real_uid(pid)
+                    .is_some_and(|uid| uid_allowed(uid, target.owner, config.allow_foreign_uid));
+                if !allowed {
+                    target.skipped_descendants.push(entry.pid);
+                    continue;
+                }
+                if let Ok(handle) = process::open_target(pid, entry.start_ticks) {
+                    target.descendants.push(handle);
+                }
+            }
+        }
+    }
+    // The last moment to stop before the first signal.
+    if let Some(exit) = stop.check() {
+        return Err(exit);
+    }
+    for target in pending.iter_mut() {
+        if let Some(worker) = &target.worker {
+            target.term = Some(worker.send(Signal::Term));
+        }
+        for descendant in &target.descendants {
+            descendant.send(Signal::Term);
+        }
+    }
+    // A stopped process handles SIGTERM only once continued.
+    for target in pending.iter() {
+        for handle in target.worker.iter().chain(target.descendants.iter()) {
+            handle.send(Signal::Cont);
+        }
+    }
+
+    let handles: Vec<(usize, &Target)> = pending
+        .iter()
+        .enumerate()
+        .flat_map(|(i, t)| {
+            t.worker
+                .iter()
+                .chain(t.descendants.iter())
+                .map(move |h| (i, h))
+        })
+        .collect();
+    let targets: Vec<&Target> = handles.iter().map(|(_, h)| *h).collect();
+    let mut exited = vec![false; targets.len()];
+    let stopping = || stop.check().is_some();
+    let grace_end = bounded(Instant::now() + config.grace, stop);
+    let waited = process::wait_for_exit(&targets, &mut exited, grace_end, &stopping);
+    let in_grace = exited.clone();
+    let mut result = Ok(());
+    if waited == Waited::Interrupted {
+        result = Err(stop.check().unwrap_or(Exit::Signal(libc::SIGTERM)));
+    } else if waited == Waited::TimedOut {
+        if let Some(exit) = stop.check() {
+            result = Err(exit);
+        } else {
+            for (handle, done) in targets.iter().zip(exited.iter()) {
+                if !done {
+                    handle.send(Signal::Kill);
+                }
+            }
+            let kill_end = bounded(Instant::now() + config.kill_wait, stop);
+            if process::wait_for_exit(&targets, &mut exited, kill_end, &stopping)
+                == Waited::Interrupted
+            {
+                result = Err(stop.check().unwrap_or(Exit::Signal(libc::SIGTERM)));
+            }
+        }
+    }
+    // Fold the outcome back per worker: index 0 of each worker's handles is the worker.
+    let mut cursor = 0;
+    for target in pending.iter_mut() {
+        let count = usize::from(target.worker.is_some()) + target.descendants.len();
+        let slice = cursor..cursor + count;
+        cursor += count;
+        if target.worker.is_some() {
+            target.exited_in_grace = in_grace[slice.start];
+            target.exited_after_kill = exited[slice.start];
+        }
+        let first_descendant = slice.start + usize::from(target.worker.is_some());
+        target.survivors = target
+            .descendants
+            .iter()
+            .zip(&exited[first_descendant..slice.end])
+            .filter(|(_, done)| !**done)
+            .map(|(handle, _)| handle.pid().get())
+            .collect();
+    }
+    result
+}
+
+/// A wait deadline that never runs past the run's `--deadline`.
+fn bounded(end: Instant, stop: &Stop) -> Instant {
+    match stop.remaining() {
+        Some(left) => end.min(Instant::now() + left),
+        None => end,
+    }
+}
+
+/// Writes the outcome of every signalled worker; only confirmed-gone workers are marked.
+fn record_all(
+    pending: &mut [Pending],
+    states: &mut [RunState<'_>],
+    config: &Config,
+    host: &LazyHost,
+    output: &mut Output,
+    diag: &mut Diagnostics,
+) {
+    for target in pending.iter() {
+        let term = target.term.unwrap_or(Sent::Gone);
+        let termination = termination(term, target.exited_in_grace, target.exited_after_kill);
+        let place = target.place(states);
+        if !target.survivors.is_empty() {
+            diag.warning(
+                place.path,
+                &format!(
+                    "descendants of worker {} survived SIGKILL: {:?}",
+                    target.pid, target.survivors
+                ),
+            );
+            diag.raise(Exit::Attention);
+        }
+        let result = match termination {
+            Termination::Terminated | Termination::Killed => {
+                let change = Reclaim {
+                    state: target.state,
+                    termination,
+                    process_id: target.process_id,
+                    stale_at: target.stale_at,
+                    timed_out_at: target.timed_out_at,
+                    signal_via: target.worker.as_ref().map(|w| w.signal_via()),
+                    descendants_signalled: target
+                        .descendants
+                        .iter()
+                        .map(|d| d.pid().get())
+                        .collect(),
+                    survivors: target.survivors.clone(),
+                };
+                let state = &states[target.run];
+                let file = commit::Target {
+                    dir: &state.listing.dir,
+                    name: &target.name,
+                    bytes: &target.bytes,
+                };
+                let written =
+                    commit::write_change(file, change.clone(), config.now, false, |bytes| {
+                        still_needs_reclaim(bytes, config, host, &change)
+                    });
+                let wrote = written.wrote();
+                let reported = commit::report(place, &written, output, diag);
+                states[target.run].wrote |= wrote;
+                reported
+            }
+            Termination::AlreadyExited => {
+                // It exited on its own between the scan and the signal: finalize it as refresh
+                // would, from the bytes that were read.
+                let state = &states[target.run];
+                let ctx = refresh::Context {
+                    run: state.run,
+                    config,
+                    host,
+                    settle_ms: config.settle,
+                    allow_outside: config.allow_outside_paths,
+                };
+                let planned = scan::inspect(&target.bytes, config, host, |doc, times, facts, _| {
+                    refresh::plan(&ctx, doc, times, facts, target.owner)
+                });
+                let planned = match planned {
+                    Ok(planned) => planned,
+                    Err(error) => {
+                        diag.error(&target.path, &error.to_string(), Exit::FileProblem);
+                        continue;
+                    }
+                };
+                let file = commit::Target {
+                    dir: &state.listing.dir,
+                    name: &target.name,
+                    bytes: &target.bytes,
+                };
+                let wrote = finalize(
+                    file,
+                    planned,
+                    termination,
+                    config,
+                    &ctx,
+                    target.owner,
+                    place,
+                    output,
+                    diag,
+                );
+                match wrote {
+                    Ok(wrote) => {
+                        states[target.run].wrote |= wrote;
+                        Ok(())
+                    }
+                    Err(exit) => Err(exit),
+                }
+            }
+            _ => {
+                diag.warning(
+                    place.path,
+                    &format!(
+                        "worker process {} {}: left reclaim_needed",
+                        target.pid,
+                        if termination == Termination::NotPermitted {
+                            "may not be signalled (EPERM)"
+                        } else {
+                            "is still alive after SIGKILL"
+                        }
+                    ),
+                );
+                diag.raise(Exit::Attention);
+                let mut detail = Map::new();
+                detail.insert("state".into(), json!(target.state.as_str()));
+                detail.insert("process_id".into(), json!(target.process_id));
+                detail.insert("termination".into(), json!(termination.as_str()));
+                detail.insert(
+                    "signal_via".into(),
+                    json!(target.worker.as_ref().map(|w| w.signal_via())),
+                );
+                detail.insert(
+                    "descendants_signalled".into(),
+                    json!(
+                        target
+                            .descendants
+                            .iter()
+                            .map(|d| d.pid().get())
+                            .collect::<Vec<_>>()
+                    ),
+                );
+                detail.insert("survivors".into(), json!(target.survivors));
+                place.record("skipped", "not_written", detail, output, diag)
+            }
+        };
+        if result.is_err() {
+            break;
+        }
+    }
+}
+
+/// `--dry-run`: one plan record per signal target (the others were printed as found).
+fn print_plan(
+    pending: &[Pending],
+    states: &[RunState<'_>],
+    config: &Config,
+    output: &mut Output,
+    diag: &mut Diagnostics,
+) {
+    let host = process::Host::read();
+    let table = if config.only_process {
+        Vec::new()
+    } else {
+        process::process_table()
+    };
+    for target in pending {
+        let mut would_signal = vec![target.pid.get()];
+        let mut skipped = Vec::new();
+        if !config.only_process {
+            for entry in process::descendants(&table, target.pid.get(), target.start_ticks) {
+                if entry.exited {
+                    continue;
+                }
+                match process::validate_found(entry.pid, &host) {
+                    Ok(pid)
+                        if process::real_uid(pid).is_some_and(|uid| {
+                            uid_allowed(uid, target.owner, config.allow_foreign_uid)
+                        }) =>
+                    {
+                        would_signal.push(entry.pid)
+                    }
+                    _ => skipped.push(entry.pid),
+                }
+            }
+        }
+        let mut detail = Map::new();
+        detail.insert("state".into(), json!(target.state.as_str()));
+        detail.insert("process_id".into(), json!(target.process_id));
+        detail.insert(
+            "last_progress_at".into(),
+            json!(Ts(target.last_progress_at)),
+        );
+        detail.insert(
+            "elapsed_since_progress_ms".into(),
+            json!(target.elapsed_since_progress_ms),
+        );
+        detail.insert("summary".into(), json!(target.summary));
+        detail.insert("process_identity".into(), json!("verified"));
+        detail.insert("would_signal".into(), json!(would_signal));
+        detail.insert("skipped_descendants".into(), json!(skipped));
+        if target
+            .place(states)
+            .record("reclaimed", "dry_run", detail, output, diag)
+            .is_err()
+        {
+            break;
+        }
+    }
+}
+
+/// The json form of a dry run: `{worker_auto_reclaim_enabled, reclaim_needed_worker_count,
+/// targets, summary}` (SPEC §3.3.4).
+fn print_plan_document(output: Output, diag: &mut Diagnostics) {
+    let targets = output.into_rows();
+    let count = targets.len();
+    let stale = targets
+        .iter()
+        .filter(|t| t.get("state") == Some(&json!("stale")))
+        .count();
+    let timed_out = targets
+        .iter()
+        .filter(|t| t.get("state") == Some(&json!("timed_out")))
+        .count();
+    let summary = if count == 0 {
+        "No worker needs reclaim.".to_string()
+    } else {
+        format!("{count} worker(s) need reclaim ({stale} stale, {timed_out} timed out).")
+    };
+    let document = json!({
+        "worker_auto_reclaim_enabled": true,
+        "reclaim_needed_worker_count": count,
+        "targets": targets,
+        "summary": summary,
+    });
+    let mut text = serde_json::to_string(&document).unwrap_or_default();
+    text.push('\n');
+    if let Err(error) = crate::output::write_stdout(text.as_bytes()) {
+        crate::status::stdout_failed(diag, &error);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doc::Field;
+    use crate::process::{InvalidPid, test_host};
+
+    fn checked(identity: Identity, uid: u32) -> ProcessFacts {
+        let pid = process::validate(&Field::Value(4242), &test_host())
+            .unwrap()
+            .unwrap();
+        ProcessFacts::Checked {
+            pid,
+            observation: Observation::Alive {
+                start_ticks: 99,
+                start_ms: 0,
+                uid,
+            },
+            identity,
+        }
+    }
+
+    #[test]
+    fn triage_signals_only_verified_processes_of_the_right_user() {
+        let pid = process::validate(&Field::Value(4242), &test_host())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            triage(&checked(Identity::Verified, 1000), 1000, false),
+            Triage::Signal {
+                pid,
+                start_ticks: 99,
+                uid: 1000
+            }
+        );
+        assert_eq!(
+            triage(&checked(Identity::Verified, 1000), 0, false),
+            Triage::Signal {
+                pid,
+                start_ticks: 99,
+                uid: 1000
+            },
+            "a root-owned delegation may name any user's worker"
+        );
+        assert_eq!(
+            triage(&checked(Identity::Verified, 0), 65534, false),
+            Triage::Skip(Termination::SkippedForeign)
+        );
+        assert!(matches!(
+            triage(&checked(Identity::Verified, 0), 65534, true),
+            Triage::Signal { .. }
+        ));
+        assert_eq!(
+            triage(&checked(Identity::Reused, 0), 0, false),
+            Triage::Finalize(Termination::SkippedReused)
+        );
+        assert_eq!(
+            triage(&checked(Identity::Gone, 0), 0, false),
+            Triage::Finalize(Termination::AlreadyExited)
+        );
+        assert_eq!(
+            triage(&checked(Identity::Unverifiable, 0), 0, false),
+            Triage::Skip(Termination::SkippedUnverifiable)
+        );
+        assert_eq!(
+            triage(&ProcessFacts::Invalid(InvalidPid::OutOfRange(1)), 0, false),
+            Triage::Skip(Termination::SkippedInvalidPid)
+        );
+        assert_eq!(triage(&ProcessFacts::NoPid, 0, false), Triage::NoProcess);
+    }
+
+    #[test]
+    fn terminations_never_claim_a_death_that_was_not_seen() {
+        assert_eq!(
+            termination(Sent::Delivered, true, true),
+            Termination::Terminated
+        );
+        assert_eq!(
+            termination(Sent::Delivered, false, true),
+            Termination::Killed
+        );
+        assert_eq!(
+            termination(Sent::Delivered, false, false),
+            Termination::Survived
+        );
+        assert_eq!(
+            termination(Sent::NotPermitted, false, false),
+            Termination::NotPermitted
+        );
+        assert_eq!(
+            termination(Sent::Gone, false, false),
+            Termination::AlreadyExited
+        );
+        for t in [
+            Termination::NotPermitted,
+            Termination::Survived,
+            Termination::SkippedForeign,
+            Termination::SkippedInvalidPid,
+            Termination::SkippedUnverifiable,
+        ] {
+            assert!(t.needs_attention());
+        }
+        assert!(!Termination::Killed.needs_attention());
+    }
+
+    #[test]
+    fn the_record_carries_every_field() {
+        let reclaim = Reclaim {
+            state: State::TimedOut,
+            termination: Termination::Killed,
+            process_id: Some(4242),
+            stale_at: None,
+            timed_out_at: Some(1_795_334_300_000),
+            signal_via: Some("pidfd"),
+            descendants_signalled: vec![4243, 4250],
+            survivors: vec![],
+        };
+        let mut doc = json!({
+            "delegation_id": "d",
+            "child_agent": {"status": "running"},
+            "worker_lifecycle": {"started_at": "s", "state": "running_active"},
+            "extra": 1
+        });
+        reclaim.apply(&mut doc, 1_795_334_400_000).unwrap();
+        let summary = "Worker process 4242 exceeded the bounded timeout and was reclaimed by flatline (killed).";
+        assert_eq!(
+            doc,
+            json!({
+                "delegation_id": "d",
+                "child_agent": {"status": "failed"},
+                "worker_lifecycle": {
+                    "started_at": "s", "state": "timed_out", "reclaim_state": "reclaimed",
+                    "process_last_seen_at": "2026-11-22T08:00:00.000Z", "returned_at": "2026-11-22T08:00:00.000Z",
+                    "summary": summary, "timed_out_at": "2026-11-22T07:58:20.000Z"
+                },
+                "extra": 1,
+                "updated_at": "2026-11-22T08:00:00.000Z",
+                "completed_at": "2026-11-22T08:00:00.000Z",
+                "result_summary": summary,
+                "latest_failure": {"stage": "execution", "reason": "timeout", "summary": summary,
+                                   "recorded_at": "2026-11-22T08:00:00.000Z"},
+                "reclaim": {"signal_via": "pidfd", "termination": "killed",
+                            "descendants_signalled": [4243, 4250], "survivors": []}
+            })
+        );
+        let stale = Reclaim {
+            state: State::Stale,
+            termination: Termination::NoProcess,
+            process_id: None,
+            ..reclaim
+        };
+        assert_eq!(
+            stale.summary(),
+            "Worker (no process recorded) stopped making progress and was reclaimed by flatline (no_process)."
+        );
+    }
+}
