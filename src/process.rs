@@ -527,9 +527,13 @@ fn stat_of(pid: Pid) -> Option<Stat> {
 /// Opens `pid` for signalling and checks that the process behind the handle is the one
 /// that started at `start_ticks` (SPEC §3.1: pidfd_open, then verify, then signal).
 pub fn open_target(pid: Pid, start_ticks: u64) -> Result<Target, OpenError> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; `pid` is a
-    // validated positive pid.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.0, 0) };
+    let fd = if pidfds_refused_for_tests() {
+        -1
+    } else {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; `pid`
+        // is a validated positive pid.
+        unsafe { libc::syscall(libc::SYS_pidfd_open, pid.0, 0) }
+    };
     let handle = if fd >= 0 {
         // SAFETY: the kernel returned a new descriptor that nobody else owns.
         Handle::PidFd(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
@@ -550,6 +554,20 @@ pub fn open_target(pid: Pid, start_ticks: u64) -> Result<Target, OpenError> {
             start_ticks,
             handle,
         }),
+    }
+}
+
+/// Debug builds only: `FLATLINE_TEST_NO_PIDFD=1` makes flatline behave as on a kernel that
+/// refuses pidfds, so that tests exercise the `kill()` path. Release builds have no such
+/// switch.
+fn pidfds_refused_for_tests() -> bool {
+    #[cfg(debug_assertions)]
+    {
+        std::env::var_os("FLATLINE_TEST_NO_PIDFD").is_some_and(|v| v == "1")
+    }
+    #[cfg(not(debug_assertions))]
+    {
+        false
     }
 }
 

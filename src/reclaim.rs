@@ -298,6 +298,8 @@ struct Pending {
     term: Option<Sent>,
     exited_in_grace: bool,
     exited_after_kill: bool,
+    /// SIGKILL was sent (the wait was not interrupted first).
+    kill_sent: bool,
     survivors: Vec<i32>,
 }
 
@@ -456,6 +458,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                             term: None,
                             exited_in_grace: false,
                             exited_after_kill: false,
+                            kill_sent: false,
                             survivors: Vec::new(),
                         });
                         Ok(())
@@ -685,6 +688,7 @@ fn signal_all(
     let grace_end = bounded(Instant::now() + config.grace, stop);
     let waited = process::wait_for_exit(&targets, &mut exited, grace_end, &stopping);
     let in_grace = exited.clone();
+    let mut killed_for = Vec::new();
     let mut result = Ok(());
     if waited == Waited::Interrupted {
         result = Err(stop.check().unwrap_or(Exit::Signal(libc::SIGTERM)));
@@ -692,9 +696,10 @@ fn signal_all(
         if let Some(exit) = stop.check() {
             result = Err(exit);
         } else {
-            for (handle, done) in targets.iter().zip(exited.iter()) {
+            for ((owner, handle), done) in handles.iter().zip(exited.iter()) {
                 if !done {
                     handle.send(Signal::Kill);
+                    killed_for.push(*owner);
                 }
             }
             let kill_end = bounded(Instant::now() + config.kill_wait, stop);
@@ -707,7 +712,8 @@ fn signal_all(
     }
     // Fold the outcome back per worker: index 0 of each worker's handles is the worker.
     let mut cursor = 0;
-    for target in pending.iter_mut() {
+    for (index, target) in pending.iter_mut().enumerate() {
+        target.kill_sent = killed_for.contains(&index);
         let count = usize::from(target.worker.is_some()) + target.descendants.len();
         let slice = cursor..cursor + count;
         cursor += count;
@@ -842,8 +848,10 @@ fn record_all(
                         target.pid,
                         if termination == Termination::NotPermitted {
                             "may not be signalled (EPERM)"
-                        } else {
+                        } else if target.kill_sent {
                             "is still alive after SIGKILL"
+                        } else {
+                            "is still alive; the run stopped before SIGKILL"
                         }
                     ),
                 );
