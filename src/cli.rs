@@ -15,6 +15,8 @@ pub enum Command {
     Status,
     Refresh,
     Reclaim,
+    HealthEvents,
+    Beat,
 }
 
 pub struct CommandDef {
@@ -84,6 +86,35 @@ pub const COMMANDS: &[CommandDef] = &[
               read itself.",
         writes: "delegations (atomically, under RUN_DIR/.flatline/lock); sends signals",
     },
+    CommandDef {
+        command: Command::HealthEvents,
+        name: "health-events",
+        operands: "RUN_DIR...",
+        about: "append an event to RUN_DIR/events.jsonl when a heartbeat worker's health changes",
+        doc: "Computes the health of every heartbeat worker (RUN_DIR/workers/*/worker-spec.json) \
+              as status does, compares it with the health recorded by the previous run in \
+              RUN_DIR/.flatline/state.json, and appends one line per change to \
+              RUN_DIR/events.jsonl: worker_stalled (to stalled), worker_dead (to dead), \
+              worker_recovered (from stalled or dead to healthy or stopped); no other change \
+              emits. \
+              The first run records a baseline and emits only for workers already stalled or \
+              dead. \
+              A run without change appends nothing and rewrites nothing.",
+        writes: "RUN_DIR/.flatline/state.json (atomically) and RUN_DIR/events.jsonl (appends), under RUN_DIR/.flatline/lock",
+    },
+    CommandDef {
+        command: Command::Beat,
+        name: "beat",
+        operands: "HEARTBEAT_FILE",
+        about: "write a heartbeat file atomically, once or every interval while a process lives",
+        doc: "Writes {\"status\", \"name\", \"ts\"} to HEARTBEAT_FILE atomically (a temporary \
+              file, fsync, rename, directory fsync), creating it when missing, so that a reader \
+              never sees a half-written heartbeat. \
+              With --every, writes again every interval until the process --while-pid exits or \
+              flatline is signalled, then writes a final status stopped. \
+              The heartbeat's directory is not a run directory: no lock is taken.",
+        writes: "HEARTBEAT_FILE",
+    },
 ];
 
 impl Command {
@@ -108,13 +139,20 @@ impl Command {
 const STATUS: u32 = 1 << (Command::Status as u32);
 const REFRESH: u32 = 1 << (Command::Refresh as u32);
 const RECLAIM: u32 = 1 << (Command::Reclaim as u32);
-const ALL: u32 = STATUS | REFRESH | RECLAIM;
+const HEALTH_EVENTS: u32 = 1 << (Command::HealthEvents as u32);
+const BEAT: u32 = 1 << (Command::Beat as u32);
+/// The commands over run directories (all but beat).
+const ALL: u32 = STATUS | REFRESH | RECLAIM | HEALTH_EVENTS;
+/// The commands that look at heartbeat workers.
+const HEARTBEAT_READERS: u32 = STATUS | HEALTH_EVENTS;
 /// The commands that look at lifecycle thresholds.
 const VIEWERS: u32 = STATUS | RECLAIM;
 /// The commands that write.
-const WRITERS: u32 = REFRESH | RECLAIM;
+const WRITERS: u32 = REFRESH | RECLAIM | HEALTH_EVENTS;
 /// The commands that read event streams.
 const STREAM_READERS: u32 = REFRESH | RECLAIM;
+/// The commands that read paths named inside documents.
+const PATH_READERS: u32 = STREAM_READERS | HEARTBEAT_READERS;
 
 /// Identifies a flag in the table; `apply` gives each its meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +179,13 @@ pub enum FlagId {
     KillWait,
     OnlyProcess,
     AllowForeignUid,
+    HeartbeatStale,
+    HeartbeatDead,
+    RunId,
+    BeatStatus,
+    BeatName,
+    Every,
+    WhilePid,
     Quiet,
     Help,
     Version,
@@ -285,7 +330,8 @@ pub const FLAGS: &[Flag] = &[
         about: "only records in one of these states",
         doc: "Prints only records whose state is one of the comma-separated states: queued, \
               launching, running_active, running_quiet, stale, timed_out, returned, failed, \
-              cancelled, unknown. \
+              cancelled, unknown; for heartbeat workers, their health: healthy, stalled, dead, \
+              stopped, starting, unknown. \
               May be given several times.",
     },
     Flag {
@@ -338,7 +384,7 @@ pub const FLAGS: &[Flag] = &[
         long: "allow-outside-paths",
         short: None,
         value: None,
-        commands: STREAM_READERS,
+        commands: PATH_READERS,
         about: "accept absolute stream paths outside the run directory",
         doc: "Paths named inside documents (event streams) are untrusted: a relative path \
               is resolved beneath RUN_DIR and an absolute one must lie beneath it, else it is \
@@ -417,6 +463,84 @@ pub const FLAGS: &[Flag] = &[
               agent that can write a delegation must not be able to make flatline kill another \
               user's processes. \
               This option lifts that guard.",
+    },
+    Flag {
+        id: FlagId::HeartbeatStale,
+        long: "heartbeat-stale",
+        short: None,
+        value: Some("DURATION"),
+        commands: HEARTBEAT_READERS,
+        about: "a heartbeat this old means stalled [60s]",
+        doc: "A heartbeat worker whose last heartbeat is at least this old is stalled. \
+              It must be below --heartbeat-dead. \
+              The default is 60s.",
+    },
+    Flag {
+        id: FlagId::HeartbeatDead,
+        long: "heartbeat-dead",
+        short: None,
+        value: Some("DURATION"),
+        commands: HEARTBEAT_READERS,
+        about: "a heartbeat this old (or none this long) means dead [180s]",
+        doc: "A heartbeat worker whose last heartbeat is at least this old is dead; so is one \
+              without any heartbeat whose worker-spec.json is at least this old (younger, it \
+              is starting). \
+              The default is 180s.",
+    },
+    Flag {
+        id: FlagId::RunId,
+        long: "run-id",
+        short: None,
+        value: Some("ID"),
+        commands: HEALTH_EVENTS,
+        about: "the run_id of appended events [the run directory's name]",
+        doc: "The run_id written into each event appended to RUN_DIR/events.jsonl. \
+              The default is the run directory's name.",
+    },
+    Flag {
+        id: FlagId::BeatStatus,
+        long: "status",
+        short: None,
+        value: Some("STATUS"),
+        commands: BEAT,
+        about: "the status written into the heartbeat [alive]",
+        doc: "The status field of the heartbeat: ready, alive, stopped or any word the \
+              orchestrator uses. \
+              stopped tells flatline the worker ended on purpose. \
+              The default is alive.",
+    },
+    Flag {
+        id: FlagId::BeatName,
+        long: "name",
+        short: None,
+        value: Some("NAME"),
+        commands: BEAT,
+        about: "the worker name written into the heartbeat [the file's directory name]",
+        doc: "The name field of the heartbeat. \
+              The default is the name of the directory that holds HEARTBEAT_FILE.",
+    },
+    Flag {
+        id: FlagId::Every,
+        long: "every",
+        short: None,
+        value: Some("DURATION"),
+        commands: BEAT,
+        about: "beat again every DURATION until --while-pid exits or a signal arrives",
+        doc: "Writes the heartbeat again every DURATION. \
+              The loop ends when the process --while-pid exits, or when flatline receives \
+              SIGINT, SIGTERM or SIGHUP; a final heartbeat with status stopped is written \
+              then.",
+    },
+    Flag {
+        id: FlagId::WhilePid,
+        long: "while-pid",
+        short: None,
+        value: Some("PID"),
+        commands: BEAT,
+        about: "with --every: stop beating when this process exits",
+        doc: "With --every: the process whose life the heartbeat reports, typically the \
+              worker's own shell ($$). \
+              flatline watches it through a pidfd and never signals it.",
     },
     Flag {
         id: FlagId::Quiet,
@@ -519,6 +643,13 @@ pub struct LowArgs {
     pub kill_wait: Option<Millis>,
     pub only_process: bool,
     pub allow_foreign_uid: bool,
+    pub heartbeat_stale: Option<Millis>,
+    pub heartbeat_dead: Option<Millis>,
+    pub run_id: Option<String>,
+    pub beat_status: Option<String>,
+    pub beat_name: Option<String>,
+    pub every: Option<Millis>,
+    pub while_pid: Option<i64>,
     pub quiet: bool,
     /// Flags seen, to check they apply to the command.
     seen: Vec<FlagId>,
@@ -676,10 +807,13 @@ fn apply(low: &mut LowArgs, flag: &Flag, value: Option<String>) -> Result<(), Us
         }
         FlagId::State => {
             for state in text.split(',') {
-                if !crate::lifecycle::STATES.contains(&state) {
+                let known = crate::lifecycle::STATES.contains(&state)
+                    || crate::heartbeat::HEALTHS.contains(&state);
+                if !known {
                     return Err(UsageError(format!(
-                        "--state: unknown state '{state}' (states: {})",
-                        crate::lifecycle::STATES.join(", ")
+                        "--state: unknown state '{state}' (states: {}; worker healths: {})",
+                        crate::lifecycle::STATES.join(", "),
+                        crate::heartbeat::HEALTHS.join(", ")
                     )));
                 }
                 low.states.push(state.to_string());
@@ -696,6 +830,22 @@ fn apply(low: &mut LowArgs, flag: &Flag, value: Option<String>) -> Result<(), Us
         FlagId::KillWait => low.kill_wait = Some(duration(flag, &text)?),
         FlagId::OnlyProcess => low.only_process = true,
         FlagId::AllowForeignUid => low.allow_foreign_uid = true,
+        FlagId::HeartbeatStale => low.heartbeat_stale = Some(positive_duration(flag, &text)?),
+        FlagId::HeartbeatDead => low.heartbeat_dead = Some(positive_duration(flag, &text)?),
+        FlagId::RunId => low.run_id = Some(non_empty(flag, text)?),
+        FlagId::BeatStatus => low.beat_status = Some(non_empty(flag, text)?),
+        FlagId::BeatName => low.beat_name = Some(non_empty(flag, text)?),
+        FlagId::Every => low.every = Some(positive_duration(flag, &text)?),
+        FlagId::WhilePid => {
+            low.while_pid = Some(
+                text.parse::<i64>()
+                    .ok()
+                    .filter(|pid| *pid > 0)
+                    .ok_or_else(|| {
+                        UsageError(format!("--while-pid: '{text}' is not a process id"))
+                    })?,
+            );
+        }
         FlagId::Quiet => low.quiet = true,
         FlagId::Help => low.help = true,
         FlagId::Version => low.version = true,
@@ -709,6 +859,13 @@ fn apply(low: &mut LowArgs, flag: &Flag, value: Option<String>) -> Result<(), Us
         }
     }
     Ok(())
+}
+
+fn non_empty(flag: &Flag, text: String) -> Result<String, UsageError> {
+    if text.is_empty() {
+        return Err(UsageError(format!("--{}: the value is empty", flag.long)));
+    }
+    Ok(text)
 }
 
 fn check_applicability(low: &LowArgs) -> Result<(), UsageError> {
@@ -901,7 +1058,8 @@ pub fn man_page() -> String {
             def.operands.trim_end_matches("...")
         );
         roff_paragraph(def.doc, &mut out);
-        let _ = writeln!(out, ".Pp\nWrites: {}.", roff(def.writes));
+        out.push_str(".Pp\n");
+        roff_paragraph(&format!("Writes: {}.", def.writes), &mut out);
         let options: Vec<&str> = FLAGS
             .iter()
             .filter(|flag| flag.commands & def.command.bit() != 0)

@@ -5,7 +5,8 @@
 
 use crate::cli::{Command, Format, LowArgs, UsageError};
 use crate::clock::{self, Millis};
-use crate::lifecycle::{State, Thresholds};
+use crate::heartbeat::HeartbeatThresholds;
+use crate::lifecycle::Thresholds;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,7 +22,8 @@ pub struct Config {
     pub now_given: bool,
     pub thresholds: Thresholds,
     pub task_cards: Vec<String>,
-    pub states: Vec<State>,
+    /// `--state`: delegation states and worker healths, as typed.
+    pub states: Vec<String>,
     pub summary: bool,
     pub check: bool,
     /// How long a stream without a terminal event must be unchanged before finalizing.
@@ -37,7 +39,20 @@ pub struct Config {
     pub kill_wait: Duration,
     pub only_process: bool,
     pub allow_foreign_uid: bool,
+    pub heartbeat: HeartbeatThresholds,
+    pub run_id: Option<String>,
+    /// beat: what to write and how often.
+    pub beat: BeatConfig,
     pub quiet: bool,
+}
+
+/// `flatline beat`'s options.
+#[derive(Debug, Clone, Default)]
+pub struct BeatConfig {
+    pub status: Option<String>,
+    pub name: Option<String>,
+    pub every: Option<Duration>,
+    pub while_pid: Option<i64>,
 }
 
 pub const DEFAULT_GRACE_MS: Millis = 2_000;
@@ -65,10 +80,11 @@ pub fn resolve(
     stdout_is_terminal: bool,
 ) -> Result<Config, UsageError> {
     if low.operands.is_empty() {
-        return Err(UsageError(format!(
-            "{} needs at least one RUN_DIR",
-            command.name()
-        )));
+        return Err(UsageError(if command == Command::Beat {
+            "beat needs a HEARTBEAT_FILE".to_string()
+        } else {
+            format!("{} needs at least one RUN_DIR", command.name())
+        }));
     }
     if low.now.is_some() && !low.dry_run && matches!(command, Command::Reclaim) {
         return Err(UsageError(format!(
@@ -108,6 +124,30 @@ pub fn resolve(
             .max_clock_skew
             .unwrap_or(crate::lifecycle::DEFAULT_MAX_CLOCK_SKEW_MS),
     };
+    let heartbeat = HeartbeatThresholds {
+        stale: low
+            .heartbeat_stale
+            .unwrap_or(crate::heartbeat::DEFAULT_HEARTBEAT_STALE_MS),
+        dead: low
+            .heartbeat_dead
+            .unwrap_or(crate::heartbeat::DEFAULT_HEARTBEAT_DEAD_MS),
+        max_clock_skew: thresholds.max_clock_skew,
+    };
+    if heartbeat.stale >= heartbeat.dead {
+        return Err(UsageError(format!(
+            "--heartbeat-stale {} must be below --heartbeat-dead {}",
+            clock::format_duration(heartbeat.stale),
+            clock::format_duration(heartbeat.dead)
+        )));
+    }
+    if command == Command::Beat {
+        if low.operands.len() != 1 {
+            return Err(UsageError("beat takes exactly one HEARTBEAT_FILE".into()));
+        }
+        if low.while_pid.is_some() && low.every.is_none() {
+            return Err(UsageError("--while-pid goes with --every".into()));
+        }
+    }
     let format = low.format.unwrap_or(if stdout_is_terminal {
         Format::Text
     } else {
@@ -121,11 +161,7 @@ pub fn resolve(
         now_given: low.now.is_some(),
         thresholds,
         task_cards: low.task_cards,
-        states: low
-            .states
-            .iter()
-            .filter_map(|state| State::parse(state))
-            .collect(),
+        states: low.states,
         summary: low.summary,
         check: low.check,
         settle: low.settle.unwrap_or(DEFAULT_SETTLE_MS),
@@ -137,6 +173,14 @@ pub fn resolve(
         kill_wait: std_duration(low.kill_wait.unwrap_or(DEFAULT_KILL_WAIT_MS)),
         only_process: low.only_process,
         allow_foreign_uid: low.allow_foreign_uid,
+        heartbeat,
+        run_id: low.run_id,
+        beat: BeatConfig {
+            status: low.beat_status,
+            name: low.beat_name,
+            every: low.every.map(std_duration),
+            while_pid: low.while_pid,
+        },
         quiet: low.quiet,
     })
 }

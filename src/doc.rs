@@ -237,31 +237,32 @@ macro_rules! lenient_object {
         $(#[$meta])*
         #[derive(Debug, Default)]
         pub struct $name<$de> {
-            $(pub $field: Field<$ty>,)*
-            _borrow: PhantomData<&$de ()>,
+            $(pub $field: $crate::doc::Field<$ty>,)*
+            _borrow: ::std::marker::PhantomData<&$de ()>,
         }
 
-        impl<$de> FromJson<$de> for $name<$de> {
+        impl<$de> $crate::doc::FromJson<$de> for $name<$de> {
             const EXPECTED: &'static str = "an object";
 
-            fn from_map<A: MapAccess<$de>>(mut map: A) -> Result<Field<Self>, A::Error> {
+            fn from_map<A: ::serde::de::MapAccess<$de>>(
+                mut map: A,
+            ) -> Result<$crate::doc::Field<Self>, A::Error> {
                 let mut out = Self::default();
-                while let Some(key) = map.next_key_seed(KeySeed)? {
+                while let Some(key) = map.next_key_seed($crate::doc::KeySeed)? {
                     match key {
-                        Key::Number => {
-                            let text: Cow<'_, str> = map.next_value()?;
-                            let _ = text;
-                            return Ok(Field::Wrong("a number"));
+                        $crate::doc::Key::Number => {
+                            map.next_value::<::serde::de::IgnoredAny>()?;
+                            return Ok($crate::doc::Field::Wrong("a number"));
                         }
-                        Key::Name(name) => match name.as_ref() {
+                        $crate::doc::Key::Name(name) => match name.as_ref() {
                             $($key => out.$field = map.next_value()?,)*
                             _ => {
-                                map.next_value::<IgnoredAny>()?;
+                                map.next_value::<::serde::de::IgnoredAny>()?;
                             }
                         },
                     }
                 }
-                Ok(Field::Value(out))
+                Ok($crate::doc::Field::Value(out))
             }
         }
 
@@ -269,21 +270,22 @@ macro_rules! lenient_object {
             /// Appends every field of the wrong type, nested objects included, with its
             /// dotted path (`worker_lifecycle.process_id`). `path` is the prefix so far; it
             /// is restored before returning, so the walk allocates only for what it reports.
-            pub fn wrong_types(&self, path: &mut String, out: &mut Vec<WrongType>) {
+            #[allow(dead_code)]
+            pub fn wrong_types(&self, path: &mut String, out: &mut Vec<$crate::doc::WrongType>) {
                 $(
                     match &self.$field {
-                        Field::Wrong(found) => {
-                            let len = push_key(path, $key);
-                            out.push(WrongType {
+                        $crate::doc::Field::Wrong(found) => {
+                            let len = $crate::doc::push_key(path, $key);
+                            out.push($crate::doc::WrongType {
                                 path: path.clone(),
                                 found,
-                                expected: <$ty as FromJson>::EXPECTED,
+                                expected: <$ty as $crate::doc::FromJson>::EXPECTED,
                             });
                             path.truncate(len);
                         }
-                        Field::Value(value) if <$ty as Nested>::IS_OBJECT => {
-                            let len = push_key(path, $key);
-                            value.nested_wrong_types(path, out);
+                        $crate::doc::Field::Value(value) if <$ty as $crate::doc::Nested>::IS_OBJECT => {
+                            let len = $crate::doc::push_key(path, $key);
+                            $crate::doc::Nested::nested_wrong_types(value, path, out);
                             path.truncate(len);
                         }
                         _ => {}
@@ -292,15 +294,16 @@ macro_rules! lenient_object {
             }
         }
 
-        impl<$de> Nested for $name<$de> {
+        impl<$de> $crate::doc::Nested for $name<$de> {
             const IS_OBJECT: bool = true;
 
-            fn nested_wrong_types(&self, path: &mut String, out: &mut Vec<WrongType>) {
+            fn nested_wrong_types(&self, path: &mut String, out: &mut Vec<$crate::doc::WrongType>) {
                 self.wrong_types(path, out);
             }
         }
     };
 }
+pub(crate) use lenient_object;
 
 /// A field of the wrong type: where, what was found, what was expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,7 +321,7 @@ pub trait Nested {
 }
 
 /// Appends `.key` (or `key` at the top) to `path`; returns the length to truncate back to.
-fn push_key(path: &mut String, key: &str) -> usize {
+pub fn push_key(path: &mut String, key: &str) -> usize {
     let len = path.len();
     if len > 0 {
         path.push('.');

@@ -3,6 +3,7 @@
 //! The crate is a pure core (lifecycle views, event digests, plans) and a thin imperative
 //! shell (scan, process, store, output) around it; `main.rs` only parses, runs and exits.
 
+pub mod beat;
 pub mod cli;
 pub mod clock;
 pub mod commit;
@@ -11,6 +12,7 @@ pub mod doc;
 pub mod events;
 pub mod exit;
 pub mod files;
+pub mod heartbeat;
 pub mod lifecycle;
 pub mod manual;
 pub mod output;
@@ -21,6 +23,7 @@ pub mod scan;
 pub mod status;
 pub mod stop;
 pub mod store;
+pub mod team;
 pub mod text;
 
 use cli::{Command, Mode};
@@ -67,6 +70,8 @@ where
         Command::Status => status::run(&config, &mut diag, &stop),
         Command::Refresh => refresh::run(&config, &mut diag, &stop),
         Command::Reclaim => reclaim::run(&config, &mut diag, &stop),
+        Command::HealthEvents => team::run(&config, &mut diag, &stop),
+        Command::Beat => beat::run(&config, &mut diag, &stop),
     }
 }
 

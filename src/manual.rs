@@ -38,6 +38,42 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "HEARTBEAT WORKERS",
+        &[
+            "A run directory may also hold the team layout: \
+             RUN_DIR/workers/NAME/worker-spec.json names the worker (name, role) and its \
+             heartbeat, inbox and outbox files (by default heartbeat.json, inbox.jsonl and \
+             outbox.jsonl in the worker's directory). \
+             These paths are read under the same rules as event streams: beneath RUN_DIR, no \
+             symlinks, regular files of the spec's owner or root. \
+             A worker directory without a spec, or a spec that does not parse, is reported. \
+             A heartbeat is {\"status\", \"name\", \"ts\"}.",
+            "Health: healthy while the last heartbeat is younger than --heartbeat-stale \
+             (60s); stalled from then; dead from --heartbeat-dead (180s); stopped when the \
+             heartbeat's status is stopped (not an issue, however old); starting when there is \
+             no heartbeat yet and the spec is younger than the dead threshold, dead when it is \
+             older. \
+             A heartbeat that does not parse or has no ts falls back to the file's \
+             modification time with the warning heartbeat_unparsable, so a writer caught \
+             mid-write does not flap a worker to stalled. \
+             A ts in the future follows the clock-skew rule of the lifecycle; too far ahead, \
+             or a heartbeat that cannot be read, is unknown. \
+             --check counts stalled, dead and unknown workers, not stopped or starting ones.",
+            "A worker record has kind worker, run_dir, path, worker_id, role, health, \
+             heartbeat_status, last_heartbeat, heartbeat_age_ms, inbox_count and outbox_count \
+             (non-blank lines, counted streaming), message, needs_attention and warnings. \
+             Workers belong to no task card: --task-card leaves them out.",
+            "health-events appends to RUN_DIR/events.jsonl, in the run's event envelope \
+             {id (a UUID v4), run_id (--run-id, else the run directory's name), ts, \
+             schema_version 1, kind, actor (the worker), payload {message}}, one line per \
+             change: worker_stalled, worker_dead, worker_recovered (from stalled or dead to \
+             healthy or stopped). \
+             The last health of every worker is kept in RUN_DIR/.flatline/state.json. \
+             Lines are appended with O_APPEND and O_NOFOLLOW, one write each, to a regular \
+             file with one link; a symlinked events.jsonl is refused.",
+        ],
+    ),
+    (
         "LIFECYCLE",
         &[
             "Thresholds: the stale threshold is worker_lifecycle.stale_after_ms, else \
@@ -255,6 +291,14 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     (
         "See what refresh would finalize, without writing:",
         "flatline refresh --dry-run /srv/runs/r42 | jq -c 'select(.action == \"finalized\")'",
+    ),
+    (
+        "Record heartbeat-worker health changes in the run's event log every minute:",
+        "flatline health-events --quiet /srv/runs/r42",
+    ),
+    (
+        "Heartbeat from a bash worker every 10s for as long as the worker's shell lives:",
+        "flatline beat \"$RUN/workers/$NAME/heartbeat.json\" --every 10s --while-pid $$ &",
     ),
     (
         "Count workers per task card:",

@@ -285,7 +285,20 @@ fn text_columns(kind: &str) -> &'static [&'static str] {
             "next_action",
             "summary",
         ],
-        "summary" => &[
+        "worker" => &[
+            "worker_id",
+            "role",
+            "health",
+            "heartbeat_status",
+            "heartbeat_age_ms",
+            "inbox_count",
+            "outbox_count",
+            "message",
+        ],
+        "summary:workers" => &[
+            "run_dir", "total", "healthy", "stalled", "dead", "stopped", "starting", "unknown",
+        ],
+        "summary:delegations" => &[
             "run_dir",
             "task_card_id",
             "total",
@@ -353,20 +366,25 @@ fn header_name(column: &str) -> String {
 }
 
 fn render_text(rows: &[Map<String, Value>]) -> String {
-    // One table per kind, in order of first appearance.
-    let mut kinds: Vec<&str> = Vec::new();
-    for row in rows {
+    // One table per kind (and scope), in order of first appearance.
+    let table_of = |row: &Map<String, Value>| -> String {
         let kind = row.get("kind").and_then(Value::as_str).unwrap_or("");
+        match row.get("scope").and_then(Value::as_str) {
+            Some(scope) => format!("{kind}:{scope}"),
+            None => kind.to_string(),
+        }
+    };
+    let mut kinds: Vec<String> = Vec::new();
+    for row in rows {
+        let kind = table_of(row);
         if !kinds.contains(&kind) {
             kinds.push(kind);
         }
     }
     let mut out = String::new();
     for (index, kind) in kinds.iter().enumerate() {
-        let group: Vec<&Map<String, Value>> = rows
-            .iter()
-            .filter(|row| row.get("kind").and_then(Value::as_str).unwrap_or("") == *kind)
-            .collect();
+        let group: Vec<&Map<String, Value>> =
+            rows.iter().filter(|row| table_of(row) == *kind).collect();
         let mut columns: Vec<String> = text_columns(kind).iter().map(|c| c.to_string()).collect();
         if columns.is_empty() {
             for row in &group {

@@ -667,6 +667,58 @@ fn poll_exited(fds: &[libc::c_int], timeout_ms: libc::c_int) -> Vec<bool> {
     polls.iter().map(|p| p.revents != 0).collect()
 }
 
+/// A process watched for its exit only, never signalled: `beat --while-pid`, where the
+/// watched process is typically flatline's own parent (so it is not a `Pid`).
+#[derive(Debug)]
+pub struct Watch {
+    pid: i64,
+    fd: Option<OwnedFd>,
+}
+
+impl Watch {
+    /// Starts watching `pid`; `None` when no such process exists.
+    pub fn new(pid: i64) -> Option<Watch> {
+        let raw = libc::pid_t::try_from(pid).ok().filter(|p| *p > 0)?;
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; it
+        // gives a handle for polling and nothing here ever sends a signal through it.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, raw, 0) };
+        if fd >= 0 {
+            // SAFETY: the kernel returned a new descriptor that nobody else owns.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
+            return Some(Watch { pid, fd: Some(fd) });
+        }
+        match io::Error::last_os_error().raw_os_error() {
+            Some(libc::ESRCH) => None,
+            _ => std::path::Path::new(&format!("/proc/{pid}"))
+                .exists()
+                .then_some(Watch { pid, fd: None }),
+        }
+    }
+
+    /// Waits up to `timeout` (less if a signal arrives); true once the process has exited.
+    pub fn wait_exit(&self, timeout: std::time::Duration) -> bool {
+        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+        match &self.fd {
+            Some(fd) => poll_exited(&[fd.as_raw_fd()], ms)[0] || self.exited_now(),
+            None => {
+                // No pidfd: look at /proc every 100 ms at most.
+                std::thread::sleep(std::time::Duration::from_millis(ms.clamp(1, 100) as u64));
+                self.exited_now()
+            }
+        }
+    }
+
+    fn exited_now(&self) -> bool {
+        match &self.fd {
+            Some(fd) => poll_exited(&[fd.as_raw_fd()], 0)[0],
+            None => match read_stat(self.pid as i32) {
+                Ok(Some(stat)) => stat.exited(),
+                _ => true,
+            },
+        }
+    }
+}
+
 /// How a wait ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Waited {

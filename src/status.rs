@@ -11,6 +11,7 @@ use crate::lifecycle::{Tally, View};
 use crate::output::{Diagnostics, Header, Output, PathText, Ts};
 use crate::scan::{self, LazyHost};
 use crate::stop::Stop;
+use crate::team::{self, WorkerRecord, WorkerSummary, WorkerTally};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -96,8 +97,9 @@ impl Serialize for SummaryRecord {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let fields = self.tally.fields();
-        let mut map = serializer.serialize_map(Some(3 + fields.len()))?;
+        let mut map = serializer.serialize_map(Some(4 + fields.len()))?;
         map.serialize_entry("kind", "summary")?;
+        map.serialize_entry("scope", "delegations")?;
         map.serialize_entry("run_dir", &self.run_dir)?;
         map.serialize_entry("task_card_id", &self.task_card_id)?;
         for (name, count) in fields {
@@ -124,8 +126,9 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     };
     let mut output = Output::stdout(config.format, config.quiet, header);
     let host = LazyHost::default();
-    let mut summaries = Vec::new();
+    let mut summaries: Vec<serde_json::Value> = Vec::new();
     let mut overall = Tally::default();
+    let mut workers_overall = WorkerTally::default();
     let mut attention = false;
     let mut interrupted = None;
     for run in &runs {
@@ -140,7 +143,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 .entry(view.task_card_id.map(str::to_string))
                 .or_default()
                 .add(view);
-            if !config.states.is_empty() && !config.states.contains(&view.state) {
+            if !state_selected(config, view.state.as_str()) {
                 return Ok(());
             }
             output
@@ -148,7 +151,34 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 .map_err(|error| stdout_failed(diag, &error))
         });
         for (card, tally) in cards {
-            summaries.push(summary_record(&run.path, card, tally));
+            summaries.push(json_value(&summary_record(&run.path, card, tally)));
+        }
+        if let Err(exit) = result {
+            interrupted = Some(exit);
+            break;
+        }
+        // Heartbeat workers belong to no task card: --task-card leaves them out.
+        if !config.task_cards.is_empty() {
+            continue;
+        }
+        let mut workers = WorkerTally::default();
+        let result = team::for_each_worker(run, config, diag, stop, |worker, diag| {
+            let health = worker.view.health;
+            attention |= health.needs_attention();
+            workers.add(health);
+            workers_overall.add(health);
+            if !state_selected(config, health.as_str()) {
+                return Ok(());
+            }
+            output
+                .record(&WorkerRecord::new(run, &worker))
+                .map_err(|error| stdout_failed(diag, &error))
+        });
+        if workers.total > 0 {
+            summaries.push(json_value(&WorkerSummary {
+                run_dir: run.path.to_string_lossy().into_owned(),
+                tally: workers,
+            }));
         }
         if let Err(exit) = result {
             interrupted = Some(exit);
@@ -162,7 +192,15 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             }
         }
     }
-    let tally = text_tally(&overall);
+    let tally = match (overall.total, workers_overall.total) {
+        (_, 0) => text_tally(&overall),
+        (0, _) => worker_tally(&workers_overall),
+        _ => format!(
+            "{}; {}",
+            text_tally(&overall),
+            worker_tally(&workers_overall)
+        ),
+    };
     if let Err(error) = output.finish(&summaries, &diag.errors.clone(), &tally) {
         diag.error(
             Path::new("stdout"),
@@ -187,6 +225,31 @@ pub fn stdout_failed(diag: &mut Diagnostics, error: &std::io::Error) -> Exit {
         Exit::FileProblem,
     );
     Exit::FileProblem
+}
+
+/// `--state` lets this state or health through.
+fn state_selected(config: &Config, state: &str) -> bool {
+    config.states.is_empty() || config.states.iter().any(|s| s == state)
+}
+
+fn json_value<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+fn worker_tally(tally: &WorkerTally) -> String {
+    let parts: Vec<String> = tally
+        .fields()
+        .iter()
+        .skip(1)
+        .filter(|(_, count)| *count > 0)
+        .map(|(name, count)| format!("{count} {name}"))
+        .collect();
+    let noun = if tally.total == 1 {
+        "worker"
+    } else {
+        "workers"
+    };
+    format!("{} {noun}: {}", tally.total, parts.join(", "))
 }
 
 /// The one-line tally under the text table.

@@ -5,3 +5,4 @@ mod reclaim;
 mod refresh;
 mod status;
 mod support;
+mod team;

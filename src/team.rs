@@ -1,0 +1,610 @@
+//! team: heartbeat workers of the team layout, read in the same pass as the delegations
+//! (SPEC §1.2, §5), their records in `status`, and `flatline health-events`.
+//!
+//! `RUN_DIR/workers/<name>/worker-spec.json` names the worker's heartbeat, inbox and outbox.
+//! Those paths are untrusted and go through `files::open_named` like event streams: beneath
+//! the run, no symlinks, regular files of the spec's owner or root. Inboxes and outboxes are
+//! counted streaming, whatever their size.
+
+use crate::clock::Millis;
+use crate::config::Config;
+use crate::doc;
+use crate::exit::Exit;
+use crate::files::{self, MAX_DOCUMENT_BYTES, NamedPathPolicy, ReadError};
+use crate::heartbeat::{self, Beat, Health, WorkerSpec, WorkerView};
+use crate::output::{Diagnostics, Output, PathText, Ts};
+use crate::scan::{self, Run};
+use crate::stop::Stop;
+use serde::Serialize;
+use std::borrow::Cow;
+use std::ffi::OsStr;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// One worker, read and looked at.
+#[derive(Debug)]
+pub struct Worker {
+    pub spec_path: PathBuf,
+    pub worker_id: String,
+    pub role: Option<String>,
+    pub view: WorkerView,
+    pub inbox_count: Option<u64>,
+    pub outbox_count: Option<u64>,
+}
+
+/// A worker record (SPEC §5, §7).
+#[derive(Debug, Serialize)]
+pub struct WorkerRecord<'a> {
+    pub kind: &'static str,
+    pub run_dir: PathText<'a>,
+    pub path: PathText<'a>,
+    pub worker_id: &'a str,
+    pub role: Option<&'a str>,
+    pub health: &'static str,
+    pub heartbeat_status: Option<&'a str>,
+    pub last_heartbeat: Ts,
+    pub heartbeat_age_ms: Option<Millis>,
+    pub inbox_count: Option<u64>,
+    pub outbox_count: Option<u64>,
+    pub message: &'a str,
+    pub needs_attention: bool,
+    pub warnings: &'a [Cow<'static, str>],
+}
+
+impl<'a> WorkerRecord<'a> {
+    pub fn new(run: &'a Run, worker: &'a Worker) -> WorkerRecord<'a> {
+        WorkerRecord {
+            kind: "worker",
+            run_dir: PathText(&run.path),
+            path: PathText(&worker.spec_path),
+            worker_id: &worker.worker_id,
+            role: worker.role.as_deref(),
+            health: worker.view.health.as_str(),
+            heartbeat_status: worker.view.heartbeat_status.as_deref(),
+            last_heartbeat: Ts(worker.view.last_heartbeat),
+            heartbeat_age_ms: worker.view.heartbeat_age_ms,
+            inbox_count: worker.inbox_count,
+            outbox_count: worker.outbox_count,
+            message: &worker.view.message,
+            needs_attention: worker.view.health.needs_attention(),
+            warnings: &worker.view.warnings,
+        }
+    }
+}
+
+/// Counts the non-blank lines of a reader in one bounded pass.
+pub fn count_lines(mut reader: impl Read) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut count = 0;
+    let mut content = false;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        for &byte in &buf[..n] {
+            match byte {
+                b'\n' => {
+                    count += u64::from(content);
+                    content = false;
+                }
+                b' ' | b'\t' | b'\r' | 0x0b | 0x0c => {}
+                _ => content = true,
+            }
+        }
+    }
+    Ok(count + u64::from(content))
+}
+
+/// The heartbeat of a worker: read when present, `Missing` when not, `Unreadable` (and
+/// reported) when it cannot be read safely.
+fn read_heartbeat<'b>(
+    run: &Run,
+    path: &Path,
+    policy: NamedPathPolicy,
+    spec_mtime_ms: Millis,
+    buf: &'b mut Vec<u8>,
+    spec_path: &Path,
+    diag: &mut Diagnostics,
+) -> Beat<'b> {
+    let named = match files::open_named(&run.root, path, policy) {
+        Ok(named) => named,
+        Err(ReadError::NotFound) => return Beat::Missing { spec_mtime_ms },
+        Err(error) => {
+            report_path(diag, spec_path, "heartbeat", path, &error.to_string());
+            return Beat::Unreadable;
+        }
+    };
+    let result = named
+        .open_for_read(&run.root, path, policy)
+        .and_then(|file| files::read_bounded(file, named.meta.size, MAX_DOCUMENT_BYTES, buf));
+    match result {
+        Ok(()) => Beat::Read {
+            bytes: buf,
+            mtime_ms: named.meta.mtime_ms,
+        },
+        Err(error) => {
+            report_path(diag, spec_path, "heartbeat", path, &error.to_string());
+            Beat::Unreadable
+        }
+    }
+}
+
+/// Counts the lines of an inbox or outbox; 0 when it does not exist yet.
+fn count_queue(
+    run: &Run,
+    path: &Path,
+    policy: NamedPathPolicy,
+    what: &str,
+    spec_path: &Path,
+    diag: &mut Diagnostics,
+) -> Option<u64> {
+    let result = files::open_named(&run.root, path, policy).and_then(|named| {
+        let file = named.open_for_read(&run.root, path, policy)?;
+        count_lines(file).map_err(ReadError::Io)
+    });
+    match result {
+        Ok(count) => Some(count),
+        Err(ReadError::NotFound) => Some(0),
+        Err(error) => {
+            report_path(diag, spec_path, what, path, &error.to_string());
+            None
+        }
+    }
+}
+
+fn report_path(diag: &mut Diagnostics, spec_path: &Path, what: &str, path: &Path, error: &str) {
+    diag.error(
+        spec_path,
+        &format!("{what} {}: {error}", files::display_path(path)),
+        Exit::FileProblem,
+    );
+}
+
+/// Reads every worker of `run` once, in name order, and calls `visit` for each. A worker
+/// directory without a spec, or with one that does not parse, is reported (exit 3).
+pub fn for_each_worker(
+    run: &Run,
+    config: &Config,
+    diag: &mut Diagnostics,
+    stop: &Stop,
+    mut visit: impl FnMut(Worker, &mut Diagnostics) -> Result<(), Exit>,
+) -> Result<(), Exit> {
+    let Some(listing) = scan::list_child(run, "workers", diag) else {
+        return Ok(());
+    };
+    let mut spec_buf = Vec::with_capacity(4096);
+    let mut beat_buf = Vec::with_capacity(1024);
+    for entry in &listing.entries {
+        if entry.name.as_bytes().starts_with(b".") {
+            continue;
+        }
+        if let Some(exit) = stop.check() {
+            return Err(exit);
+        }
+        let dir_path = listing.dir.join(&entry.name);
+        let worker_dir = match entry.kind {
+            files::EntryKind::Dir | files::EntryKind::Unknown | files::EntryKind::Symlink => {
+                match listing.dir.open_child(&entry.name) {
+                    Ok(Some(dir)) => dir,
+                    Ok(None) => continue,
+                    Err(error) if error.raw_os_error() == Some(libc::ENOTDIR) => continue,
+                    Err(error) => {
+                        let message = if error.raw_os_error() == Some(libc::ELOOP) {
+                            "is a symlink, refused".to_string()
+                        } else {
+                            files::io_message(&error)
+                        };
+                        diag.error(&dir_path, &message, Exit::FileProblem);
+                        continue;
+                    }
+                }
+            }
+            // A stray file next to the worker directories is not a worker.
+            _ => continue,
+        };
+        let spec_path = dir_path.join("worker-spec.json");
+        let spec_meta = match worker_dir.read_file(
+            OsStr::new("worker-spec.json"),
+            MAX_DOCUMENT_BYTES,
+            &mut spec_buf,
+        ) {
+            Ok(meta) => meta,
+            Err(ReadError::NotFound) => {
+                diag.error(
+                    &dir_path,
+                    "a worker directory without worker-spec.json",
+                    Exit::FileProblem,
+                );
+                continue;
+            }
+            Err(error) => {
+                diag.error(&spec_path, &error.to_string(), Exit::FileProblem);
+                continue;
+            }
+        };
+        let spec: WorkerSpec<'_> = match doc::parse_object(&spec_buf) {
+            Ok(spec) => spec,
+            Err(error) => {
+                diag.error(&spec_path, &error.to_string(), Exit::FileProblem);
+                continue;
+            }
+        };
+        let mut wrong = Vec::new();
+        spec.wrong_types(&mut String::new(), &mut wrong);
+        if !wrong.is_empty() {
+            let problems: Vec<String> = wrong
+                .iter()
+                .map(|w| format!("{} is {}, expected {}", w.path, w.found, w.expected))
+                .collect();
+            diag.error(&spec_path, &problems.join("; "), Exit::FileProblem);
+        }
+        let dir_name = entry.name.to_string_lossy();
+        let default = |file: &str| PathBuf::from("workers").join(&entry.name).join(file);
+        let named = |field: Option<&str>, file: &str| {
+            field
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| default(file))
+        };
+        let policy = NamedPathPolicy {
+            allow_outside: config.allow_outside_paths,
+            owner: spec_meta.uid,
+        };
+        let beat = read_heartbeat(
+            run,
+            &named(spec.heartbeat.str(), "heartbeat.json"),
+            policy,
+            spec_meta.mtime_ms,
+            &mut beat_buf,
+            &spec_path,
+            diag,
+        );
+        let view = heartbeat::health(&beat, config.now, &config.heartbeat);
+        let inbox_count = count_queue(
+            run,
+            &named(spec.inbox.str(), "inbox.jsonl"),
+            policy,
+            "inbox",
+            &spec_path,
+            diag,
+        );
+        let outbox_count = count_queue(
+            run,
+            &named(spec.outbox.str(), "outbox.jsonl"),
+            policy,
+            "outbox",
+            &spec_path,
+            diag,
+        );
+        let worker = Worker {
+            spec_path,
+            worker_id: spec
+                .name
+                .str()
+                .filter(|n| !n.is_empty())
+                .map(|n| crate::text::preview(n, 128))
+                .unwrap_or_else(|| dir_name.into_owned()),
+            role: spec.role.str().map(|r| crate::text::preview(r, 128)),
+            view,
+            inbox_count,
+            outbox_count,
+        };
+        visit(worker, diag)?;
+    }
+    Ok(())
+}
+
+/// Counts of one workers summary row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerTally {
+    pub total: u64,
+    pub by_health: [u64; 6],
+}
+
+impl WorkerTally {
+    pub fn add(&mut self, health: Health) {
+        self.total += 1;
+        self.by_health[health as usize] += 1;
+    }
+
+    pub fn fields(&self) -> Vec<(&'static str, u64)> {
+        let mut fields = vec![("total", self.total)];
+        for (name, count) in heartbeat::HEALTHS.iter().zip(self.by_health) {
+            fields.push((name, count));
+        }
+        fields
+    }
+}
+
+/// A `--summary` row for the workers of a run.
+#[derive(Debug)]
+pub struct WorkerSummary {
+    pub run_dir: String,
+    pub tally: WorkerTally,
+}
+
+impl Serialize for WorkerSummary {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let fields = self.tally.fields();
+        let mut map = serializer.serialize_map(Some(3 + fields.len()))?;
+        map.serialize_entry("kind", "summary")?;
+        map.serialize_entry("scope", "workers")?;
+        map.serialize_entry("run_dir", &self.run_dir)?;
+        for (name, count) in fields {
+            map.serialize_entry(name, &count)?;
+        }
+        map.end()
+    }
+}
+
+/// An action record of `health-events`: one appended event.
+#[derive(Debug, Serialize)]
+pub struct EventRecord<'a> {
+    pub kind: &'static str,
+    pub command: &'static str,
+    pub action: &'static str,
+    pub outcome: &'static str,
+    pub run_dir: PathText<'a>,
+    pub path: PathText<'a>,
+    pub worker_id: &'a str,
+    pub event_id: &'a str,
+    pub previous_health: Option<&'static str>,
+    pub health: &'static str,
+    pub message: &'a str,
+}
+
+/// 16 random bytes from the kernel, for event ids.
+fn random_bytes() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        // SAFETY: getrandom writes at most the given length into the buffer's tail.
+        let n = unsafe {
+            libc::getrandom(bytes[filled..].as_mut_ptr().cast(), bytes.len() - filled, 0)
+        };
+        if n <= 0 {
+            // getrandom cannot fail on a supported kernel; without it ids stay unique enough
+            // from the clock and the pid for one run.
+            let fallback = crate::clock::now_ms() as u128 ^ (u128::from(std::process::id()) << 64);
+            return fallback.to_le_bytes();
+        }
+        filled += n as usize;
+    }
+    bytes
+}
+
+/// The run's id for events: `--run-id`, else the run directory's name.
+fn run_id(run: &Run, config: &Config) -> String {
+    config.run_id.clone().unwrap_or_else(|| {
+        run.root
+            .real_path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| run.path.to_string_lossy().into_owned())
+    })
+}
+
+/// The workers' health of the last run, from `.flatline/state.json`.
+fn read_state(
+    state_dir: Option<&files::Dir>,
+    run: &Run,
+    diag: &mut Diagnostics,
+) -> Option<Vec<(String, Health)>> {
+    let dir = state_dir?;
+    let mut buf = Vec::new();
+    match dir.read_file(OsStr::new("state.json"), MAX_DOCUMENT_BYTES, &mut buf) {
+        Ok(_) => match heartbeat::parse_state(&buf) {
+            Some(state) => Some(state),
+            None => {
+                diag.error(
+                    &run.path.join(".flatline/state.json"),
+                    "not a flatline state document; starting a new baseline",
+                    Exit::FileProblem,
+                );
+                None
+            }
+        },
+        Err(ReadError::NotFound) => None,
+        Err(error) => {
+            diag.error(
+                &run.path.join(".flatline/state.json"),
+                &error.to_string(),
+                Exit::FileProblem,
+            );
+            None
+        }
+    }
+}
+
+/// One event to append, and what its action record says.
+struct Emitted {
+    worker_id: String,
+    event_id: String,
+    before: Option<Health>,
+    current: Health,
+    message: String,
+    kind: &'static str,
+}
+
+/// Appends the transitions of one run and records the new baseline. Returns the exit status
+/// that stopped it, if any.
+pub fn health_events_for_run(
+    run: &Run,
+    config: &Config,
+    state_dir: Option<&files::Dir>,
+    diag: &mut Diagnostics,
+    stop: &Stop,
+    output: &mut Output,
+) -> Result<(), Exit> {
+    let previous = read_state(state_dir, run, diag);
+    let first_run = previous.is_none();
+    let previous = previous.unwrap_or_default();
+    let mut next: Vec<(String, Health)> = Vec::new();
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    let mut records: Vec<Emitted> = Vec::new();
+    let now = config.now;
+    let id = run_id(run, config);
+    let result = for_each_worker(run, config, diag, stop, |worker, _| {
+        let before = previous
+            .iter()
+            .find(|(name, _)| *name == worker.worker_id)
+            .map(|(_, health)| *health);
+        let current = worker.view.health;
+        if let Some(transition) = heartbeat::transition(before, current) {
+            let event_id = heartbeat::uuid_v4(random_bytes());
+            let message = heartbeat::event_message(before, &worker.view);
+            lines.push(heartbeat::event_line(
+                &event_id,
+                &id,
+                now,
+                transition,
+                &worker.worker_id,
+                &message,
+            ));
+            records.push(Emitted {
+                worker_id: worker.worker_id.clone(),
+                event_id,
+                before,
+                current,
+                message,
+                kind: transition.kind(),
+            });
+        }
+        if let Some(health) = heartbeat::remembered(before, current) {
+            next.push((worker.worker_id.clone(), health));
+        }
+        Ok(())
+    });
+    // Interrupted while reading: nothing is appended or written.
+    result?;
+    let events_path = run.path.join("events.jsonl");
+    let mut outcome = if config.dry_run {
+        "dry_run"
+    } else {
+        "appended"
+    };
+    if !config.dry_run
+        && let Err(error) =
+            crate::store::append_lines(run.dir(), OsStr::new("events.jsonl"), &lines)
+    {
+        diag.error(&events_path, &error.to_string(), Exit::FileProblem);
+        outcome = "failed";
+    }
+    for emitted in &records {
+        let record = EventRecord {
+            kind: "action",
+            command: "health-events",
+            action: emitted.kind,
+            outcome,
+            run_dir: PathText(&run.path),
+            path: PathText(&events_path),
+            worker_id: &emitted.worker_id,
+            event_id: &emitted.event_id,
+            previous_health: emitted.before.map(Health::as_str),
+            health: emitted.current.as_str(),
+            message: &emitted.message,
+        };
+        output
+            .record(&record)
+            .map_err(|error| crate::status::stdout_failed(diag, &error))?;
+    }
+    // The baseline changes only when a health did; a run without change rewrites nothing.
+    let unchanged = !first_run && next == previous;
+    if outcome == "appended"
+        && !unchanged
+        && let Some(dir) = state_dir
+        && let Err(error) = crate::store::write_atomic(
+            dir,
+            OsStr::new("state.json"),
+            &heartbeat::render_state(&next),
+            0o600,
+        )
+    {
+        diag.error(
+            &run.path.join(".flatline/state.json"),
+            &error.to_string(),
+            Exit::FileProblem,
+        );
+    }
+    Ok(())
+}
+
+/// `flatline health-events`.
+pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
+    let runs = scan::open_runs(&config.run_dirs, diag);
+    let header = crate::output::Header {
+        run_dirs: runs.iter().map(|run| scan::shown(&run.path)).collect(),
+        checked_at: config.now,
+    };
+    let mut output = Output::stdout(config.format, config.quiet, header);
+    for run in &runs {
+        if let Some(exit) = stop.check() {
+            diag.raise(exit);
+            break;
+        }
+        let Some(lock) = crate::commit::lock_run(run, config, stop, diag) else {
+            continue;
+        };
+        let state_dir = lock.as_ref().map(|lock| lock.state_dir());
+        // A dry run has no lock but may still read a baseline that exists.
+        let dry_dir = if state_dir.is_none() {
+            run.dir().open_child(OsStr::new(".flatline")).ok().flatten()
+        } else {
+            None
+        };
+        let dir = state_dir.or(dry_dir.as_ref());
+        if let Err(exit) = health_events_for_run(run, config, dir, diag, stop, &mut output) {
+            diag.raise(exit);
+            break;
+        }
+    }
+    if let Err(error) = output.finish::<serde_json::Value>(&[], &diag.errors.clone(), "") {
+        crate::status::stdout_failed(diag, &error);
+    }
+    diag.exit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_non_blank_lines_streaming() {
+        assert_eq!(count_lines(&b""[..]).unwrap(), 0);
+        assert_eq!(count_lines(&b"a\n\n  \nb\n"[..]).unwrap(), 2);
+        assert_eq!(count_lines(&b"a\r\n\t\r\nlast"[..]).unwrap(), 2);
+        assert_eq!(count_lines(&b"\n\n\n"[..]).unwrap(), 0);
+        let big = "{\"m\":1}\n".repeat(100_000);
+        assert_eq!(count_lines(big.as_bytes()).unwrap(), 100_000);
+    }
+
+    #[test]
+    fn worker_tally_counts_by_health() {
+        let mut tally = WorkerTally::default();
+        for health in [
+            Health::Healthy,
+            Health::Stalled,
+            Health::Stalled,
+            Health::Dead,
+        ] {
+            tally.add(health);
+        }
+        assert_eq!(
+            tally.fields(),
+            vec![
+                ("total", 4),
+                ("healthy", 1),
+                ("stalled", 2),
+                ("dead", 1),
+                ("stopped", 0),
+                ("starting", 0),
+                ("unknown", 0)
+            ]
+        );
+    }
+}
