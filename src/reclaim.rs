@@ -282,15 +282,20 @@ struct Pending {
     bytes: Vec<u8>,
     owner: u32,
     delegation_id: Option<String>,
-    state: State,
-    process_id: Option<Int>,
-    stale_at: Option<i64>,
-    timed_out_at: Option<i64>,
+    info: TargetInfo,
     last_progress_at: Option<i64>,
     elapsed_since_progress_ms: Option<i64>,
     summary: &'static str,
-    pid: Pid,
+    kill: Kill,
+}
+
+/// One worker's processes being reclaimed: what was opened, sent and seen.
+#[derive(Debug)]
+pub struct Kill {
+    pub pid: Pid,
     start_ticks: u64,
+    /// The delegation file's owner, for the uid guard of the descendants.
+    owner: u32,
     worker: Option<Target>,
     descendants: Vec<Target>,
     /// Descendants found but not signalled (another user's), for the record.
@@ -301,6 +306,120 @@ struct Pending {
     /// SIGKILL was sent (the wait was not interrupted first).
     kill_sent: bool,
     survivors: Vec<i32>,
+}
+
+impl Kill {
+    pub fn new(pid: Pid, start_ticks: u64, owner: u32) -> Kill {
+        Kill {
+            pid,
+            start_ticks,
+            owner,
+            worker: None,
+            descendants: Vec::new(),
+            skipped_descendants: Vec::new(),
+            term: None,
+            exited_in_grace: false,
+            exited_after_kill: false,
+            kill_sent: false,
+            survivors: Vec::new(),
+        }
+    }
+
+    /// How the worker ended (call after `signal_all`).
+    pub fn termination(&self) -> Termination {
+        termination(
+            self.term.unwrap_or(Sent::Gone),
+            self.exited_in_grace,
+            self.exited_after_kill,
+        )
+    }
+
+    pub fn signal_via(&self) -> Option<&'static str> {
+        self.worker.as_ref().map(|w| w.signal_via())
+    }
+
+    pub fn descendants_signalled(&self) -> Vec<i32> {
+        self.descendants.iter().map(|d| d.pid().get()).collect()
+    }
+
+    pub fn survivors(&self) -> &[i32] {
+        &self.survivors
+    }
+
+    /// The record of a worker whose processes are confirmed gone; `None` otherwise.
+    pub fn reclaim(&self, target: &TargetInfo) -> Option<Reclaim> {
+        let termination = self.termination();
+        matches!(termination, Termination::Terminated | Termination::Killed).then(|| Reclaim {
+            state: target.state,
+            termination,
+            process_id: target.process_id,
+            stale_at: target.stale_at,
+            timed_out_at: target.timed_out_at,
+            signal_via: self.signal_via(),
+            descendants_signalled: self.descendants_signalled(),
+            survivors: self.survivors.clone(),
+        })
+    }
+
+    /// Warns about what was not reclaimed: surviving descendants, a worker that could not
+    /// be signalled or survived. Raises the exit status to 1 for each.
+    pub fn warn(&self, path: &std::path::Path, diag: &mut Diagnostics) {
+        if !self.survivors.is_empty() {
+            diag.warning(
+                path,
+                &format!(
+                    "descendants of worker {} survived SIGKILL: {:?}",
+                    self.pid, self.survivors
+                ),
+            );
+            diag.raise(Exit::Attention);
+        }
+        let termination = self.termination();
+        if matches!(
+            termination,
+            Termination::NotPermitted | Termination::Survived
+        ) {
+            diag.warning(
+                path,
+                &format!(
+                    "worker process {} {}: left reclaim_needed",
+                    self.pid,
+                    if termination == Termination::NotPermitted {
+                        "may not be signalled (EPERM)"
+                    } else if self.kill_sent {
+                        "is still alive after SIGKILL"
+                    } else {
+                        "is still alive; the run stopped before SIGKILL"
+                    }
+                ),
+            );
+            diag.raise(Exit::Attention);
+        }
+    }
+
+    /// The action record's detail for a worker that was not marked.
+    pub fn skipped_detail(&self, target: &TargetInfo) -> Map<String, Value> {
+        let mut detail = Map::new();
+        detail.insert("state".into(), json!(target.state.as_str()));
+        detail.insert("process_id".into(), json!(target.process_id));
+        detail.insert("termination".into(), json!(self.termination().as_str()));
+        detail.insert("signal_via".into(), json!(self.signal_via()));
+        detail.insert(
+            "descendants_signalled".into(),
+            json!(self.descendants_signalled()),
+        );
+        detail.insert("survivors".into(), json!(self.survivors));
+        detail
+    }
+}
+
+/// What a reclaim record needs to know of the delegation.
+#[derive(Debug, Clone)]
+pub struct TargetInfo {
+    pub state: State,
+    pub process_id: Option<Int>,
+    pub stale_at: Option<i64>,
+    pub timed_out_at: Option<i64>,
 }
 
 impl Pending {
@@ -443,23 +562,16 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                             bytes: item.bytes.to_vec(),
                             owner,
                             delegation_id: view.delegation_id.map(str::to_string),
-                            state: view.state,
-                            process_id: view.process_id,
-                            stale_at: view.stale_at,
-                            timed_out_at: view.timed_out_at,
+                            info: TargetInfo {
+                                state: view.state,
+                                process_id: view.process_id,
+                                stale_at: view.stale_at,
+                                timed_out_at: view.timed_out_at,
+                            },
                             last_progress_at: view.last_progress_at,
                             elapsed_since_progress_ms: view.elapsed_since_progress_ms,
                             summary: view.summary,
-                            pid,
-                            start_ticks,
-                            worker: None,
-                            descendants: Vec::new(),
-                            skipped_descendants: Vec::new(),
-                            term: None,
-                            exited_in_grace: false,
-                            exited_after_kill: false,
-                            kill_sent: false,
-                            survivors: Vec::new(),
+                            kill: Kill::new(pid, start_ticks, owner),
                         });
                         Ok(())
                     }
@@ -482,7 +594,8 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         print_plan(&pending, &states, config, &mut output, diag);
     } else if interrupted.is_none() && !pending.is_empty() {
         let host_facts = host.get();
-        match signal_all(&mut pending, config, host_facts, stop) {
+        let mut kills: Vec<&mut Kill> = pending.iter_mut().map(|p| &mut p.kill).collect();
+        match signal_all(&mut kills, config, host_facts, stop) {
             Ok(()) => {}
             Err(exit) => interrupted = Some(exit),
         }
@@ -617,8 +730,8 @@ fn finalize(
 
 /// Opens every worker, snapshots the descendants, signals everyone at once, waits once.
 /// `Err` when a signal or the deadline stopped it (what was done is still recorded).
-fn signal_all(
-    pending: &mut [Pending],
+pub fn signal_all(
+    pending: &mut [&mut Kill],
     config: &Config,
     host: &process::Host,
     stop: &Stop,
@@ -751,132 +864,74 @@ fn record_all(
     diag: &mut Diagnostics,
 ) {
     for target in pending.iter() {
-        let term = target.term.unwrap_or(Sent::Gone);
-        let termination = termination(term, target.exited_in_grace, target.exited_after_kill);
         let place = target.place(states);
-        if !target.survivors.is_empty() {
-            diag.warning(
-                place.path,
-                &format!(
-                    "descendants of worker {} survived SIGKILL: {:?}",
-                    target.pid, target.survivors
-                ),
-            );
-            diag.raise(Exit::Attention);
-        }
-        let result = match termination {
-            Termination::Terminated | Termination::Killed => {
-                let change = Reclaim {
-                    state: target.state,
-                    termination,
-                    process_id: target.process_id,
-                    stale_at: target.stale_at,
-                    timed_out_at: target.timed_out_at,
-                    signal_via: target.worker.as_ref().map(|w| w.signal_via()),
-                    descendants_signalled: target
-                        .descendants
-                        .iter()
-                        .map(|d| d.pid().get())
-                        .collect(),
-                    survivors: target.survivors.clone(),
-                };
-                let state = &states[target.run];
-                let file = commit::Target {
-                    dir: &state.listing.dir,
-                    name: &target.name,
-                    bytes: &target.bytes,
-                };
-                let written =
-                    commit::write_change(file, change.clone(), config.now, false, |bytes| {
-                        still_needs_reclaim(bytes, config, host, &change)
-                    });
-                let wrote = written.wrote();
-                let reported = commit::report(place, &written, output, diag);
-                states[target.run].wrote |= wrote;
-                reported
-            }
-            Termination::AlreadyExited => {
-                // It exited on its own between the scan and the signal: finalize it as refresh
-                // would, from the bytes that were read.
-                let state = &states[target.run];
-                let ctx = refresh::Context {
-                    run: state.run,
-                    config,
-                    host,
-                    settle_ms: config.settle,
-                    allow_outside: config.allow_outside_paths,
-                };
-                let planned = scan::inspect(&target.bytes, config, host, |doc, times, facts, _| {
-                    refresh::plan(&ctx, doc, times, facts, target.owner)
-                });
-                let planned = match planned {
-                    Ok(planned) => planned,
-                    Err(error) => {
-                        diag.error(&target.path, &error.to_string(), Exit::FileProblem);
-                        continue;
-                    }
-                };
-                let file = commit::Target {
-                    dir: &state.listing.dir,
-                    name: &target.name,
-                    bytes: &target.bytes,
-                };
-                let wrote = finalize(
-                    file,
-                    planned,
-                    termination,
-                    config,
-                    &ctx,
-                    target.owner,
-                    place,
-                    output,
-                    diag,
-                );
-                match wrote {
-                    Ok(wrote) => {
-                        states[target.run].wrote |= wrote;
-                        Ok(())
-                    }
-                    Err(exit) => Err(exit),
+        target.kill.warn(place.path, diag);
+        let termination = target.kill.termination();
+        let result = if let Some(change) = target.kill.reclaim(&target.info) {
+            let state = &states[target.run];
+            let file = commit::Target {
+                dir: &state.listing.dir,
+                name: &target.name,
+                bytes: &target.bytes,
+            };
+            let written = commit::write_change(file, change.clone(), config.now, false, |bytes| {
+                still_needs_reclaim(bytes, config, host, &change)
+            });
+            let wrote = written.wrote();
+            let reported = commit::report(place, &written, output, diag);
+            states[target.run].wrote |= wrote;
+            reported
+        } else if termination == Termination::AlreadyExited {
+            // It exited on its own between the scan and the signal: finalize it as refresh
+            // would, from the bytes that were read.
+            let state = &states[target.run];
+            let ctx = refresh::Context {
+                run: state.run,
+                config,
+                host,
+                settle_ms: config.settle,
+                allow_outside: config.allow_outside_paths,
+            };
+            let planned = scan::inspect(&target.bytes, config, host, |doc, times, facts, _| {
+                refresh::plan(&ctx, doc, times, facts, target.owner)
+            });
+            let planned = match planned {
+                Ok(planned) => planned,
+                Err(error) => {
+                    diag.error(&target.path, &error.to_string(), Exit::FileProblem);
+                    continue;
                 }
+            };
+            let file = commit::Target {
+                dir: &state.listing.dir,
+                name: &target.name,
+                bytes: &target.bytes,
+            };
+            match finalize(
+                file,
+                planned,
+                termination,
+                config,
+                &ctx,
+                target.owner,
+                place,
+                output,
+                diag,
+            ) {
+                Ok(wrote) => {
+                    states[target.run].wrote |= wrote;
+                    Ok(())
+                }
+                Err(exit) => Err(exit),
             }
-            _ => {
-                diag.warning(
-                    place.path,
-                    &format!(
-                        "worker process {} {}: left reclaim_needed",
-                        target.pid,
-                        if termination == Termination::NotPermitted {
-                            "may not be signalled (EPERM)"
-                        } else if target.kill_sent {
-                            "is still alive after SIGKILL"
-                        } else {
-                            "is still alive; the run stopped before SIGKILL"
-                        }
-                    ),
-                );
-                diag.raise(Exit::Attention);
-                let mut detail = Map::new();
-                detail.insert("state".into(), json!(target.state.as_str()));
-                detail.insert("process_id".into(), json!(target.process_id));
-                detail.insert("termination".into(), json!(termination.as_str()));
-                detail.insert(
-                    "signal_via".into(),
-                    json!(target.worker.as_ref().map(|w| w.signal_via())),
-                );
-                detail.insert(
-                    "descendants_signalled".into(),
-                    json!(
-                        target
-                            .descendants
-                            .iter()
-                            .map(|d| d.pid().get())
-                            .collect::<Vec<_>>()
-                    ),
-                );
-                detail.insert("survivors".into(), json!(target.survivors));
-                place.record("skipped", "not_written", detail, output, diag)
-            }
+        } else {
+            place.record(
+                "skipped",
+                "not_written",
+                target.kill.skipped_detail(&target.info),
+                output,
+                diag,
+            )
         };
         if result.is_err() {
             break;
@@ -899,10 +954,12 @@ fn print_plan(
         process::process_table()
     };
     for target in pending {
-        let mut would_signal = vec![target.pid.get()];
+        let mut would_signal = vec![target.kill.pid.get()];
         let mut skipped = Vec::new();
         if !config.only_process {
-            for entry in process::descendants(&table, target.pid.get(), target.start_ticks) {
+            for entry in
+                process::descendants(&table, target.kill.pid.get(), target.kill.start_ticks)
+            {
                 if entry.exited {
                     continue;
                 }
@@ -919,8 +976,8 @@ fn print_plan(
             }
         }
         let mut detail = Map::new();
-        detail.insert("state".into(), json!(target.state.as_str()));
-        detail.insert("process_id".into(), json!(target.process_id));
+        detail.insert("state".into(), json!(target.info.state.as_str()));
+        detail.insert("process_id".into(), json!(target.info.process_id));
         detail.insert(
             "last_progress_at".into(),
             json!(Ts(target.last_progress_at)),
