@@ -17,6 +17,7 @@ pub enum Command {
     Reclaim,
     HealthEvents,
     Beat,
+    FanIn,
 }
 
 pub struct CommandDef {
@@ -87,6 +88,28 @@ pub const COMMANDS: &[CommandDef] = &[
         writes: "delegations (atomically, under RUN_DIR/.flatline/lock); sends signals",
     },
     CommandDef {
+        command: Command::FanIn,
+        name: "fan-in",
+        operands: "RUN_DIR...",
+        about: "collapse the fan-in of task cards whose workers are all done",
+        doc: "A task card is ready when it has delegations and none is active (queued, \
+              running, or a status flatline does not know, which is reported), or when it has \
+              no delegation and its document RUN_DIR/task-cards/ID.json holds a \
+              worker_result_envelope (else subagent_fan_in) whose status is \
+              completed|passed|success, failed|error or cancelled|canceled. \
+              When the task card document lists parallel_fanout.required_lane_ids, each of \
+              those lanes must also be completed, failed, stalled, reclaimed or merged. \
+              A ready card is collapsed once: fan_in_collapsed_at and updated_at are stamped \
+              on each of its delegations that lacks the stamp (on the task card document when \
+              it has no delegation) and a fan_in record is printed with the counts, a summary \
+              and the thread ids of the completed workers. \
+              An already collapsed card is reported with its stored time and nothing is \
+              written; a card that is not ready prints ready false and the number of active \
+              delegations. \
+              Exit status 1 only when a card named with --task-card is not ready.",
+        writes: "delegations and task card documents (atomically, under RUN_DIR/.flatline/lock)",
+    },
+    CommandDef {
         command: Command::HealthEvents,
         name: "health-events",
         operands: "RUN_DIR...",
@@ -141,14 +164,15 @@ const REFRESH: u32 = 1 << (Command::Refresh as u32);
 const RECLAIM: u32 = 1 << (Command::Reclaim as u32);
 const HEALTH_EVENTS: u32 = 1 << (Command::HealthEvents as u32);
 const BEAT: u32 = 1 << (Command::Beat as u32);
+const FAN_IN: u32 = 1 << (Command::FanIn as u32);
 /// The commands over run directories (all but beat).
-const ALL: u32 = STATUS | REFRESH | RECLAIM | HEALTH_EVENTS;
+const ALL: u32 = STATUS | REFRESH | RECLAIM | HEALTH_EVENTS | FAN_IN;
 /// The commands that look at heartbeat workers.
 const HEARTBEAT_READERS: u32 = STATUS | HEALTH_EVENTS;
 /// The commands that look at lifecycle thresholds.
 const VIEWERS: u32 = STATUS | RECLAIM;
 /// The commands that write.
-const WRITERS: u32 = REFRESH | RECLAIM | HEALTH_EVENTS;
+const WRITERS: u32 = REFRESH | RECLAIM | HEALTH_EVENTS | FAN_IN;
 /// The commands that read event streams.
 const STREAM_READERS: u32 = REFRESH | RECLAIM;
 /// The commands that read paths named inside documents.

@@ -11,6 +11,7 @@ pub mod config;
 pub mod doc;
 pub mod events;
 pub mod exit;
+pub mod fanin;
 pub mod files;
 pub mod heartbeat;
 pub mod lifecycle;
@@ -72,6 +73,7 @@ where
         Command::Reclaim => reclaim::run(&config, &mut diag, &stop),
         Command::HealthEvents => team::run(&config, &mut diag, &stop),
         Command::Beat => beat::run(&config, &mut diag, &stop),
+        Command::FanIn => fanin::run(&config, &mut diag, &stop),
     }
 }
 
