@@ -18,6 +18,7 @@ pub enum Command {
     HealthEvents,
     Beat,
     FanIn,
+    Sweep,
 }
 
 pub struct CommandDef {
@@ -110,6 +111,20 @@ pub const COMMANDS: &[CommandDef] = &[
         writes: "delegations and task card documents (atomically, under RUN_DIR/.flatline/lock)",
     },
     CommandDef {
+        command: Command::Sweep,
+        name: "sweep",
+        operands: "RUN_DIR...",
+        about: "refresh, reclaim, fan-in and heartbeat transitions in one pass: the timer's job",
+        doc: "Does in one pass what refresh, reclaim, fan-in and health-events do, in that \
+              order, on an in-memory snapshot: each run's lock is taken once, each input file \
+              is read once, every stuck worker of every run is signalled together (one grace \
+              period), fan-in decides on the states that result, and each changed document is \
+              written once with all of its changes. \
+              --deadline defaults to 5m. \
+              The exit status is never 1 for cards that are simply not ready yet.",
+        writes: "everything the four commands write; sends signals",
+    },
+    CommandDef {
         command: Command::HealthEvents,
         name: "health-events",
         operands: "RUN_DIR...",
@@ -165,16 +180,19 @@ const RECLAIM: u32 = 1 << (Command::Reclaim as u32);
 const HEALTH_EVENTS: u32 = 1 << (Command::HealthEvents as u32);
 const BEAT: u32 = 1 << (Command::Beat as u32);
 const FAN_IN: u32 = 1 << (Command::FanIn as u32);
+const SWEEP: u32 = 1 << (Command::Sweep as u32);
 /// The commands over run directories (all but beat).
-const ALL: u32 = STATUS | REFRESH | RECLAIM | HEALTH_EVENTS | FAN_IN;
+const ALL: u32 = STATUS | REFRESH | RECLAIM | HEALTH_EVENTS | FAN_IN | SWEEP;
 /// The commands that look at heartbeat workers.
-const HEARTBEAT_READERS: u32 = STATUS | HEALTH_EVENTS;
+const HEARTBEAT_READERS: u32 = STATUS | HEALTH_EVENTS | SWEEP;
 /// The commands that look at lifecycle thresholds.
-const VIEWERS: u32 = STATUS | RECLAIM;
+const VIEWERS: u32 = STATUS | RECLAIM | SWEEP;
 /// The commands that write.
-const WRITERS: u32 = REFRESH | RECLAIM | HEALTH_EVENTS | FAN_IN;
+const WRITERS: u32 = REFRESH | RECLAIM | HEALTH_EVENTS | FAN_IN | SWEEP;
 /// The commands that read event streams.
-const STREAM_READERS: u32 = REFRESH | RECLAIM;
+const STREAM_READERS: u32 = REFRESH | RECLAIM | SWEEP;
+/// The commands that signal.
+const SIGNALLERS: u32 = RECLAIM | SWEEP;
 /// The commands that read paths named inside documents.
 const PATH_READERS: u32 = STREAM_READERS | HEARTBEAT_READERS;
 
@@ -446,7 +464,7 @@ pub const FLAGS: &[Flag] = &[
         long: "grace",
         short: None,
         value: Some("DURATION"),
-        commands: RECLAIM,
+        commands: SIGNALLERS,
         about: "time between SIGTERM and SIGKILL, for all workers together [2s]",
         doc: "After SIGTERM (and SIGCONT) reach every process of every worker, flatline waits \
               for all of them together until this much time has passed, then sends SIGKILL \
@@ -458,7 +476,7 @@ pub const FLAGS: &[Flag] = &[
         long: "kill-wait",
         short: None,
         value: Some("DURATION"),
-        commands: RECLAIM,
+        commands: SIGNALLERS,
         about: "how long to wait for processes to vanish after SIGKILL [500ms]",
         doc: "After SIGKILL, flatline waits up to this long for the processes to exit; one \
               still alive is reported as survived and its delegation stays reclaim_needed. \
@@ -469,7 +487,7 @@ pub const FLAGS: &[Flag] = &[
         long: "only-process",
         short: None,
         value: None,
-        commands: RECLAIM,
+        commands: SIGNALLERS,
         about: "signal the recorded process only, not its descendants",
         doc: "Signals only the recorded worker process, not the processes it spawned. \
               By default flatline signals the whole tree, because killing only the agent \
@@ -480,7 +498,7 @@ pub const FLAGS: &[Flag] = &[
         long: "allow-foreign-uid",
         short: None,
         value: None,
-        commands: RECLAIM,
+        commands: SIGNALLERS,
         about: "signal processes of another user than the delegation file's owner",
         doc: "By default a process whose real uid differs from the owner of its delegation \
               file is never signalled (skipped_foreign), unless the file is owned by root: an \
@@ -516,7 +534,7 @@ pub const FLAGS: &[Flag] = &[
         long: "run-id",
         short: None,
         value: Some("ID"),
-        commands: HEALTH_EVENTS,
+        commands: HEALTH_EVENTS | SWEEP,
         about: "the run_id of appended events [the run directory's name]",
         doc: "The run_id written into each event appended to RUN_DIR/events.jsonl. \
               The default is the run directory's name.",

@@ -56,6 +56,8 @@ pub struct BeatConfig {
 }
 
 pub const DEFAULT_GRACE_MS: Millis = 2_000;
+/// SPEC §4: a sweep bounds itself even when the timer forgets to.
+pub const DEFAULT_SWEEP_DEADLINE_MS: Millis = 300_000;
 pub const DEFAULT_KILL_WAIT_MS: Millis = 500;
 
 /// SPEC §3.2: the orchestrator may still be copying a dead worker's last lines.
@@ -86,7 +88,7 @@ pub fn resolve(
             format!("{} needs at least one RUN_DIR", command.name())
         }));
     }
-    if low.now.is_some() && !low.dry_run && matches!(command, Command::Reclaim) {
+    if low.now.is_some() && !low.dry_run && matches!(command, Command::Reclaim | Command::Sweep) {
         return Err(UsageError(format!(
             "--now is refused by {} without --dry-run: flatline never signals on a clock it did not read itself",
             command.name()
@@ -168,7 +170,10 @@ pub fn resolve(
         dry_run: low.dry_run,
         allow_outside_paths: low.allow_outside_paths,
         wait: low.wait.map(std_duration),
-        deadline: low.deadline.map(std_duration),
+        deadline: low
+            .deadline
+            .or((command == Command::Sweep).then_some(DEFAULT_SWEEP_DEADLINE_MS))
+            .map(std_duration),
         grace: std_duration(low.grace.unwrap_or(DEFAULT_GRACE_MS)),
         kill_wait: std_duration(low.kill_wait.unwrap_or(DEFAULT_KILL_WAIT_MS)),
         only_process: low.only_process,

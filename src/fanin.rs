@@ -464,17 +464,21 @@ pub fn read_cards(
     (Some(listing), cards)
 }
 
+/// How the stamp of one delegation is committed: written at once (`fan-in`), or added to
+/// the document's other changes (`sweep`). Returns false when it failed (reported).
+pub type StampDelegation<'a> =
+    dyn FnMut(&str, usize, &MemberFile, FanInStamp, &mut Diagnostics) -> bool + 'a;
+
 /// Decides and commits the fan-in of every card of a run (those named with `--task-card`,
 /// or all). Returns whether a card named with `--task-card` was not ready.
 #[allow(clippy::too_many_arguments)]
 pub fn fan_in_run(
     run: &Run,
     config: &Config,
-    host: &LazyHost,
-    delegations: Option<&files::Dir>,
     members: &BTreeMap<String, Vec<MemberFile>>,
     card_dir: Option<&files::Dir>,
     cards: &BTreeMap<String, CardFile>,
+    stamp_delegation: &mut StampDelegation<'_>,
     output: &mut Output,
     diag: &mut Diagnostics,
 ) -> Result<FanInOutcome, Exit> {
@@ -512,24 +516,8 @@ pub fn fan_in_run(
                     match stamp {
                         Stamp::Delegations(indices) => {
                             for &index in indices {
-                                let file = &files[index];
-                                let (Some(dir), Some(bytes)) = (delegations, &file.bytes) else {
-                                    continue;
-                                };
-                                let target = commit::Target {
-                                    dir,
-                                    name: &file.name,
-                                    bytes,
-                                };
-                                let written = commit::write_change(
-                                    target,
-                                    stamp_change,
-                                    now,
-                                    false,
-                                    |current| still_unstamped(current, config, host, stamp_change),
-                                );
-                                outcome.wrote_delegations |= written.wrote();
-                                ok &= report_failure(&file.path, &written, diag);
+                                ok &=
+                                    stamp_delegation(id, index, &files[index], stamp_change, diag);
                             }
                         }
                         Stamp::CardDocument => {
@@ -564,6 +552,7 @@ pub fn fan_in_run(
                 let done = if config.dry_run {
                     "dry_run"
                 } else if ok {
+                    outcome.collapsed += 1;
                     "collapsed"
                 } else {
                     "failed"
@@ -583,12 +572,12 @@ pub fn fan_in_run(
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FanInOutcome {
     pub named_not_ready: bool,
-    pub wrote_delegations: bool,
     pub wrote_cards: bool,
     pub records: u64,
+    pub collapsed: u64,
 }
 
-fn report_failure<C>(
+pub fn report_failure<C>(
     path: &std::path::Path,
     written: &commit::Written<C>,
     diag: &mut Diagnostics,
@@ -614,7 +603,7 @@ fn report_failure<C>(
 }
 
 /// After a conflict, the stamp still applies while the re-read delegation lacks it.
-fn still_unstamped(
+pub fn still_unstamped(
     bytes: &[u8],
     config: &Config,
     host: &LazyHost,
@@ -684,14 +673,31 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         if let (Some(card_listing), false) = (&card_listing, config.dry_run) {
             commit::clean_temps(&card_listing.dir, &card_listing.entries, diag);
         }
+        let mut wrote_delegations = false;
+        let delegation_dir = listing.as_ref().map(|l| &l.dir);
+        let mut stamp =
+            |_: &str, _: usize, file: &MemberFile, change: FanInStamp, diag: &mut Diagnostics| {
+                let (Some(dir), Some(bytes)) = (delegation_dir, &file.bytes) else {
+                    return true;
+                };
+                let target = commit::Target {
+                    dir,
+                    name: &file.name,
+                    bytes,
+                };
+                let written = commit::write_change(target, change, config.now, false, |current| {
+                    still_unstamped(current, config, &host, change)
+                });
+                wrote_delegations |= written.wrote();
+                report_failure(&file.path, &written, diag)
+            };
         let done = fan_in_run(
             run,
             config,
-            &host,
-            listing.as_ref().map(|l| &l.dir),
             &members,
             card_listing.as_ref().map(|l| &l.dir),
             &cards,
+            &mut stamp,
             &mut output,
             diag,
         );
@@ -699,7 +705,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             Ok(outcome) => {
                 named_not_ready |= outcome.named_not_ready;
                 if let Some(listing) = &listing {
-                    commit::sync(&listing.dir, outcome.wrote_delegations, diag);
+                    commit::sync(&listing.dir, wrote_delegations, diag);
                 }
                 if let Some(card_listing) = &card_listing {
                     commit::sync(&card_listing.dir, outcome.wrote_cards, diag);

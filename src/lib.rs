@@ -24,6 +24,7 @@ pub mod scan;
 pub mod status;
 pub mod stop;
 pub mod store;
+pub mod sweep;
 pub mod team;
 pub mod text;
 
@@ -74,6 +75,7 @@ where
         Command::HealthEvents => team::run(&config, &mut diag, &stop),
         Command::Beat => beat::run(&config, &mut diag, &stop),
         Command::FanIn => fanin::run(&config, &mut diag, &stop),
+        Command::Sweep => sweep::run(&config, &mut diag, &stop),
     }
 }
 

@@ -413,6 +413,28 @@ impl Kill {
     }
 }
 
+/// The pids a reclaim of this worker would signal: the worker and the descendants that pass
+/// the same checks (for `--dry-run`; nothing is opened or sent).
+pub fn would_signal(kill: &Kill, config: &Config, host: &process::Host) -> Vec<i32> {
+    let mut pids = vec![kill.pid.get()];
+    if config.only_process {
+        return pids;
+    }
+    let table = process::process_table();
+    for entry in process::descendants(&table, kill.pid.get(), kill.start_ticks) {
+        if entry.exited {
+            continue;
+        }
+        if let Ok(pid) = process::validate_found(entry.pid, host)
+            && process::real_uid(pid)
+                .is_some_and(|uid| uid_allowed(uid, kill.owner, config.allow_foreign_uid))
+        {
+            pids.push(entry.pid);
+        }
+    }
+    pids
+}
+
 /// What a reclaim record needs to know of the delegation.
 #[derive(Debug, Clone)]
 pub struct TargetInfo {

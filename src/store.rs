@@ -114,8 +114,13 @@ pub(crate) fn replace_checked_with(
     before_compare: &mut dyn FnMut(),
 ) -> Result<Replaced, StoreError> {
     let cname = entry_name(name)?;
-    let (original, meta) = open_existing(dir, name, &cname)?;
-    drop(original);
+    // The owner, group and mode to keep, from lstat: the original is opened only once, for
+    // the comparison below.
+    let meta = files::lstatat(dir.fd(), name).map_err(|error| match error.raw_os_error() {
+        Some(libc::ENOENT) => StoreError::Io(error),
+        _ => open_error(error),
+    })?;
+    check_replaceable(&meta)?;
     let temp = TempFile::create(dir, name)?;
     temp.keep_ownership(&meta)?;
     temp.fill(new)?;

@@ -6,4 +6,5 @@ mod reclaim;
 mod refresh;
 mod status;
 mod support;
+mod sweep;
 mod team;

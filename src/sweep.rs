@@ -1,0 +1,673 @@
+//! sweep: the one-shot job for a timer — refresh, reclaim, fan-in and heartbeat
+//! transitions in one pass, each input read once, each changed document written once.
+//!
+//! Every run's lock is taken once and held to the end. The delegations are scanned once;
+//! refresh's change is applied in memory and the document looked at again (in memory) for
+//! reclaim; every stuck worker of every run is signalled together (one grace period); fan-in
+//! decides on the resulting states; then each document is written once with all its changes
+//! composed, and the heartbeat transitions are appended.
+
+use crate::commit::{self, ApplyError, DocChange, Place, Written};
+use crate::config::Config;
+use crate::exit::Exit;
+use crate::fanin::{self, CardFile, FanInStamp, Member, MemberFile};
+use crate::lifecycle::{ReclaimState, State};
+use crate::output::{Diagnostics, Output};
+use crate::reclaim::{self, Kill, Reclaim, TargetInfo, Termination, Triage};
+use crate::refresh;
+use crate::scan::{self, LazyHost, Listing, Run};
+use crate::stop::Stop;
+use crate::store::RunLock;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// Every change sweep makes to one document, applied in order: refresh, reclaim, fan-in.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    pub refresh: Option<refresh::Change>,
+    pub reclaim: Option<Reclaim>,
+    pub stamp: Option<FanInStamp>,
+}
+
+impl Changes {
+    fn is_empty(&self) -> bool {
+        self.refresh.is_none() && self.reclaim.is_none() && self.stamp.is_none()
+    }
+}
+
+impl DocChange for Changes {
+    fn action(&self) -> &'static str {
+        match (&self.refresh, &self.reclaim) {
+            (_, Some(reclaim)) => reclaim.action(),
+            (Some(refresh), None) => refresh.action(),
+            (None, None) => "fan_in_stamped",
+        }
+    }
+
+    fn detail(&self) -> Map<String, Value> {
+        let mut detail = Map::new();
+        if let Some(refresh) = &self.refresh {
+            detail.extend(refresh.detail());
+        }
+        if let Some(reclaim) = &self.reclaim {
+            detail.extend(reclaim.detail());
+        }
+        if let Some(stamp) = &self.stamp {
+            detail.extend(stamp.detail());
+        }
+        detail
+    }
+
+    fn apply(&self, doc: &mut Value, now: i64) -> Result<(), ApplyError> {
+        // All or nothing: work on a copy.
+        let mut copy = doc.clone();
+        if let Some(refresh) = &self.refresh {
+            refresh.apply(&mut copy, now)?;
+        }
+        if let Some(reclaim) = &self.reclaim {
+            reclaim.apply(&mut copy, now)?;
+        }
+        if let Some(stamp) = &self.stamp {
+            stamp.apply(&mut copy, now)?;
+        }
+        *doc = copy;
+        Ok(())
+    }
+}
+
+/// A delegation sweep may write: its bytes as read and the changes planned for it.
+struct Entry {
+    run: usize,
+    name: OsString,
+    path: PathBuf,
+    owner: u32,
+    delegation_id: Option<String>,
+    bytes: Vec<u8>,
+    changes: Changes,
+    kill: Option<(Kill, TargetInfo)>,
+    /// Its index among its card's members, for the fan-in stamp.
+    card: Option<(String, usize)>,
+}
+
+/// A run being swept: its lock is held until the end.
+struct RunState<'a> {
+    run: &'a Run,
+    lock: Option<RunLock>,
+    delegations: Option<Listing>,
+    card_listing: Option<Listing>,
+    cards: BTreeMap<String, CardFile>,
+    members: BTreeMap<String, Vec<MemberFile>>,
+    /// For each member of each card, the entry that holds its bytes, if any.
+    member_entries: BTreeMap<String, Vec<Option<usize>>>,
+    wrote: bool,
+}
+
+/// What the sweep saw and did, for the summary and the metrics.
+#[derive(Debug, Default, Clone)]
+pub struct Tallies {
+    pub states: BTreeMap<&'static str, u64>,
+    pub reclaim_needed: u64,
+    pub reclaimed_now: u64,
+    pub actions: BTreeMap<(&'static str, &'static str), u64>,
+    pub oldest_running_progress_ms: Option<i64>,
+}
+
+/// What the post-refresh look at a document says.
+struct After {
+    reclaim_needed: bool,
+    triage: Triage,
+    info: TargetInfo,
+    member: Member,
+    state: State,
+    elapsed: Option<i64>,
+    running: bool,
+}
+
+/// `flatline sweep`.
+pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
+    let runs = scan::open_runs(&config.run_dirs, diag);
+    let header = crate::output::Header {
+        run_dirs: runs.iter().map(|run| scan::shown(&run.path)).collect(),
+        checked_at: config.now,
+    };
+    let mut output = Output::stdout(config.format, config.quiet, header);
+    let host = LazyHost::default();
+    let mut states: Vec<RunState<'_>> = Vec::new();
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut tallies = Tallies::default();
+    let mut interrupted = None;
+
+    // 1. One scan: refresh in memory, then reclaim triage on the refreshed view.
+    for run in &runs {
+        if let Some(exit) = stop.check() {
+            interrupted = Some(exit);
+            break;
+        }
+        let Some(lock) = commit::lock_run(run, config, stop, diag) else {
+            continue;
+        };
+        let index = states.len();
+        let delegations = scan::list_child(run, "delegations", diag);
+        let mut members: BTreeMap<String, Vec<MemberFile>> = BTreeMap::new();
+        let mut member_entries: BTreeMap<String, Vec<Option<usize>>> = BTreeMap::new();
+        if let Some(listing) = &delegations {
+            if !config.dry_run {
+                commit::clean_temps(&listing.dir, &listing.entries, diag);
+            }
+            let ctx = refresh::Context {
+                run,
+                config,
+                host: &host,
+                settle_ms: config.settle,
+                allow_outside: config.allow_outside_paths,
+            };
+            let result = scan::for_each_in_listing(
+                run,
+                listing,
+                config,
+                &host,
+                diag,
+                stop,
+                &mut |item, diag| {
+                    let owner = item.meta.uid;
+                    let planned = match refresh::plan(&ctx, item.doc, item.times, item.facts, owner)
+                    {
+                        Ok(planned) => planned,
+                        Err(problem) => {
+                            diag.error(item.path, &problem.to_string(), Exit::FileProblem);
+                            None
+                        }
+                    };
+                    // The document as refresh leaves it, looked at again in memory.
+                    let refreshed = match &planned {
+                        Some(change) => match in_memory(item.bytes, change, config.now) {
+                            Ok(bytes) => Some(bytes),
+                            Err(error) => {
+                                diag.error(item.path, &error, Exit::FileProblem);
+                                return Ok(());
+                            }
+                        },
+                        None => None,
+                    };
+                    let after = match &refreshed {
+                        Some(bytes) => match look(bytes, config, &host, owner) {
+                            Ok(after) => after,
+                            Err(error) => {
+                                diag.error(item.path, &error.to_string(), Exit::FileProblem);
+                                return Ok(());
+                            }
+                        },
+                        None => after_of(item.doc, item.facts, item.view, owner, config),
+                    };
+                    *tallies.states.entry(after.state.as_str()).or_default() += 1;
+                    if after.running
+                        && let Some(age) = after.elapsed
+                    {
+                        let oldest = tallies.oldest_running_progress_ms.get_or_insert(age);
+                        *oldest = (*oldest).max(age);
+                    }
+                    let mut changes = Changes {
+                        refresh: planned,
+                        ..Changes::default()
+                    };
+                    let mut kill = None;
+                    let place = Place {
+                        command: "sweep",
+                        run,
+                        path: item.path,
+                        delegation_id: item.view.delegation_id,
+                    };
+                    if after.reclaim_needed {
+                        tallies.reclaim_needed += 1;
+                        match after.triage {
+                            Triage::Signal {
+                                pid, start_ticks, ..
+                            } => {
+                                kill =
+                                    Some((Kill::new(pid, start_ticks, owner), after.info.clone()));
+                            }
+                            Triage::NoProcess => {
+                                changes.reclaim = Some(Reclaim {
+                                    state: after.info.state,
+                                    termination: Termination::NoProcess,
+                                    process_id: None,
+                                    stale_at: after.info.stale_at,
+                                    timed_out_at: after.info.timed_out_at,
+                                    signal_via: None,
+                                    descendants_signalled: Vec::new(),
+                                    survivors: Vec::new(),
+                                });
+                            }
+                            Triage::Skip(termination) | Triage::Finalize(termination) => {
+                                // Finalize here means refresh could not (its stream has not
+                                // settled): leave it for a later sweep.
+                                if termination.needs_attention() {
+                                    diag.raise(Exit::Attention);
+                                }
+                                let mut detail = Map::new();
+                                detail.insert("state".into(), json!(after.info.state.as_str()));
+                                detail.insert("process_id".into(), json!(after.info.process_id));
+                                detail.insert("termination".into(), json!(termination.as_str()));
+                                count(&mut tallies, "skipped");
+                                place.record(
+                                    "skipped",
+                                    "not_written",
+                                    detail,
+                                    &mut output,
+                                    diag,
+                                )?;
+                            }
+                        }
+                    }
+                    let card = item.doc.task_card_id.str().map(str::to_string);
+                    let member = after.member;
+                    let keep = !changes.is_empty()
+                        || kill.is_some()
+                        || (card.is_some() && member.may_need_stamp());
+                    let entry_index = keep.then(|| {
+                        entries.push(Entry {
+                            run: index,
+                            name: item.name.to_os_string(),
+                            path: item.path.to_path_buf(),
+                            owner,
+                            delegation_id: item.view.delegation_id.map(str::to_string),
+                            bytes: item.bytes.to_vec(),
+                            changes,
+                            kill,
+                            card: None,
+                        });
+                        entries.len() - 1
+                    });
+                    if let Some(card) = card {
+                        let list = members.entry(card.clone()).or_default();
+                        let position = list.len();
+                        list.push(MemberFile {
+                            member,
+                            name: item.name.to_os_string(),
+                            path: item.path.to_path_buf(),
+                            bytes: None,
+                        });
+                        member_entries
+                            .entry(card.clone())
+                            .or_default()
+                            .push(entry_index);
+                        if let Some(entry) = entry_index {
+                            entries[entry].card = Some((card, position));
+                        }
+                    }
+                    Ok(())
+                },
+            );
+            if let Err(exit) = result {
+                interrupted = Some(exit);
+            }
+        }
+        let (card_listing, cards) = fanin::read_cards(run, diag);
+        if let (Some(listing), false) = (&card_listing, config.dry_run) {
+            commit::clean_temps(&listing.dir, &listing.entries, diag);
+        }
+        states.push(RunState {
+            run,
+            lock,
+            delegations,
+            card_listing,
+            cards,
+            members,
+            member_entries,
+            wrote: false,
+        });
+        if interrupted.is_some() {
+            break;
+        }
+    }
+
+    // 2. Every stuck worker of every run, signalled together: one grace period.
+    let signalled =
+        interrupted.is_none() && !config.dry_run && entries.iter().any(|e| e.kill.is_some());
+    if signalled {
+        let mut kills: Vec<&mut Kill> = entries
+            .iter_mut()
+            .filter_map(|e| e.kill.as_mut().map(|(k, _)| k))
+            .collect();
+        if let Err(exit) = reclaim::signal_all(&mut kills, config, host.get(), stop) {
+            interrupted = Some(exit);
+        }
+    }
+    for entry in entries.iter_mut() {
+        let Some((kill, info)) = &entry.kill else {
+            continue;
+        };
+        if config.dry_run {
+            let state = &states[entry.run];
+            let place = Place {
+                command: "sweep",
+                run: state.run,
+                path: &entry.path,
+                delegation_id: entry.delegation_id.as_deref(),
+            };
+            let mut detail = Map::new();
+            detail.insert("state".into(), json!(info.state.as_str()));
+            detail.insert("process_id".into(), json!(info.process_id));
+            detail.insert("process_identity".into(), json!("verified"));
+            detail.insert(
+                "would_signal".into(),
+                json!(reclaim::would_signal(kill, config, host.get())),
+            );
+            if place
+                .record("reclaimed", "dry_run", detail, &mut output, diag)
+                .is_err()
+            {
+                break;
+            }
+            continue;
+        }
+        if !signalled {
+            continue;
+        }
+        kill.warn(&entry.path, diag);
+        if let Some(record) = kill.reclaim(info) {
+            entry.changes.reclaim = Some(record);
+            tallies.reclaimed_now += 1;
+            // The worker is gone: for fan-in it is a failed delegation now.
+            if let Some((card, position)) = &entry.card
+                && let Some(member) = states[entry.run]
+                    .members
+                    .get_mut(card)
+                    .and_then(|m| m.get_mut(*position))
+            {
+                member.member.status = crate::lifecycle::ChildStatus::Failed;
+            }
+        } else {
+            let state = &states[entry.run];
+            let place = Place {
+                command: "sweep",
+                run: state.run,
+                path: &entry.path,
+                delegation_id: entry.delegation_id.as_deref(),
+            };
+            count(&mut tallies, "skipped");
+            if place
+                .record(
+                    "skipped",
+                    "not_written",
+                    kill.skipped_detail(info),
+                    &mut output,
+                    diag,
+                )
+                .is_err()
+            {
+                break;
+            }
+        }
+    }
+    // A refresh finalization also ends a member.
+    for entry in &entries {
+        if let (Some((card, position)), Some(refresh::Change::Finalize(finalization))) =
+            (&entry.card, &entry.changes.refresh)
+            && let Some(member) = states[entry.run]
+                .members
+                .get_mut(card)
+                .and_then(|m| m.get_mut(*position))
+        {
+            member.member.status = if finalization.verdict.status == crate::events::Outcome::Success
+            {
+                crate::lifecycle::ChildStatus::Completed
+            } else {
+                crate::lifecycle::ChildStatus::Failed
+            };
+        }
+    }
+
+    // 3. Fan-in on the resulting states; delegation stamps join the documents' changes. Its
+    // records are printed once the stamps are written.
+    let mut fan_rows: Vec<(usize, Map<String, Value>)> = Vec::new();
+    if interrupted.is_none() {
+        for (run_index, state) in states.iter_mut().enumerate() {
+            let mut fan_output = Output::capture();
+            let mut stamps: Vec<(String, usize, FanInStamp)> = Vec::new();
+            let mut collect = |card: &str,
+                               index: usize,
+                               _: &MemberFile,
+                               stamp: FanInStamp,
+                               _: &mut Diagnostics| {
+                stamps.push((card.to_string(), index, stamp));
+                true
+            };
+            let done = fanin::fan_in_run(
+                state.run,
+                config,
+                &state.members,
+                state.card_listing.as_ref().map(|l| &l.dir),
+                &state.cards,
+                &mut collect,
+                &mut fan_output,
+                diag,
+            );
+            fan_rows.extend(
+                fan_output
+                    .into_rows()
+                    .into_iter()
+                    .map(|row| (run_index, row)),
+            );
+            match done {
+                Ok(outcome) => {
+                    for _ in 0..outcome.collapsed {
+                        count(&mut tallies, "fan_in_collapsed");
+                    }
+                    if let Some(listing) = &state.card_listing {
+                        commit::sync(&listing.dir, outcome.wrote_cards, diag);
+                    }
+                }
+                Err(exit) => {
+                    interrupted = Some(exit);
+                    break;
+                }
+            }
+            for (card, index, stamp) in stamps {
+                let entry = state
+                    .member_entries
+                    .get(&card)
+                    .and_then(|list| list.get(index))
+                    .copied()
+                    .flatten();
+                if let Some(entry) = entry {
+                    entries[entry].changes.stamp = Some(stamp);
+                }
+            }
+        }
+    }
+
+    // 4. Each changed document written once, with all of its changes.
+    let mut failed_cards: Vec<(usize, String)> = Vec::new();
+    for entry in &entries {
+        if entry.changes.is_empty() {
+            continue;
+        }
+        let state = &states[entry.run];
+        let Some(listing) = &state.delegations else {
+            continue;
+        };
+        let target = commit::Target {
+            dir: &listing.dir,
+            name: &entry.name,
+            bytes: &entry.bytes,
+        };
+        let ctx = refresh::Context {
+            run: state.run,
+            config,
+            host: &host,
+            settle_ms: config.settle,
+            allow_outside: config.allow_outside_paths,
+        };
+        let written = commit::write_change(
+            target,
+            entry.changes.clone(),
+            config.now,
+            config.dry_run,
+            |bytes| replan(&ctx, bytes, entry.owner, &entry.changes),
+        );
+        let wrote = written.wrote();
+        let place = Place {
+            command: "sweep",
+            run: state.run,
+            path: &entry.path,
+            delegation_id: entry.delegation_id.as_deref(),
+        };
+        if let Written::Done { change, .. } = &written {
+            count(&mut tallies, change.action());
+        }
+        if entry.changes.stamp.is_some()
+            && matches!(written, Written::Conflict(_) | Written::Failed { .. })
+            && let Some((card, _)) = &entry.card
+        {
+            failed_cards.push((entry.run, card.clone()));
+        }
+        // A stamp alone is reported by its card's fan_in record.
+        let report = if entry.changes.refresh.is_none() && entry.changes.reclaim.is_none() {
+            match &written {
+                Written::Done { .. } | Written::NothingLeft => Ok(()),
+                other => {
+                    fanin::report_failure(&entry.path, other, diag);
+                    Ok(())
+                }
+            }
+        } else {
+            commit::report(place, &written, &mut output, diag)
+        };
+        states[entry.run].wrote |= wrote;
+        if report.is_err() {
+            break;
+        }
+    }
+    for state in &states {
+        if let Some(listing) = &state.delegations {
+            commit::sync(&listing.dir, state.wrote, diag);
+        }
+    }
+    for (run_index, mut row) in fan_rows {
+        let card = row
+            .get("task_card_id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if row.get("outcome").and_then(Value::as_str) == Some("collapsed")
+            && failed_cards.contains(&(run_index, card))
+        {
+            row.insert("outcome".into(), json!("failed"));
+        }
+        if output.record(&row).is_err() {
+            break;
+        }
+    }
+
+    // 5. Heartbeat transitions.
+    if interrupted.is_none() {
+        for state in &states {
+            let state_dir = state.lock.as_ref().map(|lock| lock.state_dir());
+            let dry_dir = if state_dir.is_none() {
+                state
+                    .run
+                    .dir()
+                    .open_child(std::ffi::OsStr::new(".flatline"))
+                    .ok()
+                    .flatten()
+            } else {
+                None
+            };
+            let dir = state_dir.or(dry_dir.as_ref());
+            if let Err(exit) =
+                crate::team::health_events_for_run(state.run, config, dir, diag, stop, &mut output)
+            {
+                interrupted = Some(exit);
+                break;
+            }
+        }
+    }
+
+    if let Err(error) = output.finish::<Value>(&[], &diag.errors.clone(), "") {
+        crate::status::stdout_failed(diag, &error);
+    }
+    if let Some(exit) = interrupted {
+        diag.raise(exit);
+    }
+    diag.exit
+}
+
+fn count(tallies: &mut Tallies, action: &'static str) {
+    *tallies.actions.entry(("sweep", action)).or_default() += 1;
+}
+
+/// The bytes of a document after a refresh change, as they would be written.
+fn in_memory(bytes: &[u8], change: &refresh::Change, now: i64) -> Result<Vec<u8>, String> {
+    let mut value: Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("cannot rewrite: {e}"))?;
+    change.apply(&mut value, now).map_err(|ApplyError(e)| e)?;
+    Ok(crate::doc::render(&value))
+}
+
+/// Looks at a document as refresh leaves it (in memory) for reclaim and fan-in.
+fn look(
+    bytes: &[u8],
+    config: &Config,
+    host: &LazyHost,
+    owner: u32,
+) -> Result<After, crate::doc::DocError> {
+    scan::inspect(bytes, config, host, |doc, _, facts, view| {
+        after_of(doc, facts, view, owner, config)
+    })
+}
+
+fn after_of(
+    doc: &crate::doc::Delegation<'_>,
+    facts: &crate::lifecycle::ProcessFacts,
+    view: &crate::lifecycle::View<'_>,
+    owner: u32,
+    config: &Config,
+) -> After {
+    After {
+        reclaim_needed: view.reclaim_state == ReclaimState::ReclaimNeeded,
+        triage: reclaim::triage(facts, owner, config.allow_foreign_uid),
+        info: TargetInfo {
+            state: view.state,
+            process_id: view.process_id,
+            stale_at: view.stale_at,
+            timed_out_at: view.timed_out_at,
+        },
+        member: Member::of(doc),
+        state: view.state,
+        elapsed: view.elapsed_since_progress_ms,
+        running: view.child_status == crate::lifecycle::ChildStatus::Running,
+    }
+}
+
+/// After a conflict: refresh is planned again from the new bytes; the reclaim record (the
+/// signals were sent) and the stamp still apply while the document still needs them.
+fn replan(
+    ctx: &refresh::Context<'_>,
+    bytes: &[u8],
+    owner: u32,
+    planned: &Changes,
+) -> Result<Option<Changes>, String> {
+    let (running, unreclaimed, unstamped) =
+        scan::inspect(bytes, ctx.config, ctx.host, |doc, _, _, _| {
+            let member = Member::of(doc);
+            (
+                crate::lifecycle::child_status(doc) == crate::lifecycle::ChildStatus::Running,
+                !crate::lifecycle::is_reclaimed(doc),
+                member.collapsed_at.is_none(),
+            )
+        })
+        .map_err(|error| error.to_string())?;
+    let changes = Changes {
+        refresh: if planned.refresh.is_some() && planned.reclaim.is_none() {
+            refresh::replan(ctx, bytes, owner)?
+        } else {
+            None
+        },
+        reclaim: planned.reclaim.clone().filter(|_| running && unreclaimed),
+        stamp: planned.stamp.filter(|_| unstamped),
+    };
+    Ok((!changes.is_empty()).then_some(changes))
+}

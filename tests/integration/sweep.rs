@@ -1,0 +1,322 @@
+//! `flatline sweep`: everything at once, once; then nothing; each input read once.
+
+use crate::support::*;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, UNIX_EPOCH};
+
+const CODEX_SUCCESS: &str = include_str!("../fixtures/streams/codex-exec-commands.jsonl");
+
+fn set_mtime(path: &Path, ms: i64) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    let at = UNIX_EPOCH + Duration::from_millis(ms as u64);
+    file.set_times(std::fs::FileTimes::new().set_modified(at).set_accessed(at))
+        .unwrap();
+}
+
+/// Every file beneath `dir` with its bytes (the lock file included).
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(next) = stack.pop() {
+        for entry in std::fs::read_dir(&next).unwrap() {
+            let entry = entry.unwrap();
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                files.insert(entry.path(), std::fs::read(entry.path()).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// A run directory that needs everything at once: a finished worker, a stuck worker that
+/// ignores SIGTERM, a complete task card, a stalled heartbeat worker.
+struct Scene {
+    run: Run,
+    stuck: Proc,
+}
+
+fn scene() -> Scene {
+    let run = Run::new();
+    let now = real_now_ms();
+    // A finished worker: its process has exited; its stream says it completed.
+    let mut exited = Command::new("true").spawn().unwrap();
+    let exited_pid = exited.id();
+    exited.wait().unwrap();
+    let mut done = delegation(
+        "d-done",
+        "running",
+        json!({"process_id": exited_pid, "started_at": rfc3339(now - 120_000), "last_progress_at": rfc3339(now - 60_000)}),
+    );
+    done["task_card_id"] = json!("c1");
+    run.delegation("d-done", &done);
+    set_mtime(
+        &run.write("raw-events/d-done.jsonl", CODEX_SUCCESS),
+        now - 30_000,
+    );
+    // A stuck worker that ignores SIGTERM.
+    let mut child = Command::new("sh")
+        .args(["-c", "trap '' TERM; echo ready; exec sleep 300"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let stuck = Proc { child };
+    let mut stuck_doc = delegation(
+        "d-stuck",
+        "running",
+        json!({"process_id": stuck.pid(), "started_at": rfc3339(now - 600_000), "last_progress_at": rfc3339(now - 300_000),
+               "process_fingerprint": {"start_ticks": stuck.start_ticks(), "boot_id": boot_id(), "pid_ns": pid_ns()}}),
+    );
+    stuck_doc["task_card_id"] = json!("c1");
+    run.delegation("d-stuck", &stuck_doc);
+    // A card that is complete already.
+    let mut complete = delegation(
+        "d-complete",
+        "completed",
+        json!({"last_progress_at": rfc3339(now - 1_000)}),
+    );
+    complete["task_card_id"] = json!("c2");
+    complete["worker_result"] = json!({"status": "completed", "thread_id": "t-c2"});
+    run.delegation("d-complete", &complete);
+    // A stalled heartbeat worker.
+    run.write(
+        "workers/w1/worker-spec.json",
+        json!({"name": "w1", "role": "coder", "heartbeat": "workers/w1/heartbeat.json"})
+            .to_string(),
+    );
+    run.write(
+        "workers/w1/heartbeat.json",
+        json!({"status": "alive", "name": "w1", "ts": rfc3339(now - 75_000)}).to_string(),
+    );
+    Scene { run, stuck }
+}
+
+fn sweep(run: &Run, extra: &[&str]) -> Outcome {
+    let mut args: Vec<&OsStr> = vec![
+        OsStr::new("sweep"),
+        OsStr::new("--format=ndjson"),
+        OsStr::new("--grace=300ms"),
+    ];
+    args.extend(extra.iter().map(OsStr::new));
+    args.push(run.arg());
+    flatline(args)
+}
+
+#[test]
+fn one_sweep_does_everything_and_a_second_changes_no_byte() {
+    let scene = scene();
+    let run = &scene.run;
+    let out = sweep(run, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let records = out.records();
+    let kinds: Vec<(String, String)> = records
+        .iter()
+        .map(|r| {
+            let what = r["action"]
+                .as_str()
+                .or(r["outcome"].as_str())
+                .unwrap_or("")
+                .to_string();
+            let who = r
+                .get("delegation_id")
+                .or(r.get("task_card_id"))
+                .or(r.get("worker_id"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            (what, who)
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("finalized".to_string(), "d-done".to_string()),
+            ("reclaimed".to_string(), "d-stuck".to_string()),
+            ("collapsed".to_string(), "c1".to_string()),
+            ("collapsed".to_string(), "c2".to_string()),
+            ("worker_stalled".to_string(), "w1".to_string()),
+        ],
+        "{}",
+        out.stdout
+    );
+    assert_fields(
+        &records[1],
+        json!({"termination": "killed", "outcome": "written"}),
+    );
+    assert_fields(
+        &records[2],
+        json!({"ready": true, "completed": 1, "failed": 1, "thread_ids": ["5e1f0a7c-0001-4c3b-9a10-codexexec001"]}),
+    );
+    let done = run.read_json("delegations/d-done.json");
+    assert_eq!(done["child_agent"]["status"], "completed");
+    assert!(
+        done["fan_in_collapsed_at"].is_string(),
+        "stamped in the same write"
+    );
+    let stuck = run.read_json("delegations/d-stuck.json");
+    assert_eq!(stuck["worker_lifecycle"]["reclaim_state"], "reclaimed");
+    assert!(stuck["fan_in_collapsed_at"].is_string());
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}/cmdline", scene.stuck.pid())).exists()
+            || std::fs::read_to_string(format!("/proc/{}/stat", scene.stuck.pid()))
+                .unwrap()
+                .contains(") Z")
+    );
+    let events: Vec<Value> = std::fs::read_to_string(run.path().join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["kind"], "worker_stalled");
+
+    let before = snapshot(run.path());
+    let again = sweep(run, &[]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    for record in again.records() {
+        assert_eq!(
+            record["kind"], "fan_in",
+            "only the collapsed cards are reported: {record}"
+        );
+        assert_eq!(record["outcome"], "already_collapsed");
+    }
+    assert_eq!(
+        snapshot(run.path()),
+        before,
+        "a sweep with nothing to do changes no byte"
+    );
+}
+
+#[test]
+fn dry_run_signals_and_writes_nothing() {
+    let scene = scene();
+    let run = &scene.run;
+    let before = snapshot(run.path());
+    let out = sweep(run, &["--dry-run"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let actions: Vec<String> = out
+        .records()
+        .iter()
+        .filter_map(|r| r["outcome"].as_str().map(str::to_string))
+        .collect();
+    assert!(actions.iter().all(|a| a == "dry_run"), "{}", out.stdout);
+    assert_fields(
+        &out.by_action("d-stuck"),
+        json!({"action": "reclaimed", "outcome": "dry_run", "would_signal": [scene.stuck.pid()]}),
+    );
+    assert_eq!(snapshot(run.path()), before);
+    assert!(
+        std::fs::read_to_string(format!("/proc/{}/stat", scene.stuck.pid()))
+            .unwrap()
+            .contains(") S")
+    );
+}
+
+#[test]
+fn now_is_refused_without_dry_run_and_task_cards_not_ready_are_not_an_error() {
+    let run = Run::new();
+    let out = sweep(&run, &["--now", NOW]);
+    assert_eq!(out.code, 2);
+    let mut busy = delegation(
+        "a",
+        "running",
+        json!({"last_progress_at": rfc3339(real_now_ms())}),
+    );
+    busy["task_card_id"] = json!("c1");
+    run.delegation("a", &busy);
+    let out = sweep(&run, &["--task-card", "c1"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_fields(
+        &out.records()[0],
+        json!({"kind": "fan_in", "ready": false, "active": 1}),
+    );
+}
+
+#[test]
+fn every_input_is_opened_for_reading_once() {
+    if !have("strace") {
+        return;
+    }
+    let scene = scene();
+    let run = &scene.run;
+    let trace = run
+        .path()
+        .join("..")
+        .join(format!("trace-{}", std::process::id()));
+    let mut command = Command::new("strace");
+    command
+        .args(["-f", "-qq", "-e", "trace=openat,openat2,open", "-o"])
+        .arg(&trace)
+        .arg(bin())
+        .args(["sweep", "--format=ndjson", "--grace=300ms"])
+        .arg(run.arg());
+    let out = run_command(&mut command, HANG_GUARD);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let _ = std::fs::remove_file(&trace);
+    let opens = |name: &str| {
+        text.lines()
+            .filter(|line| line.contains(&format!("\"{name}\"")) && !line.contains("O_CREAT"))
+            .count()
+    };
+    // Not written: read once. Written: read once, then the store's checks before the rename.
+    assert_eq!(
+        opens("d-complete.json"),
+        2,
+        "d-complete.json is stamped: one read, one comparison before the rename\n{text}"
+    );
+    assert_eq!(
+        opens("raw-events/d-done.jsonl"),
+        1,
+        "the stream is resolved once, then read through its descriptor\n{text}"
+    );
+    assert_eq!(opens("workers/w1/heartbeat.json"), 1, "{text}");
+    assert_eq!(opens("worker-spec.json"), 1, "{text}");
+    for name in ["d-done.json", "d-stuck.json"] {
+        assert_eq!(
+            opens(name),
+            2,
+            "{name}: one read, one comparison before the rename\n{text}"
+        );
+    }
+    // The second, idle sweep reads each delegation exactly once.
+    let trace2 = run
+        .path()
+        .join("..")
+        .join(format!("trace2-{}", std::process::id()));
+    let mut command = Command::new("strace");
+    command
+        .args(["-f", "-qq", "-e", "trace=openat,openat2,open", "-o"])
+        .arg(&trace2)
+        .arg(bin())
+        .args(["sweep", "--format=ndjson"])
+        .arg(run.arg());
+    assert_eq!(run_command(&mut command, HANG_GUARD).code, 0);
+    let text = std::fs::read_to_string(&trace2).unwrap();
+    let _ = std::fs::remove_file(&trace2);
+    for name in [
+        "d-done.json",
+        "d-stuck.json",
+        "d-complete.json",
+        "worker-spec.json",
+        "heartbeat.json",
+    ] {
+        let count = text
+            .lines()
+            .filter(|line| line.contains(&format!("{name}\"")))
+            .count();
+        assert_eq!(count, 1, "{name} opened {count} times\n{text}");
+    }
+}
