@@ -8,10 +8,14 @@ DESTDIR ?=
 BINDIR := $(PREFIX)/bin
 MANDIR := $(PREFIX)/share/man/man1
 BIN    := target/release/flatline
+# The static binary needs an explicit target: with it, crt-static applies to the binary
+# and not to the build scripts and proc-macros, which cannot be static.
+HOST   := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+STATIC := target/$(HOST)/release/flatline
 # The instant the bundled example was written for: its ages stay meaningful forever.
 EXAMPLE_NOW := 2026-11-22T08:00:00Z
 
-.PHONY: all build run test man man-lint install uninstall clean
+.PHONY: all build run test man man-lint static static-check install uninstall clean
 
 all: build
 
@@ -26,6 +30,7 @@ test:
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	$(CARGO) test --locked
 	@$(MAKE) --no-print-directory man-lint
+	@$(MAKE) --no-print-directory static-check
 
 # Lints the committed page (a unit test already checks it equals the generated one).
 man-lint:

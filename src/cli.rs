@@ -8,6 +8,7 @@ use crate::clock::{self, Millis};
 use crate::exit;
 use std::ffi::OsString;
 use std::fmt::Write as _;
+use std::path::PathBuf;
 
 /// A subcommand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,6 +218,7 @@ pub enum FlagId {
     AllowOutsidePaths,
     Wait,
     Deadline,
+    Output,
     Grace,
     KillWait,
     OnlyProcess,
@@ -255,12 +257,14 @@ pub const FLAGS: &[Flag] = &[
         short: None,
         value: Some("FORMAT"),
         commands: ALL,
-        about: "output format: text, ndjson, json or tsv",
+        about: "output format: text, ndjson, json, tsv or prometheus",
         doc: "How records are printed on stdout. \
               text: an aligned table and a one-line tally, for people. \
               ndjson: one compact JSON object per line, for jq and log pipelines. \
               json: one document {run_dirs, checked_at, records, summary, errors}. \
               tsv: a header with the union of the fields, then one row per record. \
+              prometheus (status and sweep): gauges in the Prometheus text format instead of \
+              records, for node_exporter's textfile collector (see --output). \
               The default is text when stdout is a terminal, else ndjson.",
     },
     Flag {
@@ -460,6 +464,18 @@ pub const FLAGS: &[Flag] = &[
               No default.",
     },
     Flag {
+        id: FlagId::Output,
+        long: "output",
+        short: None,
+        value: Some("FILE"),
+        commands: ALL,
+        about: "write the output to FILE atomically instead of stdout",
+        doc: "Writes what would go to stdout to FILE instead, atomically (a temporary file in \
+              the same directory, fsync, rename), so that a reader such as node_exporter's \
+              textfile collector never sees a partial file. \
+              FILE itself must not be a symlink.",
+    },
+    Flag {
         id: FlagId::Grace,
         long: "grace",
         short: None,
@@ -632,6 +648,7 @@ pub enum Format {
     Ndjson,
     Json,
     Tsv,
+    Prometheus,
 }
 
 impl Format {
@@ -641,6 +658,7 @@ impl Format {
             "ndjson" => Some(Format::Ndjson),
             "json" => Some(Format::Json),
             "tsv" => Some(Format::Tsv),
+            "prometheus" => Some(Format::Prometheus),
             _ => None,
         }
     }
@@ -681,6 +699,7 @@ pub struct LowArgs {
     pub allow_outside_paths: bool,
     pub wait: Option<Millis>,
     pub deadline: Option<Millis>,
+    pub output: Option<PathBuf>,
     pub grace: Option<Millis>,
     pub kill_wait: Option<Millis>,
     pub only_process: bool,
@@ -823,7 +842,7 @@ fn apply(low: &mut LowArgs, flag: &Flag, value: Option<String>) -> Result<(), Us
         FlagId::Format => {
             low.format = Some(Format::parse(&text).ok_or_else(|| {
                 UsageError(format!(
-                    "--format: unknown format '{text}' (use text, ndjson, json or tsv)"
+                    "--format: unknown format '{text}' (use text, ndjson, json, tsv or prometheus)"
                 ))
             })?);
         }
@@ -868,6 +887,7 @@ fn apply(low: &mut LowArgs, flag: &Flag, value: Option<String>) -> Result<(), Us
         FlagId::AllowOutsidePaths => low.allow_outside_paths = true,
         FlagId::Wait => low.wait = Some(duration(flag, &text)?),
         FlagId::Deadline => low.deadline = Some(positive_duration(flag, &text)?),
+        FlagId::Output => low.output = Some(PathBuf::from(non_empty(flag, text)?)),
         FlagId::Grace => low.grace = Some(duration(flag, &text)?),
         FlagId::KillWait => low.kill_wait = Some(duration(flag, &text)?),
         FlagId::OnlyProcess => low.only_process = true,

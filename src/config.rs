@@ -33,6 +33,8 @@ pub struct Config {
     /// How long to wait for another flatline's lock (`None`: not at all).
     pub wait: Option<Duration>,
     pub deadline: Option<Duration>,
+    /// `--output FILE`: where the output goes instead of stdout.
+    pub output: Option<PathBuf>,
     /// reclaim: SIGTERM to SIGKILL, for all workers together.
     pub grace: Duration,
     /// reclaim: how long to wait after SIGKILL.
@@ -150,6 +152,14 @@ pub fn resolve(
             return Err(UsageError("--while-pid goes with --every".into()));
         }
     }
+    if low.format == Some(Format::Prometheus)
+        && !matches!(command, Command::Status | Command::Sweep)
+    {
+        return Err(UsageError(format!(
+            "--format prometheus applies to status and sweep, not {}",
+            command.name()
+        )));
+    }
     let format = low.format.unwrap_or(if stdout_is_terminal {
         Format::Text
     } else {
@@ -174,6 +184,7 @@ pub fn resolve(
             .deadline
             .or((command == Command::Sweep).then_some(DEFAULT_SWEEP_DEADLINE_MS))
             .map(std_duration),
+        output: low.output,
         grace: std_duration(low.grace.unwrap_or(DEFAULT_GRACE_MS)),
         kill_wait: std_duration(low.kill_wait.unwrap_or(DEFAULT_KILL_WAIT_MS)),
         only_process: low.only_process,

@@ -622,7 +622,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         run_dirs: runs.iter().map(|run| scan::shown(&run.path)).collect(),
         checked_at: config.now,
     };
-    let mut output = Output::stdout(config.format, config.quiet, header);
+    let mut output = Output::for_config(config, header);
     let host = LazyHost::default();
     let mut named_not_ready = false;
     for run in &runs {

@@ -204,6 +204,48 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "FAN-IN",
+        &[
+            "A task card is ready when it has delegations and none is active (queued, running \
+             or a status flatline does not know: the fan_in record then says which), or when \
+             it has no delegation and RUN_DIR/task-cards/ID.json holds a \
+             worker_result_envelope (else subagent_fan_in) whose status, trimmed and in any \
+             case, is completed, passed or success (1 completed), failed or error (1 failed), \
+             cancelled or canceled (1 cancelled). \
+             When that document has parallel_fanout.required_lane_ids, each required lane's \
+             parallel_fanout.lanes.ID.lifecycle.status must be completed, failed, stalled, \
+             reclaimed or merged. \
+             A ready card is collapsed once; a fan_in record has kind, run_dir, \
+             task_card_id, ready, outcome (collapsed, already_collapsed, dry_run, failed), \
+             collapsed_at, completed, failed, cancelled, summary and thread_ids, or, for a \
+             card that is not ready, ready false, active and the warnings and waiting_lanes \
+             that explain it.",
+        ],
+    ),
+    (
+        "SWEEP",
+        &[
+            "sweep is what a systemd timer runs: refresh, reclaim, fan-in and heartbeat \
+             transitions in one pass over an in-memory snapshot. \
+             It takes each run's lock once, reads each input once (apart from the comparison \
+             before a rename), signals every stuck worker of every run together, decides \
+             fan-in on the states that result, writes each changed document once with all of \
+             its changes, appends the heartbeat events, and finishes within --deadline (5m by \
+             default). \
+             A sweep with nothing to do writes nothing. \
+             contrib/systemd holds flatline-sweep@.service and flatline-sweep@.timer; the \
+             instance is the run directory escaped with systemd-escape --path.",
+            "With --format prometheus, status and sweep print gauges instead of records: \
+             flatline_delegations{run,state}, flatline_delegations_reclaim_needed{run}, \
+             flatline_delegations_needing_attention{run}, \
+             flatline_oldest_progress_age_seconds{run}, flatline_workers{run,health}, \
+             flatline_file_problems and flatline_last_run_timestamp_seconds, and for sweep \
+             flatline_sweep_actions{action} and flatline_sweep_reclaimed_workers. \
+             With --output FILE in node_exporter's textfile directory the file is replaced \
+             atomically.",
+        ],
+    ),
+    (
         "WRITING FILES",
         &[
             "Writes go through directory descriptors and never through a symlink; a file with \
@@ -299,6 +341,18 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     (
         "Heartbeat from a bash worker every 10s for as long as the worker's shell lives:",
         "flatline beat \"$RUN/workers/$NAME/heartbeat.json\" --every 10s --while-pid $$ &",
+    ),
+    (
+        "Collapse the fan-in of one task card, failing when it is not ready yet:",
+        "flatline fan-in --task-card card-api /srv/runs/r42",
+    ),
+    (
+        "Sweep a run every minute with systemd:",
+        "systemctl enable --now \"flatline-sweep@$(systemd-escape --path /srv/runs/r42).timer\"",
+    ),
+    (
+        "Metrics for node_exporter's textfile collector:",
+        "flatline status --format prometheus --output /var/lib/node_exporter/textfile_collector/flatline.prom /srv/runs/*",
     ),
     (
         "Count workers per task card:",

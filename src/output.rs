@@ -14,6 +14,7 @@ use crate::exit::Exit;
 use crate::text::escape_control;
 use serde::ser::{Serialize, Serializer};
 use serde_json::{Map, Value};
+use std::fmt::Write as _;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
@@ -55,6 +56,37 @@ pub struct Output {
     rows: Vec<Map<String, Value>>,
     header: Header,
     line: Vec<u8>,
+    /// `--output FILE`: everything goes to a buffer, written atomically at the end.
+    file: Option<(std::path::PathBuf, SharedBuffer)>,
+}
+
+/// A buffer shared with the writer that fills it.
+#[derive(Debug, Clone, Default)]
+pub struct SharedBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for SharedBuffer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.0.lock() {
+            Ok(mut bytes) => {
+                bytes.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            Err(_) => Err(io::Error::other("output buffer poisoned")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl SharedBuffer {
+    fn take(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .map(|mut b| std::mem::take(&mut *b))
+            .unwrap_or_default()
+    }
 }
 
 /// The json document's fields that are known before the first record.
@@ -83,6 +115,25 @@ impl Output {
             rows: Vec::new(),
             header,
             line: Vec::with_capacity(1024),
+            file: None,
+        }
+    }
+
+    /// The output a command's configuration asks for: stdout, or `--output FILE`.
+    pub fn for_config(config: &crate::config::Config, header: Header) -> Output {
+        match &config.output {
+            Some(path) => {
+                let buffer = SharedBuffer::default();
+                let mut output = Output::new(
+                    config.format,
+                    config.quiet,
+                    header,
+                    Box::new(buffer.clone()),
+                );
+                output.file = Some((path.clone(), buffer));
+                output
+            }
+            None => Output::stdout(config.format, config.quiet, header),
         }
     }
 
@@ -162,7 +213,18 @@ impl Output {
                 }
                 Ok(())
             }
+            // Metrics are aggregates: the records themselves are not printed.
+            Format::Prometheus => Ok(()),
         }
+    }
+
+    /// Ends a prometheus output with its exposition text (other formats ignore it).
+    pub fn metrics(&mut self, metrics: &Metrics) -> io::Result<()> {
+        if self.format == Format::Prometheus && !self.quiet {
+            let text = metrics.render();
+            self.write(text.as_bytes())?;
+        }
+        Ok(())
     }
 
     /// Ends the output: the json document's tail (`summary`, `errors`), or the tsv/text
@@ -189,6 +251,7 @@ impl Output {
                     let text = render_tsv(&self.rows);
                     self.write(text.as_bytes())?;
                 }
+                Format::Prometheus => {}
                 Format::Text => {
                     let mut text = render_text(&self.rows);
                     if !tally.is_empty() {
@@ -199,15 +262,106 @@ impl Output {
                 }
             }
         }
-        match self.out.flush() {
+        let flushed = match self.out.flush() {
             Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),
             other => other,
+        };
+        flushed?;
+        if let Some((path, buffer)) = self.file.take() {
+            write_file_atomically(&path, &buffer.take())?;
         }
+        Ok(())
     }
 
     /// True when records are held until `finish` (tsv, text).
     pub fn buffers(&self) -> bool {
         matches!(self.format, Format::Tsv | Format::Text)
+    }
+}
+
+/// `--output FILE`: written atomically (temp, fsync, rename, directory fsync), as
+/// node_exporter's textfile collector wants: it never reads a partial file.
+fn write_file_atomically(path: &std::path::Path, bytes: &[u8]) -> io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "--output names no file"))?;
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => std::path::Path::new("."),
+    };
+    let dir = crate::files::Dir::open(parent)?;
+    crate::store::write_atomic(&dir, name, bytes, 0o644)
+        .map_err(|error| io::Error::other(format!("{}: {error}", path.display())))
+}
+
+/// Prometheus metrics (text exposition format 0.0.4): gauges only, since every figure is
+/// what this run saw, not a count that grows across runs.
+#[derive(Debug, Default, Clone)]
+pub struct Metrics {
+    families: Vec<Family>,
+}
+
+#[derive(Debug, Clone)]
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    samples: Vec<(Vec<(&'static str, String)>, f64)>,
+}
+
+impl Metrics {
+    /// Adds one gauge sample; samples of one name share one HELP and TYPE.
+    pub fn gauge(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: Vec<(&'static str, String)>,
+        value: f64,
+    ) {
+        match self.families.iter_mut().find(|f| f.name == name) {
+            Some(family) => family.samples.push((labels, value)),
+            None => self.families.push(Family {
+                name,
+                help,
+                samples: vec![(labels, value)],
+            }),
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for family in &self.families {
+            let _ = writeln!(out, "# HELP {} {}", family.name, family.help);
+            let _ = writeln!(out, "# TYPE {} gauge", family.name);
+            for (labels, value) in &family.samples {
+                out.push_str(family.name);
+                if !labels.is_empty() {
+                    let rendered: Vec<String> = labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}=\"{}\"", escape_label(v)))
+                        .collect();
+                    out.push('{');
+                    out.push_str(&rendered.join(","));
+                    out.push('}');
+                }
+                let _ = writeln!(out, " {}", format_value(*value));
+            }
+        }
+        out
+    }
+}
+
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn format_value(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{}", value as i64)
+    } else {
+        format!("{value}")
     }
 }
 

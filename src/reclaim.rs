@@ -466,7 +466,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     let mut output = if plan_document {
         Output::capture()
     } else {
-        Output::stdout(config.format, config.quiet, header)
+        Output::for_config(config, header)
     };
     let host = LazyHost::default();
     let mut states: Vec<RunState<'_>> = Vec::new();

@@ -519,7 +519,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &crate::stop::Stop) ->
         run_dirs: runs.iter().map(|run| scan::shown(&run.path)).collect(),
         checked_at: config.now,
     };
-    let mut output = Output::stdout(config.format, config.quiet, header);
+    let mut output = Output::for_config(config, header);
     let host = LazyHost::default();
     for run in &runs {
         if let Some(exit) = stop.check() {

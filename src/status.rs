@@ -8,7 +8,7 @@ use crate::doc::Int;
 use crate::exit::Exit;
 use crate::files;
 use crate::lifecycle::{Tally, View};
-use crate::output::{Diagnostics, Header, Output, PathText, Ts};
+use crate::output::{Diagnostics, Header, Metrics, Output, PathText, Ts};
 use crate::scan::{self, LazyHost};
 use crate::stop::Stop;
 use crate::team::{self, WorkerRecord, WorkerSummary, WorkerTally};
@@ -124,17 +124,20 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         run_dirs: runs.iter().map(|run| scan::shown(&run.path)).collect(),
         checked_at: config.now,
     };
-    let mut output = Output::stdout(config.format, config.quiet, header);
+    let mut output = Output::for_config(config, header);
     let host = LazyHost::default();
     let mut summaries: Vec<serde_json::Value> = Vec::new();
     let mut overall = Tally::default();
     let mut workers_overall = WorkerTally::default();
     let mut attention = false;
     let mut interrupted = None;
+    let mut metrics = Metrics::default();
     for run in &runs {
         let mut cards: BTreeMap<Option<String>, Tally> = BTreeMap::new();
+        let mut seen = RunMetrics::default();
         let result = scan::for_each_delegation(run, config, &host, diag, stop, |item, diag| {
             let view = item.view;
+            seen.add(view);
             if view.needs_attention() {
                 attention = true;
             }
@@ -159,6 +162,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         }
         // Heartbeat workers belong to no task card: --task-card leaves them out.
         if !config.task_cards.is_empty() {
+            seen.add_to(&mut metrics, &run.path, None);
             continue;
         }
         let mut workers = WorkerTally::default();
@@ -174,6 +178,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 .record(&WorkerRecord::new(run, &worker))
                 .map_err(|error| stdout_failed(diag, &error))
         });
+        seen.add_to(&mut metrics, &run.path, Some(&workers));
         if workers.total > 0 {
             summaries.push(json_value(&WorkerSummary {
                 run_dir: run.path.to_string_lossy().into_owned(),
@@ -201,7 +206,11 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             worker_tally(&workers_overall)
         ),
     };
-    if let Err(error) = output.finish(&summaries, &diag.errors.clone(), &tally) {
+    add_run_facts(&mut metrics, config.now, diag.errors.len());
+    let finished = output
+        .metrics(&metrics)
+        .and_then(|()| output.finish(&summaries, &diag.errors.clone(), &tally));
+    if let Err(error) = finished {
         diag.error(
             Path::new("stdout"),
             &files::io_message(&error),
@@ -225,6 +234,92 @@ pub fn stdout_failed(diag: &mut Diagnostics, error: &std::io::Error) -> Exit {
         Exit::FileProblem,
     );
     Exit::FileProblem
+}
+
+/// What a run's delegations look like, for the prometheus gauges.
+#[derive(Debug, Default, Clone)]
+pub struct RunMetrics {
+    pub states: BTreeMap<&'static str, u64>,
+    pub reclaim_needed: u64,
+    pub attention: u64,
+    /// The largest progress age of a running, unreclaimed delegation.
+    pub oldest_progress_ms: Option<i64>,
+}
+
+impl RunMetrics {
+    pub fn add(&mut self, view: &View<'_>) {
+        *self.states.entry(view.state.as_str()).or_default() += 1;
+        if view.reclaim_state == crate::lifecycle::ReclaimState::ReclaimNeeded {
+            self.reclaim_needed += 1;
+        }
+        if view.needs_attention() {
+            self.attention += 1;
+        }
+        let running = view.child_status == crate::lifecycle::ChildStatus::Running
+            && view.reclaim_state != crate::lifecycle::ReclaimState::Reclaimed;
+        if running && let Some(age) = view.elapsed_since_progress_ms {
+            let oldest = self.oldest_progress_ms.get_or_insert(age);
+            *oldest = (*oldest).max(age);
+        }
+    }
+
+    /// The gauges of one run: delegations by state, those that need reclaim or attention,
+    /// the oldest progress age, and (when read) the workers by health.
+    pub fn add_to(&self, metrics: &mut Metrics, run: &Path, workers: Option<&WorkerTally>) {
+        let run = run.to_string_lossy().into_owned();
+        for state in crate::lifecycle::STATES {
+            metrics.gauge(
+                "flatline_delegations",
+                "Delegations by lifecycle state.",
+                vec![("run", run.clone()), ("state", state.to_string())],
+                self.states.get(state).copied().unwrap_or(0) as f64,
+            );
+        }
+        metrics.gauge(
+            "flatline_delegations_reclaim_needed",
+            "Delegations whose worker is stale or timed out and not yet reclaimed.",
+            vec![("run", run.clone())],
+            self.reclaim_needed as f64,
+        );
+        metrics.gauge(
+            "flatline_delegations_needing_attention",
+            "Delegations that need attention (what --check counts).",
+            vec![("run", run.clone())],
+            self.attention as f64,
+        );
+        metrics.gauge(
+            "flatline_oldest_progress_age_seconds",
+            "Progress age of the running delegation that progressed least recently (0 without one).",
+            vec![("run", run.clone())],
+            self.oldest_progress_ms.unwrap_or(0) as f64 / 1000.0,
+        );
+        if let Some(workers) = workers {
+            for (health, count) in workers.fields().into_iter().skip(1) {
+                metrics.gauge(
+                    "flatline_workers",
+                    "Heartbeat workers by health.",
+                    vec![("run", run.clone()), ("health", health.to_string())],
+                    count as f64,
+                );
+            }
+        }
+    }
+}
+
+/// The gauges about the run of flatline itself.
+pub fn add_run_facts(metrics: &mut Metrics, now: crate::clock::Millis, problems: usize) {
+    metrics.gauge(
+        "flatline_file_problems",
+        "Files that could not be read, parsed or written in the last run.",
+        vec![],
+        problems as f64,
+    );
+    metrics.gauge(
+        "flatline_last_run_timestamp_seconds",
+        "When the last run looked, in seconds since the epoch.",
+        vec![],
+        now as f64 / 1000.0,
+    );
 }
 
 /// `--state` lets this state or health through.

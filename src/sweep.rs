@@ -11,11 +11,12 @@ use crate::commit::{self, ApplyError, DocChange, Place, Written};
 use crate::config::Config;
 use crate::exit::Exit;
 use crate::fanin::{self, CardFile, FanInStamp, Member, MemberFile};
-use crate::lifecycle::{ReclaimState, State};
-use crate::output::{Diagnostics, Output};
+use crate::lifecycle::ReclaimState;
+use crate::output::{Diagnostics, Metrics, Output};
 use crate::reclaim::{self, Kill, Reclaim, TargetInfo, Termination, Triage};
 use crate::refresh;
 use crate::scan::{self, LazyHost, Listing, Run};
+use crate::status::RunMetrics;
 use crate::stop::Stop;
 use crate::store::RunLock;
 use serde_json::{Map, Value, json};
@@ -102,16 +103,15 @@ struct RunState<'a> {
     /// For each member of each card, the entry that holds its bytes, if any.
     member_entries: BTreeMap<String, Vec<Option<usize>>>,
     wrote: bool,
+    /// The delegations as the sweep leaves them, for the metrics.
+    seen: RunMetrics,
 }
 
-/// What the sweep saw and did, for the summary and the metrics.
+/// What the sweep did, for the metrics.
 #[derive(Debug, Default, Clone)]
 pub struct Tallies {
-    pub states: BTreeMap<&'static str, u64>,
-    pub reclaim_needed: u64,
     pub reclaimed_now: u64,
-    pub actions: BTreeMap<(&'static str, &'static str), u64>,
-    pub oldest_running_progress_ms: Option<i64>,
+    pub actions: BTreeMap<&'static str, u64>,
 }
 
 /// What the post-refresh look at a document says.
@@ -120,9 +120,6 @@ struct After {
     triage: Triage,
     info: TargetInfo,
     member: Member,
-    state: State,
-    elapsed: Option<i64>,
-    running: bool,
 }
 
 /// `flatline sweep`.
@@ -132,7 +129,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         run_dirs: runs.iter().map(|run| scan::shown(&run.path)).collect(),
         checked_at: config.now,
     };
-    let mut output = Output::stdout(config.format, config.quiet, header);
+    let mut output = Output::for_config(config, header);
     let host = LazyHost::default();
     let mut states: Vec<RunState<'_>> = Vec::new();
     let mut entries: Vec<Entry> = Vec::new();
@@ -152,6 +149,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         let delegations = scan::list_child(run, "delegations", diag);
         let mut members: BTreeMap<String, Vec<MemberFile>> = BTreeMap::new();
         let mut member_entries: BTreeMap<String, Vec<Option<usize>>> = BTreeMap::new();
+        let mut seen = RunMetrics::default();
         if let Some(listing) = &delegations {
             if !config.dry_run {
                 commit::clean_temps(&listing.dir, &listing.entries, diag);
@@ -192,22 +190,18 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                         None => None,
                     };
                     let after = match &refreshed {
-                        Some(bytes) => match look(bytes, config, &host, owner) {
+                        Some(bytes) => match look(bytes, config, &host, owner, &mut seen) {
                             Ok(after) => after,
                             Err(error) => {
                                 diag.error(item.path, &error.to_string(), Exit::FileProblem);
                                 return Ok(());
                             }
                         },
-                        None => after_of(item.doc, item.facts, item.view, owner, config),
+                        None => {
+                            seen.add(item.view);
+                            after_of(item.doc, item.facts, item.view, owner, config)
+                        }
                     };
-                    *tallies.states.entry(after.state.as_str()).or_default() += 1;
-                    if after.running
-                        && let Some(age) = after.elapsed
-                    {
-                        let oldest = tallies.oldest_running_progress_ms.get_or_insert(age);
-                        *oldest = (*oldest).max(age);
-                    }
                     let mut changes = Changes {
                         refresh: planned,
                         ..Changes::default()
@@ -220,7 +214,6 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                         delegation_id: item.view.delegation_id,
                     };
                     if after.reclaim_needed {
-                        tallies.reclaim_needed += 1;
                         match after.triage {
                             Triage::Signal {
                                 pid, start_ticks, ..
@@ -317,6 +310,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             members,
             member_entries,
             wrote: false,
+            seen,
         });
         if interrupted.is_some() {
             break;
@@ -370,6 +364,9 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         if let Some(record) = kill.reclaim(info) {
             entry.changes.reclaim = Some(record);
             tallies.reclaimed_now += 1;
+            let seen = &mut states[entry.run].seen;
+            seen.reclaim_needed = seen.reclaim_needed.saturating_sub(1);
+            seen.attention = seen.attention.saturating_sub(1);
             // The worker is gone: for fan-in it is a failed delegation now.
             if let Some((card, position)) = &entry.card
                 && let Some(member) = states[entry.run]
@@ -515,7 +512,11 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             path: &entry.path,
             delegation_id: entry.delegation_id.as_deref(),
         };
-        if let Written::Done { change, .. } = &written {
+        if let Written::Done {
+            change,
+            dry_run: false,
+        } = &written
+        {
             count(&mut tallies, change.action());
         }
         if entry.changes.stamp.is_some()
@@ -563,6 +564,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     }
 
     // 5. Heartbeat transitions.
+    let mut metrics = Metrics::default();
     if interrupted.is_none() {
         for state in &states {
             let state_dir = state.lock.as_ref().map(|lock| lock.state_dir());
@@ -577,16 +579,44 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 None
             };
             let dir = state_dir.or(dry_dir.as_ref());
-            if let Err(exit) =
-                crate::team::health_events_for_run(state.run, config, dir, diag, stop, &mut output)
-            {
-                interrupted = Some(exit);
-                break;
+            match crate::team::health_events_for_run(
+                state.run,
+                config,
+                dir,
+                diag,
+                stop,
+                &mut output,
+            ) {
+                Ok(workers) => state
+                    .seen
+                    .add_to(&mut metrics, &state.run.path, Some(&workers)),
+                Err(exit) => {
+                    interrupted = Some(exit);
+                    break;
+                }
             }
         }
     }
 
-    if let Err(error) = output.finish::<Value>(&[], &diag.errors.clone(), "") {
+    for (action, count) in &tallies.actions {
+        metrics.gauge(
+            "flatline_sweep_actions",
+            "Changes the last sweep made, by action.",
+            vec![("action", action.to_string())],
+            *count as f64,
+        );
+    }
+    metrics.gauge(
+        "flatline_sweep_reclaimed_workers",
+        "Workers the last sweep terminated and recorded as reclaimed.",
+        vec![],
+        tallies.reclaimed_now as f64,
+    );
+    crate::status::add_run_facts(&mut metrics, config.now, diag.errors.len());
+    let finished = output
+        .metrics(&metrics)
+        .and_then(|()| output.finish::<Value>(&[], &diag.errors.clone(), ""));
+    if let Err(error) = finished {
         crate::status::stdout_failed(diag, &error);
     }
     if let Some(exit) = interrupted {
@@ -596,7 +626,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
 }
 
 fn count(tallies: &mut Tallies, action: &'static str) {
-    *tallies.actions.entry(("sweep", action)).or_default() += 1;
+    *tallies.actions.entry(action).or_default() += 1;
 }
 
 /// The bytes of a document after a refresh change, as they would be written.
@@ -613,8 +643,10 @@ fn look(
     config: &Config,
     host: &LazyHost,
     owner: u32,
+    seen: &mut RunMetrics,
 ) -> Result<After, crate::doc::DocError> {
     scan::inspect(bytes, config, host, |doc, _, facts, view| {
+        seen.add(view);
         after_of(doc, facts, view, owner, config)
     })
 }
@@ -636,9 +668,6 @@ fn after_of(
             timed_out_at: view.timed_out_at,
         },
         member: Member::of(doc),
-        state: view.state,
-        elapsed: view.elapsed_since_progress_ms,
-        running: view.child_status == crate::lifecycle::ChildStatus::Running,
     }
 }
 

@@ -440,8 +440,9 @@ pub fn health_events_for_run(
     diag: &mut Diagnostics,
     stop: &Stop,
     output: &mut Output,
-) -> Result<(), Exit> {
+) -> Result<WorkerTally, Exit> {
     let previous = read_state(state_dir, run, diag);
+    let mut tally = WorkerTally::default();
     let first_run = previous.is_none();
     let previous = previous.unwrap_or_default();
     let mut next: Vec<(String, Health)> = Vec::new();
@@ -455,6 +456,7 @@ pub fn health_events_for_run(
             .find(|(name, _)| *name == worker.worker_id)
             .map(|(_, health)| *health);
         let current = worker.view.health;
+        tally.add(current);
         if let Some(transition) = heartbeat::transition(before, current) {
             let event_id = heartbeat::uuid_v4(random_bytes());
             let message = heartbeat::event_message(before, &worker.view);
@@ -531,7 +533,7 @@ pub fn health_events_for_run(
             Exit::FileProblem,
         );
     }
-    Ok(())
+    Ok(tally)
 }
 
 /// `flatline health-events`.
@@ -541,7 +543,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         run_dirs: runs.iter().map(|run| scan::shown(&run.path)).collect(),
         checked_at: config.now,
     };
-    let mut output = Output::stdout(config.format, config.quiet, header);
+    let mut output = Output::for_config(config, header);
     for run in &runs {
         if let Some(exit) = stop.check() {
             diag.raise(exit);

@@ -2,6 +2,7 @@
 
 mod fanin;
 mod identity;
+mod ops;
 mod reclaim;
 mod refresh;
 mod status;

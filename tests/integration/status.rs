@@ -589,7 +589,7 @@ fn usage_errors_exit_two() {
         ),
         (
             vec!["status", "--format", "xml", "r"],
-            "flatline: --format: unknown format 'xml' (use text, ndjson, json or tsv)",
+            "flatline: --format: unknown format 'xml' (use text, ndjson, json, tsv or prometheus)",
         ),
     ] {
         let out = flatline(&args);

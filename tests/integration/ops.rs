@@ -1,0 +1,195 @@
+//! What operators run around flatline: Prometheus metrics, the journal, systemd units.
+
+use crate::support::*;
+use serde_json::json;
+use std::ffi::OsStr;
+use std::os::unix::fs::MetadataExt;
+use std::process::{Command, Stdio};
+
+#[test]
+fn prometheus_metrics_pass_promtool_and_are_written_atomically() {
+    let run = Run::new();
+    run.delegation(
+        "a",
+        &delegation("a", "running", json!({"last_progress_at": at(-50_000)})),
+    );
+    run.delegation(
+        "b",
+        &delegation("b", "running", json!({"last_progress_at": at(-5_000)})),
+    );
+    run.delegation("c", &delegation("c", "completed", json!({})));
+    let dir = TempDir::new("textfile");
+    let file = dir.join("flatline.prom");
+    let out = flatline([
+        OsStr::new("status"),
+        OsStr::new("--format=prometheus"),
+        OsStr::new("--now"),
+        OsStr::new(NOW),
+        OsStr::new("--output"),
+        file.as_os_str(),
+        run.arg(),
+    ]);
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{}", out.stderr);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let run_label = run.path().to_string_lossy();
+    for line in [
+        "# TYPE flatline_delegations gauge".to_string(),
+        format!("flatline_delegations{{run=\"{run_label}\",state=\"stale\"}} 1"),
+        format!("flatline_delegations{{run=\"{run_label}\",state=\"running_active\"}} 1"),
+        format!("flatline_delegations{{run=\"{run_label}\",state=\"returned\"}} 1"),
+        format!("flatline_delegations_reclaim_needed{{run=\"{run_label}\"}} 1"),
+        format!("flatline_oldest_progress_age_seconds{{run=\"{run_label}\"}} 50"),
+        "flatline_file_problems 0".to_string(),
+        "flatline_last_run_timestamp_seconds 1795334400".to_string(),
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers, [std::ffi::OsString::from("flatline.prom")]);
+    if !have("promtool") {
+        return;
+    }
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = check.wait().unwrap();
+    let mut problems = String::new();
+    use std::io::Read;
+    check
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut problems)
+        .unwrap();
+    check
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut problems)
+        .unwrap();
+    assert!(
+        status.success() && problems.is_empty(),
+        "promtool: {problems}"
+    );
+    // sweep's metrics too (a dry run: nothing is signalled or written).
+    let sweep = flatline([
+        OsStr::new("sweep"),
+        OsStr::new("--dry-run"),
+        OsStr::new("--format=prometheus"),
+        run.arg(),
+    ]);
+    assert_eq!(sweep.code, 0, "{}", sweep.stderr);
+    assert!(
+        sweep
+            .stdout
+            .contains("# TYPE flatline_sweep_reclaimed_workers gauge")
+    );
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(sweep.stdout.as_bytes())
+        .unwrap();
+    let output = check.wait_with_output().unwrap();
+    assert!(
+        output.status.success() && output.stdout.is_empty() && output.stderr.is_empty(),
+        "{output:?}"
+    );
+    // Only status and sweep speak prometheus.
+    let refused = flatline([
+        OsStr::new("refresh"),
+        OsStr::new("--format=prometheus"),
+        run.arg(),
+    ]);
+    assert_eq!(refused.code, 2);
+}
+
+/// Runs `status` on a run with one bad file, stderr to a file, with `JOURNAL_STREAM` set
+/// to `journal` ("dev:ino"); returns what stderr got.
+fn stderr_with_journal(journal: impl Fn(&std::fs::Metadata) -> String) -> String {
+    let run = Run::new();
+    run.write("delegations/bad.json", "{");
+    let dir = TempDir::new("journal");
+    let err_path = dir.join("stderr");
+    let err = std::fs::File::create(&err_path).unwrap();
+    let meta = std::fs::metadata(&err_path).unwrap();
+    let status = Command::new(bin())
+        .args(["status", "--format=ndjson"])
+        .arg(run.arg())
+        .env("JOURNAL_STREAM", journal(&meta))
+        .stdout(Stdio::null())
+        .stderr(err)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(3));
+    std::fs::read_to_string(&err_path).unwrap()
+}
+
+#[test]
+fn journald_priority_prefixes_only_when_stderr_is_the_journal() {
+    let on = stderr_with_journal(|meta| format!("{}:{}", meta.dev(), meta.ino()));
+    assert!(on.starts_with("<3>flatline: "), "{on:?}");
+    assert_eq!(on.lines().count(), 1);
+    let other = stderr_with_journal(|meta| format!("{}:{}", meta.dev(), meta.ino() + 1));
+    assert!(other.starts_with("flatline: "), "{other:?}");
+    let garbage = stderr_with_journal(|_| "not-a-stream".to_string());
+    assert!(garbage.starts_with("flatline: "), "{garbage:?}");
+}
+
+#[test]
+fn the_systemd_units_verify() {
+    if !have("systemd-analyze") {
+        return;
+    }
+    let dir = TempDir::new("units");
+    let run_dir = TempDir::new("unit-run");
+    let escaped = run_dir
+        .path()
+        .to_string_lossy()
+        .trim_start_matches('/')
+        .replace('-', "\\x2d")
+        .replace('/', "-");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let service =
+        std::fs::read_to_string(format!("{root}/contrib/systemd/flatline-sweep@.service"))
+            .unwrap()
+            .replace("/usr/local/bin/flatline", bin());
+    let timer =
+        std::fs::read_to_string(format!("{root}/contrib/systemd/flatline-sweep@.timer")).unwrap();
+    let service_path = dir.join(format!("flatline-sweep@{escaped}.service"));
+    let timer_path = dir.join(format!("flatline-sweep@{escaped}.timer"));
+    std::fs::write(&service_path, service).unwrap();
+    std::fs::write(&timer_path, timer).unwrap();
+    let out = run_command(
+        Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(&service_path)
+            .arg(&timer_path),
+        HANG_GUARD,
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.stderr.trim(),
+        "",
+        "systemd-analyze verify: {}",
+        out.stderr
+    );
+}
