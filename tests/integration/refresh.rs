@@ -44,18 +44,20 @@ fn exited_pid() -> u32 {
 fn a_live_worker_with_a_newer_stream_progresses_and_gets_a_fingerprint() {
     let child = Proc::sleep();
     let now = real_now_ms();
-    let started = rfc3339(now - 2_000);
+    // Started a second before "now": the process (spawned just before) lies well inside
+    // the identity window whatever the tick rounding of its start time.
+    let started = rfc3339(now - 1_000);
     let run = Run::new();
     run.delegation(
         "live",
         &running(
             "live",
             json!({"process_id": child.pid(), "launch_requested_at": rfc3339(now - 3_000), "started_at": started,
-                   "process_started_at": started, "last_progress_at": rfc3339(now - 1_500)}),
+                   "process_started_at": started, "last_progress_at": rfc3339(now - 900)}),
         ),
     );
     let stream = run.write("raw-events/live.jsonl", CODEX_NO_TERMINAL);
-    let mtime = now - 1_000;
+    let mtime = now - 500;
     set_mtime(&stream, mtime);
     let out = refresh(&run, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
