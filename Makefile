@@ -44,6 +44,15 @@ man-lint:
 		echo "SKIPPED: mandoc -Tlint man/flatline.1 (mandoc is not installed; apt-get install mandoc)"; \
 	fi
 
+# A fully static binary (glibc, crt-static) for FROM-scratch containers and empty roots.
+static:
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --locked --target $(HOST)
+	@echo "$(STATIC)"
+
+# No NEEDED library, and it runs in an empty root (chroot).
+static-check: static
+	bash contrib/static-check.sh $(STATIC)
+
 man: build
 	$(BIN) --generate man > man/flatline.1
 
