@@ -431,10 +431,10 @@ pub const FLAGS: &[Flag] = &[
         short: None,
         value: None,
         commands: PATH_READERS,
-        about: "accept absolute stream paths outside the run directory",
-        doc: "Paths named inside documents (event streams) are untrusted: a relative path \
-              is resolved beneath RUN_DIR and an absolute one must lie beneath it, else it is \
-              refused as path_outside_run. \
+        about: "accept absolute paths outside the run directory in documents",
+        doc: "Paths named inside documents (event streams; heartbeat, inbox and outbox files) \
+              are untrusted: a relative path is resolved beneath RUN_DIR and an absolute one \
+              must lie beneath it, else it is refused as path_outside_run. \
               This option accepts absolute paths elsewhere; symlinks are still refused and only \
               regular files owned by the delegation's owner or root are read.",
     },
@@ -460,8 +460,8 @@ pub const FLAGS: &[Flag] = &[
         doc: "Bounds the whole run: past the deadline flatline stops before its next side \
               effect, keeps what it completed and exits 124. \
               If a read is stuck in the kernel, a watchdog ends the process 5s after the \
-              deadline (atomic writes make that safe). \
-              No default.",
+                            deadline (atomic writes make that safe). \
+              No default, except for sweep: 5m.",
     },
     Flag {
         id: FlagId::Output,
