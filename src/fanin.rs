@@ -413,10 +413,11 @@ pub struct CardFile {
 /// the file name without `.json`.
 pub fn read_cards(
     run: &Run,
+    config: &Config,
     diag: &mut Diagnostics,
 ) -> (Option<scan::Listing>, BTreeMap<String, CardFile>) {
     let mut cards = BTreeMap::new();
-    let Some(listing) = scan::list_child(run, "task-cards", diag) else {
+    let Some(listing) = scan::list_for_writing(run, "task-cards", config, diag) else {
         return (None, cards);
     };
     let mut buf = Vec::new();
@@ -618,11 +619,7 @@ pub fn still_unstamped(
 /// `flatline fan-in`.
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     let runs = scan::open_runs(&config.run_dirs, diag);
-    let header = crate::output::Header {
-        run_dirs: runs.iter().map(|run| scan::shown(&run.path)).collect(),
-        checked_at: config.now,
-    };
-    let mut output = Output::for_config(config, header);
+    let mut output = Output::for_runs(config, &runs);
     let host = LazyHost::default();
     let mut named_not_ready = false;
     for run in &runs {
@@ -633,12 +630,9 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         let Some(_lock) = commit::lock_run(run, config, stop, diag) else {
             continue;
         };
-        let listing = scan::list_child(run, "delegations", diag);
+        let listing = scan::list_for_writing(run, "delegations", config, diag);
         let mut members: BTreeMap<String, Vec<MemberFile>> = BTreeMap::new();
         if let Some(listing) = &listing {
-            if !config.dry_run {
-                commit::clean_temps(&listing.dir, &listing.entries, diag);
-            }
             let result = scan::for_each_in_listing(
                 run,
                 listing,
@@ -669,10 +663,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 break;
             }
         }
-        let (card_listing, cards) = read_cards(run, diag);
-        if let (Some(card_listing), false) = (&card_listing, config.dry_run) {
-            commit::clean_temps(&card_listing.dir, &card_listing.entries, diag);
-        }
+        let (card_listing, cards) = read_cards(run, config, diag);
         let mut wrote_delegations = false;
         let delegation_dir = listing.as_ref().map(|l| &l.dir);
         let mut stamp =

@@ -119,6 +119,18 @@ impl Output {
         }
     }
 
+    /// The output of a command over these runs (the json header names them).
+    pub fn for_runs(config: &crate::config::Config, runs: &[crate::scan::Run]) -> Output {
+        let header = Header {
+            run_dirs: runs
+                .iter()
+                .map(|run| run.path.to_string_lossy().into_owned())
+                .collect(),
+            checked_at: config.now,
+        };
+        Output::for_config(config, header)
+    }
+
     /// The output a command's configuration asks for: stdout, or `--output FILE`.
     pub fn for_config(config: &crate::config::Config, header: Header) -> Output {
         match &config.output {

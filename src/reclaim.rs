@@ -458,15 +458,11 @@ impl Pending {
 /// `flatline reclaim`.
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     let runs = scan::open_runs(&config.run_dirs, diag);
-    let header = crate::output::Header {
-        run_dirs: runs.iter().map(|run| scan::shown(&run.path)).collect(),
-        checked_at: config.now,
-    };
     let plan_document = config.dry_run && config.format == crate::cli::Format::Json;
     let mut output = if plan_document {
         Output::capture()
     } else {
-        Output::for_config(config, header)
+        Output::for_runs(config, &runs)
     };
     let host = LazyHost::default();
     let mut states: Vec<RunState<'_>> = Vec::new();
@@ -481,20 +477,11 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         let Some(lock) = commit::lock_run(run, config, stop, diag) else {
             continue;
         };
-        let Some(listing) = scan::list_child(run, "delegations", diag) else {
+        let Some(listing) = scan::list_for_writing(run, "delegations", config, diag) else {
             continue;
         };
-        if !config.dry_run {
-            commit::clean_temps(&listing.dir, &listing.entries, diag);
-        }
         let index = states.len();
-        let ctx = refresh::Context {
-            run,
-            config,
-            host: &host,
-            settle_ms: config.settle,
-            allow_outside: config.allow_outside_paths,
-        };
+        let ctx = refresh::Context::new(run, config, &host);
         let mut wrote = false;
         let result = scan::for_each_in_listing(
             run,
@@ -907,13 +894,7 @@ fn record_all(
             // It exited on its own between the scan and the signal: finalize it as refresh
             // would, from the bytes that were read.
             let state = &states[target.run];
-            let ctx = refresh::Context {
-                run: state.run,
-                config,
-                host,
-                settle_ms: config.settle,
-                allow_outside: config.allow_outside_paths,
-            };
+            let ctx = refresh::Context::new(state.run, config, host);
             let planned = scan::inspect(&target.bytes, config, host, |doc, times, facts, _| {
                 refresh::plan(&ctx, doc, times, facts, target.owner)
             });

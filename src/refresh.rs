@@ -469,6 +469,18 @@ pub struct Context<'a> {
     pub allow_outside: bool,
 }
 
+impl<'a> Context<'a> {
+    pub fn new(run: &'a Run, config: &'a Config, host: &'a LazyHost) -> Context<'a> {
+        Context {
+            run,
+            config,
+            host,
+            settle_ms: config.settle,
+            allow_outside: config.allow_outside_paths,
+        }
+    }
+}
+
 /// The change for one delegation, or `None`. Stream problems are returned for reporting.
 pub fn plan(
     ctx: &Context<'_>,
@@ -515,11 +527,7 @@ pub fn plan(
 /// `flatline refresh`.
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &crate::stop::Stop) -> Exit {
     let runs = scan::open_runs(&config.run_dirs, diag);
-    let header = crate::output::Header {
-        run_dirs: runs.iter().map(|run| scan::shown(&run.path)).collect(),
-        checked_at: config.now,
-    };
-    let mut output = Output::for_config(config, header);
+    let mut output = Output::for_runs(config, &runs);
     let host = LazyHost::default();
     for run in &runs {
         if let Some(exit) = stop.check() {
@@ -529,19 +537,10 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &crate::stop::Stop) ->
         let Some(_lock) = commit::lock_run(run, config, stop, diag) else {
             continue;
         };
-        let Some(listing) = scan::list_child(run, "delegations", diag) else {
+        let Some(listing) = scan::list_for_writing(run, "delegations", config, diag) else {
             continue;
         };
-        if !config.dry_run {
-            commit::clean_temps(&listing.dir, &listing.entries, diag);
-        }
-        let ctx = Context {
-            run,
-            config,
-            host: &host,
-            settle_ms: config.settle,
-            allow_outside: config.allow_outside_paths,
-        };
+        let ctx = Context::new(run, config, &host);
         let mut wrote = false;
         let result = scan::for_each_in_listing(
             run,

@@ -102,6 +102,21 @@ pub fn list_child(run: &Run, name: &str, diag: &mut Diagnostics) -> Option<Listi
     }
 }
 
+/// `list_child` for a command about to write there: flatline's own leftover temp files are
+/// removed (the run lock is held), unless this is a dry run, which changes nothing.
+pub fn list_for_writing(
+    run: &Run,
+    name: &str,
+    config: &Config,
+    diag: &mut Diagnostics,
+) -> Option<Listing> {
+    let listing = list_child(run, name, diag)?;
+    if !config.dry_run {
+        crate::commit::clean_temps(&listing.dir, &listing.entries, diag);
+    }
+    Some(listing)
+}
+
 /// `<name>.json` that is neither hidden nor a `*.result.json`.
 pub fn is_document_name(name: &OsStr) -> bool {
     let bytes = name.as_bytes();
@@ -272,10 +287,6 @@ pub fn entry_path(run: &Run, subdir: &str, name: &OsStr) -> PathBuf {
     run.path.join(subdir).join(name)
 }
 
-/// Renders a path relative to nothing: as given.
-pub fn shown(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
-}
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,7 @@ use crate::doc::Int;
 use crate::exit::Exit;
 use crate::files;
 use crate::lifecycle::{Tally, View};
-use crate::output::{Diagnostics, Header, Metrics, Output, PathText, Ts};
+use crate::output::{Diagnostics, Metrics, Output, PathText, Ts};
 use crate::scan::{self, LazyHost};
 use crate::stop::Stop;
 use crate::team::{self, WorkerRecord, WorkerSummary, WorkerTally};
@@ -120,11 +120,7 @@ fn summary_record(run_dir: &Path, card: Option<String>, tally: Tally) -> Summary
 /// `flatline status`.
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     let runs = scan::open_runs(&config.run_dirs, diag);
-    let header = Header {
-        run_dirs: runs.iter().map(|run| scan::shown(&run.path)).collect(),
-        checked_at: config.now,
-    };
-    let mut output = Output::for_config(config, header);
+    let mut output = Output::for_runs(config, &runs);
     let host = LazyHost::default();
     let mut summaries: Vec<serde_json::Value> = Vec::new();
     let mut overall = Tally::default();

@@ -125,11 +125,7 @@ struct After {
 /// `flatline sweep`.
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     let runs = scan::open_runs(&config.run_dirs, diag);
-    let header = crate::output::Header {
-        run_dirs: runs.iter().map(|run| scan::shown(&run.path)).collect(),
-        checked_at: config.now,
-    };
-    let mut output = Output::for_config(config, header);
+    let mut output = Output::for_runs(config, &runs);
     let host = LazyHost::default();
     let mut states: Vec<RunState<'_>> = Vec::new();
     let mut entries: Vec<Entry> = Vec::new();
@@ -146,21 +142,12 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             continue;
         };
         let index = states.len();
-        let delegations = scan::list_child(run, "delegations", diag);
+        let delegations = scan::list_for_writing(run, "delegations", config, diag);
         let mut members: BTreeMap<String, Vec<MemberFile>> = BTreeMap::new();
         let mut member_entries: BTreeMap<String, Vec<Option<usize>>> = BTreeMap::new();
         let mut seen = RunMetrics::default();
         if let Some(listing) = &delegations {
-            if !config.dry_run {
-                commit::clean_temps(&listing.dir, &listing.entries, diag);
-            }
-            let ctx = refresh::Context {
-                run,
-                config,
-                host: &host,
-                settle_ms: config.settle,
-                allow_outside: config.allow_outside_paths,
-            };
+            let ctx = refresh::Context::new(run, config, &host);
             let result = scan::for_each_in_listing(
                 run,
                 listing,
@@ -297,10 +284,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 interrupted = Some(exit);
             }
         }
-        let (card_listing, cards) = fanin::read_cards(run, diag);
-        if let (Some(listing), false) = (&card_listing, config.dry_run) {
-            commit::clean_temps(&listing.dir, &listing.entries, diag);
-        }
+        let (card_listing, cards) = fanin::read_cards(run, config, diag);
         states.push(RunState {
             run,
             lock,
@@ -491,13 +475,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             name: &entry.name,
             bytes: &entry.bytes,
         };
-        let ctx = refresh::Context {
-            run: state.run,
-            config,
-            host: &host,
-            settle_ms: config.settle,
-            allow_outside: config.allow_outside_paths,
-        };
+        let ctx = refresh::Context::new(state.run, config, &host);
         let written = commit::write_change(
             target,
             entry.changes.clone(),

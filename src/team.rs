@@ -539,11 +539,7 @@ pub fn health_events_for_run(
 /// `flatline health-events`.
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     let runs = scan::open_runs(&config.run_dirs, diag);
-    let header = crate::output::Header {
-        run_dirs: runs.iter().map(|run| scan::shown(&run.path)).collect(),
-        checked_at: config.now,
-    };
-    let mut output = Output::for_config(config, header);
+    let mut output = Output::for_runs(config, &runs);
     for run in &runs {
         if let Some(exit) = stop.check() {
             diag.raise(exit);
