@@ -11,6 +11,10 @@ use time::format_description::well_known::Rfc3339;
 /// Milliseconds since 1970-01-01T00:00:00Z.
 pub type Millis = i64;
 
+/// 0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z: the instants RFC 3339 can write.
+pub const MIN_MS: Millis = -62_167_219_200_000;
+pub const MAX_MS: Millis = 253_402_300_799_999;
+
 /// Parses an RFC 3339 timestamp (any offset) into UTC milliseconds, truncating sub-millisecond
 /// digits. `None` for anything that is not a valid RFC 3339 instant (including years past
 /// 9999, and a leap second on a day that has none).
@@ -21,7 +25,11 @@ pub fn parse_rfc3339(text: &str) -> Option<Millis> {
     }
     let parsed = OffsetDateTime::parse(text, &Rfc3339).ok()?;
     let nanos = parsed.unix_timestamp_nanos();
-    Millis::try_from(nanos.div_euclid(1_000_000)).ok()
+    // An offset can carry a valid text out of the years RFC 3339 has ("0000-01-01T00:00
+    // +00:01" is in year -1): such an instant could not be written back.
+    Millis::try_from(nanos.div_euclid(1_000_000))
+        .ok()
+        .filter(|ms| (MIN_MS..=MAX_MS).contains(ms))
 }
 
 /// Formats UTC milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`, the one form flatline writes.
@@ -33,6 +41,9 @@ pub fn format_rfc3339(ms: Millis) -> String {
 
 /// Appends the RFC 3339 form of `ms` to `out` (no allocation of its own).
 pub fn write_rfc3339(out: &mut String, ms: Millis) {
+    // Every instant flatline writes comes from a parse, the clock or an mtime; clamping keeps
+    // even a file stamped in year 20000 from producing text that is not RFC 3339.
+    let ms = ms.clamp(MIN_MS, MAX_MS);
     let secs = ms.div_euclid(1000);
     let millis = ms.rem_euclid(1000);
     let days = secs.div_euclid(86_400);
@@ -149,6 +160,16 @@ mod tests {
         ] {
             assert_eq!(parse_rfc3339(text), None, "{text}");
         }
+    }
+
+    #[test]
+    fn offsets_cannot_carry_an_instant_out_of_the_writable_years() {
+        assert_eq!(parse_rfc3339("0000-01-01T00:00:00+00:01"), None);
+        assert_eq!(parse_rfc3339("9999-12-31T23:59:59-23:59"), None);
+        assert_eq!(parse_rfc3339("0000-01-01T00:00:00Z"), Some(MIN_MS));
+        assert_eq!(parse_rfc3339("9999-12-31T23:59:59.999Z"), Some(MAX_MS));
+        assert_eq!(format_rfc3339(MIN_MS - 1), "0000-01-01T00:00:00.000Z");
+        assert_eq!(format_rfc3339(Millis::MAX), "9999-12-31T23:59:59.999Z");
     }
 
     #[test]

@@ -106,7 +106,10 @@ impl fmt::Display for ReadError {
             ReadError::TooLarge(limit) => {
                 write!(f, "larger than {} MiB, not read", limit / (1024 * 1024))
             }
-            ReadError::MultipleLinks(n) => write!(f, "has {n} hard links, refused"),
+            ReadError::MultipleLinks(n) => write!(
+                f,
+                "has {n} hard links (it may be a link to a file outside the run), refused"
+            ),
             ReadError::ForeignOwner { uid, expected } => write!(
                 f,
                 "owned by uid {uid}, not by the delegation's owner (uid {expected}) or root, refused"
@@ -500,6 +503,11 @@ pub fn open_named(
             uid: meta.uid,
             expected: policy.owner,
         });
+    }
+    // A root-owned file with a second name may be a hard link an agent made to a secret
+    // elsewhere on the file system (possible where fs.protected_hardlinks is off).
+    if meta.uid == 0 && meta.nlink > 1 {
+        return Err(ReadError::MultipleLinks(meta.nlink));
     }
     Ok(NamedFile { fd, meta })
 }

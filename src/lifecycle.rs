@@ -354,7 +354,11 @@ impl Times {
             .into_iter()
             .flatten()
             .min(),
-            launch: self.launch_requested_at.or(self.queued_at),
+            launch: self
+                .launch_requested_at
+                .or(self.queued_at)
+                .or(self.process_started_at)
+                .or(self.started_at),
         }
     }
 }

@@ -128,6 +128,7 @@ pub enum InvalidPid {
     Ancestor,
     /// A thread id: it answers `kill(pid, 0)` but is not a process.
     NotThreadGroupLeader,
+    KernelThread,
 }
 
 impl std::fmt::Display for InvalidPid {
@@ -142,6 +143,7 @@ impl std::fmt::Display for InvalidPid {
             InvalidPid::NotThreadGroupLeader => {
                 f.write_str("process_id is a thread, not a process (Tgid differs)")
             }
+            InvalidPid::KernelThread => f.write_str("process_id is a kernel thread"),
         }
     }
 }
@@ -175,28 +177,44 @@ fn validate_value(value: Int, host: &Host) -> Result<Pid, InvalidPid> {
 pub struct Stat {
     pub state: u8,
     pub ppid: i32,
+    /// The kernel's per-process flags (field 9).
+    pub flags: u64,
     pub start_ticks: u64,
 }
+
+/// `PF_KTHREAD`: the process is a kernel thread.
+const PF_KTHREAD: u64 = 0x0020_0000;
 
 impl Stat {
     /// Zombie (Z) or dead (X): the process has exited, only its entry remains.
     pub fn exited(&self) -> bool {
         matches!(self.state, b'Z' | b'X' | b'x')
     }
+
+    /// A kernel thread: never a worker, never signalled.
+    pub fn kernel_thread(&self) -> bool {
+        self.flags & PF_KTHREAD != 0
+    }
 }
 
 pub fn parse_stat(text: &[u8]) -> Option<Stat> {
     let close = text.iter().rposition(|&b| b == b')')?;
     let rest = std::str::from_utf8(text.get(close + 1..)?).ok()?;
-    let mut fields = rest.split_ascii_whitespace();
-    // After ")" come field 3 (state), 4 (ppid), …, 22 (starttime).
-    let state = fields.next()?.bytes().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    let start_ticks = fields.nth(22 - 5)?.parse().ok()?;
+    // After ")" come field 3 (state), 4 (ppid), …, 9 (flags), …, 22 (starttime).
+    let mut fields = [""; 20];
+    let mut count = 0;
+    for (slot, field) in fields.iter_mut().zip(rest.split_ascii_whitespace()) {
+        *slot = field;
+        count += 1;
+    }
+    if count < fields.len() {
+        return None;
+    }
     Some(Stat {
-        state,
-        ppid,
-        start_ticks,
+        state: fields[0].bytes().next()?,
+        ppid: fields[1].parse().ok()?,
+        flags: fields[6].parse().ok()?,
+        start_ticks: fields[19].parse().ok()?,
     })
 }
 
@@ -250,6 +268,8 @@ pub enum Observation {
     Zombie,
     /// The pid is a thread of another process.
     NotThreadGroupLeader,
+    /// The pid is a kernel thread.
+    KernelThread,
     /// A process holds the pid but `/proc` will not show it (hidepid, another namespace).
     Hidden,
     /// A live process holds the pid.
@@ -288,6 +308,9 @@ pub fn observe(pid: Pid, host: &Host) -> Observation {
     };
     if stat.exited() {
         return Observation::Zombie;
+    }
+    if stat.kernel_thread() {
+        return Observation::KernelThread;
     }
     let status = match read_proc(pid.0, "status", &mut buf) {
         Ok(()) => parse_status(&buf),
@@ -348,7 +371,9 @@ pub struct Fingerprint {
 pub struct Evidence {
     /// The earliest of `process_started_at`, `started_at`, `last_progress_at`.
     pub earliest_life: Option<Millis>,
-    /// `launch_requested_at`, else `queued_at`.
+    /// The earliest the worker's process can have started: `launch_requested_at`, else
+    /// `queued_at`, else `process_started_at`, else `started_at` (SPEC §3.1 names the first
+    /// two; without either, the recorded start still bounds the process from below).
     pub launch: Option<Millis>,
 }
 
@@ -366,7 +391,9 @@ pub fn identify(
         return match observation {
             Observation::Exited | Observation::Zombie => Identity::Gone,
             _ if host.pid_ns != Some(fingerprint.pid_ns) => Identity::Unverifiable,
-            Observation::Hidden | Observation::NotThreadGroupLeader => Identity::Unverifiable,
+            Observation::Hidden | Observation::NotThreadGroupLeader | Observation::KernelThread => {
+                Identity::Unverifiable
+            }
             Observation::Alive { start_ticks, .. } if start_ticks == fingerprint.start_ticks => {
                 Identity::Verified
             }
@@ -375,17 +402,20 @@ pub fn identify(
     }
     match observation {
         Observation::Exited | Observation::Zombie => Identity::Gone,
-        Observation::Hidden | Observation::NotThreadGroupLeader => Identity::Unverifiable,
+        Observation::Hidden | Observation::NotThreadGroupLeader | Observation::KernelThread => {
+            Identity::Unverifiable
+        }
         Observation::Alive { start_ms, .. } => {
-            let Some(earliest) = evidence.earliest_life else {
+            // Both bounds are needed: a recorded sign of life bounds the start from above, a
+            // launch or start bounds it from below. With only an upper bound, any older
+            // process (sshd, init's children) would pass for the worker.
+            let (Some(earliest), Some(launch)) = (evidence.earliest_life, evidence.launch) else {
                 return Identity::Unverifiable;
             };
             if start_ms > earliest.saturating_add(IDENTITY_SLACK_MS) {
                 return Identity::Reused;
             }
-            if let Some(launch) = evidence.launch
-                && start_ms < launch.saturating_sub(IDENTITY_SLACK_MS)
-            {
+            if start_ms < launch.saturating_sub(IDENTITY_SLACK_MS) {
                 return Identity::Reused;
             }
             Identity::Verified
@@ -417,6 +447,7 @@ pub struct ProcEntry {
     pub ppid: i32,
     pub start_ticks: u64,
     pub exited: bool,
+    pub kernel_thread: bool,
 }
 
 /// Reads `/proc/*/stat` once: the parent links of every process (threads are not listed).
@@ -443,6 +474,7 @@ pub fn process_table() -> Vec<ProcEntry> {
                 ppid: stat.ppid,
                 start_ticks: stat.start_ticks,
                 exited: stat.exited(),
+                kernel_thread: stat.kernel_thread(),
             });
         }
     }
@@ -457,7 +489,10 @@ pub fn descendants(table: &[ProcEntry], root: i32, root_start_ticks: u64) -> Vec
     let mut frontier = vec![root];
     while let Some(parent) = frontier.pop() {
         for entry in table.iter().filter(|e| e.ppid == parent && e.pid != root) {
-            if entry.start_ticks < root_start_ticks || found.iter().any(|f| f.pid == entry.pid) {
+            if entry.start_ticks < root_start_ticks
+                || entry.kernel_thread
+                || found.iter().any(|f| f.pid == entry.pid)
+            {
                 continue;
             }
             found.push(*entry);
@@ -898,7 +933,8 @@ mod tests {
         };
         assert_eq!(
             identify(alive(t - 86_400_000, 1), no_launch, None, &host),
-            Identity::Verified
+            Identity::Unverifiable,
+            "without a lower bound any older process would pass: not verified"
         );
         assert_eq!(
             identify(alive(t, 1), Evidence::default(), None, &host),
@@ -964,6 +1000,7 @@ mod tests {
             ppid,
             start_ticks,
             exited: false,
+            kernel_thread: false,
         };
         let table = [
             entry(1, 0, 0),

@@ -159,8 +159,14 @@ pub fn process_facts(
         Some(Ok(pid)) => pid,
     };
     let observation = process::observe(pid, host);
-    if observation == Observation::NotThreadGroupLeader {
-        return ProcessFacts::Invalid(process::InvalidPid::NotThreadGroupLeader);
+    match observation {
+        Observation::NotThreadGroupLeader => {
+            return ProcessFacts::Invalid(process::InvalidPid::NotThreadGroupLeader);
+        }
+        Observation::KernelThread => {
+            return ProcessFacts::Invalid(process::InvalidPid::KernelThread);
+        }
+        _ => {}
     }
     let fingerprint = crate::lifecycle::recorded_fingerprint(lifecycle)
         .ok()
@@ -286,7 +292,6 @@ pub fn for_each_in_listing(
 pub fn entry_path(run: &Run, subdir: &str, name: &OsStr) -> PathBuf {
     run.path.join(subdir).join(name)
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -563,12 +563,24 @@ impl Drop for TempFile<'_> {
 
 /// Opens the existing regular file `name` for reading and checks it may be replaced.
 fn open_existing(dir: &Dir, name: &OsStr, cname: &CStr) -> Result<(OwnedFd, FileMeta), StoreError> {
-    // Refuse devices before opening them: an open alone can have side effects.
-    check_replaceable(&files::lstatat(dir.fd(), name)?)?;
-    let fd = files::openat(dir.fd(), cname, READ_FLAGS, 0).map_err(open_error)?;
-    let meta = files::fstat(fd.as_fd())?;
-    check_replaceable(&meta)?;
-    Ok((fd, meta))
+    let mut attempts = 0;
+    loop {
+        // Refuse devices before opening them: an open alone can have side effects.
+        check_replaceable(&files::lstatat(dir.fd(), name)?)?;
+        let fd = files::openat(dir.fd(), cname, READ_FLAGS, 0).map_err(open_error)?;
+        let meta = files::fstat(fd.as_fd())?;
+        // No link left: another writer renamed a new file over this one between the open
+        // and the fstat. That is a change like any other: look at the new file.
+        if meta.nlink == 0 && attempts < 3 {
+            attempts += 1;
+            continue;
+        }
+        if meta.nlink == 0 {
+            return Ok((fd, meta));
+        }
+        check_replaceable(&meta)?;
+        return Ok((fd, meta));
+    }
 }
 
 fn check_replaceable(meta: &FileMeta) -> Result<(), StoreError> {
