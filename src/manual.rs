@@ -122,11 +122,15 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
              With a process_fingerprint (start_ticks, boot_id, pid_ns) it is verified when all \
              three match, gone after a reboot, unverifiable in another pid namespace, and \
              reused otherwise. \
-             Without one, the process must have started no later than the earliest recorded \
+                          Without one, the process must have started no later than the earliest recorded \
              sign of life (process_started_at, started_at, last_progress_at) plus 2s, and no \
-             earlier than launch_requested_at (else queued_at) minus 2s: outside that window it \
-             is reused, the pid recycled by another process. \
-             Without any evidence, or when /proc hides the process, it is unverifiable. \
+             earlier than launch_requested_at (else queued_at, else process_started_at, else \
+             started_at) minus 2s: outside that window it is reused, the pid recycled by another \
+             process. \
+             Both bounds are required: a delegation with only last_progress_at cannot tell its \
+             worker from any older process, so it is unverifiable, as is one without evidence \
+             or whose process /proc hides. \
+             Kernel threads are never workers. \
              Start times come from the real clocks, never from --now.",
         ],
     ),
@@ -140,9 +144,11 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
              RUN_DIR, an absolute one must lie beneath it (else path_outside_run, unless \
              --allow-outside-paths), no component may be a symlink (openat2 with \
              RESOLVE_BENEATH and RESOLVE_NO_SYMLINKS), and only a regular file owned by the \
-             delegation's owner or by root is opened for reading, after an O_PATH open and \
+                          delegation's owner or by root is opened for reading, after an O_PATH open and \
              fstat: a FIFO, device, socket or directory is an error for that delegation, never \
-             a hang.",
+             a hang. \
+             A root-owned file with several hard links is refused too: it may be a link to a \
+             secret elsewhere.",
             "A stream is read in one pass with bounded memory; lines longer than 16 MiB are \
              skipped and counted. \
              The shapes of Codex CLI exec --json (codex), legacy Codex and session rollout \
