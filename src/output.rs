@@ -451,6 +451,27 @@ fn text_columns(kind: &str) -> &'static [&'static str] {
             "next_action",
             "summary",
         ],
+                "action" => &[
+            "command",
+            "action",
+            "outcome",
+            "delegation_id",
+            "worker_id",
+            "status",
+            "termination",
+            "summary",
+            "message",
+        ],
+        "fan_in" => &[
+            "task_card_id",
+            "ready",
+            "outcome",
+            "completed",
+            "failed",
+            "cancelled",
+            "active",
+            "summary",
+        ],
         "worker" => &[
             "worker_id",
             "role",
@@ -560,6 +581,15 @@ fn render_text(rows: &[Map<String, Value>]) -> String {
                     }
                 }
             }
+        }
+                        // Action records of different commands have different fields: a column that no
+        // record of this table has is left out.
+        if kind == "action" {
+            columns.retain(|c| {
+                group
+                    .iter()
+                    .any(|row| row.get(c).is_some_and(|v| !v.is_null()))
+            });
         }
         let table: Vec<Vec<String>> = group
             .iter()
