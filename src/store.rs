@@ -116,10 +116,7 @@ pub(crate) fn replace_checked_with(
     let cname = entry_name(name)?;
     // The owner, group and mode to keep, from lstat: the original is opened only once, for
     // the comparison below.
-    let meta = files::lstatat(dir.fd(), name).map_err(|error| match error.raw_os_error() {
-        Some(libc::ENOENT) => StoreError::Io(error),
-        _ => open_error(error),
-    })?;
+        let meta = lstat_settled(dir, name)?;
     check_replaceable(&meta)?;
     let temp = TempFile::create(dir, name)?;
     temp.keep_ownership(&meta)?;
@@ -562,11 +559,29 @@ impl Drop for TempFile<'_> {
 }
 
 /// Opens the existing regular file `name` for reading and checks it may be replaced.
+/// lstat of an entry that another writer may be renaming over right now: a stat that lands
+/// on the old inode as it loses its name reports no link at all; look again (a few times).
+fn lstat_settled(dir: &Dir, name: &OsStr) -> Result<FileMeta, StoreError> {
+    let mut attempts = 0;
+    loop {
+        let meta = files::lstatat(dir.fd(), name).map_err(|error| match error.raw_os_error() {
+            Some(libc::ENOENT) => StoreError::Io(error),
+            _ => open_error(error),
+        })?;
+        if meta.nlink == 0 && attempts < 8 {
+            attempts += 1;
+            std::thread::yield_now();
+            continue;
+        }
+        return Ok(meta);
+    }
+}
+
 fn open_existing(dir: &Dir, name: &OsStr, cname: &CStr) -> Result<(OwnedFd, FileMeta), StoreError> {
     let mut attempts = 0;
     loop {
-        // Refuse devices before opening them: an open alone can have side effects.
-        check_replaceable(&files::lstatat(dir.fd(), name)?)?;
+                // Refuse devices before opening them: an open alone can have side effects.
+        check_replaceable(&lstat_settled(dir, name)?)?;
         let fd = files::openat(dir.fd(), cname, READ_FLAGS, 0).map_err(open_error)?;
         let meta = files::fstat(fd.as_fd())?;
         // No link left: another writer renamed a new file over this one between the open
