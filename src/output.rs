@@ -451,7 +451,7 @@ fn text_columns(kind: &str) -> &'static [&'static str] {
             "next_action",
             "summary",
         ],
-                "action" => &[
+        "action" => &[
             "command",
             "action",
             "outcome",
@@ -582,7 +582,7 @@ fn render_text(rows: &[Map<String, Value>]) -> String {
                 }
             }
         }
-                        // Action records of different commands have different fields: a column that no
+        // Action records of different commands have different fields: a column that no
         // record of this table has is left out.
         if kind == "action" {
             columns.retain(|c| {

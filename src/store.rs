@@ -116,7 +116,7 @@ pub(crate) fn replace_checked_with(
     let cname = entry_name(name)?;
     // The owner, group and mode to keep, from lstat: the original is opened only once, for
     // the comparison below.
-        let meta = lstat_settled(dir, name)?;
+    let meta = lstat_settled(dir, name)?;
     check_replaceable(&meta)?;
     let temp = TempFile::create(dir, name)?;
     temp.keep_ownership(&meta)?;
@@ -580,7 +580,7 @@ fn lstat_settled(dir: &Dir, name: &OsStr) -> Result<FileMeta, StoreError> {
 fn open_existing(dir: &Dir, name: &OsStr, cname: &CStr) -> Result<(OwnedFd, FileMeta), StoreError> {
     let mut attempts = 0;
     loop {
-                // Refuse devices before opening them: an open alone can have side effects.
+        // Refuse devices before opening them: an open alone can have side effects.
         check_replaceable(&lstat_settled(dir, name)?)?;
         let fd = files::openat(dir.fd(), cname, READ_FLAGS, 0).map_err(open_error)?;
         let meta = files::fstat(fd.as_fd())?;

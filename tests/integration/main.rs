@@ -1,8 +1,13 @@
 //! Integration tests: the real binary on temporary run directories (one test binary).
 
+mod adversarial;
+mod concurrency;
+mod crash;
 mod fanin;
 mod identity;
 mod ops;
+mod pid_reuse;
+mod random_input;
 mod reclaim;
 mod refresh;
 mod status;

@@ -390,6 +390,9 @@ fn dry_run_signals_nothing_writes_nothing_and_prints_the_plan() {
     );
     assert_eq!(doc["targets"][0]["delegation_id"], "p");
     assert!(alive(worker.pid()));
+    // Dropping the worker kills its shell, not the shell's child: clean that up too.
+    // SAFETY: the grandchild was spawned by this test's own child.
+    unsafe { libc::kill(child as i32, libc::SIGKILL) };
 }
 
 #[test]

@@ -384,3 +384,110 @@ pub fn have(tool: &str) -> bool {
     }
     found
 }
+
+// ---- Helpers for the reliability and security suites (adversarial, crash, concurrency,
+// ---- pid_reuse, random_input).
+
+/// A small seeded xorshift64* generator: reproducible randomness without a dependency.
+pub struct XorShift(u64);
+
+impl XorShift {
+    pub fn new(seed: u64) -> XorShift {
+        XorShift(seed.max(1))
+    }
+
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+/// The seed of a randomized test: `FLATLINE_TEST_SEED` when set (to replay a failure),
+/// else `default`. Printed, so a failing run can be replayed.
+pub fn test_seed(default: u64) -> u64 {
+    let seed = std::env::var("FLATLINE_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default);
+    eprintln!("seed {seed} (replay with FLATLINE_TEST_SEED={seed})");
+    seed
+}
+
+/// Sets a file's modification (and access) time to `ms` since the epoch.
+pub fn set_mtime_ms(path: &Path, ms: i64) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    let at = UNIX_EPOCH + Duration::from_millis(ms as u64);
+    file.set_times(std::fs::FileTimes::new().set_modified(at).set_accessed(at))
+        .unwrap();
+}
+
+/// Fails the test when flatline panicked or died of a signal (a panic exits 101).
+#[track_caller]
+pub fn assert_no_crash(out: &Outcome) {
+    assert!(
+        !out.stderr.contains("panicked") && out.code != 101 && out.code >= 0,
+        "flatline crashed (exit {}): {}",
+        out.code,
+        out.stderr
+    );
+}
+
+/// Names of flatline's temp files (`.<name>.flatline.<pid>.tmp`) in `dir`.
+pub fn temp_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.') && n.contains(".flatline.") && n.ends_with(".tmp"))
+        .collect()
+}
+
+/// Creates a FIFO at `path`.
+pub fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo on a NUL-terminated path.
+    assert_eq!(
+        unsafe { libc::mkfifo(c.as_ptr(), 0o644) },
+        0,
+        "mkfifo {path:?}"
+    );
+}
+
+/// The ids of the processes from the test up to (excluding) pid 1.
+pub fn ancestors_of_test() -> Vec<i64> {
+    let mut chain = vec![i64::from(std::process::id())];
+    let mut current = std::process::id().to_string();
+    for _ in 0..256 {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{current}/stat")) else {
+            break;
+        };
+        let ppid: i64 = stat[stat.rfind(')').unwrap() + 2..]
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        if ppid <= 1 {
+            break;
+        }
+        chain.push(ppid);
+        current = ppid.to_string();
+    }
+    chain
+}
