@@ -44,6 +44,12 @@ man-lint:
 		echo "SKIPPED: mandoc -Tlint man/flatline.1 (mandoc is not installed; apt-get install mandoc)"; \
 	fi
 
+# Every SPEC §8 measurement side by side (bench/run.sh; figures in BENCHMARKS.md). Not part
+# of `make test` or CI: it takes several minutes and spawns hundreds of processes.
+.PHONY: bench
+bench: build
+	bash bench/run.sh $(BIN)
+
 # A fully static binary (glibc, crt-static) for FROM-scratch containers and empty roots.
 static:
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --locked --target $(HOST)

@@ -2,6 +2,8 @@
 # Wall time of `flatline reclaim --grace 1s` over N workers that ignore SIGTERM (so every one
 # needs SIGKILL after the grace), several runs, against what N × grace would be (the seed's
 # one-worker-at-a-time reclaim). Usage: bench/reclaim.sh [BIN] [N] [RUNS]
+# Every run must report all N workers `killed`, or the script fails. Workers left over by a
+# failed or interrupted run are killed and the temp directories removed on exit.
 set -euo pipefail
 bin=${1:-target/release/flatline}
 n=${2:-100}
@@ -9,8 +11,17 @@ runs=${3:-5}
 boot_id=$(cat /proc/sys/kernel/random/boot_id)
 pid_ns=$(stat -L -c %i /proc/self/ns/pid)
 times=()
+pids=()
+run=
+cleanup() {
+  if ((${#pids[@]})); then kill -KILL "${pids[@]}" 2>/dev/null || true; fi
+  if [ -n "$run" ]; then rm -rf "$run"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 for r in $(seq 1 "$runs"); do
-  run=$(mktemp -d)
+  run=$(mktemp -d "${TMPDIR:-/tmp}/flatline-reclaim.XXXXXX")
   mkdir -p "$run/delegations"
   pids=()
   for i in $(seq 1 "$n"); do
@@ -18,10 +29,17 @@ for r in $(seq 1 "$runs"); do
     pids+=($!)
     disown $!
   done
-  # Wait until every worker has exec'd sleep with TERM ignored (bit 15 in SigIgn).
+  # Wait (10 s at most) until every worker has exec'd sleep with TERM ignored (bit 15 in
+  # SigIgn).
+  deadline=$((SECONDS + 10))
   for pid in "${pids[@]}"; do
     until grep -q '^SigIgn:.*[4-7cdef]...$' "/proc/$pid/status" 2>/dev/null &&
-          [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = sleep ]; do :; done
+          [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = sleep ]; do
+      if ((SECONDS > deadline)); then
+        echo "reclaim.sh: worker $pid did not start ignoring SIGTERM" >&2
+        exit 1
+      fi
+    done
   done
   i=0
   for pid in "${pids[@]}"; do
@@ -30,14 +48,26 @@ for r in $(seq 1 "$runs"); do
       "$i" "$pid" "$ticks" "$boot_id" "$pid_ns" > "$run/delegations/w$(printf %03d $i).json"
     i=$((i + 1))
   done
-  start=$(date +%s%N)
+  start=$EPOCHREALTIME
   "$bin" reclaim --grace 1s --format ndjson "$run" > "$run/out.ndjson"
-  end=$(date +%s%N)
+  end=$EPOCHREALTIME
   killed=$(grep -c '"termination":"killed"' "$run/out.ndjson" || true)
-  ms=$(( (end - start) / 1000000 ))
+  ms=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%d", (e - s) * 1000 }')
   times+=("$ms")
   echo "run $r: $n workers reclaimed in ${ms} ms ($killed killed)"
+  if [ "$killed" -ne "$n" ]; then
+    echo "reclaim.sh: only $killed of $n workers were reported killed" >&2
+    exit 1
+  fi
+  for pid in "${pids[@]}"; do
+    if [ -e "/proc/$pid" ] && ! grep -q '^State:.*[ZX]' "/proc/$pid/status" 2>/dev/null; then
+      echo "reclaim.sh: worker $pid survived" >&2
+      exit 1
+    fi
+  done
+  pids=()
   rm -rf "$run"
+  run=
 done
 sorted=($(printf '%s\n' "${times[@]}" | sort -n))
 median=${sorted[$(( ${#sorted[@]} / 2 ))]}
