@@ -4,7 +4,6 @@
 //! ages are exact integers and two runs over the same inputs give the same output. Reading
 //! the real clock happens only in the shell (`now_ms`); the core takes `now` as a parameter.
 
-use std::fmt::Write as _;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -20,6 +19,10 @@ pub const MAX_MS: Millis = 253_402_300_799_999;
 /// 9999, and a leap second on a day that has none).
 pub fn parse_rfc3339(text: &str) -> Option<Millis> {
     // The grammar has no room for surrounding spaces; reject them rather than guess.
+    // Starts with a digit and ends with `Z`: no surrounding space can pass the fast path.
+    if let Some(ms) = parse_utc_fast(text.as_bytes()) {
+        return Some(ms);
+    }
     if text.len() > 64 || text.trim() != text {
         return None;
     }
@@ -32,6 +35,77 @@ pub fn parse_rfc3339(text: &str) -> Option<Millis> {
         .filter(|ms| (MIN_MS..=MAX_MS).contains(ms))
 }
 
+/// The form orchestrators write, `YYYY-MM-DDTHH:MM:SS[.f…]Z` with at most nine fraction
+/// digits and no leap second, without the general parser; `None` sends anything else (valid
+/// or not) to it. A unit test holds the two to the same answers.
+fn parse_utc_fast(text: &[u8]) -> Option<Millis> {
+    if text.len() < 20 || text[text.len() - 1] != b'Z' {
+        return None;
+    }
+    let number = |from: usize, to: usize| digits(&text[from..to]);
+    if text[4] != b'-'
+        || text[7] != b'-'
+        || text[10] != b'T'
+        || text[13] != b':'
+        || text[16] != b':'
+    {
+        return None;
+    }
+    let (year, month, day) = (number(0, 4)?, number(5, 7)?, number(8, 10)?);
+    let (hour, minute, second) = (number(11, 13)?, number(14, 16)?, number(17, 19)?);
+    let millis = match text.len() {
+        20 => 0,
+        // `.` and one to nine digits, truncated to milliseconds.
+        len @ 22..=30 if text[19] == b'.' => {
+            let digits = len - 21;
+            let fraction = number(20, len - 1)?;
+            match digits {
+                1 => fraction * 100,
+                2 => fraction * 10,
+                _ => fraction / 10i64.pow(digits as u32 - 3),
+            }
+        }
+        _ => return None,
+    };
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day < 1 || day > month_days || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis)
+}
+
+/// The value of a run of ASCII digits (at most 18 of them: no overflow).
+#[inline]
+fn digits(bytes: &[u8]) -> Option<i64> {
+    let mut value = 0i64;
+    for &byte in bytes {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        value = value * 10 + i64::from(digit);
+    }
+    Some(value)
+}
+
+/// A proleptic Gregorian date to days since the epoch (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let doy = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Formats UTC milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`, the one form flatline writes.
 pub fn format_rfc3339(ms: Millis) -> String {
     let mut out = String::with_capacity(24);
@@ -41,6 +115,18 @@ pub fn format_rfc3339(ms: Millis) -> String {
 
 /// Appends the RFC 3339 form of `ms` to `out` (no allocation of its own).
 pub fn write_rfc3339(out: &mut String, ms: Millis) {
+    let text = rfc3339_bytes(ms);
+    // Only ASCII digits and separators.
+    out.push_str(std::str::from_utf8(&text).unwrap_or_default());
+}
+
+/// Appends the RFC 3339 form of `ms` to a byte buffer.
+pub fn write_rfc3339_bytes(out: &mut Vec<u8>, ms: Millis) {
+    out.extend_from_slice(&rfc3339_bytes(ms));
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, digit by digit.
+fn rfc3339_bytes(ms: Millis) -> [u8; 24] {
     // Every instant flatline writes comes from a parse, the clock or an mtime; clamping keeps
     // even a file stamped in year 20000 from producing text that is not RFC 3339.
     let ms = ms.clamp(MIN_MS, MAX_MS);
@@ -49,13 +135,22 @@ pub fn write_rfc3339(out: &mut String, ms: Millis) {
     let days = secs.div_euclid(86_400);
     let day_secs = secs.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        day_secs / 3600,
-        (day_secs % 3600) / 60,
-        day_secs % 60
-    );
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    let mut digits = |at: usize, width: usize, mut value: i64| {
+        for i in (at..at + width).rev() {
+            // The clamp keeps every value in 0..10^width.
+            text[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    digits(0, 4, year);
+    digits(5, 2, month);
+    digits(8, 2, day);
+    digits(11, 2, day_secs / 3600);
+    digits(14, 2, (day_secs % 3600) / 60);
+    digits(17, 2, day_secs % 60);
+    digits(20, 3, millis);
+    text
 }
 
 /// Days since the epoch to a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -170,6 +265,53 @@ mod tests {
         assert_eq!(parse_rfc3339("9999-12-31T23:59:59.999Z"), Some(MAX_MS));
         assert_eq!(format_rfc3339(MIN_MS - 1), "0000-01-01T00:00:00.000Z");
         assert_eq!(format_rfc3339(Millis::MAX), "9999-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_general_parser() {
+        let general = |text: &str| {
+            OffsetDateTime::parse(text, &Rfc3339)
+                .ok()
+                .and_then(|t| Millis::try_from(t.unix_timestamp_nanos().div_euclid(1_000_000)).ok())
+                .filter(|ms| (MIN_MS..=MAX_MS).contains(ms))
+        };
+        let mut texts = vec![
+            "2026-11-22T08:00:00Z".to_string(),
+            "2026-11-22T08:00:00.1Z".to_string(),
+            "2026-11-22T08:00:00.12Z".to_string(),
+            "2026-11-22T08:00:00.123Z".to_string(),
+            "2026-11-22T08:00:00.123456789Z".to_string(),
+            "2026-11-22T08:00:00.1234567890Z".to_string(),
+            "2026-11-22T08:00:00.Z".to_string(),
+            "2026-11-22t08:00:00z".to_string(),
+            "2026-11-22T08:00:00+00:00".to_string(),
+            "2026-11-22T08:00Z".to_string(),
+            "2026-11-22T08:00:0aZ".to_string(),
+            "2026-11-22T08:00:+1Z".to_string(),
+            "2026-11-22 08:00:00Z".to_string(),
+            "1969-12-31T23:59:59.999Z".to_string(),
+            "0000-01-01T00:00:00Z".to_string(),
+            "9999-12-31T23:59:59.999999999Z".to_string(),
+        ];
+        // Every month's last days, in common, leap and century years, and the edges of each
+        // time field.
+        for year in [1900, 1970, 2000, 2023, 2024, 2100] {
+            for month in 0..=13 {
+                for day in [0, 1, 28, 29, 30, 31, 32] {
+                    texts.push(format!("{year:04}-{month:02}-{day:02}T23:59:59.5Z"));
+                }
+            }
+        }
+        for (hour, minute, second) in [(24, 0, 0), (0, 60, 0), (0, 0, 60), (23, 59, 59)] {
+            texts.push(format!("2024-02-29T{hour:02}:{minute:02}:{second:02}Z"));
+        }
+        for text in &texts {
+            assert_eq!(parse_rfc3339(text), general(text), "{text}");
+            if let Some(fast) = parse_utc_fast(text.as_bytes()) {
+                assert_eq!(Some(fast), general(text), "fast path on {text}");
+            }
+        }
+        assert!(parse_utc_fast(b"2026-11-22T08:00:00.123Z").is_some());
     }
 
     #[test]

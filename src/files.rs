@@ -365,6 +365,14 @@ impl Dir {
         limit: usize,
         buf: &mut Vec<u8>,
     ) -> Result<FileMeta, ReadError> {
+        let (file, meta) = self.open_entry(entry)?;
+        read_bounded(file, meta.size, limit, buf)?;
+        Ok(meta)
+    }
+
+    /// Opens the regular file `entry` of this directory for reading, with the checks of
+    /// `read_entry`, and gives the descriptor with what `fstat` said of it.
+    pub fn open_entry(&self, entry: &Entry) -> Result<(File, FileMeta), ReadError> {
         match entry.kind {
             EntryKind::Regular => {}
             EntryKind::Symlink => return Err(ReadError::Symlink),
@@ -377,7 +385,7 @@ impl Dir {
                 }
             }
         }
-        self.read_file(&entry.name, limit, buf)
+        self.open_file(&entry.name)
     }
 
     /// Reads the regular file `name` of this directory (see `read_entry`).
@@ -387,14 +395,20 @@ impl Dir {
         limit: usize,
         buf: &mut Vec<u8>,
     ) -> Result<FileMeta, ReadError> {
+        let (file, meta) = self.open_file(name)?;
+        read_bounded(file, meta.size, limit, buf)?;
+        Ok(meta)
+    }
+
+    /// Opens the regular file `name` of this directory (see `open_entry`).
+    fn open_file(&self, name: &OsStr) -> Result<(File, FileMeta), ReadError> {
         let cname = cstring(name)?;
         let fd = openat(self.fd(), &cname, READ_FLAGS, 0)?;
         let meta = fstat(fd.as_fd())?;
         if !meta.is_regular() {
             return Err(ReadError::NotRegular(meta.kind()));
         }
-        read_bounded(File::from(fd), meta.size, limit, buf)?;
-        Ok(meta)
+        Ok((File::from(fd), meta))
     }
 }
 
@@ -406,16 +420,31 @@ pub fn read_bounded(
     limit: usize,
     buf: &mut Vec<u8>,
 ) -> Result<(), ReadError> {
-    buf.clear();
     if size_hint > limit as u64 {
+        buf.clear();
         return Err(ReadError::TooLarge(limit));
     }
-    buf.reserve(
-        usize::try_from(size_hint)
-            .unwrap_or(limit)
-            .saturating_add(1),
-    );
-    let mut taken = file.take(limit as u64 + 1);
+    let size = usize::try_from(size_hint).unwrap_or(limit);
+    // One read usually does it: a regular file gives what fstat said it holds, and stopping
+    // there saves the read that would only confirm the end of the file. The buffer keeps the
+    // previous file's bytes as its initialized length, so only growth is zeroed.
+    buf.resize(size.saturating_add(1), 0);
+    let mut file = file;
+    let first = loop {
+        match file.read(buf) {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => {
+                buf.clear();
+                return Err(ReadError::Io(error));
+            }
+            Ok(n) => break n,
+        }
+    };
+    buf.truncate(first);
+    if first == size && size > 0 {
+        return Ok(());
+    }
+    let mut taken = file.take((limit as u64 + 1).saturating_sub(first as u64));
     taken.read_to_end(buf).map_err(ReadError::Io)?;
     if buf.len() > limit {
         buf.clear();

@@ -41,6 +41,163 @@ impl Serialize for PathText<'_> {
     }
 }
 
+/// A record that writes its own compact JSON, byte for byte what serde_json writes for its
+/// `Serialize` form (a test in each implementing module compares the two).
+pub trait WriteJson {
+    fn write_json(&self, out: &mut JsonWriter<'_>);
+}
+
+/// Compact JSON into a byte buffer, for `WriteJson` records: keys are literals the caller
+/// knows need no escaping; text is copied as it is when no byte needs an escape, else written
+/// by serde_json so the escapes are its own.
+pub struct JsonWriter<'a>(pub &'a mut Vec<u8>);
+
+impl JsonWriter<'_> {
+    /// `{"key":` or `,"key":`: the first key opens the object.
+    pub fn key(&mut self, first: bool, key: &str) {
+        let open: &[u8] = if first { b"{\"" } else { b",\"" };
+        self.0.reserve(key.len() + 4);
+        self.0.extend_from_slice(open);
+        self.0.extend_from_slice(key.as_bytes());
+        self.0.extend_from_slice(b"\":");
+    }
+
+    pub fn end(&mut self) {
+        self.0.push(b'}');
+    }
+
+    pub fn str(&mut self, text: &str) {
+        if needs_escape(text.as_bytes()) {
+            // Writing into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *self.0, text);
+        } else {
+            self.0.push(b'"');
+            self.0.extend_from_slice(text.as_bytes());
+            self.0.push(b'"');
+        }
+    }
+
+    pub fn opt_str(&mut self, text: Option<&str>) {
+        match text {
+            Some(text) => self.str(text),
+            None => self.null(),
+        }
+    }
+
+    pub fn path(&mut self, path: &Path) {
+        match path.to_str() {
+            Some(text) => self.str(text),
+            None => self.str(&path.to_string_lossy()),
+        }
+    }
+
+    pub fn int(&mut self, value: impl Into<i128>) {
+        let value = value.into();
+        // Digit by digit for the common case; 128-bit formatting is slow.
+        match u64::try_from(value.unsigned_abs()) {
+            Ok(mut magnitude) => {
+                if value < 0 {
+                    self.0.push(b'-');
+                }
+                let mut digits = [0u8; 20];
+                let mut at = digits.len();
+                loop {
+                    at -= 1;
+                    digits[at] = b'0' + (magnitude % 10) as u8;
+                    magnitude /= 10;
+                    if magnitude == 0 {
+                        break;
+                    }
+                }
+                self.0.extend_from_slice(&digits[at..]);
+            }
+            Err(_) => {
+                let _ = write!(Fmt(self.0), "{value}");
+            }
+        }
+    }
+
+    pub fn opt_int(&mut self, value: Option<impl Into<i128>>) {
+        match value {
+            Some(value) => self.int(value),
+            None => self.null(),
+        }
+    }
+
+    pub fn bool(&mut self, value: bool) {
+        self.0
+            .extend_from_slice(if value { b"true" } else { b"false" });
+    }
+
+    pub fn opt_bool(&mut self, value: Option<bool>) {
+        match value {
+            Some(value) => self.bool(value),
+            None => self.null(),
+        }
+    }
+
+    pub fn ts(&mut self, ts: Ts) {
+        match ts.0 {
+            Some(ms) => {
+                self.0.push(b'"');
+                clock::write_rfc3339_bytes(self.0, ms);
+                self.0.push(b'"');
+            }
+            None => self.null(),
+        }
+    }
+
+    pub fn strs<S: AsRef<str>>(&mut self, items: &[S]) {
+        self.0.push(b'[');
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                self.0.push(b',');
+            }
+            self.str(item.as_ref());
+        }
+        self.0.push(b']');
+    }
+
+    pub fn null(&mut self) {
+        self.0.extend_from_slice(b"null");
+    }
+}
+
+/// `fmt::Write` into a byte buffer (for numbers).
+struct Fmt<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Fmt<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Whether JSON text needs an escape: a `"`, a `\\` or a control character (below 0x20).
+/// Eight bytes at a time (the classic "has a zero byte" and "has a byte less than n" tests).
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let quote = x ^ (ONES * u64::from(b'"'));
+        let backslash = x ^ (ONES * u64::from(b'\\'));
+        let zero_in = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+        // Bytes below 0x20: (x - 0x20 per byte) borrows into the high bit, bytes >= 0x80 excluded.
+        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
+        if zero_in(quote) | zero_in(backslash) | control != 0 {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
 /// Where records go.
 pub struct Output {
     format: Format,
@@ -193,41 +350,56 @@ impl Output {
 
     /// Prints one record (any `Serialize` struct with a `kind` field first).
     pub fn record<T: Serialize>(&mut self, record: &T) -> io::Result<()> {
+        self.emit(record, |line| Ok(serde_json::to_writer(line, record)?))
+    }
+
+    /// Prints one record through its hand-written JSON (`WriteJson`): the same bytes as
+    /// `record`, written without serde's per-byte escaping for the text that needs none. For
+    /// the records printed once per file.
+    pub fn record_fast<T: Serialize + WriteJson>(&mut self, record: &T) -> io::Result<()> {
+        self.emit(record, |line| {
+            record.write_json(&mut JsonWriter(line));
+            Ok(())
+        })
+    }
+
+    fn emit<T: Serialize>(
+        &mut self,
+        record: &T,
+        to_json: impl FnOnce(&mut Vec<u8>) -> io::Result<()>,
+    ) -> io::Result<()> {
         if self.quiet || self.closed {
             return Ok(());
         }
-        match self.format {
-            Format::Ndjson => {
-                let mut line = std::mem::take(&mut self.line);
-                line.clear();
-                serde_json::to_writer(&mut line, record)?;
-                line.push(b'\n');
-                let result = self.write(&line);
-                self.line = line;
-                result
-            }
+        let separator: &[u8] = match self.format {
+            Format::Ndjson => b"",
             Format::Json => {
                 self.open_json()?;
-                let mut line = std::mem::take(&mut self.line);
-                line.clear();
-                if self.written > 0 {
-                    line.push(b',');
-                }
-                serde_json::to_writer(&mut line, record)?;
-                self.written += 1;
-                let result = self.write(&line);
-                self.line = line;
-                result
+                if self.written > 0 { b"," } else { b"" }
             }
             Format::Tsv | Format::Text => {
                 if let Value::Object(map) = serde_json::to_value(record)? {
                     self.rows.push(map);
                 }
-                Ok(())
+                return Ok(());
             }
             // Metrics are aggregates: the records themselves are not printed.
-            Format::Prometheus => Ok(()),
+            Format::Prometheus => return Ok(()),
+        };
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        line.extend_from_slice(separator);
+        let mut result = to_json(&mut line);
+        if result.is_ok() {
+            if self.format == Format::Ndjson {
+                line.push(b'\n');
+            } else {
+                self.written += 1;
+            }
+            result = self.write(&line);
         }
+        self.line = line;
+        result
     }
 
     /// Ends a prometheus output with its exposition text (other formats ignore it).
@@ -731,6 +903,26 @@ pub fn stderr_is_journal() -> bool {
 mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn needs_escape_finds_every_byte_that_json_escapes_wherever_it_is() {
+        for byte in 0..=255u8 {
+            let expected = byte < 0x20 || byte == b'"' || byte == b'\\';
+            for at in 0..19 {
+                let mut text = vec![b'a'; 19];
+                text[at] = byte;
+                assert_eq!(needs_escape(&text), expected, "byte {byte:#x} at {at}");
+                // Neighbours that are high bytes must not hide or fake a match.
+                let mut high = vec![0xff; 19];
+                high[at] = byte;
+                assert_eq!(
+                    needs_escape(&high),
+                    expected,
+                    "byte {byte:#x} at {at} in 0xff"
+                );
+            }
+        }
+    }
 
     #[derive(Clone, Default)]
     struct Capture(Arc<Mutex<Vec<u8>>>);

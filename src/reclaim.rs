@@ -81,11 +81,7 @@ impl Termination {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Triage {
     /// A live, verified process of the right user: signal it (and its descendants).
-    Signal {
-        pid: Pid,
-        start_ticks: u64,
-        uid: u32,
-    },
+    Signal { pid: Pid, start_ticks: u64 },
     /// The process is gone (`AlreadyExited`) or the pid reused (`SkippedReused`).
     Finalize(Termination),
     /// No process id: mark it reclaimed.
@@ -121,11 +117,15 @@ pub fn triage(facts: &ProcessFacts, file_owner: u32, allow_foreign: bool) -> Tri
                     start_ticks, uid, ..
                 },
             ) => {
-                if uid_allowed(*uid, file_owner, allow_foreign) {
+                // An unknown uid (its /proc entry hidden) cannot pass the guard.
+                let allowed = match uid {
+                    Some(uid) => uid_allowed(*uid, file_owner, allow_foreign),
+                    None => file_owner == 0 || allow_foreign,
+                };
+                if allowed {
                     Triage::Signal {
                         pid: *pid,
                         start_ticks: *start_ticks,
-                        uid: *uid,
                     }
                 } else {
                     Triage::Skip(Termination::SkippedForeign)
@@ -661,8 +661,12 @@ fn skip(
                 ..
             },
         ) => {
+            let runs_as = match uid {
+                Some(uid) => format!("runs as uid {uid}"),
+                None => "runs as a uid /proc does not show".to_string(),
+            };
             format!(
-                "process {pid} runs as uid {uid}, the delegation file belongs to uid {owner} (see --allow-foreign-uid)"
+                "process {pid} {runs_as}, the delegation file belongs to uid {owner} (see --allow-foreign-uid)"
             )
         }
         (Termination::SkippedUnverifiable, ProcessFacts::Checked { pid, .. }) => {
@@ -1049,7 +1053,7 @@ mod tests {
             observation: Observation::Alive {
                 start_ticks: 99,
                 start_ms: 0,
-                uid,
+                uid: Some(uid),
             },
             identity,
         }
@@ -1065,7 +1069,6 @@ mod tests {
             Triage::Signal {
                 pid,
                 start_ticks: 99,
-                uid: 1000
             }
         );
         assert_eq!(
@@ -1073,7 +1076,6 @@ mod tests {
             Triage::Signal {
                 pid,
                 start_ticks: 99,
-                uid: 1000
             },
             "a root-owned delegation may name any user's worker"
         );

@@ -141,6 +141,7 @@ pub fn process_facts(
     reclaimed: bool,
     times: &Times,
     host: &LazyHost,
+    want_uid: bool,
 ) -> ProcessFacts {
     if child_status != ChildStatus::Running || reclaimed {
         return ProcessFacts::NotChecked;
@@ -158,7 +159,7 @@ pub fn process_facts(
         Some(Err(invalid)) => return ProcessFacts::Invalid(invalid),
         Some(Ok(pid)) => pid,
     };
-    let observation = process::observe(pid, host);
+    let observation = process::observe(pid, host, want_uid);
     match observation {
         Observation::NotThreadGroupLeader => {
             return ProcessFacts::Invalid(process::InvalidPid::NotThreadGroupLeader);
@@ -211,6 +212,11 @@ pub fn inspect<R>(
         lifecycle::is_reclaimed(&delegation),
         &times,
         host,
+        // The uid guard of the commands that signal needs the process's real uid.
+        matches!(
+            config.command,
+            crate::cli::Command::Reclaim | crate::cli::Command::Sweep
+        ),
     );
     let view = lifecycle::view(&delegation, &times, config.now, &config.thresholds, &facts);
     Ok(f(&delegation, &times, &facts, &view))
@@ -233,6 +239,10 @@ pub fn for_each_delegation(
     for_each_in_listing(run, &listing, config, host, diag, stop, &mut visit)
 }
 
+/// Listings with at least this many documents are read with a reader thread ahead of the
+/// parser (`Prefetch`); smaller ones one file at a time.
+const PREFETCH_FROM: usize = 32;
+
 /// `for_each_delegation` over a listing the caller already holds.
 pub fn for_each_in_listing(
     run: &Run,
@@ -243,49 +253,171 @@ pub fn for_each_in_listing(
     stop: &Stop,
     visit: &mut dyn FnMut(Item<'_>, &mut Diagnostics) -> Result<(), Exit>,
 ) -> Result<(), Exit> {
-    let mut buf = Vec::with_capacity(16 * 1024);
-    for entry in &listing.entries {
-        if !is_document_name(&entry.name) {
-            continue;
-        }
+    let documents: Vec<&Entry> = listing
+        .entries
+        .iter()
+        .filter(|entry| is_document_name(&entry.name))
+        .collect();
+    let mut path = run.path.join("delegations");
+    let mut each = |entry: &Entry, read: Read, diag: &mut Diagnostics| {
         if let Some(exit) = stop.check() {
             return Err(exit);
         }
-        let path = entry_path(run, "delegations", &entry.name);
-        let meta = match listing.dir.read_entry(entry, MAX_DOCUMENT_BYTES, &mut buf) {
-            Ok(meta) => meta,
+        path.push(&entry.name);
+        let result = match read {
+            Ok((meta, bytes)) => visit_bytes(
+                listing, entry, &path, meta, bytes, config, host, diag, visit,
+            ),
             Err(error) => {
                 diag.error(&path, &error.to_string(), Exit::FileProblem);
-                continue;
+                Ok(())
             }
         };
-        let result = inspect(&buf, config, host, |doc, times, facts, view| {
-            if !config.card_selected(doc.task_card_id.str()) {
-                return Ok(());
+        path.pop();
+        result
+    };
+    if documents.len() < PREFETCH_FROM {
+        let mut buf = Vec::with_capacity(16 * 1024);
+        for entry in documents {
+            let read = listing
+                .dir
+                .read_entry(entry, MAX_DOCUMENT_BYTES, &mut buf)
+                .map(|meta| (meta, buf.as_slice()));
+            each(entry, read, diag)?;
+        }
+        return Ok(());
+    }
+    prefetch::run(&listing.dir, &documents, |entry, read| {
+        each(entry, read, diag)
+    })
+}
+
+/// A file as read: its metadata and bytes, or why it could not be read.
+type Read<'b> = Result<(FileMeta, &'b [u8]), files::ReadError>;
+
+/// Reading ahead: one thread opens and reads the next files of the listing while the caller
+/// parses and prints the current one, so the kernel's time per file and flatline's own
+/// overlap on two cores. Order, checks and messages are those of reading one file at a
+/// time; memory stays bounded: at most `DEPTH` small files wait, and a file larger than
+/// `SMALL` is handed over open, to be read by the caller into its own buffer.
+mod prefetch {
+    use super::Read;
+    use crate::exit::Exit;
+    use crate::files::{self, Dir, Entry, FileMeta, MAX_DOCUMENT_BYTES, ReadError};
+    use std::fs::File;
+    use std::sync::mpsc;
+
+    const DEPTH: usize = 32;
+    const SMALL: usize = 64 * 1024;
+
+    enum Fetched {
+        Read(FileMeta, Vec<u8>),
+        Open(File, FileMeta),
+        Failed(ReadError),
+    }
+
+    pub fn run(
+        dir: &Dir,
+        documents: &[&Entry],
+        mut each: impl FnMut(&Entry, Read<'_>) -> Result<(), Exit>,
+    ) -> Result<(), Exit> {
+        let (sender, receiver) = mpsc::sync_channel::<Fetched>(DEPTH);
+        let (recycle, recycled) = mpsc::channel::<Vec<u8>>();
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                for entry in documents {
+                    let fetched = match dir.open_entry(entry) {
+                        Err(error) => Fetched::Failed(error),
+                        Ok((file, meta)) if meta.size > SMALL as u64 => Fetched::Open(file, meta),
+                        Ok((file, meta)) => {
+                            let mut buf = recycled.try_recv().unwrap_or_default();
+                            match files::read_bounded(file, meta.size, SMALL, &mut buf) {
+                                Ok(()) => Fetched::Read(meta, buf),
+                                // Grew past SMALL while being read: the caller reads it again
+                                // by name, with the document limit.
+                                Err(ReadError::TooLarge(_)) => match dir.open_entry(entry) {
+                                    Ok((file, meta)) => Fetched::Open(file, meta),
+                                    Err(error) => Fetched::Failed(error),
+                                },
+                                Err(error) => Fetched::Failed(error),
+                            }
+                        }
+                    };
+                    // The caller stopped early (signal, deadline, exit status): so do we.
+                    if sender.send(fetched).is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut large = Vec::new();
+            for entry in documents {
+                // The reader sends one message per entry; should it be gone, read in turn.
+                let Ok(fetched) = receiver.recv() else {
+                    let read = dir
+                        .read_entry(entry, MAX_DOCUMENT_BYTES, &mut large)
+                        .map(|meta| (meta, large.as_slice()));
+                    each(entry, read)?;
+                    continue;
+                };
+                match fetched {
+                    Fetched::Read(meta, buf) => {
+                        each(entry, Ok((meta, &buf)))?;
+                        let _ = recycle.send(buf);
+                    }
+                    Fetched::Open(file, meta) => {
+                        let read =
+                            files::read_bounded(file, meta.size, MAX_DOCUMENT_BYTES, &mut large)
+                                .map(|()| (meta, large.as_slice()));
+                        each(entry, read)?;
+                    }
+                    Fetched::Failed(error) => each(entry, Err(error))?,
+                }
             }
-            if !view.malformed.is_empty() {
-                diag.error(&path, &view.malformed.join("; "), Exit::FileProblem);
-            }
-            let item = Item {
-                dir: &listing.dir,
-                name: &entry.name,
-                path: &path,
-                meta,
-                bytes: &buf,
-                doc,
-                times,
-                facts,
-                view,
-            };
-            visit(item, diag)
-        });
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(exit)) => return Err(exit),
-            Err(error) => diag.error(&path, &error.to_string(), Exit::FileProblem),
+            Ok(())
+        })
+    }
+}
+
+/// Inspects and visits one file's bytes.
+#[allow(clippy::too_many_arguments)]
+fn visit_bytes(
+    listing: &Listing,
+    entry: &Entry,
+    path: &Path,
+    meta: FileMeta,
+    bytes: &[u8],
+    config: &Config,
+    host: &LazyHost,
+    diag: &mut Diagnostics,
+    visit: &mut dyn FnMut(Item<'_>, &mut Diagnostics) -> Result<(), Exit>,
+) -> Result<(), Exit> {
+    let result = inspect(bytes, config, host, |doc, times, facts, view| {
+        if !config.card_selected(doc.task_card_id.str()) {
+            return Ok(());
+        }
+        if !view.malformed.is_empty() {
+            diag.error(path, &view.malformed.join("; "), Exit::FileProblem);
+        }
+        let item = Item {
+            dir: &listing.dir,
+            name: &entry.name,
+            path,
+            meta,
+            bytes,
+            doc,
+            times,
+            facts,
+            view,
+        };
+        visit(item, diag)
+    });
+    match result {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            diag.error(path, &error.to_string(), Exit::FileProblem);
+            Ok(())
         }
     }
-    Ok(())
 }
 
 /// The path of a file in a listing, for messages and records.

@@ -8,7 +8,7 @@ use crate::doc::Int;
 use crate::exit::Exit;
 use crate::files;
 use crate::lifecycle::{Tally, View};
-use crate::output::{Diagnostics, Metrics, Output, PathText, Ts};
+use crate::output::{Diagnostics, JsonWriter, Metrics, Output, PathText, Ts, WriteJson};
 use crate::scan::{self, LazyHost};
 use crate::stop::Stop;
 use crate::team::{self, WorkerRecord, WorkerSummary, WorkerTally};
@@ -85,6 +85,68 @@ impl<'a> DelegationRecord<'a> {
     }
 }
 
+impl WriteJson for DelegationRecord<'_> {
+    fn write_json(&self, out: &mut JsonWriter<'_>) {
+        out.key(true, "kind");
+        out.str(self.kind);
+        out.key(false, "run_dir");
+        out.path(self.run_dir.0);
+        out.key(false, "path");
+        out.path(self.path.0);
+        out.key(false, "delegation_id");
+        out.opt_str(self.delegation_id);
+        out.key(false, "task_card_id");
+        out.opt_str(self.task_card_id);
+        out.key(false, "work_kind");
+        out.str(self.work_kind);
+        out.key(false, "status");
+        out.str(self.status);
+        out.key(false, "state");
+        out.str(self.state);
+        out.key(false, "reclaim_state");
+        out.str(self.reclaim_state);
+        out.key(false, "process_id");
+        out.opt_int(self.process_id);
+        out.key(false, "process_alive");
+        out.opt_bool(self.process_alive);
+        out.key(false, "process_identity");
+        out.opt_str(self.process_identity);
+        out.key(false, "last_progress_at");
+        out.ts(self.last_progress_at);
+        out.key(false, "progress_baseline");
+        out.opt_str(self.progress_baseline);
+        out.key(false, "elapsed_since_progress_ms");
+        out.opt_int(self.elapsed_since_progress_ms);
+        out.key(false, "quiet_after_ms");
+        out.int(self.quiet_after_ms);
+        out.key(false, "stale_after_ms");
+        out.int(self.stale_after_ms);
+        out.key(false, "timeout_after_ms");
+        out.int(self.timeout_after_ms);
+        out.key(false, "stale_at");
+        out.ts(self.stale_at);
+        out.key(false, "timed_out_at");
+        out.ts(self.timed_out_at);
+        out.key(false, "next_action");
+        out.str(self.next_action);
+        out.key(false, "transition");
+        out.str(self.transition);
+        out.key(false, "classification");
+        out.str(self.classification);
+        out.key(false, "recovery_action");
+        out.str(self.recovery_action);
+        out.key(false, "recovery_reason");
+        out.str(self.recovery_reason);
+        out.key(false, "summary");
+        out.str(self.summary);
+        out.key(false, "needs_attention");
+        out.bool(self.needs_attention);
+        out.key(false, "warnings");
+        out.strs(&self.warnings);
+        out.end();
+    }
+}
+
 /// A `--summary` row: the run, the card, then the counts in SPEC §6 order.
 #[derive(Debug)]
 pub struct SummaryRecord {
@@ -128,8 +190,11 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     let mut attention = false;
     let mut interrupted = None;
     let mut metrics = Metrics::default();
+    // Per-card rows are printed with --summary and always in json; otherwise keeping them
+    // would only cost memory that grows with the number of cards.
+    let want_cards = config.summary || config.format == crate::cli::Format::Json;
     for run in &runs {
-        let mut cards: BTreeMap<Option<String>, Tally> = BTreeMap::new();
+        let mut cards = CardTallies::default();
         let mut seen = RunMetrics::default();
         let result = scan::for_each_delegation(run, config, &host, diag, stop, |item, diag| {
             let view = item.view;
@@ -138,18 +203,17 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 attention = true;
             }
             overall.add(view);
-            cards
-                .entry(view.task_card_id.map(str::to_string))
-                .or_default()
-                .add(view);
+            if want_cards {
+                cards.add(view);
+            }
             if !state_selected(config, view.state.as_str()) {
                 return Ok(());
             }
             output
-                .record(&DelegationRecord::new(&run.path, item.path, view))
+                .record_fast(&DelegationRecord::new(&run.path, item.path, view))
                 .map_err(|error| stdout_failed(diag, &error))
         });
-        for (card, tally) in cards {
+        for (card, tally) in cards.rows() {
             summaries.push(json_value(&summary_record(&run.path, card, tally)));
         }
         if let Err(exit) = result {
@@ -230,6 +294,44 @@ pub fn stdout_failed(diag: &mut Diagnostics, error: &std::io::Error) -> Exit {
         Exit::FileProblem,
     );
     Exit::FileProblem
+}
+
+/// The `--summary` tallies of one run, by task card (no allocation per delegation: a card's
+/// id is copied once, when the card is first seen).
+#[derive(Debug, Default)]
+struct CardTallies {
+    cards: BTreeMap<String, Tally>,
+    without_card: Option<Tally>,
+}
+
+impl CardTallies {
+    fn add(&mut self, view: &View<'_>) {
+        let tally = match view.task_card_id {
+            None => self.without_card.get_or_insert_with(Tally::default),
+            Some(card) => {
+                if !self.cards.contains_key(card) {
+                    self.cards.insert(card.to_string(), Tally::default());
+                }
+                match self.cards.get_mut(card) {
+                    Some(tally) => tally,
+                    None => return,
+                }
+            }
+        };
+        tally.add(view);
+    }
+
+    /// The rows in print order: delegations without a card first, then by card id.
+    fn rows(self) -> impl Iterator<Item = (Option<String>, Tally)> {
+        self.without_card
+            .map(|tally| (None, tally))
+            .into_iter()
+            .chain(
+                self.cards
+                    .into_iter()
+                    .map(|(card, tally)| (Some(card), tally)),
+            )
+    }
 }
 
 /// What a run's delegations look like, for the prometheus gauges.
@@ -369,5 +471,84 @@ fn text_tally(tally: &Tally) -> String {
         format!("{} {noun}", tally.total)
     } else {
         format!("{} {noun}: {}", tally.total, parts.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    fn record<'a>(
+        path: &'a Path,
+        text: &'a str,
+        warnings: Vec<&'static str>,
+    ) -> DelegationRecord<'a> {
+        DelegationRecord {
+            kind: "delegation",
+            run_dir: PathText(Path::new("/runs/r1")),
+            path: PathText(path),
+            delegation_id: Some(text),
+            task_card_id: None,
+            work_kind: text,
+            status: "running",
+            state: "running_active",
+            reclaim_state: "not_needed",
+            process_id: Some(-170_141_183_460_469_231_731_687_303_715_884_105_728),
+            process_alive: None,
+            process_identity: Some("verified"),
+            last_progress_at: Ts(Some(1_795_334_400_123)),
+            progress_baseline: None,
+            elapsed_since_progress_ms: Some(-5),
+            quiet_after_ms: 0,
+            stale_after_ms: i64::MAX,
+            timeout_after_ms: i64::MIN,
+            stale_at: Ts(None),
+            timed_out_at: Ts(Some(crate::clock::MIN_MS)),
+            next_action: "wait",
+            transition: "none",
+            classification: "none",
+            recovery_action: "none",
+            recovery_reason: text,
+            summary: "ok",
+            needs_attention: true,
+            warnings: warnings.into_iter().map(Cow::Borrowed).collect(),
+        }
+    }
+
+    #[test]
+    fn hand_written_json_is_byte_for_byte_serde_json() {
+        let texts = [
+            "",
+            "plain",
+            "exactly8",
+            "quote\" in the middle of a long text",
+            "back\\slash",
+            "tab\there, newline\n, nul \u{0}, unit sep \u{1f}, del \u{7f}",
+            "non-ASCII — ünïcödé ✓ 日本",
+            "\u{1b}[31m escape at the start",
+            "ends with a control \u{8}",
+        ];
+        let odd_name = OsStr::from_bytes(b"/runs/r1/delegations/\xff\xfe\"x.json");
+        let paths = [
+            Path::new("/runs/r1/delegations/d1.json"),
+            Path::new(odd_name),
+        ];
+        for text in texts {
+            for path in paths {
+                for warnings in [vec![], vec!["clock_skew", "a\"b"]] {
+                    let record = record(path, text, warnings);
+                    let mut fast = Vec::new();
+                    record.write_json(&mut JsonWriter(&mut fast));
+                    let serde = serde_json::to_vec(&record).unwrap();
+                    assert_eq!(
+                        String::from_utf8_lossy(&fast),
+                        String::from_utf8_lossy(&serde),
+                        "text {text:?}, path {path:?}"
+                    );
+                }
+            }
+        }
     }
 }

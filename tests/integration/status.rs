@@ -446,6 +446,62 @@ fn bad_files_are_one_line_each_and_the_rest_is_reported() {
     );
 }
 
+/// Big listings are read ahead by a second thread (src/scan.rs, from 32 documents): the
+/// records, their order and every per-file message must be what one file at a time gives,
+/// including a document too big to wait in the read-ahead queue (read by the main thread)
+/// and one that is over the 16 MiB limit.
+#[test]
+fn a_big_listing_read_ahead_keeps_order_and_every_message() {
+    let run = Run::new();
+    let mut expected_ids = Vec::new();
+    for i in 0..80 {
+        let id = format!("d{i:03}");
+        let mut doc = running(&id, json!({"last_progress_at": at(-(i * 1_000))}));
+        if i == 41 {
+            // 200 KB: larger than what is read ahead.
+            doc["padding"] = json!("x".repeat(200 * 1024));
+        }
+        run.delegation(&id, &doc);
+        expected_ids.push(json!(id));
+    }
+    run.write("delegations/d010-bad.json", "{\"delegation_id\": ");
+    mkfifo(&run.delegation_path("d020-fifo.json"));
+    std::os::unix::fs::symlink("d001.json", run.delegation_path("d030-link.json")).unwrap();
+    std::fs::create_dir(run.delegation_path("d040-dir.json")).unwrap();
+    run.write(
+        "delegations/d050-huge.json",
+        vec![b' '; 16 * 1024 * 1024 + 1],
+    );
+    run.write("delegations/d060.result.json", "not read");
+    let out = status(&run, &[]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let d = run.path().join("delegations");
+    let d = d.to_string_lossy();
+    assert_eq!(
+        out.stderr_lines(),
+        [
+            format!(
+                "flatline: {d}/d010-bad.json: invalid JSON at line 1 column 18 (EOF while parsing a value)"
+            ),
+            format!("flatline: {d}/d020-fifo.json: is a FIFO, not a regular file, refused"),
+            format!("flatline: {d}/d030-link.json: is a symlink (or passes through one), refused"),
+            format!("flatline: {d}/d040-dir.json: is a directory, not a regular file, refused"),
+            format!("flatline: {d}/d050-huge.json: larger than 16 MiB, not read"),
+        ]
+    );
+    let records = out.records();
+    let ids: Vec<Value> = records.iter().map(|r| r["delegation_id"].clone()).collect();
+    assert_eq!(ids, expected_ids);
+    for (i, record) in records.iter().enumerate() {
+        let elapsed = i64::try_from(i).unwrap() * 1_000;
+        assert_eq!(
+            record["elapsed_since_progress_ms"],
+            json!(elapsed),
+            "{record}"
+        );
+    }
+}
+
 #[test]
 fn an_unreadable_file_is_reported_and_skipped() {
     if !is_root() {
