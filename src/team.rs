@@ -73,30 +73,116 @@ impl<'a> WorkerRecord<'a> {
     }
 }
 
-/// Counts the non-blank lines of a reader in one bounded pass.
-pub fn count_lines(mut reader: impl Read) -> std::io::Result<u64> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut count = 0;
-    let mut content = false;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(error),
-        };
-        for &byte in &buf[..n] {
+/// Non-blank lines, counted chunk by chunk.
+#[derive(Debug, Default)]
+struct LineCounter {
+    count: u64,
+    /// The current line has a byte that is not blank.
+    content: bool,
+}
+
+impl LineCounter {
+    fn feed(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
             match byte {
                 b'\n' => {
-                    count += u64::from(content);
-                    content = false;
+                    self.count += u64::from(self.content);
+                    self.content = false;
                 }
                 b' ' | b'\t' | b'\r' | 0x0b | 0x0c => {}
-                _ => content = true,
+                _ => self.content = true,
             }
         }
     }
-    Ok(count + u64::from(content))
+
+    fn finish(self) -> u64 {
+        self.count + u64::from(self.content)
+    }
+}
+
+/// Reads `reader` to its end in 64 KiB chunks into `counter`.
+fn feed_all(counter: &mut LineCounter, mut reader: impl Read) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => counter.feed(&buf[..n]),
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Counts the non-blank lines of a reader in one bounded pass.
+pub fn count_lines(reader: impl Read) -> std::io::Result<u64> {
+    let mut counter = LineCounter::default();
+    feed_all(&mut counter, reader)?;
+    Ok(counter.finish())
+}
+
+/// `count_lines` for a file, skipping its holes: a hole reads as NUL bytes (content, no
+/// newline), so it is counted as such without being read, and a sparse file costs only its
+/// data (a 2 TB sparse inbox is not 2 TB of reading).
+pub fn count_file_lines(file: std::fs::File) -> std::io::Result<u64> {
+    use std::io::{Seek, SeekFrom};
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    let seek = |offset: i64, whence: i32| {
+        // SAFETY: lseek on a descriptor we own; no memory is passed.
+        let at = unsafe { libc::lseek(fd, offset, whence) };
+        if at < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(at)
+        }
+    };
+    let mut counter = LineCounter::default();
+    let mut file = file;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pos = 0i64;
+    loop {
+        let data = match seek(pos, libc::SEEK_DATA) {
+            Ok(data) => data,
+            // No data at or after `pos`: what is left, if anything, is a hole.
+            Err(error) if error.raw_os_error() == Some(libc::ENXIO) => {
+                if seek(0, libc::SEEK_END)? > pos {
+                    counter.content = true;
+                }
+                break;
+            }
+            // A file system without holes: read the rest.
+            Err(_) => {
+                file.seek(SeekFrom::Start(u64::try_from(pos).unwrap_or(0)))?;
+                feed_all(&mut counter, &mut file)?;
+                break;
+            }
+        };
+        if data > pos {
+            counter.content = true;
+        }
+        let hole = seek(data, libc::SEEK_HOLE)?;
+        file.seek(SeekFrom::Start(u64::try_from(data).unwrap_or(0)))?;
+        let length = u64::try_from(hole - data).unwrap_or(0);
+        let mut run = (&mut file).take(length);
+        let mut read = 0u64;
+        loop {
+            match run.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    counter.feed(&buf[..n]);
+                    read += n as u64;
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        if read == 0 {
+            // Shrunk under us: the end is here.
+            break;
+        }
+        pos = data + i64::try_from(read).unwrap_or(0);
+    }
+    Ok(counter.finish())
 }
 
 /// The heartbeat of a worker: read when present, `Missing` when not, `Unreadable` (and
@@ -144,7 +230,7 @@ fn count_queue(
 ) -> Option<u64> {
     let result = files::open_named(&run.root, path, policy).and_then(|named| {
         let file = named.open_for_read(&run.root, path, policy)?;
-        count_lines(file).map_err(ReadError::Io)
+        count_file_lines(file).map_err(ReadError::Io)
     });
     match result {
         Ok(count) => Some(count),
@@ -579,6 +665,46 @@ mod tests {
         assert_eq!(count_lines(&b"\n\n\n"[..]).unwrap(), 0);
         let big = "{\"m\":1}\n".repeat(100_000);
         assert_eq!(count_lines(big.as_bytes()).unwrap(), 100_000);
+    }
+
+    #[test]
+    fn sparse_files_count_their_holes_as_content_without_reading_them() {
+        use std::io::{Seek, SeekFrom, Write};
+        let dir = std::env::temp_dir().join(format!("flatline-count-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let count = |name: &str, build: &dyn Fn(&mut std::fs::File)| {
+            let path = dir.join(name);
+            let mut file = std::fs::File::create(&path).unwrap();
+            build(&mut file);
+            drop(file);
+            let plain = count_lines(std::fs::File::open(&path).unwrap()).unwrap();
+            let sparse = count_file_lines(std::fs::File::open(&path).unwrap()).unwrap();
+            assert_eq!(sparse, plain, "{name}");
+            sparse
+        };
+        let mib = 1u64 << 20;
+        assert_eq!(count("empty", &|_| {}), 0);
+        assert_eq!(count("dense", &|f| f.write_all(b"a\n\n b\nc").unwrap()), 3);
+        // A hole, then "x\n": the NUL bytes and x are one line.
+        assert_eq!(
+            count("hole-first", &|f| {
+                f.seek(SeekFrom::Start(mib)).unwrap();
+                f.write_all(b"x\n").unwrap();
+            }),
+            1
+        );
+        // Lines, a hole in the middle (a line of NUL bytes ended by the next newline),
+        // lines, and a hole at the end (a last line without newline).
+        assert_eq!(
+            count("holes", &|f| {
+                f.write_all(b"a\nb\n").unwrap();
+                f.seek(SeekFrom::Start(mib)).unwrap();
+                f.write_all(b"\nc\n\n").unwrap();
+                f.set_len(2 * mib).unwrap();
+            }),
+            5
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
