@@ -242,7 +242,12 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                         }
                     }
                     let card = item.doc.task_card_id.str().map(str::to_string);
-                    let member = after.member;
+                    let mut member = after.member;
+                    // Marked reclaimed without a process: for fan-in a failed delegation
+                    // now, so its card can collapse in this same sweep.
+                    if changes.reclaim.is_some() {
+                        member.status = crate::lifecycle::ChildStatus::Failed;
+                    }
                     let keep = !changes.is_empty()
                         || kill.is_some()
                         || (card.is_some() && member.may_need_stamp());

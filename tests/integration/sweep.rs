@@ -320,3 +320,50 @@ fn every_input_is_opened_for_reading_once() {
         assert_eq!(count, 1, "{name} opened {count} times\n{text}");
     }
 }
+
+/// A stale worker that never recorded a pid is marked reclaimed (`no_process`), which makes
+/// it a failed member: its card collapses in the same sweep, not the next one.
+#[test]
+fn a_card_whose_last_member_is_reclaimed_without_a_process_collapses_in_the_same_sweep() {
+    let run = Run::new();
+    let now = real_now_ms();
+    let mut done = delegation(
+        "m-done",
+        "completed",
+        json!({"last_progress_at": rfc3339(now - 1_000)}),
+    );
+    done["task_card_id"] = json!("c3");
+    done["worker_result"] = json!({"status": "completed", "thread_id": "t-done"});
+    run.delegation("m-done", &done);
+    let mut stale = delegation(
+        "m-stale",
+        "running",
+        json!({"started_at": rfc3339(now - 7_200_000), "last_progress_at": rfc3339(now - 3_600_000)}),
+    );
+    stale["task_card_id"] = json!("c3");
+    run.delegation("m-stale", &stale);
+    let out = sweep(&run, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let records = out.records();
+    assert_eq!(records.len(), 2, "{}", out.stdout);
+    assert_fields(
+        &records[0],
+        json!({"kind": "action", "action": "reclaimed", "delegation_id": "m-stale",
+               "termination": "no_process", "outcome": "written"}),
+    );
+    assert_fields(
+        &records[1],
+        json!({"kind": "fan_in", "task_card_id": "c3", "outcome": "collapsed",
+               "completed": 1, "failed": 1, "thread_ids": ["t-done"]}),
+    );
+    for id in ["m-done", "m-stale"] {
+        let doc = run.read_json(&format!("delegations/{id}.json"));
+        assert!(doc["fan_in_collapsed_at"].is_string(), "{id}: {doc}");
+    }
+    let again = sweep(&run, &[]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_fields(
+        &again.records()[0],
+        json!({"kind": "fan_in", "outcome": "already_collapsed"}),
+    );
+}
