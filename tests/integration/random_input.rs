@@ -6,6 +6,8 @@
 //! stderr line per problem, and no plan ever holds a forbidden pid: 0, 1, negative, past
 //! pid_max, flatline's own or one of its ancestors'. A live child of the test with its exact
 //! fingerprint is among the inputs, so plans with pids in them do occur and are checked.
+//! Then 4,000 mutated heartbeats, worker specs and inboxes through `status` and
+//! `health-events`: the same invariants, and the state file and event log always whole.
 //!
 //! No new dependency: `XorShift` (support.rs) drives it; `FLATLINE_TEST_SEED` replays a run.
 
@@ -440,4 +442,114 @@ fn ten_thousand_mutated_delegations_never_crash_hang_or_plan_a_forbidden_signal(
         "most documents still give records"
     );
     assert!(live.child.id() > 0);
+}
+
+const HEARTBEAT_RUNS: usize = 40;
+const WORKERS_PER_RUN: usize = 100;
+
+/// A heartbeat document with random field values and types.
+fn heartbeat(rng: &mut XorShift) -> Value {
+    let mut beat = json!({
+        "status": rng.pick(&["alive", "busy", "idle", "stopped", "starting", "dead", ""]).to_string(),
+        "name": "w",
+        "ts": timestamp(rng),
+    });
+    for _ in 0..rng.below(3) {
+        let field = *rng.pick(&["status", "name", "ts", "pid", "note"]);
+        beat[field] = any_value(rng);
+    }
+    beat
+}
+
+/// A worker spec, sometimes with hostile or wrongly typed paths.
+fn worker_spec(rng: &mut XorShift, name: &str) -> Value {
+    let mut spec = json!({
+        "name": name,
+        "role": "coder",
+        "heartbeat": format!("workers/{name}/heartbeat.json"),
+        "inbox": format!("workers/{name}/inbox.jsonl"),
+        "outbox": format!("workers/{name}/outbox.jsonl"),
+    });
+    if rng.chance(20) {
+        let field = *rng.pick(&["heartbeat", "inbox", "outbox", "name"]);
+        spec[field] = match rng.below(6) {
+            0 => json!("/dev/zero"),
+            1 => json!("../../etc/passwd"),
+            2 => json!("/proc/self/mem"),
+            3 => json!(""),
+            4 => json!(format!("workers/{name}/../../{name}")),
+            _ => any_value(rng),
+        };
+    }
+    spec
+}
+
+/// 4,000 mutated heartbeats (and worker specs, inboxes) through `status` and
+/// `health-events`: never a panic or hang, output always parseable, one `flatline: ` line
+/// per problem, and the event log and state file always whole JSON.
+#[test]
+fn four_thousand_mutated_heartbeats_never_crash_or_tear_the_event_log() {
+    let seed = test_seed(0x0b0e_a7b0_0e5e_ed02);
+    let mut rng = XorShift::new(seed);
+    let (mut records_seen, mut errors_seen) = (0, 0);
+    for run_index in 0..HEARTBEAT_RUNS {
+        let run = Run::bare();
+        for i in 0..WORKERS_PER_RUN {
+            let name = format!("w{i:03}");
+            let mut spec = serde_json::to_vec(&worker_spec(&mut rng, &name)).unwrap();
+            if rng.chance(10) {
+                mangle(&mut rng, &mut spec);
+            }
+            let spec_path = run.write(&format!("workers/{name}/worker-spec.json"), spec);
+            set_mtime_ms(&spec_path, NOW_MS - rng.below(600_000) as i64);
+            if rng.chance(90) {
+                let mut beat = serde_json::to_vec(&heartbeat(&mut rng)).unwrap();
+                if rng.chance(35) {
+                    for _ in 0..=rng.below(3) {
+                        mangle(&mut rng, &mut beat);
+                    }
+                }
+                let path = run.write(&format!("workers/{name}/heartbeat.json"), beat);
+                set_mtime_ms(&path, NOW_MS - rng.below(300_000) as i64);
+            }
+            if rng.chance(30) {
+                let mut inbox = b"{\"m\":1}\n\n{\"m\":2}\n".to_vec();
+                mangle(&mut rng, &mut inbox);
+                run.write(&format!("workers/{name}/inbox.jsonl"), inbox);
+            }
+        }
+        let what = |command: &str| format!("heartbeat run {run_index} (seed {seed}), {command}");
+        let (status, _) = run_flatline(&["status", "--format=ndjson", "--now", NOW], &run);
+        let records = check_output(&what("status"), &status);
+        records_seen += records.len();
+        errors_seen += status.stderr_lines().len();
+        // Twice, at two instants: a baseline, then transitions.
+        for now in [NOW.to_string(), at(120_000)] {
+            let (events, _) =
+                run_flatline(&["health-events", "--format=ndjson", "--now", &now], &run);
+            check_output(&what("health-events"), &events);
+        }
+        let state = std::fs::read(run.path().join(".flatline/state.json")).unwrap();
+        serde_json::from_slice::<Value>(&state)
+            .unwrap_or_else(|e| panic!("{}: state.json torn: {e}", what("health-events")));
+        if let Ok(log) = std::fs::read_to_string(run.path().join("events.jsonl")) {
+            for line in log.lines() {
+                let event: Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("{}: bad event {line:?}: {e}", what("log")));
+                assert_eq!(event["schema_version"], 1);
+            }
+        }
+    }
+    eprintln!(
+        "{} heartbeats: {records_seen} status records, {errors_seen} error lines",
+        HEARTBEAT_RUNS * WORKERS_PER_RUN
+    );
+    assert!(
+        errors_seen > HEARTBEAT_RUNS,
+        "the mutations must produce broken files"
+    );
+    assert!(
+        records_seen > HEARTBEAT_RUNS * WORKERS_PER_RUN / 2,
+        "most workers still give records"
+    );
 }
