@@ -324,6 +324,9 @@ mod prefetch {
         let (sender, receiver) = mpsc::sync_channel::<Fetched>(DEPTH);
         let (recycle, recycled) = mpsc::channel::<Vec<u8>>();
         std::thread::scope(|scope| {
+            // Owned here, so an early return drops it and a reader blocked on a full queue
+            // wakes (its send fails) before the scope waits for it.
+            let receiver = receiver;
             scope.spawn(move || {
                 for entry in documents {
                     let fetched = match dir.open_entry(entry) {

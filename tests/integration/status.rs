@@ -691,3 +691,23 @@ fn the_readme_exit_table_matches_the_code() {
         "README.md must contain the exit status table:\n{table}"
     );
 }
+
+/// Stopping early (here the deadline, as a signal would) while the read-ahead thread has a
+/// full queue ends the run at once with 124: the reader is told to stop, not waited for
+/// until the watchdog ends the process.
+#[test]
+fn a_deadline_during_a_big_listing_stops_at_once() {
+    let run = Run::new();
+    for i in 0..2_000 {
+        let id = format!("d{i:04}");
+        run.delegation(&id, &running(&id, json!({"last_progress_at": at(-1_000)})));
+    }
+    let out = status(&run, &["--deadline", "1ms"]);
+    assert_eq!(out.code, 124, "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("a read did not return"),
+        "the watchdog had to end a stuck run: {}",
+        out.stderr
+    );
+    assert!(out.records().len() < 2_000);
+}
