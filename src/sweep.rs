@@ -20,7 +20,7 @@ use crate::status::RunMetrics;
 use crate::stop::Stop;
 use crate::store::RunLock;
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -145,6 +145,8 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         let delegations = scan::list_for_writing(run, "delegations", config, diag);
         let mut members: BTreeMap<String, Vec<MemberFile>> = BTreeMap::new();
         let mut member_entries: BTreeMap<String, Vec<Option<usize>>> = BTreeMap::new();
+        // Cards with a member that stays active: not ready in this sweep.
+        let mut blocked: HashSet<String> = HashSet::new();
         let mut seen = RunMetrics::default();
         if let Some(listing) = &delegations {
             let ctx = refresh::Context::new(run, config, &host);
@@ -248,9 +250,26 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                     if changes.reclaim.is_some() {
                         member.status = crate::lifecycle::ChildStatus::Failed;
                     }
-                    let keep = !changes.is_empty()
-                        || kill.is_some()
-                        || (card.is_some() && member.may_need_stamp());
+                    // A member that stays active through this sweep (nothing will end it)
+                    // keeps its card from being ready: the bytes kept for stamping its
+                    // finished members are let go, and no more are kept, so memory does
+                    // not grow with the finished members of unfinished cards.
+                    if let Some(card) = &card
+                        && member.is_active()
+                        && kill.is_none()
+                        && blocked.insert(card.clone())
+                    {
+                        for &index in member_entries.get(card).into_iter().flatten().flatten() {
+                            let entry: &mut Entry = &mut entries[index];
+                            if entry.changes.is_empty() && entry.kill.is_none() {
+                                entry.bytes = Vec::new();
+                            }
+                        }
+                    }
+                    let stamp_candidate = card
+                        .as_ref()
+                        .is_some_and(|card| member.may_need_stamp() && !blocked.contains(card));
+                    let keep = !changes.is_empty() || kill.is_some() || stamp_candidate;
                     let entry_index = keep.then(|| {
                         entries.push(Entry {
                             run: index,
@@ -458,8 +477,21 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                     .and_then(|list| list.get(index))
                     .copied()
                     .flatten();
-                if let Some(entry) = entry {
-                    entries[entry].changes.stamp = Some(stamp);
+                match entry {
+                    Some(entry) if !entries[entry].bytes.is_empty() => {
+                        entries[entry].changes.stamp = Some(stamp);
+                    }
+                    // Cannot happen: a ready card has no member that kept it blocked, so
+                    // every finished member's bytes were kept. Said, never silent.
+                    _ => {
+                        if let Some(file) = state.members.get(&card).and_then(|m| m.get(index)) {
+                            diag.error(
+                                &file.path,
+                                "fan-in stamp not written: the document was not kept (a bug)",
+                                Exit::FileProblem,
+                            );
+                        }
+                    }
                 }
             }
         }

@@ -367,3 +367,89 @@ fn a_card_whose_last_member_is_reclaimed_without_a_process_collapses_in_the_same
         json!({"kind": "fan_in", "outcome": "already_collapsed"}),
     );
 }
+
+/// A card with a member still at work is not ready, wherever that member falls in name
+/// order (the bytes kept for stamping its finished members are let go once it is seen);
+/// once the member finishes, one sweep stamps every member.
+#[test]
+fn a_card_with_a_member_at_work_is_left_alone_until_it_finishes() {
+    let run = Run::new();
+    let now = real_now_ms();
+    let finished = |id: &str, card: &str| {
+        let mut doc = delegation(
+            id,
+            "completed",
+            json!({"last_progress_at": rfc3339(now - 1_000)}),
+        );
+        doc["task_card_id"] = json!(card);
+        doc["worker_result"] = json!({"status": "completed", "thread_id": format!("t-{id}")});
+        doc
+    };
+    let working = |id: &str, card: &str| {
+        let mut doc = delegation(
+            id,
+            "running",
+            json!({"started_at": rfc3339(now - 10_000), "last_progress_at": rfc3339(now - 1_000)}),
+        );
+        doc["task_card_id"] = json!(card);
+        doc
+    };
+    // c4: two finished members, then the one at work; c5: the one at work first.
+    run.delegation("a1", &finished("a1", "c4"));
+    run.delegation("a2", &finished("a2", "c4"));
+    run.delegation("a3", &working("a3", "c4"));
+    run.delegation("b1", &working("b1", "c5"));
+    run.delegation("b2", &finished("b2", "c5"));
+    let before = snapshot(run.path());
+    let out = sweep(&run, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let fan: Vec<(Value, Value, Value)> = out
+        .records()
+        .into_iter()
+        .map(|r| {
+            (
+                r["kind"].clone(),
+                r["task_card_id"].clone(),
+                r["ready"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        fan,
+        [
+            (json!("fan_in"), json!("c4"), json!(false)),
+            (json!("fan_in"), json!("c5"), json!(false)),
+        ],
+        "{}",
+        out.stdout
+    );
+    let after: BTreeMap<PathBuf, Vec<u8>> = snapshot(run.path())
+        .into_iter()
+        .filter(|(path, _)| !path.starts_with(run.path().join(".flatline")))
+        .collect();
+    let before: BTreeMap<PathBuf, Vec<u8>> = before
+        .into_iter()
+        .filter(|(path, _)| !path.starts_with(run.path().join(".flatline")))
+        .collect();
+    assert_eq!(
+        after, before,
+        "nothing written for cards that are not ready"
+    );
+
+    run.delegation("a3", &finished("a3", "c4"));
+    let out = sweep(&run, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_fields(
+        &out.records()[0],
+        json!({"kind": "fan_in", "task_card_id": "c4", "outcome": "collapsed", "completed": 3,
+               "thread_ids": ["t-a1", "t-a2", "t-a3"]}),
+    );
+    for id in ["a1", "a2", "a3"] {
+        let doc = run.read_json(&format!("delegations/{id}.json"));
+        assert!(doc["fan_in_collapsed_at"].is_string(), "{id}: {doc}");
+    }
+    for id in ["b1", "b2"] {
+        let doc = run.read_json(&format!("delegations/{id}.json"));
+        assert!(doc.get("fan_in_collapsed_at").is_none(), "{id}: {doc}");
+    }
+}
