@@ -58,6 +58,10 @@ sleep 300 & worker=$!
 running "$run2/delegations/fp.json" fp "$worker" "$started"
 flatline refresh --format=ndjson "$run2"
 kill -KILL "$worker"; wait "$worker" 2>/dev/null
+# The fingerprint's start time counts clock ticks (10 ms): a decoy started in the worker's
+# own tick would be the same process to it (SECURITY.md, residual risks). A pid cannot come
+# round again that fast without ns_last_pid; here the next tick is waited for.
+sleep 0.05
 echo $((worker - 1)) > /proc/sys/kernel/ns_last_pid
 sleep 300 & decoy=$!
 # Move every recorded sign of life onto the decoy's start: the window alone would verify it.
