@@ -180,6 +180,21 @@ fn fstat_fd(fd: RawFd) -> io::Result<FileMeta> {
     Ok(FileMeta::from_stat(&st))
 }
 
+/// Where the next data (`SEEK_DATA`) or hole (`SEEK_HOLE`) of `file` begins at or after
+/// `offset`; `Ok(None)` when there is none (`ENXIO`: `offset` is at or past the end).
+pub fn seek_data_or_hole(file: &File, offset: i64, whence: libc::c_int) -> io::Result<Option<i64>> {
+    // SAFETY: lseek on a live descriptor borrowed from `file`; no memory is passed.
+    let at = unsafe { libc::lseek(file.as_raw_fd(), offset, whence) };
+    if at >= 0 {
+        return Ok(Some(at));
+    }
+    let error = last_error();
+    match error.raw_os_error() {
+        Some(libc::ENXIO) => Ok(None),
+        _ => Err(error),
+    }
+}
+
 /// `openat` relative to a directory descriptor; returns an owned descriptor.
 pub fn openat(
     dir: BorrowedFd<'_>,
@@ -365,8 +380,8 @@ impl Dir {
         limit: usize,
         buf: &mut Vec<u8>,
     ) -> Result<FileMeta, ReadError> {
-        let (file, meta) = self.open_entry(entry)?;
-        read_bounded(file, meta.size, limit, buf)?;
+        let (mut file, meta) = self.open_entry(entry)?;
+        read_bounded(&mut file, meta.size, limit, buf)?;
         Ok(meta)
     }
 
@@ -395,8 +410,8 @@ impl Dir {
         limit: usize,
         buf: &mut Vec<u8>,
     ) -> Result<FileMeta, ReadError> {
-        let (file, meta) = self.open_file(name)?;
-        read_bounded(file, meta.size, limit, buf)?;
+        let (mut file, meta) = self.open_file(name)?;
+        read_bounded(&mut file, meta.size, limit, buf)?;
         Ok(meta)
     }
 
@@ -415,7 +430,7 @@ impl Dir {
 /// Reads a whole file into `buf`, failing with `TooLarge` past `limit` bytes. The size from
 /// `fstat` is only a hint: the file may grow while it is read.
 pub fn read_bounded(
-    file: File,
+    file: &mut File,
     size_hint: u64,
     limit: usize,
     buf: &mut Vec<u8>,
@@ -429,7 +444,6 @@ pub fn read_bounded(
     // there saves the read that would only confirm the end of the file. The buffer keeps the
     // previous file's bytes as its initialized length, so only growth is zeroed.
     buf.resize(size.saturating_add(1), 0);
-    let mut file = file;
     let first = loop {
         match file.read(buf) {
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
@@ -444,7 +458,9 @@ pub fn read_bounded(
     if first == size && size > 0 {
         return Ok(());
     }
-    let mut taken = file.take((limit as u64 + 1).saturating_sub(first as u64));
+    let mut taken = file
+        .by_ref()
+        .take((limit as u64 + 1).saturating_sub(first as u64));
     taken.read_to_end(buf).map_err(ReadError::Io)?;
     if buf.len() > limit {
         buf.clear();

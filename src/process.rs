@@ -870,6 +870,26 @@ pub(crate) fn test_host() -> Host {
     }
 }
 
+/// 16 random bytes from the kernel, for event ids.
+pub fn random_bytes() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        // SAFETY: getrandom writes at most the given length into the buffer's tail.
+        let n = unsafe {
+            libc::getrandom(bytes[filled..].as_mut_ptr().cast(), bytes.len() - filled, 0)
+        };
+        if n <= 0 {
+            // getrandom cannot fail on a supported kernel; without it ids stay unique enough
+            // from the clock and the pid for one run.
+            let fallback = crate::clock::now_ms() as u128 ^ (u128::from(std::process::id()) << 64);
+            return fallback.to_le_bytes();
+        }
+        filled += n as usize;
+    }
+    bytes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

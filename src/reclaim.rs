@@ -117,7 +117,9 @@ pub fn triage(facts: &ProcessFacts, file_owner: u32, allow_foreign: bool) -> Tri
                     start_ticks, uid, ..
                 },
             ) => {
-                // An unknown uid (its /proc entry hidden) cannot pass the guard.
+                // The uid is read only when the command asked for it (reclaim and sweep
+                // always do; a hidden process is `Hidden`, never here). Should it be missing,
+                // only what passes for any uid passes: a root-owned file, --allow-foreign-uid.
                 let allowed = match uid {
                     Some(uid) => uid_allowed(*uid, file_owner, allow_foreign),
                     None => file_owner == 0 || allow_foreign,

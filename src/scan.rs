@@ -276,20 +276,27 @@ pub fn for_each_in_listing(
         path.pop();
         result
     };
+    let each = |entry: &Entry, read: Read| each(entry, read, diag);
     if documents.len() < PREFETCH_FROM {
-        let mut buf = Vec::with_capacity(16 * 1024);
-        for entry in documents {
-            let read = listing
-                .dir
-                .read_entry(entry, MAX_DOCUMENT_BYTES, &mut buf)
-                .map(|meta| (meta, buf.as_slice()));
-            each(entry, read, diag)?;
-        }
-        return Ok(());
+        return one_at_a_time(&listing.dir, &documents, each);
     }
-    prefetch::run(&listing.dir, &documents, |entry, read| {
-        each(entry, read, diag)
-    })
+    prefetch::run(&listing.dir, &documents, each)
+}
+
+/// Reads the documents one after the other, each into the same buffer.
+fn one_at_a_time(
+    dir: &Dir,
+    documents: &[&Entry],
+    mut each: impl FnMut(&Entry, Read<'_>) -> Result<(), Exit>,
+) -> Result<(), Exit> {
+    let mut buf = Vec::with_capacity(16 * 1024);
+    for entry in documents {
+        let read = dir
+            .read_entry(entry, MAX_DOCUMENT_BYTES, &mut buf)
+            .map(|meta| (meta, buf.as_slice()));
+        each(entry, read)?;
+    }
+    Ok(())
 }
 
 /// A file as read: its metadata and bytes, or why it could not be read.
@@ -305,6 +312,7 @@ mod prefetch {
     use crate::exit::Exit;
     use crate::files::{self, Dir, Entry, FileMeta, MAX_DOCUMENT_BYTES, ReadError};
     use std::fs::File;
+    use std::io::{Seek, SeekFrom};
     use std::sync::mpsc;
 
     const DEPTH: usize = 32;
@@ -314,6 +322,27 @@ mod prefetch {
         Read(FileMeta, Vec<u8>),
         Open(File, FileMeta),
         Failed(ReadError),
+    }
+
+    /// What the reader does with one entry.
+    fn fetch(dir: &Dir, entry: &Entry, mut buf: Vec<u8>) -> Fetched {
+        let (mut file, meta) = match dir.open_entry(entry) {
+            Ok(opened) => opened,
+            Err(error) => return Fetched::Failed(error),
+        };
+        if meta.size > SMALL as u64 {
+            return Fetched::Open(file, meta);
+        }
+        match files::read_bounded(&mut file, meta.size, SMALL, &mut buf) {
+            Ok(()) => Fetched::Read(meta, buf),
+            // It grew past SMALL while being read: the caller reads it, from its start,
+            // through the same descriptor.
+            Err(ReadError::TooLarge(_)) => match file.seek(SeekFrom::Start(0)) {
+                Ok(_) => Fetched::Open(file, meta),
+                Err(error) => Fetched::Failed(ReadError::Io(error)),
+            },
+            Err(error) => Fetched::Failed(error),
+        }
     }
 
     pub fn run(
@@ -327,50 +356,41 @@ mod prefetch {
             // Owned here, so an early return drops it and a reader blocked on a full queue
             // wakes (its send fails) before the scope waits for it.
             let receiver = receiver;
-            scope.spawn(move || {
-                for entry in documents {
-                    let fetched = match dir.open_entry(entry) {
-                        Err(error) => Fetched::Failed(error),
-                        Ok((file, meta)) if meta.size > SMALL as u64 => Fetched::Open(file, meta),
-                        Ok((file, meta)) => {
-                            let mut buf = recycled.try_recv().unwrap_or_default();
-                            match files::read_bounded(file, meta.size, SMALL, &mut buf) {
-                                Ok(()) => Fetched::Read(meta, buf),
-                                // Grew past SMALL while being read: the caller reads it again
-                                // by name, with the document limit.
-                                Err(ReadError::TooLarge(_)) => match dir.open_entry(entry) {
-                                    Ok((file, meta)) => Fetched::Open(file, meta),
-                                    Err(error) => Fetched::Failed(error),
-                                },
-                                Err(error) => Fetched::Failed(error),
-                            }
+            let reader = std::thread::Builder::new()
+                .name("flatline-reader".into())
+                .spawn_scoped(scope, move || {
+                    for entry in documents {
+                        let buf = recycled.try_recv().unwrap_or_default();
+                        // The caller stopped early (signal, deadline, exit status): so do we.
+                        if sender.send(fetch(dir, entry, buf)).is_err() {
+                            break;
                         }
-                    };
-                    // The caller stopped early (signal, deadline, exit status): so do we.
-                    if sender.send(fetched).is_err() {
-                        break;
                     }
-                }
-            });
+                });
+            // No thread to be had (a pids limit in a container): one file at a time.
+            if reader.is_err() {
+                return super::one_at_a_time(dir, documents, &mut each);
+            }
             let mut large = Vec::new();
             for entry in documents {
-                // The reader sends one message per entry; should it be gone, read in turn.
+                // One message per entry; none means the reader panicked, which the scope
+                // passes on when it ends.
                 let Ok(fetched) = receiver.recv() else {
-                    let read = dir
-                        .read_entry(entry, MAX_DOCUMENT_BYTES, &mut large)
-                        .map(|meta| (meta, large.as_slice()));
-                    each(entry, read)?;
-                    continue;
+                    break;
                 };
                 match fetched {
                     Fetched::Read(meta, buf) => {
                         each(entry, Ok((meta, &buf)))?;
                         let _ = recycle.send(buf);
                     }
-                    Fetched::Open(file, meta) => {
-                        let read =
-                            files::read_bounded(file, meta.size, MAX_DOCUMENT_BYTES, &mut large)
-                                .map(|()| (meta, large.as_slice()));
+                    Fetched::Open(mut file, meta) => {
+                        let read = files::read_bounded(
+                            &mut file,
+                            meta.size,
+                            MAX_DOCUMENT_BYTES,
+                            &mut large,
+                        )
+                        .map(|()| (meta, large.as_slice()));
                         each(entry, read)?;
                     }
                     Fetched::Failed(error) => each(entry, Err(error))?,
@@ -431,6 +451,58 @@ pub fn entry_path(run: &Run, subdir: &str, name: &OsStr) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A directory of `n` small documents, listed.
+    fn listed(tag: &str, n: usize) -> (std::path::PathBuf, Dir, Vec<Entry>) {
+        let path = std::env::temp_dir().join(format!("flatline-scan-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        for i in 0..n {
+            std::fs::write(path.join(format!("d{i:04}.json")), format!("{{\"i\":{i}}}")).unwrap();
+        }
+        let dir = Dir::open(&path).unwrap();
+        let entries = dir.entries().unwrap();
+        (path, dir, entries)
+    }
+
+    #[test]
+    fn read_ahead_gives_every_file_in_order() {
+        let (path, dir, entries) = listed("order", 300);
+        let documents: Vec<&Entry> = entries.iter().collect();
+        let mut seen = Vec::new();
+        prefetch::run(&dir, &documents, |entry, read| {
+            let (_, bytes) = read.unwrap();
+            seen.push((entry.name.clone(), bytes.to_vec()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen.len(), 300);
+        for (i, (name, bytes)) in seen.iter().enumerate() {
+            assert_eq!(name, &std::ffi::OsString::from(format!("d{i:04}.json")));
+            assert_eq!(bytes, format!("{{\"i\":{i}}}").as_bytes());
+        }
+        std::fs::remove_dir_all(path).unwrap();
+    }
+
+    #[test]
+    fn read_ahead_ends_when_the_caller_stops_or_panics() {
+        let (path, dir, entries) = listed("stop", 300);
+        let documents: Vec<&Entry> = entries.iter().collect();
+        // The reader fills its queue long before the caller's first answer: it must be told
+        // to stop, not waited for.
+        let mut calls = 0;
+        let result = prefetch::run(&dir, &documents, |_, _| {
+            calls += 1;
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            Err(Exit::Deadline)
+        });
+        assert_eq!(result, Err(Exit::Deadline));
+        assert_eq!(calls, 1);
+        let panicked = std::panic::catch_unwind(|| {
+            prefetch::run(&dir, &documents, |_, _| panic!("the caller panics"))
+        });
+        assert!(panicked.is_err());
+        std::fs::remove_dir_all(path).unwrap();
+    }
 
     #[test]
     fn document_names() {

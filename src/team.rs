@@ -123,34 +123,23 @@ pub fn count_lines(reader: impl Read) -> std::io::Result<u64> {
 /// `count_lines` for a file, skipping its holes: a hole reads as NUL bytes (content, no
 /// newline), so it is counted as such without being read, and a sparse file costs only its
 /// data (a 2 TB sparse inbox is not 2 TB of reading).
-pub fn count_file_lines(file: std::fs::File) -> std::io::Result<u64> {
+pub fn count_file_lines(mut file: std::fs::File) -> std::io::Result<u64> {
     use std::io::{Seek, SeekFrom};
-    use std::os::fd::AsRawFd;
-    let fd = file.as_raw_fd();
-    let seek = |offset: i64, whence: i32| {
-        // SAFETY: lseek on a descriptor we own; no memory is passed.
-        let at = unsafe { libc::lseek(fd, offset, whence) };
-        if at < 0 {
-            Err(std::io::Error::last_os_error())
-        } else {
-            Ok(at)
-        }
-    };
     let mut counter = LineCounter::default();
-    let mut file = file;
     let mut buf = vec![0u8; 64 * 1024];
     let mut pos = 0i64;
     loop {
-        let data = match seek(pos, libc::SEEK_DATA) {
-            Ok(data) => data,
-            // No data at or after `pos`: what is left, if anything, is a hole.
-            Err(error) if error.raw_os_error() == Some(libc::ENXIO) => {
-                if seek(0, libc::SEEK_END)? > pos {
+        let data = match files::seek_data_or_hole(&file, pos, libc::SEEK_DATA) {
+            Ok(Some(data)) => data,
+            // No data at or after `pos`: what is left, if anything, is a hole (or the file
+            // was cut short meanwhile: its end is here).
+            Ok(None) => {
+                if file.metadata()?.len() > u64::try_from(pos).unwrap_or(u64::MAX) {
                     counter.content = true;
                 }
                 break;
             }
-            // A file system without holes: read the rest.
+            // A file system that cannot tell: read the rest.
             Err(_) => {
                 file.seek(SeekFrom::Start(u64::try_from(pos).unwrap_or(0)))?;
                 feed_all(&mut counter, &mut file)?;
@@ -160,10 +149,12 @@ pub fn count_file_lines(file: std::fs::File) -> std::io::Result<u64> {
         if data > pos {
             counter.content = true;
         }
-        let hole = seek(data, libc::SEEK_HOLE)?;
+        // Truncated between the two calls: the end is here.
+        let Some(hole) = files::seek_data_or_hole(&file, data, libc::SEEK_HOLE)? else {
+            break;
+        };
         file.seek(SeekFrom::Start(u64::try_from(data).unwrap_or(0)))?;
-        let length = u64::try_from(hole - data).unwrap_or(0);
-        let mut run = (&mut file).take(length);
+        let mut run = (&mut file).take(u64::try_from(hole - data).unwrap_or(0));
         let mut read = 0u64;
         loop {
             match run.read(&mut buf) {
@@ -206,7 +197,9 @@ fn read_heartbeat<'b>(
     };
     let result = named
         .open_for_read(&run.root, path, policy)
-        .and_then(|file| files::read_bounded(file, named.meta.size, MAX_DOCUMENT_BYTES, buf));
+        .and_then(|mut file| {
+            files::read_bounded(&mut file, named.meta.size, MAX_DOCUMENT_BYTES, buf)
+        });
     match result {
         Ok(()) => Beat::Read {
             bytes: buf,
@@ -444,26 +437,6 @@ pub struct EventRecord<'a> {
     pub message: &'a str,
 }
 
-/// 16 random bytes from the kernel, for event ids.
-fn random_bytes() -> [u8; 16] {
-    let mut bytes = [0u8; 16];
-    let mut filled = 0;
-    while filled < bytes.len() {
-        // SAFETY: getrandom writes at most the given length into the buffer's tail.
-        let n = unsafe {
-            libc::getrandom(bytes[filled..].as_mut_ptr().cast(), bytes.len() - filled, 0)
-        };
-        if n <= 0 {
-            // getrandom cannot fail on a supported kernel; without it ids stay unique enough
-            // from the clock and the pid for one run.
-            let fallback = crate::clock::now_ms() as u128 ^ (u128::from(std::process::id()) << 64);
-            return fallback.to_le_bytes();
-        }
-        filled += n as usize;
-    }
-    bytes
-}
-
 /// The run's id for events: `--run-id`, else the run directory's name.
 fn run_id(run: &Run, config: &Config) -> String {
     config.run_id.clone().unwrap_or_else(|| {
@@ -544,7 +517,7 @@ pub fn health_events_for_run(
         let current = worker.view.health;
         tally.add(current);
         if let Some(transition) = heartbeat::transition(before, current) {
-            let event_id = heartbeat::uuid_v4(random_bytes());
+            let event_id = heartbeat::uuid_v4(crate::process::random_bytes());
             let message = heartbeat::event_message(before, &worker.view);
             lines.push(heartbeat::event_line(
                 &event_id,
