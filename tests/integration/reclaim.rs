@@ -417,19 +417,19 @@ fn twenty_workers_that_ignore_term_cost_about_one_grace() {
         let id = format!("w{i:02}");
         run.delegation(&id, &stale_delegation(&id, &worker.proc));
     }
-    let grace = Duration::from_secs(2);
+    let grace = Duration::from_secs(1);
     let started = Instant::now();
-    let out = reclaim(&run, &["--grace", "2s"]);
+    let out = reclaim(&run, &["--grace", "1s"]);
     let elapsed = started.elapsed();
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.records().len(), 20);
     for record in out.records() {
         assert_eq!(record["termination"], "killed", "{record}");
     }
-    // Not a speed test: serially this takes 20 graces (40 s), together one plus the work
-    // around it. Half the serial time is a bound no loaded machine gets near.
+    // Not a speed test: serially this takes 20 graces, together one plus the work around
+    // it; 5 graces stays robust on a loaded machine (issue 4's acceptance bound).
     assert!(
-        elapsed < grace * 10,
+        elapsed < grace * 5,
         "took {elapsed:?}: graces waited one after another"
     );
     for worker in &workers {
