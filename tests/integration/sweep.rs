@@ -251,6 +251,14 @@ fn every_input_is_opened_for_reading_once() {
     }
     let scene = scene();
     let run = &scene.run;
+    // Enough finished delegations (no card, nothing to do) that the listing is read ahead by
+    // the second thread: that one reads each of them once too.
+    let fillers: Vec<String> = (0..40).map(|i| format!("f{i:02}")).collect();
+    for id in &fillers {
+        let mut doc = delegation(id, "completed", json!({}));
+        doc.as_object_mut().unwrap().remove("task_card_id");
+        run.delegation(id, &doc);
+    }
     let trace = run
         .path()
         .join("..")
@@ -284,6 +292,9 @@ fn every_input_is_opened_for_reading_once() {
     );
     assert_eq!(opens("workers/w1/heartbeat.json"), 1, "{text}");
     assert_eq!(opens("worker-spec.json"), 1, "{text}");
+    for id in &fillers {
+        assert_eq!(opens(&format!("{id}.json")), 1, "{id}.json\n{text}");
+    }
     for name in ["d-done.json", "d-stuck.json"] {
         assert_eq!(
             opens(name),
@@ -306,13 +317,17 @@ fn every_input_is_opened_for_reading_once() {
     assert_eq!(run_command(&mut command, HANG_GUARD).code, 0);
     let text = std::fs::read_to_string(&trace2).unwrap();
     let _ = std::fs::remove_file(&trace2);
-    for name in [
+    let names = [
         "d-done.json",
         "d-stuck.json",
         "d-complete.json",
         "worker-spec.json",
         "heartbeat.json",
-    ] {
+    ]
+    .map(String::from)
+    .into_iter()
+    .chain(fillers.iter().map(|id| format!("{id}.json")));
+    for name in names {
         let count = text
             .lines()
             .filter(|line| line.contains(&format!("{name}\"")))
