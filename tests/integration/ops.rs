@@ -193,3 +193,156 @@ fn the_systemd_units_verify() {
         out.stderr
     );
 }
+
+/// Checks an `strace -f -e trace=openat,fsync,renameat,close` transcript: every rename of a
+/// temp file over a name comes after an fsync of the temp file and is followed by an fsync
+/// of the directory (SPEC §4, §10 "no directory fsync after rename"). Returns how many
+/// renames it saw.
+fn assert_durable_renames(trace: &str) -> usize {
+    use std::collections::HashMap;
+    // fd → (path opened, is a directory, fsynced since opened)
+    let mut fds: HashMap<String, (String, bool, bool)> = HashMap::new();
+    let mut pending_dirs: Vec<String> = Vec::new();
+    let mut renames = 0;
+    for line in trace.lines() {
+        let call = line
+            .split_once(' ')
+            .map_or(line, |(_, rest)| rest.trim_start());
+        let result = call.rsplit_once(" = ").map(|(_, r)| r.trim());
+        if let Some(args) = call.strip_prefix("openat(") {
+            let path = args.split('"').nth(1).unwrap_or("").to_string();
+            if let Some(fd) = result.filter(|r| !r.starts_with('-')) {
+                fds.insert(fd.to_string(), (path, args.contains("O_DIRECTORY"), false));
+            }
+        } else if let Some(args) = call.strip_prefix("fsync(") {
+            let fd = args.split(')').next().unwrap_or("").to_string();
+            if let Some(entry) = fds.get_mut(&fd) {
+                entry.2 = true;
+            }
+            pending_dirs.retain(|dir| dir != &fd);
+        } else if let Some(args) = call.strip_prefix("close(") {
+            let fd = args.split(')').next().unwrap_or("");
+            assert!(
+                !pending_dirs.iter().any(|dir| dir == fd),
+                "directory fd {fd} closed without an fsync after a rename:\n{trace}"
+            );
+            fds.remove(fd);
+        } else if let Some(args) = call.strip_prefix("renameat(") {
+            let temp = args.split('"').nth(1).unwrap_or("");
+            let dir = args.split(',').next().unwrap_or("").to_string();
+            let synced = fds
+                .values()
+                .any(|(path, is_dir, synced)| !is_dir && path.ends_with(temp) && *synced);
+            assert!(synced, "{temp} renamed before it was fsynced:\n{trace}");
+            assert!(
+                fds.get(&dir).is_some_and(|entry| entry.1),
+                "rename relative to fd {dir}, not an open directory:\n{trace}"
+            );
+            if !pending_dirs.contains(&dir) {
+                pending_dirs.push(dir);
+            }
+            renames += 1;
+        }
+    }
+    assert!(
+        pending_dirs.is_empty(),
+        "no fsync of directory fd(s) {pending_dirs:?} after their renames:\n{trace}"
+    );
+    renames
+}
+
+fn traced(args: &[&OsStr], trace: &std::path::Path) -> Outcome {
+    let mut command = Command::new("strace");
+    command
+        .args(["-f", "-qq", "-e", "trace=openat,fsync,renameat,close", "-o"])
+        .arg(trace)
+        .arg(bin())
+        .args(args);
+    run_command(&mut command, HANG_GUARD)
+}
+
+/// Every atomic write — a delegation rewritten by refresh, the heartbeat state of
+/// health-events, a heartbeat written by beat, metrics written with --output — is temp file,
+/// fsync, rename, fsync of the directory.
+#[test]
+fn every_atomic_write_fsyncs_the_file_and_then_its_directory() {
+    if !have("strace") {
+        eprintln!("SKIPPED: needs strace");
+        return;
+    }
+    // The checker itself: a durable write passes, the seed's defects do not.
+    let good = "1 openat(AT_FDCWD, \"/r\", O_RDONLY|O_DIRECTORY) = 3\n\
+                1 openat(3, \".x.tmp\", O_WRONLY|O_CREAT) = 4\n1 fsync(4) = 0\n\
+                1 renameat(3, \".x.tmp\", 3, \"x\") = 0\n1 close(4) = 0\n1 fsync(3) = 0\n1 close(3) = 0\n";
+    assert_eq!(assert_durable_renames(good), 1);
+    let no_dir_sync = good.replace("1 fsync(3) = 0\n", "");
+    assert!(std::panic::catch_unwind(|| assert_durable_renames(&no_dir_sync)).is_err());
+    let no_file_sync = good.replace("1 fsync(4) = 0\n", "");
+    assert!(std::panic::catch_unwind(|| assert_durable_renames(&no_file_sync)).is_err());
+    let run = Run::new();
+    for id in ["a", "b"] {
+        run.delegation(
+            id,
+            &delegation(id, "running", json!({"last_progress_at": at(-60_000)})),
+        );
+        run.write(
+            &format!("raw-events/{id}.jsonl"),
+            "{\"type\":\"thread.started\",\"thread_id\":\"t\"}\n",
+        );
+        set_mtime_ms(
+            &run.path().join(format!("raw-events/{id}.jsonl")),
+            NOW_MS - 1_000,
+        );
+    }
+    run.write(
+        "workers/w1/worker-spec.json",
+        json!({"name": "w1", "heartbeat": "workers/w1/heartbeat.json"}).to_string(),
+    );
+    let heartbeat = run.path().join("workers/w1/heartbeat.json");
+    let trace = run.path().join("../trace-durable");
+    let metrics = run.path().join("../durable.prom");
+    let cases: Vec<(&str, Vec<&OsStr>, usize)> = vec![
+        (
+            "refresh",
+            vec![
+                OsStr::new("refresh"),
+                OsStr::new("--now"),
+                OsStr::new(NOW),
+                run.arg(),
+            ],
+            2,
+        ),
+        (
+            "health-events",
+            vec![
+                OsStr::new("health-events"),
+                OsStr::new("--now"),
+                OsStr::new(NOW),
+                run.arg(),
+            ],
+            1,
+        ),
+        ("beat", vec![OsStr::new("beat"), heartbeat.as_os_str()], 1),
+        (
+            "status --output",
+            vec![
+                OsStr::new("status"),
+                OsStr::new("--format=prometheus"),
+                OsStr::new("--now"),
+                OsStr::new(NOW),
+                OsStr::new("--output"),
+                metrics.as_os_str(),
+                run.arg(),
+            ],
+            1,
+        ),
+    ];
+    for (name, args, renames) in cases {
+        let out = traced(&args, &trace);
+        assert_eq!(out.code, 0, "{name}: {}", out.stderr);
+        let text = std::fs::read_to_string(&trace).unwrap();
+        assert_eq!(assert_durable_renames(&text), renames, "{name}:\n{text}");
+    }
+    let _ = std::fs::remove_file(&trace);
+    let _ = std::fs::remove_file(&metrics);
+}
