@@ -558,7 +558,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                             change,
                             config.now,
                             config.dry_run,
-                            |bytes| still_needs_reclaim(bytes, config, &host, &again),
+                            |bytes| still_needs_no_process_reclaim(bytes, config, &host, &again),
                         );
                         wrote |= written.wrote();
                         commit::report(place, &written, &mut output, diag)
@@ -625,6 +625,25 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         diag.raise(exit);
     }
     diag.exit
+}
+
+/// After a conflict, for a worker marked reclaimed without a process: the mark still
+/// applies only if the re-read document still needs a reclaim and still names no process
+/// (an orchestrator may have recorded a pid or fresh progress meanwhile).
+pub fn still_needs_no_process_reclaim(
+    bytes: &[u8],
+    config: &Config,
+    host: &LazyHost,
+    change: &Reclaim,
+) -> Result<Option<Reclaim>, String> {
+    scan::inspect(bytes, config, host, |doc, _, facts, view| {
+        let running = crate::lifecycle::child_status(doc) == crate::lifecycle::ChildStatus::Running;
+        (running
+            && view.reclaim_state == ReclaimState::ReclaimNeeded
+            && matches!(facts, ProcessFacts::NoPid))
+        .then(|| change.clone())
+    })
+    .map_err(|error| error.to_string())
 }
 
 /// After a conflict: the reclaim still applies only if the re-read document still says
@@ -1059,6 +1078,58 @@ mod tests {
             },
             identity,
         }
+    }
+
+    #[test]
+    fn a_no_process_mark_is_dropped_when_the_document_now_names_a_process_or_progress() {
+        let low = crate::cli::parse([
+            "reclaim",
+            "--dry-run",
+            "--now",
+            "2026-11-22T08:00:00Z",
+            "run",
+        ])
+        .unwrap();
+        let command = low.command.unwrap();
+        let config = crate::config::resolve(low, command, false).unwrap();
+        let host = LazyHost::default();
+        let change = Reclaim {
+            state: State::Stale,
+            termination: Termination::NoProcess,
+            process_id: None,
+            stale_at: None,
+            timed_out_at: None,
+            signal_via: None,
+            descendants_signalled: Vec::new(),
+            survivors: Vec::new(),
+        };
+        let doc = |lifecycle: &str| {
+            format!(
+                r#"{{"delegation_id":"d","child_agent":{{"status":"running"}},"worker_lifecycle":{lifecycle}}}"#
+            )
+        };
+        let recheck = |lifecycle: &str| {
+            still_needs_no_process_reclaim(doc(lifecycle).as_bytes(), &config, &host, &change)
+                .unwrap()
+        };
+        // Still stale with no process: the mark stands.
+        assert!(recheck(r#"{"last_progress_at":"2026-11-22T06:00:00Z"}"#).is_some());
+        // The orchestrator recorded fresh progress, or a process, meanwhile: not any more.
+        assert!(recheck(r#"{"last_progress_at":"2026-11-22T07:59:59Z"}"#).is_none());
+        assert!(
+            recheck(r#"{"last_progress_at":"2026-11-22T06:00:00Z","process_id":4242}"#).is_none()
+        );
+        // Finished meanwhile.
+        assert!(
+            still_needs_no_process_reclaim(
+                br#"{"child_agent":{"status":"completed"},"worker_lifecycle":{}}"#,
+                &config,
+                &host,
+                &change
+            )
+            .unwrap()
+            .is_none()
+        );
     }
 
     #[test]

@@ -36,6 +36,17 @@ impl Changes {
     fn is_empty(&self) -> bool {
         self.refresh.is_none() && self.reclaim.is_none() && self.stamp.is_none()
     }
+
+    /// Whether these changes end the worker's delegation (a reclaim, or refresh finalizing
+    /// it): what fan-in counted on when it judged the card.
+    fn ends_member(&self) -> bool {
+        self.reclaim.is_some() || matches!(self.refresh, Some(refresh::Change::Finalize(_)))
+    }
+
+    /// Only a fan-in stamp.
+    fn stamp_only(&self) -> bool {
+        self.refresh.is_none() && self.reclaim.is_none() && self.stamp.is_some()
+    }
 }
 
 impl DocChange for Changes {
@@ -427,6 +438,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
 
     // 3. Fan-in on the resulting states; delegation stamps join the documents' changes. Its
     // records are printed once the stamps are written.
+    let mut failed_cards: Vec<(usize, String)> = Vec::new();
     let mut fan_rows: Vec<(usize, Map<String, Value>)> = Vec::new();
     if interrupted.is_none() {
         for (run_index, state) in states.iter_mut().enumerate() {
@@ -491,70 +503,107 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                                 Exit::FileProblem,
                             );
                         }
+                        failed_cards.push((run_index, card.clone()));
                     }
                 }
             }
         }
     }
 
-    // 4. Each changed document written once, with all of its changes.
-    let mut failed_cards: Vec<(usize, String)> = Vec::new();
-    for entry in &entries {
-        if entry.changes.is_empty() {
-            continue;
-        }
-        let state = &states[entry.run];
-        let Some(listing) = &state.delegations else {
-            continue;
-        };
-        let target = commit::Target {
-            dir: &listing.dir,
-            name: &entry.name,
-            bytes: &entry.bytes,
-        };
-        let ctx = refresh::Context::new(state.run, config, &host);
-        let written = commit::write_change(
-            target,
-            entry.changes.clone(),
-            config.now,
-            config.dry_run,
-            |bytes| replan(&ctx, bytes, entry.owner, &entry.changes),
-        );
-        let wrote = written.wrote();
-        let place = Place {
-            command: "sweep",
-            run: state.run,
-            path: &entry.path,
-            delegation_id: entry.delegation_id.as_deref(),
-        };
-        if let Written::Done {
-            change,
-            dry_run: false,
-        } = &written
-        {
-            count(&mut tallies, change.action());
-        }
-        if entry.changes.stamp.is_some()
-            && matches!(written, Written::Conflict(_) | Written::Failed { .. })
-            && let Some((card, _)) = &entry.card
-        {
-            failed_cards.push((entry.run, card.clone()));
-        }
-        // A stamp alone is reported by its card's fan_in record.
-        let report = if entry.changes.refresh.is_none() && entry.changes.reclaim.is_none() {
-            match &written {
-                Written::Done { .. } | Written::NothingLeft => Ok(()),
-                other => {
-                    fanin::report_failure(&entry.path, other, diag);
-                    Ok(())
-                }
+    // 4. Each changed document written once, with all of its changes: first the documents
+    // whose changes end their worker, then those that only get a fan-in stamp, and only for
+    // cards whose ending writes all landed (fan-in judged those cards on them).
+    'passes: for stamps_only in [false, true] {
+        for entry in &entries {
+            if entry.changes.is_empty() || entry.changes.stamp_only() != stamps_only {
+                continue;
             }
-        } else {
-            commit::report(place, &written, &mut output, diag)
-        };
-        states[entry.run].wrote |= wrote;
-        if report.is_err() {
-            break;
+            let card = entry
+                .card
+                .as_ref()
+                .map(|(card, _)| (entry.run, card.clone()));
+            if stamps_only
+                && card
+                    .as_ref()
+                    .is_some_and(|card| failed_cards.contains(card))
+            {
+                continue;
+            }
+            let state = &states[entry.run];
+            let Some(listing) = &state.delegations else {
+                continue;
+            };
+            let target = commit::Target {
+                dir: &listing.dir,
+                name: &entry.name,
+                bytes: &entry.bytes,
+            };
+            let ctx = refresh::Context::new(state.run, config, &host);
+            let written = commit::write_change(
+                target,
+                entry.changes.clone(),
+                config.now,
+                config.dry_run,
+                |bytes| replan(&ctx, bytes, entry.owner, &entry.changes),
+            );
+            let wrote = written.wrote();
+            let place = Place {
+                command: "sweep",
+                run: state.run,
+                path: &entry.path,
+                delegation_id: entry.delegation_id.as_deref(),
+            };
+            if let Written::Done {
+                change,
+                dry_run: false,
+            } = &written
+            {
+                count(&mut tallies, change.action());
+            }
+            let landed = match &written {
+                Written::Done { change, .. } => !stamps_only || change.stamp.is_some(),
+                Written::NothingLeft => stamps_only,
+                _ => false,
+            } && (!entry.changes.ends_member()
+                || matches!(&written, Written::Done { change, .. } if change.ends_member()));
+            if !landed
+                && (entry.changes.stamp.is_some() || entry.changes.ends_member())
+                && let Some(card) = card
+                && !failed_cards.contains(&card)
+            {
+                failed_cards.push(card);
+            }
+            // A stamp alone is reported by its card's fan_in record.
+            let report = if stamps_only {
+                match &written {
+                    Written::Done { .. } | Written::NothingLeft => Ok(()),
+                    other => {
+                        fanin::report_failure(&entry.path, other, diag);
+                        Ok(())
+                    }
+                }
+            } else {
+                commit::report(place, &written, &mut output, diag)
+            };
+            states[entry.run].wrote |= wrote;
+            // A worker marked reclaimed without a process no longer needs a reclaim (the
+            // signalled ones were taken off when their kill was recorded).
+            if let Written::Done {
+                change,
+                dry_run: false,
+            } = &written
+                && change
+                    .reclaim
+                    .as_ref()
+                    .is_some_and(|r| r.termination == Termination::NoProcess)
+            {
+                let seen = &mut states[entry.run].seen;
+                seen.reclaim_needed = seen.reclaim_needed.saturating_sub(1);
+                seen.attention = seen.attention.saturating_sub(1);
+            }
+            if report.is_err() {
+                break 'passes;
+            }
         }
     }
     for state in &states {
@@ -704,14 +753,25 @@ fn replan(
             )
         })
         .map_err(|error| error.to_string())?;
-    let changes = Changes {
+    let reclaim = match &planned.reclaim {
+        // Marked without a process: only while the document still needs it and names none.
+        Some(change) if change.termination == Termination::NoProcess => {
+            reclaim::still_needs_no_process_reclaim(bytes, ctx.config, ctx.host, change)?
+        }
+        // A worker that was signalled and is gone: true whatever the document says now.
+        other => other.clone().filter(|_| running && unreclaimed),
+    };
+    let mut changes = Changes {
         refresh: if planned.refresh.is_some() && planned.reclaim.is_none() {
             refresh::replan(ctx, bytes, owner)?
         } else {
             None
         },
-        reclaim: planned.reclaim.clone().filter(|_| running && unreclaimed),
-        stamp: planned.stamp.filter(|_| unstamped),
+        reclaim,
+        stamp: None,
     };
+    // The stamp was planned on this member ending now: without that, its card is not ready.
+    let still_ends = !planned.ends_member() || changes.ends_member();
+    changes.stamp = planned.stamp.filter(|_| unstamped && still_ends);
     Ok((!changes.is_empty()).then_some(changes))
 }

@@ -468,3 +468,75 @@ fn a_card_with_a_member_at_work_is_left_alone_until_it_finishes() {
         assert!(doc.get("fan_in_collapsed_at").is_none(), "{id}: {doc}");
     }
 }
+
+/// A card judged ready because a member is marked reclaimed without a process: when that
+/// mark cannot be written (here the file has a second hard link, which flatline never
+/// replaces), the card's other members are not stamped and the card is reported failed;
+/// once the mark can be written, one sweep collapses it. The metrics of a sweep that wrote
+/// the mark no longer count that worker as needing a reclaim.
+#[test]
+fn a_card_is_stamped_only_when_the_write_that_ends_its_member_lands() {
+    let run = Run::new();
+    let now = real_now_ms();
+    let mut done = delegation(
+        "m-done",
+        "completed",
+        json!({"last_progress_at": rfc3339(now - 1_000)}),
+    );
+    done["task_card_id"] = json!("c6");
+    done["worker_result"] = json!({"status": "completed", "thread_id": "t-done"});
+    run.delegation("m-done", &done);
+    let mut stale = delegation(
+        "m-stale",
+        "running",
+        json!({"started_at": rfc3339(now - 7_200_000), "last_progress_at": rfc3339(now - 3_600_000)}),
+    );
+    stale["task_card_id"] = json!("c6");
+    let stale_path = run.delegation("m-stale", &stale);
+    let link = run.path().join("second-link");
+    std::fs::hard_link(&stale_path, &link).unwrap();
+    let done_before = String::from_utf8(run.read("delegations/m-done.json")).unwrap();
+
+    let out = sweep(&run, &[]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let fan = out
+        .records()
+        .into_iter()
+        .find(|r| r["kind"] == "fan_in")
+        .unwrap();
+    assert_fields(&fan, json!({"task_card_id": "c6", "outcome": "failed"}));
+    assert_eq!(
+        String::from_utf8(run.read("delegations/m-done.json")).unwrap(),
+        done_before,
+        "a member of a card whose last member is still running on disk was stamped"
+    );
+    assert_eq!(
+        run.read_json("delegations/m-stale.json")["child_agent"]["status"],
+        "running"
+    );
+
+    std::fs::remove_file(&link).unwrap();
+    let metrics = sweep(&run, &["--format=prometheus"]);
+    assert_eq!(metrics.code, 0, "{}", metrics.stderr);
+    let gauge = |name: &str| {
+        metrics
+            .stdout
+            .lines()
+            .find(|line| line.starts_with(&format!("{name}{{")))
+            .unwrap_or_else(|| panic!("no {name} in {}", metrics.stdout))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(gauge("flatline_delegations_reclaim_needed"), "0");
+    assert_eq!(gauge("flatline_delegations_needing_attention"), "0");
+    for id in ["m-done", "m-stale"] {
+        let doc = run.read_json(&format!("delegations/{id}.json"));
+        assert!(doc["fan_in_collapsed_at"].is_string(), "{id}: {doc}");
+    }
+    assert_eq!(
+        run.read_json("delegations/m-stale.json")["reclaim"]["termination"],
+        "no_process"
+    );
+}
