@@ -423,7 +423,10 @@ pub const FLAGS: &[Flag] = &[
         commands: WRITERS,
         about: "print what would be done; write nothing",
         doc: "Prints the action records of what would be done, and writes nothing: no \
-              delegation, no lock, no RUN_DIR/.flatline directory.",
+              delegation, no lock, no RUN_DIR/.flatline directory. \
+              In a sweep's dry run, fan-in counts a worker that would be signalled as still \
+              running (whether the signal ends it is not known without sending it), and one \
+              that would be marked reclaimed without a process as failed.",
     },
     Flag {
         id: FlagId::AllowOutsidePaths,
