@@ -518,6 +518,15 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             if entry.changes.is_empty() || entry.changes.stamp_only() != stamps_only {
                 continue;
             }
+            // Interrupted (signal, deadline): no further side effect, except recording the
+            // workers already signalled, which are gone whatever happens next.
+            if interrupted.is_none() {
+                interrupted = stop.check();
+            }
+            let signalled = entry.kill.is_some() && entry.changes.reclaim.is_some();
+            if interrupted.is_some() && !signalled {
+                continue;
+            }
             let card = entry
                 .card
                 .as_ref()
