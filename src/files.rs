@@ -180,9 +180,22 @@ fn fstat_fd(fd: RawFd) -> io::Result<FileMeta> {
     Ok(FileMeta::from_stat(&st))
 }
 
-/// Where the next data (`SEEK_DATA`) or hole (`SEEK_HOLE`) of `file` begins at or after
-/// `offset`; `Ok(None)` when there is none (`ENXIO`: `offset` is at or past the end).
-pub fn seek_data_or_hole(file: &File, offset: i64, whence: libc::c_int) -> io::Result<Option<i64>> {
+/// What `seek_to` looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seek {
+    /// The next byte of data (`SEEK_DATA`).
+    Data,
+    /// The next hole, or the end of the file (`SEEK_HOLE`).
+    Hole,
+}
+
+/// Where the next data or hole of `file` begins at or after `offset` (and moves the file
+/// position there); `Ok(None)` when there is none (`ENXIO`: `offset` is at or past the end).
+pub fn seek_to(file: &File, what: Seek, offset: i64) -> io::Result<Option<i64>> {
+    let whence = match what {
+        Seek::Data => libc::SEEK_DATA,
+        Seek::Hole => libc::SEEK_HOLE,
+    };
     // SAFETY: lseek on a live descriptor borrowed from `file`; no memory is passed.
     let at = unsafe { libc::lseek(file.as_raw_fd(), offset, whence) };
     if at >= 0 {

@@ -129,7 +129,7 @@ pub fn count_file_lines(mut file: std::fs::File) -> std::io::Result<u64> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut pos = 0i64;
     loop {
-        let data = match files::seek_data_or_hole(&file, pos, libc::SEEK_DATA) {
+        let data = match files::seek_to(&file, files::Seek::Data, pos) {
             Ok(Some(data)) => data,
             // No data at or after `pos`: what is left, if anything, is a hole (or the file
             // was cut short meanwhile: its end is here).
@@ -150,7 +150,7 @@ pub fn count_file_lines(mut file: std::fs::File) -> std::io::Result<u64> {
             counter.content = true;
         }
         // Truncated between the two calls: the end is here.
-        let Some(hole) = files::seek_data_or_hole(&file, data, libc::SEEK_HOLE)? else {
+        let Some(hole) = files::seek_to(&file, files::Seek::Hole, data)? else {
             break;
         };
         file.seek(SeekFrom::Start(u64::try_from(data).unwrap_or(0)))?;
