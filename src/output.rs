@@ -203,8 +203,10 @@ pub struct Output {
     format: Format,
     quiet: bool,
     out: BufWriter<Box<dyn Write>>,
-    /// stdout was closed by the reader: stop printing, keep working.
+    /// stdout was closed by the reader, or failed: stop printing, keep working.
     closed: bool,
+    /// Why stdout failed (not a closed pipe), for `finish` to report once.
+    failed: Option<io::Error>,
     /// json: the document's opening has been written.
     opened: bool,
     /// json: records written so far (for commas).
@@ -267,6 +269,7 @@ impl Output {
             quiet,
             out: BufWriter::with_capacity(64 * 1024, sink),
             closed: false,
+            failed: None,
             opened: false,
             written: 0,
             rows: Vec::new(),
@@ -331,7 +334,14 @@ impl Output {
                 self.closed = true;
                 Ok(())
             }
-            other => other,
+            // Any other failure (a full disk behind stdout): printing stops there, the work
+            // goes on (SPEC §7), and `finish` returns the error for its one stderr line.
+            Err(error) => {
+                self.closed = true;
+                self.failed = Some(error);
+                Ok(())
+            }
+            Ok(()) => Ok(()),
         }
     }
 
@@ -419,6 +429,9 @@ impl Output {
         errors: &[ErrorEntry],
         tally: &str,
     ) -> io::Result<()> {
+        if let Some(error) = self.failed.take() {
+            return Err(error);
+        }
         if !self.quiet {
             match self.format {
                 Format::Ndjson => {}
@@ -446,7 +459,9 @@ impl Output {
                 }
             }
         }
+        // Once closed (a reader gone, or a failure already reported), nothing more to say.
         let flushed = match self.out.flush() {
+            _ if self.closed => Ok(()),
             Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),
             other => other,
         };

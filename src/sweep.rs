@@ -255,19 +255,16 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                         }
                     }
                     let card = item.doc.task_card_id.str().map(str::to_string);
-                    let mut member = after.member;
-                    // Marked reclaimed without a process: for fan-in a failed delegation
-                    // now, so its card can collapse in this same sweep.
-                    if changes.reclaim.is_some() {
-                        member.status = crate::lifecycle::ChildStatus::Failed;
-                    }
-                    // A member that stays active through this sweep (nothing will end it)
-                    // keeps its card from being ready: the bytes kept for stamping its
-                    // finished members are let go, and no more are kept, so memory does
-                    // not grow with the finished members of unfinished cards.
+                    let member = after.member;
+                    // A member that stays active through this sweep (nothing will end it:
+                    // no kill, no reclaim mark) keeps its card from being ready: the bytes
+                    // kept for stamping its finished members are let go, and no more are
+                    // kept, so memory does not grow with the finished members of
+                    // unfinished cards.
                     if let Some(card) = &card
                         && member.is_active()
                         && kill.is_none()
+                        && changes.reclaim.is_none()
                         && blocked.insert(card.clone())
                     {
                         for &index in member_entries.get(card).into_iter().flatten().flatten() {
@@ -368,12 +365,8 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 "would_signal".into(),
                 json!(reclaim::would_signal(kill, config, host.get())),
             );
-            if place
-                .record("reclaimed", "dry_run", detail, &mut output, diag)
-                .is_err()
-            {
-                break;
-            }
+            // A failing stdout stops the printing, never the work.
+            let _ = place.record("reclaimed", "dry_run", detail, &mut output, diag);
             continue;
         }
         if !signalled {
@@ -404,18 +397,13 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 delegation_id: entry.delegation_id.as_deref(),
             };
             count(&mut tallies, "skipped");
-            if place
-                .record(
-                    "skipped",
-                    "not_written",
-                    kill.skipped_detail(info),
-                    &mut output,
-                    diag,
-                )
-                .is_err()
-            {
-                break;
-            }
+            let _ = place.record(
+                "skipped",
+                "not_written",
+                kill.skipped_detail(info),
+                &mut output,
+                diag,
+            );
         }
     }
     // A refresh finalization also ends a member.
@@ -433,6 +421,38 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             } else {
                 crate::lifecycle::ChildStatus::Failed
             };
+        }
+    }
+
+    // A worker marked reclaimed without a process has ended only once that mark is written.
+    // Fan-in may count it as failed now (so its card collapses in this sweep) only where the
+    // mark is its card's one ending write: the stamps then follow that write and are skipped
+    // if it does not land. With other ending writes in the card, one of them could carry its
+    // stamp before the mark failed; such a card collapses in the next sweep instead.
+    let mut ending: BTreeMap<(usize, &str), usize> = BTreeMap::new();
+    for entry in &entries {
+        if let Some((card, _)) = &entry.card
+            && entry.changes.ends_member()
+        {
+            *ending.entry((entry.run, card.as_str())).or_default() += 1;
+        }
+    }
+    let mut marked_failed: Vec<(usize, String, usize)> = Vec::new();
+    for entry in &entries {
+        if let (Some((card, position)), Some(reclaim)) = (&entry.card, &entry.changes.reclaim)
+            && reclaim.termination == Termination::NoProcess
+            && ending.get(&(entry.run, card.as_str())) == Some(&1)
+        {
+            marked_failed.push((entry.run, card.clone(), *position));
+        }
+    }
+    for (run, card, position) in marked_failed {
+        if let Some(member) = states[run]
+            .members
+            .get_mut(&card)
+            .and_then(|m| m.get_mut(position))
+        {
+            member.member.status = crate::lifecycle::ChildStatus::Failed;
         }
     }
 
@@ -511,32 +531,36 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     }
 
     // 4. Each changed document written once, with all of its changes: first the documents
-    // whose changes end their worker, then those that only get a fan-in stamp, and only for
-    // cards whose ending writes all landed (fan-in judged those cards on them).
-    'passes: for stamps_only in [false, true] {
+    // whose changes end their worker, then those that only get a fan-in stamp. A card whose
+    // ending write did not land gets no more stamps (fan-in judged it on that write); nor
+    // does any card once the run is interrupted.
+    let mut print_failed = None;
+    for stamps_only in [false, true] {
         for entry in &entries {
             if entry.changes.is_empty() || entry.changes.stamp_only() != stamps_only {
-                continue;
-            }
-            // Interrupted (signal, deadline): no further side effect, except recording the
-            // workers already signalled, which are gone whatever happens next.
-            if interrupted.is_none() {
-                interrupted = stop.check();
-            }
-            let signalled = entry.kill.is_some() && entry.changes.reclaim.is_some();
-            if interrupted.is_some() && !signalled {
                 continue;
             }
             let card = entry
                 .card
                 .as_ref()
                 .map(|(card, _)| (entry.run, card.clone()));
-            if stamps_only
-                && card
-                    .as_ref()
-                    .is_some_and(|card| failed_cards.contains(card))
-            {
-                continue;
+            // Interrupted (signal, deadline): no further side effect, except recording the
+            // workers already signalled, which are gone whatever happens next.
+            if interrupted.is_none() {
+                interrupted = stop.check();
+            }
+            let signalled = entry.kill.is_some() && entry.changes.reclaim.is_some();
+            let mut changes = entry.changes.clone();
+            if interrupted.is_some() || card.as_ref().is_some_and(|c| failed_cards.contains(c)) {
+                if changes.stamp.take().is_some()
+                    && let Some(card) = &card
+                    && !failed_cards.contains(card)
+                {
+                    failed_cards.push(card.clone());
+                }
+                if changes.is_empty() || (interrupted.is_some() && !signalled) {
+                    continue;
+                }
             }
             let state = &states[entry.run];
             let Some(listing) = &state.delegations else {
@@ -550,10 +574,10 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             let ctx = refresh::Context::new(state.run, config, &host);
             let written = commit::write_change(
                 target,
-                entry.changes.clone(),
+                changes.clone(),
                 config.now,
                 config.dry_run,
-                |bytes| replan(&ctx, bytes, entry.owner, &entry.changes),
+                |bytes| replan(&ctx, bytes, entry.owner, &changes),
             );
             let wrote = written.wrote();
             let place = Place {
@@ -571,15 +595,23 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             }
             let landed = match &written {
                 Written::Done { change, .. } => !stamps_only || change.stamp.is_some(),
+                // A stamp another writer already made.
                 Written::NothingLeft => stamps_only,
                 _ => false,
-            } && (!entry.changes.ends_member()
+            } && (!changes.ends_member()
                 || matches!(&written, Written::Done { change, .. } if change.ends_member()));
             if !landed
-                && (entry.changes.stamp.is_some() || entry.changes.ends_member())
+                && (changes.stamp.is_some() || changes.ends_member())
                 && let Some(card) = card
                 && !failed_cards.contains(&card)
             {
+                if matches!(written, Written::NothingLeft) {
+                    diag.warning(
+                        &entry.path,
+                        "changed by another writer meanwhile: left as it is, and its task card's \
+                         fan-in left for the next sweep",
+                    );
+                }
                 failed_cards.push(card);
             }
             // A stamp alone is reported by its card's fan_in record.
@@ -610,10 +642,14 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 seen.reclaim_needed = seen.reclaim_needed.saturating_sub(1);
                 seen.attention = seen.attention.saturating_sub(1);
             }
-            if report.is_err() {
-                break 'passes;
+            // stdout failing stops the printing, never the writes (SPEC §7).
+            if let Err(exit) = report {
+                print_failed.get_or_insert(exit);
             }
         }
+    }
+    if let Some(exit) = print_failed {
+        diag.raise(exit);
     }
     for state in &states {
         if let Some(listing) = &state.delegations {
@@ -630,6 +666,9 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             && failed_cards.contains(&(run_index, card))
         {
             row.insert("outcome".into(), json!("failed"));
+            if let Some(collapsed) = tallies.actions.get_mut("fan_in_collapsed") {
+                *collapsed = collapsed.saturating_sub(1);
+            }
         }
         if output.record(&row).is_err() {
             break;
@@ -752,13 +791,14 @@ fn replan(
     owner: u32,
     planned: &Changes,
 ) -> Result<Option<Changes>, String> {
-    let (running, unreclaimed, unstamped) =
+    let (running, unreclaimed, unstamped, active) =
         scan::inspect(bytes, ctx.config, ctx.host, |doc, _, _, _| {
             let member = Member::of(doc);
             (
                 crate::lifecycle::child_status(doc) == crate::lifecycle::ChildStatus::Running,
                 !crate::lifecycle::is_reclaimed(doc),
                 member.collapsed_at.is_none(),
+                member.is_active(),
             )
         })
         .map_err(|error| error.to_string())?;
@@ -779,8 +819,10 @@ fn replan(
         reclaim,
         stamp: None,
     };
-    // The stamp was planned on this member ending now: without that, its card is not ready.
+    // The stamp was planned on this member being over: ended by these changes, or finished
+    // already (not queued or running again meanwhile). Otherwise its card is not ready.
     let still_ends = !planned.ends_member() || changes.ends_member();
-    changes.stamp = planned.stamp.filter(|_| unstamped && still_ends);
+    let over = !active || changes.ends_member();
+    changes.stamp = planned.stamp.filter(|_| unstamped && still_ends && over);
     Ok((!changes.is_empty()).then_some(changes))
 }

@@ -540,3 +540,80 @@ fn a_card_is_stamped_only_when_the_write_that_ends_its_member_lands() {
         "no_process"
     );
 }
+
+/// Two members of one card marked reclaimed without a process in the same sweep: the card
+/// waits for the next sweep, so neither member can carry a stamp while the other's mark
+/// failed (here one of them has a second hard link and cannot be replaced).
+#[test]
+fn two_members_marked_in_one_sweep_are_stamped_only_in_the_next() {
+    let run = Run::new();
+    let now = real_now_ms();
+    for id in ["m-a", "m-b"] {
+        let mut stale = delegation(
+            id,
+            "running",
+            json!({"started_at": rfc3339(now - 7_200_000), "last_progress_at": rfc3339(now - 3_600_000)}),
+        );
+        stale["task_card_id"] = json!("c7");
+        run.delegation(id, &stale);
+    }
+    let link = run.path().join("second-link");
+    std::fs::hard_link(run.delegation_path("m-b.json"), &link).unwrap();
+    let out = sweep(&run, &[]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let a = run.read_json("delegations/m-a.json");
+    assert_eq!(a["reclaim"]["termination"], "no_process", "{a}");
+    assert!(a.get("fan_in_collapsed_at").is_none(), "stamped early: {a}");
+    assert_eq!(
+        run.read_json("delegations/m-b.json")["child_agent"]["status"],
+        "running"
+    );
+    std::fs::remove_file(&link).unwrap();
+    let out = sweep(&run, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = sweep(&run, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for id in ["m-a", "m-b"] {
+        let doc = run.read_json(&format!("delegations/{id}.json"));
+        assert!(doc["fan_in_collapsed_at"].is_string(), "{id}: {doc}");
+    }
+}
+
+/// stdout failing (a full disk) stops the printing, never the work: every change is
+/// written, one stderr line says what happened, exit 3.
+#[test]
+fn a_failing_stdout_does_not_stop_the_writes() {
+    if !std::path::Path::new("/dev/full").exists() {
+        eprintln!("SKIPPED: no /dev/full");
+        return;
+    }
+    let run = Run::new();
+    let now = real_now_ms();
+    for i in 0..300 {
+        let id = format!("s{i:03}");
+        let stale = delegation(
+            &id,
+            "running",
+            json!({"started_at": rfc3339(now - 7_200_000), "last_progress_at": rfc3339(now - 3_600_000)}),
+        );
+        run.delegation(&id, &stale);
+    }
+    let mut command = Command::new("sh");
+    command
+        .args([
+            "-c",
+            "exec \"$0\" sweep --format=ndjson \"$1\" > /dev/full",
+            bin(),
+        ])
+        .arg(run.arg());
+    let out = run_command(&mut command, HANG_GUARD);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_eq!(
+        out.stderr, "flatline: stdout: no space left on device\n",
+        "one line"
+    );
+    for i in 0..300 {
+        let doc = run.read_json(&format!("delegations/s{i:03}.json"));
+        assert_eq!(doc["reclaim"]["termination"], "no_process", "s{i:03}");
+    }
+}
