@@ -5,7 +5,9 @@
 //! refresh's change is applied in memory and the document looked at again (in memory) for
 //! reclaim; every stuck worker of every run is signalled together (one grace period); fan-in
 //! decides on the resulting states; then each document is written once with all its changes
-//! composed, and the heartbeat transitions are appended.
+//! composed — first those whose changes end their worker, then those that only get a fan-in
+//! stamp, skipped for a card whose ending write did not land — and the heartbeat
+//! transitions are appended.
 
 use crate::commit::{self, ApplyError, DocChange, Place, Written};
 use crate::config::Config;
