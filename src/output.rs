@@ -111,8 +111,9 @@ impl JsonWriter<'_> {
                 }
                 self.0.extend_from_slice(&digits[at..]);
             }
+            // Writing into a Vec cannot fail.
             Err(_) => {
-                let _ = write!(Fmt(self.0), "{value}");
+                let _ = write!(self.0, "{value}");
             }
         }
     }
@@ -160,16 +161,6 @@ impl JsonWriter<'_> {
 
     pub fn null(&mut self) {
         self.0.extend_from_slice(b"null");
-    }
-}
-
-/// `fmt::Write` into a byte buffer (for numbers).
-struct Fmt<'a>(&'a mut Vec<u8>);
-
-impl std::fmt::Write for Fmt<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
     }
 }
 

@@ -311,12 +311,7 @@ pub fn observe(pid: Pid, host: &Host, want_uid: bool) -> Observation {
         Err(_) => None,
     };
     let Some(stat) = stat else {
-        // Gone between the two calls, or hidden from us.
-        return if exists(pid) {
-            Observation::Hidden
-        } else {
-            Observation::Exited
-        };
+        return hidden_or_exited(pid);
     };
     if stat.exited() {
         return Observation::Zombie;
@@ -331,11 +326,7 @@ pub fn observe(pid: Pid, host: &Host, want_uid: bool) -> Observation {
             Err(_) => None,
         };
         let Some(status) = status else {
-            return if exists(pid) {
-                Observation::Hidden
-            } else {
-                Observation::Exited
-            };
+            return hidden_or_exited(pid);
         };
         if status.tgid != pid.0 {
             return Observation::NotThreadGroupLeader;
@@ -346,6 +337,15 @@ pub fn observe(pid: Pid, host: &Host, want_uid: bool) -> Observation {
         start_ticks: stat.start_ticks,
         start_ms: host.start_ms(stat.start_ticks),
         uid,
+    }
+}
+
+/// A pid whose `/proc` entry could not be read: gone since it was seen, or hidden from us.
+fn hidden_or_exited(pid: Pid) -> Observation {
+    if exists(pid) {
+        Observation::Hidden
+    } else {
+        Observation::Exited
     }
 }
 
@@ -361,19 +361,27 @@ fn probe_pidfd(pid: Pid) -> Probe {
     if pidfds_refused_for_tests() {
         return Probe::Refused;
     }
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; `pid` is a
-    // validated positive pid. The descriptor is closed at once: it is only a question.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.0, 0) };
-    if fd >= 0 {
-        // SAFETY: the kernel returned a new descriptor that nobody else owns.
-        drop(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) });
-        return Probe::Exists;
+    // The descriptor is closed at once: it is only a question.
+    match pidfd_open(pid.0) {
+        Ok(_) => Probe::Exists,
+        Err(error) => match error.raw_os_error() {
+            Some(libc::ESRCH) => Probe::Gone,
+            Some(libc::EINVAL) => Probe::Thread,
+            _ => Probe::Refused,
+        },
     }
-    match io::Error::last_os_error().raw_os_error() {
-        Some(libc::ESRCH) => Probe::Gone,
-        Some(libc::EINVAL) => Probe::Thread,
-        _ => Probe::Refused,
+}
+
+/// `pidfd_open(pid, 0)`: a descriptor for the process holding `pid` now.
+fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; opening a
+    // pidfd sends nothing to the process.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
     }
+    // SAFETY: the kernel returned a new descriptor that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
 }
 
 /// The verdict on whether the process holding the pid is the worker.
@@ -605,21 +613,15 @@ fn stat_of(pid: Pid) -> Option<Stat> {
 /// Opens `pid` for signalling and checks that the process behind the handle is the one
 /// that started at `start_ticks` (SPEC §3.1: pidfd_open, then verify, then signal).
 pub fn open_target(pid: Pid, start_ticks: u64) -> Result<Target, OpenError> {
-    let fd = if pidfds_refused_for_tests() {
-        -1
+    let opened = if pidfds_refused_for_tests() {
+        Err(io::Error::from_raw_os_error(libc::ENOSYS))
     } else {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; `pid`
-        // is a validated positive pid.
-        unsafe { libc::syscall(libc::SYS_pidfd_open, pid.0, 0) }
+        pidfd_open(pid.0)
     };
-    let handle = if fd >= 0 {
-        // SAFETY: the kernel returned a new descriptor that nobody else owns.
-        Handle::PidFd(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
-    } else {
-        match io::Error::last_os_error().raw_os_error() {
-            Some(libc::ESRCH) => return Err(OpenError::Gone),
-            _ => Handle::Kill,
-        }
+    let handle = match opened {
+        Ok(fd) => Handle::PidFd(fd),
+        Err(error) if error.raw_os_error() == Some(libc::ESRCH) => return Err(OpenError::Gone),
+        Err(_) => Handle::Kill,
     };
     // The handle refers to whatever held the pid when it was opened; reading the start time
     // now, after the open, tells whether that is still the expected process.
@@ -757,17 +759,11 @@ impl Watch {
     /// Starts watching `pid`; `None` when no such process exists.
     pub fn new(pid: i64) -> Option<Watch> {
         let raw = libc::pid_t::try_from(pid).ok().filter(|p| *p > 0)?;
-        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; it
-        // gives a handle for polling and nothing here ever sends a signal through it.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, raw, 0) };
-        if fd >= 0 {
-            // SAFETY: the kernel returned a new descriptor that nobody else owns.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
-            return Some(Watch { pid, fd: Some(fd) });
-        }
-        match io::Error::last_os_error().raw_os_error() {
-            Some(libc::ESRCH) => None,
-            _ => std::path::Path::new(&format!("/proc/{pid}"))
+        // A handle for polling: nothing here ever sends a signal through it.
+        match pidfd_open(raw) {
+            Ok(fd) => Some(Watch { pid, fd: Some(fd) }),
+            Err(error) if error.raw_os_error() == Some(libc::ESRCH) => None,
+            Err(_) => std::path::Path::new(&format!("/proc/{pid}"))
                 .exists()
                 .then_some(Watch { pid, fd: None }),
         }

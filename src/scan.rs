@@ -240,7 +240,7 @@ pub fn for_each_delegation(
 }
 
 /// Listings with at least this many documents are read with a reader thread ahead of the
-/// parser (`Prefetch`); smaller ones one file at a time.
+/// parser (`prefetch`); smaller ones one file at a time.
 const PREFETCH_FROM: usize = 32;
 
 /// `for_each_delegation` over a listing the caller already holds.
@@ -259,7 +259,7 @@ pub fn for_each_in_listing(
         .filter(|entry| is_document_name(&entry.name))
         .collect();
     let mut path = run.path.join("delegations");
-    let mut each = |entry: &Entry, read: Read, diag: &mut Diagnostics| {
+    let each = |entry: &Entry, read: Read| {
         if let Some(exit) = stop.check() {
             return Err(exit);
         }
@@ -276,7 +276,6 @@ pub fn for_each_in_listing(
         path.pop();
         result
     };
-    let each = |entry: &Entry, read: Read| each(entry, read, diag);
     if documents.len() < PREFETCH_FROM {
         return one_at_a_time(&listing.dir, &documents, each);
     }
@@ -485,23 +484,32 @@ mod tests {
 
     #[test]
     fn read_ahead_ends_when_the_caller_stops_or_panics() {
-        let (path, dir, entries) = listed("stop", 300);
-        let documents: Vec<&Entry> = entries.iter().collect();
         // The reader fills its queue long before the caller's first answer: it must be told
-        // to stop, not waited for.
-        let mut calls = 0;
-        let result = prefetch::run(&dir, &documents, |_, _| {
-            calls += 1;
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            Err(Exit::Deadline)
+        // to stop, not waited for. Run on a thread of its own, so that a hang fails the test
+        // instead of blocking it.
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (path, dir, entries) = listed("stop", 300);
+            let documents: Vec<&Entry> = entries.iter().collect();
+            let mut calls = 0;
+            let stopped = prefetch::run(&dir, &documents, |_, _| {
+                calls += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                Err(Exit::Deadline)
+            });
+            let panicked = std::panic::catch_unwind(|| {
+                prefetch::run(&dir, &documents, |_, _| panic!("the caller panics"))
+            })
+            .is_err();
+            std::fs::remove_dir_all(path).unwrap();
+            let _ = done.send((stopped, calls, panicked));
         });
-        assert_eq!(result, Err(Exit::Deadline));
-        assert_eq!(calls, 1);
-        let panicked = std::panic::catch_unwind(|| {
-            prefetch::run(&dir, &documents, |_, _| panic!("the caller panics"))
-        });
-        assert!(panicked.is_err());
-        std::fs::remove_dir_all(path).unwrap();
+        let outcome = finished.recv_timeout(std::time::Duration::from_secs(30));
+        assert_eq!(
+            outcome,
+            Ok((Err(Exit::Deadline), 1, true)),
+            "the read-ahead did not end"
+        );
     }
 
     #[test]

@@ -127,6 +127,16 @@ pub struct Tallies {
     pub actions: BTreeMap<&'static str, u64>,
 }
 
+impl RunState<'_> {
+    /// The fan-in facts of the member at `position` of `card`.
+    fn member_mut(&mut self, card: &str, position: usize) -> Option<&mut Member> {
+        self.members
+            .get_mut(card)
+            .and_then(|members| members.get_mut(position))
+            .map(|file| &mut file.member)
+    }
+}
+
 /// What the post-refresh look at a document says.
 struct After {
     reclaim_needed: bool,
@@ -383,12 +393,9 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             seen.attention = seen.attention.saturating_sub(1);
             // The worker is gone: for fan-in it is a failed delegation now.
             if let Some((card, position)) = &entry.card
-                && let Some(member) = states[entry.run]
-                    .members
-                    .get_mut(card)
-                    .and_then(|m| m.get_mut(*position))
+                && let Some(member) = states[entry.run].member_mut(card, *position)
             {
-                member.member.status = crate::lifecycle::ChildStatus::Failed;
+                member.status = crate::lifecycle::ChildStatus::Failed;
             }
         } else {
             let state = &states[entry.run];
@@ -412,13 +419,9 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     for entry in &entries {
         if let (Some((card, position)), Some(refresh::Change::Finalize(finalization))) =
             (&entry.card, &entry.changes.refresh)
-            && let Some(member) = states[entry.run]
-                .members
-                .get_mut(card)
-                .and_then(|m| m.get_mut(*position))
+            && let Some(member) = states[entry.run].member_mut(card, *position)
         {
-            member.member.status = if finalization.verdict.status == crate::events::Outcome::Success
-            {
+            member.status = if finalization.verdict.status == crate::events::Outcome::Success {
                 crate::lifecycle::ChildStatus::Completed
             } else {
                 crate::lifecycle::ChildStatus::Failed
@@ -439,22 +442,13 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             *ending.entry((entry.run, card.as_str())).or_default() += 1;
         }
     }
-    let mut marked_failed: Vec<(usize, String, usize)> = Vec::new();
     for entry in &entries {
         if let (Some((card, position)), Some(reclaim)) = (&entry.card, &entry.changes.reclaim)
             && reclaim.termination == Termination::NoProcess
             && ending.get(&(entry.run, card.as_str())) == Some(&1)
+            && let Some(member) = states[entry.run].member_mut(card, *position)
         {
-            marked_failed.push((entry.run, card.clone(), *position));
-        }
-    }
-    for (run, card, position) in marked_failed {
-        if let Some(member) = states[run]
-            .members
-            .get_mut(&card)
-            .and_then(|m| m.get_mut(position))
-        {
-            member.member.status = crate::lifecycle::ChildStatus::Failed;
+            member.status = crate::lifecycle::ChildStatus::Failed;
         }
     }
 
@@ -536,7 +530,6 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     // whose changes end their worker, then those that only get a fan-in stamp. A card whose
     // ending write did not land gets no more stamps (fan-in judged it on that write); nor
     // does any card once the run is interrupted.
-    let mut print_failed = None;
     for stamps_only in [false, true] {
         for entry in &entries {
             if entry.changes.is_empty() || entry.changes.stamp_only() != stamps_only {
@@ -596,12 +589,12 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 count(&mut tallies, change.action());
             }
             let landed = match &written {
-                Written::Done { change, .. } => !stamps_only || change.stamp.is_some(),
+                Written::Done { change, .. } if stamps_only => change.stamp.is_some(),
+                Written::Done { change, .. } => !changes.ends_member() || change.ends_member(),
                 // A stamp another writer already made.
                 Written::NothingLeft => stamps_only,
                 _ => false,
-            } && (!changes.ends_member()
-                || matches!(&written, Written::Done { change, .. } if change.ends_member()));
+            };
             if !landed
                 && (changes.stamp.is_some() || changes.ends_member())
                 && let Some(card) = card
@@ -616,18 +609,15 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 }
                 failed_cards.push(card);
             }
-            // A stamp alone is reported by its card's fan_in record.
-            let report = if stamps_only {
-                match &written {
-                    Written::Done { .. } | Written::NothingLeft => Ok(()),
-                    other => {
-                        fanin::report_failure(&entry.path, other, diag);
-                        Ok(())
-                    }
+            // A stamp alone is reported by its card's fan_in record. A failing stdout is
+            // reported where it fails and stops the printing, never the writes (SPEC §7).
+            if stamps_only {
+                if !matches!(written, Written::Done { .. } | Written::NothingLeft) {
+                    fanin::report_failure(&entry.path, &written, diag);
                 }
             } else {
-                commit::report(place, &written, &mut output, diag)
-            };
+                let _ = commit::report(place, &written, &mut output, diag);
+            }
             states[entry.run].wrote |= wrote;
             // A worker marked reclaimed without a process no longer needs a reclaim (the
             // signalled ones were taken off when their kill was recorded).
@@ -644,14 +634,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 seen.reclaim_needed = seen.reclaim_needed.saturating_sub(1);
                 seen.attention = seen.attention.saturating_sub(1);
             }
-            // stdout failing stops the printing, never the writes (SPEC §7).
-            if let Err(exit) = report {
-                print_failed.get_or_insert(exit);
-            }
         }
-    }
-    if let Some(exit) = print_failed {
-        diag.raise(exit);
     }
     for state in &states {
         if let Some(listing) = &state.delegations {

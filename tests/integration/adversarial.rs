@@ -1710,6 +1710,17 @@ fn capped(args: &[&OsStr]) -> Outcome {
     run_command(&mut cmd, HANG_GUARD)
 }
 
+/// `capped` for `VERB --format=ndjson --now NOW RUN`.
+fn capped_at_now(verb: &str, run: &Run) -> Outcome {
+    capped(&[
+        OsStr::new(verb),
+        OsStr::new("--format=ndjson"),
+        OsStr::new("--now"),
+        OsStr::new(NOW),
+        run.arg(),
+    ])
+}
+
 #[test]
 fn a_2_gb_sparse_stream_of_a_live_worker_is_only_stated() {
     let worker = Proc::sleep();
@@ -1771,13 +1782,7 @@ fn a_2_gb_sparse_stream_of_a_finished_worker_is_read_in_bounded_memory() {
     run.delegation("gone", &doc);
     let stream = sparse_stream(&run, "gone");
     set_mtime_ms(&stream, NOW_MS - 30_000);
-    let out = capped(&[
-        OsStr::new("refresh"),
-        OsStr::new("--format=ndjson"),
-        OsStr::new("--now"),
-        OsStr::new(NOW),
-        run.arg(),
-    ]);
+    let out = capped_at_now("refresh", &run);
     assert_no_crash(&out);
     assert_eq!(out.code, 0, "{}", out.stderr);
     // One 2 GB line of NUL bytes: skipped, nothing usable.
@@ -1977,13 +1982,7 @@ fn hostile_heartbeat_inbox_and_outbox_paths() {
     );
     run.write("workers/zz-good/inbox.jsonl", "{\"m\":1}\n{\"m\":2}\n");
 
-    let status = capped(&[
-        OsStr::new("status"),
-        OsStr::new("--format=ndjson"),
-        OsStr::new("--now"),
-        OsStr::new(NOW),
-        run.arg(),
-    ]);
+    let status = capped_at_now("status", &run);
     assert_no_crash(&status);
     assert_eq!(status.code, 3, "{}", status.stderr);
     let lines = status.stderr_lines();
@@ -2014,13 +2013,7 @@ fn hostile_heartbeat_inbox_and_outbox_paths() {
     }
     assert!(!status.stdout.contains(MARKER) && !status.stderr.contains(MARKER));
 
-    let events = capped(&[
-        OsStr::new("health-events"),
-        OsStr::new("--format=ndjson"),
-        OsStr::new("--now"),
-        OsStr::new(NOW),
-        run.arg(),
-    ]);
+    let events = capped_at_now("health-events", &run);
     assert_no_crash(&events);
     assert_eq!(events.code, 3, "{}", events.stderr);
     assert_eq!(

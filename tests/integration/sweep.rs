@@ -336,27 +336,38 @@ fn every_input_is_opened_for_reading_once() {
     }
 }
 
+/// A delegation of `card` that completed, with its thread id.
+fn finished_member(id: &str, card: &str, thread: &str, now: i64) -> Value {
+    let mut doc = delegation(
+        id,
+        "completed",
+        json!({"last_progress_at": rfc3339(now - 1_000)}),
+    );
+    doc["task_card_id"] = json!(card);
+    doc["worker_result"] = json!({"status": "completed", "thread_id": thread});
+    doc
+}
+
+/// A running delegation of `card` without a pid whose last progress is an hour old: stale,
+/// to be marked reclaimed without a process.
+fn stale_member(id: &str, card: &str, now: i64) -> Value {
+    let mut doc = delegation(
+        id,
+        "running",
+        json!({"started_at": rfc3339(now - 7_200_000), "last_progress_at": rfc3339(now - 3_600_000)}),
+    );
+    doc["task_card_id"] = json!(card);
+    doc
+}
+
 /// A stale worker that never recorded a pid is marked reclaimed (`no_process`), which makes
 /// it a failed member: its card collapses in the same sweep, not the next one.
 #[test]
 fn a_card_whose_last_member_is_reclaimed_without_a_process_collapses_in_the_same_sweep() {
     let run = Run::new();
     let now = real_now_ms();
-    let mut done = delegation(
-        "m-done",
-        "completed",
-        json!({"last_progress_at": rfc3339(now - 1_000)}),
-    );
-    done["task_card_id"] = json!("c3");
-    done["worker_result"] = json!({"status": "completed", "thread_id": "t-done"});
-    run.delegation("m-done", &done);
-    let mut stale = delegation(
-        "m-stale",
-        "running",
-        json!({"started_at": rfc3339(now - 7_200_000), "last_progress_at": rfc3339(now - 3_600_000)}),
-    );
-    stale["task_card_id"] = json!("c3");
-    run.delegation("m-stale", &stale);
+    run.delegation("m-done", &finished_member("m-done", "c3", "t-done", now));
+    run.delegation("m-stale", &stale_member("m-stale", "c3", now));
     let out = sweep(&run, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let records = out.records();
@@ -390,16 +401,7 @@ fn a_card_whose_last_member_is_reclaimed_without_a_process_collapses_in_the_same
 fn a_card_with_a_member_at_work_is_left_alone_until_it_finishes() {
     let run = Run::new();
     let now = real_now_ms();
-    let finished = |id: &str, card: &str| {
-        let mut doc = delegation(
-            id,
-            "completed",
-            json!({"last_progress_at": rfc3339(now - 1_000)}),
-        );
-        doc["task_card_id"] = json!(card);
-        doc["worker_result"] = json!({"status": "completed", "thread_id": format!("t-{id}")});
-        doc
-    };
+    let finished = |id: &str, card: &str| finished_member(id, card, &format!("t-{id}"), now);
     let working = |id: &str, card: &str| {
         let mut doc = delegation(
             id,
@@ -478,21 +480,8 @@ fn a_card_with_a_member_at_work_is_left_alone_until_it_finishes() {
 fn a_card_is_stamped_only_when_the_write_that_ends_its_member_lands() {
     let run = Run::new();
     let now = real_now_ms();
-    let mut done = delegation(
-        "m-done",
-        "completed",
-        json!({"last_progress_at": rfc3339(now - 1_000)}),
-    );
-    done["task_card_id"] = json!("c6");
-    done["worker_result"] = json!({"status": "completed", "thread_id": "t-done"});
-    run.delegation("m-done", &done);
-    let mut stale = delegation(
-        "m-stale",
-        "running",
-        json!({"started_at": rfc3339(now - 7_200_000), "last_progress_at": rfc3339(now - 3_600_000)}),
-    );
-    stale["task_card_id"] = json!("c6");
-    let stale_path = run.delegation("m-stale", &stale);
+    run.delegation("m-done", &finished_member("m-done", "c6", "t-done", now));
+    let stale_path = run.delegation("m-stale", &stale_member("m-stale", "c6", now));
     let link = run.path().join("second-link");
     std::fs::hard_link(&stale_path, &link).unwrap();
     let done_before = String::from_utf8(run.read("delegations/m-done.json")).unwrap();
@@ -549,13 +538,7 @@ fn two_members_marked_in_one_sweep_are_stamped_only_in_the_next() {
     let run = Run::new();
     let now = real_now_ms();
     for id in ["m-a", "m-b"] {
-        let mut stale = delegation(
-            id,
-            "running",
-            json!({"started_at": rfc3339(now - 7_200_000), "last_progress_at": rfc3339(now - 3_600_000)}),
-        );
-        stale["task_card_id"] = json!("c7");
-        run.delegation(id, &stale);
+        run.delegation(id, &stale_member(id, "c7", now));
     }
     let link = run.path().join("second-link");
     std::fs::hard_link(run.delegation_path("m-b.json"), &link).unwrap();
@@ -591,12 +574,7 @@ fn a_failing_stdout_does_not_stop_the_writes() {
     let now = real_now_ms();
     for i in 0..300 {
         let id = format!("s{i:03}");
-        let stale = delegation(
-            &id,
-            "running",
-            json!({"started_at": rfc3339(now - 7_200_000), "last_progress_at": rfc3339(now - 3_600_000)}),
-        );
-        run.delegation(&id, &stale);
+        run.delegation(&id, &stale_member(&id, "card-1", now));
     }
     let mut command = Command::new("sh");
     command
