@@ -330,10 +330,12 @@ pub fn uuid_v4(mut bytes: [u8; 16]) -> String {
     )
 }
 
-/// `.flatline/state.json`: the last health of every worker, per run.
-pub fn parse_state(bytes: &[u8]) -> Option<Vec<(String, Health)>> {
-    let value: Value = serde_json::from_slice(bytes).ok()?;
-    let workers = value.get("workers")?.as_object()?;
+/// The `workers` section of `.flatline/state.json`: the last health of every worker.
+pub const STATE_SECTION: &str = "workers";
+
+/// The workers' last health from the state's `workers` section.
+pub fn parse_state(section: &Value) -> Option<Vec<(String, Health)>> {
+    let workers = section.as_object()?;
     Some(
         workers
             .iter()
@@ -342,12 +344,13 @@ pub fn parse_state(bytes: &[u8]) -> Option<Vec<(String, Health)>> {
     )
 }
 
-pub fn render_state(workers: &[(String, Health)]) -> Vec<u8> {
+/// The state's `workers` section for the given healths.
+pub fn render_state(workers: &[(String, Health)]) -> Value {
     let map: serde_json::Map<String, Value> = workers
         .iter()
         .map(|(name, health)| (name.clone(), json!(health.as_str())))
         .collect();
-    doc::render(&json!({"schema_version": 1, "workers": map}))
+    Value::Object(map)
 }
 
 #[cfg(test)]
@@ -515,6 +518,6 @@ mod tests {
             ("b".to_string(), Health::Healthy),
         ];
         assert_eq!(parse_state(&render_state(&state)), Some(state));
-        assert_eq!(parse_state(b"garbage"), None);
+        assert_eq!(parse_state(&json!("garbage")), None);
     }
 }

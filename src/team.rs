@@ -13,6 +13,7 @@ use crate::exit::Exit;
 use crate::files::{self, MAX_DOCUMENT_BYTES, NamedPathPolicy, ReadError};
 use crate::heartbeat::{self, Beat, Health, WorkerSpec, WorkerView};
 use crate::output::{Diagnostics, Output, PathText, Ts};
+use crate::runstate::{self, RunState};
 use crate::scan::{self, Run};
 use crate::stop::Stop;
 use serde::Serialize;
@@ -444,36 +445,42 @@ fn run_id(run: &Run, config: &Config) -> String {
     })
 }
 
-/// The workers' health of the last run, from `.flatline/state.json`.
+/// The run's stored state (`.flatline/state.json`) and the workers' health of the last run
+/// (its `workers` section; `None` before the first run).
 fn read_state(
     state_dir: Option<&files::Dir>,
     run: &Run,
     diag: &mut Diagnostics,
-) -> Option<Vec<(String, Health)>> {
-    let dir = state_dir?;
-    let mut buf = Vec::new();
-    match dir.read_file(OsStr::new("state.json"), MAX_DOCUMENT_BYTES, &mut buf) {
-        Ok(_) => match heartbeat::parse_state(&buf) {
-            Some(state) => Some(state),
+) -> (RunState, Option<Vec<(String, Health)>>) {
+    let Some(dir) = state_dir else {
+        return (RunState::default(), None);
+    };
+    let state = match RunState::read(dir) {
+        Ok(state) => state,
+        Err(error) => {
+            diag.error(
+                &runstate::path_of(&run.path),
+                &format!("{error}; starting a new baseline"),
+                Exit::FileProblem,
+            );
+            return (RunState::default(), None);
+        }
+    };
+    let workers = match state.section(heartbeat::STATE_SECTION) {
+        None => None,
+        Some(section) => match heartbeat::parse_state(section) {
+            Some(workers) => Some(workers),
             None => {
                 diag.error(
-                    &run.path.join(".flatline/state.json"),
-                    "not a flatline state document; starting a new baseline",
+                    &runstate::path_of(&run.path),
+                    "its workers section is not an object; starting a new baseline",
                     Exit::FileProblem,
                 );
                 None
             }
         },
-        Err(ReadError::NotFound) => None,
-        Err(error) => {
-            diag.error(
-                &run.path.join(".flatline/state.json"),
-                &error.to_string(),
-                Exit::FileProblem,
-            );
-            None
-        }
-    }
+    };
+    (state, workers)
 }
 
 /// One event to append, and what its action record says.
@@ -496,7 +503,7 @@ pub fn health_events_for_run(
     stop: &Stop,
     output: &mut Output,
 ) -> Result<WorkerTally, Exit> {
-    let previous = read_state(state_dir, run, diag);
+    let (mut state, previous) = read_state(state_dir, run, diag);
     let mut tally = WorkerTally::default();
     let first_run = previous.is_none();
     let previous = previous.unwrap_or_default();
@@ -572,21 +579,17 @@ pub fn health_events_for_run(
     }
     // The baseline changes only when a health did; a run without change rewrites nothing.
     let unchanged = !first_run && next == previous;
-    if outcome == "appended"
-        && !unchanged
-        && let Some(dir) = state_dir
-        && let Err(error) = crate::store::write_atomic(
-            dir,
-            OsStr::new("state.json"),
-            &heartbeat::render_state(&next),
-            0o600,
-        )
-    {
-        diag.error(
-            &run.path.join(".flatline/state.json"),
-            &error.to_string(),
-            Exit::FileProblem,
-        );
+    if outcome == "appended" && !unchanged {
+        state.set_section(heartbeat::STATE_SECTION, heartbeat::render_state(&next));
+        if let Some(dir) = state_dir
+            && let Err(error) = state.write_if_changed(dir)
+        {
+            diag.error(
+                &runstate::path_of(&run.path),
+                &error.to_string(),
+                Exit::FileProblem,
+            );
+        }
     }
     Ok(tally)
 }
