@@ -217,6 +217,7 @@ pub enum FlagId {
     DryRun,
     AllowOutsidePaths,
     Wait,
+    LockGroup,
     Deadline,
     Output,
     Grace,
@@ -452,6 +453,21 @@ pub const FLAGS: &[Flag] = &[
               run. \
               When another flatline holds it, flatline exits 75 at once, or with this option \
               waits up to DURATION for it.",
+    },
+    Flag {
+        id: FlagId::LockGroup,
+        long: "lock-group",
+        short: None,
+        value: Some("GROUP"),
+        commands: WRITERS,
+        about: "the group that may take the run lock [the run directory's group]",
+        doc: "A new RUN_DIR/.flatline/ is created mode 0750 and its lock and state.json \
+              mode 0640 with this group (a name or a numeric gid; default: the run \
+              directory's group), so that a member of it, such as the orchestrator's user, \
+              can hold the lock with flock RUN_DIR/.flatline/lock CMD while it writes. \
+              A creator that is not in the group gives its own primary group instead and \
+              says so. \
+              An existing .flatline/ keeps its group.",
     },
     Flag {
         id: FlagId::Deadline,
@@ -701,6 +717,7 @@ pub struct LowArgs {
     pub dry_run: bool,
     pub allow_outside_paths: bool,
     pub wait: Option<Millis>,
+    pub lock_group: Option<String>,
     pub deadline: Option<Millis>,
     pub output: Option<PathBuf>,
     pub grace: Option<Millis>,
@@ -889,6 +906,7 @@ fn apply(low: &mut LowArgs, flag: &Flag, value: Option<String>) -> Result<(), Us
         FlagId::DryRun => low.dry_run = true,
         FlagId::AllowOutsidePaths => low.allow_outside_paths = true,
         FlagId::Wait => low.wait = Some(duration(flag, &text)?),
+        FlagId::LockGroup => low.lock_group = Some(non_empty(flag, text)?),
         FlagId::Deadline => low.deadline = Some(positive_duration(flag, &text)?),
         FlagId::Output => low.output = Some(PathBuf::from(non_empty(flag, text)?)),
         FlagId::Grace => low.grace = Some(duration(flag, &text)?),

@@ -258,14 +258,24 @@ pub fn lock_run(
         return Some(None);
     }
     let lock_path = run.path.join(".flatline/lock");
-    match store::lock_run(run.dir(), config.wait, &|| stop.check().is_some()) {
-        Ok(lock) => Some(Some(lock)),
-        Err(store::LockError::Busy) => {
-            diag.error(
-                &lock_path,
-                "another flatline holds the run's lock (use --wait to wait for it)",
-                Exit::Busy,
-            );
+    let request = store::LockRequest {
+        group: config.lock_group,
+        wait: config.wait,
+        now: config.now,
+        stop: &|| stop.check().is_some(),
+    };
+    match store::lock_run_as(run.dir(), &request) {
+        Ok(lock) => {
+            for (path, message) in lock.notices() {
+                diag.warning(path, message);
+            }
+            Some(Some(lock))
+        }
+        Err(store::LockError::Busy(busy)) => {
+            if let Some(error) = &busy.record_error {
+                diag.warning(Path::new(""), error);
+            }
+            diag.error(&lock_path, &busy.to_string(), Exit::Busy);
             None
         }
         Err(store::LockError::Unusable(message)) => {

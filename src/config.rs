@@ -32,6 +32,8 @@ pub struct Config {
     pub allow_outside_paths: bool,
     /// How long to wait for another flatline's lock (`None`: not at all).
     pub wait: Option<Duration>,
+    /// `--lock-group`, resolved to a gid (`None`: the run directory's group).
+    pub lock_group: Option<u32>,
     pub deadline: Option<Duration>,
     /// `--output FILE`: where the output goes instead of stdout.
     pub output: Option<PathBuf>,
@@ -180,6 +182,10 @@ pub fn resolve(
         dry_run: low.dry_run,
         allow_outside_paths: low.allow_outside_paths,
         wait: low.wait.map(std_duration),
+        lock_group: match &low.lock_group {
+            Some(group) => Some(lock_group(group)?),
+            None => None,
+        },
         deadline: low
             .deadline
             .or((command == Command::Sweep).then_some(DEFAULT_SWEEP_DEADLINE_MS))
@@ -199,6 +205,20 @@ pub fn resolve(
         },
         quiet: low.quiet,
     })
+}
+
+/// `--lock-group GROUP`: a numeric gid as it is, or a group name looked up.
+fn lock_group(group: &str) -> Result<u32, UsageError> {
+    match crate::store::group_id(group) {
+        Ok(Some(gid)) => Ok(gid),
+        Ok(None) => Err(UsageError(format!(
+            "--lock-group: no group named '{group}'"
+        ))),
+        Err(error) => Err(UsageError(format!(
+            "--lock-group: cannot look up '{group}': {}",
+            crate::files::io_message(&error)
+        ))),
+    }
 }
 
 /// Whether stdout is a terminal (for the default format).
@@ -226,6 +246,27 @@ mod tests {
         let config = resolve_args(&["status", "--now", "2026-11-22T08:00:00Z", "run"]).unwrap();
         assert_eq!(config.now, 1_795_334_400_000);
         assert!(config.now_given);
+    }
+
+    #[test]
+    fn lock_group_is_a_gid_or_a_group_name() {
+        let gid = |args: &[&str]| resolve_args(args).map(|config| config.lock_group);
+        assert_eq!(gid(&["refresh", "run"]), Ok(None));
+        assert_eq!(
+            gid(&["refresh", "--lock-group", "4321", "run"]),
+            Ok(Some(4321))
+        );
+        assert_eq!(gid(&["sweep", "--lock-group=root", "run"]), Ok(Some(0)));
+        assert_eq!(
+            gid(&["refresh", "--lock-group", "no-such-group-flatline", "run"]),
+            Err("--lock-group: no group named 'no-such-group-flatline'".to_string())
+        );
+        assert_eq!(
+            gid(&["refresh", "--lock-group", "", "run"]),
+            Err("--lock-group: the value is empty".to_string())
+        );
+        // status takes no lock.
+        assert!(gid(&["status", "--lock-group", "4321", "run"]).is_err());
     }
 
     #[test]

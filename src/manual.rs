@@ -266,10 +266,19 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
              are written as UTC RFC 3339 with milliseconds. \
              A run that changes nothing writes nothing.",
             "Writing commands hold an exclusive flock on RUN_DIR/.flatline/lock for the whole \
-             run; .flatline is created with mode 0700 and the lock with mode 0600, owned by \
-             flatline's effective user, and a run where they exist otherwise, or as symlinks, \
-             is refused (exit 4). \
-             Another flatline exits 75 at once, or waits with --wait. \
+             run. \
+             The lock works across users: .flatline is created with mode 0750 and the lock \
+             and state.json with mode 0640, in the group --lock-group (default: the run \
+             directory's group), so a member of that group, such as the orchestrator's user, \
+             can hold the lock with flock RUN_DIR/.flatline/lock CMD; nobody else can. \
+             An existing .flatline is accepted when flatline's user or the run directory's \
+             owner owns it and neither its group nor others may write it; lock and state.json \
+             must be regular files with one link and no permission for others. \
+             Otherwise, or when this user cannot write .flatline, the run is refused (exit 4) \
+             with what was found and how to repair it. \
+             When another process holds the lock, flatline exits 75 at once naming its pid \
+             and uid, or waits with --wait; a pid found holding it by 3 runs in a row is a \
+             lock_held problem, which status --check counts. \
              An orchestrator that needs a guarantee against lost updates holds the same lock \
              while it rewrites a delegation; one that does not can still slip a change in \
              between flatline's check and its rename.",

@@ -104,7 +104,7 @@ impl RunState {
         if !self.changed {
             return Ok(());
         }
-        crate::store::write_atomic(state_dir, OsStr::new(FILE), &self.render(), MODE)?;
+        crate::store::write_in_dir_group(state_dir, OsStr::new(FILE), &self.render(), MODE)?;
         self.changed = false;
         Ok(())
     }

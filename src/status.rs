@@ -196,6 +196,11 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     for run in &runs {
         let mut cards = CardTallies::default();
         let mut seen = RunMetrics::default();
+        // A holder that kept the run lock across several runs needs a person (SPEC §4).
+        if let Some(streak) = crate::store::lock_held(run.dir()) {
+            diag.warning(&run.path.join(".flatline/lock"), &streak.to_string());
+            attention = true;
+        }
         let result = scan::for_each_delegation(run, config, &host, diag, stop, |item, diag| {
             let view = item.view;
             seen.add(view);

@@ -13,8 +13,10 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::clock::{self, Millis};
 use crate::files::{self, Dir, FileMeta};
 
 /// What went wrong with a write; `Display` gives the "what is wrong" part of
@@ -148,6 +150,17 @@ pub fn write_atomic(
     content: &[u8],
     mode_if_new: u32,
 ) -> Result<(), StoreError> {
+    write_atomic_with(dir, name, content, mode_if_new, None)
+}
+
+/// `write_atomic`, giving a new file the group `group_if_new` when one is given.
+fn write_atomic_with(
+    dir: &Dir,
+    name: &OsStr,
+    content: &[u8],
+    mode_if_new: u32,
+    group_if_new: Option<u32>,
+) -> Result<(), StoreError> {
     let cname = entry_name(name)?;
     // lstat is enough here: nothing is read from the target, and rename replaces the entry
     // whatever it has become, never following it.
@@ -162,9 +175,13 @@ pub fn write_atomic(
     let temp = TempFile::create(dir, name)?;
     match &existing {
         Some(meta) => temp.keep_ownership(meta)?,
-        None => temp
-            .file
-            .set_permissions(Permissions::from_mode(mode_if_new & PERMISSION_BITS))?,
+        None => {
+            if let Some(gid) = group_if_new {
+                std::os::unix::fs::fchown(&temp.file, None, Some(gid))?;
+            }
+            temp.file
+                .set_permissions(Permissions::from_mode(mode_if_new & PERMISSION_BITS))?
+        }
     }
     temp.fill(content)?;
     temp.rename_over(&cname)?;
@@ -283,10 +300,12 @@ pub fn is_temp_name(name: &OsStr) -> bool {
 /// Why the run lock could not be taken.
 #[derive(Debug)]
 pub enum LockError {
-    /// Another process holds the lock (exit 75).
-    Busy,
-    /// `.flatline` or its `lock` exists with another owner, another mode, as a symlink, with
-    /// several links, or is not a directory/regular file: the run is refused (exit 4).
+    /// Another process holds the lock (exit 75): who, and how long flatline waited.
+    Busy(Box<Busy>),
+    /// `.flatline`, its `lock` or its `state.json` is not as flatline can trust it (another
+    /// owner, a mode that lets others in, a symlink, several links, not a directory or
+    /// regular file), or this user cannot write `.flatline`: the run is refused (exit 4).
+    /// The message says what was found and how to repair it.
     Unusable(String),
     /// `stop()` returned true while waiting (a signal or the deadline arrived).
     Stopped,
@@ -296,7 +315,7 @@ pub enum LockError {
 impl fmt::Display for LockError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LockError::Busy => f.write_str("another flatline holds .flatline/lock"),
+            LockError::Busy(busy) => write!(f, "{busy}"),
             LockError::Unusable(what) => f.write_str(what),
             LockError::Stopped => f.write_str("stopped while waiting for .flatline/lock"),
             LockError::Io(error) => f.write_str(&files::io_message(error)),
@@ -312,12 +331,121 @@ impl From<io::Error> for LockError {
     }
 }
 
-/// Holds `RUN_DIR/.flatline/lock` (exclusive flock) until dropped.
+/// A lock that another process holds: who (from `/proc/locks`), how long flatline waited,
+/// and how many runs in a row found that holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Busy {
+    /// `None` when `/proc/locks` shows no holder this pid namespace can name.
+    pub holder: Option<LockHolder>,
+    pub waited: Duration,
+    /// The holder's streak, as this run recorded it (`None`: no pid to track, or the record
+    /// could not be written; see `record_error`).
+    pub streak: Option<HolderStreak>,
+    /// Why the streak could not be recorded (a warning, never a reason to stop).
+    pub record_error: Option<String>,
+}
+
+/// The process holding a lock, as this pid namespace sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockHolder {
+    pub pid: i32,
+    /// Its real uid (`None`: gone or hidden by the time flatline looked).
+    pub uid: Option<u32>,
+}
+
+impl fmt::Display for Busy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.holder {
+            Some(LockHolder {
+                pid,
+                uid: Some(uid),
+            }) => write!(f, "held by pid {pid} (uid {uid})")?,
+            Some(LockHolder { pid, uid: None }) => {
+                write!(f, "held by pid {pid} (uid unknown: gone or hidden)")?
+            }
+            None => f.write_str("held by a process this pid namespace cannot name")?,
+        }
+        write!(f, "; flatline waited {} ms", self.waited.as_millis())?;
+        if self.waited.is_zero() {
+            f.write_str(" (use --wait DURATION to wait for it)")?;
+        }
+        if let Some(streak) = self.streak.as_ref().filter(|streak| streak.is_lock_held()) {
+            write!(f, "; {streak}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How many runs in a row must find the same pid holding the lock before it is a
+/// `lock_held` problem (SPEC §4).
+pub const LOCK_HELD_RUNS: u64 = 3;
+
+/// The same pid found holding the lock by consecutive runs that could not take it. Kept in
+/// `.flatline/lock_holders.json`, not in `state.json`: the runs that see a holder are exactly
+/// the runs that cannot take the lock `state.json` is written under, and a write to it then
+/// could undo the holder's own (when the holder is a flatline). A run that takes the lock
+/// removes the file: the streak is broken.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HolderStreak {
+    pub pid: i32,
+    pub uid: Option<u32>,
+    /// Runs in a row that found `pid` holding the lock.
+    pub runs: u64,
+    /// When the first of them found it (RFC 3339).
+    pub since: String,
+    pub last_seen_at: String,
+}
+
+impl HolderStreak {
+    /// The streak after one more run found `holder` holding the lock at `now`.
+    pub fn next(previous: Option<HolderStreak>, holder: LockHolder, now: Millis) -> HolderStreak {
+        let at = clock::format_rfc3339(now);
+        match previous {
+            Some(previous) if previous.pid == holder.pid && previous.uid == holder.uid => {
+                HolderStreak {
+                    runs: previous.runs.saturating_add(1),
+                    last_seen_at: at,
+                    ..previous
+                }
+            }
+            _ => HolderStreak {
+                pid: holder.pid,
+                uid: holder.uid,
+                runs: 1,
+                since: at.clone(),
+                last_seen_at: at,
+            },
+        }
+    }
+
+    pub fn is_lock_held(&self) -> bool {
+        self.runs >= LOCK_HELD_RUNS
+    }
+}
+
+impl fmt::Display for HolderStreak {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "lock_held: pid {} (uid ", self.pid)?;
+        match self.uid {
+            Some(uid) => write!(f, "{uid}")?,
+            None => f.write_str("unknown")?,
+        }
+        write!(
+            f,
+            ") has held the run lock across {} runs since {}",
+            self.runs, self.since
+        )
+    }
+}
+
+/// Holds `RUN_DIR/.flatline/lock` (exclusive flock) until dropped or released.
 #[derive(Debug)]
 pub struct RunLock {
     state_dir: Dir,
     /// Closing the descriptor (on drop) releases the flock.
-    _lock: File,
+    lock: File,
+    held: bool,
+    notices: Vec<(PathBuf, String)>,
 }
 
 impl RunLock {
@@ -325,60 +453,313 @@ impl RunLock {
     pub fn state_dir(&self) -> &Dir {
         &self.state_dir
     }
+
+    /// What the caller should say on stderr once (path, message): e.g. a creator outside
+    /// the lock group that gave `.flatline` its own primary group.
+    pub fn notices(&self) -> &[(PathBuf, String)] {
+        &self.notices
+    }
+
+    /// Whether the lock is held now (false between `release` and `reacquire`).
+    pub fn is_held(&self) -> bool {
+        self.held
+    }
+
+    /// Lets go of the flock while flatline only waits (a grace, a kill wait), so that an
+    /// orchestrator can write meanwhile. Documents must be read again before the next write.
+    pub fn release(&mut self) -> io::Result<()> {
+        if self.held {
+            self.lock.unlock()?;
+            self.held = false;
+        }
+        Ok(())
+    }
+
+    /// Takes the flock again after `release`, as `lock_run` would (`Busy` at once without
+    /// `wait`, else polling until it has passed or `stop()` says so). The lock excludes
+    /// others only while `.flatline/lock` is still the file flatline locks: a lock file
+    /// replaced meanwhile refuses the run.
+    pub fn reacquire(
+        &mut self,
+        wait: Option<Duration>,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<(), LockError> {
+        if self.held {
+            return Ok(());
+        }
+        match acquire(&self.lock, wait, stop) {
+            Ok(()) => {}
+            Err(Acquire::Busy(waited)) => {
+                let holder = files::fstat(self.lock.as_fd())
+                    .ok()
+                    .and_then(|meta| find_holder(&meta));
+                return Err(LockError::Busy(Box::new(Busy {
+                    holder,
+                    waited,
+                    streak: None,
+                    record_error: None,
+                })));
+            }
+            Err(Acquire::Stopped) => return Err(LockError::Stopped),
+            Err(Acquire::Io(error)) => return Err(LockError::Io(error)),
+        }
+        let mine = files::fstat(self.lock.as_fd())?;
+        let named = files::lstatat(self.state_dir.fd(), OsStr::new(LOCK_FILE));
+        if !matches!(named, Ok(meta) if meta.dev == mine.dev && meta.ino == mine.ino) {
+            self.lock.unlock()?;
+            return Err(LockError::Unusable(
+                ".flatline/lock was replaced while flatline waited without it, refused".into(),
+            ));
+        }
+        self.held = true;
+        Ok(())
+    }
+}
+
+/// What a writing command asks of `lock_run_as`.
+pub struct LockRequest<'a> {
+    /// `--lock-group`: the group a new `.flatline/`, `lock` and `state.json` get (`None`:
+    /// the run directory's group).
+    pub group: Option<u32>,
+    /// `--wait`: how long to wait for another holder (`None`: not at all).
+    pub wait: Option<Duration>,
+    /// The run's `now`, for the holder streak's timestamps.
+    pub now: Millis,
+    /// Says when to stop waiting (a signal or the deadline).
+    pub stop: &'a dyn Fn() -> bool,
 }
 
 const STATE_DIR: &str = ".flatline";
 const LOCK_FILE: &str = "lock";
-const STATE_DIR_MODE: u32 = 0o700;
-const LOCK_MODE: u32 = 0o600;
+const STATE_FILE: &str = "state.json";
+const LOCK_HOLDERS_FILE: &str = "lock_holders.json";
+/// The lock group may enter `.flatline/` and read (so lock) `lock` and read `state.json`.
+const STATE_DIR_MODE: u32 = 0o750;
+const SHARED_FILE_MODE: u32 = 0o640;
 const LOCK_POLL_FIRST: Duration = Duration::from_millis(20);
 const LOCK_POLL_STEP: Duration = Duration::from_millis(10);
 const LOCK_POLL_MAX: Duration = Duration::from_millis(50);
 
-/// Creates `RUN_DIR/.flatline/` (0700) and its `lock` (0600) owned by the effective user
-/// when missing, refuses them when they exist otherwise, then takes an exclusive flock.
-/// Without `wait` a held lock is `Busy` at once; with `wait` it polls every 20–50 ms until
-/// the wait has passed (`Busy`) or `stop()` says to stop (`Stopped`). Never blocks forever.
+/// `lock_run_as` with the run directory's group and the wall clock.
 pub fn lock_run(
     run: &Dir,
     wait: Option<Duration>,
     stop: &dyn Fn() -> bool,
 ) -> Result<RunLock, LockError> {
+    lock_run_as(
+        run,
+        &LockRequest {
+            group: None,
+            wait,
+            now: clock::now_ms(),
+            stop,
+        },
+    )
+}
+
+/// Creates `RUN_DIR/.flatline/` (0750) and its `lock` (0640) in the lock group when
+/// missing, refuses them when they exist in a shape flatline cannot trust (SPEC §4), then
+/// takes an exclusive flock. Without `wait` a held lock is `Busy` at once; with `wait` it
+/// polls every 20–50 ms until the wait has passed (`Busy`) or `stop()` says to stop
+/// (`Stopped`). Never blocks forever. A `Busy` run records the holder's streak; a run that
+/// gets the lock checks `state.json` and ends the streak.
+pub fn lock_run_as(run: &Dir, request: &LockRequest<'_>) -> Result<RunLock, LockError> {
     let euid = files::effective_uid();
-    let state_dir = open_state_dir(run, euid)?;
-    let lock = open_lock_file(&state_dir, euid)?;
-    let deadline = wait.map(|wait| Instant::now() + wait);
+    let run_meta = run.meta()?;
+    let mut notices = Vec::new();
+    let wanted = match request.group {
+        Some(gid) => (gid, "--lock-group"),
+        None => (run_meta.gid, "the run directory's group"),
+    };
+    let state_dir = open_state_dir(run, &run_meta, wanted, euid, &mut notices)?;
+    let lock = open_lock_file(&state_dir, &mut notices)?;
+    match acquire(&lock, request.wait, request.stop) {
+        Ok(()) => {}
+        Err(Acquire::Busy(waited)) => {
+            return Err(LockError::Busy(Box::new(record_busy(
+                &state_dir,
+                &lock,
+                waited,
+                request.now,
+            ))));
+        }
+        Err(Acquire::Stopped) => return Err(LockError::Stopped),
+        Err(Acquire::Io(error)) => return Err(LockError::Io(error)),
+    }
+    // Dropping `lock` on an error below releases the flock.
+    check_state_file(&state_dir)?;
+    match unlinkat(state_dir.fd(), &entry_name(OsStr::new(LOCK_HOLDERS_FILE))?) {
+        Ok(()) => {}
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => notices.push((
+            state_dir.join(OsStr::new(LOCK_HOLDERS_FILE)),
+            format!("cannot remove it: {}", files::io_message(&error)),
+        )),
+    }
+    Ok(RunLock {
+        state_dir,
+        lock,
+        held: true,
+        notices,
+    })
+}
+
+/// Whether `run` has a `lock_held` problem now: a recorded streak of `LOCK_HELD_RUNS` or
+/// more whose pid still holds the lock. Reads only; for `status`, which takes no lock.
+pub fn lock_held(run: &Dir) -> Option<HolderStreak> {
+    let state_dir = run.open_child(OsStr::new(STATE_DIR)).ok()??;
+    let streak = read_streak(&state_dir)?;
+    if !streak.is_lock_held() {
+        return None;
+    }
+    let meta = files::lstatat(state_dir.fd(), OsStr::new(LOCK_FILE)).ok()?;
+    if !meta.is_regular() {
+        return None;
+    }
+    let holder = find_holder(&meta)?;
+    (holder.pid == streak.pid).then_some(streak)
+}
+
+enum Acquire {
+    Busy(Duration),
+    Stopped,
+    Io(io::Error),
+}
+
+fn acquire(lock: &File, wait: Option<Duration>, stop: &dyn Fn() -> bool) -> Result<(), Acquire> {
+    let started = Instant::now();
+    let deadline = wait.map(|wait| started + wait);
     let mut pause = LOCK_POLL_FIRST;
     loop {
         match lock.try_lock() {
-            Ok(()) => {
-                return Ok(RunLock {
-                    state_dir,
-                    _lock: lock,
-                });
-            }
+            Ok(()) => return Ok(()),
             Err(TryLockError::WouldBlock) => {}
             Err(TryLockError::Error(error)) if error.kind() == io::ErrorKind::Interrupted => {
                 continue;
             }
-            Err(TryLockError::Error(error)) => return Err(LockError::Io(error)),
+            Err(TryLockError::Error(error)) => return Err(Acquire::Io(error)),
         }
         let Some(deadline) = deadline else {
-            return Err(LockError::Busy);
+            return Err(Acquire::Busy(Duration::ZERO));
         };
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(LockError::Busy);
+            return Err(Acquire::Busy(started.elapsed()));
         }
         if stop() {
-            return Err(LockError::Stopped);
+            return Err(Acquire::Stopped);
         }
         std::thread::sleep(pause.min(left));
         pause = (pause + LOCK_POLL_STEP).min(LOCK_POLL_MAX);
     }
 }
 
-fn open_state_dir(run: &Dir, euid: u32) -> Result<Dir, LockError> {
+/// Names the holder and counts this run in its streak (best effort: a record that cannot
+/// be written is a warning).
+fn record_busy(state_dir: &Dir, lock: &File, waited: Duration, now: Millis) -> Busy {
+    let holder = files::fstat(lock.as_fd())
+        .ok()
+        .and_then(|meta| find_holder(&meta));
+    let mut busy = Busy {
+        holder,
+        waited,
+        streak: None,
+        record_error: None,
+    };
+    let Some(holder) = holder else {
+        return busy;
+    };
+    let streak = HolderStreak::next(read_streak(state_dir), holder, now);
+    let mut bytes = serde_json::to_vec_pretty(&streak).unwrap_or_default();
+    bytes.push(b'\n');
+    match write_in_dir_group(
+        state_dir,
+        OsStr::new(LOCK_HOLDERS_FILE),
+        &bytes,
+        SHARED_FILE_MODE,
+    ) {
+        Ok(()) => busy.streak = Some(streak),
+        Err(error) => {
+            busy.record_error = Some(format!(
+                "{}: cannot record the lock's holder: {error}",
+                files::display_path(&state_dir.join(OsStr::new(LOCK_HOLDERS_FILE)))
+            ))
+        }
+    }
+    busy
+}
+
+fn read_streak(state_dir: &Dir) -> Option<HolderStreak> {
+    let mut buf = Vec::new();
+    let meta = state_dir
+        .read_file(OsStr::new(LOCK_HOLDERS_FILE), 64 * 1024, &mut buf)
+        .ok()?;
+    if meta.nlink != 1 {
+        return None;
+    }
+    serde_json::from_slice(&buf).ok()
+}
+
+/// The holder of the flock on the file `meta` describes, from `/proc/locks`.
+fn find_holder(meta: &FileMeta) -> Option<LockHolder> {
+    let mut text = Vec::new();
+    File::open("/proc/locks")
+        .ok()?
+        .take(16 << 20)
+        .read_to_end(&mut text)
+        .ok()?;
+    let (major, minor) = dev_major_minor(meta.dev);
+    let pid = lock_holder_pid(&text, major, minor, meta.ino)?;
+    let mut status = Vec::new();
+    let uid = File::open(format!("/proc/{pid}/status"))
+        .and_then(|file| file.take(64 * 1024).read_to_end(&mut status))
+        .ok()
+        .and_then(|_| crate::process::parse_status(&status))
+        .map(|status| status.uid);
+    Some(LockHolder { pid, uid })
+}
+
+/// The pid holding a lock on inode `ino` of device `major:minor`, from the text of
+/// `/proc/locks` (`1: FLOCK  ADVISORY  WRITE 4242 fe:00:1234 0 EOF`; waiters, marked `->`,
+/// are skipped). `None` when no line matches or the kernel could not map the holder's pid
+/// into this namespace (it shows 0 or -1 then).
+pub fn lock_holder_pid(text: &[u8], major: u64, minor: u64, ino: u64) -> Option<i32> {
+    let text = String::from_utf8_lossy(text);
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_ascii_whitespace().collect();
+        if fields.get(1) == Some(&"->") || fields.len() < 6 {
+            continue;
+        }
+        let mut id = fields[5].split(':');
+        let (Some(maj), Some(min), Some(inode), None) =
+            (id.next(), id.next(), id.next(), id.next())
+        else {
+            continue;
+        };
+        let matches = u64::from_str_radix(maj, 16) == Ok(major)
+            && u64::from_str_radix(min, 16) == Ok(minor)
+            && inode.parse::<u64>() == Ok(ino);
+        if matches {
+            return fields[4].parse::<i32>().ok().filter(|pid| *pid > 0);
+        }
+    }
+    None
+}
+
+/// glibc's `major()` and `minor()` of an `st_dev`.
+pub fn dev_major_minor(dev: u64) -> (u64, u64) {
+    let major = ((dev & 0x0000_0000_000f_ff00) >> 8) | ((dev & 0xffff_f000_0000_0000) >> 32);
+    let minor = (dev & 0x0000_0000_0000_00ff) | ((dev & 0x0000_0fff_fff0_0000) >> 12);
+    (major, minor)
+}
+
+fn open_state_dir(
+    run: &Dir,
+    run_meta: &FileMeta,
+    wanted: (u32, &str),
+    euid: u32,
+    notices: &mut Vec<(PathBuf, String)>,
+) -> Result<Dir, LockError> {
     let cname = entry_name(OsStr::new(STATE_DIR))?;
     let created = match mkdirat(run.fd(), &cname, STATE_DIR_MODE) {
         Ok(()) => true,
@@ -390,96 +771,284 @@ fn open_state_dir(run: &Dir, euid: u32) -> Result<Dir, LockError> {
         Ok(fd) => fd,
         Err(error) if matches!(error.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) => {
             return Err(match files::lstatat(run.fd(), OsStr::new(STATE_DIR)) {
-                Ok(meta) => unusable_kind(STATE_DIR, &meta, "a directory"),
+                Ok(meta) => unusable_kind(STATE_DIR, &meta, "a directory", None),
                 Err(_) => LockError::Io(error),
             });
         }
         Err(error) => return Err(LockError::Io(error)),
     };
+    let path = run.join(OsStr::new(STATE_DIR));
     if created {
+        let dir = File::from(fd.try_clone()?);
+        give_group(&dir, &path, wanted, notices)?;
         // The umask may have taken bits from mkdir's mode; set it exactly.
-        File::from(fd.try_clone()?).set_permissions(Permissions::from_mode(STATE_DIR_MODE))?;
+        dir.set_permissions(Permissions::from_mode(STATE_DIR_MODE))?;
     }
     let meta = files::fstat(fd.as_fd())?;
     if !meta.is_dir() {
-        return Err(unusable_kind(STATE_DIR, &meta, "a directory"));
+        return Err(unusable_kind(STATE_DIR, &meta, "a directory", None));
     }
-    check_owner_and_mode(STATE_DIR, &meta, euid, STATE_DIR_MODE)?;
-    Ok(Dir::from_fd(fd, run.join(OsStr::new(STATE_DIR))))
+    check_state_dir(&path, &meta, euid, run_meta.uid)?;
+    Ok(Dir::from_fd(fd, path))
 }
 
-fn open_lock_file(state_dir: &Dir, euid: u32) -> Result<File, LockError> {
-    const WHAT: &str = ".flatline/lock";
+/// An existing `.flatline/` is trusted when flatline's user or the run directory's owner
+/// owns it and neither its group nor others may write it (S_ISGID ignored); this user must
+/// be able to write it.
+fn check_state_dir(
+    path: &Path,
+    meta: &FileMeta,
+    euid: u32,
+    run_owner: u32,
+) -> Result<(), LockError> {
+    let shown = files::display_path(path);
+    let mode = meta.mode & PERMISSION_BITS;
+    if meta.uid != euid && meta.uid != run_owner {
+        return Err(LockError::Unusable(format!(
+            "{STATE_DIR} is owned by uid {}, neither flatline's uid {euid} nor the run \
+             directory's owner uid {run_owner}, refused; repair: chown {run_owner} {shown}",
+            meta.uid
+        )));
+    }
+    if mode & 0o022 != 0 {
+        return Err(LockError::Unusable(format!(
+            "{STATE_DIR} has mode {mode:04o}, writable by its group or others, refused; \
+             repair: chmod {STATE_DIR_MODE:04o} {shown}"
+        )));
+    }
+    if euid != 0 && !(meta.uid == euid && mode & 0o300 == 0o300) {
+        let repair = if meta.uid == euid {
+            format!("chmod {STATE_DIR_MODE:04o} {shown}")
+        } else {
+            format!("run this command as uid {} or root", meta.uid)
+        };
+        return Err(LockError::Unusable(format!(
+            "{STATE_DIR} is owned by uid {} with mode {mode:04o}: uid {euid} cannot write it, \
+             refused; repair: {repair}",
+            meta.uid
+        )));
+    }
+    Ok(())
+}
+
+fn open_lock_file(
+    state_dir: &Dir,
+    notices: &mut Vec<(PathBuf, String)>,
+) -> Result<File, LockError> {
     let cname = entry_name(OsStr::new(LOCK_FILE))?;
+    let path = state_dir.join(OsStr::new(LOCK_FILE));
     let created = files::openat(
         state_dir.fd(),
         &cname,
         READ_FLAGS | libc::O_CREAT | libc::O_EXCL,
-        LOCK_MODE,
+        SHARED_FILE_MODE,
     );
     let (fd, created) = match created {
         Ok(fd) => (fd, true),
         Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-            // Refuse what is not a regular file before opening it at all.
-            let meta = files::lstatat(state_dir.fd(), OsStr::new(LOCK_FILE))?;
-            if !meta.is_regular() {
-                return Err(unusable_kind(WHAT, &meta, "a regular file"));
-            }
-            match files::openat(state_dir.fd(), &cname, READ_FLAGS, 0) {
-                Ok(fd) => (fd, false),
-                Err(error) if error.raw_os_error() == Some(libc::ELOOP) => {
-                    return Err(LockError::Unusable(format!("{WHAT} is a symlink, refused")));
-                }
-                Err(error) => return Err(LockError::Io(error)),
-            }
+            (open_shared_file(state_dir, LOCK_FILE)?.0, false)
         }
         Err(error) => return Err(LockError::Io(error)),
     };
     let file = File::from(fd);
     if created {
-        file.set_permissions(Permissions::from_mode(LOCK_MODE))?;
+        let gid = state_dir.meta()?.gid;
+        give_group(&file, &path, (gid, "the group of .flatline"), notices)?;
+        file.set_permissions(Permissions::from_mode(SHARED_FILE_MODE))?;
     }
-    let meta = files::fstat(file.as_fd())?;
-    if !meta.is_regular() {
-        return Err(unusable_kind(WHAT, &meta, "a regular file"));
-    }
-    if meta.nlink != 1 {
-        return Err(LockError::Unusable(format!(
-            "{WHAT} has {} hard links, refused",
-            meta.nlink
-        )));
-    }
-    check_owner_and_mode(WHAT, &meta, euid, LOCK_MODE)?;
+    check_shared_file(LOCK_FILE, &path, &files::fstat(file.as_fd())?)?;
     Ok(file)
 }
 
-fn unusable_kind(what: &str, meta: &FileMeta, wanted: &str) -> LockError {
-    if meta.mode & libc::S_IFMT == libc::S_IFLNK {
-        LockError::Unusable(format!("{what} is a symlink, refused"))
-    } else {
-        LockError::Unusable(format!("{what} is {}, not {wanted}, refused", meta.kind()))
+/// `state.json`, when it exists, must be a regular file with one link and no permission for
+/// others, like `lock`.
+fn check_state_file(state_dir: &Dir) -> Result<(), LockError> {
+    let path = state_dir.join(OsStr::new(STATE_FILE));
+    match files::lstatat(state_dir.fd(), OsStr::new(STATE_FILE)) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(LockError::Io(error)),
+        Ok(_) => {}
     }
+    let (_, meta) = open_shared_file(state_dir, STATE_FILE)?;
+    check_shared_file(STATE_FILE, &path, &meta)
 }
 
-fn check_owner_and_mode(
-    what: &str,
-    meta: &FileMeta,
-    euid: u32,
-    mode: u32,
-) -> Result<(), LockError> {
-    if meta.uid != euid {
+/// Opens an existing `lock` or `state.json` through `.flatline`'s descriptor with
+/// `O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC`, refusing anything but a regular file before the
+/// open (an open alone can have side effects on a device).
+fn open_shared_file(state_dir: &Dir, name: &str) -> Result<(OwnedFd, FileMeta), LockError> {
+    let path = state_dir.join(OsStr::new(name));
+    let meta = files::lstatat(state_dir.fd(), OsStr::new(name))?;
+    if !meta.is_regular() {
+        return Err(unusable_kind(
+            &format!("{STATE_DIR}/{name}"),
+            &meta,
+            "a regular file",
+            Some(&path),
+        ));
+    }
+    let fd = match files::openat(
+        state_dir.fd(),
+        &entry_name(OsStr::new(name))?,
+        READ_FLAGS,
+        0,
+    ) {
+        Ok(fd) => fd,
+        Err(error) if error.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(LockError::Unusable(format!(
+                "{STATE_DIR}/{name} is a symlink, refused; repair: rm {}",
+                files::display_path(&path)
+            )));
+        }
+        Err(error) => return Err(LockError::Io(error)),
+    };
+    let meta = files::fstat(fd.as_fd())?;
+    Ok((fd, meta))
+}
+
+fn check_shared_file(name: &str, path: &Path, meta: &FileMeta) -> Result<(), LockError> {
+    let what = format!("{STATE_DIR}/{name}");
+    let shown = files::display_path(path);
+    if !meta.is_regular() {
+        return Err(unusable_kind(&what, meta, "a regular file", Some(path)));
+    }
+    if meta.nlink != 1 {
         return Err(LockError::Unusable(format!(
-            "{what} is owned by uid {}, not by uid {euid}",
-            meta.uid
+            "{what} has {} hard links, refused; repair: rm {shown} (flatline makes a new one)",
+            meta.nlink
         )));
     }
-    let actual = meta.mode & PERMISSION_BITS;
-    if actual != mode {
+    let mode = meta.mode & PERMISSION_BITS;
+    if mode & 0o007 != 0 {
         return Err(LockError::Unusable(format!(
-            "{what} has mode {actual:04o}, not {mode:04o}"
+            "{what} has mode {mode:04o}, with permissions for others, refused; repair: chmod \
+             {SHARED_FILE_MODE:04o} {shown}"
         )));
     }
     Ok(())
+}
+
+/// Gives a new entry the wanted group; a non-root creator outside it keeps its own primary
+/// group, and says so.
+fn give_group(
+    file: &File,
+    path: &Path,
+    (gid, source): (u32, &str),
+    notices: &mut Vec<(PathBuf, String)>,
+) -> io::Result<()> {
+    if in_group(gid) {
+        return std::os::unix::fs::fchown(file, None, Some(gid));
+    }
+    let own = effective_gid();
+    std::os::unix::fs::fchown(file, None, Some(own))?;
+    let euid = files::effective_uid();
+    notices.push((
+        path.to_path_buf(),
+        format!(
+            "uid {euid} is not in group {gid} ({source}): created with uid {euid}'s primary \
+             group {own} instead, so only that group's members can take the lock"
+        ),
+    ));
+    Ok(())
+}
+
+fn unusable_kind(what: &str, meta: &FileMeta, wanted: &str, path: Option<&Path>) -> LockError {
+    let repair = path
+        .map(|path| format!("; repair: rm {}", files::display_path(path)))
+        .unwrap_or_default();
+    if meta.mode & libc::S_IFMT == libc::S_IFLNK {
+        LockError::Unusable(format!("{what} is a symlink, refused{repair}"))
+    } else {
+        LockError::Unusable(format!(
+            "{what} is {}, not {wanted}, refused{repair}",
+            meta.kind()
+        ))
+    }
+}
+
+/// Writes a file of `.flatline/` atomically (as `write_atomic`); a new one gets the
+/// directory's group, which is the lock group, when this user may give it.
+pub fn write_in_dir_group(
+    dir: &Dir,
+    name: &OsStr,
+    content: &[u8],
+    mode_if_new: u32,
+) -> Result<(), StoreError> {
+    let gid = dir.meta()?.gid;
+    write_atomic_with(
+        dir,
+        name,
+        content,
+        mode_if_new,
+        in_group(gid).then_some(gid),
+    )
+}
+
+/// The group a gid-or-name names: digits are a gid as they are; a name is looked up
+/// (`/etc/group`, NSS). `Ok(None)` when no such group exists.
+pub fn group_id(name: &str) -> io::Result<Option<u32>> {
+    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
+        return name
+            .parse()
+            .map(Some)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "gid out of range"));
+    }
+    let cname = CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))?;
+    let mut buf: Vec<libc::c_char> = vec![0; 1024];
+    loop {
+        // SAFETY: all-zero bytes are a valid `group` (null pointers, zero gid); it is only
+        // read after getgrnam_r reports success.
+        let mut group: libc::group = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the call: a NUL-terminated name, a `group` to
+        // fill, a buffer of `buf.len()` bytes for its strings, and the result pointer.
+        let rc = unsafe {
+            libc::getgrnam_r(
+                cname.as_ptr(),
+                &mut group,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        return Ok((!found.is_null()).then_some(group.gr_gid));
+    }
+}
+
+fn effective_gid() -> u32 {
+    // SAFETY: getegid cannot fail.
+    unsafe { libc::getegid() }
+}
+
+/// Whether this process may give a file group `gid`: root may give any; others only their
+/// own groups.
+fn in_group(gid: u32) -> bool {
+    if files::effective_uid() == 0 || effective_gid() == gid {
+        return true;
+    }
+    let mut groups: Vec<libc::gid_t> = vec![0; 256];
+    loop {
+        let len = libc::c_int::try_from(groups.len()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `groups` has room for `len` gids; getgroups writes at most that many.
+        let n = unsafe { libc::getgroups(len, groups.as_mut_ptr()) };
+        if n >= 0 {
+            groups.truncate(n as usize);
+            return groups.contains(&gid);
+        }
+        if io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) || groups.len() > 1 << 16
+        {
+            return false;
+        }
+        groups.resize(groups.len() * 4, 0);
+    }
 }
 
 /// A temp file beside its target, unlinked on drop unless it was renamed over the target.
@@ -1104,25 +1673,59 @@ mod tests {
         );
     }
 
+    fn gid_of(path: &Path) -> u32 {
+        std::fs::symlink_metadata(path).unwrap().gid()
+    }
+
+    fn refused(outcome: Result<RunLock, LockError>) -> String {
+        match outcome {
+            Err(LockError::Unusable(what)) => what,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn lock_run_creates_the_state_dir_and_excludes_a_second_holder() {
         let scratch = Scratch::new("lock");
         let run = scratch.dir();
         let never = || false;
         let first = lock_run(&run, None, &never).unwrap();
-        assert_eq!(mode_of(&scratch.path().join(".flatline")), 0o700);
-        assert_eq!(mode_of(&scratch.path().join(".flatline/lock")), 0o600);
+        assert_eq!(mode_of(&scratch.path().join(".flatline")), 0o750);
+        assert_eq!(mode_of(&scratch.path().join(".flatline/lock")), 0o640);
         assert_eq!(
             first.state_dir().path(),
             scratch.path().join(".flatline").as_path()
         );
 
         let started = Instant::now();
-        assert!(matches!(lock_run(&run, None, &never), Err(LockError::Busy)));
+        let busy = lock_run(&run, None, &never);
         assert!(started.elapsed() < Duration::from_millis(100));
+        let Err(LockError::Busy(busy)) = busy else {
+            panic!("{busy:?}");
+        };
+        // This process holds it (through another descriptor): /proc/locks names it.
+        let me = std::process::id() as i32;
+        assert_eq!(busy.holder.map(|h| h.pid), Some(me));
+        assert_eq!(busy.waited, Duration::ZERO);
+        let text = busy.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "held by pid {me} (uid {})",
+                files::effective_uid()
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("flatline waited 0 ms (use --wait DURATION"),
+            "{text}"
+        );
 
         let waited = lock_run(&run, Some(Duration::from_millis(60)), &never);
-        assert!(matches!(waited, Err(LockError::Busy)), "{waited:?}");
+        let Err(LockError::Busy(busy)) = waited else {
+            panic!("{waited:?}");
+        };
+        assert!(busy.waited >= Duration::from_millis(60), "{busy:?}");
+        assert!(!busy.to_string().contains("use --wait"));
 
         let stop = || true;
         let stopped = lock_run(&run, Some(Duration::from_secs(10)), &stop);
@@ -1152,16 +1755,72 @@ mod tests {
     }
 
     #[test]
+    fn release_lets_another_holder_in_and_reacquire_takes_it_back() {
+        let scratch = Scratch::new("release");
+        let run = scratch.dir();
+        let never = || false;
+        let mut lock = lock_run(&run, None, &never).unwrap();
+        assert!(lock.is_held());
+        lock.release().unwrap();
+        assert!(!lock.is_held());
+        lock.release().unwrap();
+
+        // Someone else takes it meanwhile: reacquire is Busy, at once or after the wait.
+        let other = lock_run(&run, None, &never).unwrap();
+        assert!(matches!(
+            lock.reacquire(None, &never),
+            Err(LockError::Busy(_))
+        ));
+        match lock.reacquire(Some(Duration::from_millis(40)), &never) {
+            Err(LockError::Busy(busy)) => assert!(busy.waited >= Duration::from_millis(40)),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            lock.reacquire(Some(Duration::from_secs(10)), &|| true),
+            Err(LockError::Stopped)
+        ));
+        assert!(!lock.is_held());
+
+        // Released by the other: taken back, and it excludes a third again.
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(60));
+            drop(other);
+        });
+        lock.reacquire(Some(Duration::from_secs(5)), &never)
+            .unwrap();
+        releaser.join().unwrap();
+        assert!(lock.is_held());
+        lock.reacquire(None, &never).unwrap();
+        assert!(matches!(
+            lock_run(&run, None, &never),
+            Err(LockError::Busy(_))
+        ));
+
+        // A lock file replaced while flatline let go excludes nobody: refused.
+        lock.release().unwrap();
+        let path = scratch.path().join(".flatline/lock");
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, "").unwrap();
+        set_mode(&path, 0o640);
+        match lock.reacquire(None, &never) {
+            Err(LockError::Unusable(what)) => assert_eq!(
+                what,
+                ".flatline/lock was replaced while flatline waited without it, refused"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(!lock.is_held());
+        drop(lock_run(&run, None, &never).unwrap());
+    }
+
+    #[test]
     fn lock_run_refuses_a_symlinked_state_dir() {
         let scratch = Scratch::new("locklink");
         let elsewhere = Scratch::new("locklink-target");
-        set_mode(elsewhere.path(), 0o700);
+        set_mode(elsewhere.path(), 0o750);
         symlink(elsewhere.path(), scratch.path().join(".flatline")).unwrap();
-        let outcome = lock_run(&scratch.dir(), None, &|| false);
-        match outcome {
-            Err(LockError::Unusable(what)) => assert_eq!(what, ".flatline is a symlink, refused"),
-            other => panic!("{other:?}"),
-        }
+        let what = refused(lock_run(&scratch.dir(), None, &|| false));
+        assert_eq!(what, ".flatline is a symlink, refused");
         assert!(!elsewhere.path().join("lock").exists());
     }
 
@@ -1177,68 +1836,278 @@ mod tests {
     }
 
     #[test]
-    fn lock_run_refuses_other_modes() {
+    fn lock_run_accepts_private_modes_and_refuses_writable_or_open_ones() {
         let scratch = Scratch::new("lockmode");
         let state = scratch.path().join(".flatline");
         std::fs::create_dir(&state).unwrap();
-        set_mode(&state, 0o755);
-        let outcome = lock_run(&scratch.dir(), None, &|| false);
-        match outcome {
-            Err(LockError::Unusable(what)) => {
-                assert_eq!(what, ".flatline has mode 0755, not 0700")
-            }
-            other => panic!("{other:?}"),
+        let shown = state.display().to_string();
+        for bad in [0o770, 0o757, 0o2775] {
+            set_mode(&state, bad);
+            assert_eq!(
+                refused(lock_run(&scratch.dir(), None, &|| false)),
+                format!(
+                    ".flatline has mode {bad:04o}, writable by its group or others, refused; \
+                     repair: chmod 0750 {shown}"
+                )
+            );
+        }
+        // What an earlier flatline made (0700), a set-gid directory, a read-only group: fine.
+        for good in [0o700, 0o2750, 0o750, 0o755] {
+            set_mode(&state, good);
+            drop(lock_run(&scratch.dir(), None, &|| false).unwrap());
         }
 
-        set_mode(&state, 0o700);
-        std::fs::write(state.join("lock"), "").unwrap();
-        set_mode(&state.join("lock"), 0o644);
-        let outcome = lock_run(&scratch.dir(), None, &|| false);
-        assert!(
-            matches!(outcome, Err(LockError::Unusable(_))),
-            "{outcome:?}"
+        let lock = state.join("lock");
+        for good in [0o600, 0o640, 0o660, 0o400] {
+            set_mode(&lock, good);
+            drop(lock_run(&scratch.dir(), None, &|| false).unwrap());
+        }
+        set_mode(&lock, 0o644);
+        assert_eq!(
+            refused(lock_run(&scratch.dir(), None, &|| false)),
+            format!(
+                ".flatline/lock has mode 0644, with permissions for others, refused; \
+                 repair: chmod 0640 {}",
+                lock.display()
+            )
+        );
+        set_mode(&lock, 0o640);
+
+        let state_file = state.join("state.json");
+        std::fs::write(&state_file, "{}\n").unwrap();
+        set_mode(&state_file, 0o604);
+        assert_eq!(
+            refused(lock_run(&scratch.dir(), None, &|| false)),
+            format!(
+                ".flatline/state.json has mode 0604, with permissions for others, refused; \
+                 repair: chmod 0640 {}",
+                state_file.display()
+            )
+        );
+        // Refused after the flock was taken: it is let go again.
+        set_mode(&state_file, 0o600);
+        drop(lock_run(&scratch.dir(), None, &|| false).unwrap());
+    }
+
+    #[test]
+    fn lock_run_refuses_links_symlinks_and_other_kinds_for_lock_and_state() {
+        let scratch = Scratch::new("lockowner");
+        let state = scratch.path().join(".flatline");
+        std::fs::create_dir(&state).unwrap();
+        set_mode(&state, 0o750);
+        for file in ["lock", "state.json"] {
+            let path = state.join(file);
+            let _ = std::fs::remove_file(&path);
+            std::fs::write(&path, "{}\n").unwrap();
+            set_mode(&path, 0o640);
+            std::fs::hard_link(&path, scratch.path().join("alias")).unwrap();
+            assert_eq!(
+                refused(lock_run(&scratch.dir(), None, &|| false)),
+                format!(
+                    ".flatline/{file} has 2 hard links, refused; repair: rm {} (flatline makes \
+                     a new one)",
+                    path.display()
+                )
+            );
+            std::fs::remove_file(scratch.path().join("alias")).unwrap();
+
+            std::fs::remove_file(&path).unwrap();
+            symlink("/etc/passwd", &path).unwrap();
+            assert_eq!(
+                refused(lock_run(&scratch.dir(), None, &|| false)),
+                format!(
+                    ".flatline/{file} is a symlink, refused; repair: rm {}",
+                    path.display()
+                )
+            );
+            std::fs::remove_file(&path).unwrap();
+            mkfifo(&path);
+            assert_eq!(
+                refused(lock_run(&scratch.dir(), None, &|| false)),
+                format!(
+                    ".flatline/{file} is a FIFO, not a regular file, refused; repair: rm {}",
+                    path.display()
+                )
+            );
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+
+    #[test]
+    fn lock_run_trusts_a_state_dir_of_the_run_directory_owner_only() {
+        if !is_root() {
+            return;
+        }
+        let scratch = Scratch::new("lockowners");
+        let state = scratch.path().join(".flatline");
+        std::fs::create_dir(&state).unwrap();
+        set_mode(&state, 0o750);
+        std::os::unix::fs::chown(&state, Some(65534), None).unwrap();
+        // Neither root's nor the run directory owner's (root's): refused.
+        assert_eq!(
+            refused(lock_run(&scratch.dir(), None, &|| false)),
+            format!(
+                ".flatline is owned by uid 65534, neither flatline's uid 0 nor the run \
+                 directory's owner uid 0, refused; repair: chown 0 {}",
+                state.display()
+            )
+        );
+        // The run directory's owner's: root accepts it, and its lock (root's) too.
+        std::os::unix::fs::chown(scratch.path(), Some(65534), None).unwrap();
+        drop(lock_run(&scratch.dir(), None, &|| false).unwrap());
+        std::os::unix::fs::chown(state.join("lock"), Some(65534), None).unwrap();
+        drop(lock_run(&scratch.dir(), None, &|| false).unwrap());
+    }
+
+    #[test]
+    fn new_state_files_get_the_lock_group() {
+        if !is_root() {
+            return;
+        }
+        let scratch = Scratch::new("lockgroup");
+        std::os::unix::fs::chown(scratch.path(), None, Some(4321)).unwrap();
+        // By default the run directory's group.
+        let lock = lock_run(&scratch.dir(), None, &|| false).unwrap();
+        assert!(lock.notices().is_empty());
+        let state = scratch.path().join(".flatline");
+        assert_eq!(gid_of(&state), 4321);
+        assert_eq!(gid_of(&state.join("lock")), 4321);
+        write_in_dir_group(lock.state_dir(), name("state.json"), b"{}\n", 0o640).unwrap();
+        assert_eq!(gid_of(&state.join("state.json")), 4321);
+        assert_eq!(mode_of(&state.join("state.json")), 0o640);
+        drop(lock);
+
+        // --lock-group wins over the run directory's group.
+        let other = Scratch::new("lockgroup2");
+        std::os::unix::fs::chown(other.path(), None, Some(4321)).unwrap();
+        let request = LockRequest {
+            group: Some(5432),
+            wait: None,
+            now: 0,
+            stop: &|| false,
+        };
+        drop(lock_run_as(&other.dir(), &request).unwrap());
+        assert_eq!(gid_of(&other.path().join(".flatline")), 5432);
+        assert_eq!(gid_of(&other.path().join(".flatline/lock")), 5432);
+    }
+
+    #[test]
+    fn a_busy_run_counts_the_holders_streak_and_a_taken_lock_ends_it() {
+        let scratch = Scratch::new("streak");
+        let run = scratch.dir();
+        let first = lock_run(&run, None, &|| false).unwrap();
+        let me = std::process::id() as i32;
+        let mut runs = Vec::new();
+        for now in [1_000, 2_000, 3_000] {
+            let request = LockRequest {
+                group: None,
+                wait: None,
+                now,
+                stop: &|| false,
+            };
+            let Err(LockError::Busy(busy)) = lock_run_as(&run, &request) else {
+                panic!("not busy");
+            };
+            let streak = busy.streak.clone().unwrap();
+            assert_eq!(
+                (streak.pid, streak.since.as_str()),
+                (me, "1970-01-01T00:00:01.000Z")
+            );
+            runs.push(streak.runs);
+            if streak.runs < 3 {
+                assert!(lock_held(&run).is_none());
+                assert!(!busy.to_string().contains("lock_held"));
+            } else {
+                assert!(busy.to_string().ends_with(&format!(
+                    "; lock_held: pid {me} (uid {}) has held the run lock across 3 runs since \
+                     1970-01-01T00:00:01.000Z",
+                    files::effective_uid()
+                )));
+            }
+        }
+        assert_eq!(runs, [1, 2, 3]);
+        assert_eq!(lock_held(&run).map(|s| s.runs), Some(3));
+        let record = scratch.path().join(".flatline/lock_holders.json");
+        assert_eq!(mode_of(&record), 0o640);
+        drop(first);
+        // No one holds it now: not a problem, even before a run clears the record.
+        assert!(lock_held(&run).is_none());
+        drop(lock_run(&run, None, &|| false).unwrap());
+        assert!(!record.exists());
+    }
+
+    #[test]
+    fn a_streak_continues_only_with_the_same_pid_and_uid() {
+        let holder = LockHolder {
+            pid: 42,
+            uid: Some(7),
+        };
+        let one = HolderStreak::next(None, holder, 1_000);
+        assert_eq!(one.runs, 1);
+        let two = HolderStreak::next(Some(one.clone()), holder, 2_000);
+        assert_eq!((two.runs, two.since.as_str()), (2, one.since.as_str()));
+        assert_eq!(two.last_seen_at, "1970-01-01T00:00:02.000Z");
+        assert!(!two.is_lock_held());
+        let three = HolderStreak::next(Some(two.clone()), holder, 3_000);
+        assert!(three.is_lock_held());
+        let other_pid = LockHolder { pid: 43, ..holder };
+        assert_eq!(
+            HolderStreak::next(Some(three.clone()), other_pid, 4_000).runs,
+            1
+        );
+        let other_uid = LockHolder {
+            uid: Some(8),
+            ..holder
+        };
+        assert_eq!(HolderStreak::next(Some(three), other_uid, 4_000).runs, 1);
+    }
+
+    #[test]
+    fn proc_locks_names_the_holder_of_one_inode() {
+        let text = b"1: POSIX  ADVISORY  WRITE 900 fe:00:77 0 EOF\n\
+                     2: FLOCK  ADVISORY  WRITE 4242 fe:00:10011875 0 EOF\n\
+                     2: -> FLOCK  ADVISORY  WRITE 5151 fe:00:10011875 0 EOF\n\
+                     3: FLOCK  ADVISORY  WRITE 0 103:02:55 0 EOF\n\
+                     4: OFDLCK ADVISORY  READ -1 103:02:56 0 EOF\n\
+                     garbage\n";
+        assert_eq!(lock_holder_pid(text, 0xfe, 0, 10011875), Some(4242));
+        assert_eq!(lock_holder_pid(text, 0xfe, 0, 77), Some(900));
+        assert_eq!(lock_holder_pid(text, 0xfe, 1, 10011875), None);
+        assert_eq!(
+            lock_holder_pid(text, 0x103, 2, 55),
+            None,
+            "pid 0: not mapped here"
+        );
+        assert_eq!(lock_holder_pid(text, 0x103, 2, 56), None);
+        assert_eq!(lock_holder_pid(b"", 1, 1, 1), None);
+        // A waiter alone is no holder.
+        let waiting = b"2: -> FLOCK  ADVISORY  WRITE 5151 fe:00:9 0 EOF\n";
+        assert_eq!(lock_holder_pid(waiting, 0xfe, 0, 9), None);
+    }
+
+    #[test]
+    fn devices_split_as_glibc_does() {
+        assert_eq!(dev_major_minor(0xfe00), (0xfe, 0));
+        assert_eq!(dev_major_minor(0x10302), (0x103, 2));
+        // glibc's makedev, for devices with big numbers.
+        let makedev = |major: u64, minor: u64| {
+            (minor & 0xff)
+                | ((major & 0xfff) << 8)
+                | ((minor & !0xff) << 12)
+                | ((major & !0xfff) << 32)
+        };
+        assert_eq!(
+            dev_major_minor(makedev(0x12345, 0x6789a)),
+            (0x12345, 0x6789a)
         );
     }
 
     #[test]
-    fn lock_run_refuses_a_lock_of_another_owner_or_with_links() {
-        let scratch = Scratch::new("lockowner");
-        let state = scratch.path().join(".flatline");
-        std::fs::create_dir(&state).unwrap();
-        set_mode(&state, 0o700);
-        let lock = state.join("lock");
-        std::fs::write(&lock, "").unwrap();
-        set_mode(&lock, 0o600);
-        std::fs::hard_link(&lock, scratch.path().join("alias")).unwrap();
-        let outcome = lock_run(&scratch.dir(), None, &|| false);
-        match outcome {
-            Err(LockError::Unusable(what)) => {
-                assert_eq!(what, ".flatline/lock has 2 hard links, refused")
-            }
-            other => panic!("{other:?}"),
-        }
-        std::fs::remove_file(scratch.path().join("alias")).unwrap();
-
-        if is_root() {
-            std::os::unix::fs::chown(&lock, Some(65534), None).unwrap();
-            let outcome = lock_run(&scratch.dir(), None, &|| false);
-            match outcome {
-                Err(LockError::Unusable(what)) => {
-                    assert_eq!(what, ".flatline/lock is owned by uid 65534, not by uid 0")
-                }
-                other => panic!("{other:?}"),
-            }
-        }
-
-        std::fs::remove_file(&lock).unwrap();
-        symlink("/etc/passwd", &lock).unwrap();
-        let outcome = lock_run(&scratch.dir(), None, &|| false);
-        match outcome {
-            Err(LockError::Unusable(what)) => {
-                assert_eq!(what, ".flatline/lock is a symlink, refused")
-            }
-            other => panic!("{other:?}"),
-        }
+    fn groups_resolve_by_number_or_name() {
+        assert_eq!(group_id("4321").unwrap(), Some(4321));
+        assert_eq!(group_id("root").unwrap(), Some(0));
+        assert_eq!(group_id("no-such-group-flatline").unwrap(), None);
+        assert!(group_id("99999999999").is_err());
     }
 
     #[test]

@@ -1059,7 +1059,8 @@ fn hostile_run_directories() {
         Some(Expect::lock_refused(line(
             4,
             env.root(),
-            ".flatline is owned by uid 65534, not by uid 0",
+            ".flatline is owned by uid 65534, neither flatline's uid 0 nor the run directory's \
+             owner uid 0, refused; repair: chown 0 ",
         )))
     }));
     cases.push(case("state-dir-with-mode-0777", |env| {
@@ -1069,7 +1070,8 @@ fn hostile_run_directories() {
         Some(Expect::lock_refused(line(
             4,
             env.root(),
-            ".flatline has mode 0777, not 0700",
+            ".flatline has mode 0777, writable by its group or others, refused; repair: chmod \
+             0750 ",
         )))
     }));
     cases.push(case("state-dir-is-a-file", |env| {
@@ -1092,21 +1094,30 @@ fn hostile_run_directories() {
     fn state_dir(env: &Env<'_>) -> PathBuf {
         let state = env.root().join(".flatline");
         std::fs::create_dir(&state).unwrap();
-        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o750)).unwrap();
         state
     }
-    cases.push(case("lock-owned-by-another-user", |env| {
-        if !is_root() {
-            return None;
-        }
-        let lock = state_dir(env).join("lock");
-        std::fs::write(&lock, "").unwrap();
-        std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o600)).unwrap();
-        chown(&lock, 65534);
+    // (A lock of another owner in flatline's own `.flatline/` is accepted since SPEC §4 made
+    // the lock shared by a group: only `.flatline/`'s owner can have put it there.)
+    cases.push(case("state-json-is-hard-linked-outside", |env| {
+        let state = state_dir(env).join("state.json");
+        std::fs::write(&state, "{}\n").unwrap();
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::fs::hard_link(&state, env.scratch.join("state-link")).unwrap();
         Some(Expect::lock_refused(line(
             4,
             env.root(),
-            ".flatline/lock is owned by uid 65534, not by uid 0",
+            ".flatline/state.json has 2 hard links, refused; repair: rm ",
+        )))
+    }));
+    cases.push(case("state-json-is-a-symlink", |env| {
+        let target = env.scratch.join("victim");
+        std::fs::write(&target, "{}").unwrap();
+        std::os::unix::fs::symlink(&target, state_dir(env).join("state.json")).unwrap();
+        Some(Expect::lock_refused(line(
+            4,
+            env.root(),
+            ".flatline/state.json is a symlink, refused",
         )))
     }));
     cases.push(case("lock-with-mode-0666", |env| {
@@ -1116,7 +1127,8 @@ fn hostile_run_directories() {
         Some(Expect::lock_refused(line(
             4,
             env.root(),
-            ".flatline/lock has mode 0666, not 0600",
+            ".flatline/lock has mode 0666, with permissions for others, refused; repair: chmod \
+             0640 ",
         )))
     }));
     cases.push(case("lock-is-a-symlink-to-a-file-outside", |env| {

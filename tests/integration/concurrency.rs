@@ -385,9 +385,10 @@ fn a_writer_ignoring_the_lock_is_rarely_if_ever_overwritten() {
     }
 }
 
-/// Where a helper that takes the lock would find it: flatline made it 0600 for its own user.
+/// Where a helper that takes the lock would find it: flatline made it 0640 in the run
+/// directory's group (root's here), so a user outside that group cannot open it.
 #[test]
-fn the_lock_is_flatlines_own_a_writer_of_another_user_cannot_take_it() {
+fn the_lock_is_for_the_lock_group_a_writer_outside_it_cannot_take_it() {
     if !is_root() {
         eprintln!("SKIPPED: needs root to act as another user");
         return;
@@ -396,9 +397,14 @@ fn the_lock_is_flatlines_own_a_writer_of_another_user_cannot_take_it() {
     let lock: &Path = &run.path().join(".flatline/lock");
     let meta = std::fs::metadata(lock).unwrap();
     use std::os::unix::fs::MetadataExt;
-    assert_eq!((meta.mode() & 0o777, meta.uid()), (0o600, 0));
-    // An orchestrator running as uid 65534 cannot even open it (a documented residual risk:
-    // it must run as flatline's user to cooperate).
+    assert_eq!((meta.mode() & 0o777, meta.uid()), (0o640, 0));
+    assert_eq!(
+        meta.gid(),
+        std::fs::metadata(run.path()).unwrap().gid(),
+        "the run directory's group"
+    );
+    // An orchestrator running as uid 65534 outside that group cannot even open it (it must
+    // be in the lock group to cooperate: tests/integration/lock.rs).
     let mut cmd = std::process::Command::new("sh");
     cmd.arg("-c")
         .arg("exec 3<\"$1\" && echo opened")

@@ -665,9 +665,9 @@ fn the_lock_is_exclusive_and_wait_waits_for_it() {
             .unwrap()
             .mode()
             & 0o777,
-        0o700
+        0o750
     );
-    assert_eq!(std::fs::metadata(&lock).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(&lock).unwrap().mode() & 0o777, 0o640);
     // flock(1) holds the lock until its stdin closes.
     let mut holder = std::process::Command::new("flock")
         .arg(&lock)
@@ -687,11 +687,14 @@ fn the_lock_is_exclusive_and_wait_waits_for_it() {
     let busy = refresh(&run, &["--now", NOW]);
     assert_eq!(busy.code, 75, "{}", busy.stderr);
     assert!(started.elapsed() < Duration::from_secs(5));
+    let my_uid = std::fs::metadata("/proc/self").unwrap().uid();
     assert_eq!(
         busy.stderr,
         format!(
-            "flatline: {}: another flatline holds the run's lock (use --wait to wait for it)\n",
-            lock.display()
+            "flatline: {}: held by pid {} (uid {my_uid}); flatline waited 0 ms (use --wait \
+             DURATION to wait for it)\n",
+            lock.display(),
+            holder.id()
         )
     );
     // With --wait, refresh waits; closing flock's stdin releases the lock.
