@@ -5,6 +5,7 @@ mod concurrency;
 mod crash;
 mod fanin;
 mod identity;
+mod lock;
 mod ops;
 mod pid_reuse;
 mod random_input;
