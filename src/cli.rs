@@ -467,7 +467,7 @@ pub const FLAGS: &[Flag] = &[
               can hold the lock with flock RUN_DIR/.flatline/lock CMD while it writes. \
               A creator that is not in the group gives its own primary group instead and \
               says so. \
-              An existing .flatline/ keeps its group.",
+              An existing .flatline/ keeps its group (flatline says so when it differs).",
     },
     Flag {
         id: FlagId::Deadline,

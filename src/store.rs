@@ -567,11 +567,7 @@ pub fn lock_run_as(run: &Dir, request: &LockRequest<'_>) -> Result<RunLock, Lock
     let euid = files::effective_uid();
     let run_meta = run.meta()?;
     let mut notices = Vec::new();
-    let wanted = match request.group {
-        Some(gid) => (gid, "--lock-group"),
-        None => (run_meta.gid, "the run directory's group"),
-    };
-    let state_dir = open_state_dir(run, &run_meta, wanted, euid, &mut notices)?;
+    let state_dir = open_state_dir(run, &run_meta, request.group, euid, &mut notices)?;
     let lock = open_lock_file(&state_dir, &mut notices)?;
     match acquire(&lock, request.wait, request.stop) {
         Ok(()) => {}
@@ -756,7 +752,7 @@ pub fn dev_major_minor(dev: u64) -> (u64, u64) {
 fn open_state_dir(
     run: &Dir,
     run_meta: &FileMeta,
-    wanted: (u32, &str),
+    group: Option<u32>,
     euid: u32,
     notices: &mut Vec<(PathBuf, String)>,
 ) -> Result<Dir, LockError> {
@@ -778,17 +774,35 @@ fn open_state_dir(
         Err(error) => return Err(LockError::Io(error)),
     };
     let path = run.join(OsStr::new(STATE_DIR));
-    if created {
+    let mut meta = files::fstat(fd.as_fd())?;
+    if !meta.is_dir() {
+        return Err(unusable_kind(STATE_DIR, &meta, "a directory", None));
+    }
+    // Only a directory that is really the one just made gets a group and mode: a writer of
+    // the run directory may have put its own there between the mkdir and the open.
+    if created && meta.uid == euid {
+        let wanted = match group {
+            Some(gid) => (gid, "--lock-group"),
+            None => (run_meta.gid, "the run directory's group"),
+        };
         let dir = File::from(fd.try_clone()?);
         give_group(&dir, &path, wanted, notices)?;
         // The umask may have taken bits from mkdir's mode; set it exactly.
         dir.set_permissions(Permissions::from_mode(STATE_DIR_MODE))?;
-    }
-    let meta = files::fstat(fd.as_fd())?;
-    if !meta.is_dir() {
-        return Err(unusable_kind(STATE_DIR, &meta, "a directory", None));
+        meta = files::fstat(fd.as_fd())?;
     }
     check_state_dir(&path, &meta, euid, run_meta.uid)?;
+    if let Some(gid) = group.filter(|gid| *gid != meta.gid) {
+        notices.push((
+            path.clone(),
+            format!(
+                "has group {}, not --lock-group {gid}: an existing .flatline keeps its group \
+                 (repair: chgrp -R {gid} {})",
+                meta.gid,
+                files::display_path(&path)
+            ),
+        ));
+    }
     Ok(Dir::from_fd(fd, path))
 }
 

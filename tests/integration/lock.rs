@@ -282,7 +282,17 @@ fn lock_group_names_the_group_and_a_creator_outside_it_says_so() {
     // An existing .flatline/ keeps its group.
     set_mtime_ms(&run.path().join("raw-events/d.jsonl"), NOW_MS - 1_000);
     let out = refresh(&run, &["--now", NOW, "--lock-group", "root"]);
-    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+    assert_eq!(
+        (out.code, out.stderr.clone()),
+        (
+            0,
+            format!(
+                "flatline: {0}: has group 5432, not --lock-group 0: an existing .flatline keeps \
+                 its group (repair: chgrp -R 0 {0})\n",
+                state.display()
+            )
+        )
+    );
     assert_eq!(owner_of(&state), (0, 5432));
     // An unknown group name is a usage error.
     let out = refresh(
