@@ -451,8 +451,9 @@ pub const FLAGS: &[Flag] = &[
         about: "wait this long for another flatline's lock instead of exiting 75",
         doc: "Writing commands hold an exclusive lock on RUN_DIR/.flatline/lock for the whole \
               run. \
-              When another flatline holds it, flatline exits 75 at once, or with this option \
-              waits up to DURATION for it.",
+              When another process holds it (another flatline, or an orchestrator using \
+              flock), flatline exits 75 at once naming the holder's pid and uid, or with this \
+              option waits up to DURATION for it.",
     },
     Flag {
         id: FlagId::LockGroup,
