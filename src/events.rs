@@ -522,7 +522,8 @@ impl Digester {
                 shape = Some(Format::Gemini);
                 self.thread_id(line.session_id.0.as_deref());
             }
-            Some("message") => {
+            // A bare `{"type":"message"}` carries none of Gemini's fields: it names no shape.
+            Some("message") if line.role.0.is_some() || line.content.0.is_some() => {
                 shape = Some(Format::Gemini);
                 if line.role.0.as_deref() == Some("assistant") {
                     gemini_delta = line.delta.0 == Some(true);
@@ -1753,6 +1754,29 @@ mod tests {
         ]));
         assert_eq!(d.final_text.as_deref(), Some("whole"));
         assert_eq!(reason(&d), Some("interrupted"));
+    }
+
+    #[test]
+    fn a_bare_message_object_identifies_no_format() {
+        // The seeds' orchestrator writes `{"type":"message"}` markers into streams of any
+        // agent: they must not make a Claude or Kimi stream "gemini" or mixed.
+        let d = digest_str(&lines(&[r#"{"type":"message"}"#]));
+        assert_eq!(d.format, None);
+        assert!(!d.mixed_formats);
+        assert_eq!(d.json_lines, 1);
+        let d = digest_str(&lines(&[
+            r#"{"type":"message","id":7}"#,
+            r#"{"type":"system","subtype":"init","session_id":"s-1"}"#,
+            r#"{"type":"message"}"#,
+            r#"{"type":"result","subtype":"success","is_error":false,"result":"ok"}"#,
+        ]));
+        assert_eq!(d.format, Some(Format::Claude));
+        assert!(!d.mixed_formats);
+        // With a role or content it is Gemini's message.
+        let d = digest_str(&lines(&[r#"{"type":"message","role":"user"}"#]));
+        assert_eq!(d.format, Some(Format::Gemini));
+        let d = digest_str(&lines(&[r#"{"type":"message","content":"hi"}"#]));
+        assert_eq!(d.format, Some(Format::Gemini));
     }
 
     #[test]
