@@ -133,6 +133,10 @@ pub struct Digest {
     pub json_lines: u64,
     /// Lines longer than the limit, skipped unread.
     pub skipped_lines: u64,
+    /// The stream was longer than the read bound: only its head and tail were digested.
+    pub truncated: bool,
+    /// Bytes between the head and the tail, not read.
+    pub skipped_bytes: u64,
 }
 
 /// How a delegation finalizes from its stream (SPEC §3.2 "Finalizing").
@@ -272,6 +276,49 @@ pub fn digest_with_limit<R: Read>(mut reader: R, max_line: usize) -> io::Result<
     Ok(digester.finish())
 }
 
+/// A digest fed piece by piece, for a reader that walks a file itself: skipping its holes,
+/// or reading only its head and its tail (SPEC §1.4).
+pub struct StreamDigest {
+    splitter: LineSplitter,
+    digester: Digester,
+}
+
+impl StreamDigest {
+    pub fn new(max_line: usize) -> StreamDigest {
+        StreamDigest {
+            splitter: LineSplitter::new(max_line),
+            digester: Digester::default(),
+        }
+    }
+
+    /// Bytes read from the stream.
+    pub fn data(&mut self, bytes: &[u8]) {
+        self.digester.digest.bytes += bytes.len() as u64;
+        self.splitter.feed(bytes, &mut self.digester);
+    }
+
+    /// A hole of `len` NUL bytes, taken as read without being read.
+    pub fn hole(&mut self, len: u64) {
+        self.digester.digest.bytes += len;
+        self.splitter.feed_hole(len, &mut self.digester);
+    }
+
+    /// `len` bytes left out between the head and the tail: the head's unfinished last line
+    /// is dropped, and so is the tail's first line unless `tail_at_line_start`.
+    pub fn gap(&mut self, len: u64, tail_at_line_start: bool) {
+        self.digester.digest.truncated = true;
+        self.digester.digest.skipped_bytes += len;
+        self.digester.gemini_delta_run = None;
+        self.splitter.release_pending();
+        self.splitter.skipping = !tail_at_line_start;
+    }
+
+    pub fn finish(mut self) -> Digest {
+        self.splitter.finish(&mut self.digester);
+        self.digester.finish()
+    }
+}
+
 /// Where the lines of a stream go.
 trait LineSink {
     fn line(&mut self, line: &[u8]);
@@ -328,6 +375,25 @@ impl LineSplitter {
             sink.skipped_line();
         } else {
             self.pending.extend_from_slice(rest);
+        }
+    }
+
+    /// `len` NUL bytes: line content without a newline, kept only while the line fits.
+    fn feed_hole(&mut self, len: u64, sink: &mut impl LineSink) {
+        if self.skipping {
+            return;
+        }
+        let fits = usize::try_from(len)
+            .ok()
+            .and_then(|len| self.pending.len().checked_add(len))
+            .filter(|total| *total <= self.max_line);
+        match fits {
+            Some(total) => self.pending.resize(total, 0),
+            _ => {
+                self.release_pending();
+                self.skipping = true;
+                sink.skipped_line();
+            }
         }
     }
 
