@@ -1823,6 +1823,46 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_digest_takes_holes_and_a_gap() {
+        let feed = |pieces: &dyn Fn(&mut StreamDigest)| {
+            let mut digest = StreamDigest::new(64);
+            pieces(&mut digest);
+            digest.finish()
+        };
+        // A short hole inside a line is its NUL bytes; a long one makes the line too long.
+        let d = feed(&|d| {
+            d.data(b"ab");
+            d.hole(10);
+            d.data(b"cd\n{\"type\":\"turn.completed\"}\n");
+        });
+        assert_eq!((d.lines, d.skipped_lines, d.bytes), (2, 0, 41));
+        assert!(d.raw_preview.starts_with("ab"));
+        let d = feed(&|d| {
+            d.data(b"ab");
+            d.hole(1 << 40);
+            d.data(b"cd\n{\"type\":\"turn.completed\"}\n");
+        });
+        assert_eq!((d.lines, d.skipped_lines), (2, 1));
+        assert!(d.terminal.is_some());
+        // The gap drops the head's unfinished line and the tail's partial first line.
+        let d = feed(&|d| {
+            d.data(b"{\"type\":\"thread.started\",\"thread_id\":\"t\"}\nhead cut");
+            d.gap(1000, false);
+            d.data(b"tail cut\n{\"type\":\"turn.completed\"}\n");
+        });
+        assert_eq!((d.lines, d.raw_preview.as_str()), (2, ""));
+        assert_eq!((d.truncated, d.skipped_bytes), (true, 1000));
+        assert_eq!(d.thread_id.as_deref(), Some("t"));
+        // A tail that starts on a line keeps that line.
+        let d = feed(&|d| {
+            d.data(b"whole head\n");
+            d.gap(5, true);
+            d.data(b"whole tail\n");
+        });
+        assert_eq!(d.raw_preview, "whole head whole tail");
+    }
+
+    #[test]
     fn a_bare_message_object_identifies_no_format() {
         // The seeds' orchestrator writes `{"type":"message"}` markers into streams of any
         // agent: they must not make a Claude or Kimi stream "gemini" or mixed.

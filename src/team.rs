@@ -826,6 +826,41 @@ mod tests {
     }
 
     #[test]
+    fn spec_paths_resolve_from_the_worker_directory() {
+        let dir = Path::new("workers/w");
+        let at = |named: &str| spec_path_in_run(dir, Path::new(named));
+        assert_eq!(at("heartbeat.json"), Path::new("workers/w/heartbeat.json"));
+        assert_eq!(at("./state/hb.json"), Path::new("workers/w/state/hb.json"));
+        assert_eq!(
+            at("../shared/in.jsonl"),
+            Path::new("workers/shared/in.jsonl")
+        );
+        assert_eq!(at("../../queues/out.jsonl"), Path::new("queues/out.jsonl"));
+        // Above the run directory stays above it: the confined open refuses it.
+        assert_eq!(at("../../../etc/passwd"), Path::new("../etc/passwd"));
+        assert_eq!(at("a/../../../../x"), Path::new("../x"));
+        // Absolute paths are taken as they are (SPEC §1.3 decides).
+        assert_eq!(at("/srv/run/hb.json"), Path::new("/srv/run/hb.json"));
+    }
+
+    #[test]
+    fn a_queue_is_counted_over_its_first_bytes_only() {
+        use std::io::Write;
+        let dir = std::env::temp_dir().join(format!("flatline-queue-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("inbox.jsonl");
+        let mut file = std::fs::File::create(&path).unwrap();
+        file.write_all(b"a\nb\n\nc\nd\n").unwrap();
+        drop(file);
+        let file = std::fs::File::open(&path).unwrap();
+        assert_eq!(count_file_lines_bounded(&file, 100).unwrap(), (4, false));
+        assert_eq!(count_file_lines_bounded(&file, 9).unwrap(), (4, false));
+        assert_eq!(count_file_lines_bounded(&file, 5).unwrap(), (2, true));
+        assert_eq!(count_file_lines_bounded(&file, 7).unwrap(), (3, true));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn worker_tally_counts_by_health() {
         let mut tally = WorkerTally::default();
         for health in [
