@@ -437,8 +437,9 @@ pub const FLAGS: &[Flag] = &[
         commands: PATH_READERS,
         about: "accept absolute paths outside the run directory in documents",
         doc: "Paths named inside documents (event streams; heartbeat, inbox and outbox files) \
-              are untrusted: a relative path is resolved beneath RUN_DIR and an absolute one \
-              must lie beneath it, else it is refused as path_outside_run. \
+              are untrusted: a relative path is resolved beneath RUN_DIR (a worker spec's from \
+              the worker's directory) and an absolute one must lie beneath it, else it is \
+              refused as path_outside_run. \
               This option accepts absolute paths elsewhere; symlinks are still refused and only \
               regular files owned by the delegation's owner or root are read.",
     },
