@@ -216,6 +216,7 @@ pub enum FlagId {
     Settle,
     DryRun,
     AllowOutsidePaths,
+    MaxStreamRead,
     Wait,
     LockGroup,
     Deadline,
@@ -437,10 +438,30 @@ pub const FLAGS: &[Flag] = &[
         commands: PATH_READERS,
         about: "accept absolute paths outside the run directory in documents",
         doc: "Paths named inside documents (event streams; heartbeat, inbox and outbox files) \
-              are untrusted: a relative path is resolved beneath RUN_DIR and an absolute one \
-              must lie beneath it, else it is refused as path_outside_run. \
+              are untrusted: a relative path is resolved beneath RUN_DIR (a worker spec's from \
+              the worker's directory) and an absolute one must lie beneath it, else it is \
+              refused as path_outside_run. \
               This option accepts absolute paths elsewhere; symlinks are still refused and only \
               regular files owned by the delegation's owner or root are read.",
+    },
+    Flag {
+        id: FlagId::MaxStreamRead,
+        long: "max-stream-read",
+        short: None,
+        value: Some("SIZE"),
+        commands: PATH_READERS,
+        about: "read at most this much of one event stream, inbox or outbox [32M]",
+        doc: "Bounds what is read of one file that a document names, whatever its size. \
+              An event stream longer than SIZE is read as its first 1M (format, thread and \
+              session ids) and its last SIZE minus 1M (terminal event, final text, usage); \
+              the record of a stream read that way says raw_output_truncated and \
+              raw_output_skipped_bytes. \
+              An inbox or outbox is counted over its first SIZE bytes, with the warning \
+              inbox_truncated or outbox_truncated when it is longer. \
+              Holes of sparse files are skipped, never read. \
+              SIZE is a number of bytes, or a number with the suffix K, M or G (powers of \
+              1024), at least 2M. \
+              The default is 32M.",
     },
     Flag {
         id: FlagId::Wait,
@@ -717,6 +738,7 @@ pub struct LowArgs {
     pub settle: Option<Millis>,
     pub dry_run: bool,
     pub allow_outside_paths: bool,
+    pub max_stream_read: Option<u64>,
     pub wait: Option<Millis>,
     pub lock_group: Option<String>,
     pub deadline: Option<Millis>,
@@ -840,6 +862,38 @@ fn command_names() -> String {
         .join(", ")
 }
 
+/// The smallest `--max-stream-read`: the 1 MiB head and a tail of at least as much.
+const MIN_STREAM_READ: u64 = 2 << 20;
+
+/// A size: a number of bytes, or a number with the suffix K, M or G (powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let (digits, unit) = match text.char_indices().find(|(_, ch)| !ch.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, ""),
+    };
+    let shift = match unit {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" | "m" => 20,
+        "G" | "g" => 30,
+        _ => {
+            return Err(format!(
+                "'{}' is not a size (bytes, or a number with K, M or G, e.g. 32M)",
+                crate::text::escape_control(text)
+            ));
+        }
+    };
+    let number: u64 = digits.parse().map_err(|_| {
+        format!(
+            "'{}' is not a size (bytes, or a number with K, M or G, e.g. 32M)",
+            crate::text::escape_control(text)
+        )
+    })?;
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("'{}' is too large", crate::text::escape_control(text)))
+}
+
 fn duration(flag: &Flag, value: &str) -> Result<Millis, UsageError> {
     clock::parse_duration(value)
         .map_err(|message| UsageError(format!("--{}: {message}", flag.long)))
@@ -906,6 +960,17 @@ fn apply(low: &mut LowArgs, flag: &Flag, value: Option<String>) -> Result<(), Us
         FlagId::Settle => low.settle = Some(duration(flag, &text)?),
         FlagId::DryRun => low.dry_run = true,
         FlagId::AllowOutsidePaths => low.allow_outside_paths = true,
+        FlagId::MaxStreamRead => {
+            let bytes = parse_size(&text)
+                .map_err(|message| UsageError(format!("--{}: {message}", flag.long)))?;
+            if bytes < MIN_STREAM_READ {
+                return Err(UsageError(format!(
+                    "--{}: must be at least 2M (the 1M head and some tail)",
+                    flag.long
+                )));
+            }
+            low.max_stream_read = Some(bytes);
+        }
         FlagId::Wait => low.wait = Some(duration(flag, &text)?),
         FlagId::LockGroup => low.lock_group = Some(non_empty(flag, text)?),
         FlagId::Deadline => low.deadline = Some(positive_duration(flag, &text)?),
@@ -1227,6 +1292,21 @@ mod tests {
                 1
             );
         }
+    }
+
+    #[test]
+    fn max_stream_read_takes_bytes_or_k_m_g() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("32M"), Ok(32 << 20));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        for bad in ["", "M", "1.5M", "32MB", "-1", "1T", "99999999999999999999G"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        let a = parse_ok(&["refresh", "--max-stream-read", "8M", "run"]);
+        assert_eq!(a.max_stream_read, Some(8 << 20));
+        assert!(parse_err(&["sweep", "--max-stream-read=1M", "run"]).contains("at least 2M"));
+        assert!(parse_err(&["beat", "--max-stream-read=8M", "hb"]).contains("does not apply"));
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct Config {
     pub settle: Millis,
     pub dry_run: bool,
     pub allow_outside_paths: bool,
+    /// `--max-stream-read`: the most bytes read of one event stream, inbox or outbox.
+    pub max_stream_read: u64,
     /// How long to wait for another flatline's lock (`None`: not at all).
     pub wait: Option<Duration>,
     /// `--lock-group`, resolved to a gid (`None`: the run directory's group).
@@ -181,6 +183,9 @@ pub fn resolve(
         settle: low.settle.unwrap_or(DEFAULT_SETTLE_MS),
         dry_run: low.dry_run,
         allow_outside_paths: low.allow_outside_paths,
+        max_stream_read: low
+            .max_stream_read
+            .unwrap_or(crate::refresh::DEFAULT_MAX_STREAM_READ),
         wait: low.wait.map(std_duration),
         lock_group: match &low.lock_group {
             Some(group) => Some(lock_group(group)?),

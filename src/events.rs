@@ -133,6 +133,10 @@ pub struct Digest {
     pub json_lines: u64,
     /// Lines longer than the limit, skipped unread.
     pub skipped_lines: u64,
+    /// The stream was longer than the read bound: only its head and tail were digested.
+    pub truncated: bool,
+    /// Bytes between the head and the tail, not read.
+    pub skipped_bytes: u64,
 }
 
 /// How a delegation finalizes from its stream (SPEC §3.2 "Finalizing").
@@ -272,6 +276,49 @@ pub fn digest_with_limit<R: Read>(mut reader: R, max_line: usize) -> io::Result<
     Ok(digester.finish())
 }
 
+/// A digest fed piece by piece, for a reader that walks a file itself: skipping its holes,
+/// or reading only its head and its tail (SPEC §1.4).
+pub struct StreamDigest {
+    splitter: LineSplitter,
+    digester: Digester,
+}
+
+impl StreamDigest {
+    pub fn new(max_line: usize) -> StreamDigest {
+        StreamDigest {
+            splitter: LineSplitter::new(max_line),
+            digester: Digester::default(),
+        }
+    }
+
+    /// Bytes read from the stream.
+    pub fn data(&mut self, bytes: &[u8]) {
+        self.digester.digest.bytes += bytes.len() as u64;
+        self.splitter.feed(bytes, &mut self.digester);
+    }
+
+    /// A hole of `len` NUL bytes, taken as read without being read.
+    pub fn hole(&mut self, len: u64) {
+        self.digester.digest.bytes += len;
+        self.splitter.feed_hole(len, &mut self.digester);
+    }
+
+    /// `len` bytes left out between the head and the tail: the head's unfinished last line
+    /// is dropped, and so is the tail's first line unless `tail_at_line_start`.
+    pub fn gap(&mut self, len: u64, tail_at_line_start: bool) {
+        self.digester.digest.truncated = true;
+        self.digester.digest.skipped_bytes += len;
+        self.digester.gemini_delta_run = None;
+        self.splitter.release_pending();
+        self.splitter.skipping = !tail_at_line_start;
+    }
+
+    pub fn finish(mut self) -> Digest {
+        self.splitter.finish(&mut self.digester);
+        self.digester.finish()
+    }
+}
+
 /// Where the lines of a stream go.
 trait LineSink {
     fn line(&mut self, line: &[u8]);
@@ -328,6 +375,25 @@ impl LineSplitter {
             sink.skipped_line();
         } else {
             self.pending.extend_from_slice(rest);
+        }
+    }
+
+    /// `len` NUL bytes: line content without a newline, kept only while the line fits.
+    fn feed_hole(&mut self, len: u64, sink: &mut impl LineSink) {
+        if self.skipping {
+            return;
+        }
+        let fits = usize::try_from(len)
+            .ok()
+            .and_then(|len| self.pending.len().checked_add(len))
+            .filter(|total| *total <= self.max_line);
+        match fits {
+            Some(total) => self.pending.resize(total, 0),
+            _ => {
+                self.release_pending();
+                self.skipping = true;
+                sink.skipped_line();
+            }
         }
     }
 
@@ -522,7 +588,8 @@ impl Digester {
                 shape = Some(Format::Gemini);
                 self.thread_id(line.session_id.0.as_deref());
             }
-            Some("message") => {
+            // A bare `{"type":"message"}` carries none of Gemini's fields: it names no shape.
+            Some("message") if line.role.0.is_some() || line.content.0.is_some() => {
                 shape = Some(Format::Gemini);
                 if line.role.0.as_deref() == Some("assistant") {
                     gemini_delta = line.delta.0 == Some(true);
@@ -1753,6 +1820,69 @@ mod tests {
         ]));
         assert_eq!(d.final_text.as_deref(), Some("whole"));
         assert_eq!(reason(&d), Some("interrupted"));
+    }
+
+    #[test]
+    fn a_stream_digest_takes_holes_and_a_gap() {
+        let feed = |pieces: &dyn Fn(&mut StreamDigest)| {
+            let mut digest = StreamDigest::new(64);
+            pieces(&mut digest);
+            digest.finish()
+        };
+        // A short hole inside a line is its NUL bytes; a long one makes the line too long.
+        let d = feed(&|d| {
+            d.data(b"ab");
+            d.hole(10);
+            d.data(b"cd\n{\"type\":\"turn.completed\"}\n");
+        });
+        assert_eq!((d.lines, d.skipped_lines, d.bytes), (2, 0, 41));
+        assert!(d.raw_preview.starts_with("ab"));
+        let d = feed(&|d| {
+            d.data(b"ab");
+            d.hole(1 << 40);
+            d.data(b"cd\n{\"type\":\"turn.completed\"}\n");
+        });
+        assert_eq!((d.lines, d.skipped_lines), (2, 1));
+        assert!(d.terminal.is_some());
+        // The gap drops the head's unfinished line and the tail's partial first line.
+        let d = feed(&|d| {
+            d.data(b"{\"type\":\"thread.started\",\"thread_id\":\"t\"}\nhead cut");
+            d.gap(1000, false);
+            d.data(b"tail cut\n{\"type\":\"turn.completed\"}\n");
+        });
+        assert_eq!((d.lines, d.raw_preview.as_str()), (2, ""));
+        assert_eq!((d.truncated, d.skipped_bytes), (true, 1000));
+        assert_eq!(d.thread_id.as_deref(), Some("t"));
+        // A tail that starts on a line keeps that line.
+        let d = feed(&|d| {
+            d.data(b"whole head\n");
+            d.gap(5, true);
+            d.data(b"whole tail\n");
+        });
+        assert_eq!(d.raw_preview, "whole head whole tail");
+    }
+
+    #[test]
+    fn a_bare_message_object_identifies_no_format() {
+        // The seeds' orchestrator writes `{"type":"message"}` markers into streams of any
+        // agent: they must not make a Claude or Kimi stream "gemini" or mixed.
+        let d = digest_str(&lines(&[r#"{"type":"message"}"#]));
+        assert_eq!(d.format, None);
+        assert!(!d.mixed_formats);
+        assert_eq!(d.json_lines, 1);
+        let d = digest_str(&lines(&[
+            r#"{"type":"message","id":7}"#,
+            r#"{"type":"system","subtype":"init","session_id":"s-1"}"#,
+            r#"{"type":"message"}"#,
+            r#"{"type":"result","subtype":"success","is_error":false,"result":"ok"}"#,
+        ]));
+        assert_eq!(d.format, Some(Format::Claude));
+        assert!(!d.mixed_formats);
+        // With a role or content it is Gemini's message.
+        let d = digest_str(&lines(&[r#"{"type":"message","role":"user"}"#]));
+        assert_eq!(d.format, Some(Format::Gemini));
+        let d = digest_str(&lines(&[r#"{"type":"message","content":"hi"}"#]));
+        assert_eq!(d.format, Some(Format::Gemini));
     }
 
     #[test]

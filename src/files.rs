@@ -208,6 +208,89 @@ pub fn seek_to(file: &File, what: Seek, offset: i64) -> io::Result<Option<i64>> 
     }
 }
 
+/// One piece of a file as `read_range` walks it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// Bytes read from the file.
+    Data(&'a [u8]),
+    /// A hole of this many bytes (it reads as NUL bytes), skipped without reading.
+    Hole(u64),
+}
+
+/// Walks the bytes `start..end` of `file` in order, skipping holes: data is read through
+/// `buf` (`pread`, the file position is not used) and handed over piece by piece, a hole
+/// only by its length, so a sparse file of terabytes costs its data, not its size. Where the
+/// file system cannot tell data from holes, everything is read (the range still bounds it).
+/// Stops early, without error, where the file ends (it may shrink meanwhile). Returns the
+/// bytes handed over (data and holes).
+pub fn read_range(
+    file: &File,
+    start: u64,
+    end: u64,
+    buf: &mut [u8],
+    mut piece: impl FnMut(Piece<'_>),
+) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let offset = |at: u64| i64::try_from(at).unwrap_or(i64::MAX);
+    let mut pos = start;
+    let mut dense = false;
+    while pos < end {
+        let data_end = if dense {
+            end
+        } else {
+            match seek_to(file, Seek::Data, offset(pos)) {
+                Ok(Some(data)) => {
+                    let data = u64::try_from(data).unwrap_or(end).clamp(pos, end);
+                    if data > pos {
+                        piece(Piece::Hole(data - pos));
+                        pos = data;
+                        continue;
+                    }
+                    match seek_to(file, Seek::Hole, offset(pos)) {
+                        Ok(Some(hole)) => u64::try_from(hole).unwrap_or(end).clamp(pos, end),
+                        // Cut short between the two calls: the end is here.
+                        Ok(None) => break,
+                        Err(_) => end,
+                    }
+                }
+                // No data at or after `pos`: a hole up to the end of the file, or the end.
+                Ok(None) => {
+                    let len = fstat(file.as_fd())?.size.min(end);
+                    if len > pos {
+                        piece(Piece::Hole(len - pos));
+                        pos = len;
+                    }
+                    break;
+                }
+                Err(_) => {
+                    dense = true;
+                    continue;
+                }
+            }
+        };
+        if data_end == pos {
+            // A data segment the file system reports as empty: never loop on it.
+            dense = true;
+            continue;
+        }
+        while pos < data_end {
+            let want = usize::try_from(data_end - pos)
+                .unwrap_or(usize::MAX)
+                .min(buf.len());
+            let read = match file.read_at(&mut buf[..want], pos) {
+                // Shrunk under us: the end is here.
+                Ok(0) => return Ok(pos - start),
+                Ok(read) => read,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            };
+            piece(Piece::Data(&buf[..read]));
+            pos += read as u64;
+        }
+    }
+    Ok(pos - start)
+}
+
 /// `openat` relative to a directory descriptor; returns an owned descriptor.
 pub fn openat(
     dir: BorrowedFd<'_>,
@@ -698,6 +781,55 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn read_range_hands_over_data_and_only_the_length_of_holes() {
+        use std::io::{Seek, SeekFrom, Write};
+        let dir = scratch("range");
+        let path = dir.join("sparse");
+        let mut file = File::create(&path).unwrap();
+        file.write_all(b"head\n").unwrap();
+        file.seek(SeekFrom::Start(1 << 30)).unwrap();
+        file.write_all(b"tail\n").unwrap();
+        file.set_len((1 << 30) + 5 + (1 << 20)).unwrap();
+        drop(file);
+        let file = File::open(&path).unwrap();
+        let walk = |start: u64, end: u64| {
+            let mut bytes = Vec::new();
+            let mut holes = 0u64;
+            let total = read_range(&file, start, end, &mut [0u8; 4096], |piece| match piece {
+                Piece::Data(data) => bytes.extend_from_slice(data),
+                Piece::Hole(len) => holes += len,
+            })
+            .unwrap();
+            (bytes, holes, total)
+        };
+        // Where holes are known, they are not read: what was read is the data, with the
+        // hole's NUL bytes only where the file system stores data blocks.
+        let (bytes, holes, total) = walk(0, u64::MAX);
+        assert_eq!(
+            total,
+            (1 << 30) + 5 + (1 << 20),
+            "up to the end, holes counted"
+        );
+        assert_eq!(bytes.len() as u64 + holes, total);
+        assert!(bytes.starts_with(b"head\n"));
+        assert!(bytes.windows(5).any(|w| w == b"tail\n"));
+        assert!(
+            bytes.len() < 1 << 20,
+            "{} bytes read of a 1 GiB file",
+            bytes.len()
+        );
+        // A range: exactly its bytes.
+        let (bytes, holes, total) = walk(2, 4);
+        assert_eq!((bytes, holes, total), (b"ad".to_vec(), 0, 2));
+        let (bytes, holes, total) = walk(1 << 30, (1 << 30) + 4);
+        assert_eq!((bytes, holes, total), (b"tail".to_vec(), 0, 4));
+        let (bytes, _, total) = walk(1 << 29, 1 << 29 | 8);
+        assert_eq!(total, 8);
+        assert!(bytes.iter().all(|b| *b == 0));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

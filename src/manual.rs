@@ -41,11 +41,18 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
         "HEARTBEAT WORKERS",
         &[
             "A run directory may also hold the team layout: \
-             RUN_DIR/workers/NAME/worker-spec.json names the worker (name, role) and its \
+             RUN_DIR/workers/NAME/worker-spec.json describes the worker (role) and its \
              heartbeat, inbox and outbox files (by default heartbeat.json, inbox.jsonl and \
              outbox.jsonl in the worker's directory). \
-             These paths are read under the same rules as event streams: beneath RUN_DIR, no \
-             symlinks, regular files of the spec's owner or root. \
+             The worker is its directory: its worker_id is NAME, whatever the spec's name \
+             says (a different one is printed as spec_name with the warning \
+             spec_name_mismatch). \
+             Relative paths resolve from the worker's directory; then they are read under \
+             the same rules as event streams: beneath RUN_DIR, no symlinks, regular files of \
+             the spec's owner or root. \
+             A path the spec names that does not exist gives the warning heartbeat_missing, \
+             inbox_missing or outbox_missing in every record (a missing queue counts null), \
+             and health-events and sweep say so on stderr once, when it first appears. \
              A worker directory without a spec, or a spec that does not parse, is reported. \
              A heartbeat is {\"status\", \"name\", \"ts\"}.",
             "Health: healthy while the last heartbeat is younger than --heartbeat-stale \
@@ -59,9 +66,11 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
              A ts in the future follows the clock-skew rule of the lifecycle; too far ahead, \
              or a heartbeat that cannot be read, is unknown. \
              --check counts stalled, dead and unknown workers, not stopped or starting ones.",
-            "A worker record has kind worker, run_dir, path, worker_id, role, health, \
-             heartbeat_status, last_heartbeat, heartbeat_age_ms, inbox_count and outbox_count \
-             (non-blank lines, counted streaming), message, needs_attention and warnings. \
+            "A worker record has kind worker, run_dir, path, worker_id, spec_name (only \
+             when it differs), role, health, heartbeat_status, last_heartbeat, heartbeat_age_ms, inbox_count and outbox_count \
+             (non-blank lines, counted streaming over at most --max-stream-read bytes, with \
+             the warning inbox_truncated or outbox_truncated past it), message, \
+             needs_attention and warnings. \
              Workers belong to no task card: --task-card leaves them out.",
             "health-events appends to RUN_DIR/events.jsonl, in the run's event envelope \
              {id (a UUID v4), run_id (--run-id, else the run directory's name), ts, \
@@ -70,7 +79,9 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
              healthy or stopped). \
              The last health of every worker is kept in RUN_DIR/.flatline/state.json. \
              Lines are appended with O_APPEND and O_NOFOLLOW, one write each, to a regular \
-             file with one link; a symlinked events.jsonl is refused.",
+             file with one link; a symlinked events.jsonl is refused. \
+             When the log's last byte is not a newline (a writer died mid-line), the write \
+             starts with one, so neither the earlier event nor flatline's is lost.",
         ],
     ),
     (

@@ -20,6 +20,8 @@ use crate::output::{Diagnostics, Output, Ts};
 use crate::process::{self, Fingerprint, Identity};
 use crate::scan::{self, LazyHost, Run};
 use serde_json::{Map, Value, json};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Which of SPEC §3.2's three cases a running delegation is in.
@@ -314,9 +316,18 @@ fn apply_finalization(
             "total_token_usage": digest.and_then(|d| d.usage.clone()),
             "process_exit": finalization.exit_code.map(|code| json!({"success": code == 0, "exit_code": code})),
             "raw_output_preview": digest.map(|d| d.raw_preview.clone()).filter(|p| !p.is_empty()),
-            "raw_output_bytes": digest.map_or(0, |d| d.bytes),
+            "raw_output_bytes": digest.map_or(0, |d| d.bytes + d.skipped_bytes),
         }),
     );
+    if let Some(digest) = digest.filter(|d| d.truncated)
+        && let Some(Value::Object(result)) = object.get_mut("worker_result")
+    {
+        result.insert("raw_output_truncated".into(), json!(true));
+        result.insert(
+            "raw_output_skipped_bytes".into(),
+            json!(digest.skipped_bytes),
+        );
+    }
     let failure = match finalization.verdict.reason {
         Some(reason) if !completed => json!({
             "stage": "execution",
@@ -387,12 +398,120 @@ impl std::fmt::Display for StreamError {
     }
 }
 
+/// The head of a long stream that is always digested: format, thread and session ids
+/// (SPEC §1.4).
+pub const STREAM_HEAD_BYTES: u64 = 1 << 20;
+/// `--max-stream-read` when not given.
+pub const DEFAULT_MAX_STREAM_READ: u64 = 32 << 20;
+/// Memory the digests remembered in one run may take, roughly; past it streams are digested
+/// again when named again (each read is still bounded).
+const DIGEST_CACHE_BYTES: usize = 64 << 20;
+
+/// How streams are read in one run: the read bound, and the digests already made, so a
+/// stream named by many delegations is digested once per (dev, inode, size, mtime).
+#[derive(Debug)]
+pub struct StreamReading {
+    pub max_read: u64,
+    digests: RefCell<HashMap<(u64, u64, u64, Millis), Digest>>,
+    cached_bytes: Cell<usize>,
+}
+
+impl StreamReading {
+    pub fn new(max_read: u64) -> StreamReading {
+        StreamReading {
+            max_read,
+            digests: RefCell::new(HashMap::new()),
+            cached_bytes: Cell::new(0),
+        }
+    }
+
+    /// The digest of the stream `meta` describes: remembered, or made by `make`.
+    fn digest(
+        &self,
+        meta: &files::FileMeta,
+        make: impl FnOnce() -> Result<Digest, String>,
+    ) -> Result<Digest, String> {
+        let key = (meta.dev, meta.ino, meta.size, meta.mtime_ms);
+        if let Some(digest) = self.digests.borrow().get(&key) {
+            return Ok(digest.clone());
+        }
+        let digest = make()?;
+        let cost = digest_cost(&digest);
+        if self.cached_bytes.get() + cost <= DIGEST_CACHE_BYTES {
+            self.cached_bytes.set(self.cached_bytes.get() + cost);
+            self.digests.borrow_mut().insert(key, digest.clone());
+        }
+        Ok(digest)
+    }
+}
+
+/// Roughly the memory a remembered digest takes.
+fn digest_cost(digest: &Digest) -> usize {
+    let text = |text: &Option<String>| text.as_ref().map_or(0, String::len);
+    256 + text(&digest.thread_id)
+        + text(&digest.final_text)
+        + digest.raw_preview.len()
+        + digest
+            .terminal
+            .as_ref()
+            .map_or(0, |terminal| text(&terminal.message))
+        + digest
+            .usage
+            .as_ref()
+            .map_or(0, |usage| usage.to_string().len() * 4)
+}
+
+/// Digests a stream of `size` bytes (its size when opened) reading at most `max_read` bytes
+/// of it and none of its holes: a longer stream is read as its first `STREAM_HEAD_BYTES`
+/// and its last `max_read - STREAM_HEAD_BYTES` (SPEC §1.4).
+pub fn digest_bounded(file: &std::fs::File, size: u64, max_read: u64) -> std::io::Result<Digest> {
+    use std::os::unix::fs::FileExt;
+    let mut digest = events::StreamDigest::new(events::MAX_LINE_BYTES);
+    let mut buf = vec![0u8; 64 * 1024];
+    let feed = |piece: files::Piece<'_>, digest: &mut events::StreamDigest| match piece {
+        files::Piece::Data(bytes) => digest.data(bytes),
+        files::Piece::Hole(len) => digest.hole(len),
+    };
+    if size <= max_read {
+        files::read_range(file, 0, size, &mut buf, |piece| feed(piece, &mut digest))?;
+        return Ok(digest.finish());
+    }
+    let head = STREAM_HEAD_BYTES.min(max_read);
+    let tail_start = size - (max_read - head);
+    files::read_range(file, 0, head, &mut buf, |piece| feed(piece, &mut digest))?;
+    let mut before = [0u8; 1];
+    let at_line_start =
+        matches!(file.read_at(&mut before, tail_start - 1), Ok(1) if before[0] == b'\n');
+    digest.gap(tail_start - head, at_line_start);
+    files::read_range(file, tail_start, size, &mut buf, |piece| {
+        feed(piece, &mut digest)
+    })?;
+    Ok(digest.finish())
+}
+
 /// Stats (and, when `read`, digests) a delegation's stream under SPEC §1.3. `Ok(None)` when
 /// there is no stream file.
 pub fn look_at_stream(
     root: &RunRoot,
     path: &Path,
     policy: NamedPathPolicy,
+    read: impl FnOnce(&Stream) -> bool,
+) -> Result<Option<Stream>, StreamError> {
+    look_at_stream_with(
+        root,
+        path,
+        policy,
+        &StreamReading::new(DEFAULT_MAX_STREAM_READ),
+        read,
+    )
+}
+
+/// `look_at_stream` with the run's read bound and the digests it already made.
+pub fn look_at_stream_with(
+    root: &RunRoot,
+    path: &Path,
+    policy: NamedPathPolicy,
+    reading: &StreamReading,
     read: impl FnOnce(&Stream) -> bool,
 ) -> Result<Option<Stream>, StreamError> {
     let fail = |error: String| StreamError {
@@ -410,10 +529,15 @@ pub fn look_at_stream(
         digest: None,
     };
     if read(&stream) {
-        let file = named
-            .open_for_read(root, path, policy)
-            .map_err(|error| fail(error.to_string()))?;
-        let digest = events::digest(file).map_err(|error| fail(files::io_message(&error)))?;
+        let digest = reading
+            .digest(&named.meta, || {
+                let file = named
+                    .open_for_read(root, path, policy)
+                    .map_err(|error| error.to_string())?;
+                digest_bounded(&file, named.meta.size, reading.max_read)
+                    .map_err(|error| files::io_message(&error))
+            })
+            .map_err(fail)?;
         stream.digest = Some(digest);
     }
     Ok(Some(stream))
@@ -454,6 +578,13 @@ fn change_detail(change: &Change) -> Map<String, Value> {
                 "raw_events_bytes".into(),
                 json!(digest.map_or(0, |d| d.bytes)),
             );
+            if let Some(digest) = digest.filter(|d| d.truncated) {
+                detail.insert("raw_output_truncated".into(), json!(true));
+                detail.insert(
+                    "raw_output_skipped_bytes".into(),
+                    json!(digest.skipped_bytes),
+                );
+            }
             detail.insert("summary".into(), json!(result_summary(finalization)));
         }
     }
@@ -467,6 +598,7 @@ pub struct Context<'a> {
     pub host: &'a LazyHost,
     pub settle_ms: Millis,
     pub allow_outside: bool,
+    pub reading: StreamReading,
 }
 
 impl<'a> Context<'a> {
@@ -477,6 +609,7 @@ impl<'a> Context<'a> {
             host,
             settle_ms: config.settle,
             allow_outside: config.allow_outside_paths,
+            reading: StreamReading::new(config.max_stream_read),
         }
     }
 }
@@ -505,14 +638,21 @@ pub fn plan(
         allow_outside: ctx.allow_outside,
         owner,
     };
-    let stream = match stream_path(doc) {
-        None => None,
-        Some(path) => look_at_stream(&ctx.run.root, &path, policy, |stream| match case {
-            Case::Live => false,
-            Case::Gone => true,
-            Case::Unsure => stream_is_newer(times, stream),
-        })?,
-    };
+    let stream =
+        match stream_path(doc) {
+            None => None,
+            Some(path) => look_at_stream_with(
+                &ctx.run.root,
+                &path,
+                policy,
+                &ctx.reading,
+                |stream| match case {
+                    Case::Live => false,
+                    Case::Gone => true,
+                    Case::Unsure => stream_is_newer(times, stream),
+                },
+            )?,
+        };
     Ok(decide(
         case,
         times,
@@ -911,6 +1051,149 @@ mod tests {
         };
         assert!(apply(&mut doc, &Change::Finalize(Box::new(finalization)), NOW).is_err());
         assert_eq!(doc, before, "nothing changed on failure");
+    }
+
+    fn scratch_file(name: &str, build: impl FnOnce(&mut std::fs::File)) -> std::fs::File {
+        let dir = std::env::temp_dir().join(format!("flatline-refresh-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        let mut file = std::fs::File::create(&path).unwrap();
+        build(&mut file);
+        drop(file);
+        let file = std::fs::File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        file
+    }
+
+    #[test]
+    fn a_long_stream_is_read_as_its_head_and_its_tail() {
+        use std::io::Write;
+        let mib = 1u64 << 20;
+        let filler = format!("{}\n", "x".repeat(99));
+        let file = scratch_file("long", |f| {
+            f.write_all(b"{\"type\":\"thread.started\",\"thread_id\":\"t-head\"}\n")
+                .unwrap();
+            // Lines that straddle the end of the head and the start of the tail.
+            for _ in 0..(5 * mib / 100) {
+                f.write_all(filler.as_bytes()).unwrap();
+            }
+            f.write_all(b"{\"type\":\"item.completed\",\"item\":{\"type\":\"agent_message\",\"text\":\"Done.\"}}\n")
+                .unwrap();
+            f.write_all(b"{\"type\":\"turn.completed\",\"usage\":{\"output_tokens\":3}}\n")
+                .unwrap();
+        });
+        let size = file.metadata().unwrap().len();
+        let digest = digest_bounded(&file, size, 2 * mib).unwrap();
+        assert!(digest.truncated);
+        assert_eq!(digest.skipped_bytes, size - 2 * mib);
+        assert_eq!(digest.bytes, 2 * mib);
+        assert_eq!(digest.thread_id.as_deref(), Some("t-head"));
+        assert_eq!(digest.final_text.as_deref(), Some("Done."));
+        assert_eq!(digest.usage, Some(json!({"output_tokens": 3})));
+        assert_eq!(events::verdict(&digest).status, Outcome::Success);
+        // Only whole filler lines were seen: the cut ones at both edges were dropped.
+        let whole_lines = (mib - 44) / 100 + (mib - 142) / 100;
+        assert_eq!(digest.lines, 1 + whole_lines + 2, "{digest:?}");
+        assert_eq!(digest.skipped_lines, 0);
+        // Within the bound it is read whole.
+        let whole = digest_bounded(&file, size, size).unwrap();
+        assert!(!whole.truncated);
+        assert_eq!((whole.bytes, whole.skipped_bytes), (size, 0));
+        let mut finalized = json!({"worker_lifecycle": {}});
+        let finalization = Finalization {
+            verdict: events::verdict(&digest),
+            completed_at: NOW,
+            digest: Some(digest),
+            exit_code: None,
+        };
+        apply(
+            &mut finalized,
+            &Change::Finalize(Box::new(finalization)),
+            NOW,
+        )
+        .unwrap();
+        let result = &finalized["worker_result"];
+        assert_eq!(result["raw_output_bytes"], json!(size));
+        assert_eq!(result["raw_output_truncated"], json!(true));
+        assert_eq!(result["raw_output_skipped_bytes"], json!(size - 2 * mib));
+    }
+
+    #[test]
+    fn a_tail_that_starts_on_a_line_keeps_that_line() {
+        use std::io::Write;
+        let mib = 1u64 << 20;
+        let file = scratch_file("aligned", |f| {
+            // 3 MiB of 1 KiB lines: the tail of a 2 MiB bound starts exactly on a line.
+            let line = format!("{}\n", "y".repeat(1023));
+            for _ in 0..3 * 1024 {
+                f.write_all(line.as_bytes()).unwrap();
+            }
+        });
+        let digest = digest_bounded(&file, 3 * mib, 2 * mib).unwrap();
+        assert_eq!(digest.lines, 2 * 1024);
+    }
+
+    #[test]
+    fn a_sparse_stream_costs_its_data_not_its_size() {
+        use std::io::{Seek, SeekFrom, Write};
+        let tib = 1u64 << 40;
+        let last = b"{\"type\":\"turn.completed\",\"usage\":{\"output_tokens\":1}}\n";
+        let file = scratch_file("sparse", |f| {
+            f.write_all(b"{\"type\":\"thread.started\",\"thread_id\":\"t-1\"}\n")
+                .unwrap();
+            f.seek(SeekFrom::Start(tib)).unwrap();
+            f.write_all(b"\n").unwrap();
+            f.write_all(last).unwrap();
+        });
+        let size = file.metadata().unwrap().len();
+        let digest = digest_bounded(&file, size, DEFAULT_MAX_STREAM_READ).unwrap();
+        assert_eq!(digest.thread_id.as_deref(), Some("t-1"));
+        assert_eq!(
+            digest.terminal.as_ref().map(|t| t.event),
+            Some("turn.completed")
+        );
+        assert!(digest.truncated);
+        assert_eq!(digest.skipped_bytes, size - DEFAULT_MAX_STREAM_READ);
+    }
+
+    #[test]
+    fn a_stream_is_digested_once_per_identity() {
+        let reading = StreamReading::new(DEFAULT_MAX_STREAM_READ);
+        let meta = |size, mtime_ms| files::FileMeta {
+            dev: 1,
+            ino: 2,
+            mode: 0o100644,
+            uid: 0,
+            gid: 0,
+            nlink: 1,
+            size,
+            mtime_ms,
+        };
+        let mut made = 0;
+        for _ in 0..3 {
+            let digest = reading
+                .digest(&meta(10, NOW), || {
+                    made += 1;
+                    Ok(success_digest())
+                })
+                .unwrap();
+            assert_eq!(digest, success_digest());
+        }
+        assert_eq!(made, 1);
+        // Another size or mtime is another stream.
+        reading
+            .digest(&meta(11, NOW), || {
+                made += 1;
+                Ok(Digest::default())
+            })
+            .unwrap();
+        reading
+            .digest(&meta(11, NOW + 1), || {
+                made += 1;
+                Ok(Digest::default())
+            })
+            .unwrap();
+        assert_eq!(made, 3);
     }
 
     #[test]

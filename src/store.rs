@@ -212,10 +212,34 @@ pub fn append_lines(dir: &Dir, name: &OsStr, lines: &[Vec<u8>]) -> Result<(), St
         Err(error) if error.kind() == io::ErrorKind::NotFound => true,
         Err(error) => return Err(StoreError::Io(error)),
     };
-    let fd = files::openat(dir.fd(), &cname, APPEND_FLAGS, APPEND_MODE).map_err(open_error)?;
-    check_replaceable(&files::fstat(fd.as_fd())?)?;
+    // Read-write, to look at the last byte; a file flatline may only write is appended to
+    // without that look.
+    let fd = match files::openat(
+        dir.fd(),
+        &cname,
+        (APPEND_FLAGS & !libc::O_WRONLY) | libc::O_RDWR,
+        APPEND_MODE,
+    ) {
+        Err(error) if error.raw_os_error() == Some(libc::EACCES) => {
+            files::openat(dir.fd(), &cname, APPEND_FLAGS, APPEND_MODE)
+        }
+        other => other,
+    }
+    .map_err(open_error)?;
+    let meta = files::fstat(fd.as_fd())?;
+    check_replaceable(&meta)?;
     let mut file = File::from(fd);
-    for line in lines {
+    let first = ends_mid_line(&file, meta.size).then(|| {
+        let mut line = Vec::with_capacity(lines[0].len() + 1);
+        line.push(b'\n');
+        line.extend_from_slice(&lines[0]);
+        line
+    });
+    for (index, line) in lines.iter().enumerate() {
+        let line = match (index, &first) {
+            (0, Some(first)) => first,
+            _ => line,
+        };
         let written = loop {
             match file.write(line) {
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
@@ -234,6 +258,23 @@ pub fn append_lines(dir: &Dir, name: &OsStr, lines: &[Vec<u8>]) -> Result<(), St
         sync_dir(dir)?;
     }
     Ok(())
+}
+
+/// Whether a log of `size` bytes ends without its final newline (a writer died mid-line, or
+/// wrote its last event without one). A file that cannot be read is taken as ending well.
+fn ends_mid_line(file: &File, size: u64) -> bool {
+    use std::os::unix::fs::FileExt;
+    let Some(last) = size.checked_sub(1) else {
+        return false;
+    };
+    let mut byte = [0u8; 1];
+    loop {
+        match file.read_at(&mut byte, last) {
+            Ok(1) => return byte[0] != b'\n',
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            _ => return false,
+        }
+    }
 }
 
 /// fsync of a directory descriptor, which makes the renames and creations in it durable.
@@ -1696,6 +1737,38 @@ mod tests {
             Err(LockError::Unusable(what)) => what,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn append_lines_never_glues_onto_a_line_without_its_newline() {
+        let scratch = Scratch::new("append-mid-line");
+        let dir = scratch.dir();
+        let file = scratch.path().join("events.jsonl");
+        // A writer that died mid-line, or wrote its last event without a newline.
+        std::fs::write(&file, b"{\"a\":1}\n{\"b\":2}").unwrap();
+        append_lines(
+            &dir,
+            name("events.jsonl"),
+            &[b"{\"c\":3}\n".to_vec(), b"{\"d\":4}\n".to_vec()],
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read(&file).unwrap(),
+            b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n{\"d\":4}\n"
+        );
+        // A log that ends well, or is empty, gets no blank line.
+        append_lines(&dir, name("events.jsonl"), &[b"{\"e\":5}\n".to_vec()]).unwrap();
+        assert!(
+            std::fs::read(&file)
+                .unwrap()
+                .ends_with(b"{\"d\":4}\n{\"e\":5}\n")
+        );
+        std::fs::write(scratch.path().join("empty.jsonl"), b"").unwrap();
+        append_lines(&dir, name("empty.jsonl"), &[b"x\n".to_vec()]).unwrap();
+        assert_eq!(
+            std::fs::read(scratch.path().join("empty.jsonl")).unwrap(),
+            b"x\n"
+        );
     }
 
     #[test]

@@ -27,11 +27,17 @@ use std::path::{Path, PathBuf};
 #[derive(Debug)]
 pub struct Worker {
     pub spec_path: PathBuf,
+    /// The name of the worker's directory: the worker is its directory (SPEC §5).
     pub worker_id: String,
+    /// The spec's `name` when it differs from the directory's (warning `spec_name_mismatch`).
+    pub spec_name: Option<String>,
     pub role: Option<String>,
     pub view: WorkerView,
     pub inbox_count: Option<u64>,
     pub outbox_count: Option<u64>,
+    /// Paths the spec names that do not exist: `heartbeat`, `inbox` or `outbox`, and the
+    /// path as resolved.
+    pub missing_paths: Vec<(&'static str, PathBuf)>,
 }
 
 /// A worker record (SPEC §5, §7).
@@ -41,6 +47,8 @@ pub struct WorkerRecord<'a> {
     pub run_dir: PathText<'a>,
     pub path: PathText<'a>,
     pub worker_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec_name: Option<&'a str>,
     pub role: Option<&'a str>,
     pub health: &'static str,
     pub heartbeat_status: Option<&'a str>,
@@ -60,6 +68,7 @@ impl<'a> WorkerRecord<'a> {
             run_dir: PathText(&run.path),
             path: PathText(&worker.spec_path),
             worker_id: &worker.worker_id,
+            spec_name: worker.spec_name.as_deref(),
             role: worker.role.as_deref(),
             health: worker.view.health.as_str(),
             heartbeat_status: worker.view.heartbeat_status.as_deref(),
@@ -131,46 +140,21 @@ pub fn count_lines(reader: impl Read) -> std::io::Result<u64> {
 /// `count_lines` for a file, skipping its holes: a hole reads as NUL bytes (content, no
 /// newline), so it is counted as such without being read, and a sparse file costs only its
 /// data (a 2 TB sparse inbox is not 2 TB of reading).
-pub fn count_file_lines(mut file: std::fs::File) -> std::io::Result<u64> {
-    use std::io::{Seek, SeekFrom};
+pub fn count_file_lines(file: std::fs::File) -> std::io::Result<u64> {
+    count_file_lines_bounded(&file, u64::MAX).map(|(count, _)| count)
+}
+
+/// `count_file_lines` over at most the first `limit` bytes; the flag says whether the file
+/// is longer (the count is then of its first `limit` bytes).
+pub fn count_file_lines_bounded(file: &std::fs::File, limit: u64) -> std::io::Result<(u64, bool)> {
+    let size = file.metadata()?.len();
     let mut counter = LineCounter::default();
     let mut buf = vec![0u8; 64 * 1024];
-    let mut pos = 0i64;
-    loop {
-        let data = match files::seek_to(&file, files::Seek::Data, pos) {
-            Ok(Some(data)) => data,
-            // No data at or after `pos`: what is left, if anything, is a hole (or the file
-            // was cut short meanwhile: its end is here).
-            Ok(None) => {
-                if file.metadata()?.len() > u64::try_from(pos).unwrap_or(u64::MAX) {
-                    counter.content = true;
-                }
-                break;
-            }
-            // A file system that cannot tell: read the rest.
-            Err(_) => {
-                file.seek(SeekFrom::Start(u64::try_from(pos).unwrap_or(0)))?;
-                feed_all(&mut counter, &mut file, &mut buf)?;
-                break;
-            }
-        };
-        if data > pos {
-            counter.content = true;
-        }
-        // Truncated between the two calls: the end is here.
-        let Some(hole) = files::seek_to(&file, files::Seek::Hole, data)? else {
-            break;
-        };
-        file.seek(SeekFrom::Start(u64::try_from(data).unwrap_or(0)))?;
-        let run = (&mut file).take(u64::try_from(hole - data).unwrap_or(0));
-        let read = feed_all(&mut counter, run, &mut buf)?;
-        if read == 0 {
-            // Shrunk under us: the end is here.
-            break;
-        }
-        pos = data + i64::try_from(read).unwrap_or(0);
-    }
-    Ok(counter.finish())
+    files::read_range(file, 0, size.min(limit), &mut buf, |piece| match piece {
+        files::Piece::Data(bytes) => counter.feed(bytes),
+        files::Piece::Hole(len) => counter.content |= len > 0,
+    })?;
+    Ok((counter.finish(), size > limit))
 }
 
 /// The heartbeat of a worker: read when present, `Missing` when not, `Unreadable` (and
@@ -209,26 +193,82 @@ fn read_heartbeat<'b>(
     }
 }
 
-/// Counts the lines of an inbox or outbox; 0 when it does not exist yet.
-fn count_queue(
+/// What counting an inbox or outbox found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QueueCount {
+    /// Non-blank lines of the file (of its first `--max-stream-read` bytes when `truncated`).
+    Counted {
+        count: u64,
+        truncated: bool,
+    },
+    Missing,
+    /// It could not be read safely (reported).
+    Unreadable,
+}
+
+/// Counts the lines of an inbox or outbox, reading at most `limit` bytes of it.
+fn count_queue_bounded(
     run: &Run,
     path: &Path,
     policy: NamedPathPolicy,
+    limit: u64,
     what: &str,
     spec_path: &Path,
     diag: &mut Diagnostics,
-) -> Option<u64> {
+) -> QueueCount {
     let result = files::open_named(&run.root, path, policy).and_then(|named| {
         let file = named.open_for_read(&run.root, path, policy)?;
-        count_file_lines(file).map_err(ReadError::Io)
+        count_file_lines_bounded(&file, limit).map_err(ReadError::Io)
     });
     match result {
-        Ok(count) => Some(count),
-        Err(ReadError::NotFound) => Some(0),
+        Ok((count, truncated)) => QueueCount::Counted { count, truncated },
+        Err(ReadError::NotFound) => QueueCount::Missing,
         Err(error) => {
             report_path(diag, spec_path, what, path, &error.to_string());
-            None
+            QueueCount::Unreadable
         }
+    }
+}
+
+/// Where a path of a worker spec leads, relative to the run directory when relative: from
+/// the worker's own directory (SPEC §5). `..` is folded lexically, which is what the
+/// kernel would do, since no component may be a symlink; one that climbs above the run
+/// directory stays and is refused by the confined open.
+pub fn spec_path_in_run(worker_dir: &Path, named: &Path) -> PathBuf {
+    use std::path::Component;
+    if named.is_absolute() {
+        return named.to_path_buf();
+    }
+    let mut parts: Vec<Component<'_>> = Vec::new();
+    for component in worker_dir.components().chain(named.components()) {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => match parts.last() {
+                Some(Component::Normal(_)) => {
+                    parts.pop();
+                }
+                _ => parts.push(component),
+            },
+            other => parts.push(other),
+        }
+    }
+    parts.iter().collect()
+}
+
+/// `heartbeat_missing`, `inbox_missing` or `outbox_missing` (SPEC §5).
+fn missing_warning(what: &str) -> &'static str {
+    match what {
+        "heartbeat" => "heartbeat_missing",
+        "inbox" => "inbox_missing",
+        _ => "outbox_missing",
+    }
+}
+
+/// `inbox_truncated` or `outbox_truncated` (SPEC §5).
+fn truncated_warning(what: &str) -> &'static str {
+    match what {
+        "inbox" => "inbox_truncated",
+        _ => "outbox_truncated",
     }
 }
 
@@ -319,55 +359,81 @@ pub fn for_each_worker(
             diag.error(&spec_path, &problems.join("; "), Exit::FileProblem);
         }
         let dir_name = entry.name.to_string_lossy();
-        let default = |file: &str| PathBuf::from("workers").join(&entry.name).join(file);
-        let named = |field: Option<&str>, file: &str| {
-            field
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from)
-                .unwrap_or_else(|| default(file))
+        let worker_dir = PathBuf::from("workers").join(&entry.name);
+        // A path the spec names (`true`), or the default file in the worker's directory.
+        let named = |field: Option<&str>, file: &str| match field.filter(|p| !p.is_empty()) {
+            Some(path) => (spec_path_in_run(&worker_dir, Path::new(path)), true),
+            None => (worker_dir.join(file), false),
         };
         let policy = NamedPathPolicy {
             allow_outside: config.allow_outside_paths,
             owner: spec_meta.uid,
         };
+        let mut missing_paths = Vec::new();
+        let (beat_path, beat_named) = named(spec.heartbeat.str(), "heartbeat.json");
         let beat = read_heartbeat(
             run,
-            &named(spec.heartbeat.str(), "heartbeat.json"),
+            &beat_path,
             policy,
             spec_meta.mtime_ms,
             &mut beat_buf,
             &spec_path,
             diag,
         );
-        let view = heartbeat::health(&beat, config.now, &config.heartbeat);
-        let inbox_count = count_queue(
-            run,
-            &named(spec.inbox.str(), "inbox.jsonl"),
-            policy,
-            "inbox",
-            &spec_path,
-            diag,
-        );
-        let outbox_count = count_queue(
-            run,
-            &named(spec.outbox.str(), "outbox.jsonl"),
-            policy,
-            "outbox",
-            &spec_path,
-            diag,
-        );
+        if beat_named && matches!(beat, Beat::Missing { .. }) {
+            missing_paths.push(("heartbeat", beat_path));
+        }
+        let mut view = heartbeat::health(&beat, config.now, &config.heartbeat);
+        let mut queue = |field: Option<&str>, file: &str, what: &'static str| {
+            let (path, is_named) = named(field, file);
+            let counted = count_queue_bounded(
+                run,
+                &path,
+                policy,
+                config.max_stream_read,
+                what,
+                &spec_path,
+                diag,
+            );
+            match counted {
+                QueueCount::Counted { count, truncated } => {
+                    if truncated {
+                        view.warnings.push(truncated_warning(what).into());
+                    }
+                    Some(count)
+                }
+                // A default file that is not there yet is an empty queue; a named one that
+                // is not there is a typo until it appears, never an empty queue.
+                QueueCount::Missing if !is_named => Some(0),
+                QueueCount::Missing => {
+                    missing_paths.push((what, path));
+                    None
+                }
+                QueueCount::Unreadable => None,
+            }
+        };
+        let inbox_count = queue(spec.inbox.str(), "inbox.jsonl", "inbox");
+        let outbox_count = queue(spec.outbox.str(), "outbox.jsonl", "outbox");
+        for (what, _) in &missing_paths {
+            view.warnings.push(missing_warning(what).into());
+        }
+        let spec_name = spec
+            .name
+            .str()
+            .filter(|name| !name.is_empty() && *name != dir_name)
+            .map(|name| crate::text::preview(name, 128));
+        if spec_name.is_some() {
+            view.warnings.push("spec_name_mismatch".into());
+        }
         let worker = Worker {
             spec_path,
-            worker_id: spec
-                .name
-                .str()
-                .filter(|n| !n.is_empty())
-                .map(|n| crate::text::preview(n, 128))
-                .unwrap_or_else(|| dir_name.into_owned()),
+            worker_id: dir_name.into_owned(),
+            spec_name,
             role: spec.role.str().map(|r| crate::text::preview(r, 128)),
             view,
             inbox_count,
             outbox_count,
+            missing_paths,
         };
         visit(worker, diag)?;
     }
@@ -483,6 +549,40 @@ fn read_state(
     (state, workers)
 }
 
+/// The section of `.flatline/state.json` that remembers the paths worker specs name and
+/// that do not exist: `{worker_id: ["heartbeat", "inbox", …]}`.
+pub const MISSING_PATHS_SECTION: &str = "missing_paths";
+
+/// The (worker, kind) pairs of a stored `missing_paths` section; anything else is nothing.
+fn parse_missing_paths(section: Option<&serde_json::Value>) -> Vec<(String, String)> {
+    let Some(workers) = section.and_then(serde_json::Value::as_object) else {
+        return Vec::new();
+    };
+    workers
+        .iter()
+        .flat_map(|(worker, kinds)| {
+            kinds
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|kind| Some((worker.clone(), kind.as_str()?.to_string())))
+        })
+        .collect()
+}
+
+fn render_missing_paths(missing: &[(String, &'static str)]) -> serde_json::Value {
+    let mut workers = serde_json::Map::new();
+    for (worker, kind) in missing {
+        if let serde_json::Value::Array(kinds) = workers
+            .entry(worker.clone())
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()))
+        {
+            kinds.push(serde_json::Value::from(*kind));
+        }
+    }
+    serde_json::Value::Object(workers)
+}
+
 /// One event to append, and what its action record says.
 struct Emitted {
     worker_id: String,
@@ -512,7 +612,23 @@ pub fn health_events_for_run(
     let mut records: Vec<Emitted> = Vec::new();
     let now = config.now;
     let id = run_id(run, config);
-    let result = for_each_worker(run, config, diag, stop, |worker, _| {
+    let known_missing = parse_missing_paths(state.section(MISSING_PATHS_SECTION));
+    let mut missing: Vec<(String, &'static str)> = Vec::new();
+    let result = for_each_worker(run, config, diag, stop, |worker, diag| {
+        for (what, path) in &worker.missing_paths {
+            let entry = (worker.worker_id.clone(), *what);
+            if !known_missing.contains(&(entry.0.clone(), what.to_string())) {
+                diag.warning(
+                    &worker.spec_path,
+                    &format!(
+                        "{what} {} does not exist ({})",
+                        files::display_path(path),
+                        missing_warning(what)
+                    ),
+                );
+            }
+            missing.push(entry);
+        }
         let before = previous
             .iter()
             .find(|(name, _)| *name == worker.worker_id)
@@ -581,15 +697,24 @@ pub fn health_events_for_run(
     let unchanged = !first_run && next == previous;
     if outcome == "appended" && !unchanged {
         state.set_section(heartbeat::STATE_SECTION, heartbeat::render_state(&next));
-        if let Some(dir) = state_dir
-            && let Err(error) = state.write_if_changed(dir)
-        {
-            diag.error(
-                &runstate::path_of(&run.path),
-                &error.to_string(),
-                Exit::FileProblem,
-            );
+    }
+    // Missing paths are remembered so that each is told on stderr once, when it appears.
+    if !config.dry_run {
+        if missing.is_empty() {
+            state.remove_section(MISSING_PATHS_SECTION);
+        } else {
+            state.set_section(MISSING_PATHS_SECTION, render_missing_paths(&missing));
         }
+    }
+    if !config.dry_run
+        && let Some(dir) = state_dir
+        && let Err(error) = state.write_if_changed(dir)
+    {
+        diag.error(
+            &runstate::path_of(&run.path),
+            &error.to_string(),
+            Exit::FileProblem,
+        );
     }
     Ok(tally)
 }
@@ -697,6 +822,41 @@ mod tests {
             let read = rchar().unwrap() - before;
             assert!(read < 1 << 20, "{read} bytes read for a 1 GiB hole");
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn spec_paths_resolve_from_the_worker_directory() {
+        let dir = Path::new("workers/w");
+        let at = |named: &str| spec_path_in_run(dir, Path::new(named));
+        assert_eq!(at("heartbeat.json"), Path::new("workers/w/heartbeat.json"));
+        assert_eq!(at("./state/hb.json"), Path::new("workers/w/state/hb.json"));
+        assert_eq!(
+            at("../shared/in.jsonl"),
+            Path::new("workers/shared/in.jsonl")
+        );
+        assert_eq!(at("../../queues/out.jsonl"), Path::new("queues/out.jsonl"));
+        // Above the run directory stays above it: the confined open refuses it.
+        assert_eq!(at("../../../etc/passwd"), Path::new("../etc/passwd"));
+        assert_eq!(at("a/../../../../x"), Path::new("../x"));
+        // Absolute paths are taken as they are (SPEC §1.3 decides).
+        assert_eq!(at("/srv/run/hb.json"), Path::new("/srv/run/hb.json"));
+    }
+
+    #[test]
+    fn a_queue_is_counted_over_its_first_bytes_only() {
+        use std::io::Write;
+        let dir = std::env::temp_dir().join(format!("flatline-queue-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("inbox.jsonl");
+        let mut file = std::fs::File::create(&path).unwrap();
+        file.write_all(b"a\nb\n\nc\nd\n").unwrap();
+        drop(file);
+        let file = std::fs::File::open(&path).unwrap();
+        assert_eq!(count_file_lines_bounded(&file, 100).unwrap(), (4, false));
+        assert_eq!(count_file_lines_bounded(&file, 9).unwrap(), (4, false));
+        assert_eq!(count_file_lines_bounded(&file, 5).unwrap(), (2, true));
+        assert_eq!(count_file_lines_bounded(&file, 7).unwrap(), (3, true));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -1797,10 +1797,14 @@ fn a_2_gb_sparse_stream_of_a_finished_worker_is_read_in_bounded_memory() {
     let out = capped_at_now("refresh", &run);
     assert_no_crash(&out);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    // One 2 GB line of NUL bytes: skipped, nothing usable.
+    // One 2 GB line of NUL bytes: skipped, nothing usable; only its head and tail (32M in
+    // all, --max-stream-read) are looked at.
+    let read = 32u64 << 20;
     assert_fields(
         &out.by_action("gone"),
-        json!({"action": "finalized", "status": "failed", "raw_events_bytes": 2u64 * 1024 * 1024 * 1024}),
+        json!({"action": "finalized", "status": "failed", "raw_events_bytes": read,
+               "raw_output_truncated": true,
+               "raw_output_skipped_bytes": 2u64 * 1024 * 1024 * 1024 - read}),
     );
 }
 
@@ -1950,8 +1954,14 @@ fn hostile_heartbeat_inbox_and_outbox_paths() {
     for field in ["heartbeat", "inbox", "outbox"] {
         for (case, path, fragment) in &targets {
             let name = format!("{field}-{case}");
+            // Relative paths resolve from the worker's directory (SPEC §5): these name the
+            // same files, beneath the run, as `path` does from the run directory.
             let mut spec = json!({"name": name, "role": "coder"});
-            spec[field] = json!(path);
+            spec[field] = if path.starts_with('/') {
+                json!(path)
+            } else {
+                json!(format!("../../{path}"))
+            };
             let spec_path = run.write(
                 &format!("workers/{name}/worker-spec.json"),
                 spec.to_string(),
@@ -1966,7 +1976,7 @@ fn hostile_heartbeat_inbox_and_outbox_paths() {
         let name = format!("{field}-sparse");
         let spec_path = run.write(
             &format!("workers/{name}/worker-spec.json"),
-            json!({"name": name, field: "sparse"}).to_string(),
+            json!({"name": name, field: "../../sparse"}).to_string(),
         );
         set_mtime_ms(&spec_path, NOW_MS - 600_000);
         if field == "heartbeat" {
@@ -1983,8 +1993,8 @@ fn hostile_heartbeat_inbox_and_outbox_paths() {
     expected.sort_by(|a, b| a.0.cmp(&b.0));
     let good = run.write(
         "workers/zz-good/worker-spec.json",
-        json!({"name": "zz-good", "heartbeat": "workers/zz-good/heartbeat.json",
-               "inbox": "workers/zz-good/inbox.jsonl"})
+        json!({"name": "zz-good", "heartbeat": "heartbeat.json",
+               "inbox": "./inbox.jsonl"})
         .to_string(),
     );
     set_mtime_ms(&good, NOW_MS - 600_000);

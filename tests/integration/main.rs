@@ -4,6 +4,7 @@ mod adversarial;
 mod concurrency;
 mod crash;
 mod fanin;
+mod huge_stream;
 mod identity;
 mod lock;
 mod ops;

@@ -296,7 +296,7 @@ fn every_atomic_write_fsyncs_the_file_and_then_its_directory() {
     }
     run.write(
         "workers/w1/worker-spec.json",
-        json!({"name": "w1", "heartbeat": "workers/w1/heartbeat.json"}).to_string(),
+        json!({"name": "w1", "heartbeat": "heartbeat.json"}).to_string(),
     );
     let heartbeat = run.path().join("workers/w1/heartbeat.json");
     let trace = run.path().join("../trace-durable");

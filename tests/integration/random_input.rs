@@ -466,18 +466,19 @@ fn worker_spec(rng: &mut XorShift, name: &str) -> Value {
     let mut spec = json!({
         "name": name,
         "role": "coder",
-        "heartbeat": format!("workers/{name}/heartbeat.json"),
-        "inbox": format!("workers/{name}/inbox.jsonl"),
-        "outbox": format!("workers/{name}/outbox.jsonl"),
+        // Relative to the worker's directory (SPEC §5).
+        "heartbeat": "heartbeat.json",
+        "inbox": "inbox.jsonl",
+        "outbox": "./outbox.jsonl",
     });
     if rng.chance(20) {
         let field = *rng.pick(&["heartbeat", "inbox", "outbox", "name"]);
         spec[field] = match rng.below(6) {
             0 => json!("/dev/zero"),
-            1 => json!("../../etc/passwd"),
+            1 => json!("../../../etc/passwd"),
             2 => json!("/proc/self/mem"),
             3 => json!(""),
-            4 => json!(format!("workers/{name}/../../{name}")),
+            4 => json!(format!("../{name}/../../../{name}")),
             _ => any_value(rng),
         };
     }

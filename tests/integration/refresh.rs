@@ -639,9 +639,20 @@ fn a_huge_stream_with_an_over_long_line_is_digested_in_bounded_memory() {
     assert!(size > 50 * 1024 * 1024);
     let out = refresh(&run, &["--now", NOW]);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    // Longer than --max-stream-read (32M): its head and tail are read, not the middle.
+    let read = 32 * 1024 * 1024;
     assert_fields(
         &out.records()[0],
-        json!({"action": "finalized", "status": "completed", "thread_id": "t-big", "raw_events_bytes": size}),
+        json!({"action": "finalized", "status": "completed", "thread_id": "t-big",
+               "raw_events_bytes": read, "raw_output_truncated": true,
+               "raw_output_skipped_bytes": size - read}),
+    );
+    let doc = run.read_json("delegations/big.json");
+    assert_eq!(doc["worker_result"]["raw_output_bytes"], json!(size));
+    assert_eq!(doc["worker_result"]["raw_output_truncated"], json!(true));
+    assert_eq!(
+        doc["worker_result"]["raw_output_skipped_bytes"],
+        json!(size - read)
     );
 }
 

@@ -93,8 +93,7 @@ fn scene() -> Scene {
     // A stalled heartbeat worker.
     run.write(
         "workers/w1/worker-spec.json",
-        json!({"name": "w1", "role": "coder", "heartbeat": "workers/w1/heartbeat.json"})
-            .to_string(),
+        json!({"name": "w1", "role": "coder", "heartbeat": "heartbeat.json"}).to_string(),
     );
     run.write(
         "workers/w1/heartbeat.json",

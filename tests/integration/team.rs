@@ -14,13 +14,17 @@ fn set_mtime(path: &Path, ms: i64) {
         .unwrap();
 }
 
-/// A worker directory with a spec (mtime `spec_age` before NOW) and, when given, a
-/// heartbeat document.
+/// A worker directory with a spec (mtime `spec_age` before NOW), an empty inbox and outbox
+/// and, when given, a heartbeat document. The spec names them relative to the worker's
+/// directory (SPEC §5); it names the heartbeat only when there is one.
 fn worker(run: &Run, name: &str, heartbeat: Option<&str>, spec_age_ms: i64) {
-    let spec = json!({"name": name, "role": "coder",
-                      "inbox": format!("workers/{name}/inbox.jsonl"),
-                      "outbox": format!("workers/{name}/outbox.jsonl"),
-                      "heartbeat": format!("workers/{name}/heartbeat.json")});
+    let mut spec = json!({"name": name, "role": "coder",
+                          "inbox": "inbox.jsonl", "outbox": "./outbox.jsonl"});
+    if heartbeat.is_some() {
+        spec["heartbeat"] = json!("heartbeat.json");
+    }
+    run.write(&format!("workers/{name}/inbox.jsonl"), "");
+    run.write(&format!("workers/{name}/outbox.jsonl"), "");
     let path = run.write(
         &format!("workers/{name}/worker-spec.json"),
         serde_json::to_vec(&spec).unwrap(),
@@ -205,11 +209,21 @@ fn inbox_and_outbox_are_counted_streaming() {
         }
     }
     assert!(std::fs::metadata(&outbox).unwrap().len() > 100_000_000);
-    let out = status(&run, &[]);
+    let out = status(&run, &["--max-stream-read", "200M"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_fields(
         &worker_record(&out, "w"),
-        json!({"inbox_count": 3, "outbox_count": 100000}),
+        json!({"inbox_count": 3, "outbox_count": 100000, "warnings": []}),
+    );
+    // The default bound (32M) counts the lines of the first 32M only, and says so.
+    let out = status(&run, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let per_line = 1015u64;
+    let bound = 32u64 << 20;
+    let counted = bound / per_line + u64::from(!bound.is_multiple_of(per_line));
+    assert_fields(
+        &worker_record(&out, "w"),
+        json!({"inbox_count": 3, "outbox_count": counted, "warnings": ["outbox_truncated"]}),
     );
 }
 
@@ -233,9 +247,9 @@ fn unsafe_heartbeat_and_inbox_paths_are_per_worker_errors() {
     )
     .unwrap();
     let cases = [
-        ("a-fifo", "heartbeat", "fifo".to_string()),
+        ("a-fifo", "heartbeat", "../../fifo".to_string()),
         ("b-zero", "heartbeat", "/dev/zero".to_string()),
-        ("c-link", "heartbeat", "link.json".to_string()),
+        ("c-link", "heartbeat", "../../link.json".to_string()),
         (
             "d-outside",
             "heartbeat",
@@ -244,7 +258,7 @@ fn unsafe_heartbeat_and_inbox_paths_are_per_worker_errors() {
                 .to_string_lossy()
                 .into_owned(),
         ),
-        ("e-inbox-fifo", "inbox", "fifo".to_string()),
+        ("e-inbox-fifo", "inbox", "../../fifo".to_string()),
     ];
     for (name, field, path) in &cases {
         let mut spec = json!({"name": name});
@@ -537,4 +551,118 @@ fn beat_once_and_on_a_signal() {
         out.stderr,
         format!("flatline: {}: is a symlink, refused\n", link.display())
     );
+}
+
+#[test]
+fn a_worker_is_its_directory_whatever_its_spec_says() {
+    let run = Run::bare();
+    worker(&run, "builder", Some(&beat_at(-5_000)), 600_000);
+    // Another directory's spec claims to be the builder, and is stalled.
+    worker(&run, "evil", Some(&beat_at(-75_000)), 600_000);
+    let mut spec = run.read_json("workers/evil/worker-spec.json");
+    spec["name"] = json!("builder");
+    run.write("workers/evil/worker-spec.json", spec.to_string());
+    let out = status(&run, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let record = |id: &str| worker_record(&out, id);
+    assert_fields(
+        &record("builder"),
+        json!({"health": "healthy", "warnings": []}),
+    );
+    assert!(record("builder").get("spec_name").is_none());
+    assert_fields(
+        &record("evil"),
+        json!({"health": "stalled", "spec_name": "builder", "warnings": ["spec_name_mismatch"]}),
+    );
+    // health-events speaks of the directory, never of the worker the spec names.
+    let first = health_events(&run, NOW, &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let log = events(&run);
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_fields(&log[0], json!({"kind": "worker_stalled", "actor": "evil"}));
+    assert_eq!(
+        run.read_json(".flatline/state.json")["workers"],
+        json!({"builder": "healthy", "evil": "stalled"})
+    );
+}
+
+#[test]
+fn spec_paths_resolve_from_the_worker_directory_and_missing_ones_warn() {
+    let run = Run::bare();
+    let spec = json!({"name": "w", "heartbeat": "state/hb.json", "inbox": "in.jsonl",
+                      "outbox": "../../queues/out.jsonl"});
+    let spec_path = run.write("workers/w/worker-spec.json", spec.to_string());
+    set_mtime(&spec_path, NOW_MS - 600_000);
+    run.write("workers/w/state/hb.json", beat_at(-5_000));
+    run.write("queues/out.jsonl", "{\"a\":1}\n{\"a\":2}\n");
+    // What the old rule read (paths from the run directory) is not read any more.
+    run.write("state/hb.json", beat_at(-500_000));
+    run.write("in.jsonl", "{\"decoy\":1}\n");
+    let out = status(&run, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_fields(
+        &worker_record(&out, "w"),
+        json!({"health": "healthy", "heartbeat_age_ms": 5000, "inbox_count": null,
+               "outbox_count": 2, "warnings": ["inbox_missing"]}),
+    );
+    // A named heartbeat that does not exist is no silent "dead": it says so.
+    let spec = json!({"name": "v", "heartbeat": "hb.json"});
+    let v_spec = run.write("workers/v/worker-spec.json", spec.to_string());
+    set_mtime(&v_spec, NOW_MS - 600_000);
+    let out = status(&run, &[]);
+    assert_fields(
+        &worker_record(&out, "v"),
+        json!({"health": "dead", "inbox_count": 0, "warnings": ["heartbeat_missing"]}),
+    );
+    // The writing commands tell it on stderr once, when it first appears.
+    let notice = |spec: &Path, what: &str, path: &str| {
+        format!(
+            "flatline: {}: {what} {path} does not exist ({what}_missing)",
+            spec.display()
+        )
+    };
+    let first = health_events(&run, NOW, &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(
+        first.stderr_lines(),
+        [
+            notice(&v_spec, "heartbeat", "workers/v/hb.json"),
+            notice(&spec_path, "inbox", "workers/w/in.jsonl"),
+        ]
+    );
+    assert_eq!(
+        run.read_json(".flatline/state.json")["missing_paths"],
+        json!({"v": ["heartbeat"], "w": ["inbox"]})
+    );
+    let again = health_events(&run, NOW, &[]);
+    assert_eq!((again.code, again.stderr.as_str()), (0, ""));
+    // Once it exists the warning goes, and the state forgets it.
+    run.write("workers/w/in.jsonl", "{\"m\":1}\n");
+    std::fs::remove_dir_all(run.path().join("workers/v")).unwrap();
+    let fixed = health_events(&run, NOW, &[]);
+    assert_eq!((fixed.code, fixed.stderr.as_str()), (0, ""));
+    assert!(
+        run.read_json(".flatline/state.json")
+            .get("missing_paths")
+            .is_none()
+    );
+    assert_fields(
+        &worker_record(&status(&run, &[]), "w"),
+        json!({"inbox_count": 1, "warnings": []}),
+    );
+}
+
+#[test]
+fn an_event_log_without_a_final_newline_loses_no_event() {
+    let run = Run::bare();
+    worker(&run, "w", Some(&beat_at(-75_000)), 600_000);
+    // An orchestrator wrote its last event without a newline (or died mid-line).
+    run.write("events.jsonl", "{\"kind\":\"orchestrator_event\"}");
+    let out = health_events(&run, NOW, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let log = events(&run);
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert_eq!(log[0], json!({"kind": "orchestrator_event"}));
+    assert_fields(&log[1], json!({"kind": "worker_stalled", "actor": "w"}));
+    assert!(run.read("events.jsonl").ends_with(b"}\n"));
 }
