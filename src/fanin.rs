@@ -430,6 +430,11 @@ pub fn read_cards(
             diag.error(&path, &error.to_string(), Exit::FileProblem);
             continue;
         }
+        // What a card's rewrite could not keep is a problem before anything is decided on it.
+        if let Err(error) = doc::check_document(&buf) {
+            diag.error(&path, &error.to_string(), Exit::FileProblem);
+            continue;
+        }
         let value: Value = match serde_json::from_slice(&buf) {
             Ok(value @ Value::Object(_)) => value,
             Ok(_) => {
@@ -534,6 +539,7 @@ pub fn fan_in_run(
                                     now,
                                     false,
                                     |current| {
+                                        doc::check_document(current).map_err(|e| e.to_string())?;
                                         let value: Value = serde_json::from_slice(current)
                                             .map_err(|e| e.to_string())?;
                                         Ok((CardDoc::of(&value).collapsed_at.is_none())
