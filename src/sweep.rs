@@ -171,6 +171,8 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         // Cards with a member that stays active: not ready in this sweep.
         let mut blocked: HashSet<String> = HashSet::new();
         let mut seen = RunMetrics::default();
+        // Read first, so that the scan knows which active members surely count (below).
+        let (card_listing, cards) = fanin::read_cards(run, config, diag);
         if let Some(listing) = &delegations {
             let ctx = refresh::Context::new(run, config, &host);
             let result = scan::for_each_in_listing(
@@ -267,14 +269,19 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                         }
                     }
                     let card = item.doc.task_card_id.str().map(str::to_string);
-                    let member = after.member;
+                    let member = Member {
+                        owner: fanin::owned_document(&item.meta),
+                        ..after.member
+                    };
                     // A member that stays active through this sweep (nothing will end it:
                     // no kill, no reclaim mark) keeps its card from being ready: the bytes
                     // kept for stamping its finished members are let go, and no more are
                     // kept, so memory does not grow with the finished members of
-                    // unfinished cards.
+                    // unfinished cards. Only a member that surely counts for the card does
+                    // (SPEC §3.4): root's, or that of the owner of the card's document.
                     if let Some(card) = &card
                         && member.is_active()
+                        && surely_counts(&member, cards.get(card))
                         && kill.is_none()
                         && changes.reclaim.is_none()
                         && blocked.insert(card.clone())
@@ -328,7 +335,6 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 interrupted = Some(exit);
             }
         }
-        let (card_listing, cards) = fanin::read_cards(run, config, diag);
         states.push(RunState {
             run,
             lock,
@@ -746,6 +752,14 @@ fn look(
         seen.add(view);
         after_of(doc, facts, view, owner, config)
     })
+}
+
+/// Whether `member` counts for its card whatever the card's other members are.
+fn surely_counts(member: &Member, card: Option<&CardFile>) -> bool {
+    member.owner == Some(0)
+        || card.is_some_and(|card| {
+            !card.doc.missing && !card.doc.foreign && member.owner == Some(card.doc.owner)
+        })
 }
 
 fn after_of(

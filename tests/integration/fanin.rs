@@ -208,6 +208,49 @@ fn required_lanes_gate_the_collapse() {
     );
 }
 
+/// `parallel_fanout.lanes` as the orchestrator writes it: an array of lane objects
+/// (issue 13 item 9).
+#[test]
+fn required_lanes_written_as_an_array_of_lane_objects_gate_the_collapse() {
+    let run = Run::new();
+    run.delegation("a", &member("a", "c1", "completed", Some("t")));
+    let card = |b_status: &str| {
+        json!({"task_card_id": "c1", "parallel_fanout": {
+            "required_lane_ids": ["lane-a", "lane-b"],
+            "lanes": [
+                {"lane_id": "lane-a", "required": true, "scope": "src/a",
+                 "lifecycle": {"status": "merged", "updated_at": at(-5_000)}, "fan_in": {"ready": true}},
+                {"lane_id": " lane-b ", "required": true, "scope": "src/b",
+                 "lifecycle": {"status": b_status}, "fan_in": {"ready": false}}
+            ]
+        }})
+    };
+    run.write(
+        "task-cards/c1.json",
+        serde_json::to_vec_pretty(&card("running")).unwrap(),
+    );
+    let waiting = fan_in(&run, &[]);
+    assert_eq!(waiting.code, 0, "{}", waiting.stderr);
+    assert_fields(
+        &waiting.records()[0],
+        json!({"ready": false, "active": 0, "waiting_lanes": ["lane-b"]}),
+    );
+    assert!(
+        run.read_json("delegations/a.json")
+            .get("fan_in_collapsed_at")
+            .is_none()
+    );
+    run.write(
+        "task-cards/c1.json",
+        serde_json::to_vec_pretty(&card("completed")).unwrap(),
+    );
+    let ready = fan_in(&run, &[]);
+    assert_fields(
+        &ready.records()[0],
+        json!({"ready": true, "outcome": "collapsed", "thread_ids": ["t"]}),
+    );
+}
+
 #[test]
 fn task_card_limits_refresh_reclaim_and_fan_in() {
     let run = Run::new();

@@ -4,6 +4,7 @@ mod adversarial;
 mod concurrency;
 mod crash;
 mod fanin;
+mod fanin_ownership;
 mod identity;
 mod ops;
 mod parser_mismatch;
