@@ -378,12 +378,21 @@ pub fn membership(members: &[Member], card: Option<&CardDoc>) -> Membership {
     split
 }
 
+/// The indices of the members that count for `card`, as `decide_owned` splits them (a card
+/// with claims only and no document of its own is judged as a card without a document).
+pub fn counted_members(members: &[Member], card: Option<&CardDoc>) -> Vec<usize> {
+    membership(members, card.filter(|card| !card.missing)).counted
+}
+
 /// SPEC §3.4 with ownership. Pure. The decision over the members that count (stamp indices
 /// are into `members`), and the indices of the foreign ones, which are reported and never
 /// counted or stamped.
 pub fn decide_owned(members: &[Member], card: Option<&CardDoc>) -> (FanIn, Vec<usize>) {
     let not_ready = |warning: String| FanIn::NotReady {
-        active: 0,
+        active: counted_members(members, card)
+            .iter()
+            .filter(|&&i| members[i].is_active())
+            .count() as u64,
         waiting_lanes: Vec::new(),
         warnings: vec![warning],
     };
@@ -1225,6 +1234,30 @@ mod tests {
                 "duplicate_task_card: no document of this name, but renamed.json claims the id; not decided"
             ]
         );
+    }
+
+    #[test]
+    fn a_not_ready_card_counts_only_its_active_counted_members() {
+        let members = [
+            owned(Some(0), ChildStatus::Running, None),
+            owned(Some(65534), ChildStatus::Running, None),
+            owned(Some(0), ChildStatus::Completed, None),
+        ];
+        assert_eq!(counted_members(&members, Some(&card_of(0))), [0, 2]);
+        assert!(matches!(
+            decide_owned(&members, Some(&card_of(0))).0,
+            FanIn::NotReady { active: 1, .. }
+        ));
+        let missing = CardDoc {
+            missing: true,
+            claimed_by: vec!["x.json".into()],
+            ..CardDoc::default()
+        };
+        assert_eq!(counted_members(&members, Some(&missing)), [0, 2]);
+        assert!(matches!(
+            decide_owned(&members, Some(&missing)).0,
+            FanIn::NotReady { active: 1, .. }
+        ));
     }
 
     #[test]

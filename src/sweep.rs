@@ -115,6 +115,9 @@ struct RunState<'a> {
     members: BTreeMap<String, Vec<MemberFile>>,
     /// For each member of each card, the entry that holds its bytes, if any.
     member_entries: BTreeMap<String, Vec<Option<usize>>>,
+    /// For each member of each card, whether its document on disk was active when read: a
+    /// not-ready card's `active` counts those that still are after this run's writes.
+    disk_active: BTreeMap<String, Vec<bool>>,
     wrote: bool,
     /// The delegations as the sweep leaves them, for the metrics.
     seen: RunMetrics,
@@ -168,6 +171,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         let delegations = scan::list_for_writing(run, "delegations", config, diag);
         let mut members: BTreeMap<String, Vec<MemberFile>> = BTreeMap::new();
         let mut member_entries: BTreeMap<String, Vec<Option<usize>>> = BTreeMap::new();
+        let mut disk_active: BTreeMap<String, Vec<bool>> = BTreeMap::new();
         // Cards with a member that stays active: not ready in this sweep.
         let mut blocked: HashSet<String> = HashSet::new();
         let mut seen = RunMetrics::default();
@@ -324,6 +328,10 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                             .entry(card.clone())
                             .or_default()
                             .push(entry_index);
+                        disk_active
+                            .entry(card.clone())
+                            .or_default()
+                            .push(Member::of(item.doc).is_active());
                         if let Some(entry) = entry_index {
                             entries[entry].card = Some((card, position));
                         }
@@ -343,6 +351,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             cards,
             members,
             member_entries,
+            disk_active,
             wrote: false,
             seen,
         });
@@ -536,6 +545,8 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     // whose changes end their worker, then those that only get a fan-in stamp. A card whose
     // ending write did not land gets no more stamps (fan-in judged it on that write); nor
     // does any card once the run is interrupted.
+    // Members whose ending write landed: no longer active on disk.
+    let mut ended: HashSet<(usize, String, usize)> = HashSet::new();
     for stamps_only in [false, true] {
         for entry in &entries {
             if entry.changes.is_empty() || entry.changes.stamp_only() != stamps_only {
@@ -593,6 +604,17 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             } = &written
             {
                 count(&mut tallies, change.action());
+            }
+            if let (
+                Written::Done {
+                    change,
+                    dry_run: false,
+                },
+                Some((card, position)),
+            ) = (&written, &entry.card)
+                && change.ends_member()
+            {
+                ended.insert((entry.run, card.clone(), *position));
             }
             let landed = match &written {
                 Written::Done { change, .. } if stamps_only => change.stamp.is_some(),
@@ -654,12 +676,16 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             .unwrap_or("")
             .to_string();
         if row.get("outcome").and_then(Value::as_str) == Some("collapsed")
-            && failed_cards.contains(&(run_index, card))
+            && failed_cards.contains(&(run_index, card.clone()))
         {
             row.insert("outcome".into(), json!("failed"));
             if let Some(collapsed) = tallies.actions.get_mut("fan_in_collapsed") {
                 *collapsed = collapsed.saturating_sub(1);
             }
+        }
+        if row.get("ready") == Some(&json!(false)) {
+            let active = active_after_writes(&states[run_index], run_index, &card, &ended);
+            row.insert("active".into(), json!(active));
         }
         if output.record(&row).is_err() {
             break;
@@ -752,6 +778,28 @@ fn look(
         seen.add(view);
         after_of(doc, facts, view, owner, config)
     })
+}
+
+/// How many of the members that count for `card` are active on disk after this run's writes
+/// (SPEC §3.4): active when read, and not ended by a write of this run that landed.
+fn active_after_writes(
+    state: &RunState<'_>,
+    run_index: usize,
+    card: &str,
+    ended: &HashSet<(usize, String, usize)>,
+) -> u64 {
+    let Some(files) = state.members.get(card) else {
+        return 0;
+    };
+    let members: Vec<Member> = files.iter().map(|file| file.member.clone()).collect();
+    let read_active = state.disk_active.get(card);
+    fanin::counted_members(&members, state.cards.get(card).map(|c| &c.doc))
+        .into_iter()
+        .filter(|&i| {
+            read_active.and_then(|list| list.get(i)).copied() == Some(true)
+                && !ended.contains(&(run_index, card.to_string(), i))
+        })
+        .count() as u64
 }
 
 /// Whether `member` counts for its card whatever the card's other members are.

@@ -309,3 +309,48 @@ fn task_card_limits_refresh_reclaim_and_fan_in() {
             .is_none()
     );
 }
+
+/// A not-ready record counts only members active on disk after the run's own writes
+/// (SPEC §3.4, issue 13 item 8): two stale workers without a process are marked reclaimed
+/// by this sweep, so only the queued one is still active.
+#[test]
+fn sweep_counts_as_active_only_what_is_active_after_its_writes() {
+    let run = Run::new();
+    let stale = |id: &str| {
+        let mut doc = delegation(
+            id,
+            "running",
+            json!({"started_at": rfc3339(real_now_ms() - 900_000),
+                   "last_progress_at": rfc3339(real_now_ms() - 600_000)}),
+        );
+        doc["task_card_id"] = json!("c1");
+        doc
+    };
+    run.delegation("s1", &stale("s1"));
+    run.delegation("s2", &stale("s2"));
+    run.delegation("q", &member("q", "c1", "queued", None));
+    run.delegation("done", &member("done", "c1", "completed", None));
+    let out = flatline([
+        std::ffi::OsStr::new("sweep"),
+        std::ffi::OsStr::new("--format=ndjson"),
+        run.arg(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for id in ["s1", "s2"] {
+        assert_eq!(
+            run.read_json(&format!("delegations/{id}.json"))["worker_lifecycle"]["reclaim_state"],
+            "reclaimed",
+            "{}",
+            out.stdout
+        );
+    }
+    let record = out
+        .records()
+        .into_iter()
+        .find(|r| r["kind"] == "fan_in")
+        .unwrap_or_else(|| panic!("no fan_in record: {}", out.stdout));
+    assert_fields(
+        &record,
+        json!({"task_card_id": "c1", "ready": false, "active": 1}),
+    );
+}
