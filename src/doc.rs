@@ -388,31 +388,56 @@ impl<'de> Visitor<'de> for NumberVisitor {
 }
 
 /// The keys of one object, to refuse a duplicate: `serde_json::Value` keeps only one of
-/// them, so a rewrite would silently drop the other. Unescaped keys are borrowed.
-#[derive(Default)]
-pub struct Keys<'de>(Vec<Cow<'de, str>>);
+/// them, so a rewrite would silently drop the other. Unescaped keys are borrowed, and the
+/// first `INLINE_KEYS` live on the stack: most objects cost no allocation.
+pub struct Keys<'de> {
+    inline: [Cow<'de, str>; INLINE_KEYS],
+    len: usize,
+    /// Every key, once there are more than `INLINE_KEYS`.
+    spill: Vec<Cow<'de, str>>,
+}
 
 /// Up to this many keys a pairwise comparison is cheapest; beyond, a sort.
-const PAIRWISE_KEYS: usize = 16;
+const INLINE_KEYS: usize = 16;
+
+impl Default for Keys<'_> {
+    fn default() -> Self {
+        Keys {
+            inline: std::array::from_fn(|_| Cow::Borrowed("")),
+            len: 0,
+            spill: Vec::new(),
+        }
+    }
+}
 
 impl<'de> Keys<'de> {
     pub fn push(&mut self, key: Cow<'de, str>) {
-        self.0.push(key);
+        if self.len < INLINE_KEYS {
+            self.inline[self.len] = key;
+        } else {
+            if self.spill.is_empty() {
+                self.spill
+                    .extend(self.inline.iter_mut().map(std::mem::take));
+            }
+            self.spill.push(key);
+        }
+        self.len += 1;
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len == 0
     }
 
     /// `Err` naming the first duplicate key found.
     pub fn check<E: de::Error>(mut self) -> Result<(), E> {
-        let keys = &mut self.0;
-        let duplicate = if keys.len() <= PAIRWISE_KEYS {
+        let duplicate = if self.len <= INLINE_KEYS {
+            let keys = &self.inline[..self.len];
             keys.iter()
                 .enumerate()
                 .find(|(i, key)| keys[i + 1..].contains(key))
                 .map(|(_, key)| key.clone())
         } else {
+            let keys = &mut self.spill;
             keys.sort_unstable();
             keys.windows(2)
                 .find(|pair| pair[0] == pair[1])
@@ -997,6 +1022,21 @@ mod tests {
         twice.push("\"k7\": 0".into());
         let message = refused(&format!("{{\"prompt\": {{{}}}}}", twice.join(", ")));
         assert!(message.contains("duplicate key \"k7\""), "{message}");
+        // Around the point where the keys leave the stack.
+        for n in 1..40 {
+            let keys: Vec<String> = (0..n).map(|i| format!("\"k{i}\": {i}")).collect();
+            accepted(&format!("{{\"prompt\": {{{}}}}}", keys.join(", ")));
+            accepted(&format!("{{{}}}", keys.join(", ")));
+            for at in [0, n / 2, n - 1] {
+                let mut twice = keys.clone();
+                twice.push(format!("\"k{at}\": 0"));
+                refused(&format!("{{\"prompt\": {{{}}}}}", twice.join(", ")));
+                refused(&format!(
+                    "{{\"worker_lifecycle\": {{{}}}}}",
+                    twice.join(", ")
+                ));
+            }
+        }
         // The same key in different objects is not a duplicate.
         accepted(r#"{"a": {"a": 1}, "b": {"a": 2}, "c": [{"a": 1}, {"a": 1}]}"#);
     }

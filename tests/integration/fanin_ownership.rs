@@ -277,3 +277,34 @@ fn a_renamed_card_document_never_opens_its_card() {
     assert_eq!(swept.code, 3, "{}", swept.stderr);
     assert!(!stamped(&run, "r1"));
 }
+
+#[test]
+fn the_envelope_path_is_closed_once_any_delegation_names_the_card() {
+    if skip_unless_root() {
+        return;
+    }
+    let run = Run::new();
+    let card = run.write(
+        "task-cards/c1.json",
+        serde_json::to_vec_pretty(
+            &json!({"task_card_id": "c1", "worker_result_envelope": {"status": "passed"}}),
+        )
+        .unwrap(),
+    );
+    let evil = run.delegation("evil", &member("evil", "c1", "completed", Some("t-evil")));
+    give_to_agent(&evil);
+    let before = std::fs::read(&card).unwrap();
+    let out = fan_in(&run);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_fields(
+        &fan_record(&out, "c1"),
+        json!({"ready": false, "active": 0, "foreign_members": ["evil"],
+               "warnings": ["every member is foreign to the card's owner: never ready"]}),
+    );
+    assert_eq!(
+        std::fs::read(&card).unwrap(),
+        before,
+        "the card is not stamped"
+    );
+    assert!(!stamped(&run, "evil"));
+}
