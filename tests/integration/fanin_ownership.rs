@@ -308,3 +308,34 @@ fn the_envelope_path_is_closed_once_any_delegation_names_the_card() {
     );
     assert!(!stamped(&run, "evil"));
 }
+
+#[test]
+fn a_root_owned_world_writable_file_renamed_in_as_a_card_is_not_roots_word() {
+    if skip_unless_root() {
+        return;
+    }
+    let run = Run::new();
+    run.delegation("r1", &member("r1", "c1", "completed", Some("t-root")));
+    run.delegation("r2", &member("r2", "c1", "completed", Some("t-root-2")));
+    // A root-owned 0666 scratch file the agent rewrote with a card that has a gate it
+    // controls, renamed into task-cards/: with several writers it is nobody's card.
+    let scratch = run.write(
+        "scratch.json",
+        serde_json::to_vec_pretty(&json!({"task_card_id": "c1"})).unwrap(),
+    );
+    std::fs::set_permissions(&scratch, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::create_dir_all(run.path().join("task-cards")).unwrap();
+    std::fs::rename(&scratch, run.path().join("task-cards/c1.json")).unwrap();
+    let out = fan_in(&run);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let record = fan_record(&out, "c1");
+    assert_eq!(record["ready"], false, "{record}");
+    assert!(
+        record["warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.contains("foreign")),
+        "{record}"
+    );
+    assert_eq!(record["active"], 0, "{record}");
+    assert!(!stamped(&run, "r1") && !stamped(&run, "r2"));
+}
