@@ -328,10 +328,10 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                             .entry(card.clone())
                             .or_default()
                             .push(entry_index);
-                        disk_active
-                            .entry(card.clone())
-                            .or_default()
-                            .push(Member::of(item.doc).is_active());
+                        disk_active.entry(card.clone()).or_default().push(
+                            !crate::lifecycle::is_reclaimed(item.doc)
+                                && !crate::lifecycle::child_status(item.doc).is_terminal(),
+                        );
                         if let Some(entry) = entry_index {
                             entries[entry].card = Some((card, position));
                         }
