@@ -399,7 +399,7 @@ pub fn decide_owned(members: &[Member], card: Option<&CardDoc>) -> (FanIn, Vec<u
     if let Some(card) = card.filter(|card| card.missing) {
         let split = membership(members, None);
         let warning = format!(
-            "duplicate_task_card: no document of this name, but {} claim{} the id; not decided",
+            "duplicate_task_card: no document of its own, while {} claim{} it; not decided",
             card.claimed_by.join(", "),
             if card.claimed_by.len() == 1 { "s" } else { "" }
         );
@@ -628,18 +628,22 @@ pub fn read_cards(
                 ),
                 Exit::FileProblem,
             );
-            let claimed = cards.entry(id).or_insert_with(|| CardFile {
-                doc: CardDoc {
-                    missing: true,
-                    ..CardDoc::default()
-                },
-                name: OsString::new(),
-                bytes: Vec::new(),
-            });
-            claimed
-                .doc
-                .claimed_by
-                .push(crate::text::preview(&file_name, 128));
+            // Neither the card it claims nor the card its name says may be decided without a
+            // document of its own: either may have lost it to a rename.
+            for card in [id, stem] {
+                let claimed = cards.entry(card).or_insert_with(|| CardFile {
+                    doc: CardDoc {
+                        missing: true,
+                        ..CardDoc::default()
+                    },
+                    name: OsString::new(),
+                    bytes: Vec::new(),
+                });
+                claimed
+                    .doc
+                    .claimed_by
+                    .push(crate::text::preview(&file_name, 128));
+            }
             continue;
         }
         let claimed_by = cards
@@ -683,7 +687,17 @@ pub fn fan_in_run(
     diag: &mut Diagnostics,
 ) -> Result<FanInOutcome, Exit> {
     let mut outcome = FanInOutcome::default();
-    let mut ids: Vec<&String> = members.keys().chain(cards.keys()).collect();
+    // A card known only from files that name it otherwise, with no member, has nothing to
+    // decide: its problem lines say all there is (unless it is named with --task-card).
+    let mut ids: Vec<&String> = members
+        .keys()
+        .chain(
+            cards
+                .iter()
+                .filter(|(_, c)| !c.doc.missing)
+                .map(|(id, _)| id),
+        )
+        .collect();
     ids.sort();
     ids.dedup();
     if !config.task_cards.is_empty() {
@@ -1231,7 +1245,7 @@ mod tests {
         assert_eq!(
             warnings,
             [
-                "duplicate_task_card: no document of this name, but renamed.json claims the id; not decided"
+                "duplicate_task_card: no document of its own, while renamed.json claims it; not decided"
             ]
         );
     }

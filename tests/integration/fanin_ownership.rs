@@ -279,6 +279,44 @@ fn a_renamed_card_document_never_opens_its_card() {
 }
 
 #[test]
+fn a_card_document_renamed_over_another_card_opens_neither() {
+    if skip_unless_root() {
+        return;
+    }
+    let run = Run::new();
+    run.delegation("r1", &member("r1", "c1", "completed", Some("t-1")));
+    run.delegation("r2", &member("r2", "c2", "completed", Some("t-2")));
+    run.write(
+        "task-cards/c1.json",
+        serde_json::to_vec_pretty(&gated_card("c1")).unwrap(),
+    );
+    run.write(
+        "task-cards/c2.json",
+        serde_json::to_vec_pretty(&gated_card("c2")).unwrap(),
+    );
+    // c1's document replaces c2's: both cards have lost their gate.
+    std::fs::rename(
+        run.path().join("task-cards/c1.json"),
+        run.path().join("task-cards/c2.json"),
+    )
+    .unwrap();
+    let out = fan_in(&run);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    for card in ["c1", "c2"] {
+        let record = fan_record(&out, card);
+        assert_eq!(record["ready"], false, "{record}");
+        assert_eq!(
+            record["warnings"],
+            json!([
+                "duplicate_task_card: no document of its own, while c2.json claims it; not decided"
+            ]),
+            "{record}"
+        );
+    }
+    assert!(!stamped(&run, "r1") && !stamped(&run, "r2"));
+}
+
+#[test]
 fn the_envelope_path_is_closed_once_any_delegation_names_the_card() {
     if skip_unless_root() {
         return;
