@@ -1,12 +1,18 @@
 //! doc: the fields flatline reads from on-disk documents, deserialized leniently and lazily.
 //!
 //! A delegation is about 2 KB of JSON of which flatline needs a few dozen bytes. These types
-//! borrow strings from the read buffer and skip everything else with `IgnoredAny`, so the
-//! read path allocates almost nothing. Every field is a `Field`: a value of the wrong JSON
+//! borrow strings from the read buffer and walk everything else with `Skip`, so the read
+//! path allocates little (escaped strings, numbers, the keys of each object). Every field is a `Field`: a value of the wrong JSON
 //! type does not fail the document, it becomes `Field::Wrong` and a warning (SPEC §1.1).
+//!
+//! What flatline does not read is still walked completely (`Skip`), never skimmed: a
+//! document is rewritten through `serde_json::Value`, so whatever that parser would refuse
+//! or change — a lone surrogate escape, nesting beyond its limit, a duplicate key (the last
+//! would win), an object keyed `$serde_json::private::Number` (it would become a number) —
+//! makes the document a problem on read, before anything is decided on it (SPEC §1.3).
 
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
@@ -76,16 +82,16 @@ pub trait FromJson<'de>: Sized {
         None
     }
 
-    /// An object; the default drains it (or recognises an arbitrary-precision number).
+    /// An object; the default walks it (or recognises an arbitrary-precision number).
     fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Field<Self>, A::Error> {
         match map.next_key_seed(KeySeed)? {
             Some(Key::Number) => {
-                let text: Cow<'de, str> = map.next_value()?;
+                let text = map.next_value_seed(NumberSeed)?;
                 Ok(number_field(&text))
             }
-            Some(_) => {
-                map.next_value::<IgnoredAny>()?;
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Some(Key::Name(first)) => {
+                map.next_value::<Skip>()?;
+                skip_entries(map, first)?;
                 Ok(Field::Wrong("an object"))
             }
             None => Ok(Field::Wrong("an object")),
@@ -173,7 +179,7 @@ impl<'de, T: FromJson<'de>> Visitor<'de> for FieldVisitor<T> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Field<T>, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        while seq.next_element::<Skip>()?.is_some() {}
         Ok(Field::Wrong("an array"))
     }
 
@@ -230,6 +236,223 @@ impl<'de> Visitor<'de> for KeyVisitor {
     }
 }
 
+/// A value flatline does not read, walked completely: every string decoded (escapes and
+/// surrogate pairs checked), nesting counted by serde_json's recursion limit (an object or
+/// array 128 levels deep is refused, as the write path would refuse it), every object's keys
+/// checked for duplicates and for the arbitrary-precision marker. `IgnoredAny` would skim
+/// all of that.
+pub struct Skip;
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Skip, D::Error> {
+        deserializer.deserialize_any(SkipVisitor)
+    }
+}
+
+struct SkipVisitor;
+
+impl<'de> Visitor<'de> for SkipVisitor {
+    type Value = Skip;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+        match map.next_key_seed(KeySeed)? {
+            Some(Key::Number) => {
+                map.next_value_seed(NumberSeed)?;
+            }
+            Some(Key::Name(first)) => {
+                map.next_value::<Skip>()?;
+                skip_entries(map, first)?;
+            }
+            None => {}
+        }
+        Ok(Skip)
+    }
+}
+
+/// Walks the rest of an object whose first key (`first`, its value consumed) was a name.
+fn skip_entries<'de, A: MapAccess<'de>>(mut map: A, first: Cow<'de, str>) -> Result<(), A::Error> {
+    let mut keys = Keys::default();
+    keys.push(first);
+    while let Some(key) = map.next_key_seed(KeySeed)? {
+        let Key::Name(name) = key else {
+            return Err(number_key_error());
+        };
+        map.next_value::<Skip>()?;
+        keys.push(name);
+    }
+    keys.check()
+}
+
+/// The error for an object that has the arbitrary-precision marker as a key.
+pub fn number_key_error<E: de::Error>() -> E {
+    E::custom(format_args!(
+        "an object with the key {NUMBER_TOKEN:?}, which a rewrite would turn into a number"
+    ))
+}
+
+/// The value under the arbitrary-precision marker key: the digits of a number when serde_json
+/// made the entry from a number, which it hands over as an owned `String`. Text that spells
+/// the marker itself as a key reaches `visit_str`/`visit_borrowed_str` (or another type), and
+/// is refused.
+pub struct NumberSeed;
+
+impl<'de> DeserializeSeed<'de> for NumberSeed {
+    type Value = String;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<String, D::Error> {
+        deserializer.deserialize_any(NumberVisitor)
+    }
+}
+
+struct NumberVisitor;
+
+impl<'de> Visitor<'de> for NumberVisitor {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a number")
+    }
+
+    fn visit_string<E: de::Error>(self, digits: String) -> Result<String, E> {
+        Ok(digits)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<String, E> {
+        Err(number_key_error())
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<String, E> {
+        Err(number_key_error())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<String, E> {
+        Err(number_key_error())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<String, E> {
+        Err(number_key_error())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<String, E> {
+        Err(number_key_error())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<String, E> {
+        Err(number_key_error())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<String, A::Error> {
+        Err(number_key_error())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<String, A::Error> {
+        Err(number_key_error())
+    }
+}
+
+/// The keys of one object, to refuse a duplicate: `serde_json::Value` keeps only one of
+/// them, so a rewrite would silently drop the other. Unescaped keys are borrowed, and the
+/// first `INLINE_KEYS` live on the stack: most objects cost no allocation.
+pub struct Keys<'de> {
+    inline: [Cow<'de, str>; INLINE_KEYS],
+    len: usize,
+    /// Every key, once there are more than `INLINE_KEYS`.
+    spill: Vec<Cow<'de, str>>,
+}
+
+/// Up to this many keys a pairwise comparison is cheapest; beyond, a sort.
+const INLINE_KEYS: usize = 16;
+
+impl Default for Keys<'_> {
+    fn default() -> Self {
+        Keys {
+            inline: std::array::from_fn(|_| Cow::Borrowed("")),
+            len: 0,
+            spill: Vec::new(),
+        }
+    }
+}
+
+impl<'de> Keys<'de> {
+    pub fn push(&mut self, key: Cow<'de, str>) {
+        if self.len < INLINE_KEYS {
+            self.inline[self.len] = key;
+        } else {
+            if self.spill.is_empty() {
+                self.spill
+                    .extend(self.inline.iter_mut().map(std::mem::take));
+            }
+            self.spill.push(key);
+        }
+        self.len += 1;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// `Err` naming the first duplicate key found.
+    pub fn check<E: de::Error>(mut self) -> Result<(), E> {
+        let duplicate = if self.len <= INLINE_KEYS {
+            let keys = &self.inline[..self.len];
+            keys.iter()
+                .enumerate()
+                .find(|(i, key)| keys[i + 1..].contains(key))
+                .map(|(_, key)| key.clone())
+        } else {
+            let keys = &mut self.spill;
+            keys.sort_unstable();
+            keys.windows(2)
+                .find(|pair| pair[0] == pair[1])
+                .map(|pair| pair[0].clone())
+        };
+        match duplicate {
+            None => Ok(()),
+            Some(key) => Err(E::custom(format_args!(
+                "duplicate key {:?}, of which a rewrite would keep only one",
+                crate::text::preview(&key, 80)
+            ))),
+        }
+    }
+}
+
 /// Declares a lenient object: a struct of `Field`s read from the named keys, all other keys
 /// skipped, and a list of the fields that had the wrong type.
 macro_rules! lenient_object {
@@ -248,20 +471,28 @@ macro_rules! lenient_object {
                 mut map: A,
             ) -> Result<$crate::doc::Field<Self>, A::Error> {
                 let mut out = Self::default();
+                let mut keys = $crate::doc::Keys::default();
                 while let Some(key) = map.next_key_seed($crate::doc::KeySeed)? {
                     match key {
-                        $crate::doc::Key::Number => {
-                            map.next_value::<::serde::de::IgnoredAny>()?;
+                        $crate::doc::Key::Number if keys.is_empty() => {
+                            map.next_value_seed($crate::doc::NumberSeed)?;
                             return Ok($crate::doc::Field::Wrong("a number"));
                         }
-                        $crate::doc::Key::Name(name) => match name.as_ref() {
-                            $($key => out.$field = map.next_value()?,)*
-                            _ => {
-                                map.next_value::<::serde::de::IgnoredAny>()?;
+                        $crate::doc::Key::Number => {
+                            return Err($crate::doc::number_key_error());
+                        }
+                        $crate::doc::Key::Name(name) => {
+                            match name.as_ref() {
+                                $($key => out.$field = map.next_value()?,)*
+                                _ => {
+                                    map.next_value::<$crate::doc::Skip>()?;
+                                }
                             }
-                        },
+                            keys.push(name);
+                        }
                     }
                 }
+                keys.check()?;
                 Ok($crate::doc::Field::Value(out))
             }
         }
@@ -471,6 +702,34 @@ pub fn parse_delegation(bytes: &[u8]) -> Result<Delegation<'_>, DocError> {
     parse_object(bytes)
 }
 
+/// Checks that a whole document is one JSON object that flatline could write back
+/// unchanged (the rules of `Skip`), for documents read as a `serde_json::Value`.
+pub fn check_document(bytes: &[u8]) -> Result<(), DocError> {
+    parse_object::<Whole>(bytes).map(|_| ())
+}
+
+/// A whole document walked by `Skip` rules, its fields unread.
+struct Whole;
+
+impl<'de> FromJson<'de> for Whole {
+    const EXPECTED: &'static str = "an object";
+
+    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Field<Self>, A::Error> {
+        match map.next_key_seed(KeySeed)? {
+            Some(Key::Number) => {
+                map.next_value_seed(NumberSeed)?;
+                Ok(Field::Wrong("a number"))
+            }
+            Some(Key::Name(first)) => {
+                map.next_value::<Skip>()?;
+                skip_entries(map, first)?;
+                Ok(Field::Value(Whole))
+            }
+            None => Ok(Field::Value(Whole)),
+        }
+    }
+}
+
 /// Renders a document as flatline writes it: pretty-printed with two spaces, final newline.
 pub fn render(value: &serde_json::Value) -> Vec<u8> {
     let mut out = serde_json::to_vec_pretty(value).unwrap_or_default();
@@ -609,20 +868,186 @@ mod tests {
         assert!(trailing.contains("trailing characters"), "{trailing}");
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         assert!(parse_delegation(deep.as_bytes()).is_err());
+        // Skipped values are walked too: deep nesting there is refused at serde_json's
+        // limit, before it could exhaust the stack.
         let deep_inside = format!("{{\"x\": {}{}}}", "[".repeat(100_000), "]".repeat(100_000));
-        // Skipped values are walked without recursion: deep nesting there is harmless.
-        assert!(parse_delegation(deep_inside.as_bytes()).is_ok());
+        assert!(parse_delegation(deep_inside.as_bytes()).is_err());
         let deep_field = format!(
             "{{\"child_agent\": {}{}}}",
             "[".repeat(100_000),
             "]".repeat(100_000)
         );
-        assert!(parse_delegation(deep_field.as_bytes()).is_ok());
+        assert!(parse_delegation(deep_field.as_bytes()).is_err());
         let utf8 = parse_delegation(b"{\"a\": \"\xff\"}")
             .unwrap_err()
             .to_string();
         assert_eq!(utf8, "invalid UTF-8 at byte 7");
         assert!(parse_delegation(b"{\"a\": \"x\0y\"}").is_err());
+    }
+
+    /// The error of a document that must be refused, as text.
+    fn refused(text: &str) -> String {
+        let error = parse_delegation(text.as_bytes())
+            .err()
+            .unwrap_or_else(|| panic!("accepted: {text}"))
+            .to_string();
+        let card = check_document(text.as_bytes())
+            .err()
+            .unwrap_or_else(|| panic!("accepted as a card: {text}"))
+            .to_string();
+        assert_eq!(error, card, "{text}");
+        error
+    }
+
+    fn accepted(text: &str) {
+        assert!(parse_delegation(text.as_bytes()).is_ok(), "refused: {text}");
+        assert!(
+            check_document(text.as_bytes()).is_ok(),
+            "refused as a card: {text}"
+        );
+    }
+
+    #[test]
+    fn lone_surrogates_are_refused_wherever_they_are() {
+        for text in [
+            r#"{"prompt": "\ud800"}"#,
+            r#"{"prompt": {"deep": ["x", "a\udc00b"]}}"#,
+            r#"{"prompt": "\ud800\u0041"}"#,
+            r#"{"\ud800": 1}"#,
+            r#"{"delegation_id": "\ud800"}"#,
+            r#"{"worker_lifecycle": {"notes": ["\udbff"]}}"#,
+            r#"{"worker_lifecycle": {"process_id": ["\ud800"]}}"#,
+            r#"{"child_agent": {"status": {"x": "\ud800"}}}"#,
+        ] {
+            assert!(refused(text).contains("escape"), "{text}");
+        }
+        accepted(r#"{"prompt": "\ud83d\ude00 \u00e9 \n \/"}"#);
+    }
+
+    #[test]
+    fn invalid_escapes_are_refused_in_ignored_fields() {
+        refused(r#"{"prompt": "\x41"}"#);
+        refused(r#"{"prompt": "\u12"}"#);
+    }
+
+    #[test]
+    fn nesting_is_accepted_exactly_as_far_as_the_write_path_parses() {
+        for depth in 120..136 {
+            // `depth` levels in all: the document itself and depth - 1 arrays inside.
+            let text = format!(
+                "{{\"x\": {}{}}}",
+                "[".repeat(depth - 1),
+                "]".repeat(depth - 1)
+            );
+            let writable = serde_json::from_str::<serde_json::Value>(&text).is_ok();
+            assert_eq!(writable, depth <= 127, "depth {depth}");
+            assert_eq!(
+                parse_delegation(text.as_bytes()).is_ok(),
+                writable,
+                "depth {depth}"
+            );
+            assert_eq!(
+                check_document(text.as_bytes()).is_ok(),
+                writable,
+                "depth {depth}"
+            );
+            let objects = format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
+            assert_eq!(
+                parse_delegation(objects.as_bytes()).is_ok(),
+                writable,
+                "depth {depth}"
+            );
+            let in_field = format!(
+                "{{\"worker_lifecycle\": {{\"process_id\": {}{}}}}}",
+                "[".repeat(depth - 2),
+                "]".repeat(depth - 2)
+            );
+            assert_eq!(
+                parse_delegation(in_field.as_bytes()).is_ok(),
+                writable,
+                "depth {depth}"
+            );
+        }
+        let message = refused(&format!(
+            "{{\"x\": {}{}}}",
+            "[".repeat(127),
+            "]".repeat(127)
+        ));
+        assert!(message.contains("recursion limit"), "{message}");
+    }
+
+    #[test]
+    fn the_arbitrary_precision_marker_key_is_refused() {
+        for text in [
+            r#"{"x": {"$serde_json::private::Number": "5"}}"#,
+            r#"{"x": {"$serde_json::private::Number": 5}}"#,
+            r#"{"x": {"a": 1, "$serde_json::private::Number": "5"}}"#,
+            r#"{"x": [{"$serde_json::private::Numbe\u0072": "5"}]}"#,
+            r#"{"$serde_json::private::Number": "5"}"#,
+            r#"{"a": 1, "$serde_json::private::Number": "5"}"#,
+            r#"{"worker_lifecycle": {"process_id": {"$serde_json::private::Number": "4242"}}}"#,
+            r#"{"worker_lifecycle": {"$serde_json::private::Number": "4242"}}"#,
+            r#"{"worker_lifecycle": {"state": "x", "$serde_json::private::Number": "1"}}"#,
+            r#"{"child_agent": {"status": {"$serde_json::private::Number": "1"}}}"#,
+        ] {
+            assert!(
+                refused(text).contains("$serde_json::private::Number"),
+                "{text}"
+            );
+        }
+        // Real numbers, which serde_json hands over under that key, are fine anywhere.
+        accepted(
+            r#"{"x": [1, -2, 2.5, -3e10, 123456789012345678901234567890], "worker_lifecycle": {"process_id": 1e3, "exit_code": -1}, "child_agent": 7}"#,
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_every_level() {
+        for text in [
+            r#"{"a": 1, "a": 2}"#,
+            r#"{"delegation_id": "a", "delegation_id": "b"}"#,
+            r#"{"a": 1, "\u0061": 2}"#,
+            r#"{"prompt": {"b": 1, "c": 2, "b": 3}}"#,
+            r#"{"prompt": [{}, {"b": 1, "b": 1}]}"#,
+            r#"{"worker_lifecycle": {"process_id": 1, "process_id": 2}}"#,
+            r#"{"worker_lifecycle": {"notes": 1, "notes": 2}}"#,
+            r#"{"child_agent": {"status": "running", "status": "completed"}}"#,
+            r#"{"child_agent": {"status": {"x": 1, "x": 1}}}"#,
+        ] {
+            assert!(refused(text).contains("duplicate key"), "{text}");
+        }
+        let many: Vec<String> = (0..40).map(|i| format!("\"k{i}\": {i}")).collect();
+        accepted(&format!("{{\"prompt\": {{{}}}}}", many.join(", ")));
+        let mut twice = many.clone();
+        twice.push("\"k7\": 0".into());
+        let message = refused(&format!("{{\"prompt\": {{{}}}}}", twice.join(", ")));
+        assert!(message.contains("duplicate key \"k7\""), "{message}");
+        // Around the point where the keys leave the stack.
+        for n in 1..40 {
+            let keys: Vec<String> = (0..n).map(|i| format!("\"k{i}\": {i}")).collect();
+            accepted(&format!("{{\"prompt\": {{{}}}}}", keys.join(", ")));
+            accepted(&format!("{{{}}}", keys.join(", ")));
+            for at in [0, n / 2, n - 1] {
+                let mut twice = keys.clone();
+                twice.push(format!("\"k{at}\": 0"));
+                refused(&format!("{{\"prompt\": {{{}}}}}", twice.join(", ")));
+                refused(&format!(
+                    "{{\"worker_lifecycle\": {{{}}}}}",
+                    twice.join(", ")
+                ));
+            }
+        }
+        // The same key in different objects is not a duplicate.
+        accepted(r#"{"a": {"a": 1}, "b": {"a": 2}, "c": [{"a": 1}, {"a": 1}]}"#);
+    }
+
+    #[test]
+    fn what_is_accepted_renders_back_to_an_equal_document() {
+        let text = r#"{"b": {"n": 123456789012345678901234567890, "s": "\ud83d\ude00\n"}, "a": [1.5, [], {}], "worker_lifecycle": {"process_id": 7}}"#;
+        accepted(text);
+        let value: serde_json::Value = serde_json::from_str(text).unwrap();
+        let again: serde_json::Value = serde_json::from_slice(&render(&value)).unwrap();
+        assert_eq!(value, again);
     }
 
     #[test]

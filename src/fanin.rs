@@ -4,13 +4,18 @@
 //! says whether the card is ready, already collapsed, or to be collapsed now and where the
 //! stamp goes. The shell (`run`) gathers members in one scan, writes the stamps through the
 //! store, and prints one `fan_in` record per card.
+//!
+//! Ownership (SPEC §3.4, issue 12 classes 6 and 13): a card is `task-cards/<id>.json` only,
+//! and counts only the members of its owner (root-owned ones count for every card). Whoever
+//! can write a delegation or a file in `task-cards/` cannot join another owner's card, lift
+//! its lane gate, inject a thread id into its record or get its delegations stamped.
 
 use crate::clock::{self, Millis};
 use crate::commit::{self, ApplyError, DocChange, object_mut, ts};
 use crate::config::Config;
 use crate::doc::{self, Delegation};
 use crate::exit::Exit;
-use crate::files::{self, MAX_DOCUMENT_BYTES};
+use crate::files::{self, FileMeta, MAX_DOCUMENT_BYTES};
 use crate::lifecycle::{self, ChildStatus};
 use crate::output::{Diagnostics, Output, PathText, Ts};
 use crate::scan::{self, LazyHost, Run};
@@ -34,6 +39,18 @@ pub struct Member {
     pub reclaimed: bool,
     pub collapsed_at: Option<Millis>,
     pub thread_id: Option<String>,
+    /// The uid its document speaks for (`owned_document`); `None`: foreign, never counted.
+    /// `Member::of` cannot know it: whoever reads the file sets it from its metadata.
+    pub owner: Option<u32>,
+}
+
+/// The uid a document speaks for (SPEC §1.3): its owner's, when the file has one link and is
+/// not writable by "other", and, owned by root, not by its group either (a root-owned 0666
+/// file renamed into the run is not root's word). `None`: foreign for every owner check.
+pub fn owned_document(meta: &FileMeta) -> Option<u32> {
+    let writable_by_other = meta.mode & 0o002 != 0;
+    let root_and_group_writable = meta.uid == 0 && meta.mode & 0o020 != 0;
+    (meta.nlink == 1 && !writable_by_other && !root_and_group_writable).then_some(meta.uid)
 }
 
 impl Member {
@@ -51,6 +68,15 @@ impl Member {
                 .value()
                 .and_then(|r| r.thread_id.str())
                 .map(|t| crate::text::preview(t, 256)),
+            owner: None,
+        }
+    }
+
+    /// `Member::of`, for a document whose file has `meta`.
+    pub fn of_file(doc: &Delegation<'_>, meta: &FileMeta) -> Member {
+        Member {
+            owner: owned_document(meta),
+            ..Member::of(doc)
         }
     }
 
@@ -73,6 +99,15 @@ pub struct CardDoc {
     pub collapsed_at: Option<Millis>,
     /// Required lanes whose lifecycle status is not done yet.
     pub waiting_lanes: Vec<String>,
+    /// The uid the document speaks for (`owned_document`) — root for a card built in memory
+    /// — or, when `foreign`, nobody's.
+    pub owner: u32,
+    pub foreign: bool,
+    /// Files of other names that claim this card's id (`duplicate_task_card`).
+    pub claimed_by: Vec<String>,
+    /// No `task-cards/<id>.json`: only such claims exist. The card may have lost its
+    /// document to a rename, so it is not decided at all.
+    pub missing: bool,
 }
 
 impl CardDoc {
@@ -100,12 +135,12 @@ impl CardDoc {
                 };
                 let status = fanout
                     .and_then(|f| f.get("lanes"))
-                    .and_then(|lanes| lanes.get(&id))
+                    .and_then(|lanes| find_lane(lanes, &id))
                     .and_then(|lane| lane.get("lifecycle"))
                     .and_then(|lifecycle| lifecycle.get("status"))
                     .and_then(Value::as_str);
                 if !status.is_some_and(|s| LANE_DONE.contains(&s)) {
-                    waiting_lanes.push(crate::text::preview(&id, 128));
+                    waiting_lanes.push(crate::text::preview(id.trim(), 128));
                 }
             }
         }
@@ -113,7 +148,29 @@ impl CardDoc {
             envelope_status,
             collapsed_at,
             waiting_lanes,
+            ..CardDoc::default()
         }
+    }
+}
+
+/// The lane `id` of `parallel_fanout.lanes`: the orchestrator writes an array of lane
+/// objects `{lane_id, required, scope, lifecycle, fan_in}` (matched by `lane_id`, trimmed);
+/// an object keyed by lane id is accepted too.
+fn find_lane<'v>(lanes: &'v Value, id: &str) -> Option<&'v Value> {
+    let id = id.trim();
+    match lanes {
+        Value::Array(lanes) => lanes.iter().find(|lane| {
+            lane.get("lane_id")
+                .and_then(Value::as_str)
+                .is_some_and(|lane_id| lane_id.trim() == id)
+        }),
+        Value::Object(lanes) => lanes.get(id).or_else(|| {
+            lanes
+                .iter()
+                .find(|(key, _)| key.trim() == id)
+                .map(|(_, lane)| lane)
+        }),
+        _ => None,
     }
 }
 
@@ -285,6 +342,101 @@ pub fn decide(members: &[Member], card: Option<&CardDoc>) -> FanIn {
     }
 }
 
+/// Which members of a card count, by index (SPEC §3.4).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Membership {
+    pub counted: Vec<usize>,
+    pub foreign: Vec<usize>,
+}
+
+/// The card's owner: its document's (none when that document is foreign), or, without a
+/// document, root when any member is root-owned, else the one owner its other members share.
+pub fn card_owner(members: &[Member], card: Option<&CardDoc>) -> Option<u32> {
+    if let Some(card) = card.filter(|card| !card.missing) {
+        return (!card.foreign).then_some(card.owner);
+    }
+    let mut owners = members.iter().filter_map(|m| m.owner);
+    if members.iter().any(|m| m.owner == Some(0)) {
+        return Some(0);
+    }
+    let first = owners.next()?;
+    owners.all(|owner| owner == first).then_some(first)
+}
+
+/// Root-owned members count for every card; the others only for a card of their owner.
+pub fn membership(members: &[Member], card: Option<&CardDoc>) -> Membership {
+    let owner = card_owner(members, card);
+    let mut split = Membership::default();
+    for (index, member) in members.iter().enumerate() {
+        let counts = member.owner == Some(0) || (member.owner.is_some() && member.owner == owner);
+        if counts {
+            split.counted.push(index);
+        } else {
+            split.foreign.push(index);
+        }
+    }
+    split
+}
+
+/// The indices of the members that count for `card`, as `decide_owned` splits them (a card
+/// with claims only and no document of its own is judged as a card without a document).
+pub fn counted_members(members: &[Member], card: Option<&CardDoc>) -> Vec<usize> {
+    membership(members, card.filter(|card| !card.missing)).counted
+}
+
+/// SPEC §3.4 with ownership. Pure. The decision over the members that count (stamp indices
+/// are into `members`), and the indices of the foreign ones, which are reported and never
+/// counted or stamped.
+pub fn decide_owned(members: &[Member], card: Option<&CardDoc>) -> (FanIn, Vec<usize>) {
+    let not_ready = |warning: String| FanIn::NotReady {
+        active: counted_members(members, card)
+            .iter()
+            .filter(|&&i| members[i].is_active())
+            .count() as u64,
+        waiting_lanes: Vec::new(),
+        warnings: vec![warning],
+    };
+    if let Some(card) = card.filter(|card| card.missing) {
+        let split = membership(members, None);
+        let warning = format!(
+            "duplicate_task_card: no document of its own, while {} claim{} it; not decided",
+            card.claimed_by.join(", "),
+            if card.claimed_by.len() == 1 { "s" } else { "" }
+        );
+        return (not_ready(warning), split.foreign);
+    }
+    if card.is_some_and(|card| card.foreign) {
+        let split = membership(members, card);
+        return (
+            not_ready(
+                "the task card document is foreign (more than one link, or writable by others): not decided"
+                    .into(),
+            ),
+            split.foreign,
+        );
+    }
+    if members.is_empty() {
+        return (decide(members, card), Vec::new());
+    }
+    let split = membership(members, card);
+    if split.counted.is_empty() {
+        let warning = "every member is foreign to the card's owner: never ready".to_string();
+        return (not_ready(warning), split.foreign);
+    }
+    let counted: Vec<Member> = split.counted.iter().map(|&i| members[i].clone()).collect();
+    let mut decision = decide(&counted, card);
+    if let FanIn::Collapse {
+        stamp: Stamp::Delegations(indices),
+        ..
+    } = &mut decision
+    {
+        for index in indices.iter_mut() {
+            *index = split.counted[*index];
+        }
+    }
+    (decision, split.foreign)
+}
+
 /// The collapse stamp on one document: `fan_in_collapsed_at` and `updated_at`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FanInStamp {
@@ -337,6 +489,9 @@ pub struct FanInRecord<'a> {
     pub waiting_lanes: Option<&'a [String]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warnings: Option<&'a [String]>,
+    /// Delegations (file names without `.json`) that name the card but are not its owner's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub foreign_members: Option<&'a [String]>,
 }
 
 impl<'a> FanInRecord<'a> {
@@ -364,6 +519,7 @@ impl<'a> FanInRecord<'a> {
             active: None,
             waiting_lanes: None,
             warnings: None,
+            foreign_members: None,
         };
         match decision {
             FanIn::NotReady {
@@ -409,8 +565,10 @@ pub struct CardFile {
     pub bytes: Vec<u8>,
 }
 
-/// Reads `RUN_DIR/task-cards/*.json`: the card id is the document's `task_card_id`, else
-/// the file name without `.json`.
+/// Reads `RUN_DIR/task-cards/*.json`. A card's document is `<id>.json` and nothing else: a
+/// file whose `task_card_id` names another card is a problem (`duplicate_task_card`), never
+/// a second card, and is remembered in that card's `claimed_by`; a card with such claims and
+/// no document of its own is `missing` (not decided).
 pub fn read_cards(
     run: &Run,
     config: &Config,
@@ -426,7 +584,15 @@ pub fn read_cards(
             continue;
         }
         let path = scan::entry_path(run, "task-cards", &entry.name);
-        if let Err(error) = listing.dir.read_entry(entry, MAX_DOCUMENT_BYTES, &mut buf) {
+        let meta = match listing.dir.read_entry(entry, MAX_DOCUMENT_BYTES, &mut buf) {
+            Ok(meta) => meta,
+            Err(error) => {
+                diag.error(&path, &error.to_string(), Exit::FileProblem);
+                continue;
+            }
+        };
+        // What a card's rewrite could not keep is a problem before anything is decided on it.
+        if let Err(error) = doc::check_document(&buf) {
             diag.error(&path, &error.to_string(), Exit::FileProblem);
             continue;
         }
@@ -445,18 +611,55 @@ pub fn read_cards(
                 continue;
             }
         };
+        let file_name = entry.name.to_string_lossy();
+        let stem = file_name.trim_end_matches(".json").to_string();
         let id = value
             .get("task_card_id")
             .and_then(Value::as_str)
             .map(str::to_string)
-            .unwrap_or_else(|| {
-                let name = entry.name.to_string_lossy();
-                name.trim_end_matches(".json").to_string()
-            });
+            .unwrap_or_else(|| stem.clone());
+        if id != stem {
+            diag.error(
+                &path,
+                &format!(
+                    "duplicate_task_card: claims task card {:?}, whose document can only be task-cards/{}.json; not a card",
+                    crate::text::preview(&id, 128),
+                    crate::text::preview(&id, 128),
+                ),
+                Exit::FileProblem,
+            );
+            // Neither the card it claims nor the card its name says may be decided without a
+            // document of its own: either may have lost it to a rename.
+            for card in [id, stem] {
+                let claimed = cards.entry(card).or_insert_with(|| CardFile {
+                    doc: CardDoc {
+                        missing: true,
+                        ..CardDoc::default()
+                    },
+                    name: OsString::new(),
+                    bytes: Vec::new(),
+                });
+                claimed
+                    .doc
+                    .claimed_by
+                    .push(crate::text::preview(&file_name, 128));
+            }
+            continue;
+        }
+        let claimed_by = cards
+            .remove(&id)
+            .map(|placeholder| placeholder.doc.claimed_by)
+            .unwrap_or_default();
+        let owner = owned_document(&meta);
         cards.insert(
             id,
             CardFile {
-                doc: CardDoc::of(&value),
+                doc: CardDoc {
+                    owner: owner.unwrap_or(meta.uid),
+                    foreign: owner.is_none(),
+                    claimed_by,
+                    ..CardDoc::of(&value)
+                },
                 name: entry.name.clone(),
                 bytes: std::mem::take(&mut buf),
             },
@@ -484,7 +687,17 @@ pub fn fan_in_run(
     diag: &mut Diagnostics,
 ) -> Result<FanInOutcome, Exit> {
     let mut outcome = FanInOutcome::default();
-    let mut ids: Vec<&String> = members.keys().chain(cards.keys()).collect();
+    // A card known only from files that name it otherwise, with no member, has nothing to
+    // decide: its problem lines say all there is (unless it is named with --task-card).
+    let mut ids: Vec<&String> = members
+        .keys()
+        .chain(
+            cards
+                .iter()
+                .filter(|(_, c)| !c.doc.missing)
+                .map(|(id, _)| id),
+        )
+        .collect();
     ids.sort();
     ids.dedup();
     if !config.task_cards.is_empty() {
@@ -500,7 +713,14 @@ pub fn fan_in_run(
         let files = members.get(id).map(Vec::as_slice).unwrap_or(&[]);
         let list: Vec<Member> = files.iter().map(|f| f.member.clone()).collect();
         let card = cards.get(id);
-        let decision = decide(&list, card.map(|c| &c.doc));
+        let (decision, foreign) = decide_owned(&list, card.map(|c| &c.doc));
+        let foreign_members: Vec<String> = foreign
+            .iter()
+            .map(|&i| {
+                let name = files[i].name.to_string_lossy();
+                crate::text::preview(name.trim_end_matches(".json"), 128)
+            })
+            .collect();
         let now = config.now;
         let (collapsed_at, result) = match &decision {
             FanIn::NotReady { .. } => {
@@ -534,6 +754,7 @@ pub fn fan_in_run(
                                     now,
                                     false,
                                     |current| {
+                                        doc::check_document(current).map_err(|e| e.to_string())?;
                                         let value: Value = serde_json::from_slice(current)
                                             .map_err(|e| e.to_string())?;
                                         Ok((CardDoc::of(&value).collapsed_at.is_none())
@@ -562,8 +783,10 @@ pub fn fan_in_run(
             }
         };
         outcome.records += 1;
+        let mut record = FanInRecord::new(run, id, &decision, collapsed_at, result);
+        record.foreign_members = (!foreign_members.is_empty()).then_some(&foreign_members);
         output
-            .record(&FanInRecord::new(run, id, &decision, collapsed_at, result))
+            .record(&record)
             .map_err(|error| crate::status::stdout_failed(diag, &error))?;
     }
     Ok(outcome)
@@ -644,7 +867,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                     let Some(card) = item.doc.task_card_id.str() else {
                         return Ok(());
                     };
-                    let member = Member::of(item.doc);
+                    let member = Member::of_file(item.doc, &item.meta);
                     let bytes = member.may_need_stamp().then(|| item.bytes.to_vec());
                     members
                         .entry(card.to_string())
@@ -729,6 +952,7 @@ mod tests {
             reclaimed: false,
             collapsed_at: collapsed,
             thread_id: thread.map(str::to_string),
+            owner: Some(0),
         }
     }
 
@@ -849,6 +1073,238 @@ mod tests {
             decide(&members, Some(&CardDoc::of(&value))),
             FanIn::Collapse { .. }
         ));
+    }
+
+    fn meta(uid: u32, mode: u32, nlink: u64) -> FileMeta {
+        FileMeta {
+            dev: 1,
+            ino: 2,
+            mode: libc::S_IFREG | mode,
+            uid,
+            gid: uid,
+            nlink,
+            size: 0,
+            mtime_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_document_speaks_for_its_owner_only_with_one_link_and_safe_modes() {
+        assert_eq!(owned_document(&meta(0, 0o644, 1)), Some(0));
+        assert_eq!(owned_document(&meta(0, 0o640, 1)), Some(0));
+        assert_eq!(owned_document(&meta(0, 0o664, 1)), None);
+        assert_eq!(owned_document(&meta(0, 0o666, 1)), None);
+        assert_eq!(owned_document(&meta(0, 0o644, 2)), None);
+        assert_eq!(owned_document(&meta(1000, 0o664, 1)), Some(1000));
+        assert_eq!(owned_document(&meta(1000, 0o646, 1)), None);
+        assert_eq!(owned_document(&meta(1000, 0o644, 3)), None);
+    }
+
+    fn owned(owner: Option<u32>, status: ChildStatus, thread: Option<&str>) -> Member {
+        Member {
+            owner,
+            ..member(status, None, thread)
+        }
+    }
+
+    fn card_of(owner: u32) -> CardDoc {
+        CardDoc {
+            owner,
+            ..CardDoc::default()
+        }
+    }
+
+    #[test]
+    fn a_root_card_counts_root_members_only() {
+        let members = [
+            owned(Some(0), ChildStatus::Completed, Some("root-thread")),
+            owned(Some(65534), ChildStatus::Completed, Some("injected")),
+            owned(None, ChildStatus::Completed, Some("renamed")),
+        ];
+        let (decision, foreign) = decide_owned(&members, Some(&card_of(0)));
+        assert_eq!(foreign, [1, 2]);
+        let FanIn::Collapse { counts, stamp } = decision else {
+            panic!("expected a collapse: {decision:?}");
+        };
+        assert_eq!(counts.thread_ids, ["root-thread"]);
+        assert_eq!(counts.completed, 1);
+        assert_eq!(stamp, Stamp::Delegations(vec![0]));
+        // An active foreign member neither holds the card nor counts in `active`.
+        let members = [
+            owned(Some(65534), ChildStatus::Running, None),
+            owned(Some(0), ChildStatus::Completed, None),
+        ];
+        let (decision, foreign) = decide_owned(&members, Some(&card_of(0)));
+        assert_eq!(foreign, [0]);
+        assert_eq!(decision_stamp(&decision), Some(vec![1]));
+    }
+
+    fn decision_stamp(decision: &FanIn) -> Option<Vec<usize>> {
+        match decision {
+            FanIn::Collapse {
+                stamp: Stamp::Delegations(indices),
+                ..
+            } => Some(indices.clone()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn root_members_count_for_every_card_and_an_agent_card_counts_its_own() {
+        let members = [
+            owned(Some(1000), ChildStatus::Completed, Some("mine")),
+            owned(Some(0), ChildStatus::Failed, None),
+            owned(Some(2000), ChildStatus::Completed, Some("theirs")),
+        ];
+        let (decision, foreign) = decide_owned(&members, Some(&card_of(1000)));
+        assert_eq!(foreign, [2]);
+        assert_eq!(decision_stamp(&decision), Some(vec![0, 1]));
+    }
+
+    #[test]
+    fn without_a_document_the_owner_is_root_or_the_common_one() {
+        let root = [
+            owned(Some(0), ChildStatus::Completed, None),
+            owned(Some(65534), ChildStatus::Completed, Some("injected")),
+        ];
+        assert_eq!(card_owner(&root, None), Some(0));
+        let (decision, foreign) = decide_owned(&root, None);
+        assert_eq!(foreign, [1]);
+        let FanIn::Collapse { counts, .. } = decision else {
+            panic!("expected a collapse");
+        };
+        assert!(counts.thread_ids.is_empty());
+        let common = [
+            owned(Some(7), ChildStatus::Completed, None),
+            owned(None, ChildStatus::Running, None),
+            owned(Some(7), ChildStatus::Completed, None),
+        ];
+        assert_eq!(card_owner(&common, None), Some(7));
+        let (decision, foreign) = decide_owned(&common, None);
+        assert_eq!(foreign, [1]);
+        assert_eq!(decision_stamp(&decision), Some(vec![0, 2]));
+        let mixed = [
+            owned(Some(7), ChildStatus::Completed, None),
+            owned(Some(8), ChildStatus::Completed, None),
+        ];
+        assert_eq!(card_owner(&mixed, None), None);
+        let (decision, foreign) = decide_owned(&mixed, None);
+        assert_eq!(foreign, [0, 1]);
+        assert!(matches!(decision, FanIn::NotReady { active: 0, .. }));
+    }
+
+    #[test]
+    fn a_card_whose_members_are_all_foreign_is_never_ready() {
+        let members = [owned(Some(65534), ChildStatus::Completed, None)];
+        let (decision, foreign) = decide_owned(&members, Some(&card_of(0)));
+        assert_eq!(foreign, [0]);
+        let FanIn::NotReady { warnings, .. } = decision else {
+            panic!("expected not ready");
+        };
+        assert_eq!(
+            warnings,
+            ["every member is foreign to the card's owner: never ready"]
+        );
+        // Foreign members are delegations naming the card: the envelope path is closed too.
+        let passed = CardDoc {
+            envelope_status: Some("passed".into()),
+            ..card_of(0)
+        };
+        let (decision, _) = decide_owned(&members, Some(&passed));
+        assert!(matches!(decision, FanIn::NotReady { .. }));
+        let (decision, _) = decide_owned(&[], Some(&passed));
+        assert!(matches!(
+            decision,
+            FanIn::Collapse {
+                stamp: Stamp::CardDocument,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_foreign_or_missing_card_document_is_not_decided() {
+        let members = [owned(Some(0), ChildStatus::Completed, None)];
+        let foreign = CardDoc {
+            foreign: true,
+            ..card_of(0)
+        };
+        assert!(matches!(
+            decide_owned(&members, Some(&foreign)).0,
+            FanIn::NotReady { .. }
+        ));
+        let missing = CardDoc {
+            missing: true,
+            claimed_by: vec!["renamed.json".into()],
+            ..CardDoc::default()
+        };
+        let (decision, _) = decide_owned(&members, Some(&missing));
+        let FanIn::NotReady { warnings, .. } = decision else {
+            panic!("expected not ready");
+        };
+        assert_eq!(
+            warnings,
+            [
+                "duplicate_task_card: no document of its own, while renamed.json claims it; not decided"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_not_ready_card_counts_only_its_active_counted_members() {
+        let members = [
+            owned(Some(0), ChildStatus::Running, None),
+            owned(Some(65534), ChildStatus::Running, None),
+            owned(Some(0), ChildStatus::Completed, None),
+        ];
+        assert_eq!(counted_members(&members, Some(&card_of(0))), [0, 2]);
+        assert!(matches!(
+            decide_owned(&members, Some(&card_of(0))).0,
+            FanIn::NotReady { active: 1, .. }
+        ));
+        let missing = CardDoc {
+            missing: true,
+            claimed_by: vec!["x.json".into()],
+            ..CardDoc::default()
+        };
+        assert_eq!(counted_members(&members, Some(&missing)), [0, 2]);
+        assert!(matches!(
+            decide_owned(&members, Some(&missing)).0,
+            FanIn::NotReady { active: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn lanes_as_the_orchestrator_writes_them_an_array_matched_by_trimmed_lane_id() {
+        let value = json!({
+            "parallel_fanout": {
+                "required_lane_ids": ["api", " docs ", "ui", "gone"],
+                "lanes": [
+                    {"lane_id": "api", "required": true, "scope": "src/api",
+                     "lifecycle": {"status": "merged", "updated_at": "x"}, "fan_in": {}},
+                    {"lane_id": "docs ", "required": true, "lifecycle": {"status": "completed"}},
+                    {"lane_id": "ui", "required": true, "lifecycle": {"status": "running"}},
+                    {"required": true, "lifecycle": {"status": "completed"}},
+                    "not a lane"
+                ]
+            }
+        });
+        assert_eq!(CardDoc::of(&value).waiting_lanes, ["ui", "gone"]);
+        let done = json!({
+            "parallel_fanout": {
+                "required_lane_ids": ["api"],
+                "lanes": [{"lane_id": " api", "lifecycle": {"status": "stalled"}}]
+            }
+        });
+        assert!(CardDoc::of(&done).waiting_lanes.is_empty());
+        // The object form keyed by lane id still works.
+        let keyed = json!({
+            "parallel_fanout": {
+                "required_lane_ids": ["api", "ui"],
+                "lanes": {"api": {"lifecycle": {"status": "reclaimed"}}, "ui": {"lifecycle": {"status": "queued"}}}
+            }
+        });
+        assert_eq!(CardDoc::of(&keyed).waiting_lanes, ["ui"]);
     }
 
     #[test]

@@ -230,13 +230,18 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
              case, is completed, passed or success (1 completed), failed or error (1 failed), \
              cancelled or canceled (1 cancelled). \
              When that document has parallel_fanout.required_lane_ids, each required lane's \
-             parallel_fanout.lanes.ID.lifecycle.status must be completed, failed, stalled, \
+             lifecycle.status in parallel_fanout.lanes (an array of lane objects matched by \
+             lane_id, or an object keyed by lane id) must be completed, failed, stalled, \
              reclaimed or merged. \
+             A card's document is task-cards/ID.json only (another file claiming the id is a \
+             duplicate_task_card problem), and a card counts only its owner's delegations \
+             and root's; other members are listed in foreign_members, never counted or \
+             stamped. \
              A ready card is collapsed once; a fan_in record has kind, run_dir, \
              task_card_id, ready, outcome (collapsed, already_collapsed, dry_run, failed), \
              collapsed_at, completed, failed, cancelled, summary and thread_ids, or, for a \
-             card that is not ready, ready false, active and the warnings and waiting_lanes \
-             that explain it.",
+             card that is not ready, ready false, active (members active on disk after the \
+             run's own writes) and the warnings and waiting_lanes that explain it.",
         ],
     ),
     (

@@ -115,6 +115,9 @@ struct RunState<'a> {
     members: BTreeMap<String, Vec<MemberFile>>,
     /// For each member of each card, the entry that holds its bytes, if any.
     member_entries: BTreeMap<String, Vec<Option<usize>>>,
+    /// For each member of each card, whether its document on disk was active when read: a
+    /// not-ready card's `active` counts those that still are after this run's writes.
+    disk_active: BTreeMap<String, Vec<bool>>,
     wrote: bool,
     /// The delegations as the sweep leaves them, for the metrics.
     seen: RunMetrics,
@@ -168,9 +171,12 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         let delegations = scan::list_for_writing(run, "delegations", config, diag);
         let mut members: BTreeMap<String, Vec<MemberFile>> = BTreeMap::new();
         let mut member_entries: BTreeMap<String, Vec<Option<usize>>> = BTreeMap::new();
+        let mut disk_active: BTreeMap<String, Vec<bool>> = BTreeMap::new();
         // Cards with a member that stays active: not ready in this sweep.
         let mut blocked: HashSet<String> = HashSet::new();
         let mut seen = RunMetrics::default();
+        // Read first, so that the scan knows which active members surely count (below).
+        let (card_listing, cards) = fanin::read_cards(run, config, diag);
         if let Some(listing) = &delegations {
             let ctx = refresh::Context::new(run, config, &host);
             let result = scan::for_each_in_listing(
@@ -267,14 +273,19 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                         }
                     }
                     let card = item.doc.task_card_id.str().map(str::to_string);
-                    let member = after.member;
+                    let member = Member {
+                        owner: fanin::owned_document(&item.meta),
+                        ..after.member
+                    };
                     // A member that stays active through this sweep (nothing will end it:
                     // no kill, no reclaim mark) keeps its card from being ready: the bytes
                     // kept for stamping its finished members are let go, and no more are
                     // kept, so memory does not grow with the finished members of
-                    // unfinished cards.
+                    // unfinished cards. Only a member that surely counts for the card does
+                    // (SPEC §3.4): root's, or that of the owner of the card's document.
                     if let Some(card) = &card
                         && member.is_active()
+                        && surely_counts(&member, cards.get(card))
                         && kill.is_none()
                         && changes.reclaim.is_none()
                         && blocked.insert(card.clone())
@@ -317,6 +328,10 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                             .entry(card.clone())
                             .or_default()
                             .push(entry_index);
+                        disk_active.entry(card.clone()).or_default().push(
+                            !crate::lifecycle::is_reclaimed(item.doc)
+                                && !crate::lifecycle::child_status(item.doc).is_terminal(),
+                        );
                         if let Some(entry) = entry_index {
                             entries[entry].card = Some((card, position));
                         }
@@ -328,7 +343,6 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 interrupted = Some(exit);
             }
         }
-        let (card_listing, cards) = fanin::read_cards(run, config, diag);
         states.push(RunState {
             run,
             lock,
@@ -337,6 +351,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             cards,
             members,
             member_entries,
+            disk_active,
             wrote: false,
             seen,
         });
@@ -530,6 +545,8 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     // whose changes end their worker, then those that only get a fan-in stamp. A card whose
     // ending write did not land gets no more stamps (fan-in judged it on that write); nor
     // does any card once the run is interrupted.
+    // Members whose ending write landed: no longer active on disk.
+    let mut ended: HashSet<(usize, String, usize)> = HashSet::new();
     for stamps_only in [false, true] {
         for entry in &entries {
             if entry.changes.is_empty() || entry.changes.stamp_only() != stamps_only {
@@ -587,6 +604,17 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             } = &written
             {
                 count(&mut tallies, change.action());
+            }
+            if let (
+                Written::Done {
+                    change,
+                    dry_run: false,
+                },
+                Some((card, position)),
+            ) = (&written, &entry.card)
+                && change.ends_member()
+            {
+                ended.insert((entry.run, card.clone(), *position));
             }
             let landed = match &written {
                 Written::Done { change, .. } if stamps_only => change.stamp.is_some(),
@@ -648,12 +676,16 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             .unwrap_or("")
             .to_string();
         if row.get("outcome").and_then(Value::as_str) == Some("collapsed")
-            && failed_cards.contains(&(run_index, card))
+            && failed_cards.contains(&(run_index, card.clone()))
         {
             row.insert("outcome".into(), json!("failed"));
             if let Some(collapsed) = tallies.actions.get_mut("fan_in_collapsed") {
                 *collapsed = collapsed.saturating_sub(1);
             }
+        }
+        if row.get("ready") == Some(&json!(false)) {
+            let active = active_after_writes(&states[run_index], run_index, &card, &ended);
+            row.insert("active".into(), json!(active));
         }
         if output.record(&row).is_err() {
             break;
@@ -746,6 +778,36 @@ fn look(
         seen.add(view);
         after_of(doc, facts, view, owner, config)
     })
+}
+
+/// How many of the members that count for `card` are active on disk after this run's writes
+/// (SPEC §3.4): active when read, and not ended by a write of this run that landed.
+fn active_after_writes(
+    state: &RunState<'_>,
+    run_index: usize,
+    card: &str,
+    ended: &HashSet<(usize, String, usize)>,
+) -> u64 {
+    let Some(files) = state.members.get(card) else {
+        return 0;
+    };
+    let members: Vec<Member> = files.iter().map(|file| file.member.clone()).collect();
+    let read_active = state.disk_active.get(card);
+    fanin::counted_members(&members, state.cards.get(card).map(|c| &c.doc))
+        .into_iter()
+        .filter(|&i| {
+            read_active.and_then(|list| list.get(i)).copied() == Some(true)
+                && !ended.contains(&(run_index, card.to_string(), i))
+        })
+        .count() as u64
+}
+
+/// Whether `member` counts for its card whatever the card's other members are.
+fn surely_counts(member: &Member, card: Option<&CardFile>) -> bool {
+    member.owner == Some(0)
+        || card.is_some_and(|card| {
+            !card.doc.missing && !card.doc.foreign && member.owner == Some(card.doc.owner)
+        })
 }
 
 fn after_of(

@@ -490,17 +490,13 @@ fn hostile_delegation_files() {
     cases.push(case("deep-array-100000-levels", |env| {
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         let path = env.put("m-deep.json", deep);
-        Some(Expect::both(line(
-            3,
-            path,
-            "not a JSON object (found an array)",
-        )))
+        Some(Expect::both(line(3, path, "(recursion limit exceeded)")))
     }));
     cases.push(case("deep-object-100000-levels", |env| {
         let deep = format!("{}1{}", "{\"a\":".repeat(100_000), "}".repeat(100_000));
-        env.put("m-deep.json", deep);
-        // Only unread keys: a queued delegation without anything flatline reads.
-        Some(Expect::clean())
+        let path = env.put("m-deep.json", deep);
+        // Only unread keys, but the write path could not parse them (SPEC §1.3).
+        Some(Expect::both(line(3, path, "(recursion limit exceeded)")))
     }));
     cases.push(case("deep-nesting-in-an-unread-field", |env| {
         let deep = format!(
@@ -508,8 +504,8 @@ fn hostile_delegation_files() {
             "[".repeat(100_000),
             "]".repeat(100_000)
         );
-        env.put("m-deep.json", deep);
-        Some(Expect::clean())
+        let path = env.put("m-deep.json", deep);
+        Some(Expect::both(line(3, path, "(recursion limit exceeded)")))
     }));
     cases.push(case("deep-nesting-in-a-read-field", |env| {
         let deep = format!(
@@ -518,17 +514,13 @@ fn hostile_delegation_files() {
             "]".repeat(100_000)
         );
         let path = env.put("m-deep.json", deep);
-        Some(Expect::both(line(
-            3,
-            path,
-            "child_agent is an array, expected an object",
-        )))
+        Some(Expect::both(line(3, path, "(recursion limit exceeded)")))
     }));
     cases.push(case(
         "deep-nesting-in-a-document-refresh-must-rewrite",
         |env| {
-            // Readable (the read path walks skipped values without recursion), but the rewrite
-            // cannot keep 100,000 levels: reported, file left as it was.
+            // The rewrite could not keep 100,000 levels, so the read path refuses them too:
+            // reported by every command, file left as it was (SPEC §1.3).
             let deep = format!(
                 "{{\"delegation_id\": \"m-deep\", \"child_agent\": {{\"status\": \"running\"}}, \
              \"worker_lifecycle\": {{\"last_progress_at\": \"{}\"}}, \"x\": {}{}}}",
@@ -541,7 +533,7 @@ fn hostile_delegation_files() {
                 &env.run.write("raw-events/m-deep.jsonl", CLAUDE_SUCCESS),
                 NOW_MS - 2_000,
             );
-            Some(Expect::refresh(line(3, path, "cannot rewrite")))
+            Some(Expect::both(line(3, path, "(recursion limit exceeded)")))
         },
     ));
     cases.push(case("lone-surrogate-in-a-document-refresh-must-rewrite", |env| {
@@ -555,14 +547,15 @@ fn hostile_delegation_files() {
             &env.run.write("raw-events/m-sur.jsonl", CLAUDE_SUCCESS),
             NOW_MS - 2_000,
         );
-        Some(Expect::refresh(line(3, path, "cannot rewrite")))
+        Some(Expect::both(line(3, path, "surrogate in hex escape")))
     }));
     cases.push(case("duplicate-keys", |env| {
-        env.put(
+        let path = env.put(
             "m-dup.json",
             "{\"delegation_id\": \"a\", \"delegation_id\": \"m-dup\", \"child_agent\": {\"status\": \"queued\"}}",
         );
-        Some(Expect::clean())
+        // A rewrite would keep one of them: refused on read (SPEC §1.3).
+        Some(Expect::both(line(3, path, "duplicate key \"delegation_id\"")))
     }));
     cases.push(case("document-of-16-MiB-plus-1-byte", |env| {
         let doc = br#"{"delegation_id": "m-big", "child_agent": {"status": "queued"}}"#;

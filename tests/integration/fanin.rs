@@ -208,6 +208,49 @@ fn required_lanes_gate_the_collapse() {
     );
 }
 
+/// `parallel_fanout.lanes` as the orchestrator writes it: an array of lane objects
+/// (issue 13 item 9).
+#[test]
+fn required_lanes_written_as_an_array_of_lane_objects_gate_the_collapse() {
+    let run = Run::new();
+    run.delegation("a", &member("a", "c1", "completed", Some("t")));
+    let card = |b_status: &str| {
+        json!({"task_card_id": "c1", "parallel_fanout": {
+            "required_lane_ids": ["lane-a", "lane-b"],
+            "lanes": [
+                {"lane_id": "lane-a", "required": true, "scope": "src/a",
+                 "lifecycle": {"status": "merged", "updated_at": at(-5_000)}, "fan_in": {"ready": true}},
+                {"lane_id": " lane-b ", "required": true, "scope": "src/b",
+                 "lifecycle": {"status": b_status}, "fan_in": {"ready": false}}
+            ]
+        }})
+    };
+    run.write(
+        "task-cards/c1.json",
+        serde_json::to_vec_pretty(&card("running")).unwrap(),
+    );
+    let waiting = fan_in(&run, &[]);
+    assert_eq!(waiting.code, 0, "{}", waiting.stderr);
+    assert_fields(
+        &waiting.records()[0],
+        json!({"ready": false, "active": 0, "waiting_lanes": ["lane-b"]}),
+    );
+    assert!(
+        run.read_json("delegations/a.json")
+            .get("fan_in_collapsed_at")
+            .is_none()
+    );
+    run.write(
+        "task-cards/c1.json",
+        serde_json::to_vec_pretty(&card("completed")).unwrap(),
+    );
+    let ready = fan_in(&run, &[]);
+    assert_fields(
+        &ready.records()[0],
+        json!({"ready": true, "outcome": "collapsed", "thread_ids": ["t"]}),
+    );
+}
+
 #[test]
 fn task_card_limits_refresh_reclaim_and_fan_in() {
     let run = Run::new();
@@ -264,5 +307,50 @@ fn task_card_limits_refresh_reclaim_and_fan_in() {
         run.read_json("delegations/b.json")
             .get("fan_in_collapsed_at")
             .is_none()
+    );
+}
+
+/// A not-ready record counts only members active on disk after the run's own writes
+/// (SPEC §3.4, issue 13 item 8): two stale workers without a process are marked reclaimed
+/// by this sweep, so only the queued one is still active.
+#[test]
+fn sweep_counts_as_active_only_what_is_active_after_its_writes() {
+    let run = Run::new();
+    let stale = |id: &str| {
+        let mut doc = delegation(
+            id,
+            "running",
+            json!({"started_at": rfc3339(real_now_ms() - 900_000),
+                   "last_progress_at": rfc3339(real_now_ms() - 600_000)}),
+        );
+        doc["task_card_id"] = json!("c1");
+        doc
+    };
+    run.delegation("s1", &stale("s1"));
+    run.delegation("s2", &stale("s2"));
+    run.delegation("q", &member("q", "c1", "queued", None));
+    run.delegation("done", &member("done", "c1", "completed", None));
+    let out = flatline([
+        std::ffi::OsStr::new("sweep"),
+        std::ffi::OsStr::new("--format=ndjson"),
+        run.arg(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for id in ["s1", "s2"] {
+        assert_eq!(
+            run.read_json(&format!("delegations/{id}.json"))["worker_lifecycle"]["reclaim_state"],
+            "reclaimed",
+            "{}",
+            out.stdout
+        );
+    }
+    let record = out
+        .records()
+        .into_iter()
+        .find(|r| r["kind"] == "fan_in")
+        .unwrap_or_else(|| panic!("no fan_in record: {}", out.stdout));
+    assert_fields(
+        &record,
+        json!({"task_card_id": "c1", "ready": false, "active": 1}),
     );
 }
