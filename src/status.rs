@@ -529,6 +529,7 @@ mod tests {
             "non-ASCII — ünïcödé ✓ 日本",
             "\u{1b}[31m escape at the start",
             "ends with a control \u{8}",
+            "bidi \u{202e}reversed\u{2069}, separator \u{2028}, c1 \u{9b}, alm \u{61c}",
         ];
         let odd_name = OsStr::from_bytes(b"/runs/r1/delegations/\xff\xfe\"x.json");
         let paths = [
@@ -541,7 +542,8 @@ mod tests {
                     let record = record(path, text, warnings);
                     let mut fast = Vec::new();
                     record.write_json(&mut JsonWriter(&mut fast));
-                    let serde = serde_json::to_vec(&record).unwrap();
+                    let mut serde = Vec::new();
+                    crate::output::to_writer_safe(&mut serde, &record).unwrap();
                     assert_eq!(
                         String::from_utf8_lossy(&fast),
                         String::from_utf8_lossy(&serde),

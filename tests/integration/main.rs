@@ -6,6 +6,7 @@ mod crash;
 mod fanin;
 mod identity;
 mod ops;
+mod output;
 mod pid_reuse;
 mod random_input;
 mod reclaim;

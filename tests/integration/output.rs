@@ -1,0 +1,182 @@
+//! What reaches an operator's terminal, a pipe or a document: dangerous characters (SPEC §7)
+//! never raw, bounded memory for text and tsv, and tables that say what they refer to.
+
+use crate::support::*;
+use flatline::text::is_dangerous;
+use serde_json::{Value, json};
+use std::ffi::OsStr;
+use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// Everything an attacker would like to reach a terminal: a window title (OSC), a bell, a
+/// screen clear, a bidi override, a line separator, a C1 CSI, DEL, an Arabic letter mark and
+/// a bidi isolate.
+const HOSTILE: &str =
+    "x\u{1b}]0;pwned\u{7}y\u{1b}[2J\u{202e}gnp.exe\u{2028}z\u{9b}31m\u{7f}\u{61c}\u{2067}end";
+
+/// The dangerous characters in `text`, except the line breaks (and tabs) of the format.
+fn raw(text: &str, tabs_allowed: bool) -> Vec<char> {
+    text.chars()
+        .filter(|&c| c != '\n' && !(tabs_allowed && c == '\t'))
+        .filter(|&c| is_dangerous(c))
+        .collect()
+}
+
+fn set_mtime(path: &Path, ms: i64) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    let at = UNIX_EPOCH + Duration::from_millis(ms as u64);
+    file.set_times(std::fs::FileTimes::new().set_modified(at).set_accessed(at))
+        .unwrap();
+}
+
+fn exited_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+fn running(id: &str, lifecycle: Value) -> Value {
+    let mut doc = delegation(id, "running", lifecycle);
+    doc["worker_launch_evidence"] = json!({"raw_events_file": format!("raw-events/{id}.jsonl")});
+    doc
+}
+
+/// Every string inside a JSON value.
+fn strings(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(text) => out.push(text.clone()),
+        Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+        Value::Object(map) => {
+            for (key, value) in map {
+                out.push(key.clone());
+                strings(value, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A run whose agents wrote hostile text everywhere flatline copies or prints from.
+fn hostile_run() -> Run {
+    let pid = exited_pid();
+    let run = Run::new();
+    let lifecycle =
+        json!({"process_id": pid, "started_at": at(-120_000), "last_progress_at": at(-60_000)});
+    run.delegation("done", &running("done", lifecycle.clone()));
+    let text = serde_json::to_string(HOSTILE).unwrap();
+    let done = [
+        format!("{{\"type\":\"thread.started\",\"thread_id\":{text}}}"),
+        format!(
+            "{{\"type\":\"item.completed\",\"item\":{{\"type\":\"agent_message\",\"text\":{text}}}}}"
+        ),
+        "{\"type\":\"turn.completed\",\"usage\":{\"output_tokens\":1}}".to_string(),
+    ];
+    let stream = run.write("raw-events/done.jsonl", done.join("\n") + "\n");
+    set_mtime(&stream, NOW_MS - 10_000);
+    run.delegation("failed", &running("failed", lifecycle));
+    let failed = [
+        HOSTILE.to_string(),
+        format!("plain {HOSTILE} line"),
+        format!("{{\"type\":\"turn.failed\",\"error\":{{\"message\":{text}}}}}"),
+    ];
+    let stream = run.write("raw-events/failed.jsonl", failed.join("\n") + "\n");
+    set_mtime(&stream, NOW_MS - 10_000);
+    let mut evil = running("evil", json!({"last_progress_at": at(-1_000)}));
+    evil["delegation_id"] = json!(HOSTILE);
+    evil["task_card_id"] = json!(HOSTILE);
+    evil["work_kind"] = json!(HOSTILE);
+    evil["child_agent"]["status"] = json!(HOSTILE);
+    run.delegation("evil", &evil);
+    // A file whose name and contents are a problem: its stderr line names it.
+    run.write(&format!("delegations/bad{HOSTILE}.json"), "{");
+    run
+}
+
+#[test]
+fn hostile_text_never_reaches_a_terminal_a_pipe_or_a_document_raw() {
+    let run = hostile_run();
+    let refresh = flatline([
+        OsStr::new("refresh"),
+        OsStr::new("--format=ndjson"),
+        OsStr::new("--now"),
+        OsStr::new(NOW),
+        run.arg(),
+    ]);
+    assert_eq!(refresh.code, 3, "{}", refresh.stderr);
+    assert_eq!(raw(&refresh.stdout, false), [], "{}", refresh.stdout);
+    assert_eq!(raw(&refresh.stderr, false), [], "{}", refresh.stderr);
+    assert!(
+        refresh.stderr.contains("badx\\x1b]0;pwned\\x07y"),
+        "{}",
+        refresh.stderr
+    );
+    let finalized: Vec<Value> = refresh
+        .records()
+        .into_iter()
+        .filter(|r| r["action"] == "finalized")
+        .collect();
+    assert_eq!(finalized.len(), 2, "{}", refresh.stdout);
+    // The digest's text is in the records, stripped, never escaped twice.
+    let done = refresh.by_action("done");
+    assert_eq!(done["thread_id"], "x]0;pwnedy[2Jgnp.exez31mend");
+    // What flatline wrote into the documents holds no dangerous character at all.
+    for name in ["done", "failed"] {
+        let doc = run.read_json(&format!("delegations/{name}.json"));
+        let mut written = Vec::new();
+        strings(&doc["worker_result"], &mut written);
+        strings(&doc["latest_failure"], &mut written);
+        strings(&doc["worker_lifecycle"], &mut written);
+        assert!(written.iter().any(|s| s.contains("pwned")), "{name}: {doc}");
+        for text in written {
+            assert_eq!(raw(&text, false), [], "{name}: {text:?}");
+        }
+    }
+    for format in ["text", "tsv", "json", "ndjson"] {
+        let out = status(&run, &["--format", format]);
+        assert_eq!(out.code, 3, "{format}: {}", out.stderr);
+        assert_eq!(
+            raw(&out.stdout, format == "tsv"),
+            [],
+            "{format}: {}",
+            out.stdout
+        );
+        assert_eq!(raw(&out.stderr, false), [], "{format}: {}", out.stderr);
+        assert!(out.stdout.contains("pwned"), "{format}: {}", out.stdout);
+    }
+    // The json formats escape, and the text reads back exactly.
+    let ndjson = status(&run, &["--format", "ndjson"]);
+    assert!(
+        ndjson.stdout.contains(r"x\u001b]0;pwned\u0007y"),
+        "{}",
+        ndjson.stdout
+    );
+    assert!(
+        ndjson
+            .stdout
+            .contains(r"\u202egnp.exe\u2028z\u009b31m\u007f\u061c\u2067end")
+    );
+    let evil = ndjson.by_id(HOSTILE);
+    assert_eq!(evil["work_kind"], HOSTILE);
+    let json = status(&run, &["--format", "json"]);
+    let doc: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert!(
+        doc["errors"][0]["path"].as_str().unwrap().contains(HOSTILE),
+        "{doc}"
+    );
+    // Text and tsv: visible escapes.
+    let text = status(&run, &["--format", "text"]);
+    assert!(
+        text.stdout
+            .contains(r"x\x1b]0;pwned\x07y\x1b[2J\u202egnp.exe\u2028z\x9b31m\x7f\u061c\u2067end"),
+        "{}",
+        text.stdout
+    );
+    let tsv = status(&run, &["--format", "tsv"]);
+    assert!(
+        tsv.stdout
+            .contains(r"x\x1b]0;pwned\x07y\x1b[2J\u202egnp.exe"),
+        "{}",
+        tsv.stdout
+    );
+}
