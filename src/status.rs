@@ -222,7 +222,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         }
         // Heartbeat workers belong to no task card: --task-card leaves them out.
         if !config.task_cards.is_empty() {
-            seen.add_to(&mut metrics, &run.path, None);
+            seen.add_to(&mut metrics, &run.root.real_path, None);
             continue;
         }
         let mut workers = WorkerTally::default();
@@ -238,7 +238,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 .record(&WorkerRecord::new(run, &worker))
                 .map_err(|error| stdout_failed(diag, &error))
         });
-        seen.add_to(&mut metrics, &run.path, Some(&workers));
+        seen.add_to(&mut metrics, &run.root.real_path, Some(&workers));
         if workers.total > 0 {
             summaries.push(json_value(&WorkerSummary {
                 run_dir: run.path.to_string_lossy().into_owned(),
@@ -346,7 +346,7 @@ pub struct RunMetrics {
 
 impl RunMetrics {
     pub fn add(&mut self, view: &View<'_>) {
-        *self.states.entry(view.state.as_str()).or_default() += 1;
+        *self.states.entry(metric_state(view)).or_default() += 1;
         if view.reclaim_state == crate::lifecycle::ReclaimState::ReclaimNeeded {
             self.reclaim_needed += 1;
         }
@@ -361,11 +361,22 @@ impl RunMetrics {
         }
     }
 
+    /// A delegation counted in `state` was reclaimed by this run: it counts as reclaimed now.
+    pub fn reclaimed_now(&mut self, state: &'static str) {
+        if let Some(count) = self.states.get_mut(state)
+            && *count > 0
+        {
+            *count -= 1;
+            *self.states.entry("reclaimed").or_default() += 1;
+        }
+    }
+
     /// The gauges of one run: delegations by state, those that need reclaim or attention,
-    /// the oldest progress age, and (when read) the workers by health.
+    /// the oldest progress age, and (when read) the workers by health. `run` is the run
+    /// directory's canonical path (SPEC §7), so one run is one series however it was named.
     pub fn add_to(&self, metrics: &mut Metrics, run: &Path, workers: Option<&WorkerTally>) {
         let run = run.to_string_lossy().into_owned();
-        for state in crate::lifecycle::STATES {
+        for state in crate::lifecycle::STATES.iter().chain(&["reclaimed"]) {
             metrics.gauge(
                 "flatline_delegations",
                 "Delegations by lifecycle state.",
@@ -401,6 +412,17 @@ impl RunMetrics {
                 );
             }
         }
+    }
+}
+
+/// The state a delegation is counted under in `flatline_delegations`: a reclaimed one under
+/// `reclaimed`, never under the `stale` or `timed_out` it was reclaimed in, so an alert on
+/// stale gauges clears once the worker is reclaimed (SPEC §7).
+fn metric_state(view: &View<'_>) -> &'static str {
+    if view.reclaim_state == crate::lifecycle::ReclaimState::Reclaimed {
+        "reclaimed"
+    } else {
+        view.state.as_str()
     }
 }
 

@@ -391,6 +391,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             let seen = &mut states[entry.run].seen;
             seen.reclaim_needed = seen.reclaim_needed.saturating_sub(1);
             seen.attention = seen.attention.saturating_sub(1);
+            seen.reclaimed_now(info.state.as_str());
             // The worker is gone: for fan-in it is a failed delegation now.
             if let Some((card, position)) = &entry.card
                 && let Some(member) = states[entry.run].member_mut(card, *position)
@@ -633,6 +634,9 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 let seen = &mut states[entry.run].seen;
                 seen.reclaim_needed = seen.reclaim_needed.saturating_sub(1);
                 seen.attention = seen.attention.saturating_sub(1);
+                if let Some(reclaim) = &change.reclaim {
+                    seen.reclaimed_now(reclaim.state.as_str());
+                }
             }
         }
     }
@@ -684,9 +688,11 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 stop,
                 &mut output,
             ) {
-                Ok(workers) => state
-                    .seen
-                    .add_to(&mut metrics, &state.run.path, Some(&workers)),
+                Ok(workers) => {
+                    state
+                        .seen
+                        .add_to(&mut metrics, &state.run.root.real_path, Some(&workers))
+                }
                 Err(exit) => {
                     interrupted = Some(exit);
                     break;

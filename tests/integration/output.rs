@@ -180,3 +180,141 @@ fn hostile_text_never_reaches_a_terminal_a_pipe_or_a_document_raw() {
         tsv.stdout
     );
 }
+
+/// A delegation reclaimed by an earlier sweep: state stale, reclaim_state reclaimed.
+fn reclaimed(id: &str) -> Value {
+    delegation(
+        id,
+        "running",
+        json!({"state": "stale", "reclaim_state": "reclaimed", "last_progress_at": at(-600_000),
+               "stale_at": at(-500_000)}),
+    )
+}
+
+#[test]
+fn text_tables_say_reclaimed_and_note_warnings_in_words() {
+    let run = Run::new();
+    run.delegation("gone", &reclaimed("gone"));
+    run.delegation(
+        "pid1",
+        &delegation(
+            "pid1",
+            "running",
+            json!({"process_id": 1, "last_progress_at": at(-1_000)}),
+        ),
+    );
+    run.delegation(
+        "skew",
+        &delegation("skew", "running", json!({"last_progress_at": at(30_000)})),
+    );
+    let out = status(&run, &["--format", "text"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let header = lines[0];
+    assert!(
+        header.starts_with("DELEGATION  TASK_CARD  STATE   "),
+        "{}",
+        out.stdout
+    );
+    assert!(header.contains("  PROGRESS_AGE  PID  "), "{}", out.stdout);
+    let note_at = header.find("NOTE").unwrap();
+    let row = |id: &str| -> &str {
+        lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{id} ")))
+            .unwrap_or_else(|| panic!("no {id} in {}", out.stdout))
+    };
+    assert!(row("gone").contains("  reclaimed  "), "{}", out.stdout);
+    assert!(!row("gone").contains("stale"), "{}", out.stdout);
+    assert_eq!(&row("pid1")[note_at..], "invalid pid 1", "{}", out.stdout);
+    assert_eq!(&row("skew")[note_at..], "clock skew", "{}", out.stdout);
+    // The records keep the state the worker was reclaimed in.
+    let records = status(&run, &[]);
+    assert_fields(
+        &records.by_id("gone"),
+        json!({"state": "stale", "reclaim_state": "reclaimed"}),
+    );
+}
+
+#[test]
+fn heartbeat_headers_match_their_values() {
+    let run = Run::bare();
+    let worker = run.path().join("workers/w1");
+    std::fs::create_dir_all(&worker).unwrap();
+    write_json(
+        &worker.join("worker-spec.json"),
+        &json!({"name": "w1", "role": "builder", "heartbeat": worker.join("heartbeat.json")}),
+    );
+    write_json(
+        &worker.join("heartbeat.json"),
+        &json!({"status": "alive", "name": "w1", "ts": at(-90_000)}),
+    );
+    let out = status(&run, &["--format", "text"]);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[0].contains("  HEARTBEAT_AGE  "), "{}", out.stdout);
+    assert!(!lines[0].contains(" AGE_MS"), "{}", out.stdout);
+    let at = lines[0].find("HEARTBEAT_AGE").unwrap();
+    assert!(lines[1][at..].starts_with("1m30s "), "{}", out.stdout);
+}
+
+/// The value of one gauge line, by its full name and labels.
+fn gauge(text: &str, series: &str) -> String {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in {text}"))
+        .to_string()
+}
+
+#[test]
+fn prometheus_counts_reclaimed_workers_as_reclaimed_under_the_canonical_run() {
+    let run = Run::new();
+    run.delegation("gone", &reclaimed("gone"));
+    // sweep signals only on its own clock: "stuck" is stale by the real one.
+    run.delegation(
+        "stuck",
+        &delegation(
+            "stuck",
+            "running",
+            json!({"last_progress_at": rfc3339(real_now_ms() - 50_000)}),
+        ),
+    );
+    // The run named through a detour: the label is still its canonical path.
+    let detour = run.path().join("delegations/..");
+    let canonical = std::fs::canonicalize(run.path()).unwrap();
+    let label = canonical.to_string_lossy();
+    let metrics = |command: &str| {
+        flatline([
+            OsStr::new(command),
+            OsStr::new("--format=prometheus"),
+            detour.as_os_str(),
+        ])
+    };
+    let out = metrics("status");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let state = |out: &Outcome, state: &str| {
+        gauge(
+            &out.stdout,
+            &format!("flatline_delegations{{run=\"{label}\",state=\"{state}\"}}"),
+        )
+    };
+    assert_eq!(state(&out, "reclaimed"), "1", "{}", out.stdout);
+    assert_eq!(state(&out, "stale"), "1", "{}", out.stdout);
+    assert!(!out.stdout.contains("delegations/.."), "{}", out.stdout);
+    // The sweep reclaims the stuck worker (no process to signal): the stale gauge clears in
+    // the sweep's own metrics and in every status after it.
+    let out = metrics("sweep");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(state(&out, "reclaimed"), "2", "{}", out.stdout);
+    assert_eq!(state(&out, "stale"), "0", "{}", out.stdout);
+    assert_eq!(state(&out, "timed_out"), "0", "{}", out.stdout);
+    let out = metrics("status");
+    assert_eq!(state(&out, "reclaimed"), "2", "{}", out.stdout);
+    assert_eq!(state(&out, "stale"), "0", "{}", out.stdout);
+    assert_eq!(
+        gauge(
+            &out.stdout,
+            &format!("flatline_delegations_reclaim_needed{{run=\"{label}\"}}")
+        ),
+        "0"
+    );
+}
