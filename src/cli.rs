@@ -215,6 +215,7 @@ pub enum FlagId {
     Check,
     Settle,
     DryRun,
+    All,
     AllowOutsidePaths,
     Wait,
     Deadline,
@@ -427,6 +428,21 @@ pub const FLAGS: &[Flag] = &[
               In a sweep's dry run, fan-in counts a worker that would be signalled as still \
               running (whether the signal ends it is not known without sending it), and one \
               that would be marked reclaimed without a process as failed.",
+    },
+    Flag {
+        id: FlagId::All,
+        long: "all",
+        short: None,
+        value: None,
+        commands: SWEEP,
+        about: "also print what did not change: cards not ready or already collapsed, standing problems",
+        doc: "A sweep prints only what changed or needs a person: action records, collapsed \
+              cards, appended events, and a problem (a worker it could not reclaim, a card \
+              blocked by a status it does not know) when it first appears or changes; the \
+              problems already reported are remembered in RUN_DIR/.flatline/state.json. \
+              A settled run prints nothing. \
+              With --all it also prints the cards that are not ready yet or already collapsed \
+              and every standing problem.",
     },
     Flag {
         id: FlagId::AllowOutsidePaths,
@@ -699,6 +715,7 @@ pub struct LowArgs {
     pub check: bool,
     pub settle: Option<Millis>,
     pub dry_run: bool,
+    pub all: bool,
     pub allow_outside_paths: bool,
     pub wait: Option<Millis>,
     pub deadline: Option<Millis>,
@@ -887,6 +904,7 @@ fn apply(low: &mut LowArgs, flag: &Flag, value: Option<String>) -> Result<(), Us
         FlagId::Check => low.check = true,
         FlagId::Settle => low.settle = Some(duration(flag, &text)?),
         FlagId::DryRun => low.dry_run = true,
+        FlagId::All => low.all = true,
         FlagId::AllowOutsidePaths => low.allow_outside_paths = true,
         FlagId::Wait => low.wait = Some(duration(flag, &text)?),
         FlagId::Deadline => low.deadline = Some(positive_duration(flag, &text)?),

@@ -29,6 +29,8 @@ pub struct Config {
     /// How long a stream without a terminal event must be unchanged before finalizing.
     pub settle: Millis,
     pub dry_run: bool,
+    /// sweep: print cards and problems that did not change too (SPEC §7).
+    pub all: bool,
     pub allow_outside_paths: bool,
     /// How long to wait for another flatline's lock (`None`: not at all).
     pub wait: Option<Duration>,
@@ -178,6 +180,7 @@ pub fn resolve(
         check: low.check,
         settle: low.settle.unwrap_or(DEFAULT_SETTLE_MS),
         dry_run: low.dry_run,
+        all: low.all,
         allow_outside_paths: low.allow_outside_paths,
         wait: low.wait.map(std_duration),
         deadline: low

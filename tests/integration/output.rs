@@ -318,3 +318,187 @@ fn prometheus_counts_reclaimed_workers_as_reclaimed_under_the_canonical_run() {
         "0"
     );
 }
+
+/// `flatline sweep --format=ndjson [extra] RUN`.
+fn sweep(run: &Run, extra: &[&str]) -> Outcome {
+    let mut args: Vec<&OsStr> = vec![OsStr::new("sweep"), OsStr::new("--format=ndjson")];
+    args.extend(extra.iter().map(OsStr::new));
+    args.push(run.arg());
+    flatline(args)
+}
+
+fn reported_problems(run: &Run) -> Value {
+    let path = run.path().join(".flatline/state.json");
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice::<Value>(&bytes).unwrap()["reported_problems"].clone(),
+        Err(_) => Value::Null,
+    }
+}
+
+/// Every running worker whose recorded progress is not from this very millisecond is stuck.
+const STUCK: &str = "--stale-after=1ms";
+
+/// The records of skipped reclaims.
+fn skipped(out: &Outcome) -> Vec<Value> {
+    out.records()
+        .into_iter()
+        .filter(|r| r["action"] == "skipped")
+        .collect()
+}
+
+/// A stuck worker sweep must never signal: its (live, verified) process is root's, its
+/// delegation another user's (the confused-deputy guard). A problem that stands until a
+/// person acts. `None` when the test cannot take another user's identity.
+fn unreclaimable(run: &Run, id: &str, child: &Proc) -> Option<()> {
+    if !is_root() {
+        return None;
+    }
+    // Recorded as the child started; stuck by `STUCK`, not by age.
+    let now = real_now_ms();
+    let started = rfc3339(now);
+    let path = run.delegation(
+        id,
+        &delegation(
+            id,
+            "running",
+            json!({"process_id": child.pid(), "launch_requested_at": rfc3339(now - 1_000),
+                   "started_at": started, "process_started_at": started,
+                   "last_progress_at": started}),
+        ),
+    );
+    std::os::unix::fs::lchown(&path, Some(65534), Some(65534)).unwrap();
+    Some(())
+}
+
+#[test]
+fn sweep_prints_a_standing_problem_once_and_again_when_it_returns() {
+    let run = Run::new();
+    let child = Proc::sleep();
+    if unreclaimable(&run, "stuck", &child).is_none() {
+        return;
+    }
+    let first = sweep(&run, &[STUCK]);
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    assert_eq!(skipped(&first).len(), 1, "{}", first.stdout);
+    assert_fields(
+        &skipped(&first)[0],
+        json!({"kind": "action", "action": "skipped", "delegation_id": "stuck",
+               "termination": "skipped_foreign"}),
+    );
+    assert_eq!(
+        reported_problems(&run),
+        json!({"delegations/stuck.json": {"action": "skipped", "termination": "skipped_foreign",
+               "process_id": child.pid()}})
+    );
+    // Standing: not printed again, but the exit status still says a person is needed.
+    let second = sweep(&run, &[STUCK]);
+    assert_eq!(
+        (second.code, second.stdout.as_str()),
+        (1, ""),
+        "{}",
+        second.stderr
+    );
+    // --all prints it.
+    let all = sweep(&run, &[STUCK, "--all"]);
+    assert_eq!(all.code, 1, "{}", all.stderr);
+    assert_eq!(skipped(&all).len(), 1, "{}", all.stdout);
+    // Gone (the operator finished it): forgotten, so its return is news again.
+    let mut finished = delegation("stuck", "failed", json!({}));
+    finished["task_card_id"] = Value::Null;
+    run.delegation("stuck", &finished);
+    let settled = sweep(&run, &[STUCK]);
+    assert_eq!(
+        (settled.code, settled.stdout.as_str()),
+        (0, ""),
+        "{}",
+        settled.stderr
+    );
+    assert_eq!(reported_problems(&run), Value::Null);
+    unreclaimable(&run, "stuck", &child);
+    let back = sweep(&run, &[STUCK]);
+    assert_eq!(back.code, 1, "{}", back.stderr);
+    assert_eq!(skipped(&back).len(), 1, "{}", back.stdout);
+    // The worker was never signalled.
+    assert!(Path::new(&format!("/proc/{}", child.pid())).exists());
+}
+
+#[test]
+fn a_dry_run_sweep_remembers_nothing() {
+    let run = Run::new();
+    let child = Proc::sleep();
+    if unreclaimable(&run, "stuck", &child).is_none() {
+        return;
+    }
+    for _ in 0..2 {
+        let out = sweep(&run, &[STUCK, "--dry-run"]);
+        assert_eq!(skipped(&out).len(), 1, "{}", out.stdout);
+    }
+    assert!(!run.path().join(".flatline").exists());
+}
+
+#[test]
+fn sweep_prints_a_blocked_card_once_and_a_settled_run_prints_nothing() {
+    let run = Run::new();
+    let mut odd = delegation("odd", "paused", json!({}));
+    odd["task_card_id"] = json!("c-odd");
+    run.delegation("odd", &odd);
+    let mut waiting = delegation(
+        "busy",
+        "running",
+        json!({"last_progress_at": rfc3339(real_now_ms())}),
+    );
+    waiting["task_card_id"] = json!("c-busy");
+    run.delegation("busy", &waiting);
+    let mut done = delegation("done", "completed", json!({}));
+    done["task_card_id"] = json!("c-done");
+    run.delegation("done", &done);
+    let first = sweep(&run, &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let cards: Vec<(Value, Value)> = first
+        .records()
+        .iter()
+        .map(|r| (r["task_card_id"].clone(), r["outcome"].clone()))
+        .collect();
+    // The collapse and the card a status blocks; not the card simply not ready yet.
+    assert_eq!(
+        cards,
+        [
+            (json!("c-done"), json!("collapsed")),
+            (json!("c-odd"), Value::Null)
+        ],
+        "{}",
+        first.stdout
+    );
+    let blocked = first.records()[1].clone();
+    assert_eq!(blocked["ready"], false);
+    assert!(
+        blocked["warnings"]
+            .as_array()
+            .is_some_and(|w| !w.is_empty()),
+        "{blocked}"
+    );
+    // Nothing changed: nothing printed, and state.json not rewritten.
+    let state = std::fs::read(run.path().join(".flatline/state.json")).unwrap();
+    let second = sweep(&run, &[]);
+    assert_eq!(
+        (second.code, second.stdout.as_str()),
+        (0, ""),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(
+        std::fs::read(run.path().join(".flatline/state.json")).unwrap(),
+        state
+    );
+    // --all shows every card: blocked, not ready, already collapsed.
+    let all = sweep(&run, &["--all"]);
+    let outcomes: Vec<(Value, Value)> = all
+        .records()
+        .iter()
+        .map(|r| (r["task_card_id"].clone(), r["ready"].clone()))
+        .collect();
+    assert_eq!(outcomes.len(), 3, "{}", all.stdout);
+    // --all is sweep's alone.
+    let status = flatline([OsStr::new("status"), OsStr::new("--all"), run.arg()]);
+    assert_eq!(status.code, 2, "{}", status.stderr);
+}
