@@ -702,6 +702,7 @@ fn text_columns(kind: &str) -> &'static [&'static str] {
             "worker_id",
             "status",
             "termination",
+            "would_signal",
             "summary",
             "message",
         ],
@@ -763,9 +764,13 @@ fn text_cell(column: &str, value: Option<&Value>) -> String {
             .unwrap_or_else(|| n.to_string()),
         Value::String(text) => text.clone(),
         Value::Array(items) if items.is_empty() => "-".to_string(),
-        Value::Array(items) if items.iter().all(Value::is_string) => items
+        // Lists of names or pids (waiting lanes, the pids a dry run would signal).
+        Value::Array(items) if items.iter().all(|v| v.is_string() || v.is_number()) => items
             .iter()
-            .filter_map(Value::as_str)
+            .map(|item| match item {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            })
             .collect::<Vec<_>>()
             .join(","),
         other => other.to_string(),
@@ -795,6 +800,7 @@ fn header_name(column: &str) -> String {
         "process_id" => "pid",
         "process_identity" => "process",
         "delegation_id" => "delegation",
+        "worker_id" => "worker",
         "task_card_id" => "task_card",
         other => other.strip_suffix("_ms").unwrap_or(other),
     };
@@ -818,7 +824,12 @@ fn note(row: &Map<String, Value>) -> String {
         .flatten()
         .filter_map(Value::as_str);
     for code in codes {
-        words.push(warning_words(code, row));
+        // Some records (fan-in) already say their warnings in words.
+        if code.contains(char::is_whitespace) {
+            words.push(code.to_string());
+        } else {
+            words.push(warning_words(code, row));
+        }
     }
     if row.get("process_identity").and_then(Value::as_str) == Some("reused")
         && !words.iter().any(|w| w == "pid reused")
@@ -1437,6 +1448,24 @@ mod tests {
             lines[1].ends_with(
                 "invalid pid 1, clock skew, wrong type at worker_lifecycle.state, pid reused"
             ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_dry_run_table_shows_the_pids_it_would_signal_and_sentences_stay_sentences() {
+        let rows = [
+            serde_json::json!({"kind": "action", "command": "sweep", "action": "reclaimed",
+                "outcome": "dry_run", "delegation_id": "d1", "would_signal": [4242, 4243]}),
+            serde_json::json!({"kind": "fan_in", "task_card_id": "c", "ready": false,
+                "warnings": ["unknown_status: delegation odd has status 'paused'"]}),
+        ];
+        let text = render_rows(Format::Text, &rows);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].contains("  WOULD_SIGNAL"), "{text}");
+        assert!(lines[1].ends_with("  4242,4243"), "{text}");
+        assert!(
+            lines[4].ends_with("  unknown_status: delegation odd has status 'paused'"),
             "{text}"
         );
     }
