@@ -710,9 +710,12 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         }
     }
 
-    let complete = interrupted.is_none() && config.task_cards.is_empty();
-    for state in &states {
-        write_reported(state, complete, diag);
+    // Interrupted: no further side effect; what was printed may be printed again.
+    if interrupted.is_none() {
+        let complete = config.task_cards.is_empty();
+        for state in &states {
+            write_reported(state, complete, diag);
+        }
     }
 
     for (action, count) in &tallies.actions {
