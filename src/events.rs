@@ -773,6 +773,8 @@ impl Digester {
         if serde_json::to_writer(&mut size, &usage).is_err() {
             return false;
         }
+        let mut usage = usage;
+        crate::text::strip_dangerous_json(&mut usage);
         self.digest.usage = Some(usage);
         true
     }

@@ -168,6 +168,36 @@ pub fn escape_control(input: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A JSON value copied from a stream into a document (a usage object) with every dangerous
+/// character dropped from its keys and strings; untouched (no allocation) when it has none.
+pub fn strip_dangerous_json(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    fn strip(text: &str) -> Option<String> {
+        text.chars()
+            .any(is_dangerous)
+            .then(|| text.chars().filter(|&ch| !is_dangerous(ch)).collect())
+    }
+    match value {
+        Value::String(text) => {
+            if let Some(clean) = strip(text) {
+                *text = clean;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_dangerous_json),
+        Value::Object(map) => {
+            if map.keys().any(|key| key.chars().any(is_dangerous)) {
+                let old = std::mem::take(map);
+                for (key, item) in old {
+                    let key = strip(&key).unwrap_or(key);
+                    map.insert(key, item);
+                }
+            }
+            map.values_mut().for_each(strip_dangerous_json);
+        }
+        _ => {}
+    }
+}
+
 /// Lossy UTF-8 for bytes that came from outside (file names, non-UTF-8 stream lines).
 pub fn lossy(bytes: &[u8]) -> Cow<'_, str> {
     String::from_utf8_lossy(bytes)
@@ -278,6 +308,22 @@ mod tests {
                 ));
             }
         }
+    }
+
+    #[test]
+    fn json_copied_into_documents_loses_its_dangerous_characters() {
+        let mut value = serde_json::json!({"in\u{202e}put": [1, "a\u{1b}]0;x\u{7}b"],
+            "plain": {"k": "v\u{2028}w"}, "n": 12345678901234567890u64});
+        strip_dangerous_json(&mut value);
+        assert_eq!(
+            value,
+            serde_json::json!({"input": [1, "a]0;xb"], "plain": {"k": "vw"},
+                "n": 12345678901234567890u64})
+        );
+        let mut clean = serde_json::json!({"output_tokens": 9, "model": "gpt-é"});
+        let before = clean.clone();
+        strip_dangerous_json(&mut clean);
+        assert_eq!(clean, before);
     }
 
     #[test]

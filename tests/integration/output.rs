@@ -70,7 +70,7 @@ fn hostile_run() -> Run {
         format!(
             "{{\"type\":\"item.completed\",\"item\":{{\"type\":\"agent_message\",\"text\":{text}}}}}"
         ),
-        "{\"type\":\"turn.completed\",\"usage\":{\"output_tokens\":1}}".to_string(),
+        format!("{{\"type\":\"turn.completed\",\"usage\":{{\"output_tokens\":1,{text}:{text}}}}}"),
     ];
     let stream = run.write("raw-events/done.jsonl", done.join("\n") + "\n");
     set_mtime(&stream, NOW_MS - 10_000);
@@ -120,6 +120,11 @@ fn hostile_text_never_reaches_a_terminal_a_pipe_or_a_document_raw() {
     // The digest's text is in the records, stripped, never escaped twice.
     let done = refresh.by_action("done");
     assert_eq!(done["thread_id"], "x]0;pwnedy[2Jgnp.exez31mend");
+    let usage = &run.read_json("delegations/done.json")["worker_result"]["total_token_usage"];
+    assert_eq!(
+        usage["x]0;pwnedy[2Jgnp.exez31mend"], "x]0;pwnedy[2Jgnp.exez31mend",
+        "{usage}"
+    );
     // What flatline wrote into the documents holds no dangerous character at all.
     for name in ["done", "failed"] {
         let doc = run.read_json(&format!("delegations/{name}.json"));
