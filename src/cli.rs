@@ -492,7 +492,8 @@ pub const FLAGS: &[Flag] = &[
         doc: "Writes what would go to stdout to FILE instead, atomically (a temporary file in \
               the same directory, fsync, rename), so that a reader such as node_exporter's \
               textfile collector never sees a partial file. \
-              FILE itself must not be a symlink.",
+              FILE itself must not be a symlink. \
+              --output - is stdout.",
     },
     Flag {
         id: FlagId::Grace,

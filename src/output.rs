@@ -340,10 +340,11 @@ impl Output {
         Output::for_config(config, header)
     }
 
-    /// The output a command's configuration asks for: stdout, or `--output FILE`.
+    /// The output a command's configuration asks for: stdout (also `--output -`), or
+    /// `--output FILE`.
     pub fn for_config(config: &crate::config::Config, header: Header) -> Output {
         match &config.output {
-            Some(path) => {
+            Some(path) if path.as_os_str() != "-" => {
                 let buffer = SharedBuffer::default();
                 let mut output = Output::new(
                     config.format,
@@ -354,7 +355,7 @@ impl Output {
                 output.file = Some((path.clone(), buffer));
                 output
             }
-            None => Output::stdout(config.format, config.quiet, header),
+            _ => Output::stdout(config.format, config.quiet, header),
         }
     }
 

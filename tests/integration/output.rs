@@ -570,3 +570,18 @@ fn text_and_tsv_memory_is_flat_in_the_number_of_delegations() {
         );
     }
 }
+
+#[test]
+fn output_dash_is_stdout() {
+    let run = Run::new();
+    run.delegation(
+        "a",
+        &delegation("a", "running", json!({"last_progress_at": at(-1_000)})),
+    );
+    let plain = status(&run, &[]);
+    let dash = status(&run, &["--output", "-"]);
+    assert_eq!(dash.code, 0, "{}", dash.stderr);
+    assert_eq!(dash.stdout, plain.stdout);
+    assert!(!Path::new("-").exists());
+    assert!(!run.path().join("-").exists());
+}
