@@ -215,6 +215,7 @@ pub enum FlagId {
     Check,
     Settle,
     DryRun,
+    All,
     AllowOutsidePaths,
     MaxStreamRead,
     Wait,
@@ -431,6 +432,21 @@ pub const FLAGS: &[Flag] = &[
               that would be marked reclaimed without a process as failed.",
     },
     Flag {
+        id: FlagId::All,
+        long: "all",
+        short: None,
+        value: None,
+        commands: SWEEP,
+        about: "also print what did not change: cards not ready or already collapsed, standing problems",
+        doc: "A sweep prints only what changed or needs a person: action records, collapsed \
+              cards, appended events, and a problem (a worker it could not reclaim, a card \
+              blocked by a status it does not know) when it first appears or changes; the \
+              problems already reported are remembered in RUN_DIR/.flatline/state.json. \
+              A settled run prints nothing. \
+              With --all it also prints the cards that are not ready yet or already collapsed \
+              and every standing problem.",
+    },
+    Flag {
         id: FlagId::AllowOutsidePaths,
         long: "allow-outside-paths",
         short: None,
@@ -514,7 +530,8 @@ pub const FLAGS: &[Flag] = &[
         doc: "Writes what would go to stdout to FILE instead, atomically (a temporary file in \
               the same directory, fsync, rename), so that a reader such as node_exporter's \
               textfile collector never sees a partial file. \
-              FILE itself must not be a symlink.",
+              FILE itself must not be a symlink. \
+              --output - is stdout.",
     },
     Flag {
         id: FlagId::Grace,
@@ -737,6 +754,7 @@ pub struct LowArgs {
     pub check: bool,
     pub settle: Option<Millis>,
     pub dry_run: bool,
+    pub all: bool,
     pub allow_outside_paths: bool,
     pub max_stream_read: Option<u64>,
     pub wait: Option<Millis>,
@@ -959,6 +977,7 @@ fn apply(low: &mut LowArgs, flag: &Flag, value: Option<String>) -> Result<(), Us
         FlagId::Check => low.check = true,
         FlagId::Settle => low.settle = Some(duration(flag, &text)?),
         FlagId::DryRun => low.dry_run = true,
+        FlagId::All => low.all = true,
         FlagId::AllowOutsidePaths => low.allow_outside_paths = true,
         FlagId::MaxStreamRead => {
             let bytes = parse_size(&text)

@@ -29,6 +29,8 @@ pub struct Config {
     /// How long a stream without a terminal event must be unchanged before finalizing.
     pub settle: Millis,
     pub dry_run: bool,
+    /// sweep: print cards and problems that did not change too (SPEC §7).
+    pub all: bool,
     pub allow_outside_paths: bool,
     /// `--max-stream-read`: the most bytes read of one event stream, inbox or outbox.
     pub max_stream_read: u64,
@@ -182,6 +184,7 @@ pub fn resolve(
         check: low.check,
         settle: low.settle.unwrap_or(DEFAULT_SETTLE_MS),
         dry_run: low.dry_run,
+        all: low.all,
         allow_outside_paths: low.allow_outside_paths,
         max_stream_read: low
             .max_stream_read

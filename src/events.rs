@@ -813,7 +813,10 @@ impl Digester {
 
     fn thread_id(&mut self, id: Option<&str>) {
         let Some(id) = id else { return };
-        let clean = id.chars().filter(|ch| !ch.is_control()).take(THREAD_ID_MAX);
+        let clean = id
+            .chars()
+            .filter(|&ch| !crate::text::is_dangerous(ch))
+            .take(THREAD_ID_MAX);
         // Claude repeats its session id on every line: compare before allocating.
         if let Some(current) = &self.digest.thread_id
             && current.chars().eq(clean.clone())
@@ -837,6 +840,8 @@ impl Digester {
         if serde_json::to_writer(&mut size, &usage).is_err() {
             return false;
         }
+        let mut usage = usage;
+        crate::text::strip_dangerous_json(&mut usage);
         self.digest.usage = Some(usage);
         true
     }

@@ -20,6 +20,7 @@ pub mod output;
 pub mod process;
 pub mod reclaim;
 pub mod refresh;
+pub mod reported;
 pub mod runstate;
 pub mod scan;
 pub mod status;

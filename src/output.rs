@@ -69,7 +69,7 @@ impl JsonWriter<'_> {
     pub fn str(&mut self, text: &str) {
         if needs_escape(text.as_bytes()) {
             // Writing into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut *self.0, text);
+            let _ = to_writer_safe(&mut *self.0, text);
         } else {
             self.0.push(b'"');
             self.0.extend_from_slice(text.as_bytes());
@@ -164,8 +164,55 @@ impl JsonWriter<'_> {
     }
 }
 
-/// Whether JSON text needs an escape: a `"`, a `\\` or a control character (below 0x20).
-/// Eight bytes at a time (the classic "has a zero byte" and "has a byte less than n" tests).
+/// serde_json's compact output with every dangerous character (`text::is_dangerous`)
+/// written as a `\uXXXX` escape: serde_json escapes only C0 controls by itself, and DEL, C1
+/// controls or a bidi override must not reach a terminal through `jq -r` or a log viewer
+/// (SPEC §7). The same bytes as serde_json for every other text.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SafeFormatter;
+
+impl serde_json::ser::Formatter for SafeFormatter {
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        if !crate::text::may_hold_dangerous_beyond_c0(fragment.as_bytes()) {
+            return writer.write_all(fragment.as_bytes());
+        }
+        let mut start = 0;
+        for (at, ch) in fragment.char_indices() {
+            if crate::text::is_dangerous(ch) {
+                writer.write_all(&fragment.as_bytes()[start..at])?;
+                write!(writer, "\\u{:04x}", ch as u32)?;
+                start = at + ch.len_utf8();
+            }
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
+}
+
+/// Compact JSON through `SafeFormatter`: what every record on stdout is written with.
+pub fn to_writer_safe<W: Write, T: ?Sized + Serialize>(
+    writer: W,
+    value: &T,
+) -> serde_json::Result<()> {
+    let mut serializer = serde_json::Serializer::with_formatter(writer, SafeFormatter);
+    value.serialize(&mut serializer)
+}
+
+/// `to_writer_safe` into a new string.
+pub fn to_string_safe<T: ?Sized + Serialize>(value: &T) -> serde_json::Result<String> {
+    let mut bytes = Vec::with_capacity(128);
+    to_writer_safe(&mut bytes, value)?;
+    // serde_json writes UTF-8 only.
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Whether JSON text needs an escape: a `"`, a `\\`, a control character (below 0x20), or
+/// possibly another dangerous character (`text::may_hold_dangerous_beyond_c0`: a DEL or the
+/// lead byte of one). Eight bytes at a time (the classic "has a zero byte" and "has a byte
+/// less than n" tests).
 fn needs_escape(bytes: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
@@ -179,14 +226,17 @@ fn needs_escape(bytes: &[u8]) -> bool {
         let zero_in = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
         // Bytes below 0x20: (x - 0x20 per byte) borrows into the high bit, bytes >= 0x80 excluded.
         let control = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
-        if zero_in(quote) | zero_in(backslash) | control != 0 {
+        let beyond_c0 = zero_in(x ^ (ONES * 0x7f))
+            | zero_in(x ^ (ONES * 0xc2))
+            | zero_in(x ^ (ONES * 0xd8))
+            | zero_in(x ^ (ONES * 0xe2));
+        if zero_in(quote) | zero_in(backslash) | control | beyond_c0 != 0 {
             return true;
         }
     }
-    chunks
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    let rest = chunks.remainder();
+    rest.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        || crate::text::may_hold_dangerous_beyond_c0(rest)
 }
 
 /// Where records go.
@@ -202,8 +252,13 @@ pub struct Output {
     opened: bool,
     /// json: records written so far (for commas).
     written: u64,
-    /// tsv and text: every record, kept until `finish`.
+    /// `capture`: every record, kept for `into_rows`.
     rows: Vec<Map<String, Value>>,
+    capturing: bool,
+    /// text: the bounded window of rows and the widths fixed from it.
+    tables: TextTables,
+    /// tsv: the header line last printed (a record with other fields prints a new one).
+    tsv_columns: Vec<String>,
     header: Header,
     line: Vec<u8>,
     /// `--output FILE`: everything goes to a buffer, written atomically at the end.
@@ -264,6 +319,9 @@ impl Output {
             opened: false,
             written: 0,
             rows: Vec::new(),
+            capturing: false,
+            tables: TextTables::default(),
+            tsv_columns: Vec::new(),
             header,
             line: Vec::with_capacity(1024),
             file: None,
@@ -282,10 +340,11 @@ impl Output {
         Output::for_config(config, header)
     }
 
-    /// The output a command's configuration asks for: stdout, or `--output FILE`.
+    /// The output a command's configuration asks for: stdout (also `--output -`), or
+    /// `--output FILE`.
     pub fn for_config(config: &crate::config::Config, header: Header) -> Output {
         match &config.output {
-            Some(path) => {
+            Some(path) if path.as_os_str() != "-" => {
                 let buffer = SharedBuffer::default();
                 let mut output = Output::new(
                     config.format,
@@ -296,17 +355,19 @@ impl Output {
                 output.file = Some((path.clone(), buffer));
                 output
             }
-            None => Output::stdout(config.format, config.quiet, header),
+            _ => Output::stdout(config.format, config.quiet, header),
         }
     }
 
     /// Records kept as JSON objects instead of printed (`into_rows`), for a command that
     /// prints its own document.
     pub fn capture() -> Output {
-        Output::new(Format::Tsv, false, Header::default(), Box::new(io::sink()))
+        let mut output = Output::new(Format::Tsv, false, Header::default(), Box::new(io::sink()));
+        output.capturing = true;
+        output
     }
 
-    /// The records kept by a capturing (or tsv/text) output.
+    /// The records kept by a capturing output.
     pub fn into_rows(self) -> Vec<Map<String, Value>> {
         self.rows
     }
@@ -342,7 +403,7 @@ impl Output {
         }
         self.opened = true;
         let mut head = b"{\"run_dirs\":".to_vec();
-        serde_json::to_writer(&mut head, &self.header.run_dirs)?;
+        to_writer_safe(&mut head, &self.header.run_dirs)?;
         head.extend_from_slice(b",\"checked_at\":");
         serde_json::to_writer(&mut head, &Ts(Some(self.header.checked_at)))?;
         head.extend_from_slice(b",\"records\":[");
@@ -351,7 +412,7 @@ impl Output {
 
     /// Prints one record (any `Serialize` struct with a `kind` field first).
     pub fn record<T: Serialize>(&mut self, record: &T) -> io::Result<()> {
-        self.emit(record, |line| Ok(serde_json::to_writer(line, record)?))
+        self.emit(record, |line| Ok(to_writer_safe(line, record)?))
     }
 
     /// Prints one record through its hand-written JSON (`WriteJson`): the same bytes as
@@ -380,7 +441,15 @@ impl Output {
             }
             Format::Tsv | Format::Text => {
                 if let Value::Object(map) = serde_json::to_value(record)? {
-                    self.rows.push(map);
+                    if self.capturing {
+                        self.rows.push(map);
+                    } else if self.format == Format::Tsv {
+                        let text = tsv_lines(&mut self.tsv_columns, &map);
+                        self.write(text.as_bytes())?;
+                    } else {
+                        let text = self.tables.push(text_row(&map));
+                        self.write(text.as_bytes())?;
+                    }
                 }
                 return Ok(());
             }
@@ -429,19 +498,16 @@ impl Output {
                 Format::Json => {
                     self.open_json()?;
                     let mut tail = b"],\"summary\":".to_vec();
-                    serde_json::to_writer(&mut tail, summary)?;
+                    to_writer_safe(&mut tail, summary)?;
                     tail.extend_from_slice(b",\"errors\":");
-                    serde_json::to_writer(&mut tail, errors)?;
+                    to_writer_safe(&mut tail, errors)?;
                     tail.extend_from_slice(b"}\n");
                     self.write(&tail)?;
                 }
-                Format::Tsv => {
-                    let text = render_tsv(&self.rows);
-                    self.write(text.as_bytes())?;
-                }
+                Format::Tsv => {}
                 Format::Prometheus => {}
                 Format::Text => {
-                    let mut text = render_text(&self.rows);
+                    let mut text = self.tables.flush();
                     if !tally.is_empty() {
                         text.push_str(tally);
                         text.push('\n');
@@ -463,9 +529,10 @@ impl Output {
         Ok(())
     }
 
-    /// True when records are held until `finish` (tsv, text).
+    /// True when records are held until `finish` (a capturing output; text holds at most
+    /// `TEXT_WINDOW` rows).
     pub fn buffers(&self) -> bool {
-        matches!(self.format, Format::Tsv | Format::Text)
+        self.capturing
     }
 }
 
@@ -564,8 +631,9 @@ pub fn write_stdout(bytes: &[u8]) -> io::Result<()> {
     }
 }
 
-/// A tsv cell: strings as they are with `\t`, `\n`, `\r` and `\\` escaped; null empty;
-/// arrays of strings joined with commas; other values as JSON.
+/// A tsv cell: strings as they are with `\t`, `\n`, `\r` and `\\` escaped, and every other
+/// dangerous character (`text::is_dangerous`) as `\x1b` or `\u202e`; null empty; arrays of
+/// strings joined with commas; other values as JSON.
 fn tsv_cell(value: &Value) -> String {
     let raw = match value {
         Value::Null => return String::new(),
@@ -577,42 +645,39 @@ fn tsv_cell(value: &Value) -> String {
             .join(","),
         other => other.to_string(),
     };
+    tsv_text(&raw)
+}
+
+/// Text in a tsv line: `\\` doubled, every dangerous character escaped (`\t`, `\x1b`).
+fn tsv_text(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     for ch in raw.chars() {
         match ch {
             '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            ch => out.push(ch),
+            ch => out.push_str(&escape_control(ch.encode_utf8(&mut [0; 4]))),
         }
     }
     out
 }
 
-fn render_tsv(rows: &[Map<String, Value>]) -> String {
-    let mut columns: Vec<&str> = Vec::new();
-    for row in rows {
-        for key in row.keys() {
-            if !columns.contains(&key.as_str()) {
-                columns.push(key);
-            }
-        }
-    }
+/// The tsv lines of one record, streamed: its row, after a header line when its fields are
+/// not those of the header printed last (the first record, a change of kind, a record kind
+/// whose optional fields differ). Nothing is kept but the last header.
+fn tsv_lines(columns: &mut Vec<String>, row: &Map<String, Value>) -> String {
     let mut out = String::new();
-    if columns.is_empty() {
-        return out;
-    }
-    out.push_str(&columns.join("\t"));
-    out.push('\n');
-    for row in rows {
-        let cells: Vec<String> = columns
-            .iter()
-            .map(|column| row.get(*column).map(tsv_cell).unwrap_or_default())
-            .collect();
-        out.push_str(&cells.join("\t"));
+    if !columns
+        .iter()
+        .map(String::as_str)
+        .eq(row.keys().map(String::as_str))
+    {
+        *columns = row.keys().cloned().collect();
+        let header: Vec<String> = columns.iter().map(|c| tsv_text(c)).collect();
+        out.push_str(&header.join("\t"));
         out.push('\n');
     }
+    let cells: Vec<String> = row.values().map(tsv_cell).collect();
+    out.push_str(&cells.join("\t"));
+    out.push('\n');
     out
 }
 
@@ -628,6 +693,7 @@ fn text_columns(kind: &str) -> &'static [&'static str] {
             "process_identity",
             "next_action",
             "summary",
+            "note",
         ],
         "action" => &[
             "command",
@@ -637,6 +703,7 @@ fn text_columns(kind: &str) -> &'static [&'static str] {
             "worker_id",
             "status",
             "termination",
+            "would_signal",
             "summary",
             "message",
         ],
@@ -648,7 +715,9 @@ fn text_columns(kind: &str) -> &'static [&'static str] {
             "failed",
             "cancelled",
             "active",
+            "waiting_lanes",
             "summary",
+            "note",
         ],
         "worker" => &[
             "worker_id",
@@ -659,6 +728,7 @@ fn text_columns(kind: &str) -> &'static [&'static str] {
             "inbox_count",
             "outbox_count",
             "message",
+            "note",
         ],
         "summary:workers" => &[
             "run_dir", "total", "healthy", "stalled", "dead", "stopped", "starting", "unknown",
@@ -694,9 +764,14 @@ fn text_cell(column: &str, value: Option<&Value>) -> String {
             .map(human_duration)
             .unwrap_or_else(|| n.to_string()),
         Value::String(text) => text.clone(),
-        Value::Array(items) if items.iter().all(Value::is_string) => items
+        Value::Array(items) if items.is_empty() => "-".to_string(),
+        // Lists of names or pids (waiting lanes, the pids a dry run would signal).
+        Value::Array(items) if items.iter().all(|v| v.is_string() || v.is_number()) => items
             .iter()
-            .filter_map(Value::as_str)
+            .map(|item| match item {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            })
             .collect::<Vec<_>>()
             .join(","),
         other => other.to_string(),
@@ -718,42 +793,158 @@ pub fn human_duration(ms: Millis) -> String {
     }
 }
 
+/// A column's header, in one style: upper case with underscores, `_ms` columns named for
+/// what their values show (`PROGRESS_AGE` shows `1m30s`, not milliseconds).
 fn header_name(column: &str) -> String {
     let name = match column {
-        "elapsed_since_progress_ms" => "progress age",
+        "elapsed_since_progress_ms" => "progress_age",
         "process_id" => "pid",
         "process_identity" => "process",
         "delegation_id" => "delegation",
-        "task_card_id" => "task card",
-        other => other,
+        "worker_id" => "worker",
+        "task_card_id" => "task_card",
+        other => other.strip_suffix("_ms").unwrap_or(other),
     };
-    name.to_uppercase()
+    escape_control(&name.to_uppercase()).into_owned()
 }
 
-fn render_text(rows: &[Map<String, Value>]) -> String {
-    // One table per kind (and scope), in order of first appearance.
-    let table_of = |row: &Map<String, Value>| -> String {
-        let kind = row.get("kind").and_then(Value::as_str).unwrap_or("");
-        match row.get("scope").and_then(Value::as_str) {
-            Some(scope) => format!("{kind}:{scope}"),
-            None => kind.to_string(),
-        }
-    };
-    let mut kinds: Vec<String> = Vec::new();
-    for row in rows {
-        let kind = table_of(row);
-        if !kinds.contains(&kind) {
-            kinds.push(kind);
+/// Whether a record is of a reclaimed worker: its STATE reads `reclaimed` in a text table,
+/// whatever state it was reclaimed in (the record keeps both fields).
+fn is_reclaimed(row: &Map<String, Value>) -> bool {
+    row.get("reclaim_state").and_then(Value::as_str) == Some("reclaimed")
+}
+
+/// The NOTE column: a record's warnings in words (`invalid pid 1`, `pid reused`, `clock
+/// skew`), joined with commas; `-` without any.
+fn note(row: &Map<String, Value>) -> String {
+    let mut words: Vec<String> = Vec::new();
+    let codes = row
+        .get("warnings")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str);
+    for code in codes {
+        // Some records (fan-in) already say their warnings in words.
+        if code.contains(char::is_whitespace) {
+            words.push(code.to_string());
+        } else {
+            words.push(warning_words(code, row));
         }
     }
-    let mut out = String::new();
-    for (index, kind) in kinds.iter().enumerate() {
-        let group: Vec<&Map<String, Value>> =
-            rows.iter().filter(|row| table_of(row) == *kind).collect();
-        let mut columns: Vec<String> = text_columns(kind).iter().map(|c| c.to_string()).collect();
+    if row.get("process_identity").and_then(Value::as_str) == Some("reused")
+        && !words.iter().any(|w| w == "pid reused")
+    {
+        words.push("pid reused".into());
+    }
+    if words.is_empty() {
+        return "-".into();
+    }
+    escape_control(&words.join(", ")).into_owned()
+}
+
+/// One warning code in words, with the value it is about where the record has it.
+fn warning_words(code: &str, row: &Map<String, Value>) -> String {
+    let value = |key: &str| match row.get(key) {
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(Value::Null) | None => None,
+        Some(other) => Some(other.to_string()),
+    };
+    let (name, path) = match code.split_once(':') {
+        Some((name, path)) => (name, Some(path)),
+        None => (code, None),
+    };
+    let words = match name {
+        "invalid_process_id" => match value("process_id") {
+            Some(pid) => format!("invalid pid {pid}"),
+            None => "invalid pid".into(),
+        },
+        "pid_reused" | "reused" => "pid reused".into(),
+        "unknown_status" => match value("status") {
+            Some(status) => format!("unknown status {status}"),
+            None => "unknown status".into(),
+        },
+        "wrong_type" => "wrong type".into(),
+        "invalid_timestamp" => "invalid timestamp".into(),
+        other => other.replace('_', " "),
+    };
+    match path {
+        Some(path) => format!("{words} at {path}"),
+        None => words,
+    }
+}
+
+/// Rows of text kept to measure the columns' widths; the rows after them are streamed with
+/// those widths (a wider cell just overflows), so text holds at most this many rows.
+pub const TEXT_WINDOW: usize = 1000;
+
+/// One row of a text table: the table it belongs to (kind, and scope for summaries) and the
+/// cells it has, by column, already escaped. Nulls are left out for the known kinds (their
+/// cell is `-`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TextRow {
+    table: String,
+    cells: Vec<(String, String)>,
+}
+
+impl TextRow {
+    fn cell(&self, column: &str) -> &str {
+        self.cells
+            .iter()
+            .find(|(c, _)| c == column)
+            .map_or("-", |(_, cell)| cell.as_str())
+    }
+}
+
+/// A record as a text row: only the cells its table shows.
+fn text_row(row: &Map<String, Value>) -> TextRow {
+    let kind = row.get("kind").and_then(Value::as_str).unwrap_or("");
+    let table = match row.get("scope").and_then(Value::as_str) {
+        Some(scope) => format!("{kind}:{scope}"),
+        None => kind.to_string(),
+    };
+    let columns = text_columns(&table);
+    let mut cells = Vec::with_capacity(columns.len());
+    if columns.is_empty() {
+        for (key, value) in row.iter().filter(|(k, _)| *k != "kind") {
+            cells.push((key.clone(), text_cell(key, Some(value))));
+        }
+    } else {
+        for &column in columns {
+            let value = match column {
+                "note" => {
+                    cells.push((column.to_string(), note(row)));
+                    continue;
+                }
+                "state" if is_reclaimed(row) => {
+                    cells.push((column.to_string(), "reclaimed".into()));
+                    continue;
+                }
+                _ => row.get(column),
+            };
+            if let Some(value) = value.filter(|v| !v.is_null()) {
+                cells.push((column.to_string(), text_cell(column, Some(value))));
+            }
+        }
+    }
+    TextRow { table, cells }
+}
+
+/// A table whose columns and widths are fixed.
+#[derive(Debug, Clone)]
+struct FixedTable {
+    table: String,
+    columns: Vec<String>,
+    widths: Vec<usize>,
+}
+
+impl FixedTable {
+    /// Columns and widths from the rows of one table (the header counts too).
+    fn measure(table: &str, rows: &[&TextRow]) -> FixedTable {
+        let mut columns: Vec<String> = text_columns(table).iter().map(|c| c.to_string()).collect();
         if columns.is_empty() {
-            for row in &group {
-                for key in row.keys().filter(|k| *k != "kind") {
+            for row in rows {
+                for (key, _) in &row.cells {
                     if !columns.contains(key) {
                         columns.push(key.clone());
                     }
@@ -762,46 +953,133 @@ fn render_text(rows: &[Map<String, Value>]) -> String {
         }
         // Action records of different commands have different fields: a column that no
         // record of this table has is left out.
-        if kind == "action" {
-            columns.retain(|c| {
-                group
-                    .iter()
-                    .any(|row| row.get(c).is_some_and(|v| !v.is_null()))
-            });
+        if table == "action" {
+            columns.retain(|c| rows.iter().any(|row| row.cells.iter().any(|(k, _)| k == c)));
         }
-        let table: Vec<Vec<String>> = group
+        let widths = columns
             .iter()
-            .map(|row| columns.iter().map(|c| text_cell(c, row.get(c))).collect())
-            .collect();
-        let headers: Vec<String> = columns.iter().map(|c| header_name(c)).collect();
-        let widths: Vec<usize> = (0..columns.len())
-            .map(|i| {
-                table
-                    .iter()
-                    .map(|row| row[i].chars().count())
-                    .chain(std::iter::once(headers[i].chars().count()))
+            .map(|column| {
+                rows.iter()
+                    .map(|row| row.cell(column).chars().count())
+                    .chain(std::iter::once(header_name(column).chars().count()))
                     .max()
                     .unwrap_or(0)
             })
             .collect();
-        if index > 0 {
-            out.push('\n');
-        }
-        for row in std::iter::once(&headers).chain(table.iter()) {
-            let mut line = String::new();
-            for (i, cell) in row.iter().enumerate() {
-                if i + 1 == row.len() {
-                    line.push_str(cell);
-                } else {
-                    line.push_str(cell);
-                    line.push_str(&" ".repeat(widths[i] - cell.chars().count() + 2));
-                }
-            }
-            out.push_str(line.trim_end());
-            out.push('\n');
+        FixedTable {
+            table: table.to_string(),
+            columns,
+            widths,
         }
     }
-    out
+
+    fn line(&self, cells: &[&str], out: &mut String) {
+        let mut line = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            line.push_str(cell);
+            if i + 1 < cells.len() {
+                let pad = self.widths[i].saturating_sub(cell.chars().count()) + 2;
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+
+    fn header(&self, out: &mut String) {
+        let headers: Vec<String> = self.columns.iter().map(|c| header_name(c)).collect();
+        let cells: Vec<&str> = headers.iter().map(String::as_str).collect();
+        self.line(&cells, out);
+    }
+
+    fn row(&self, row: &TextRow, out: &mut String) {
+        let cells: Vec<&str> = self.columns.iter().map(|c| row.cell(c)).collect();
+        self.line(&cells, out);
+    }
+}
+
+/// The text tables of one output: the first `TEXT_WINDOW` rows are kept and printed as one
+/// aligned table per kind (in order of first appearance); after them every row is printed as
+/// it comes, with the widths its table got from the window, under a repeated header when the
+/// kind changes. Memory stays flat in the number of records.
+#[derive(Debug, Default)]
+struct TextTables {
+    window: Vec<TextRow>,
+    /// Set once the window was printed: rows are streamed from then on.
+    fixed: Option<Vec<FixedTable>>,
+    /// The table of the row printed last, and whether anything was printed.
+    last: Option<String>,
+}
+
+impl TextTables {
+    /// Takes one row; returns the text to print now (empty while the window fills).
+    fn push(&mut self, row: TextRow) -> String {
+        let mut out = String::new();
+        match &mut self.fixed {
+            None => {
+                self.window.push(row);
+                if self.window.len() >= TEXT_WINDOW {
+                    out = self.flush();
+                }
+            }
+            Some(tables) => {
+                let index = match tables.iter().position(|t| t.table == row.table) {
+                    Some(index) => index,
+                    None => {
+                        tables.push(FixedTable::measure(&row.table, &[&row]));
+                        tables.len() - 1
+                    }
+                };
+                let table = &tables[index];
+                if self.last.as_deref() != Some(row.table.as_str()) {
+                    if self.last.is_some() {
+                        out.push('\n');
+                    }
+                    table.header(&mut out);
+                    self.last = Some(row.table.clone());
+                }
+                table.row(&row, &mut out);
+            }
+        }
+        out
+    }
+
+    /// Prints the window (if not yet printed) and fixes the widths.
+    fn flush(&mut self) -> String {
+        let mut out = String::new();
+        if self.fixed.is_some() {
+            return out;
+        }
+        let window = std::mem::take(&mut self.window);
+        let mut names: Vec<&str> = Vec::new();
+        for row in &window {
+            if !names.contains(&row.table.as_str()) {
+                names.push(&row.table);
+            }
+        }
+        let mut tables = Vec::with_capacity(names.len());
+        for name in names {
+            let rows: Vec<&TextRow> = window.iter().filter(|row| row.table == name).collect();
+            let table = FixedTable::measure(name, &rows);
+            if self.last.is_some() {
+                out.push('\n');
+            }
+            table.header(&mut out);
+            for row in rows {
+                table.row(row, &mut out);
+            }
+            self.last = Some(name.to_string());
+            tables.push(table);
+        }
+        self.fixed = Some(tables);
+        out
+    }
+
+    /// Rows held right now (at most `TEXT_WINDOW`).
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.window.len()
+    }
 }
 
 /// How a problem line is classed for the journal.
@@ -913,7 +1191,10 @@ mod tests {
     #[test]
     fn needs_escape_finds_every_byte_that_json_escapes_wherever_it_is() {
         for byte in 0..=255u8 {
-            let expected = byte < 0x20 || byte == b'"' || byte == b'\\';
+            let expected = byte < 0x20
+                || byte == b'"'
+                || byte == b'\\'
+                || matches!(byte, 0x7f | 0xc2 | 0xd8 | 0xe2);
             for at in 0..19 {
                 let mut text = vec![b'a'; 19];
                 text[at] = byte;
@@ -1013,7 +1294,7 @@ mod tests {
             render(Format::Tsv),
             "kind\tdelegation_id\tstate\telapsed_since_progress_ms\twarnings\n\
              delegation\td1\tstale\t90000\t\n\
-             delegation\td\\t2\u{1b}\tqueued\t\tclock_skew,x\n"
+             delegation\td\\t2\\x1b\tqueued\t\tclock_skew,x\n"
         );
     }
 
@@ -1021,11 +1302,230 @@ mod tests {
     fn text_aligns_and_escapes() {
         assert_eq!(
             render(Format::Text),
-            "DELEGATION  TASK CARD  STATE   PROGRESS AGE  PID  PROCESS  NEXT_ACTION  SUMMARY\n\
-             d1          -          stale   1m30s         -    -        -            -\n\
-             d\\t2\\u{1b}  -          queued  -             -    -        -            -\n\
+            "DELEGATION  TASK_CARD  STATE   PROGRESS_AGE  PID  PROCESS  NEXT_ACTION  SUMMARY  NOTE\n\
+             d1          -          stale   1m30s         -    -        -            -        -\n\
+             d\\t2\\x1b    -          queued  -             -    -        -            -        clock skew, x\n\
              2 delegations\n"
         );
+    }
+
+    const HOSTILE: &str =
+        "a\u{1b}]0;pwned\u{7}b\u{1b}[2Jc\u{202e}d\u{2028}e\u{85}f\u{7f}g\u{61c}h\u{2066}i";
+
+    fn hostile_rows() -> Vec<Value> {
+        vec![
+            serde_json::json!({"kind": "delegation", "delegation_id": HOSTILE, "state": "stale",
+                "summary": HOSTILE, "warnings": [HOSTILE]}),
+            serde_json::json!({"kind": "action", "command": "sweep", "action": HOSTILE,
+                "message": HOSTILE}),
+            serde_json::json!({"kind": "odd", HOSTILE: HOSTILE}),
+        ]
+    }
+
+    fn render_rows(format: Format, rows: &[Value]) -> String {
+        let capture = Capture::default();
+        let header = Header {
+            run_dirs: vec![HOSTILE.into()],
+            checked_at: 0,
+        };
+        let mut output = Output::new(format, false, header, Box::new(capture.clone()));
+        for row in rows {
+            output.record(row).unwrap();
+        }
+        let errors = [ErrorEntry {
+            path: HOSTILE.into(),
+            message: HOSTILE.into(),
+        }];
+        output.finish::<Value>(&[], &errors, "").unwrap();
+        let bytes = capture.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn no_dangerous_character_reaches_any_format_raw() {
+        for format in [Format::Ndjson, Format::Json, Format::Tsv, Format::Text] {
+            let text = render_rows(format, &hostile_rows());
+            let raw: Vec<char> = text
+                .chars()
+                .filter(|&c| c != '\n' && !(c == '\t' && format == Format::Tsv))
+                .filter(|&c| crate::text::is_dangerous(c))
+                .collect();
+            assert!(raw.is_empty(), "{format:?}: {raw:?} in {text:?}");
+            assert!(text.contains("pwned"), "{format:?}: {text}");
+        }
+        let ndjson = render_rows(Format::Ndjson, &hostile_rows());
+        assert!(ndjson.contains(r"a\u001b]0;pwned\u0007b"), "{ndjson}");
+        assert!(
+            ndjson.contains(r"c\u202ed\u2028e\u0085f\u007fg\u061ch\u2066i"),
+            "{ndjson}"
+        );
+        // The escapes are JSON's own: the text reads back exactly.
+        for line in ndjson.lines() {
+            let value: Value = serde_json::from_str(line).unwrap();
+            assert!(value.to_string().contains("pwned"));
+        }
+        let doc: Value = serde_json::from_str(&render_rows(Format::Json, &hostile_rows())).unwrap();
+        assert_eq!(doc["run_dirs"][0], HOSTILE);
+        assert_eq!(doc["errors"][0]["message"], HOSTILE);
+        assert_eq!(doc["records"][0]["summary"], HOSTILE);
+        let tsv = render_rows(Format::Tsv, &hostile_rows());
+        assert!(
+            tsv.contains(r"a\x1b]0;pwned\x07b\x1b[2Jc\u202ed\u2028e\x85f\x7fg\u061ch\u2066i"),
+            "{tsv}"
+        );
+    }
+
+    #[test]
+    fn the_hand_written_json_escapes_what_serde_path_escapes() {
+        for text in [
+            HOSTILE,
+            "plain",
+            "\u{9f}",
+            "\u{200e}x",
+            "ok \u{e9}\u{2014}\u{65e5}",
+            "\u{2029}",
+        ] {
+            let mut fast = Vec::new();
+            JsonWriter(&mut fast).str(text);
+            let mut safe = Vec::new();
+            to_writer_safe(&mut safe, text).unwrap();
+            assert_eq!(fast, safe, "{text:?}");
+            let back: String = serde_json::from_slice(&fast).unwrap();
+            assert_eq!(back, text);
+        }
+        // Text without a dangerous character is written as serde_json writes it.
+        let text = "quote\" back\\ tab\t \u{e9}\u{2014}\u{65e5}\u{1f642}";
+        assert_eq!(
+            to_string_safe(text).unwrap(),
+            serde_json::to_string(text).unwrap()
+        );
+    }
+
+    #[test]
+    fn tsv_prints_a_new_header_when_the_fields_change() {
+        let rows = [
+            serde_json::json!({"kind": "delegation", "a": 1}),
+            serde_json::json!({"kind": "delegation", "a": 2}),
+            serde_json::json!({"kind": "fan_in", "b": "x"}),
+            serde_json::json!({"kind": "delegation", "a": 3}),
+        ];
+        assert_eq!(
+            render_rows(Format::Tsv, &rows),
+            "kind\ta\ndelegation\t1\ndelegation\t2\nkind\tb\nfan_in\tx\nkind\ta\ndelegation\t3\n"
+        );
+    }
+
+    fn delegation_row(id: &str, reclaim_state: &str) -> Value {
+        serde_json::json!({"kind": "delegation", "delegation_id": id, "state": "stale",
+            "reclaim_state": reclaim_state, "elapsed_since_progress_ms": 90_000,
+            "process_id": 1, "process_identity": "reused",
+            "warnings": ["invalid_process_id", "clock_skew", "wrong_type:worker_lifecycle.state"]})
+    }
+
+    #[test]
+    fn text_says_reclaimed_and_notes_the_warnings_in_words() {
+        let text = render_rows(
+            Format::Text,
+            &[
+                delegation_row("d1", "reclaimed"),
+                delegation_row("d2", "reclaim_needed"),
+            ],
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with("DELEGATION  TASK_CARD  STATE      PROGRESS_AGE  PID"),
+            "{text}"
+        );
+        assert!(lines[0].ends_with("  NOTE"), "{text}");
+        assert!(
+            lines[1].starts_with("d1          -          reclaimed  1m30s         1"),
+            "{text}"
+        );
+        assert!(
+            lines[2].starts_with("d2          -          stale      1m30s"),
+            "{text}"
+        );
+        assert!(
+            lines[1].ends_with(
+                "invalid pid 1, clock skew, wrong type at worker_lifecycle.state, pid reused"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_dry_run_table_shows_the_pids_it_would_signal_and_sentences_stay_sentences() {
+        let rows = [
+            serde_json::json!({"kind": "action", "command": "sweep", "action": "reclaimed",
+                "outcome": "dry_run", "delegation_id": "d1", "would_signal": [4242, 4243]}),
+            serde_json::json!({"kind": "fan_in", "task_card_id": "c", "ready": false,
+                "warnings": ["unknown_status: delegation odd has status 'paused'"]}),
+        ];
+        let text = render_rows(Format::Text, &rows);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].contains("  WOULD_SIGNAL"), "{text}");
+        assert!(lines[1].ends_with("  4242,4243"), "{text}");
+        assert!(
+            lines[4].ends_with("  unknown_status: delegation odd has status 'paused'"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_fan_in_table_shows_the_waiting_lanes() {
+        let rows = [
+            serde_json::json!({"kind": "fan_in", "task_card_id": "card-1", "ready": false,
+            "active": 0, "waiting_lanes": ["api", "docs"]}),
+        ];
+        let text = render_rows(Format::Text, &rows);
+        assert_eq!(
+            text,
+            "TASK_CARD  READY  OUTCOME  COMPLETED  FAILED  CANCELLED  ACTIVE  WAITING_LANES  SUMMARY  NOTE\n\
+             card-1     false  -        -          -       -          0       api,docs       -        -\n"
+        );
+    }
+
+    #[test]
+    fn text_holds_at_most_a_window_of_rows_then_streams_with_its_widths() {
+        let mut tables = TextTables::default();
+        let mut printed = String::new();
+        for i in 0..TEXT_WINDOW - 1 {
+            printed.push_str(&tables.push(text_row(
+                delegation_row(&format!("d{i}"), "x").as_object().unwrap(),
+            )));
+            assert!(tables.held() <= TEXT_WINDOW);
+        }
+        assert!(printed.is_empty(), "nothing before the window is full");
+        printed.push_str(&tables.push(text_row(
+            delegation_row("last-of-window", "x").as_object().unwrap(),
+        )));
+        assert_eq!(tables.held(), 0);
+        assert_eq!(printed.lines().count(), TEXT_WINDOW + 1);
+        let width = printed.lines().next().unwrap().find("TASK_CARD").unwrap();
+        for i in 0..10_000 {
+            let id = if i == 5 {
+                "a-much-longer-delegation-id-than-any-in-the-window".to_string()
+            } else {
+                format!("e{i}")
+            };
+            let line = tables.push(text_row(delegation_row(&id, "x").as_object().unwrap()));
+            assert_eq!(tables.held(), 0, "streamed rows are not kept");
+            assert_eq!(line.lines().count(), 1);
+            if i != 5 {
+                assert_eq!(line.find("-  ").unwrap(), width, "{line}");
+            } else {
+                assert!(
+                    line.starts_with(&format!("{id}  -")),
+                    "a wider cell overflows: {line}"
+                );
+            }
+        }
+        // A change of kind after the window repeats a header.
+        let other =
+            serde_json::json!({"kind": "action", "command": "sweep", "action": "reclaimed"});
+        let text = tables.push(text_row(other.as_object().unwrap()));
+        assert_eq!(text, "\nCOMMAND  ACTION\nsweep    reclaimed\n");
+        assert_eq!(tables.flush(), "");
     }
 
     #[test]

@@ -1052,7 +1052,7 @@ fn print_plan_document(output: Output, diag: &mut Diagnostics) {
         "targets": targets,
         "summary": summary,
     });
-    let mut text = serde_json::to_string(&document).unwrap_or_default();
+    let mut text = crate::output::to_string_safe(&document).unwrap_or_default();
     text.push('\n');
     if let Err(error) = crate::output::write_stdout(text.as_bytes()) {
         crate::status::stdout_failed(diag, &error);

@@ -227,7 +227,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         }
         // Heartbeat workers belong to no task card: --task-card leaves them out.
         if !config.task_cards.is_empty() {
-            seen.add_to(&mut metrics, &run.path, None);
+            seen.add_to(&mut metrics, &run.root.real_path, None);
             continue;
         }
         let mut workers = WorkerTally::default();
@@ -243,7 +243,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 .record(&WorkerRecord::new(run, &worker))
                 .map_err(|error| stdout_failed(diag, &error))
         });
-        seen.add_to(&mut metrics, &run.path, Some(&workers));
+        seen.add_to(&mut metrics, &run.root.real_path, Some(&workers));
         if workers.total > 0 {
             summaries.push(json_value(&WorkerSummary {
                 run_dir: run.path.to_string_lossy().into_owned(),
@@ -351,7 +351,7 @@ pub struct RunMetrics {
 
 impl RunMetrics {
     pub fn add(&mut self, view: &View<'_>) {
-        *self.states.entry(view.state.as_str()).or_default() += 1;
+        *self.states.entry(metric_state(view)).or_default() += 1;
         if view.reclaim_state == crate::lifecycle::ReclaimState::ReclaimNeeded {
             self.reclaim_needed += 1;
         }
@@ -366,11 +366,22 @@ impl RunMetrics {
         }
     }
 
+    /// A delegation counted in `state` was reclaimed by this run: it counts as reclaimed now.
+    pub fn reclaimed_now(&mut self, state: &'static str) {
+        if let Some(count) = self.states.get_mut(state)
+            && *count > 0
+        {
+            *count -= 1;
+            *self.states.entry("reclaimed").or_default() += 1;
+        }
+    }
+
     /// The gauges of one run: delegations by state, those that need reclaim or attention,
-    /// the oldest progress age, and (when read) the workers by health.
+    /// the oldest progress age, and (when read) the workers by health. `run` is the run
+    /// directory's canonical path (SPEC §7), so one run is one series however it was named.
     pub fn add_to(&self, metrics: &mut Metrics, run: &Path, workers: Option<&WorkerTally>) {
         let run = run.to_string_lossy().into_owned();
-        for state in crate::lifecycle::STATES {
+        for state in crate::lifecycle::STATES.iter().chain(&["reclaimed"]) {
             metrics.gauge(
                 "flatline_delegations",
                 "Delegations by lifecycle state.",
@@ -406,6 +417,17 @@ impl RunMetrics {
                 );
             }
         }
+    }
+}
+
+/// The state a delegation is counted under in `flatline_delegations`: a reclaimed one under
+/// `reclaimed`, never under the `stale` or `timed_out` it was reclaimed in, so an alert on
+/// stale gauges clears once the worker is reclaimed (SPEC §7).
+fn metric_state(view: &View<'_>) -> &'static str {
+    if view.reclaim_state == crate::lifecycle::ReclaimState::Reclaimed {
+        "reclaimed"
+    } else {
+        view.state.as_str()
     }
 }
 
@@ -534,6 +556,7 @@ mod tests {
             "non-ASCII — ünïcödé ✓ 日本",
             "\u{1b}[31m escape at the start",
             "ends with a control \u{8}",
+            "bidi \u{202e}reversed\u{2069}, separator \u{2028}, c1 \u{9b}, alm \u{61c}",
         ];
         let odd_name = OsStr::from_bytes(b"/runs/r1/delegations/\xff\xfe\"x.json");
         let paths = [
@@ -546,7 +569,8 @@ mod tests {
                     let record = record(path, text, warnings);
                     let mut fast = Vec::new();
                     record.write_json(&mut JsonWriter(&mut fast));
-                    let serde = serde_json::to_vec(&record).unwrap();
+                    let mut serde = Vec::new();
+                    crate::output::to_writer_safe(&mut serde, &record).unwrap();
                     assert_eq!(
                         String::from_utf8_lossy(&fast),
                         String::from_utf8_lossy(&serde),

@@ -17,6 +17,7 @@ use crate::lifecycle::ReclaimState;
 use crate::output::{Diagnostics, Metrics, Output};
 use crate::reclaim::{self, Kill, Reclaim, TargetInfo, Termination, Triage};
 use crate::refresh;
+use crate::reported::{self, Reported};
 use crate::scan::{self, LazyHost, Listing, Run};
 use crate::status::RunMetrics;
 use crate::stop::Stop;
@@ -121,6 +122,8 @@ struct RunState<'a> {
     wrote: bool,
     /// The delegations as the sweep leaves them, for the metrics.
     seen: RunMetrics,
+    /// The problems printed before, and those seen in this sweep (SPEC §7).
+    reported: Reported,
 }
 
 /// What the sweep did, for the metrics.
@@ -177,6 +180,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         let mut seen = RunMetrics::default();
         // Read first, so that the scan knows which active members surely count (below).
         let (card_listing, cards) = fanin::read_cards(run, config, diag);
+        let mut reported = read_reported(run, lock.as_ref(), config);
         if let Some(listing) = &delegations {
             let ctx = refresh::Context::new(run, config, &host);
             let result = scan::for_each_in_listing(
@@ -262,13 +266,16 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                                 detail.insert("process_id".into(), json!(after.info.process_id));
                                 detail.insert("termination".into(), json!(termination.as_str()));
                                 count(&mut tallies, "skipped");
-                                place.record(
-                                    "skipped",
-                                    "not_written",
-                                    detail,
-                                    &mut output,
-                                    diag,
-                                )?;
+                                let subject = reported::delegation_subject(item.name);
+                                if reported.problem(&subject, &skipped_record(&detail)) {
+                                    place.record(
+                                        "skipped",
+                                        "not_written",
+                                        detail,
+                                        &mut output,
+                                        diag,
+                                    )?;
+                                }
                             }
                         }
                     }
@@ -354,6 +361,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             disk_active,
             wrote: false,
             seen,
+            reported,
         });
         if interrupted.is_some() {
             break;
@@ -406,6 +414,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             let seen = &mut states[entry.run].seen;
             seen.reclaim_needed = seen.reclaim_needed.saturating_sub(1);
             seen.attention = seen.attention.saturating_sub(1);
+            seen.reclaimed_now(info.state.as_str());
             // The worker is gone: for fan-in it is a failed delegation now.
             if let Some((card, position)) = &entry.card
                 && let Some(member) = states[entry.run].member_mut(card, *position)
@@ -413,7 +422,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 member.status = crate::lifecycle::ChildStatus::Failed;
             }
         } else {
-            let state = &states[entry.run];
+            let state = &mut states[entry.run];
             let place = Place {
                 command: "sweep",
                 run: state.run,
@@ -421,13 +430,11 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 delegation_id: entry.delegation_id.as_deref(),
             };
             count(&mut tallies, "skipped");
-            let _ = place.record(
-                "skipped",
-                "not_written",
-                kill.skipped_detail(info),
-                &mut output,
-                diag,
-            );
+            let detail = kill.skipped_detail(info);
+            let subject = reported::delegation_subject(&entry.name);
+            if state.reported.problem(&subject, &skipped_record(&detail)) {
+                let _ = place.record("skipped", "not_written", detail, &mut output, diag);
+            }
         }
     }
     // A refresh finalization also ends a member.
@@ -661,6 +668,9 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 let seen = &mut states[entry.run].seen;
                 seen.reclaim_needed = seen.reclaim_needed.saturating_sub(1);
                 seen.attention = seen.attention.saturating_sub(1);
+                if let Some(reclaim) = &change.reclaim {
+                    seen.reclaimed_now(reclaim.state.as_str());
+                }
             }
         }
     }
@@ -686,6 +696,9 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         if row.get("ready") == Some(&json!(false)) {
             let active = active_after_writes(&states[run_index], run_index, &card, &ended);
             row.insert("active".into(), json!(active));
+        }
+        if !fan_in_news(&mut states[run_index].reported, &row, config.all) {
+            continue;
         }
         if output.record(&row).is_err() {
             break;
@@ -716,14 +729,24 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 stop,
                 &mut output,
             ) {
-                Ok(workers) => state
-                    .seen
-                    .add_to(&mut metrics, &state.run.path, Some(&workers)),
+                Ok(workers) => {
+                    state
+                        .seen
+                        .add_to(&mut metrics, &state.run.root.real_path, Some(&workers))
+                }
                 Err(exit) => {
                     interrupted = Some(exit);
                     break;
                 }
             }
+        }
+    }
+
+    // Interrupted: no further side effect; what was printed may be printed again.
+    if interrupted.is_none() {
+        let complete = config.task_cards.is_empty();
+        for state in &states {
+            write_reported(state, complete, diag);
         }
     }
 
@@ -752,6 +775,82 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         diag.raise(exit);
     }
     diag.exit
+}
+
+/// The problems this run's sweeps printed before (`reported_problems` in `state.json`). An
+/// unreadable state counts as none: the health transitions report it.
+fn read_reported(run: &Run, lock: Option<&RunLock>, config: &Config) -> Reported {
+    let opened;
+    let dir = match lock {
+        Some(lock) => Some(lock.state_dir()),
+        // A dry run takes no lock and creates nothing, but reads what is there.
+        None => {
+            opened = run
+                .dir()
+                .open_child(std::ffi::OsStr::new(".flatline"))
+                .ok()
+                .flatten();
+            opened.as_ref()
+        }
+    };
+    let state = dir.and_then(|dir| crate::runstate::RunState::read(dir).ok());
+    Reported::new(
+        state.as_ref().and_then(|s| s.section(reported::SECTION)),
+        config.all,
+    )
+}
+
+/// Stores the problems this sweep saw (under the run lock; a dry run has none and writes
+/// nothing). The state is read again just before, so every other section stays as the other
+/// concerns left it.
+fn write_reported(state: &RunState<'_>, complete: bool, diag: &mut Diagnostics) {
+    let Some(lock) = &state.lock else {
+        return;
+    };
+    let path = crate::runstate::path_of(&state.run.path);
+    let mut stored = match crate::runstate::RunState::read(lock.state_dir()) {
+        Ok(stored) => stored,
+        // Already reported by the health transitions; never replace what cannot be read.
+        Err(_) => return,
+    };
+    match state.reported.section(complete) {
+        Some(section) => stored.set_section(reported::SECTION, section),
+        None => stored.remove_section(reported::SECTION),
+    }
+    if let Err(error) = stored.write_if_changed(lock.state_dir()) {
+        diag.error(&path, &error.to_string(), Exit::FileProblem);
+    }
+}
+
+/// A skipped reclaim as a problem: the record's fields that say what it is.
+fn skipped_record(detail: &Map<String, Value>) -> Map<String, Value> {
+    let mut record = detail.clone();
+    record.insert("action".into(), json!("skipped"));
+    record
+}
+
+/// Whether a fan-in record is printed by a sweep (SPEC §7): a card collapsed (or failing to,
+/// or that would in a dry run) always; a card not ready because of something a person must
+/// look at (its warnings: a status flatline does not know) when that first appears or
+/// changes; a card simply not ready yet, or already collapsed, only with `--all`.
+fn fan_in_news(reported: &mut Reported, row: &Map<String, Value>, all: bool) -> bool {
+    let outcome = row.get("outcome").and_then(Value::as_str);
+    let ready = row.get("ready").and_then(Value::as_bool).unwrap_or(false);
+    let warned = row
+        .get("warnings")
+        .and_then(Value::as_array)
+        .is_some_and(|w| !w.is_empty());
+    if ready {
+        return all || outcome != Some("already_collapsed");
+    }
+    if warned {
+        let card = row
+            .get("task_card_id")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        return reported.problem(&reported::card_subject(card), row);
+    }
+    all
 }
 
 fn count(tallies: &mut Tallies, action: &'static str) {

@@ -4,6 +4,8 @@
 //! or megabytes of output. Two operations cover every use: `preview` for text copied into
 //! documents and records (one line, bounded, counted in Unicode scalar values), and
 //! `escape_control` for text shown to people (nothing dropped, every control made visible).
+//! Both, and the JSON writers of `output`, use the one set of dangerous characters,
+//! `is_dangerous` (SPEC §7).
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -15,7 +17,33 @@ pub const RAW_PREVIEW_MAX: usize = 220;
 /// The marker that ends a cut preview; it counts towards the limit.
 pub const ELLIPSIS: &str = "...";
 
-/// A one-line preview: control characters dropped, every run of whitespace collapsed to one
+/// Whether a character can steer a terminal or a viewer: C0 and C1 controls, DEL, the Arabic
+/// letter mark, the directional marks, the line and paragraph separators, and the bidi
+/// embeddings, overrides and isolates. The one definition of the set (SPEC §7): escaped in
+/// text, tsv and stderr, `\uXXXX` in json, stripped from text copied into documents.
+pub fn is_dangerous(ch: char) -> bool {
+    matches!(
+        ch,
+        '\u{0}'..='\u{1f}'
+            | '\u{7f}'..='\u{9f}'
+            | '\u{61c}'
+            | '\u{200e}'..='\u{200f}'
+            | '\u{2028}'..='\u{2029}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// Whether UTF-8 text may hold a dangerous character beyond ASCII's C0 controls: a DEL byte
+/// or a lead byte of one of the other characters of the set (a cheap first look for the
+/// JSON writers; `is_dangerous` decides).
+pub fn may_hold_dangerous_beyond_c0(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .any(|&b| matches!(b, 0x7f | 0xc2 | 0xd8 | 0xe2))
+}
+
+/// A one-line preview: dangerous characters (`is_dangerous`) dropped, every run of whitespace collapsed to one
 /// space, trimmed, and cut to at most `max` scalar values (ending in `...` when cut).
 pub fn preview(input: &str, max: usize) -> String {
     let mut out = PreviewBuilder::new(max);
@@ -46,7 +74,8 @@ impl PreviewBuilder {
         }
     }
 
-    /// Appends text; whitespace inside collapses, control characters vanish.
+    /// Appends text; whitespace inside collapses (line breaks and tabs included), the other
+    /// dangerous characters vanish.
     pub fn push_str(&mut self, piece: &str) {
         for ch in piece.chars() {
             if self.overflowed {
@@ -54,7 +83,7 @@ impl PreviewBuilder {
             }
             if ch.is_whitespace() {
                 self.pending_space = self.chars > 0;
-            } else if !ch.is_control() {
+            } else if !is_dangerous(ch) {
                 if self.pending_space {
                     self.pending_space = false;
                     self.push_char(' ');
@@ -112,10 +141,11 @@ impl PreviewBuilder {
     }
 }
 
-/// Makes every control character visible (`\n`, `\t`, `\r`, `\u{1b}` …) so that text from a
-/// file cannot move the cursor, rewrite a terminal line or forge a log line.
+/// Makes every dangerous character visible (`\n`, `\t`, `\r`, `\x1b`, `\u202e` …) so that
+/// text from a file cannot move the cursor, set a window title, reverse text or forge a log
+/// line.
 pub fn escape_control(input: &str) -> Cow<'_, str> {
-    if !input.chars().any(needs_escape) {
+    if !input.chars().any(is_dangerous) {
         return Cow::Borrowed(input);
     }
     let mut out = String::with_capacity(input.len() + 8);
@@ -124,8 +154,13 @@ pub fn escape_control(input: &str) -> Cow<'_, str> {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
-            ch if needs_escape(ch) => {
-                let _ = write!(out, "\\u{{{:x}}}", ch as u32);
+            ch if is_dangerous(ch) => {
+                let code = ch as u32;
+                let _ = if code < 0x100 {
+                    write!(out, "\\x{code:02x}")
+                } else {
+                    write!(out, "\\u{code:04x}")
+                };
             }
             ch => out.push(ch),
         }
@@ -133,9 +168,34 @@ pub fn escape_control(input: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-fn needs_escape(ch: char) -> bool {
-    // Bidirectional overrides can reorder what a person reads on a terminal.
-    ch.is_control() || matches!(ch, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+/// A JSON value copied from a stream into a document (a usage object) with every dangerous
+/// character dropped from its keys and strings; untouched (no allocation) when it has none.
+pub fn strip_dangerous_json(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    fn strip(text: &str) -> Option<String> {
+        text.chars()
+            .any(is_dangerous)
+            .then(|| text.chars().filter(|&ch| !is_dangerous(ch)).collect())
+    }
+    match value {
+        Value::String(text) => {
+            if let Some(clean) = strip(text) {
+                *text = clean;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_dangerous_json),
+        Value::Object(map) => {
+            if map.keys().any(|key| key.chars().any(is_dangerous)) {
+                let old = std::mem::take(map);
+                for (key, item) in old {
+                    let key = strip(&key).unwrap_or(key);
+                    map.insert(key, item);
+                }
+            }
+            map.values_mut().for_each(strip_dangerous_json);
+        }
+        _ => {}
+    }
 }
 
 /// Lossy UTF-8 for bytes that came from outside (file names, non-UTF-8 stream lines).
@@ -203,8 +263,75 @@ mod tests {
     #[test]
     fn escape_control_makes_controls_visible() {
         assert_eq!(escape_control("plain"), "plain");
-        assert_eq!(escape_control("a\nb\tc\u{1b}d"), "a\\nb\\tc\\u{1b}d");
-        assert_eq!(escape_control("x\u{202e}y"), "x\\u{202e}y");
+        assert_eq!(escape_control("a\nb\tc\u{1b}d"), "a\\nb\\tc\\x1bd");
+        assert_eq!(escape_control("x\u{202e}y"), "x\\u202ey");
         assert_eq!(escape_control("back\\slash\n"), "back\\slash\\n");
+        assert_eq!(
+            escape_control("\u{1b}]0;pwned\u{7}\u{7f}\u{9b}\u{61c}\u{200f}\u{2028}\u{2069}"),
+            "\\x1b]0;pwned\\x07\\x7f\\x9b\\u061c\\u200f\\u2028\\u2069"
+        );
+    }
+
+    /// Every character of the set, and its neighbours outside it.
+    const DANGEROUS: &[char] = &[
+        '\u{0}', '\u{7}', '\u{1b}', '\u{1f}', '\u{7f}', '\u{80}', '\u{85}', '\u{9b}', '\u{9f}',
+        '\u{61c}', '\u{200e}', '\u{200f}', '\u{2028}', '\u{2029}', '\u{202a}', '\u{202e}',
+        '\u{2066}', '\u{2069}',
+    ];
+    const SAFE: &[char] = &[
+        ' ', '~', '\u{a0}', '\u{61b}', '\u{61d}', '\u{200d}', '\u{2010}', '\u{2027}', '\u{202f}',
+        '\u{2065}', '\u{206a}', 'é', '日', '🙂',
+    ];
+
+    #[test]
+    fn the_dangerous_set_is_exactly_the_spec_s() {
+        for &ch in DANGEROUS {
+            assert!(is_dangerous(ch), "{ch:?}");
+            let mut buf = [0; 4];
+            let encoded = ch.encode_utf8(&mut buf).as_bytes();
+            assert!(
+                ch < ' ' || may_hold_dangerous_beyond_c0(encoded),
+                "{ch:?} escapes the byte look"
+            );
+        }
+        for &ch in SAFE {
+            assert!(!is_dangerous(ch), "{ch:?}");
+        }
+        // Every character, against the first look the JSON writers take.
+        for code in 0x20..0x3_0000u32 {
+            if let Some(ch) = char::from_u32(code)
+                && is_dangerous(ch)
+            {
+                let mut buf = [0; 4];
+                assert!(may_hold_dangerous_beyond_c0(
+                    ch.encode_utf8(&mut buf).as_bytes()
+                ));
+            }
+        }
+    }
+
+    #[test]
+    fn json_copied_into_documents_loses_its_dangerous_characters() {
+        let mut value = serde_json::json!({"in\u{202e}put": [1, "a\u{1b}]0;x\u{7}b"],
+            "plain": {"k": "v\u{2028}w"}, "n": 12345678901234567890u64});
+        strip_dangerous_json(&mut value);
+        assert_eq!(
+            value,
+            serde_json::json!({"input": [1, "a]0;xb"], "plain": {"k": "vw"},
+                "n": 12345678901234567890u64})
+        );
+        let mut clean = serde_json::json!({"output_tokens": 9, "model": "gpt-é"});
+        let before = clean.clone();
+        strip_dangerous_json(&mut clean);
+        assert_eq!(clean, before);
+    }
+
+    #[test]
+    fn previews_drop_every_dangerous_character() {
+        let text: String = DANGEROUS.iter().flat_map(|&c| [c, 'a']).collect();
+        let cut = preview(&text, 200);
+        assert!(!cut.chars().any(is_dangerous), "{cut:?}");
+        assert!(cut.contains("aa"));
+        assert_eq!(preview("\u{1b}]0;pwned\u{7}x\u{202e}y", 50), "]0;pwnedxy");
     }
 }

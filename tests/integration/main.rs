@@ -9,6 +9,7 @@ mod huge_stream;
 mod identity;
 mod lock;
 mod ops;
+mod output;
 mod parser_mismatch;
 mod pid_reuse;
 mod random_input;

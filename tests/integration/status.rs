@@ -572,8 +572,8 @@ fn text_is_a_table_with_a_tally_and_escaped_controls() {
     let out = status(&run, &["--format", "text"]);
     assert_eq!(
         out.stdout,
-        "DELEGATION  TASK CARD  STATE      PROGRESS AGE  PID  PROCESS  NEXT_ACTION  SUMMARY\n\
-         a\\u{1b}[2J  card-1     timed_out  1m30s         -    -        reclaim      timed out: past the timeout threshold; needs reclaim\n\
+        "DELEGATION  TASK_CARD  STATE      PROGRESS_AGE  PID  PROCESS  NEXT_ACTION  SUMMARY                                               NOTE\n\
+         a\\x1b[2J    card-1     timed_out  1m30s         -    -        reclaim      timed out: past the timeout threshold; needs reclaim  -\n\
          1 delegation: 1 timed_out, 1 reclaim_needed\n"
     );
 }

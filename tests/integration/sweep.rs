@@ -236,6 +236,9 @@ fn now_is_refused_without_dry_run_and_task_cards_not_ready_are_not_an_error() {
     busy["task_card_id"] = json!("c1");
     run.delegation("a", &busy);
     let out = sweep(&run, &["--task-card", "c1"]);
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{}", out.stderr);
+    // A card simply not ready yet is printed only with --all (SPEC §7).
+    let out = sweep(&run, &["--task-card", "c1", "--all"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_fields(
         &out.records()[0],
@@ -386,6 +389,13 @@ fn a_card_whose_last_member_is_reclaimed_without_a_process_collapses_in_the_same
         assert!(doc["fan_in_collapsed_at"].is_string(), "{id}: {doc}");
     }
     let again = sweep(&run, &[]);
+    assert_eq!(
+        (again.code, again.stdout.as_str()),
+        (0, ""),
+        "{}",
+        again.stderr
+    );
+    let again = sweep(&run, &["--all"]);
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_fields(
         &again.records()[0],
@@ -417,7 +427,7 @@ fn a_card_with_a_member_at_work_is_left_alone_until_it_finishes() {
     run.delegation("b1", &working("b1", "c5"));
     run.delegation("b2", &finished("b2", "c5"));
     let before = snapshot(run.path());
-    let out = sweep(&run, &[]);
+    let out = sweep(&run, &["--all"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let fan: Vec<(Value, Value, Value)> = out
         .records()
