@@ -340,10 +340,14 @@ pub const FLAGS: &[Flag] = &[
         short: None,
         value: Some("DURATION"),
         commands: VIEWERS,
-        about: "a launch requested this long ago without a start is stale [none]",
-        doc: "Caps the time from worker_lifecycle.launch_requested_at while started_at is \
-              absent (schedule-to-start): past it the worker is stale. \
-              No default.",
+        about: "a launching worker is judged by this alone: stale past it [none]",
+        doc: "Judges a launching worker alone (schedule-to-start): one whose \
+              worker_lifecycle.launch_requested_at (else queued_at) is this long ago is stale, \
+              never earlier, whatever the stale and timeout thresholds say. A worker is \
+              launching only while started_at, process_started_at, stream evidence \
+              (last_progress_at or a stream written) and a verified process are all absent; \
+              any of them ends the launch. Without this flag a launching worker ages like a \
+              running one. No default.",
     },
     Flag {
         id: FlagId::MaxClockSkew,

@@ -648,7 +648,10 @@ pub fn view<'a>(
                         State::Unknown
                     }
                     None => State::Unknown,
-                    Some(age) => running_state(age, times, now, policy, thresholds, &mut cause),
+                    Some(age) => {
+                        let launching = is_launching(times, process.identity(), false);
+                        running_state(age, times, now, policy, thresholds, launching, &mut cause)
+                    }
                 }
             }
             ChildStatus::Completed => State::Returned,
@@ -784,38 +787,55 @@ pub fn view<'a>(
     }
 }
 
+/// Whether a running worker is still launching (SPEC §2): no `started_at`, no
+/// `process_started_at`, no stream evidence (a `last_progress_at`) and no verified process.
+/// A caller that has fresher stream evidence (a stream mtime) ORs it in as `stream_seen`.
+pub fn is_launching(times: &Times, identity: Option<Identity>, stream_seen: bool) -> bool {
+    times.started_at.is_none()
+        && times.process_started_at.is_none()
+        && times.last_progress_at.is_none()
+        && identity != Some(Identity::Verified)
+        && !stream_seen
+}
+
+/// When the launch was asked for: `launch_requested_at`, else `queued_at`.
+fn launch_at(times: &Times) -> Option<Millis> {
+    times.launch_requested_at.or(times.queued_at)
+}
+
 fn running_state(
     age: Millis,
     times: &Times,
     now: Millis,
     policy: &Thresholds,
     thresholds: Effective,
+    launching: bool,
     cause: &mut Cause,
 ) -> State {
     let runtime = times.started_at.map(|at| (now - at).max(0));
-    let waiting_for_start = times
-        .launch_requested_at
-        .filter(|_| times.started_at.is_none());
-    if age >= thresholds.timeout {
-        return State::TimedOut;
-    }
     if let (Some(limit), Some(runtime)) = (policy.max_runtime, runtime)
         && runtime >= limit
     {
         *cause = Cause::Runtime(runtime);
         return State::TimedOut;
     }
-    if age >= thresholds.stale {
-        return State::Stale;
-    }
-    if let (Some(limit), Some(requested)) = (policy.launch_timeout, waiting_for_start) {
-        let waited = (now - requested).max(0);
+    // With --launch-timeout a launching worker is judged by it alone: stale past it, never
+    // earlier (a slow container pull must not look like a hang).
+    if launching && let Some(limit) = policy.launch_timeout {
+        let waited = launch_at(times).map_or(age, |at| (now - at).max(0));
         if waited >= limit {
             *cause = Cause::Launch(waited);
             return State::Stale;
         }
+        return State::Launching;
     }
-    if waiting_for_start.is_some() {
+    if age >= thresholds.timeout {
+        return State::TimedOut;
+    }
+    if age >= thresholds.stale {
+        return State::Stale;
+    }
+    if launching {
         return State::Launching;
     }
     if age >= thresholds.quiet {
@@ -838,7 +858,7 @@ fn reclaim_reason(
             policy.max_runtime.unwrap_or(0)
         ),
         Cause::Launch(waited) => format!(
-            "worker launch requested {waited} ms ago without a start reached the launch timeout {} ms",
+            "launch took {waited} ms, over the launch timeout {} ms",
             policy.launch_timeout.unwrap_or(0)
         ),
         Cause::Progress if state == State::TimedOut => format!(
@@ -1055,6 +1075,75 @@ mod tests {
         );
         assert_eq!(state, State::Stale);
         assert!(timed.recovery_reason.contains("launch timeout 1000 ms"));
+    }
+
+    #[test]
+    fn the_launch_timeout_alone_judges_a_launching_worker() {
+        let policy = Thresholds {
+            launch_timeout: Some(600_000),
+            ..Thresholds::default()
+        };
+        let launch = |ago: Millis, more: &str| {
+            view_of(
+                &running(&format!(r#""launch_requested_at":"{}"{more}"#, at(-ago))),
+                &policy,
+                &ProcessFacts::NoPid,
+            )
+        };
+        // Far past the stale and timeout thresholds, but under the launch timeout: launching.
+        let (state, _) = launch(300_000, "");
+        assert_eq!(state, State::Launching);
+        let (state, _) = launch(599_999, "");
+        assert_eq!(state, State::Launching);
+        let (state, view) = launch(600_000, "");
+        assert_eq!(state, State::Stale);
+        assert_eq!(
+            view.recovery_reason,
+            "launch took 600000 ms, over the launch timeout 600000 ms"
+        );
+        // queued_at stands in for launch_requested_at.
+        let (state, _) = view_of(
+            &running(&format!(r#""queued_at":"{}""#, at(-600_000))),
+            &policy,
+            &ProcessFacts::NoPid,
+        );
+        assert_eq!(state, State::Stale);
+        // Evidence of a start ends the launch: the worker then ages like any running one.
+        for evidence in ["process_started_at", "last_progress_at"] {
+            let more = format!(r#","{evidence}":"{}""#, at(-300_000));
+            let (state, _) = launch(300_000, &more);
+            assert_eq!(state, State::TimedOut, "{evidence}");
+            let more = format!(r#","{evidence}":"{}""#, at(-1_000));
+            let (state, _) = launch(700_000, &more);
+            assert_eq!(state, State::RunningActive, "{evidence}");
+        }
+        // So does a verified process.
+        let host = crate::process::test_host();
+        let pid = crate::process::validate_found(4242, &host).unwrap();
+        let verified = ProcessFacts::Checked {
+            pid,
+            observation: Observation::Exited,
+            identity: Identity::Verified,
+        };
+        let (state, _) = view_of(
+            &running(&format!(r#""launch_requested_at":"{}""#, at(-300_000))),
+            &policy,
+            &verified,
+        );
+        assert_eq!(state, State::TimedOut);
+        // Without --launch-timeout a launching worker ages like a running one.
+        let (state, _) = view_of(
+            &running(&format!(r#""launch_requested_at":"{}""#, at(-50_000))),
+            &Thresholds::default(),
+            &ProcessFacts::NoPid,
+        );
+        assert_eq!(state, State::Stale);
+        let (state, _) = view_of(
+            &running(&format!(r#""launch_requested_at":"{}""#, at(-1_000))),
+            &Thresholds::default(),
+            &ProcessFacts::NoPid,
+        );
+        assert_eq!(state, State::Launching);
     }
 
     #[test]

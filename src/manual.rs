@@ -91,11 +91,14 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
              A baseline in the future by no more than --max-clock-skew gives age 0 and the \
              warning clock_skew; one further ahead is not trusted and the state is unknown. \
              Without any baseline the state is unknown with the warning no_progress_baseline.",
-            "A running worker whose progress age reached the timeout, or whose run time \
-             reached --max-runtime, is timed_out; else one whose age reached the stale \
-             threshold, or whose launch waited past --launch-timeout, is stale. \
+            "A running worker whose run time reached --max-runtime is timed_out. A worker \
+             is launching while started_at, process_started_at, stream evidence and a \
+             verified process are all absent; with --launch-timeout given, a launching worker \
+             is judged by it alone: stale once its launch waited past it, else launching. \
+             Otherwise a worker whose progress age reached the timeout is timed_out; else one \
+             whose age reached the stale threshold is stale. \
              Both need reclaim (reclaim_state reclaim_needed). \
-             Else a worker with launch_requested_at and no started_at is launching; else one \
+             Else a launching worker is launching; else one \
              whose age reached the quiet threshold is running_quiet; else running_active. \
              child_agent.status completed is returned (resumable), failed is failed, cancelled \
              is cancelled and queued is queued; any other status is unknown with the warning \

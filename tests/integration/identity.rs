@@ -260,3 +260,52 @@ fn a_thread_id_is_not_a_process() {
     );
     assert_eq!(record["warnings"], json!(["invalid_process_id"]));
 }
+
+/// SPEC §2 (issue 13 item 6): `--launch-timeout` alone judges a launching worker, and any
+/// sign of a start ends the launch.
+#[test]
+fn the_launch_timeout_judges_only_launching_workers() {
+    let run = Run::new();
+    run.delegation(
+        "slow-launch",
+        &delegation(
+            "slow-launch",
+            "running",
+            json!({"launch_requested_at": at(-300_000)}),
+        ),
+    );
+    run.delegation(
+        "late-launch",
+        &delegation(
+            "late-launch",
+            "running",
+            json!({"launch_requested_at": at(-700_000)}),
+        ),
+    );
+    run.delegation(
+        "started",
+        &delegation(
+            "started",
+            "running",
+            json!({"launch_requested_at": at(-300_000), "process_started_at": at(-300_000)}),
+        ),
+    );
+    let out = status(&run, &["--launch-timeout", "10m"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_fields(
+        &out.by_id("slow-launch"),
+        json!({"state": "launching", "reclaim_state": "not_needed"}),
+    );
+    assert_fields(
+        &out.by_id("late-launch"),
+        json!({"state": "stale", "reclaim_state": "reclaim_needed",
+               "recovery_reason": "launch took 700000 ms, over the launch timeout 600000 ms"}),
+    );
+    assert_fields(
+        &out.by_id("started"),
+        json!({"state": "timed_out", "reclaim_state": "reclaim_needed"}),
+    );
+    // Without the flag a launching worker ages like a running one.
+    let out = status(&run, &[]);
+    assert_fields(&out.by_id("slow-launch"), json!({"state": "timed_out"}));
+}
