@@ -503,7 +503,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                     path: item.path,
                     delegation_id: view.delegation_id,
                 };
-                let owner = item.meta.uid;
+                let owner = crate::files::guard_owner(&item.meta);
                 match triage(item.facts, owner, config.allow_foreign_uid) {
                     Triage::Skip(termination) => skip(
                         place,

@@ -550,7 +550,13 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &crate::stop::Stop) ->
             diag,
             stop,
             &mut |item, diag| {
-                let change = match plan(&ctx, item.doc, item.times, item.facts, item.meta.uid) {
+                let change = match plan(
+                    &ctx,
+                    item.doc,
+                    item.times,
+                    item.facts,
+                    crate::files::guard_owner(&item.meta),
+                ) {
                     Ok(Some(change)) => change,
                     Ok(None) => return Ok(()),
                     Err(problem) => {
@@ -565,7 +571,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &crate::stop::Stop) ->
                 };
                 let written =
                     commit::write_change(target, change, config.now, config.dry_run, |bytes| {
-                        replan(&ctx, bytes, item.meta.uid)
+                        replan(&ctx, bytes, crate::files::guard_owner(&item.meta))
                     });
                 wrote |= written.wrote();
                 let place = Place {

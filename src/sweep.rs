@@ -181,7 +181,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 diag,
                 stop,
                 &mut |item, diag| {
-                    let owner = item.meta.uid;
+                    let owner = crate::files::guard_owner(&item.meta);
                     let planned = match refresh::plan(&ctx, item.doc, item.times, item.facts, owner)
                     {
                         Ok(planned) => planned,

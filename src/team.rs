@@ -328,7 +328,7 @@ pub fn for_each_worker(
         };
         let policy = NamedPathPolicy {
             allow_outside: config.allow_outside_paths,
-            owner: spec_meta.uid,
+            owner: crate::files::guard_owner(&spec_meta),
         };
         let beat = read_heartbeat(
             run,
