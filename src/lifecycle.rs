@@ -6,7 +6,7 @@
 
 use crate::clock::{self, Millis};
 use crate::doc::{Delegation, Field, Int, Lifecycle, Text};
-use crate::process::{Evidence, Fingerprint, Identity, InvalidPid, Observation, Pid};
+use crate::process::{self, Evidence, Fingerprint, Identity, InvalidPid, Observation, Pid};
 use std::borrow::Cow;
 
 /// Every state a delegation can be in, as printed and as `--state` takes them.
@@ -215,6 +215,11 @@ pub enum Warning {
     InvalidThreshold,
     InvalidProcessId,
     InvalidFingerprint,
+    /// The wall clock was stepped since the identity anchor: window verdicts are
+    /// `unverifiable` (SPEC §3.1).
+    ClockStep,
+    /// The recorded launch is later than the first sign of life; it was ignored.
+    LaunchAfterStart,
     /// A field with the wrong JSON type, by its dotted path.
     WrongType(String),
     /// A timestamp that is not RFC 3339, by its dotted path.
@@ -230,6 +235,8 @@ impl Warning {
             Warning::InvalidThreshold => "invalid_threshold".into(),
             Warning::InvalidProcessId => "invalid_process_id".into(),
             Warning::InvalidFingerprint => "invalid_fingerprint".into(),
+            Warning::ClockStep => "clock_step".into(),
+            Warning::LaunchAfterStart => "launch_after_start".into(),
             Warning::WrongType(path) => format!("wrong_type:{path}").into(),
             Warning::InvalidTimestamp(path) => format!("invalid_timestamp:{path}").into(),
         }
@@ -343,24 +350,95 @@ impl Times {
         .find_map(|(at, name)| at.map(|at| (at, name)))
     }
 
-    /// The bounds on when the worker's process can have started (SPEC §3.1).
-    pub fn evidence(&self) -> Evidence {
+    /// The bounds on when the worker's process can have started (SPEC §3.1): the anchor E
+    /// and upper bound U kept in `identity_anchor_at` / `identity_upper_bound_at` when both
+    /// are there, else computed from the recorded signs of life; and the launch. The stream,
+    /// clock and namespace parts are the shell's to fill in.
+    pub fn evidence(&self, lifecycle: Option<&Lifecycle<'_>>) -> Evidence {
+        let (anchor, upper) = match identity_anchor(lifecycle, self) {
+            Some((anchor, upper)) => (Some(anchor), Some(upper)),
+            None => (None, None),
+        };
         Evidence {
-            earliest_life: [
-                self.process_started_at,
-                self.started_at,
-                self.last_progress_at,
-            ]
-            .into_iter()
-            .flatten()
-            .min(),
-            launch: self
-                .launch_requested_at
-                .or(self.queued_at)
-                .or(self.process_started_at)
-                .or(self.started_at),
+            anchor,
+            upper,
+            launch: self.launch_requested_at.or(self.queued_at),
+            ..Evidence::default()
         }
     }
+}
+
+/// How long an RFC 3339 text stands for: a whole second without a fraction, 100 ms with one
+/// digit, 10 ms with two, and 1 ms (flatline's resolution) with three or more.
+pub fn precision_ms(text: &str) -> Millis {
+    let digits = text
+        .as_bytes()
+        .get(19..)
+        .filter(|rest| rest.first() == Some(&b'.'))
+        .map_or(0, |rest| {
+            rest[1..].iter().take_while(|b| b.is_ascii_digit()).count()
+        });
+    match digits {
+        0 => 1_000,
+        1 => 100,
+        2 => 10,
+        _ => 1,
+    }
+}
+
+/// The identity window's anchor E and upper bound U (before the slack), SPEC §3.1. Kept ones
+/// (`identity_anchor_at` and `identity_upper_bound_at`, written by the first writing run)
+/// win: a `last_progress_at` flatline wrote later never moves them. Else E is the earliest
+/// recorded sign of life and U the tightest end of the signs' precision intervals (each
+/// sign's own interval; `process_started_at` may be 1 s early).
+pub fn identity_anchor(
+    lifecycle: Option<&Lifecycle<'_>>,
+    times: &Times,
+) -> Option<(Millis, Millis)> {
+    let lifecycle = lifecycle?;
+    let kept = |field: &Field<Text<'_>>| field.str().and_then(clock::parse_rfc3339);
+    if let (Some(anchor), Some(upper)) = (
+        kept(&lifecycle.identity_anchor_at),
+        kept(&lifecycle.identity_upper_bound_at),
+    ) && anchor <= upper
+    {
+        return Some((anchor, upper));
+    }
+    // Invalid timestamps are absent in `times`; their texts are not looked at.
+    anchor_of_texts(
+        times
+            .process_started_at
+            .and(lifecycle.process_started_at.str()),
+        times.started_at.and(lifecycle.started_at.str()),
+        times.last_progress_at.and(lifecycle.last_progress_at.str()),
+    )
+}
+
+/// E and U (before the slack) from the texts of the signs of life; invalid ones are skipped.
+pub fn anchor_of_texts(
+    process_started_at: Option<&str>,
+    started_at: Option<&str>,
+    last_progress_at: Option<&str>,
+) -> Option<(Millis, Millis)> {
+    let signs = [
+        (process_started_at, process::PROCESS_STARTED_EARLY_MS),
+        (started_at, 0),
+        (last_progress_at, 0),
+    ];
+    let mut anchor: Option<Millis> = None;
+    let mut upper: Option<Millis> = None;
+    for (text, early) in signs {
+        let Some(text) = text else {
+            continue;
+        };
+        let Some(at) = clock::parse_rfc3339(text) else {
+            continue;
+        };
+        let end = at.saturating_add(precision_ms(text)).saturating_add(early);
+        anchor = Some(anchor.map_or(at, |a| a.min(at)));
+        upper = Some(upper.map_or(end, |u| u.min(end)));
+    }
+    Some((anchor?, upper?))
 }
 
 /// A `process_fingerprint` that is recorded but incomplete or of the wrong type: it is
@@ -395,10 +473,17 @@ pub fn recorded_fingerprint(
         .value()
         .and_then(|v| u64::try_from(*v).ok())
         .ok_or(UnusableFingerprint)?;
+    // Optional: where the kernel had no pidfs inode none was recorded.
+    let pidfd_ino = match &record.pidfd_ino {
+        Field::Absent | Field::Null => None,
+        Field::Value(value) => Some(u64::try_from(*value).map_err(|_| UnusableFingerprint)?),
+        Field::Wrong(_) => return Err(UnusableFingerprint),
+    };
     Ok(Some(Fingerprint {
         start_ticks,
         boot_id: boot_id.to_string(),
         pid_ns,
+        pidfd_ino,
     }))
 }
 
@@ -1431,9 +1516,52 @@ mod tests {
             at(-10)
         );
         let doc = parse_delegation(text.as_bytes()).unwrap();
-        let evidence = Times::of(doc.worker_lifecycle.value()).evidence();
-        assert_eq!(evidence.earliest_life, Some(NOW - 30));
+        let lifecycle = doc.worker_lifecycle.value();
+        let evidence = Times::of(lifecycle).evidence(lifecycle);
+        assert_eq!(evidence.anchor, Some(NOW - 30));
+        // Millisecond timestamps: each sign's interval ends 1 ms later, process_started_at's
+        // a second later still; the tightest wins (started_at's here).
+        assert_eq!(evidence.upper, Some(NOW - 20 + 1));
         assert_eq!(evidence.launch, Some(NOW - 40));
+    }
+
+    #[test]
+    fn the_anchor_comes_from_the_precision_of_the_signs_and_is_kept() {
+        assert_eq!(precision_ms("2026-11-22T08:00:00Z"), 1_000);
+        assert_eq!(precision_ms("2026-11-22T08:00:00.1Z"), 100);
+        assert_eq!(precision_ms("2026-11-22T08:00:00.12Z"), 10);
+        assert_eq!(precision_ms("2026-11-22T08:00:00.123Z"), 1);
+        assert_eq!(precision_ms("2026-11-22T08:00:00.123456789+02:00"), 1);
+        assert_eq!(precision_ms("2026-11-22T08:00:00+02:00"), 1_000);
+        // A whole-second process_started_at may be a second early: U = t + 2 s.
+        assert_eq!(
+            anchor_of_texts(Some("2026-11-22T08:00:00Z"), None, None),
+            Some((NOW, NOW + 2_000))
+        );
+        // The tightest bound of all signs; E the earliest.
+        assert_eq!(
+            anchor_of_texts(
+                Some("2026-11-22T08:00:00Z"),
+                Some("2026-11-22T08:00:00.500Z"),
+                Some("2026-11-22T08:00:05Z")
+            ),
+            Some((NOW, NOW + 501))
+        );
+        assert_eq!(anchor_of_texts(None, Some("not a time"), None), None);
+        // A kept anchor wins over the signs (a last_progress_at flatline wrote later).
+        let text = format!(
+            r#"{{"worker_lifecycle":{{"process_started_at":"{}","identity_anchor_at":"{}","identity_upper_bound_at":"{}"}}}}"#,
+            at(-5_000),
+            at(-9_000),
+            at(-8_000)
+        );
+        let doc = parse_delegation(text.as_bytes()).unwrap();
+        let lifecycle = doc.worker_lifecycle.value();
+        let times = Times::of(lifecycle);
+        assert_eq!(
+            identity_anchor(lifecycle, &times),
+            Some((NOW - 9_000, NOW - 8_000))
+        );
     }
 
     #[test]
@@ -1445,7 +1573,8 @@ mod tests {
             Ok(Some(Fingerprint {
                 start_ticks: 5,
                 boot_id: "b".into(),
-                pid_ns: 7
+                pid_ns: 7,
+                pidfd_ino: None,
             }))
         );
         let partial = br#"{"worker_lifecycle":{"process_fingerprint":{"start_ticks":5}}}"#;

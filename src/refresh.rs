@@ -209,11 +209,38 @@ pub fn decide(
 }
 
 pub fn fingerprint_value(fingerprint: &Fingerprint) -> Value {
-    json!({
+    let mut value = json!({
         "start_ticks": fingerprint.start_ticks,
         "boot_id": fingerprint.boot_id,
         "pid_ns": fingerprint.pid_ns,
-    })
+    });
+    // Only where the kernel has a pidfs inode; a missing field is skipped, never a mismatch.
+    if let (Some(ino), Some(object)) = (fingerprint.pidfd_ino, value.as_object_mut()) {
+        object.insert("pidfd_ino".into(), json!(ino));
+    }
+    value
+}
+
+/// Keeps the identity window's anchor (SPEC §3.1) with flatline's first progress write to a
+/// delegation whose identity rests on the window (a recorded pid, no fingerprint): from then
+/// on a `last_progress_at` that flatline wrote never moves it.
+fn keep_identity_anchor(lifecycle: &mut Map<String, Value>) {
+    if lifecycle.contains_key("identity_anchor_at")
+        || lifecycle.contains_key("process_fingerprint")
+        || !lifecycle.contains_key("process_id")
+    {
+        return;
+    }
+    let text = |key: &str| lifecycle.get(key).and_then(Value::as_str);
+    let Some((anchor, upper)) = lifecycle::anchor_of_texts(
+        text("process_started_at"),
+        text("started_at"),
+        text("last_progress_at"),
+    ) else {
+        return;
+    };
+    lifecycle.insert("identity_anchor_at".into(), ts(anchor));
+    lifecycle.insert("identity_upper_bound_at".into(), ts(upper));
 }
 
 /// The human line that a finalized delegation carries in `result_summary`.
@@ -272,6 +299,9 @@ fn apply(doc: &mut Value, change: &Change, now: Millis) -> Result<(), ApplyError
     match change {
         Change::Progress { at, fingerprint } => {
             let lifecycle = lifecycle_mut(object)?;
+            if fingerprint.is_none() {
+                keep_identity_anchor(lifecycle);
+            }
             lifecycle.insert("last_progress_at".into(), ts(*at));
             lifecycle.insert("process_last_seen_at".into(), ts(*at));
             lifecycle.insert("state".into(), json!("running_active"));
@@ -625,6 +655,7 @@ mod tests {
             start_ticks: 42,
             boot_id: "boot".into(),
             pid_ns: 7,
+            pidfd_ino: None,
         }
     }
 

@@ -757,7 +757,11 @@ fn after_of(
 ) -> After {
     After {
         reclaim_needed: view.reclaim_state == ReclaimState::ReclaimNeeded,
-        triage: reclaim::triage(facts, owner, config.allow_foreign_uid),
+        triage: reclaim::nested_guard(
+            reclaim::triage(facts, owner, config.allow_foreign_uid),
+            owner,
+            config.allow_nested_pidns,
+        ),
         info: TargetInfo {
             state: view.state,
             process_id: view.process_id,

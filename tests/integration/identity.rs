@@ -4,6 +4,7 @@
 
 use crate::support::*;
 use serde_json::{Value, json};
+use std::ffi::OsStr;
 
 fn running_pid(id: &str, pid: Value, lifecycle: Value) -> Value {
     let mut lifecycle = lifecycle;
@@ -49,6 +50,9 @@ fn evidence_an_hour_before_the_process_started_means_reused() {
     let child = Proc::sleep();
     let hour_ago = real_now_ms() - 3_600_000;
     let run = Run::new();
+    // The worker wrote its stream an hour ago, before this process existed: certainly
+    // another process (SPEC §3.1).
+    set_mtime_ms(&run.write("raw-events/old.jsonl", "{}\n"), hour_ago);
     run.delegation(
         "old",
         &running_pid(
@@ -76,7 +80,39 @@ fn evidence_an_hour_before_the_process_started_means_reused() {
 }
 
 #[test]
-fn a_process_older_than_its_launch_is_reused() {
+fn without_the_stream_written_before_it_started_a_later_process_is_unverifiable() {
+    let child = Proc::sleep();
+    let hour_ago = real_now_ms() - 3_600_000;
+    let run = Run::new();
+    // No stream, then one written since the process started: neither is proof.
+    for (id, stream_mtime) in [("nostream", None), ("fresh", Some(real_now_ms()))] {
+        if let Some(mtime) = stream_mtime {
+            set_mtime_ms(&run.write(&format!("raw-events/{id}.jsonl"), "{}\n"), mtime);
+        }
+        run.delegation(
+            id,
+            &running_pid(
+                id,
+                json!(child.pid()),
+                json!({"started_at": rfc3339(hour_ago), "process_started_at": rfc3339(hour_ago),
+                       "last_progress_at": rfc3339(hour_ago)}),
+            ),
+        );
+    }
+    let out = live_status(&run);
+    for id in ["nostream", "fresh"] {
+        assert_fields(
+            &out.by_id(id),
+            json!({"process_identity": "unverifiable", "needs_attention": true}),
+        );
+        assert_ne!(out.by_id(id)["next_action"], "finalize", "{id}");
+    }
+}
+
+/// A process that started before the recorded launch is not the worker, but not certainly
+/// another one either: unverifiable, never finalized (SPEC §3.1).
+#[test]
+fn a_process_older_than_its_launch_is_unverifiable() {
     let child = Proc::sleep();
     let later = real_now_ms() + 10_000;
     let run = Run::new();
@@ -91,7 +127,7 @@ fn a_process_older_than_its_launch_is_reused() {
     let out = live_status(&run);
     assert_fields(
         &out.by_id("early"),
-        json!({"process_identity": "reused", "next_action": "finalize"}),
+        json!({"process_identity": "unverifiable", "next_action": "await_worker"}),
     );
 }
 
@@ -308,4 +344,71 @@ fn the_launch_timeout_judges_only_launching_workers() {
     // Without the flag a launching worker ages like a running one.
     let out = status(&run, &[]);
     assert_fields(&out.by_id("slow-launch"), json!({"state": "timed_out"}));
+}
+
+/// Issue 12 class 14 (SPEC §3.1): flatline run from another pid namespace than the one it
+/// recorded for the run (a CronJob pod) sees the host's pids as strangers or nothing: live
+/// workers without a fingerprint are unverifiable there, never gone, never finalized.
+#[test]
+fn a_run_from_another_pid_namespace_finalizes_nothing() {
+    if !have("unshare") || !is_root() {
+        eprintln!("SKIPPED: needs root and unshare");
+        return;
+    }
+    let run = Run::new();
+    // A first writing run in the workers' namespace records it.
+    let out = flatline([OsStr::new("refresh"), run.arg()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let state = run.read_json(".flatline/state.json");
+    assert_eq!(state["pid_ns"]["inode"], json!(pid_ns()), "{state}");
+    assert!(
+        state["clock"]["realtime_minus_boottime_ms"].is_i64(),
+        "{state}"
+    );
+
+    let child = Proc::sleep();
+    let now = real_now_ms();
+    run.delegation(
+        "live",
+        &running_pid(
+            "live",
+            json!(child.pid()),
+            json!({"launch_requested_at": rfc3339(now - 1_000), "started_at": rfc3339(now),
+                   "process_started_at": rfc3339(now), "last_progress_at": rfc3339(now)}),
+        ),
+    );
+    let before = run.read("delegations/live.json");
+    let elsewhere = |verb: &str| {
+        let mut command = std::process::Command::new("unshare");
+        command
+            .args(["--pid", "--fork", "--mount-proc"])
+            .arg(bin())
+            .args([verb, "--format=ndjson"])
+            .arg(run.path());
+        run_command(&mut command, HANG_GUARD)
+    };
+    let out = elsewhere("status");
+    assert_fields(
+        &out.by_id("live"),
+        json!({"process_identity": "unverifiable", "needs_attention": true}),
+    );
+    let out = elsewhere("refresh");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.matches("another pid namespace").count(),
+        1,
+        "said once per run: {}",
+        out.stderr
+    );
+    assert_eq!(
+        run.read("delegations/live.json"),
+        before,
+        "a live worker was finalized from another namespace"
+    );
+    // The recorded namespace stays the first one.
+    let state = run.read_json(".flatline/state.json");
+    assert_eq!(state["pid_ns"]["inode"], json!(pid_ns()), "{state}");
+    // Back in the workers' namespace the worker is verified again.
+    let out = live_status(&run);
+    assert_fields(&out.by_id("live"), json!({"process_identity": "verified"}));
 }
