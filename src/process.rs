@@ -334,11 +334,18 @@ pub fn observe(pid: Pid, host: &Host, want_uid: bool) -> Observation {
             pidfd_ino = ino;
             true
         }
-        // A refusal other than ESRCH (EPERM from seccomp, ENOENT or EINVAL for a thread id on
-        // some kernels) says nothing about the process: never `gone` on its word.
-        Probe::Refused => {
+        // No pidfds on this kernel: kill(pid, 0) tells whether the pid is held.
+        Probe::Unsupported => {
             if !exists(pid) {
                 return Observation::Exited;
+            }
+            false
+        }
+        // A refusal other than ESRCH (EPERM from seccomp, ENOENT for a thread id on new
+        // kernels) says nothing about the process: never `gone` on its word (SPEC §3.1).
+        Probe::Refused => {
+            if !exists(pid) {
+                return Observation::Hidden;
             }
             false
         }
@@ -394,21 +401,30 @@ enum Probe {
     Thread,
     /// A process holds the pid; its pidfs inode where the kernel has one.
     Exists(Option<u64>),
+    /// The kernel has no `pidfd_open` (ENOSYS).
+    Unsupported,
+    /// Any other failure: it says nothing about whether the process exists.
     Refused,
 }
 
 fn probe_pidfd(pid: Pid) -> Probe {
     if pidfds_refused_for_tests() {
-        return Probe::Refused;
+        return Probe::Unsupported;
     }
     // The descriptor is closed at once: it is only a question.
     match pidfd_open(pid.0) {
         Ok(fd) => Probe::Exists(pidfd_ino(&fd)),
-        Err(error) => match error.raw_os_error() {
-            Some(libc::ESRCH) => Probe::Gone,
-            Some(libc::EINVAL) => Probe::Thread,
-            _ => Probe::Refused,
-        },
+        Err(error) => probe_of_errno(error.raw_os_error()),
+    }
+}
+
+/// What a `pidfd_open` failure means (SPEC §3.1): only ESRCH says the process is gone.
+fn probe_of_errno(errno: Option<i32>) -> Probe {
+    match errno {
+        Some(libc::ESRCH) => Probe::Gone,
+        Some(libc::EINVAL) => Probe::Thread,
+        Some(libc::ENOSYS) => Probe::Unsupported,
+        _ => Probe::Refused,
     }
 }
 
@@ -1359,6 +1375,23 @@ mod tests {
         assert_eq!(note_pid_ns(Some(&stored), Some(7)), (None, false));
         assert_eq!(note_pid_ns(Some(&stored), Some(8)), (None, true));
         assert_eq!(note_pid_ns(Some(&stored), None), (None, true));
+    }
+
+    #[test]
+    fn only_esrch_from_pidfd_open_means_gone() {
+        assert!(matches!(probe_of_errno(Some(libc::ESRCH)), Probe::Gone));
+        assert!(matches!(probe_of_errno(Some(libc::EINVAL)), Probe::Thread));
+        assert!(matches!(
+            probe_of_errno(Some(libc::ENOSYS)),
+            Probe::Unsupported
+        ));
+        for errno in [libc::EPERM, libc::ENOENT, libc::EMFILE, libc::EACCES] {
+            assert!(
+                matches!(probe_of_errno(Some(errno)), Probe::Refused),
+                "{errno}"
+            );
+        }
+        assert!(matches!(probe_of_errno(None), Probe::Refused));
     }
 
     #[test]
