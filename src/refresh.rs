@@ -848,6 +848,51 @@ mod tests {
     }
 
     #[test]
+    fn the_first_progress_write_keeps_the_identity_anchor() {
+        let progress = |at| Change::Progress {
+            at,
+            fingerprint: None,
+        };
+        let mut doc = json!({"worker_lifecycle": {
+            "process_id": 4242, "process_started_at": "2026-11-22T07:59:00Z",
+            "last_progress_at": "2026-11-22T07:59:30.500Z"}});
+        apply(&mut doc, &progress(NOW), NOW).unwrap();
+        let lifecycle = &doc["worker_lifecycle"];
+        // E the earliest sign; U the whole second + 1 s early of process_started_at.
+        assert_eq!(lifecycle["identity_anchor_at"], "2026-11-22T07:59:00.000Z");
+        assert_eq!(
+            lifecycle["identity_upper_bound_at"],
+            "2026-11-22T07:59:02.000Z"
+        );
+        assert_eq!(lifecycle["last_progress_at"], "2026-11-22T08:00:00.000Z");
+        // flatline's own progress never moves it, even when the orchestrator's signs go.
+        doc["worker_lifecycle"]
+            .as_object_mut()
+            .unwrap()
+            .remove("process_started_at");
+        apply(&mut doc, &progress(NOW + 5_000), NOW + 5_000).unwrap();
+        let lifecycle = &doc["worker_lifecycle"];
+        assert_eq!(lifecycle["identity_anchor_at"], "2026-11-22T07:59:00.000Z");
+        assert_eq!(
+            lifecycle["identity_upper_bound_at"],
+            "2026-11-22T07:59:02.000Z"
+        );
+        // Not for a fingerprinted worker, nor without a pid.
+        for lifecycle in [
+            json!({"process_id": 1, "started_at": "2026-11-22T07:59:00Z",
+                   "process_fingerprint": {"start_ticks": 1, "boot_id": "b", "pid_ns": 2}}),
+            json!({"started_at": "2026-11-22T07:59:00Z"}),
+        ] {
+            let mut doc = json!({ "worker_lifecycle": lifecycle });
+            apply(&mut doc, &progress(NOW), NOW).unwrap();
+            assert!(
+                doc["worker_lifecycle"].get("identity_anchor_at").is_none(),
+                "{doc}"
+            );
+        }
+    }
+
+    #[test]
     fn apply_finalize_writes_every_field() {
         let mut doc = json!({
             "delegation_id": "d",

@@ -412,3 +412,117 @@ fn a_run_from_another_pid_namespace_finalizes_nothing() {
     let out = live_status(&run);
     assert_fields(&out.by_id("live"), json!({"process_identity": "verified"}));
 }
+
+/// SPEC §3.1: realtime-from-boottime moves only when the wall clock is stepped. A state.json
+/// whose recorded `CLOCK_REALTIME − CLOCK_BOOTTIME` is far from today's means a step since:
+/// window verdicts are then unverifiable with the warning `clock_step` (the fingerprint
+/// alone still verifies), and the step is remembered.
+#[test]
+fn after_a_clock_step_the_window_verifies_nothing() {
+    let run = Run::new();
+    // A first writing run records the clock.
+    let out = flatline([OsStr::new("refresh"), run.arg()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut state = run.read_json(".flatline/state.json");
+    let offset = state["clock"]["realtime_minus_boottime_ms"]
+        .as_i64()
+        .unwrap();
+    assert!(state["clock"]["stepped_at"].is_null(), "{state}");
+    // The clock as it was before a step of one hour.
+    state["clock"]["realtime_minus_boottime_ms"] = json!(offset - 3_600_000);
+    write_json(&run.path().join(".flatline/state.json"), &state);
+
+    let now = real_now_ms();
+    let child = Proc::sleep();
+    let evidence = json!({"launch_requested_at": rfc3339(now - 1_000), "started_at": rfc3339(now),
+                          "process_started_at": rfc3339(now), "last_progress_at": rfc3339(now)});
+    run.delegation(
+        "window",
+        &running_pid("window", json!(child.pid()), evidence.clone()),
+    );
+    let mut fingerprinted = running_pid("fp", json!(child.pid()), evidence);
+    fingerprinted["worker_lifecycle"]["process_fingerprint"] =
+        json!({"start_ticks": child.start_ticks(), "boot_id": boot_id(), "pid_ns": pid_ns()});
+    run.delegation("fp", &fingerprinted);
+    let out = live_status(&run);
+    assert_fields(
+        &out.by_id("window"),
+        json!({"process_identity": "unverifiable", "warnings": ["clock_step"]}),
+    );
+    assert_fields(
+        &out.by_id("fp"),
+        json!({"process_identity": "verified", "warnings": []}),
+    );
+    // A writing run records the step; later runs still see it for anchors before it.
+    let out = flatline([
+        OsStr::new("refresh"),
+        OsStr::new("--format=ndjson"),
+        run.arg(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let state = run.read_json(".flatline/state.json");
+    assert!(state["clock"]["stepped_at"].is_string(), "{state}");
+    assert_ne!(
+        state["clock"]["realtime_minus_boottime_ms"],
+        json!(offset - 3_600_000)
+    );
+    let out = live_status(&run);
+    assert_fields(
+        &out.by_id("window"),
+        json!({"process_identity": "unverifiable", "warnings": ["clock_step"]}),
+    );
+}
+
+/// SPEC §3.1: a launch recorded after the first sign of life is ignored with the warning
+/// `launch_after_start`; the window then opens at most `--max-spawn-delay` before it.
+#[test]
+fn a_launch_after_the_start_is_ignored_with_a_warning() {
+    // Recorded after the process began: it lies below every recorded instant.
+    let child = Proc::sleep();
+    let now = real_now_ms();
+    let run = Run::new();
+    run.delegation(
+        "late",
+        &running_pid(
+            "late",
+            json!(child.pid()),
+            json!({"launch_requested_at": rfc3339(now + 5_000), "started_at": rfc3339(now),
+                   "last_progress_at": rfc3339(now)}),
+        ),
+    );
+    let out = live_status(&run);
+    assert_fields(
+        &out.by_id("late"),
+        json!({"process_identity": "verified", "warnings": ["launch_after_start"]}),
+    );
+    // A spawn delay of zero: the window opens at the recorded start itself, which here is
+    // 100 ms after this process began; by default the window reaches 60 s before it.
+    run.delegation(
+        "ahead",
+        &running_pid(
+            "ahead",
+            json!(child.pid()),
+            json!({"launch_requested_at": rfc3339(now + 5_000), "started_at": rfc3339(now + 100)}),
+        ),
+    );
+    let out = live_status(&run);
+    assert_eq!(
+        out.by_id("ahead")["process_identity"],
+        "verified",
+        "{}",
+        out.stdout
+    );
+    let out = flatline([
+        OsStr::new("status"),
+        OsStr::new("--format=ndjson"),
+        OsStr::new("--max-spawn-delay=0ms"),
+        OsStr::new("--identity-slack=0ms"),
+        run.arg(),
+    ]);
+    assert_eq!(
+        out.by_id("ahead")["process_identity"],
+        "unverifiable",
+        "{}",
+        out.stdout
+    );
+}
