@@ -143,8 +143,11 @@ struct RunIdentity {
     run: Option<(u64, u64)>,
     /// When a step of the wall clock was last seen (real time, ms).
     clock_step_at: Option<crate::clock::Millis>,
-    /// flatline runs in another pid namespace than the one recorded for this run.
+    /// flatline runs in another pid namespace than the one recorded for this run, or than
+    /// the one a running delegation's fingerprint names.
     foreign_pid_ns: bool,
+    /// A fingerprint just showed the namespace is foreign: to be said once.
+    newly_foreign: bool,
     /// The run root (a duplicate descriptor) and the path policy, to stat worker streams.
     root: Option<RunRoot>,
     allow_outside: bool,
@@ -230,6 +233,7 @@ fn prepare_identity(run: &Run, config: &Config, host: &LazyHost, diag: &mut Diag
         run: Some(key),
         clock_step_at: clock.stepped_at,
         foreign_pid_ns,
+        newly_foreign: false,
         root,
         allow_outside: config.allow_outside_paths,
         owner: None,
@@ -328,6 +332,22 @@ pub fn inspect<R>(
     let lifecycle = delegation.worker_lifecycle.value();
     let times = Times::of(lifecycle);
     let policy = config.identity;
+    // A running worker fingerprinted in another pid namespace than flatline's shows that this
+    // run's pids are not flatline's to judge: from here on, no window verdict either.
+    if lifecycle::child_status(&delegation) == ChildStatus::Running
+        && !lifecycle::is_reclaimed(&delegation)
+        && let Ok(Some(fingerprint)) = lifecycle::recorded_fingerprint(lifecycle)
+        && host
+            .get()
+            .pid_ns
+            .is_some_and(|own| own != fingerprint.pid_ns)
+    {
+        let mut context = host.1.borrow_mut();
+        if !context.foreign_pid_ns {
+            context.foreign_pid_ns = true;
+            context.newly_foreign = true;
+        }
+    }
     let mut used: Option<process::Evidence> = None;
     let mut evidence = |observation: Observation| {
         let mut evidence = times.evidence(lifecycle);
@@ -601,6 +621,13 @@ fn visit_bytes(
         visit(item, diag)
     });
     host.1.borrow_mut().owner = None;
+    if std::mem::take(&mut host.1.borrow_mut().newly_foreign) {
+        diag.warning(
+            path,
+            "its process_fingerprint names another pid namespace than flatline's: workers \
+             without a fingerprint are unverifiable for the rest of this run",
+        );
+    }
     match result {
         Ok(outcome) => outcome,
         Err(error) => {

@@ -526,3 +526,40 @@ fn a_launch_after_the_start_is_ignored_with_a_warning() {
         out.stdout
     );
 }
+
+/// SPEC §3.1: a running worker fingerprinted in another pid namespace than flatline's shows
+/// that the run's pids are not flatline's to judge: workers without a fingerprint judged
+/// after it are unverifiable, said once.
+#[test]
+fn a_fingerprint_from_another_namespace_makes_the_window_unverifiable() {
+    let child = Proc::sleep();
+    let now = real_now_ms();
+    let run = Run::new();
+    let evidence = json!({"launch_requested_at": rfc3339(now - 1_000), "started_at": rfc3339(now),
+                          "last_progress_at": rfc3339(now)});
+    let mut elsewhere = running_pid("a-elsewhere", json!(child.pid()), evidence.clone());
+    elsewhere["worker_lifecycle"]["process_fingerprint"] =
+        json!({"start_ticks": 1, "boot_id": boot_id(), "pid_ns": pid_ns() + 1});
+    run.delegation("a-elsewhere", &elsewhere);
+    run.delegation(
+        "b-window",
+        &running_pid("b-window", json!(child.pid()), evidence.clone()),
+    );
+    run.delegation(
+        "c-window",
+        &running_pid("c-window", json!(child.pid()), evidence),
+    );
+    let out = live_status(&run);
+    for id in ["a-elsewhere", "b-window", "c-window"] {
+        assert_eq!(out.by_id(id)["process_identity"], "unverifiable", "{id}");
+    }
+    assert_eq!(
+        out.stderr.matches("another pid namespace").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    std::fs::remove_file(run.delegation_path("a-elsewhere.json")).unwrap();
+    let out = live_status(&run);
+    assert_eq!(out.by_id("b-window")["process_identity"], "verified");
+}
