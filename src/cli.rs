@@ -226,6 +226,9 @@ pub enum FlagId {
     KillWait,
     OnlyProcess,
     AllowForeignUid,
+    AllowNestedPidns,
+    IdentitySlack,
+    MaxSpawnDelay,
     HeartbeatStale,
     HeartbeatDead,
     RunId,
@@ -343,10 +346,14 @@ pub const FLAGS: &[Flag] = &[
         short: None,
         value: Some("DURATION"),
         commands: VIEWERS,
-        about: "a launch requested this long ago without a start is stale [none]",
-        doc: "Caps the time from worker_lifecycle.launch_requested_at while started_at is \
-              absent (schedule-to-start): past it the worker is stale. \
-              No default.",
+        about: "a launching worker is judged by this alone: stale past it [none]",
+        doc: "Judges a launching worker alone (schedule-to-start): one whose \
+              worker_lifecycle.launch_requested_at (else queued_at) is this long ago is stale, \
+              never earlier, whatever the stale and timeout thresholds say. A worker is \
+              launching only while started_at, process_started_at, stream evidence \
+              (last_progress_at or a stream written) and a verified process are all absent; \
+              any of them ends the launch. Without this flag a launching worker ages like a \
+              running one. No default.",
     },
     Flag {
         id: FlagId::MaxClockSkew,
@@ -581,6 +588,47 @@ pub const FLAGS: &[Flag] = &[
               This option lifts that guard.",
     },
     Flag {
+        id: FlagId::AllowNestedPidns,
+        long: "allow-nested-pidns",
+        short: None,
+        value: None,
+        commands: SIGNALLERS,
+        about: "signal workers of non-root delegations that live in nested pid namespaces",
+        doc: "By default, for a delegation file not owned by root, a recorded worker whose \
+              NSpid line in /proc/PID/status has more than one entry (it lives in a nested \
+              pid namespace, a sandbox) is not signalled (skipped_nested): a writer of \
+              delegations must not be able to name a sandboxed process of its uid. Its \
+              descendants are still found through it. This option lifts that guard.",
+    },
+    Flag {
+        id: FlagId::IdentitySlack,
+        long: "identity-slack",
+        short: None,
+        value: Some("DURATION"),
+        commands: ALL,
+        about: "how far a process start may lie outside the recorded times [250ms]",
+        doc: "Without a process_fingerprint a process is the worker only when it started \
+              within the identity window: from the launch (launch_requested_at, else \
+              queued_at) minus this slack, to the end of the earliest recorded sign of life's \
+              own precision (a whole-second timestamp stands for the whole second; \
+              process_started_at may be 1 s early) plus this slack. The window is anchored once \
+              (worker_lifecycle.identity_anchor_at and identity_upper_bound_at) and never \
+              grows with time. A wall-clock step larger than the slack makes window verdicts \
+              unverifiable (warning clock_step). Default 250ms.",
+    },
+    Flag {
+        id: FlagId::MaxSpawnDelay,
+        long: "max-spawn-delay",
+        short: None,
+        value: Some("DURATION"),
+        commands: ALL,
+        about: "the identity window opens at most this long before its anchor [60s]",
+        doc: "Clamps the lower end of the identity window to at most this long before the \
+              earliest recorded sign of life, whatever launch time a delegation claims; a \
+              launch later than that sign is ignored (warning launch_after_start). \
+              Default 60s.",
+    },
+    Flag {
         id: FlagId::HeartbeatStale,
         long: "heartbeat-stale",
         short: None,
@@ -765,6 +813,9 @@ pub struct LowArgs {
     pub kill_wait: Option<Millis>,
     pub only_process: bool,
     pub allow_foreign_uid: bool,
+    pub allow_nested_pidns: bool,
+    pub identity_slack: Option<Millis>,
+    pub max_spawn_delay: Option<Millis>,
     pub heartbeat_stale: Option<Millis>,
     pub heartbeat_dead: Option<Millis>,
     pub run_id: Option<String>,
@@ -998,6 +1049,9 @@ fn apply(low: &mut LowArgs, flag: &Flag, value: Option<String>) -> Result<(), Us
         FlagId::KillWait => low.kill_wait = Some(duration(flag, &text)?),
         FlagId::OnlyProcess => low.only_process = true,
         FlagId::AllowForeignUid => low.allow_foreign_uid = true,
+        FlagId::AllowNestedPidns => low.allow_nested_pidns = true,
+        FlagId::IdentitySlack => low.identity_slack = Some(duration(flag, &text)?),
+        FlagId::MaxSpawnDelay => low.max_spawn_delay = Some(duration(flag, &text)?),
         FlagId::HeartbeatStale => low.heartbeat_stale = Some(positive_duration(flag, &text)?),
         FlagId::HeartbeatDead => low.heartbeat_dead = Some(positive_duration(flag, &text)?),
         FlagId::RunId => low.run_id = Some(non_empty(flag, text)?),

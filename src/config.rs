@@ -47,6 +47,10 @@ pub struct Config {
     pub kill_wait: Duration,
     pub only_process: bool,
     pub allow_foreign_uid: bool,
+    /// `--allow-nested-pidns`: signal workers of non-root documents in nested namespaces.
+    pub allow_nested_pidns: bool,
+    /// `--identity-slack` and `--max-spawn-delay` (SPEC §3.1).
+    pub identity: crate::process::WindowPolicy,
     pub heartbeat: HeartbeatThresholds,
     pub run_id: Option<String>,
     /// beat: what to write and how often.
@@ -203,6 +207,15 @@ pub fn resolve(
         kill_wait: std_duration(low.kill_wait.unwrap_or(DEFAULT_KILL_WAIT_MS)),
         only_process: low.only_process,
         allow_foreign_uid: low.allow_foreign_uid,
+        allow_nested_pidns: low.allow_nested_pidns,
+        identity: crate::process::WindowPolicy {
+            slack: low
+                .identity_slack
+                .unwrap_or(crate::process::DEFAULT_IDENTITY_SLACK_MS),
+            max_spawn_delay: low
+                .max_spawn_delay
+                .unwrap_or(crate::process::DEFAULT_MAX_SPAWN_DELAY_MS),
+        },
         heartbeat,
         run_id: low.run_id,
         beat: BeatConfig {

@@ -593,6 +593,7 @@ lenient_object! {
         start_ticks: Int = "start_ticks",
         boot_id: Text<'de> = "boot_id",
         pid_ns: Int = "pid_ns",
+        pidfd_ino: Int = "pidfd_ino",
     }
 }
 
@@ -616,6 +617,9 @@ lenient_object! {
         quiet_after_ms: Int = "quiet_after_ms",
         stale_after_ms: Int = "stale_after_ms",
         timeout_after_ms: Int = "timeout_after_ms",
+        identity_anchor_at: Text<'de> = "identity_anchor_at",
+        identity_upper_bound_at: Text<'de> = "identity_upper_bound_at",
+        pid_ns: Int = "pid_ns",
     }
 }
 

@@ -68,6 +68,22 @@ impl FileMeta {
     pub fn kind(&self) -> &'static str {
         kind_of_mode(self.mode)
     }
+
+    /// Why a document is not its owner's word (SPEC §1.3), or `None` when it is.
+    pub fn foreign_reason(&self) -> Option<String> {
+        let permissions = self.mode & 0o7777;
+        if self.nlink != 1 {
+            Some(format!("has {} hard links", self.nlink))
+        } else if self.mode & 0o002 != 0 {
+            Some(format!("is writable by others (mode {permissions:04o})"))
+        } else if self.uid == 0 && self.mode & 0o020 != 0 {
+            Some(format!(
+                "is root's but writable by its group (mode {permissions:04o})"
+            ))
+        } else {
+            None
+        }
+    }
 }
 
 fn kind_of_mode(mode: u32) -> &'static str {
@@ -83,6 +99,28 @@ fn kind_of_mode(mode: u32) -> &'static str {
     }
 }
 
+/// The uid a document (delegation, task card, worker spec) speaks for, from its `fstat`
+/// (SPEC §1.3): its owner's only when the file has one link and is not writable by "other",
+/// and, when root owns it, not by its group either. `None`: the document is foreign for every
+/// owner check (the §3.1 uid guard, §3.4 fan-in membership) and is never replaced. A root-owned
+/// 0666 file renamed into `delegations/`, or a hard link to a root file, is not root's word.
+pub fn document_owner(meta: &FileMeta) -> Option<u32> {
+    match meta.foreign_reason() {
+        None => Some(meta.uid),
+        Some(_) => None,
+    }
+}
+
+/// The owner the uid guard compares a process with: the document's owner, or for a foreign
+/// document `FOREIGN_OWNER`, which no process can have as its real uid (`(uid_t) -1` is not
+/// a uid), so only `--allow-foreign-uid` lets a foreign document's process be signalled.
+pub fn guard_owner(meta: &FileMeta) -> u32 {
+    document_owner(meta).unwrap_or(FOREIGN_OWNER)
+}
+
+/// See `guard_owner`.
+pub const FOREIGN_OWNER: u32 = u32::MAX;
+
 /// Why a file could not be read. The `Display` text is the "what is wrong" of an error line.
 #[derive(Debug)]
 pub enum ReadError {
@@ -91,7 +129,12 @@ pub enum ReadError {
     NotRegular(&'static str),
     TooLarge(usize),
     MultipleLinks(u64),
-    ForeignOwner { uid: u32, expected: u32 },
+    ForeignOwner {
+        uid: u32,
+        expected: u32,
+    },
+    /// Named by a document that is not its owner's word (`document_owner` is `None`).
+    ForeignDocument,
     OutsideRun,
     Escapes,
     Io(io::Error),
@@ -113,6 +156,10 @@ impl fmt::Display for ReadError {
             ReadError::ForeignOwner { uid, expected } => write!(
                 f,
                 "owned by uid {uid}, not by the delegation's owner (uid {expected}) or root, refused"
+            ),
+            ReadError::ForeignDocument => f.write_str(
+                "named by a document that is not its owner's word (several links, or writable \
+                 by others), not read",
             ),
             ReadError::OutsideRun => f.write_str(
                 "path_outside_run: lies outside the run directory (see --allow-outside-paths)",
@@ -519,6 +566,11 @@ impl Dir {
         if !meta.is_regular() {
             return Err(ReadError::NotRegular(meta.kind()));
         }
+        // A document with several links is reported from its fstat and never read: one file
+        // hard-linked 100,000 times costs a stat each, not a read and a parse each.
+        if meta.nlink > 1 {
+            return Err(ReadError::MultipleLinks(meta.nlink));
+        }
         Ok((File::from(fd), meta))
     }
 }
@@ -631,6 +683,10 @@ pub fn open_named(
     path: &Path,
     policy: NamedPathPolicy,
 ) -> Result<NamedFile, ReadError> {
+    // A foreign document (SPEC §1.3) speaks for nobody: nothing is read on its behalf.
+    if policy.owner == FOREIGN_OWNER {
+        return Err(ReadError::ForeignDocument);
+    }
     let fd = resolve(root, path, policy, libc::O_PATH | libc::O_CLOEXEC)?;
     let meta = fstat(fd.as_fd())?;
     if meta.mode & libc::S_IFMT == libc::S_IFLNK {
@@ -781,6 +837,54 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    fn meta(uid: u32, mode: u32, nlink: u64) -> FileMeta {
+        FileMeta {
+            dev: 1,
+            ino: 2,
+            mode: libc::S_IFREG | mode,
+            uid,
+            gid: 0,
+            nlink,
+            size: 0,
+            mtime_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_document_is_its_owners_word_only_with_one_link_and_safe_bits() {
+        assert_eq!(document_owner(&meta(0, 0o644, 1)), Some(0));
+        assert_eq!(document_owner(&meta(0, 0o600, 1)), Some(0));
+        assert_eq!(document_owner(&meta(1000, 0o664, 1)), Some(1000));
+        assert_eq!(document_owner(&meta(1000, 0o640, 1)), Some(1000));
+        // Writable by others: nobody's word.
+        assert_eq!(document_owner(&meta(0, 0o666, 1)), None);
+        assert_eq!(document_owner(&meta(0, 0o602, 1)), None);
+        assert_eq!(document_owner(&meta(1000, 0o646, 1)), None);
+        // Root's must not be group-writable either.
+        assert_eq!(document_owner(&meta(0, 0o664, 1)), None);
+        assert_eq!(document_owner(&meta(0, 0o620, 1)), None);
+        // More than one link: anyone may have made it.
+        assert_eq!(document_owner(&meta(0, 0o644, 2)), None);
+        assert_eq!(document_owner(&meta(1000, 0o644, 100_000)), None);
+        assert_eq!(guard_owner(&meta(0, 0o666, 1)), FOREIGN_OWNER);
+        assert_eq!(guard_owner(&meta(1000, 0o644, 1)), 1000);
+    }
+
+    #[test]
+    fn a_document_with_several_links_is_never_read() {
+        let dir = scratch("linked");
+        std::fs::write(dir.join("a.json"), b"{}").unwrap();
+        std::fs::hard_link(dir.join("a.json"), dir.join("b.json")).unwrap();
+        let opened = Dir::open(&dir).unwrap();
+        let mut buf = Vec::new();
+        assert!(matches!(
+            opened.read_file(OsStr::new("a.json"), 1024, &mut buf),
+            Err(ReadError::MultipleLinks(2))
+        ));
+        assert!(buf.is_empty());
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

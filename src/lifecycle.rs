@@ -6,7 +6,7 @@
 
 use crate::clock::{self, Millis};
 use crate::doc::{Delegation, Field, Int, Lifecycle, Text};
-use crate::process::{Evidence, Fingerprint, Identity, InvalidPid, Observation, Pid};
+use crate::process::{self, Evidence, Fingerprint, Identity, InvalidPid, Observation, Pid};
 use std::borrow::Cow;
 
 /// Every state a delegation can be in, as printed and as `--state` takes them.
@@ -215,6 +215,11 @@ pub enum Warning {
     InvalidThreshold,
     InvalidProcessId,
     InvalidFingerprint,
+    /// The wall clock was stepped since the identity anchor: window verdicts are
+    /// `unverifiable` (SPEC §3.1).
+    ClockStep,
+    /// The recorded launch is later than the first sign of life; it was ignored.
+    LaunchAfterStart,
     /// A field with the wrong JSON type, by its dotted path.
     WrongType(String),
     /// A timestamp that is not RFC 3339, by its dotted path.
@@ -230,6 +235,8 @@ impl Warning {
             Warning::InvalidThreshold => "invalid_threshold".into(),
             Warning::InvalidProcessId => "invalid_process_id".into(),
             Warning::InvalidFingerprint => "invalid_fingerprint".into(),
+            Warning::ClockStep => "clock_step".into(),
+            Warning::LaunchAfterStart => "launch_after_start".into(),
             Warning::WrongType(path) => format!("wrong_type:{path}").into(),
             Warning::InvalidTimestamp(path) => format!("invalid_timestamp:{path}").into(),
         }
@@ -343,24 +350,95 @@ impl Times {
         .find_map(|(at, name)| at.map(|at| (at, name)))
     }
 
-    /// The bounds on when the worker's process can have started (SPEC §3.1).
-    pub fn evidence(&self) -> Evidence {
+    /// The bounds on when the worker's process can have started (SPEC §3.1): the anchor E
+    /// and upper bound U kept in `identity_anchor_at` / `identity_upper_bound_at` when both
+    /// are there, else computed from the recorded signs of life; and the launch. The stream,
+    /// clock and namespace parts are the shell's to fill in.
+    pub fn evidence(&self, lifecycle: Option<&Lifecycle<'_>>) -> Evidence {
+        let (anchor, upper) = match identity_anchor(lifecycle, self) {
+            Some((anchor, upper)) => (Some(anchor), Some(upper)),
+            None => (None, None),
+        };
         Evidence {
-            earliest_life: [
-                self.process_started_at,
-                self.started_at,
-                self.last_progress_at,
-            ]
-            .into_iter()
-            .flatten()
-            .min(),
-            launch: self
-                .launch_requested_at
-                .or(self.queued_at)
-                .or(self.process_started_at)
-                .or(self.started_at),
+            anchor,
+            upper,
+            launch: self.launch_requested_at.or(self.queued_at),
+            ..Evidence::default()
         }
     }
+}
+
+/// How long an RFC 3339 text stands for: a whole second without a fraction, 100 ms with one
+/// digit, 10 ms with two, and 1 ms (flatline's resolution) with three or more.
+pub fn precision_ms(text: &str) -> Millis {
+    let digits = text
+        .as_bytes()
+        .get(19..)
+        .filter(|rest| rest.first() == Some(&b'.'))
+        .map_or(0, |rest| {
+            rest[1..].iter().take_while(|b| b.is_ascii_digit()).count()
+        });
+    match digits {
+        0 => 1_000,
+        1 => 100,
+        2 => 10,
+        _ => 1,
+    }
+}
+
+/// The identity window's anchor E and upper bound U (before the slack), SPEC §3.1. Kept ones
+/// (`identity_anchor_at` and `identity_upper_bound_at`, written by the first writing run)
+/// win: a `last_progress_at` flatline wrote later never moves them. Else E is the earliest
+/// recorded sign of life and U the tightest end of the signs' precision intervals (each
+/// sign's own interval; `process_started_at` may be 1 s early).
+pub fn identity_anchor(
+    lifecycle: Option<&Lifecycle<'_>>,
+    times: &Times,
+) -> Option<(Millis, Millis)> {
+    let lifecycle = lifecycle?;
+    let kept = |field: &Field<Text<'_>>| field.str().and_then(clock::parse_rfc3339);
+    if let (Some(anchor), Some(upper)) = (
+        kept(&lifecycle.identity_anchor_at),
+        kept(&lifecycle.identity_upper_bound_at),
+    ) && anchor <= upper
+    {
+        return Some((anchor, upper));
+    }
+    // Invalid timestamps are absent in `times`; their texts are not looked at.
+    anchor_of_texts(
+        times
+            .process_started_at
+            .and(lifecycle.process_started_at.str()),
+        times.started_at.and(lifecycle.started_at.str()),
+        times.last_progress_at.and(lifecycle.last_progress_at.str()),
+    )
+}
+
+/// E and U (before the slack) from the texts of the signs of life; invalid ones are skipped.
+pub fn anchor_of_texts(
+    process_started_at: Option<&str>,
+    started_at: Option<&str>,
+    last_progress_at: Option<&str>,
+) -> Option<(Millis, Millis)> {
+    let signs = [
+        (process_started_at, process::PROCESS_STARTED_EARLY_MS),
+        (started_at, 0),
+        (last_progress_at, 0),
+    ];
+    let mut anchor: Option<Millis> = None;
+    let mut upper: Option<Millis> = None;
+    for (text, early) in signs {
+        let Some(text) = text else {
+            continue;
+        };
+        let Some(at) = clock::parse_rfc3339(text) else {
+            continue;
+        };
+        let end = at.saturating_add(precision_ms(text)).saturating_add(early);
+        anchor = Some(anchor.map_or(at, |a| a.min(at)));
+        upper = Some(upper.map_or(end, |u| u.min(end)));
+    }
+    Some((anchor?, upper?))
 }
 
 /// A `process_fingerprint` that is recorded but incomplete or of the wrong type: it is
@@ -395,10 +473,17 @@ pub fn recorded_fingerprint(
         .value()
         .and_then(|v| u64::try_from(*v).ok())
         .ok_or(UnusableFingerprint)?;
+    // Optional: where the kernel had no pidfs inode none was recorded.
+    let pidfd_ino = match &record.pidfd_ino {
+        Field::Absent | Field::Null => None,
+        Field::Value(value) => Some(u64::try_from(*value).map_err(|_| UnusableFingerprint)?),
+        Field::Wrong(_) => return Err(UnusableFingerprint),
+    };
     Ok(Some(Fingerprint {
         start_ticks,
         boot_id: boot_id.to_string(),
         pid_ns,
+        pidfd_ino,
     }))
 }
 
@@ -648,7 +733,10 @@ pub fn view<'a>(
                         State::Unknown
                     }
                     None => State::Unknown,
-                    Some(age) => running_state(age, times, now, policy, thresholds, &mut cause),
+                    Some(age) => {
+                        let launching = is_launching(times, process.identity(), false);
+                        running_state(age, times, now, policy, thresholds, launching, &mut cause)
+                    }
                 }
             }
             ChildStatus::Completed => State::Returned,
@@ -784,38 +872,55 @@ pub fn view<'a>(
     }
 }
 
+/// Whether a running worker is still launching (SPEC §2): no `started_at`, no
+/// `process_started_at`, no stream evidence (a `last_progress_at`) and no verified process.
+/// A caller that has fresher stream evidence (a stream mtime) ORs it in as `stream_seen`.
+pub fn is_launching(times: &Times, identity: Option<Identity>, stream_seen: bool) -> bool {
+    times.started_at.is_none()
+        && times.process_started_at.is_none()
+        && times.last_progress_at.is_none()
+        && identity != Some(Identity::Verified)
+        && !stream_seen
+}
+
+/// When the launch was asked for: `launch_requested_at`, else `queued_at`.
+fn launch_at(times: &Times) -> Option<Millis> {
+    times.launch_requested_at.or(times.queued_at)
+}
+
 fn running_state(
     age: Millis,
     times: &Times,
     now: Millis,
     policy: &Thresholds,
     thresholds: Effective,
+    launching: bool,
     cause: &mut Cause,
 ) -> State {
     let runtime = times.started_at.map(|at| (now - at).max(0));
-    let waiting_for_start = times
-        .launch_requested_at
-        .filter(|_| times.started_at.is_none());
-    if age >= thresholds.timeout {
-        return State::TimedOut;
-    }
     if let (Some(limit), Some(runtime)) = (policy.max_runtime, runtime)
         && runtime >= limit
     {
         *cause = Cause::Runtime(runtime);
         return State::TimedOut;
     }
-    if age >= thresholds.stale {
-        return State::Stale;
-    }
-    if let (Some(limit), Some(requested)) = (policy.launch_timeout, waiting_for_start) {
-        let waited = (now - requested).max(0);
+    // With --launch-timeout a launching worker is judged by it alone: stale past it, never
+    // earlier (a slow container pull must not look like a hang).
+    if launching && let Some(limit) = policy.launch_timeout {
+        let waited = launch_at(times).map_or(age, |at| (now - at).max(0));
         if waited >= limit {
             *cause = Cause::Launch(waited);
             return State::Stale;
         }
+        return State::Launching;
     }
-    if waiting_for_start.is_some() {
+    if age >= thresholds.timeout {
+        return State::TimedOut;
+    }
+    if age >= thresholds.stale {
+        return State::Stale;
+    }
+    if launching {
         return State::Launching;
     }
     if age >= thresholds.quiet {
@@ -838,7 +943,7 @@ fn reclaim_reason(
             policy.max_runtime.unwrap_or(0)
         ),
         Cause::Launch(waited) => format!(
-            "worker launch requested {waited} ms ago without a start reached the launch timeout {} ms",
+            "launch took {waited} ms, over the launch timeout {} ms",
             policy.launch_timeout.unwrap_or(0)
         ),
         Cause::Progress if state == State::TimedOut => format!(
@@ -1055,6 +1160,75 @@ mod tests {
         );
         assert_eq!(state, State::Stale);
         assert!(timed.recovery_reason.contains("launch timeout 1000 ms"));
+    }
+
+    #[test]
+    fn the_launch_timeout_alone_judges_a_launching_worker() {
+        let policy = Thresholds {
+            launch_timeout: Some(600_000),
+            ..Thresholds::default()
+        };
+        let launch = |ago: Millis, more: &str| {
+            view_of(
+                &running(&format!(r#""launch_requested_at":"{}"{more}"#, at(-ago))),
+                &policy,
+                &ProcessFacts::NoPid,
+            )
+        };
+        // Far past the stale and timeout thresholds, but under the launch timeout: launching.
+        let (state, _) = launch(300_000, "");
+        assert_eq!(state, State::Launching);
+        let (state, _) = launch(599_999, "");
+        assert_eq!(state, State::Launching);
+        let (state, view) = launch(600_000, "");
+        assert_eq!(state, State::Stale);
+        assert_eq!(
+            view.recovery_reason,
+            "launch took 600000 ms, over the launch timeout 600000 ms"
+        );
+        // queued_at stands in for launch_requested_at.
+        let (state, _) = view_of(
+            &running(&format!(r#""queued_at":"{}""#, at(-600_000))),
+            &policy,
+            &ProcessFacts::NoPid,
+        );
+        assert_eq!(state, State::Stale);
+        // Evidence of a start ends the launch: the worker then ages like any running one.
+        for evidence in ["process_started_at", "last_progress_at"] {
+            let more = format!(r#","{evidence}":"{}""#, at(-300_000));
+            let (state, _) = launch(300_000, &more);
+            assert_eq!(state, State::TimedOut, "{evidence}");
+            let more = format!(r#","{evidence}":"{}""#, at(-1_000));
+            let (state, _) = launch(700_000, &more);
+            assert_eq!(state, State::RunningActive, "{evidence}");
+        }
+        // So does a verified process.
+        let host = crate::process::test_host();
+        let pid = crate::process::validate_found(4242, &host).unwrap();
+        let verified = ProcessFacts::Checked {
+            pid,
+            observation: Observation::Exited,
+            identity: Identity::Verified,
+        };
+        let (state, _) = view_of(
+            &running(&format!(r#""launch_requested_at":"{}""#, at(-300_000))),
+            &policy,
+            &verified,
+        );
+        assert_eq!(state, State::TimedOut);
+        // Without --launch-timeout a launching worker ages like a running one.
+        let (state, _) = view_of(
+            &running(&format!(r#""launch_requested_at":"{}""#, at(-50_000))),
+            &Thresholds::default(),
+            &ProcessFacts::NoPid,
+        );
+        assert_eq!(state, State::Stale);
+        let (state, _) = view_of(
+            &running(&format!(r#""launch_requested_at":"{}""#, at(-1_000))),
+            &Thresholds::default(),
+            &ProcessFacts::NoPid,
+        );
+        assert_eq!(state, State::Launching);
     }
 
     #[test]
@@ -1342,9 +1516,52 @@ mod tests {
             at(-10)
         );
         let doc = parse_delegation(text.as_bytes()).unwrap();
-        let evidence = Times::of(doc.worker_lifecycle.value()).evidence();
-        assert_eq!(evidence.earliest_life, Some(NOW - 30));
+        let lifecycle = doc.worker_lifecycle.value();
+        let evidence = Times::of(lifecycle).evidence(lifecycle);
+        assert_eq!(evidence.anchor, Some(NOW - 30));
+        // Millisecond timestamps: each sign's interval ends 1 ms later, process_started_at's
+        // a second later still; the tightest wins (started_at's here).
+        assert_eq!(evidence.upper, Some(NOW - 20 + 1));
         assert_eq!(evidence.launch, Some(NOW - 40));
+    }
+
+    #[test]
+    fn the_anchor_comes_from_the_precision_of_the_signs_and_is_kept() {
+        assert_eq!(precision_ms("2026-11-22T08:00:00Z"), 1_000);
+        assert_eq!(precision_ms("2026-11-22T08:00:00.1Z"), 100);
+        assert_eq!(precision_ms("2026-11-22T08:00:00.12Z"), 10);
+        assert_eq!(precision_ms("2026-11-22T08:00:00.123Z"), 1);
+        assert_eq!(precision_ms("2026-11-22T08:00:00.123456789+02:00"), 1);
+        assert_eq!(precision_ms("2026-11-22T08:00:00+02:00"), 1_000);
+        // A whole-second process_started_at may be a second early: U = t + 2 s.
+        assert_eq!(
+            anchor_of_texts(Some("2026-11-22T08:00:00Z"), None, None),
+            Some((NOW, NOW + 2_000))
+        );
+        // The tightest bound of all signs; E the earliest.
+        assert_eq!(
+            anchor_of_texts(
+                Some("2026-11-22T08:00:00Z"),
+                Some("2026-11-22T08:00:00.500Z"),
+                Some("2026-11-22T08:00:05Z")
+            ),
+            Some((NOW, NOW + 501))
+        );
+        assert_eq!(anchor_of_texts(None, Some("not a time"), None), None);
+        // A kept anchor wins over the signs (a last_progress_at flatline wrote later).
+        let text = format!(
+            r#"{{"worker_lifecycle":{{"process_started_at":"{}","identity_anchor_at":"{}","identity_upper_bound_at":"{}"}}}}"#,
+            at(-5_000),
+            at(-9_000),
+            at(-8_000)
+        );
+        let doc = parse_delegation(text.as_bytes()).unwrap();
+        let lifecycle = doc.worker_lifecycle.value();
+        let times = Times::of(lifecycle);
+        assert_eq!(
+            identity_anchor(lifecycle, &times),
+            Some((NOW - 9_000, NOW - 8_000))
+        );
     }
 
     #[test]
@@ -1356,7 +1573,8 @@ mod tests {
             Ok(Some(Fingerprint {
                 start_ticks: 5,
                 boot_id: "b".into(),
-                pid_ns: 7
+                pid_ns: 7,
+                pidfd_ino: None,
             }))
         );
         let partial = br#"{"worker_lifecycle":{"process_fingerprint":{"start_ticks":5}}}"#;

@@ -102,11 +102,14 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
              A baseline in the future by no more than --max-clock-skew gives age 0 and the \
              warning clock_skew; one further ahead is not trusted and the state is unknown. \
              Without any baseline the state is unknown with the warning no_progress_baseline.",
-            "A running worker whose progress age reached the timeout, or whose run time \
-             reached --max-runtime, is timed_out; else one whose age reached the stale \
-             threshold, or whose launch waited past --launch-timeout, is stale. \
+            "A running worker whose run time reached --max-runtime is timed_out. A worker \
+             is launching while started_at, process_started_at, stream evidence and a \
+             verified process are all absent; with --launch-timeout given, a launching worker \
+             is judged by it alone: stale once its launch waited past it, else launching. \
+             Otherwise a worker whose progress age reached the timeout is timed_out; else one \
+             whose age reached the stale threshold is stale. \
              Both need reclaim (reclaim_state reclaim_needed). \
-             Else a worker with launch_requested_at and no started_at is launching; else one \
+             Else a launching worker is launching; else one \
              whose age reached the quiet threshold is running_quiet; else running_active. \
              child_agent.status completed is returned (resumable), failed is failed, cancelled \
              is cancelled and queued is queued; any other status is unknown with the warning \
@@ -130,17 +133,30 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
              A process is alive when kill(pid, 0) succeeds or fails with EPERM; a zombie has \
              exited.",
             "process_identity says whether the process now holding the pid is the worker. \
-             With a process_fingerprint (start_ticks, boot_id, pid_ns) it is verified when all \
-             three match, gone after a reboot, unverifiable in another pid namespace, and \
-             reused otherwise. \
-                          Without one, the process must have started no later than the earliest recorded \
-             sign of life (process_started_at, started_at, last_progress_at) plus 2s, and no \
-             earlier than launch_requested_at (else queued_at, else process_started_at, else \
-             started_at) minus 2s: outside that window it is reused, the pid recycled by another \
-             process. \
-             Both bounds are required: a delegation with only last_progress_at cannot tell its \
-             worker from any older process, so it is unverifiable, as is one without evidence \
-             or whose process /proc hides. \
+             With a process_fingerprint (start_ticks, boot_id, pid_ns, and pidfd_ino where the \
+             kernel has pidfs) it is verified when they match, gone after a reboot, \
+             unverifiable in another pid namespace, and reused otherwise; a field that cannot \
+             be read is skipped, never a mismatch. \
+             Without one, the time window decides. Its anchor E is the earliest recorded sign \
+             of life (process_started_at, started_at, last_progress_at), kept with its upper \
+             bound as worker_lifecycle.identity_anchor_at and identity_upper_bound_at by the \
+             first writing run, so a last_progress_at flatline wrote never moves it. The upper \
+             bound is where the signs' own precision ends (a whole-second timestamp stands for \
+             the whole second; process_started_at may be 1s early), plus --identity-slack \
+             (250ms). The lower bound is launch_requested_at (else queued_at) minus the slack, \
+             at most --max-spawn-delay (60s) before E, and ignored when later than E (warning \
+             launch_after_start). Started within the window: verified. Started more than 2s \
+             after it while the worker's stream was last written before that start: reused. \
+             Anything else is unverifiable: never signalled, never finalized. \
+             Each writing run records CLOCK_REALTIME - CLOCK_BOOTTIME and its own pid \
+             namespace in .flatline/state.json; after a clock step larger than the slack, window \
+             verdicts are unverifiable (warning clock_step), and from another pid namespace \
+             than the recorded one (or than a delegation's worker_lifecycle.pid_ns) a process \
+             without a fingerprint is unverifiable, never gone. \
+             A delegation, task card or worker spec counts as its owner's only with one link \
+             and no write permission for others (root's: not for its group either); otherwise it \
+             is foreign for every owner check and never replaced, and one with several links is \
+             reported from its fstat and never read. \
              Kernel threads are never workers. \
              Start times come from the real clocks, never from --now.",
         ],

@@ -12,9 +12,39 @@ use crate::doc::{Field, Int};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-/// How much a recorded instant and the kernel's start time may disagree (clock ticks,
-/// rounding, an orchestrator stamping just after the fork).
-pub const IDENTITY_SLACK_MS: Millis = 2_000;
+/// `--identity-slack` by default: how much a recorded instant and the kernel's start time
+/// may disagree beyond the timestamps' own precision (clock ticks, an orchestrator stamping
+/// just before the fork). Never grows with time: a patient attacker must not win later what
+/// it cannot win now (SPEC §3.1).
+pub const DEFAULT_IDENTITY_SLACK_MS: Millis = 250;
+/// `--max-spawn-delay` by default: the lower bound of the window is never further than this
+/// before its anchor, whatever launch time a delegation claims (a `launch_requested_at` in
+/// 1970 must not open the window to every older process).
+pub const DEFAULT_MAX_SPAWN_DELAY_MS: Millis = 60_000;
+/// A process that started this long after the window's upper bound, while the worker's
+/// stream was last written before it started, is certainly another process.
+pub const REUSE_MARGIN_MS: Millis = 2_000;
+/// `process_started_at` may be this much early: tools derive it from `btime`, whole seconds.
+pub const PROCESS_STARTED_EARLY_MS: Millis = 1_000;
+/// `fstatfs(pidfd).f_type` of a pidfd on pidfs (Linux ≥ 6.9), whose inodes are unique per
+/// process for the boot.
+pub const PIDFS_MAGIC: i64 = 0x5049_4446;
+
+/// The two bounds of the identity window that the command line sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowPolicy {
+    pub slack: Millis,
+    pub max_spawn_delay: Millis,
+}
+
+impl Default for WindowPolicy {
+    fn default() -> Self {
+        WindowPolicy {
+            slack: DEFAULT_IDENTITY_SLACK_MS,
+            max_spawn_delay: DEFAULT_MAX_SPAWN_DELAY_MS,
+        }
+    }
+}
 
 /// Facts about the machine and about flatline itself, read once per run.
 #[derive(Debug, Clone)]
@@ -278,6 +308,8 @@ pub enum Observation {
         start_ticks: u64,
         start_ms: Millis,
         uid: Option<u32>,
+        /// The pidfs inode of the process (`pidfd_ino`), where the kernel has one.
+        pidfd_ino: Option<u64>,
     },
 }
 
@@ -294,13 +326,26 @@ pub fn observe(pid: Pid, host: &Host, want_uid: bool) -> Observation {
     // One pidfd_open tells whether a process holds the pid and whether it is a thread-group
     // leader (EINVAL for a thread), for a fifth of what kill(pid, 0) plus a read of
     // /proc/PID/status costs. Where pidfds are refused, fall back to that.
+    let mut pidfd_ino = None;
     let leader_checked = match probe_pidfd(pid) {
         Probe::Gone => return Observation::Exited,
         Probe::Thread => return Observation::NotThreadGroupLeader,
-        Probe::Exists => true,
-        Probe::Refused => {
+        Probe::Exists(ino) => {
+            pidfd_ino = ino;
+            true
+        }
+        // No pidfds on this kernel: kill(pid, 0) tells whether the pid is held.
+        Probe::Unsupported => {
             if !exists(pid) {
                 return Observation::Exited;
+            }
+            false
+        }
+        // A refusal other than ESRCH (EPERM from seccomp, ENOENT for a thread id on new
+        // kernels) says nothing about the process: never `gone` on its word (SPEC §3.1).
+        Probe::Refused => {
+            if !exists(pid) {
+                return Observation::Hidden;
             }
             false
         }
@@ -337,6 +382,7 @@ pub fn observe(pid: Pid, host: &Host, want_uid: bool) -> Observation {
         start_ticks: stat.start_ticks,
         start_ms: host.start_ms(stat.start_ticks),
         uid,
+        pidfd_ino,
     }
 }
 
@@ -353,23 +399,60 @@ fn hidden_or_exited(pid: Pid) -> Observation {
 enum Probe {
     Gone,
     Thread,
-    Exists,
+    /// A process holds the pid; its pidfs inode where the kernel has one.
+    Exists(Option<u64>),
+    /// The kernel has no `pidfd_open` (ENOSYS).
+    Unsupported,
+    /// Any other failure: it says nothing about whether the process exists.
     Refused,
 }
 
 fn probe_pidfd(pid: Pid) -> Probe {
     if pidfds_refused_for_tests() {
-        return Probe::Refused;
+        return Probe::Unsupported;
     }
     // The descriptor is closed at once: it is only a question.
     match pidfd_open(pid.0) {
-        Ok(_) => Probe::Exists,
-        Err(error) => match error.raw_os_error() {
-            Some(libc::ESRCH) => Probe::Gone,
-            Some(libc::EINVAL) => Probe::Thread,
-            _ => Probe::Refused,
-        },
+        Ok(fd) => Probe::Exists(pidfd_ino(&fd)),
+        Err(error) => probe_of_errno(error.raw_os_error()),
     }
+}
+
+/// What a `pidfd_open` failure means (SPEC §3.1): only ESRCH says the process is gone.
+fn probe_of_errno(errno: Option<i32>) -> Probe {
+    match errno {
+        Some(libc::ESRCH) => Probe::Gone,
+        Some(libc::EINVAL) => Probe::Thread,
+        Some(libc::ENOSYS) => Probe::Unsupported,
+        _ => Probe::Refused,
+    }
+}
+
+/// `fstat(pidfd).st_ino`, only when the pidfd lives on pidfs (`fstatfs` says PIDFS_MAGIC)
+/// and inodes are 64 bits: before Linux 6.9 every pidfd shares one anonymous inode, which
+/// would tell nothing. `None`: the field cannot be read and is skipped, never a mismatch.
+pub fn pidfd_ino(fd: &OwnedFd) -> Option<u64> {
+    // SAFETY: an all-zero statfs is a valid out-buffer for fstatfs.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is an open descriptor we own and `fs` a valid out-pointer.
+    if unsafe { libc::fstatfs(fd.as_raw_fd(), &mut fs) } != 0 {
+        return None;
+    }
+    #[allow(clippy::unnecessary_cast)]
+    if fs.f_type as i64 != PIDFS_MAGIC {
+        return None;
+    }
+    // SAFETY: an all-zero stat is a valid out-buffer for fstat.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is an open descriptor we own and `st` a valid out-pointer.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return None;
+    }
+    if std::mem::size_of_val(&st.st_ino) < 8 {
+        return None;
+    }
+    #[allow(clippy::useless_conversion)]
+    Some(u64::from(st.st_ino))
 }
 
 /// `pidfd_open(pid, 0)`: a descriptor for the process holding `pid` now.
@@ -415,17 +498,61 @@ pub struct Fingerprint {
     pub start_ticks: u64,
     pub boot_id: String,
     pub pid_ns: u64,
+    /// The pidfs inode, where the kernel had one when the fingerprint was taken.
+    pub pidfd_ino: Option<u64>,
 }
 
-/// The recorded signs of a worker's life that bound when its process can have started.
+/// The recorded signs of a worker's life that bound when its process can have started
+/// (SPEC §3.1), and what else the window decision needs. Built by `lifecycle`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Evidence {
-    /// The earliest of `process_started_at`, `started_at`, `last_progress_at`.
-    pub earliest_life: Option<Millis>,
-    /// The earliest the worker's process can have started: `launch_requested_at`, else
-    /// `queued_at`, else `process_started_at`, else `started_at` (SPEC §3.1 names the first
-    /// two; without either, the recorded start still bounds the process from below).
+    /// E: the earliest recorded sign of life (`process_started_at`, `started_at`,
+    /// `last_progress_at`), or the `identity_anchor_at` kept from the first writing run.
+    pub anchor: Option<Millis>,
+    /// U before the slack: the tightest end of the signs' precision intervals (a whole-second
+    /// timestamp stands for the whole second; `process_started_at` may be 1 s early).
+    pub upper: Option<Millis>,
+    /// The launch: `launch_requested_at`, else `queued_at`.
     pub launch: Option<Millis>,
+    /// The last modification of the worker's stream, when it exists.
+    pub stream_mtime: Option<Millis>,
+    /// `CLOCK_REALTIME − CLOCK_BOOTTIME` moved by more than the slack since E.
+    pub clock_stepped: bool,
+    /// flatline runs in another pid namespace than the worker's (or cannot tell).
+    pub foreign_pid_ns: bool,
+}
+
+/// The identity window `[L, U]` (SPEC §3.1), slack included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub lower: Millis,
+    pub upper: Millis,
+    /// The launch was later than the anchor and was ignored (`launch_after_start`).
+    pub launch_after_start: bool,
+}
+
+/// The window from the evidence; `None` without an anchor.
+pub fn window(evidence: &Evidence, policy: WindowPolicy) -> Option<Window> {
+    let anchor = evidence.anchor?;
+    let upper = evidence
+        .upper
+        .unwrap_or(anchor)
+        .saturating_add(policy.slack);
+    let floor = anchor.saturating_sub(policy.max_spawn_delay);
+    let mut launch_after_start = false;
+    let lower = match evidence.launch.map(|at| at.saturating_sub(policy.slack)) {
+        Some(lower) if lower > anchor => {
+            launch_after_start = true;
+            floor
+        }
+        Some(lower) => lower.max(floor),
+        None => floor,
+    };
+    Some(Window {
+        lower,
+        upper,
+        launch_after_start,
+    })
 }
 
 /// Decides the identity (SPEC §3.1). Pure: the observation was made by the caller.
@@ -434,6 +561,7 @@ pub fn identify(
     evidence: Evidence,
     fingerprint: Option<&Fingerprint>,
     host: &Host,
+    policy: WindowPolicy,
 ) -> Identity {
     if let Some(fingerprint) = fingerprint {
         if host.boot_id.as_deref() != Some(fingerprint.boot_id.as_str()) {
@@ -445,45 +573,152 @@ pub fn identify(
             Observation::Hidden | Observation::NotThreadGroupLeader | Observation::KernelThread => {
                 Identity::Unverifiable
             }
-            Observation::Alive { start_ticks, .. } if start_ticks == fingerprint.start_ticks => {
-                Identity::Verified
+            Observation::Alive {
+                start_ticks,
+                pidfd_ino,
+                ..
+            } => {
+                // A field that cannot be read on either side is skipped, never a mismatch.
+                let same_ino = match (fingerprint.pidfd_ino, pidfd_ino) {
+                    (Some(recorded), Some(now)) => recorded == now,
+                    _ => true,
+                };
+                if start_ticks == fingerprint.start_ticks && same_ino {
+                    Identity::Verified
+                } else {
+                    Identity::Reused
+                }
             }
-            Observation::Alive { .. } => Identity::Reused,
         };
+    }
+    // Without a fingerprint the pid means something only in the worker's own namespace.
+    if evidence.foreign_pid_ns {
+        return Identity::Unverifiable;
     }
     match observation {
         Observation::Exited | Observation::Zombie => Identity::Gone,
         Observation::Hidden | Observation::NotThreadGroupLeader | Observation::KernelThread => {
             Identity::Unverifiable
         }
-        Observation::Alive { start_ms, .. } => {
-            // Both bounds are needed: a recorded sign of life bounds the start from above, a
-            // launch or start bounds it from below. With only an upper bound, any older
-            // process (sshd, init's children) would pass for the worker.
-            let (Some(earliest), Some(launch)) = (evidence.earliest_life, evidence.launch) else {
-                return Identity::Unverifiable;
-            };
-            if start_ms > earliest.saturating_add(IDENTITY_SLACK_MS) {
-                return Identity::Reused;
-            }
-            if start_ms < launch.saturating_sub(IDENTITY_SLACK_MS) {
-                return Identity::Reused;
-            }
-            Identity::Verified
-        }
+        Observation::Alive { start_ms, .. } => window_verdict(start_ms, &evidence, policy),
     }
+}
+
+/// The time-window verdict on a live process that started at `start_ms` (SPEC §3.1).
+pub fn window_verdict(start_ms: Millis, evidence: &Evidence, policy: WindowPolicy) -> Identity {
+    let Some(window) = window(evidence, policy) else {
+        return Identity::Unverifiable;
+    };
+    if evidence.clock_stepped {
+        return Identity::Unverifiable;
+    }
+    if (window.lower..=window.upper).contains(&start_ms) {
+        return Identity::Verified;
+    }
+    // `reused` finalizes a delegation, so it must be a fact: the worker was alive at E and
+    // wrote its stream before this process existed.
+    let certainly_later = start_ms > window.upper.saturating_add(REUSE_MARGIN_MS);
+    if certainly_later && evidence.stream_mtime.is_some_and(|mtime| mtime < start_ms) {
+        return Identity::Reused;
+    }
+    Identity::Unverifiable
 }
 
 /// The fingerprint of a live process, as a writing command stamps it.
 pub fn fingerprint_of(observation: Observation, host: &Host) -> Option<Fingerprint> {
     match observation {
-        Observation::Alive { start_ticks, .. } => Some(Fingerprint {
+        Observation::Alive {
+            start_ticks,
+            pidfd_ino,
+            ..
+        } => Some(Fingerprint {
             start_ticks,
             boot_id: host.boot_id.clone()?,
             pid_ns: host.pid_ns?,
+            pidfd_ino,
         }),
         _ => None,
     }
+}
+
+/// The clock section of `state.json` after this run, and when a step was last seen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClockNote {
+    pub section: serde_json::Value,
+    pub stepped_at: Option<Millis>,
+}
+
+/// Compares `CLOCK_REALTIME − CLOCK_BOOTTIME` now with the one recorded in `state.json`
+/// (section `clock`). Slewing moves both clocks together; only a step moves the difference.
+/// A move of more than `slack` is a step, seen at `real_now`: window verdicts of anchors
+/// before it are `unverifiable` (SPEC §3.1). Pure.
+pub fn note_clock(
+    stored: Option<&serde_json::Value>,
+    offset_now: Millis,
+    real_now: Millis,
+    slack: Millis,
+) -> ClockNote {
+    let recorded = stored
+        .and_then(|s| s.get("realtime_minus_boottime_ms"))
+        .and_then(serde_json::Value::as_i64);
+    let mut stepped_at = stored
+        .and_then(|s| s.get("stepped_at"))
+        .and_then(serde_json::Value::as_str)
+        .and_then(crate::clock::parse_rfc3339);
+    let offset = match recorded {
+        Some(recorded) if (offset_now - recorded).abs() <= slack => recorded,
+        Some(_) => {
+            stepped_at = Some(real_now);
+            offset_now
+        }
+        None => offset_now,
+    };
+    ClockNote {
+        section: serde_json::json!({
+            "realtime_minus_boottime_ms": offset,
+            "stepped_at": stepped_at.map(crate::clock::format_rfc3339),
+        }),
+        stepped_at,
+    }
+}
+
+/// Compares flatline's own pid namespace with the one recorded in `state.json` (section
+/// `pid_ns`): the section to record when none is (the first one stays), and whether flatline
+/// now runs in another namespace (or cannot tell its own). Pure.
+pub fn note_pid_ns(
+    stored: Option<&serde_json::Value>,
+    own: Option<u64>,
+) -> (Option<serde_json::Value>, bool) {
+    let recorded = stored
+        .and_then(|s| s.get("inode"))
+        .and_then(serde_json::Value::as_u64);
+    match (recorded, own) {
+        (None, Some(own)) => (Some(serde_json::json!({ "inode": own })), false),
+        (None, None) => (None, false),
+        (Some(recorded), own) => (None, own != Some(recorded)),
+    }
+}
+
+/// The inode of flatline's own pid namespace (`/proc/self/ns/pid`).
+pub fn own_pid_ns() -> Option<u64> {
+    std::fs::metadata("/proc/self/ns/pid")
+        .ok()
+        .map(|meta| std::os::unix::fs::MetadataExt::ino(&meta))
+}
+
+/// Whether the process holding `pid` lives in a nested pid namespace: its `NSpid:` line in
+/// `/proc/PID/status` has more than one entry. `None` when that cannot be read.
+pub fn in_nested_pid_ns(pid: Pid) -> Option<bool> {
+    let mut buf = Vec::with_capacity(1024);
+    read_proc(pid.0, "status", &mut buf).ok()?;
+    nspid_depth(&buf).map(|depth| depth > 1)
+}
+
+/// The number of entries of the `NSpid:` line of a `status` file.
+pub fn nspid_depth(status: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(status).ok()?;
+    let line = text.lines().find_map(|line| line.strip_prefix("NSpid:"))?;
+    Some(line.split_whitespace().count())
 }
 
 /// Validates a pid found in `/proc` (a descendant of a worker) under the same rules.
@@ -960,96 +1195,254 @@ mod tests {
             start_ticks,
             start_ms,
             uid: Some(0),
+            pidfd_ino: None,
         }
     }
 
+    const T: Millis = 1_800_000_000_000;
+
+    /// A worker whose earliest sign of life is T with a precision of 1 ms (U = T + 1 ms),
+    /// launched a second before.
+    fn evidence() -> Evidence {
+        Evidence {
+            anchor: Some(T),
+            upper: Some(T + 1),
+            launch: Some(T - 1_000),
+            ..Evidence::default()
+        }
+    }
+
+    fn verdict(start_ms: Millis, evidence: Evidence) -> Identity {
+        identify(
+            alive(start_ms, 1),
+            evidence,
+            None,
+            &test_host(),
+            WindowPolicy::default(),
+        )
+    }
+
     #[test]
-    fn the_time_window_decides_without_a_fingerprint() {
-        let host = test_host();
-        let t = 1_800_000_000_000;
-        let evidence = Evidence {
-            earliest_life: Some(t),
-            launch: Some(t - 1_000),
+    fn the_window_verifies_only_between_its_bounds() {
+        // [L, U] = [T − 1 s − 250 ms, T + 1 ms + 250 ms], both ends included.
+        assert_eq!(verdict(T, evidence()), Identity::Verified);
+        assert_eq!(verdict(T - 1_250, evidence()), Identity::Verified);
+        assert_eq!(verdict(T - 1_251, evidence()), Identity::Unverifiable);
+        assert_eq!(verdict(T + 251, evidence()), Identity::Verified);
+        assert_eq!(verdict(T + 252, evidence()), Identity::Unverifiable);
+        // Within 2 s after U: never a fact, whatever the stream says.
+        let streamed = Evidence {
+            stream_mtime: Some(T + 100),
+            ..evidence()
         };
-        let check = |start_ms| identify(alive(start_ms, 1), evidence, None, &host);
-        assert_eq!(check(t), Identity::Verified);
-        assert_eq!(check(t + 2_000), Identity::Verified);
+        assert_eq!(verdict(T + 2_251, streamed), Identity::Unverifiable);
+        // Past U + 2 s with the stream written before that start: reused.
+        assert_eq!(verdict(T + 2_252, streamed), Identity::Reused);
+        assert_eq!(verdict(T + 3_600_000, streamed), Identity::Reused);
+        // No stream, or a stream written since: not certain, so unverifiable.
+        assert_eq!(verdict(T + 3_600_000, evidence()), Identity::Unverifiable);
+        let written_since = Evidence {
+            stream_mtime: Some(T + 3_600_000),
+            ..evidence()
+        };
         assert_eq!(
-            check(t + 2_001),
-            Identity::Reused,
-            "started after the recorded life"
+            verdict(T + 3_600_000, written_since),
+            Identity::Unverifiable
         );
-        assert_eq!(check(t - 3_000), Identity::Verified);
-        assert_eq!(
-            check(t - 3_001),
-            Identity::Reused,
-            "started before the launch"
-        );
-        assert_eq!(check(t + 3_600_000), Identity::Reused);
-        let no_launch = Evidence {
-            earliest_life: Some(t),
+        // Started before L: unverifiable, never reused (an older process is not proof).
+        assert_eq!(verdict(T - 86_400_000, streamed), Identity::Unverifiable);
+        // No anchor at all: unverifiable.
+        assert_eq!(verdict(T, Evidence::default()), Identity::Unverifiable);
+    }
+
+    #[test]
+    fn a_whole_second_process_started_at_gives_a_1_25_s_window_above() {
+        // process_started_at "…:00Z" (whole second, may be 1 s early): U = T + 2 s.
+        let whole = Evidence {
+            anchor: Some(T),
+            upper: Some(T + 2_000),
+            launch: Some(T),
+            ..Evidence::default()
+        };
+        assert_eq!(verdict(T + 2_250, whole), Identity::Verified);
+        assert_eq!(verdict(T + 2_251, whole), Identity::Unverifiable);
+        assert_eq!(verdict(T - 250, whole), Identity::Verified);
+        assert_eq!(verdict(T - 251, whole), Identity::Unverifiable);
+    }
+
+    #[test]
+    fn the_launch_bound_is_clamped_and_a_late_launch_ignored() {
+        // A launch in 1970 opens nothing: L is at most 60 s before E.
+        let ancient = Evidence {
+            launch: Some(0),
+            ..evidence()
+        };
+        let w = window(&ancient, WindowPolicy::default()).unwrap();
+        assert_eq!(w.lower, T - 60_000);
+        assert!(!w.launch_after_start);
+        assert_eq!(verdict(T - 60_000, ancient), Identity::Verified);
+        assert_eq!(verdict(T - 60_001, ancient), Identity::Unverifiable);
+        // A launch after E (minus the slack) is ignored, with a warning; the clamp stands.
+        let late = Evidence {
+            launch: Some(T + 251),
+            ..evidence()
+        };
+        let w = window(&late, WindowPolicy::default()).unwrap();
+        assert!(w.launch_after_start);
+        assert_eq!(w.lower, T - 60_000);
+        let just = Evidence {
+            launch: Some(T + 250),
+            ..evidence()
+        };
+        let w = window(&just, WindowPolicy::default()).unwrap();
+        assert!(!w.launch_after_start);
+        assert_eq!(w.lower, T);
+        // No launch recorded: the clamp alone.
+        let none = Evidence {
             launch: None,
+            ..evidence()
         };
         assert_eq!(
-            identify(alive(t - 86_400_000, 1), no_launch, None, &host),
-            Identity::Unverifiable,
-            "without a lower bound any older process would pass: not verified"
+            window(&none, WindowPolicy::default()).unwrap().lower,
+            T - 60_000
         );
+        // The flags move both bounds.
+        let policy = WindowPolicy {
+            slack: 0,
+            max_spawn_delay: 500,
+        };
+        let w = window(&ancient, policy).unwrap();
+        assert_eq!((w.lower, w.upper), (T - 500, T + 1));
+    }
+
+    #[test]
+    fn a_clock_step_or_a_foreign_namespace_makes_the_window_unverifiable() {
+        let stepped = Evidence {
+            clock_stepped: true,
+            stream_mtime: Some(T),
+            ..evidence()
+        };
+        assert_eq!(verdict(T, stepped), Identity::Unverifiable);
+        assert_eq!(verdict(T + 3_600_000, stepped), Identity::Unverifiable);
+        let foreign = Evidence {
+            foreign_pid_ns: true,
+            ..evidence()
+        };
+        assert_eq!(verdict(T, foreign), Identity::Unverifiable);
+        let host = test_host();
+        let policy = WindowPolicy::default();
+        // Another namespace: never gone or reused either.
         assert_eq!(
-            identify(alive(t, 1), Evidence::default(), None, &host),
+            identify(Observation::Exited, foreign, None, &host, policy),
             Identity::Unverifiable
         );
         assert_eq!(
-            identify(Observation::Exited, evidence, None, &host),
+            identify(Observation::Exited, evidence(), None, &host, policy),
             Identity::Gone
         );
         assert_eq!(
-            identify(Observation::Zombie, evidence, None, &host),
+            identify(Observation::Zombie, evidence(), None, &host, policy),
             Identity::Gone
         );
         assert_eq!(
-            identify(Observation::Hidden, evidence, None, &host),
+            identify(Observation::Hidden, evidence(), None, &host, policy),
             Identity::Unverifiable
         );
+    }
+
+    #[test]
+    fn the_clock_is_noted_and_a_step_is_seen() {
+        let first = note_clock(None, 1_000_000, T, 250);
+        assert_eq!(first.stepped_at, None);
+        assert_eq!(first.section["realtime_minus_boottime_ms"], 1_000_000);
+        // Within the slack: no step, the recorded offset stays (no rewrite for jitter).
+        let same = note_clock(Some(&first.section), 1_000_250, T + 10, 250);
+        assert_eq!(same, first);
+        let stepped = note_clock(Some(&first.section), 1_000_251, T + 20, 250);
+        assert_eq!(stepped.stepped_at, Some(T + 20));
+        assert_eq!(stepped.section["realtime_minus_boottime_ms"], 1_000_251);
+        // The step is remembered by later runs.
+        let later = note_clock(Some(&stepped.section), 1_000_251, T + 30, 250);
+        assert_eq!(later.stepped_at, Some(T + 20));
+    }
+
+    #[test]
+    fn the_pid_namespace_is_noted_once() {
+        let (section, foreign) = note_pid_ns(None, Some(7));
+        assert_eq!(section, Some(serde_json::json!({"inode": 7})));
+        assert!(!foreign);
+        let stored = serde_json::json!({"inode": 7});
+        assert_eq!(note_pid_ns(Some(&stored), Some(7)), (None, false));
+        assert_eq!(note_pid_ns(Some(&stored), Some(8)), (None, true));
+        assert_eq!(note_pid_ns(Some(&stored), None), (None, true));
+    }
+
+    #[test]
+    fn only_esrch_from_pidfd_open_means_gone() {
+        assert!(matches!(probe_of_errno(Some(libc::ESRCH)), Probe::Gone));
+        assert!(matches!(probe_of_errno(Some(libc::EINVAL)), Probe::Thread));
+        assert!(matches!(
+            probe_of_errno(Some(libc::ENOSYS)),
+            Probe::Unsupported
+        ));
+        for errno in [libc::EPERM, libc::ENOENT, libc::EMFILE, libc::EACCES] {
+            assert!(
+                matches!(probe_of_errno(Some(errno)), Probe::Refused),
+                "{errno}"
+            );
+        }
+        assert!(matches!(probe_of_errno(None), Probe::Refused));
+    }
+
+    #[test]
+    fn nspid_lines_tell_nested_namespaces() {
+        assert_eq!(nspid_depth(b"Name:\tx\nNSpid:\t42\n"), Some(1));
+        assert_eq!(nspid_depth(b"Name:\tx\nNSpid:\t4242\t7\t1\n"), Some(3));
+        assert_eq!(nspid_depth(b"Name:\tx\n"), None);
     }
 
     #[test]
     fn a_fingerprint_decides_when_present() {
         let host = test_host();
+        let policy = WindowPolicy::default();
         let fingerprint = Fingerprint {
             start_ticks: 777,
             boot_id: "boot-a".into(),
             pid_ns: 4_026_531_836,
+            pidfd_ino: None,
         };
         let evidence = Evidence::default();
-        assert_eq!(
-            identify(alive(0, 777), evidence, Some(&fingerprint), &host),
-            Identity::Verified
-        );
-        assert_eq!(
-            identify(alive(0, 778), evidence, Some(&fingerprint), &host),
-            Identity::Reused
-        );
-        assert_eq!(
-            identify(Observation::Exited, evidence, Some(&fingerprint), &host),
-            Identity::Gone
-        );
+        let check = |observation, fingerprint: &Fingerprint| {
+            identify(observation, evidence, Some(fingerprint), &host, policy)
+        };
+        assert_eq!(check(alive(0, 777), &fingerprint), Identity::Verified);
+        assert_eq!(check(alive(0, 778), &fingerprint), Identity::Reused);
+        assert_eq!(check(Observation::Exited, &fingerprint), Identity::Gone);
         let other_boot = Fingerprint {
             boot_id: "boot-b".into(),
             ..fingerprint.clone()
         };
-        assert_eq!(
-            identify(alive(0, 777), evidence, Some(&other_boot), &host),
-            Identity::Gone
-        );
+        assert_eq!(check(alive(0, 777), &other_boot), Identity::Gone);
         let other_ns = Fingerprint {
             pid_ns: 1,
+            ..fingerprint.clone()
+        };
+        assert_eq!(check(alive(0, 777), &other_ns), Identity::Unverifiable);
+        // The pidfs inode tells apart two processes of one clock tick; a side that has none
+        // skips the field, never a mismatch.
+        let with_ino = Fingerprint {
+            pidfd_ino: Some(900),
             ..fingerprint
         };
-        assert_eq!(
-            identify(alive(0, 777), evidence, Some(&other_ns), &host),
-            Identity::Unverifiable
-        );
+        let alive_ino = |ino| Observation::Alive {
+            start_ticks: 777,
+            start_ms: 0,
+            uid: Some(0),
+            pidfd_ino: ino,
+        };
+        assert_eq!(check(alive_ino(Some(900)), &with_ino), Identity::Verified);
+        assert_eq!(check(alive_ino(Some(901)), &with_ino), Identity::Reused);
+        assert_eq!(check(alive_ino(None), &with_ino), Identity::Verified);
     }
 
     #[test]

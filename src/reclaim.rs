@@ -46,6 +46,8 @@ pub enum Termination {
     SkippedUnverifiable,
     /// The process runs as another user than the one owning the delegation file.
     SkippedForeign,
+    /// The worker of a non-root delegation lives in a nested pid namespace (SPEC §3.1).
+    SkippedNested,
 }
 
 impl Termination {
@@ -61,6 +63,7 @@ impl Termination {
             Termination::SkippedInvalidPid => "skipped_invalid_pid",
             Termination::SkippedUnverifiable => "skipped_unverifiable",
             Termination::SkippedForeign => "skipped_foreign",
+            Termination::SkippedNested => "skipped_nested",
         }
     }
 
@@ -73,6 +76,7 @@ impl Termination {
                 | Termination::SkippedInvalidPid
                 | Termination::SkippedUnverifiable
                 | Termination::SkippedForeign
+                | Termination::SkippedNested
         )
     }
 }
@@ -94,6 +98,22 @@ pub enum Triage {
 /// file owned by root, by its own user, or with `--allow-foreign-uid`.
 pub fn uid_allowed(process_uid: u32, file_owner: u32, allow_foreign: bool) -> bool {
     file_owner == 0 || allow_foreign || process_uid == file_owner
+}
+
+/// The nested-namespace guard (SPEC §3.1): for a delegation not owned by root, a worker whose
+/// `NSpid:` line has more than one entry (a sandbox) is not signalled without
+/// `--allow-nested-pidns`; one whose line cannot be read is not signalled either.
+pub fn nested_guard(triage: Triage, file_owner: u32, allow_nested: bool) -> Triage {
+    match triage {
+        Triage::Signal { pid, .. }
+            if file_owner != 0
+                && !allow_nested
+                && crate::process::in_nested_pid_ns(pid) != Some(false) =>
+        {
+            Triage::Skip(Termination::SkippedNested)
+        }
+        other => other,
+    }
 }
 
 /// Decides what may be done with a target from its process facts. Pure.
@@ -503,8 +523,9 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                     path: item.path,
                     delegation_id: view.delegation_id,
                 };
-                let owner = item.meta.uid;
-                match triage(item.facts, owner, config.allow_foreign_uid) {
+                let owner = crate::files::guard_owner(&item.meta);
+                let decided = triage(item.facts, owner, config.allow_foreign_uid);
+                match nested_guard(decided, owner, config.allow_nested_pidns) {
                     Triage::Skip(termination) => skip(
                         place,
                         termination,
@@ -1075,6 +1096,7 @@ mod tests {
                 start_ticks: 99,
                 start_ms: 0,
                 uid: Some(uid),
+                pidfd_ino: None,
             },
             identity,
         }

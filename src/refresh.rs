@@ -211,11 +211,38 @@ pub fn decide(
 }
 
 pub fn fingerprint_value(fingerprint: &Fingerprint) -> Value {
-    json!({
+    let mut value = json!({
         "start_ticks": fingerprint.start_ticks,
         "boot_id": fingerprint.boot_id,
         "pid_ns": fingerprint.pid_ns,
-    })
+    });
+    // Only where the kernel has a pidfs inode; a missing field is skipped, never a mismatch.
+    if let (Some(ino), Some(object)) = (fingerprint.pidfd_ino, value.as_object_mut()) {
+        object.insert("pidfd_ino".into(), json!(ino));
+    }
+    value
+}
+
+/// Keeps the identity window's anchor (SPEC §3.1) with flatline's first progress write to a
+/// delegation whose identity rests on the window (a recorded pid, no fingerprint): from then
+/// on a `last_progress_at` that flatline wrote never moves it.
+fn keep_identity_anchor(lifecycle: &mut Map<String, Value>) {
+    if lifecycle.contains_key("identity_anchor_at")
+        || lifecycle.contains_key("process_fingerprint")
+        || !lifecycle.contains_key("process_id")
+    {
+        return;
+    }
+    let text = |key: &str| lifecycle.get(key).and_then(Value::as_str);
+    let Some((anchor, upper)) = lifecycle::anchor_of_texts(
+        text("process_started_at"),
+        text("started_at"),
+        text("last_progress_at"),
+    ) else {
+        return;
+    };
+    lifecycle.insert("identity_anchor_at".into(), ts(anchor));
+    lifecycle.insert("identity_upper_bound_at".into(), ts(upper));
 }
 
 /// The human line that a finalized delegation carries in `result_summary`.
@@ -274,6 +301,9 @@ fn apply(doc: &mut Value, change: &Change, now: Millis) -> Result<(), ApplyError
     match change {
         Change::Progress { at, fingerprint } => {
             let lifecycle = lifecycle_mut(object)?;
+            if fingerprint.is_none() {
+                keep_identity_anchor(lifecycle);
+            }
             lifecycle.insert("last_progress_at".into(), ts(*at));
             lifecycle.insert("process_last_seen_at".into(), ts(*at));
             lifecycle.insert("state".into(), json!("running_active"));
@@ -690,7 +720,13 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &crate::stop::Stop) ->
             diag,
             stop,
             &mut |item, diag| {
-                let change = match plan(&ctx, item.doc, item.times, item.facts, item.meta.uid) {
+                let change = match plan(
+                    &ctx,
+                    item.doc,
+                    item.times,
+                    item.facts,
+                    crate::files::guard_owner(&item.meta),
+                ) {
                     Ok(Some(change)) => change,
                     Ok(None) => return Ok(()),
                     Err(problem) => {
@@ -705,7 +741,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &crate::stop::Stop) ->
                 };
                 let written =
                     commit::write_change(target, change, config.now, config.dry_run, |bytes| {
-                        replan(&ctx, bytes, item.meta.uid)
+                        replan(&ctx, bytes, crate::files::guard_owner(&item.meta))
                     });
                 wrote |= written.wrote();
                 let place = Place {
@@ -759,6 +795,7 @@ mod tests {
             start_ticks: 42,
             boot_id: "boot".into(),
             pid_ns: 7,
+            pidfd_ino: None,
         }
     }
 
@@ -948,6 +985,51 @@ mod tests {
                 "other": {"kept": [1, 2]}
             })
         );
+    }
+
+    #[test]
+    fn the_first_progress_write_keeps_the_identity_anchor() {
+        let progress = |at| Change::Progress {
+            at,
+            fingerprint: None,
+        };
+        let mut doc = json!({"worker_lifecycle": {
+            "process_id": 4242, "process_started_at": "2026-11-22T07:59:00Z",
+            "last_progress_at": "2026-11-22T07:59:30.500Z"}});
+        apply(&mut doc, &progress(NOW), NOW).unwrap();
+        let lifecycle = &doc["worker_lifecycle"];
+        // E the earliest sign; U the whole second + 1 s early of process_started_at.
+        assert_eq!(lifecycle["identity_anchor_at"], "2026-11-22T07:59:00.000Z");
+        assert_eq!(
+            lifecycle["identity_upper_bound_at"],
+            "2026-11-22T07:59:02.000Z"
+        );
+        assert_eq!(lifecycle["last_progress_at"], "2026-11-22T08:00:00.000Z");
+        // flatline's own progress never moves it, even when the orchestrator's signs go.
+        doc["worker_lifecycle"]
+            .as_object_mut()
+            .unwrap()
+            .remove("process_started_at");
+        apply(&mut doc, &progress(NOW + 5_000), NOW + 5_000).unwrap();
+        let lifecycle = &doc["worker_lifecycle"];
+        assert_eq!(lifecycle["identity_anchor_at"], "2026-11-22T07:59:00.000Z");
+        assert_eq!(
+            lifecycle["identity_upper_bound_at"],
+            "2026-11-22T07:59:02.000Z"
+        );
+        // Not for a fingerprinted worker, nor without a pid.
+        for lifecycle in [
+            json!({"process_id": 1, "started_at": "2026-11-22T07:59:00Z",
+                   "process_fingerprint": {"start_ticks": 1, "boot_id": "b", "pid_ns": 2}}),
+            json!({"started_at": "2026-11-22T07:59:00Z"}),
+        ] {
+            let mut doc = json!({ "worker_lifecycle": lifecycle });
+            apply(&mut doc, &progress(NOW), NOW).unwrap();
+            assert!(
+                doc["worker_lifecycle"].get("identity_anchor_at").is_none(),
+                "{doc}"
+            );
+        }
     }
 
     #[test]

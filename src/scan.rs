@@ -13,7 +13,7 @@ use crate::lifecycle::{self, ChildStatus, ProcessFacts, Times, View};
 use crate::output::Diagnostics;
 use crate::process::{self, Host, Observation};
 use crate::stop::Stop;
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -123,14 +123,137 @@ pub fn is_document_name(name: &OsStr) -> bool {
     !bytes.starts_with(b".") && bytes.ends_with(b".json") && !bytes.ends_with(b".result.json")
 }
 
-/// The host facts, read on first use: a run without running workers never reads them.
+/// The host facts, read on first use: a run without running workers never reads them. It
+/// also carries what the identity decision knows about the run being scanned (`RunIdentity`).
 #[derive(Debug, Default)]
-pub struct LazyHost(OnceCell<Host>);
+pub struct LazyHost(OnceCell<Host>, RefCell<RunIdentity>);
 
 impl LazyHost {
     pub fn get(&self) -> &Host {
         self.0.get_or_init(Host::read)
     }
+}
+
+/// What the identity decision knows about the run being scanned (SPEC §3.1), set once per
+/// run by `for_each_in_listing`, and the document being inspected (for stating its stream as
+/// its owner).
+#[derive(Debug, Default)]
+struct RunIdentity {
+    /// The run (device, inode) this is about.
+    run: Option<(u64, u64)>,
+    /// When a step of the wall clock was last seen (real time, ms).
+    clock_step_at: Option<crate::clock::Millis>,
+    /// flatline runs in another pid namespace than the one recorded for this run, or than
+    /// the one a running delegation's fingerprint names.
+    foreign_pid_ns: bool,
+    /// A fingerprint just showed the namespace is foreign: to be said once.
+    newly_foreign: bool,
+    /// The run root (a duplicate descriptor) and the path policy, to stat worker streams.
+    root: Option<RunRoot>,
+    allow_outside: bool,
+    /// The owner the document being inspected speaks for (`files::guard_owner`); `None`
+    /// outside the first inspection of a listed file: then no stream is stated.
+    owner: Option<u32>,
+}
+
+/// The `.flatline/state.json` section of the clock (SPEC §3.1).
+pub const CLOCK_SECTION: &str = "clock";
+/// The `.flatline/state.json` section of flatline's own pid namespace (SPEC §3.1).
+pub const PID_NS_SECTION: &str = "pid_ns";
+
+/// Sets the identity facts of `run` in `host` once per run: reads the clock offset and pid
+/// namespace recorded in `state.json`, compares them with flatline's own, and, for a writing
+/// command (the lock is held), records them.
+fn prepare_identity(run: &Run, config: &Config, host: &LazyHost, diag: &mut Diagnostics) {
+    let Ok(meta) = run.dir().meta() else {
+        return;
+    };
+    let key = (meta.dev, meta.ino);
+    if host.1.borrow().run == Some(key) {
+        return;
+    }
+    let root = run
+        .root
+        .dir
+        .fd()
+        .try_clone_to_owned()
+        .ok()
+        .map(|fd| RunRoot {
+            dir: Dir::from_fd(fd, run.root.dir.path().to_path_buf()),
+            real_path: run.root.real_path.clone(),
+        });
+    let state_dir = run.dir().open_child(OsStr::new(".flatline")).ok().flatten();
+    // A state that cannot be read is reported by its other readers and never rewritten
+    // here: a fresh object would erase the other concerns' sections.
+    let (mut state, readable) = match state_dir.as_ref().map(crate::runstate::RunState::read) {
+        Some(Ok(state)) => (state, true),
+        Some(Err(_)) | None => (crate::runstate::RunState::default(), false),
+    };
+    let real_now = crate::clock::now_ms();
+    let clock = process::note_clock(
+        state.section(CLOCK_SECTION),
+        process::boot_epoch_ms(),
+        real_now,
+        config.identity.slack,
+    );
+    let own_ns = process::own_pid_ns();
+    let (ns_section, foreign_pid_ns) = process::note_pid_ns(state.section(PID_NS_SECTION), own_ns);
+    if foreign_pid_ns {
+        diag.warning(
+            &run.path,
+            "flatline runs in another pid namespace than the one recorded for this run: \
+             workers without a process_fingerprint are unverifiable (never gone or reused)",
+        );
+    }
+    let writing = !config.dry_run
+        && matches!(
+            config.command,
+            crate::cli::Command::Refresh
+                | crate::cli::Command::Reclaim
+                | crate::cli::Command::Sweep
+                | crate::cli::Command::FanIn
+        );
+    if writing
+        && readable
+        && let Some(dir) = &state_dir
+    {
+        state.set_section(CLOCK_SECTION, clock.section.clone());
+        if let Some(section) = ns_section {
+            state.set_section(PID_NS_SECTION, section);
+        }
+        if let Err(error) = state.write_if_changed(dir) {
+            diag.error(
+                &crate::runstate::path_of(&run.path),
+                &error.to_string(),
+                Exit::FileProblem,
+            );
+        }
+    }
+    *host.1.borrow_mut() = RunIdentity {
+        run: Some(key),
+        clock_step_at: clock.stepped_at,
+        foreign_pid_ns,
+        newly_foreign: false,
+        root,
+        allow_outside: config.allow_outside_paths,
+        owner: None,
+    };
+}
+
+/// The mtime of the worker's stream, stated (never opened for reading) as the document's
+/// owner, when the document being inspected is known; `None` when there is none.
+fn stream_mtime(doc: &Delegation<'_>, host: &LazyHost) -> Option<crate::clock::Millis> {
+    let context = host.1.borrow();
+    let owner = context.owner?;
+    let root = context.root.as_ref()?;
+    let path = crate::refresh::stream_path(doc)?;
+    let policy = files::NamedPathPolicy {
+        allow_outside: context.allow_outside,
+        owner,
+    };
+    files::open_named(root, &path, policy)
+        .ok()
+        .map(|named| named.meta.mtime_ms)
 }
 
 /// What the process of a delegation looks like now (SPEC §3.1). Only running, unreclaimed
@@ -139,7 +262,8 @@ pub fn process_facts(
     lifecycle: Option<&crate::doc::Lifecycle<'_>>,
     child_status: ChildStatus,
     reclaimed: bool,
-    times: &Times,
+    evidence: &mut dyn FnMut(Observation) -> process::Evidence,
+    policy: process::WindowPolicy,
     host: &LazyHost,
     want_uid: bool,
 ) -> ProcessFacts {
@@ -172,7 +296,8 @@ pub fn process_facts(
     let fingerprint = crate::lifecycle::recorded_fingerprint(lifecycle)
         .ok()
         .flatten();
-    let identity = process::identify(observation, times.evidence(), fingerprint.as_ref(), host);
+    let evidence = evidence(observation);
+    let identity = process::identify(observation, evidence, fingerprint.as_ref(), host, policy);
     ProcessFacts::Checked {
         pid,
         observation,
@@ -206,11 +331,56 @@ pub fn inspect<R>(
     let delegation = doc::parse_delegation(bytes)?;
     let lifecycle = delegation.worker_lifecycle.value();
     let times = Times::of(lifecycle);
+    let policy = config.identity;
+    // A running worker fingerprinted in another pid namespace than flatline's shows that this
+    // run's pids are not flatline's to judge: from here on, no window verdict either.
+    if lifecycle::child_status(&delegation) == ChildStatus::Running
+        && !lifecycle::is_reclaimed(&delegation)
+        && let Ok(Some(fingerprint)) = lifecycle::recorded_fingerprint(lifecycle)
+        && host
+            .get()
+            .pid_ns
+            .is_some_and(|own| own != fingerprint.pid_ns)
+    {
+        let mut context = host.1.borrow_mut();
+        if !context.foreign_pid_ns {
+            context.foreign_pid_ns = true;
+            context.newly_foreign = true;
+        }
+    }
+    let mut used: Option<process::Evidence> = None;
+    let mut evidence = |observation: Observation| {
+        let mut evidence = times.evidence(lifecycle);
+        {
+            let context = host.1.borrow();
+            evidence.clock_stepped = match (context.clock_step_at, evidence.anchor) {
+                (Some(step), Some(anchor)) => step >= anchor,
+                _ => false,
+            };
+            let own_ns = host.get().pid_ns;
+            let recorded_ns = lifecycle
+                .and_then(|l| l.pid_ns.value())
+                .and_then(|ns| u64::try_from(*ns).ok());
+            evidence.foreign_pid_ns =
+                context.foreign_pid_ns || recorded_ns.is_some_and(|ns| own_ns != Some(ns));
+        }
+        // The stream is stated only when it can decide: a live process that started well
+        // after the window (`reused` needs the stream written before that start).
+        if let (Observation::Alive { start_ms, .. }, Some(window)) =
+            (observation, process::window(&evidence, policy))
+            && start_ms > window.upper.saturating_add(process::REUSE_MARGIN_MS)
+        {
+            evidence.stream_mtime = stream_mtime(&delegation, host);
+        }
+        used = Some(evidence);
+        evidence
+    };
     let facts = process_facts(
         lifecycle,
         lifecycle::child_status(&delegation),
         lifecycle::is_reclaimed(&delegation),
-        &times,
+        &mut evidence,
+        policy,
         host,
         // The uid guard of the commands that signal needs the process's real uid.
         matches!(
@@ -218,7 +388,20 @@ pub fn inspect<R>(
             crate::cli::Command::Reclaim | crate::cli::Command::Sweep
         ),
     );
-    let view = lifecycle::view(&delegation, &times, config.now, &config.thresholds, &facts);
+    let mut view = lifecycle::view(&delegation, &times, config.now, &config.thresholds, &facts);
+    // The window's own warnings, when the window was what decided (no fingerprint).
+    let fingerprinted = matches!(
+        crate::lifecycle::recorded_fingerprint(lifecycle),
+        Ok(Some(_))
+    );
+    if let (Some(evidence), false) = (used, fingerprinted) {
+        if evidence.clock_stepped && !view.warnings.contains(&lifecycle::Warning::ClockStep) {
+            view.warnings.push(lifecycle::Warning::ClockStep);
+        }
+        if process::window(&evidence, policy).is_some_and(|w| w.launch_after_start) {
+            view.warnings.push(lifecycle::Warning::LaunchAfterStart);
+        }
+    }
     Ok(f(&delegation, &times, &facts, &view))
 }
 
@@ -253,6 +436,7 @@ pub fn for_each_in_listing(
     stop: &Stop,
     visit: &mut dyn FnMut(Item<'_>, &mut Diagnostics) -> Result<(), Exit>,
 ) -> Result<(), Exit> {
+    prepare_identity(run, config, host, diag);
     let documents: Vec<&Entry> = listing
         .entries
         .iter()
@@ -413,7 +597,10 @@ fn visit_bytes(
     diag: &mut Diagnostics,
     visit: &mut dyn FnMut(Item<'_>, &mut Diagnostics) -> Result<(), Exit>,
 ) -> Result<(), Exit> {
+    // The stream of this document is stated as its owner while it is inspected.
+    host.1.borrow_mut().owner = Some(files::guard_owner(&meta));
     let result = inspect(bytes, config, host, |doc, times, facts, view| {
+        host.1.borrow_mut().owner = None;
         if !config.card_selected(doc.task_card_id.str()) {
             return Ok(());
         }
@@ -433,6 +620,14 @@ fn visit_bytes(
         };
         visit(item, diag)
     });
+    host.1.borrow_mut().owner = None;
+    if std::mem::take(&mut host.1.borrow_mut().newly_foreign) {
+        diag.warning(
+            path,
+            "its process_fingerprint names another pid namespace than flatline's: workers \
+             without a fingerprint are unverifiable for the rest of this run",
+        );
+    }
     match result {
         Ok(outcome) => outcome,
         Err(error) => {

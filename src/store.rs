@@ -27,6 +27,8 @@ pub enum StoreError {
     NotRegular(&'static str),
     MultipleLinks(u64),
     KeepOwnership(io::Error),
+    /// A document that is not its owner's word (SPEC §1.3): why.
+    Foreign(String),
     Io(io::Error),
 }
 
@@ -41,6 +43,9 @@ impl fmt::Display for StoreError {
                 "cannot keep its owner, group and mode ({}), not replaced",
                 files::io_message(error)
             ),
+            StoreError::Foreign(reason) => {
+                write!(f, "{reason}: not its owner's word, not replaced")
+            }
             StoreError::Io(error) => f.write_str(&files::io_message(error)),
         }
     }
@@ -120,6 +125,10 @@ pub(crate) fn replace_checked_with(
     // the comparison below.
     let meta = lstat_settled(dir, name)?;
     check_replaceable(&meta)?;
+    // A document that is not its owner's word (SPEC §1.3) is never replaced.
+    if let Some(reason) = meta.foreign_reason() {
+        return Err(StoreError::Foreign(reason));
+    }
     let temp = TempFile::create(dir, name)?;
     temp.keep_ownership(&meta)?;
     temp.fill(new)?;
@@ -1468,6 +1477,32 @@ mod tests {
         assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
         if is_root() {
             assert_eq!((after.uid(), after.gid()), (65534, 65534));
+        }
+        assert_eq!(scratch.names(), ["d1.json"]);
+    }
+
+    #[test]
+    fn a_document_writable_by_others_is_never_replaced() {
+        let scratch = Scratch::new("foreign");
+        let file = scratch.path().join("d1.json");
+        for mode in [0o666, 0o646] {
+            std::fs::write(&file, "old\n").unwrap();
+            set_mode(&file, mode);
+            let outcome = replace_checked(&scratch.dir(), name("d1.json"), b"old\n", b"new\n");
+            assert!(
+                matches!(outcome, Err(StoreError::Foreign(_))),
+                "{mode:o}: {outcome:?}"
+            );
+            assert_eq!(std::fs::read(&file).unwrap(), b"old\n");
+        }
+        if is_root() {
+            // Root's document must not be group-writable either.
+            set_mode(&file, 0o664);
+            let outcome = replace_checked(&scratch.dir(), name("d1.json"), b"old\n", b"new\n");
+            assert!(
+                matches!(outcome, Err(StoreError::Foreign(_))),
+                "{outcome:?}"
+            );
         }
         assert_eq!(scratch.names(), ["d1.json"]);
     }

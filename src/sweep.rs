@@ -191,7 +191,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 diag,
                 stop,
                 &mut |item, diag| {
-                    let owner = item.meta.uid;
+                    let owner = crate::files::guard_owner(&item.meta);
                     let planned = match refresh::plan(&ctx, item.doc, item.times, item.facts, owner)
                     {
                         Ok(planned) => planned,
@@ -918,7 +918,11 @@ fn after_of(
 ) -> After {
     After {
         reclaim_needed: view.reclaim_state == ReclaimState::ReclaimNeeded,
-        triage: reclaim::triage(facts, owner, config.allow_foreign_uid),
+        triage: reclaim::nested_guard(
+            reclaim::triage(facts, owner, config.allow_foreign_uid),
+            owner,
+            config.allow_nested_pidns,
+        ),
         info: TargetInfo {
             state: view.state,
             process_id: view.process_id,

@@ -367,7 +367,7 @@ pub fn for_each_worker(
         };
         let policy = NamedPathPolicy {
             allow_outside: config.allow_outside_paths,
-            owner: spec_meta.uid,
+            owner: crate::files::guard_owner(&spec_meta),
         };
         let mut missing_paths = Vec::new();
         let (beat_path, beat_named) = named(spec.heartbeat.str(), "heartbeat.json");

@@ -633,7 +633,8 @@ fn hostile_delegation_files() {
         Some(Expect::both(line(3, path, "invalid JSON")))
     }));
     cases.push(case("hard-linked-delegation-to-a-file-outside", |env| {
-        // A delegation hard-linked to a file outside the run: readable, never replaced.
+        // A delegation hard-linked to a file outside the run: reported from its fstat,
+        // never read, never replaced (SPEC §1.3).
         let victim = env.scratch.join("victim.json");
         std::fs::write(
             &victim,
@@ -651,11 +652,7 @@ fn hostile_delegation_files() {
             &env.run.write("raw-events/m-link.jsonl", CLAUDE_SUCCESS),
             NOW_MS - 2_000,
         );
-        Some(Expect::refresh(line(
-            3,
-            path,
-            "has 2 hard links, not replaced",
-        )))
+        Some(Expect::both(line(3, path, "has 2 hard links")))
     }));
     cases.push(case("delegation-owned-by-another-user", |env| {
         if !is_root() {
@@ -2049,4 +2046,215 @@ fn hostile_heartbeat_inbox_and_outbox_paths() {
     // (The 2 GB sparse file is not one to read back whole.)
     std::fs::remove_file(run.path().join("sparse")).unwrap();
     assert_no_leak("worker paths", run.path(), &outside.secret);
+}
+
+/// Issue 12 class 1 (SPEC §1.3, §3.1): an agent (uid 65534) that can write `delegations/`
+/// places there a root-owned 0666 file and a hard link of a root-owned file, each naming a
+/// root process that looks stuck. Neither is root's word: the 0666 one is foreign for the uid
+/// guard (`skipped_foreign`) and never replaced, the linked one is reported from its fstat and
+/// never read. Both root processes are alive afterwards; a genuine root delegation in the same
+/// run is reclaimed, so the machinery is shown to work, not merely to refuse. Signals only
+/// inside a private pid namespace.
+const FOREIGN_DOCS: &str = r##"
+run=$1; bin=$2; scratch=$3
+now() { local us=${EPOCHREALTIME/./}; local ms=$((us / 1000));
+        printf -v REPLY '%(%Y-%m-%dT%H:%M:%S)T.%03dZ' $((ms / 1000)) $((ms % 1000)); }
+doc() { # id pid timestamp
+  printf '{"delegation_id":"%s","child_agent":{"status":"running"},"worker_lifecycle":{"process_id":%s,"launch_requested_at":"%s","started_at":"%s","process_started_at":"%s","last_progress_at":"%s","stale_after_ms":1000}}\n' \
+    "$1" "$2" "$3" "$3" "$3" "$3"; }
+as_agent() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+now; t=$REPLY
+sleep 300 & renamed=$!
+sleep 300 & linked=$!
+sleep 300 & genuine=$!
+# Root's files that the agent may write (an orchestrator's sloppy 0666 scratch files).
+install -m 0666 /dev/null "$scratch/open.json"
+install -m 0666 /dev/null "$scratch/shared.json"
+doc genuine "$genuine" "$t" > "$run/delegations/genuine.json"
+as_agent bash -c "$(declare -f doc); doc renamed $renamed $t > $scratch/open.json && mv $scratch/open.json $run/delegations/renamed.json" || echo "#agent rename failed"
+as_agent bash -c "$(declare -f doc); doc linked $linked $t > $scratch/shared.json && ln $scratch/shared.json $run/delegations/linked.json" || echo "#agent link failed"
+# The linked file no longer writable by anyone but root: only its second link is left.
+chmod 0644 "$scratch/shared.json"
+cp "$run/delegations/renamed.json" "$scratch/renamed.before"
+sleep 1.5
+"$bin" reclaim --format=ndjson --grace 1s "$run"; echo "#exit $?"
+kill -0 "$renamed" 2>/dev/null && echo "#renamed alive"
+kill -0 "$linked" 2>/dev/null && echo "#linked alive"
+kill -0 "$genuine" 2>/dev/null && echo "#genuine alive"
+cmp -s "$scratch/renamed.before" "$run/delegations/renamed.json" && echo "#renamed unchanged"
+echo "#done"
+"##;
+
+#[test]
+fn renamed_and_hard_linked_root_documents_are_not_roots_word() {
+    if !have("unshare") || !have("setpriv") || !is_root() {
+        eprintln!("SKIPPED: needs root, unshare and setpriv");
+        return;
+    }
+    let run = Run::new();
+    let scratch = TempDir::new("scratch");
+    for dir in [run.path().join("delegations"), scratch.path().to_path_buf()] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let mut command = Command::new("unshare");
+    command
+        .args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "bash",
+            "-c",
+            FOREIGN_DOCS,
+            "init",
+        ])
+        .arg(run.path())
+        .arg(bin())
+        .arg(scratch.path())
+        .env("TZ", "UTC");
+    let out = run_command(&mut command, Duration::from_secs(60));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let notes: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .collect();
+    assert_eq!(notes.last(), Some(&"done"), "{}", out.stdout);
+    assert!(
+        notes.contains(&"renamed alive"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        notes.contains(&"linked alive"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        !notes.contains(&"genuine alive"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(notes.contains(&"renamed unchanged"), "{}", out.stdout);
+    assert!(notes.contains(&"exit 3"), "{}\n{}", out.stdout, out.stderr);
+    let records: Vec<Value> = out
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let by = |id: &str| {
+        records
+            .iter()
+            .find(|r| r["delegation_id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no record for {id}: {}", out.stdout))
+    };
+    assert_eq!(by("renamed")["termination"], "skipped_foreign");
+    assert_eq!(by("genuine")["termination"], "terminated");
+    assert!(
+        !records.iter().any(|r| r["delegation_id"] == "linked"),
+        "a document with two links was read: {}",
+        out.stdout
+    );
+    assert!(
+        out.stderr
+            .contains("delegations/linked.json: has 2 hard links"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Issue 12 class 14 (SPEC §3.1): a sandboxed process of the agent's own uid, in a nested
+/// pid namespace, named by the agent's delegation, is not signalled (`skipped_nested`) unless
+/// `--allow-nested-pidns` is given. Inside a private pid namespace.
+const NESTED_WORKER: &str = r##"
+run=$1; bin=$2
+now() { local us=${EPOCHREALTIME/./}; local ms=$((us / 1000));
+        printf -v REPLY '%(%Y-%m-%dT%H:%M:%S)T.%03dZ' $((ms / 1000)) $((ms % 1000)); }
+now; t=$REPLY
+unshare --pid --fork setpriv --reuid=65534 --regid=65534 --clear-groups sleep 300 &
+outer=$!
+# The sandboxed sleep is unshare's child.
+for _ in $(seq 100); do sandboxed=$(cat /proc/$outer/task/$outer/children 2>/dev/null); [ -n "$sandboxed" ] && break; sleep 0.02; done
+sandboxed=${sandboxed% }
+grep NSpid /proc/$sandboxed/status | sed 's/^/#/'
+printf '{"delegation_id":"n","child_agent":{"status":"running"},"worker_lifecycle":{"process_id":%s,"launch_requested_at":"%s","started_at":"%s","process_started_at":"%s","last_progress_at":"%s","stale_after_ms":1000}}\n' \
+  "$sandboxed" "$t" "$t" "$t" "$t" > "$run/delegations/n.json"
+chown 65534:65534 "$run/delegations/n.json"
+sleep 1.2
+"$bin" reclaim --format=ndjson --grace 1s "$run"; echo "#exit $?"
+kill -0 "$sandboxed" 2>/dev/null && echo "#sandboxed alive after the first run"
+"$bin" reclaim --format=ndjson --grace 1s --allow-nested-pidns "$run"; echo "#exit $?"
+kill -0 "$sandboxed" 2>/dev/null && echo "#sandboxed alive after the second run"
+echo "#done"
+"##;
+
+#[test]
+fn a_nested_namespace_worker_of_an_agents_delegation_is_skipped() {
+    if !have("unshare") || !have("setpriv") || !is_root() {
+        eprintln!("SKIPPED: needs root, unshare and setpriv");
+        return;
+    }
+    let run = Run::new();
+    let mut command = Command::new("unshare");
+    command
+        .args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "bash",
+            "-c",
+            NESTED_WORKER,
+            "init",
+        ])
+        .arg(run.path())
+        .arg(bin())
+        .env("TZ", "UTC");
+    let out = run_command(&mut command, Duration::from_secs(60));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let notes: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .collect();
+    assert_eq!(
+        notes.last(),
+        Some(&"done"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    let nspid = notes
+        .iter()
+        .find(|n| n.starts_with("NSpid:"))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert_eq!(nspid.split_whitespace().count(), 3, "not nested: {nspid}");
+    let records: Vec<Value> = out
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        records[0]["termination"], "skipped_nested",
+        "{}",
+        out.stdout
+    );
+    assert!(
+        notes.contains(&"sandboxed alive after the first run"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(notes[1], "exit 1", "{}", out.stdout);
+    // The flag lifts the guard: the same worker is then reclaimed (the machinery works).
+    let second = &records[1];
+    assert!(
+        second["termination"] == "terminated" || second["termination"] == "killed",
+        "{}",
+        out.stdout
+    );
+    assert!(!notes.contains(&"sandboxed alive after the second run"));
 }

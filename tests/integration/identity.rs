@@ -4,6 +4,7 @@
 
 use crate::support::*;
 use serde_json::{Value, json};
+use std::ffi::OsStr;
 
 fn running_pid(id: &str, pid: Value, lifecycle: Value) -> Value {
     let mut lifecycle = lifecycle;
@@ -49,6 +50,9 @@ fn evidence_an_hour_before_the_process_started_means_reused() {
     let child = Proc::sleep();
     let hour_ago = real_now_ms() - 3_600_000;
     let run = Run::new();
+    // The worker wrote its stream an hour ago, before this process existed: certainly
+    // another process (SPEC §3.1).
+    set_mtime_ms(&run.write("raw-events/old.jsonl", "{}\n"), hour_ago);
     run.delegation(
         "old",
         &running_pid(
@@ -76,7 +80,39 @@ fn evidence_an_hour_before_the_process_started_means_reused() {
 }
 
 #[test]
-fn a_process_older_than_its_launch_is_reused() {
+fn without_the_stream_written_before_it_started_a_later_process_is_unverifiable() {
+    let child = Proc::sleep();
+    let hour_ago = real_now_ms() - 3_600_000;
+    let run = Run::new();
+    // No stream, then one written since the process started: neither is proof.
+    for (id, stream_mtime) in [("nostream", None), ("fresh", Some(real_now_ms()))] {
+        if let Some(mtime) = stream_mtime {
+            set_mtime_ms(&run.write(&format!("raw-events/{id}.jsonl"), "{}\n"), mtime);
+        }
+        run.delegation(
+            id,
+            &running_pid(
+                id,
+                json!(child.pid()),
+                json!({"started_at": rfc3339(hour_ago), "process_started_at": rfc3339(hour_ago),
+                       "last_progress_at": rfc3339(hour_ago)}),
+            ),
+        );
+    }
+    let out = live_status(&run);
+    for id in ["nostream", "fresh"] {
+        assert_fields(
+            &out.by_id(id),
+            json!({"process_identity": "unverifiable", "needs_attention": true}),
+        );
+        assert_ne!(out.by_id(id)["next_action"], "finalize", "{id}");
+    }
+}
+
+/// A process that started before the recorded launch is not the worker, but not certainly
+/// another one either: unverifiable, never finalized (SPEC §3.1).
+#[test]
+fn a_process_older_than_its_launch_is_unverifiable() {
     let child = Proc::sleep();
     let later = real_now_ms() + 10_000;
     let run = Run::new();
@@ -91,7 +127,7 @@ fn a_process_older_than_its_launch_is_reused() {
     let out = live_status(&run);
     assert_fields(
         &out.by_id("early"),
-        json!({"process_identity": "reused", "next_action": "finalize"}),
+        json!({"process_identity": "unverifiable", "next_action": "await_worker"}),
     );
 }
 
@@ -259,4 +295,271 @@ fn a_thread_id_is_not_a_process() {
         json!({"process_identity": null, "process_id": tid}),
     );
     assert_eq!(record["warnings"], json!(["invalid_process_id"]));
+}
+
+/// SPEC §2 (issue 13 item 6): `--launch-timeout` alone judges a launching worker, and any
+/// sign of a start ends the launch.
+#[test]
+fn the_launch_timeout_judges_only_launching_workers() {
+    let run = Run::new();
+    run.delegation(
+        "slow-launch",
+        &delegation(
+            "slow-launch",
+            "running",
+            json!({"launch_requested_at": at(-300_000)}),
+        ),
+    );
+    run.delegation(
+        "late-launch",
+        &delegation(
+            "late-launch",
+            "running",
+            json!({"launch_requested_at": at(-700_000)}),
+        ),
+    );
+    run.delegation(
+        "started",
+        &delegation(
+            "started",
+            "running",
+            json!({"launch_requested_at": at(-300_000), "process_started_at": at(-300_000)}),
+        ),
+    );
+    let out = status(&run, &["--launch-timeout", "10m"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_fields(
+        &out.by_id("slow-launch"),
+        json!({"state": "launching", "reclaim_state": "not_needed"}),
+    );
+    assert_fields(
+        &out.by_id("late-launch"),
+        json!({"state": "stale", "reclaim_state": "reclaim_needed",
+               "recovery_reason": "launch took 700000 ms, over the launch timeout 600000 ms"}),
+    );
+    assert_fields(
+        &out.by_id("started"),
+        json!({"state": "timed_out", "reclaim_state": "reclaim_needed"}),
+    );
+    // Without the flag a launching worker ages like a running one.
+    let out = status(&run, &[]);
+    assert_fields(&out.by_id("slow-launch"), json!({"state": "timed_out"}));
+}
+
+/// Issue 12 class 14 (SPEC §3.1): flatline run from another pid namespace than the one it
+/// recorded for the run (a CronJob pod) sees the host's pids as strangers or nothing: live
+/// workers without a fingerprint are unverifiable there, never gone, never finalized.
+#[test]
+fn a_run_from_another_pid_namespace_finalizes_nothing() {
+    if !have("unshare") || !is_root() {
+        eprintln!("SKIPPED: needs root and unshare");
+        return;
+    }
+    let run = Run::new();
+    // A first writing run in the workers' namespace records it.
+    let out = flatline([OsStr::new("refresh"), run.arg()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let state = run.read_json(".flatline/state.json");
+    assert_eq!(state["pid_ns"]["inode"], json!(pid_ns()), "{state}");
+    assert!(
+        state["clock"]["realtime_minus_boottime_ms"].is_i64(),
+        "{state}"
+    );
+
+    let child = Proc::sleep();
+    let now = real_now_ms();
+    run.delegation(
+        "live",
+        &running_pid(
+            "live",
+            json!(child.pid()),
+            json!({"launch_requested_at": rfc3339(now - 1_000), "started_at": rfc3339(now),
+                   "process_started_at": rfc3339(now), "last_progress_at": rfc3339(now)}),
+        ),
+    );
+    let before = run.read("delegations/live.json");
+    let elsewhere = |verb: &str| {
+        let mut command = std::process::Command::new("unshare");
+        command
+            .args(["--pid", "--fork", "--mount-proc"])
+            .arg(bin())
+            .args([verb, "--format=ndjson"])
+            .arg(run.path());
+        run_command(&mut command, HANG_GUARD)
+    };
+    let out = elsewhere("status");
+    assert_fields(
+        &out.by_id("live"),
+        json!({"process_identity": "unverifiable", "needs_attention": true}),
+    );
+    let out = elsewhere("refresh");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.matches("another pid namespace").count(),
+        1,
+        "said once per run: {}",
+        out.stderr
+    );
+    assert_eq!(
+        run.read("delegations/live.json"),
+        before,
+        "a live worker was finalized from another namespace"
+    );
+    // The recorded namespace stays the first one.
+    let state = run.read_json(".flatline/state.json");
+    assert_eq!(state["pid_ns"]["inode"], json!(pid_ns()), "{state}");
+    // Back in the workers' namespace the worker is verified again.
+    let out = live_status(&run);
+    assert_fields(&out.by_id("live"), json!({"process_identity": "verified"}));
+}
+
+/// SPEC §3.1: realtime-from-boottime moves only when the wall clock is stepped. A state.json
+/// whose recorded `CLOCK_REALTIME − CLOCK_BOOTTIME` is far from today's means a step since:
+/// window verdicts are then unverifiable with the warning `clock_step` (the fingerprint
+/// alone still verifies), and the step is remembered.
+#[test]
+fn after_a_clock_step_the_window_verifies_nothing() {
+    let run = Run::new();
+    // A first writing run records the clock.
+    let out = flatline([OsStr::new("refresh"), run.arg()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut state = run.read_json(".flatline/state.json");
+    let offset = state["clock"]["realtime_minus_boottime_ms"]
+        .as_i64()
+        .unwrap();
+    assert!(state["clock"]["stepped_at"].is_null(), "{state}");
+    // The clock as it was before a step of one hour.
+    state["clock"]["realtime_minus_boottime_ms"] = json!(offset - 3_600_000);
+    write_json(&run.path().join(".flatline/state.json"), &state);
+
+    let now = real_now_ms();
+    let child = Proc::sleep();
+    let evidence = json!({"launch_requested_at": rfc3339(now - 1_000), "started_at": rfc3339(now),
+                          "process_started_at": rfc3339(now), "last_progress_at": rfc3339(now)});
+    run.delegation(
+        "window",
+        &running_pid("window", json!(child.pid()), evidence.clone()),
+    );
+    let mut fingerprinted = running_pid("fp", json!(child.pid()), evidence);
+    fingerprinted["worker_lifecycle"]["process_fingerprint"] =
+        json!({"start_ticks": child.start_ticks(), "boot_id": boot_id(), "pid_ns": pid_ns()});
+    run.delegation("fp", &fingerprinted);
+    let out = live_status(&run);
+    assert_fields(
+        &out.by_id("window"),
+        json!({"process_identity": "unverifiable", "warnings": ["clock_step"]}),
+    );
+    assert_fields(
+        &out.by_id("fp"),
+        json!({"process_identity": "verified", "warnings": []}),
+    );
+    // A writing run records the step; later runs still see it for anchors before it.
+    let out = flatline([
+        OsStr::new("refresh"),
+        OsStr::new("--format=ndjson"),
+        run.arg(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let state = run.read_json(".flatline/state.json");
+    assert!(state["clock"]["stepped_at"].is_string(), "{state}");
+    assert_ne!(
+        state["clock"]["realtime_minus_boottime_ms"],
+        json!(offset - 3_600_000)
+    );
+    let out = live_status(&run);
+    assert_fields(
+        &out.by_id("window"),
+        json!({"process_identity": "unverifiable", "warnings": ["clock_step"]}),
+    );
+}
+
+/// SPEC §3.1: a launch recorded after the first sign of life is ignored with the warning
+/// `launch_after_start`; the window then opens at most `--max-spawn-delay` before it.
+#[test]
+fn a_launch_after_the_start_is_ignored_with_a_warning() {
+    // Recorded after the process began: it lies below every recorded instant.
+    let child = Proc::sleep();
+    let now = real_now_ms();
+    let run = Run::new();
+    run.delegation(
+        "late",
+        &running_pid(
+            "late",
+            json!(child.pid()),
+            json!({"launch_requested_at": rfc3339(now + 5_000), "started_at": rfc3339(now),
+                   "last_progress_at": rfc3339(now)}),
+        ),
+    );
+    let out = live_status(&run);
+    assert_fields(
+        &out.by_id("late"),
+        json!({"process_identity": "verified", "warnings": ["launch_after_start"]}),
+    );
+    // A spawn delay of zero: the window opens at the recorded start itself, which here is
+    // 100 ms after this process began; by default the window reaches 60 s before it.
+    run.delegation(
+        "ahead",
+        &running_pid(
+            "ahead",
+            json!(child.pid()),
+            json!({"launch_requested_at": rfc3339(now + 5_000), "started_at": rfc3339(now + 100)}),
+        ),
+    );
+    let out = live_status(&run);
+    assert_eq!(
+        out.by_id("ahead")["process_identity"],
+        "verified",
+        "{}",
+        out.stdout
+    );
+    let out = flatline([
+        OsStr::new("status"),
+        OsStr::new("--format=ndjson"),
+        OsStr::new("--max-spawn-delay=0ms"),
+        OsStr::new("--identity-slack=0ms"),
+        run.arg(),
+    ]);
+    assert_eq!(
+        out.by_id("ahead")["process_identity"],
+        "unverifiable",
+        "{}",
+        out.stdout
+    );
+}
+
+/// SPEC §3.1: a running worker fingerprinted in another pid namespace than flatline's shows
+/// that the run's pids are not flatline's to judge: workers without a fingerprint judged
+/// after it are unverifiable, said once.
+#[test]
+fn a_fingerprint_from_another_namespace_makes_the_window_unverifiable() {
+    let child = Proc::sleep();
+    let now = real_now_ms();
+    let run = Run::new();
+    let evidence = json!({"launch_requested_at": rfc3339(now - 1_000), "started_at": rfc3339(now),
+                          "last_progress_at": rfc3339(now)});
+    let mut elsewhere = running_pid("a-elsewhere", json!(child.pid()), evidence.clone());
+    elsewhere["worker_lifecycle"]["process_fingerprint"] =
+        json!({"start_ticks": 1, "boot_id": boot_id(), "pid_ns": pid_ns() + 1});
+    run.delegation("a-elsewhere", &elsewhere);
+    run.delegation(
+        "b-window",
+        &running_pid("b-window", json!(child.pid()), evidence.clone()),
+    );
+    run.delegation(
+        "c-window",
+        &running_pid("c-window", json!(child.pid()), evidence),
+    );
+    let out = live_status(&run);
+    for id in ["a-elsewhere", "b-window", "c-window"] {
+        assert_eq!(out.by_id(id)["process_identity"], "unverifiable", "{id}");
+    }
+    assert_eq!(
+        out.stderr.matches("another pid namespace").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    std::fs::remove_file(run.delegation_path("a-elsewhere.json")).unwrap();
+    let out = live_status(&run);
+    assert_eq!(out.by_id("b-window")["process_identity"], "verified");
 }

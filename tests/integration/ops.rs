@@ -310,7 +310,8 @@ fn every_atomic_write_fsyncs_the_file_and_then_its_directory() {
                 OsStr::new(NOW),
                 run.arg(),
             ],
-            2,
+            // Two delegations, and state.json's first clock and pid namespace (SPEC §3.1).
+            3,
         ),
         (
             "health-events",

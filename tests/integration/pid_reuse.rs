@@ -125,6 +125,12 @@ fn a_recycled_pid_is_never_signalled_by_window_or_by_fingerprint() {
     }
     let run1 = Run::new();
     let run2 = Run::new();
+    // The worker wrote its stream before it died: `reused` needs that fact (SPEC §3.1).
+    // Its last line a minute ago: settled, so the finalization needs no wait.
+    set_mtime_ms(
+        &run1.write("raw-events/reused.jsonl", "{\"type\":\"message\"}\n"),
+        real_now_ms() - 60_000,
+    );
     let log = run1.path().join("signals.log");
     std::fs::write(&log, "").unwrap();
     let mut command = Command::new("unshare");
@@ -212,4 +218,151 @@ fn a_recycled_pid_is_never_signalled_by_window_or_by_fingerprint() {
     // Every flatline run ended as expected: 1 for the skipped invalid pids, else 0.
     let exits: Vec<&String> = t.notes.iter().filter(|n| n.starts_with("exit")).collect();
     assert_eq!(exits, ["exit 1", "exit 0", "exit 0"], "{}", out.stderr);
+}
+
+/// The shared shell helpers of the scripts below: `now` (RFC 3339 with milliseconds, without
+/// forking) and `running FILE ID PID TIMESTAMP`.
+const HELPERS: &str = r##"
+now() { local us=${EPOCHREALTIME/./}; local ms=$((us / 1000));
+        printf -v REPLY '%(%Y-%m-%dT%H:%M:%S)T.%03dZ' $((ms / 1000)) $((ms % 1000)); }
+running() {
+  printf '{"delegation_id":"%s","child_agent":{"status":"running"},"worker_lifecycle":{"process_id":%s,"launch_requested_at":"%s","started_at":"%s","process_started_at":"%s","last_progress_at":"%s","stale_after_ms":1000}}\n' \
+    "$2" "$3" "$4" "$4" "$4" "$4" > "$1"
+}
+"##;
+
+/// Issue 12 class 2: a decoy lands on a dead worker's pid 0.3 s after the worker's recorded
+/// start, before any fingerprint was stamped. The old ±2 s window took it for the worker;
+/// the anchored window (U = the start's millisecond + 250 ms) does not, and it is not
+/// certainly another process either (within 2 s of U): `skipped_unverifiable`, nothing
+/// signalled.
+const DECOY_AT_300_MS: &str = r##"
+run=$1; bin=$2
+now; started=$REPLY
+sleep 300 & worker=$!
+running "$run/delegations/w.json" w "$worker" "$started"
+kill -KILL "$worker"; wait "$worker" 2>/dev/null
+sleep 0.3
+echo $((worker - 1)) > /proc/sys/kernel/ns_last_pid
+sleep 300 & decoy=$!
+echo "#worker=$worker decoy=$decoy"
+sleep 1.2
+"$bin" reclaim --format=ndjson --grace 1s "$run"; echo "#exit $?"
+kill -0 "$decoy" 2>/dev/null && echo "#decoy alive"
+echo "#done"
+"##;
+
+/// Issue 12 class 2 with an unprivileged attacker: in a namespace whose `pid_max` is lowered
+/// (Linux ≥ 6.14 has it per namespace), uid 65534 forks until the pid after its last one is a
+/// dead root worker's, and a root process then lands there. It is not signalled.
+const CYCLED: &str = r##"
+run=$1; bin=$2
+if ! echo 2000 > /proc/sys/kernel/pid_max 2>/dev/null; then echo "#no per-namespace pid_max"; fi
+# Start the worker above the pids the kernel skips when it wraps (300).
+echo 400 > /proc/sys/kernel/ns_last_pid
+now; started=$REPLY
+sleep 300 & worker=$!
+running "$run/delegations/w.json" w "$worker" "$started"
+kill -KILL "$worker"; wait "$worker" 2>/dev/null
+s=${EPOCHREALTIME/./}
+setpriv --reuid=65534 --regid=65534 --clear-groups bash -c '
+  target=$1
+  while :; do read -r last < /proc/sys/kernel/ns_last_pid; (( last == target - 1 )) && exit 0; ( : ); done
+' cycle "$worker"
+e=${EPOCHREALTIME/./}
+sleep 300 & decoy=$!
+echo "#worker=$worker decoy=$decoy cycled_ms=$(( (e - s) / 1000 ))"
+sleep 1.2
+"$bin" reclaim --format=ndjson --grace 1s "$run"; echo "#exit $?"
+kill -0 "$decoy" 2>/dev/null && echo "#decoy alive"
+echo "#done"
+"##;
+
+fn in_private_namespace(script: &str, run: &Run) -> Transcript {
+    let mut command = Command::new("unshare");
+    command
+        .args(["--pid", "--fork", "--mount-proc", "bash", "-c"])
+        .arg(format!("{HELPERS}{script}"))
+        .arg("init")
+        .arg(run.path())
+        .arg(bin())
+        .env("TZ", "UTC");
+    let out = run_command(&mut command, Duration::from_secs(90));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let t = transcript(&out.stdout);
+    assert_eq!(
+        t.notes.last().map(String::as_str),
+        Some("done"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    t
+}
+
+fn note_value(notes: &[String], key: &str) -> u64 {
+    notes
+        .iter()
+        .flat_map(|n| n.split_whitespace())
+        .find_map(|w| w.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no {key} in {notes:?}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_decoy_on_the_pid_0_3_s_after_the_recorded_start_is_not_signalled() {
+    if !have("unshare") || !is_root() {
+        eprintln!("SKIPPED: needs root and unshare");
+        return;
+    }
+    let run = Run::new();
+    run.write("raw-events/w.jsonl", "{\"type\":\"message\"}\n");
+    let t = in_private_namespace(DECOY_AT_300_MS, &run);
+    assert_eq!(
+        note_value(&t.notes, "worker="),
+        note_value(&t.notes, "decoy="),
+        "ns_last_pid did not recycle the worker's pid"
+    );
+    assert!(
+        t.notes.iter().any(|n| n == "decoy alive"),
+        "the decoy was signalled: {:?}",
+        t.records
+    );
+    let w = record(&t.records, "reclaim", "w");
+    assert_eq!(w["termination"], "skipped_unverifiable", "{w}");
+    assert!(t.notes.iter().any(|n| n == "exit 1"), "{:?}", t.notes);
+    let doc = run.read_json("delegations/w.json");
+    assert_eq!(doc["child_agent"]["status"], "running", "{doc}");
+}
+
+#[test]
+fn an_unprivileged_pid_cycler_cannot_get_a_root_process_signalled() {
+    if !have("unshare") || !have("setpriv") || !is_root() {
+        eprintln!("SKIPPED: needs root, unshare and setpriv");
+        return;
+    }
+    let run = Run::new();
+    run.write("raw-events/w.jsonl", "{\"type\":\"message\"}\n");
+    let t = in_private_namespace(CYCLED, &run);
+    if t.notes.iter().any(|n| n == "no per-namespace pid_max") {
+        eprintln!("NOTE: no per-namespace pid_max (Linux < 6.14): cycled the full range");
+    }
+    assert_eq!(
+        note_value(&t.notes, "worker="),
+        note_value(&t.notes, "decoy="),
+        "the cycler did not bring the worker's pid round: {:?}",
+        t.notes
+    );
+    assert!(
+        t.notes.iter().any(|n| n == "decoy alive"),
+        "the decoy was signalled: {:?}",
+        t.records
+    );
+    let w = record(&t.records, "reclaim", "w");
+    assert!(
+        w["termination"] == "skipped_unverifiable" || w["termination"] == "skipped_reused",
+        "{w}"
+    );
+    assert_ne!(w["termination"], "terminated");
 }

@@ -147,19 +147,21 @@ fn a_plain_sleep_is_terminated_and_recorded() {
 
 #[test]
 fn a_sleep_verified_by_the_time_window_is_terminated() {
+    // Recorded as an orchestrator does: the start stamped just before the fork, so the
+    // process started within the window's slack after it (SPEC §3.1).
+    let started = real_now_ms();
     let worker = Proc::sleep();
-    let now = real_now_ms();
     let run = Run::new();
     run.delegation(
         "w",
         &delegation(
             "w",
             "running",
-            json!({"process_id": worker.pid(), "launch_requested_at": rfc3339(now - 1_500),
-                   "started_at": rfc3339(now - 1_000), "last_progress_at": rfc3339(now - 1_000)}),
+            json!({"process_id": worker.pid(), "launch_requested_at": rfc3339(started - 500),
+                   "started_at": rfc3339(started), "last_progress_at": rfc3339(started)}),
         ),
     );
-    let out = reclaim(&run, &["--stale-after", "500ms"]);
+    let out = reclaim(&run, &["--stale-after", "1ms"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_fields(
         &out.by_action("w"),
@@ -299,6 +301,8 @@ fn evidence_from_before_the_process_started_means_reused_and_untouched() {
     let worker = Proc::sleep();
     let hour_ago = real_now_ms() - 3_600_000;
     let run = Run::new();
+    // The worker wrote its stream an hour ago, before this process existed (SPEC §3.1).
+    set_mtime_ms(&run.write("raw-events/old.jsonl", "{}\n"), hour_ago);
     run.delegation(
         "old",
         &delegation(
@@ -318,14 +322,16 @@ fn evidence_from_before_the_process_started_means_reused_and_untouched() {
         ),
     );
     let out = reclaim(&run, &["--grace", "10s"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    // "early": the process started before the recorded launch. Not the worker, but not
+    // certainly another process either: skipped and left for a person, never finalized.
+    assert_eq!(out.code, 1, "{}", out.stderr);
     assert_fields(
         &out.by_action("old"),
         json!({"action": "finalized", "termination": "skipped_reused"}),
     );
     assert_fields(
         &out.by_action("early"),
-        json!({"action": "finalized", "termination": "skipped_reused"}),
+        json!({"action": "skipped", "termination": "skipped_unverifiable"}),
     );
     assert!(
         alive(worker.pid()),

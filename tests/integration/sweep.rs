@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io::BufRead;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, UNIX_EPOCH};
@@ -481,7 +482,7 @@ fn a_card_with_a_member_at_work_is_left_alone_until_it_finishes() {
 }
 
 /// A card judged ready because a member is marked reclaimed without a process: when that
-/// mark cannot be written (here the file has a second hard link, which flatline never
+/// mark cannot be written (here the file has write access for others, which flatline never
 /// replaces), the card's other members are not stamped and the card is reported failed;
 /// once the mark can be written, one sweep collapses it. The metrics of a sweep that wrote
 /// the mark no longer count that worker as needing a reclaim.
@@ -491,8 +492,12 @@ fn a_card_is_stamped_only_when_the_write_that_ends_its_member_lands() {
     let now = real_now_ms();
     run.delegation("m-done", &finished_member("m-done", "c6", "t-done", now));
     let stale_path = run.delegation("m-stale", &stale_member("m-stale", "c6", now));
-    let link = run.path().join("second-link");
-    std::fs::hard_link(&stale_path, &link).unwrap();
+    // Writable by others: not its owner's word, never replaced (SPEC §1.3). (A second hard
+    // link no longer serves: such a document is not even read.)
+    let set_mode = |mode| {
+        std::fs::set_permissions(&stale_path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    set_mode(0o666);
     let done_before = String::from_utf8(run.read("delegations/m-done.json")).unwrap();
 
     let out = sweep(&run, &[]);
@@ -513,7 +518,7 @@ fn a_card_is_stamped_only_when_the_write_that_ends_its_member_lands() {
         "running"
     );
 
-    std::fs::remove_file(&link).unwrap();
+    set_mode(0o644);
     let metrics = sweep(&run, &["--format=prometheus"]);
     assert_eq!(metrics.code, 0, "{}", metrics.stderr);
     let gauge = |name: &str| {
@@ -541,7 +546,7 @@ fn a_card_is_stamped_only_when_the_write_that_ends_its_member_lands() {
 
 /// Two members of one card marked reclaimed without a process in the same sweep: the card
 /// waits for the next sweep, so neither member can carry a stamp while the other's mark
-/// failed (here one of them has a second hard link and cannot be replaced).
+/// failed (here one of them is writable by others and cannot be replaced).
 #[test]
 fn two_members_marked_in_one_sweep_are_stamped_only_in_the_next() {
     let run = Run::new();
@@ -549,8 +554,15 @@ fn two_members_marked_in_one_sweep_are_stamped_only_in_the_next() {
     for id in ["m-a", "m-b"] {
         run.delegation(id, &stale_member(id, "c7", now));
     }
-    let link = run.path().join("second-link");
-    std::fs::hard_link(run.delegation_path("m-b.json"), &link).unwrap();
+    // Writable by others: not its owner's word, never replaced (SPEC §1.3).
+    let set_mode = |mode| {
+        std::fs::set_permissions(
+            run.delegation_path("m-b.json"),
+            std::fs::Permissions::from_mode(mode),
+        )
+        .unwrap()
+    };
+    set_mode(0o666);
     let out = sweep(&run, &[]);
     assert_eq!(out.code, 3, "{}", out.stderr);
     let a = run.read_json("delegations/m-a.json");
@@ -560,7 +572,7 @@ fn two_members_marked_in_one_sweep_are_stamped_only_in_the_next() {
         run.read_json("delegations/m-b.json")["child_agent"]["status"],
         "running"
     );
-    std::fs::remove_file(&link).unwrap();
+    set_mode(0o644);
     let out = sweep(&run, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let out = sweep(&run, &[]);
