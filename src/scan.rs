@@ -8,8 +8,10 @@
 use crate::config::Config;
 use crate::doc::{self, Delegation, DocError};
 use crate::exit::Exit;
-use crate::files::{self, Dir, Entry, FileMeta, MAX_DOCUMENT_BYTES, RunRoot};
-use crate::lifecycle::{self, ChildStatus, ProcessFacts, Times, View};
+use crate::files::{
+    self, Dir, Entry, FileMeta, MAX_DOCUMENT_BYTES, NamedPathPolicy, ReadError, RunRoot,
+};
+use crate::lifecycle::{self, ChildStatus, ProcessFacts, StreamFacts, StreamInode, Times, View};
 use crate::output::Diagnostics;
 use crate::process::{self, Host, Observation};
 use crate::stop::Stop;
@@ -196,11 +198,41 @@ pub struct Item<'a> {
 }
 
 /// Parses `bytes` and computes the view, then hands everything to `f`. Used for the first
-/// read and again after a write conflict (the re-read bytes are inspected afresh).
+/// read and again after a write conflict (the re-read bytes are inspected afresh). This view
+/// does not look at the worker's stream (see `inspect_in`).
 pub fn inspect<R>(
     bytes: &[u8],
     config: &Config,
     host: &LazyHost,
+    f: impl FnOnce(&Delegation<'_>, &Times, &ProcessFacts, &View<'_>) -> R,
+) -> Result<R, DocError> {
+    inspect_with(bytes, config, host, |_, _| StreamFacts::NotLooked, f)
+}
+
+/// `inspect` with the evidence of the worker's stream: for a running delegation the stream
+/// is stat'ed (never read) as the document's `owner`, so the view never lags the files.
+pub fn inspect_in<R>(
+    run: &Run,
+    owner: u32,
+    bytes: &[u8],
+    config: &Config,
+    host: &LazyHost,
+    f: impl FnOnce(&Delegation<'_>, &Times, &ProcessFacts, &View<'_>) -> R,
+) -> Result<R, DocError> {
+    inspect_with(
+        bytes,
+        config,
+        host,
+        |doc, facts| stream_facts(run, doc, owner, config, facts),
+        f,
+    )
+}
+
+fn inspect_with<R>(
+    bytes: &[u8],
+    config: &Config,
+    host: &LazyHost,
+    stream: impl FnOnce(&Delegation<'_>, &ProcessFacts) -> StreamFacts,
     f: impl FnOnce(&Delegation<'_>, &Times, &ProcessFacts, &View<'_>) -> R,
 ) -> Result<R, DocError> {
     let delegation = doc::parse_delegation(bytes)?;
@@ -218,8 +250,51 @@ pub fn inspect<R>(
             crate::cli::Command::Reclaim | crate::cli::Command::Sweep
         ),
     );
-    let view = lifecycle::view(&delegation, &times, config.now, &config.thresholds, &facts);
+    let stream = stream(&delegation, &facts);
+    let view = lifecycle::view_with_stream(
+        &delegation,
+        &times,
+        config.now,
+        &config.thresholds,
+        &facts,
+        &stream,
+    );
     Ok(f(&delegation, &times, &facts, &view))
+}
+
+/// What a stat of a running worker's stream shows (SPEC §2): one `open_named` (`O_PATH`
+/// and `fstat`, as the document's owner), never a read. Delegations that are not running
+/// (or are reclaimed) are not looked at.
+pub fn stream_facts(
+    run: &Run,
+    doc: &Delegation<'_>,
+    owner: u32,
+    config: &Config,
+    facts: &ProcessFacts,
+) -> StreamFacts {
+    if matches!(facts, ProcessFacts::NotChecked) {
+        return StreamFacts::NotLooked;
+    }
+    let Some(path) = crate::refresh::stream_path(doc) else {
+        return StreamFacts::NotLooked;
+    };
+    let policy = NamedPathPolicy {
+        allow_outside: config.allow_outside_paths,
+        owner,
+    };
+    match files::stat_named(&run.root, &path, policy) {
+        Ok(meta) => StreamFacts::Present {
+            inode: StreamInode {
+                dev: meta.dev,
+                ino: meta.ino,
+            },
+            mtime_ms: meta.mtime_ms,
+        },
+        Err(ReadError::NotFound) => StreamFacts::Missing,
+        Err(error) => StreamFacts::Unusable {
+            not_readable_by_owner: matches!(error, ReadError::NotReadableByOwner(_)),
+        },
+    }
 }
 
 /// Reads every delegation of `run` once, in file-name order, and calls `visit` for each
@@ -266,7 +341,7 @@ pub fn for_each_in_listing(
         path.push(&entry.name);
         let result = match read {
             Ok((meta, bytes)) => visit_bytes(
-                listing, entry, &path, meta, bytes, config, host, diag, visit,
+                run, listing, entry, &path, meta, bytes, config, host, diag, visit,
             ),
             Err(error) => {
                 diag.error(&path, &error.to_string(), Exit::FileProblem);
@@ -403,6 +478,7 @@ mod prefetch {
 /// Inspects and visits one file's bytes.
 #[allow(clippy::too_many_arguments)]
 fn visit_bytes(
+    run: &Run,
     listing: &Listing,
     entry: &Entry,
     path: &Path,
@@ -413,26 +489,33 @@ fn visit_bytes(
     diag: &mut Diagnostics,
     visit: &mut dyn FnMut(Item<'_>, &mut Diagnostics) -> Result<(), Exit>,
 ) -> Result<(), Exit> {
-    let result = inspect(bytes, config, host, |doc, times, facts, view| {
-        if !config.card_selected(doc.task_card_id.str()) {
-            return Ok(());
-        }
-        if !view.malformed.is_empty() {
-            diag.error(path, &view.malformed.join("; "), Exit::FileProblem);
-        }
-        let item = Item {
-            dir: &listing.dir,
-            name: &entry.name,
-            path,
-            meta,
-            bytes,
-            doc,
-            times,
-            facts,
-            view,
-        };
-        visit(item, diag)
-    });
+    let result = inspect_in(
+        run,
+        meta.uid,
+        bytes,
+        config,
+        host,
+        |doc, times, facts, view| {
+            if !config.card_selected(doc.task_card_id.str()) {
+                return Ok(());
+            }
+            if !view.malformed.is_empty() {
+                diag.error(path, &view.malformed.join("; "), Exit::FileProblem);
+            }
+            let item = Item {
+                dir: &listing.dir,
+                name: &entry.name,
+                path,
+                meta,
+                bytes,
+                doc,
+                times,
+                facts,
+                view,
+            };
+            visit(item, diag)
+        },
+    );
     match result {
         Ok(outcome) => outcome,
         Err(error) => {
