@@ -157,13 +157,25 @@ fn an_exited_worker_with_an_unsettled_stream_is_left_for_the_next_run() {
     );
     let stream = run.write("raw-events/busy.jsonl", CODEX_NO_TERMINAL);
     set_mtime(&stream, NOW_MS - 1_000);
-    let before = run.read("delegations/busy.json");
+    let meta = std::fs::metadata(&stream).unwrap();
+    let before = run.read_json("delegations/busy.json");
     let out = refresh(&run, &["--now", NOW]);
-    assert_eq!(
-        (out.code, out.stdout.as_str(), out.stderr.as_str()),
-        (0, "", "")
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+    // Only the stream's identity is recorded (SPEC §3.2): nothing is decided yet.
+    assert_fields(
+        &out.records()[0],
+        json!({"action": "stream_recorded", "raw_events_inode": {"dev": meta.dev(), "ino": meta.ino()}}),
     );
-    assert_eq!(run.read("delegations/busy.json"), before);
+    let mut expected = before;
+    expected["worker_lifecycle"]["raw_events_inode"] =
+        json!({"dev": meta.dev(), "ino": meta.ino()});
+    assert_eq!(run.read_json("delegations/busy.json"), expected);
+    let again = refresh(&run, &["--now", NOW]);
+    assert_eq!(
+        (again.code, again.stdout.as_str()),
+        (0, ""),
+        "recorded once"
+    );
     // Once settled (a later --now), it is finalized as interrupted.
     let later = refresh(&run, &["--now", &at(10_000)]);
     assert_eq!(later.code, 0, "{}", later.stderr);
@@ -294,22 +306,24 @@ fn unknown_fields_order_and_big_numbers_survive_byte_exactly() {
     let text = format!("{text}\n");
     assert!(text.contains("123456789012345678901234567890"));
     run.write("delegations/keep.json", &text);
-    set_mtime(
-        &run.write("raw-events/keep.jsonl", CODEX_NO_TERMINAL),
-        NOW_MS - 5_000,
-    );
+    let stream = run.write("raw-events/keep.jsonl", CODEX_NO_TERMINAL);
+    set_mtime(&stream, NOW_MS - 5_000);
+    let meta = std::fs::metadata(&stream).unwrap();
     let out = refresh(&run, &["--now", NOW]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let expected = text.replace(
         &format!("\"last_progress_at\": \"{}\",", at(-60_000)),
         &format!("\"last_progress_at\": \"{}\",", at(-5_000)),
     );
+    // The stream's identity is recorded on first sight (SPEC §3.2), after the progress.
     let expected = expected.replace(
         &format!("\"started_at\": \"{}\"\n  }},", at(-70_000)),
         &format!(
-            "\"started_at\": \"{}\",\n    \"process_last_seen_at\": \"{}\",\n    \"state\": \"running_active\"\n  }},",
+            "\"started_at\": \"{}\",\n    \"process_last_seen_at\": \"{}\",\n    \"state\": \"running_active\",\n    \"raw_events_inode\": {{\n      \"dev\": {},\n      \"ino\": {}\n    }}\n  }},",
             at(-70_000),
-            at(-5_000)
+            at(-5_000),
+            meta.dev(),
+            meta.ino()
         ),
     );
     assert_eq!(
