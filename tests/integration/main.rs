@@ -4,6 +4,7 @@ mod adversarial;
 mod concurrency;
 mod crash;
 mod fanin;
+mod filesec;
 mod identity;
 mod ops;
 mod pid_reuse;

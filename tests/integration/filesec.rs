@@ -1,0 +1,204 @@
+//! Named files as their documents' owners could read them (SPEC §1.3, issue 12 class 4),
+//! streams that were swapped or deleted (§3.2, class 12), and a view that never lags the
+//! stream (§2, issue 13 item 2).
+//!
+//! The attackers are uid 65534: their documents are chowned to it, and what they do runs
+//! under `setpriv --reuid=65534 --regid=65534 --clear-groups`. Everything that can send a
+//! signal runs inside `unshare --pid --fork --mount-proc`.
+
+use crate::support::*;
+use serde_json::{Value, json};
+use std::os::unix::fs::{PermissionsExt, chown};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const AGENT: u32 = 65534;
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn give_to_agent(path: &Path) {
+    chown(path, Some(AGENT), Some(AGENT)).unwrap();
+}
+
+/// `$1` run, `$2` flatline. pid 1 of the namespace (this script) carries the secret in its
+/// environment; flatline reads for the agent's documents with `--allow-outside-paths`.
+const READ_AS_OWNER: &str = r##"
+run=$1; bin=$2
+true & gone=$!; wait "$gone"
+for f in "$run"/delegations/*.json; do
+  sed -i "s/GONE_PID/$gone/" "$f"
+done
+"$bin" refresh --format=ndjson --allow-outside-paths --settle 0s "$run"; echo "#refresh exit $?"
+"$bin" status --format=ndjson --allow-outside-paths "$run"; echo "#status exit $?"
+"##;
+
+#[test]
+fn named_files_are_read_only_as_their_documents_owner_could() {
+    if !have("unshare") || !is_root() {
+        eprintln!("SKIPPED: needs root and unshare");
+        return;
+    }
+    let run = Run::new();
+    let long_ago = real_now_ms() - 3_600_000;
+    // Root's secrets inside the run: a 0600 file, and a 0644 file in a 0700 directory.
+    let secret = run.write(
+        "orchestrator-secret.txt",
+        "TOPSECRET-A orchestrator token\n",
+    );
+    chmod(&secret, 0o600);
+    let closed = run.write("private/notes.jsonl", "TOPSECRET-B behind a closed door\n");
+    chmod(&closed, 0o644);
+    chmod(&run.path().join("private"), 0o700);
+    // The agent's own stream: the control that must still work.
+    let own = run.write(
+        "raw-events/d-control.jsonl",
+        "CONTROL-OK the agent's own output\n",
+    );
+    chmod(&own, 0o600);
+    give_to_agent(&own);
+    for path in [&secret, &closed, &own] {
+        set_mtime_ms(path, long_ago);
+    }
+    let streams = [
+        ("d-secret", "orchestrator-secret.txt".to_string()),
+        ("d-closed", "private/notes.jsonl".to_string()),
+        ("d-environ", "/proc/1/environ".to_string()),
+        ("d-control", "raw-events/d-control.jsonl".to_string()),
+    ];
+    for (id, stream) in &streams {
+        let mut doc = delegation(
+            id,
+            "running",
+            json!({"process_id": "GONE_PID", "last_progress_at": rfc3339(long_ago - 60_000)}),
+        );
+        doc["worker_launch_evidence"] = json!({"raw_events_file": stream});
+        let text = serde_json::to_string_pretty(&doc)
+            .unwrap()
+            .replace("\"GONE_PID\"", "GONE_PID");
+        let path = run.write(&format!("delegations/{id}.json"), format!("{text}\n"));
+        give_to_agent(&path);
+    }
+    // Heartbeat workers of the agent: one names root's heartbeat and inbox, one its own.
+    let beat = |status: &str| {
+        format!(
+            "{{\"status\":\"{status}\",\"name\":\"w\",\"ts\":\"{}\"}}\n",
+            rfc3339(real_now_ms())
+        )
+    };
+    let root_beat = run.write("secret-heartbeat.json", beat("TOPSECRET-D"));
+    chmod(&root_beat, 0o600);
+    let root_inbox = run.write("secret-inbox.jsonl", "{\"m\":1}\n{\"m\":2}\n{\"m\":3}\n");
+    chmod(&root_inbox, 0o600);
+    let own_beat = run.write("workers/w-own/heartbeat.json", beat("alive"));
+    let own_inbox = run.write("workers/w-own/inbox.jsonl", "{\"m\":1}\n{\"m\":2}\n");
+    for path in [&own_beat, &own_inbox] {
+        chmod(path, 0o600);
+        give_to_agent(path);
+    }
+    let abs = |rel: &str| run.path().join(rel).display().to_string();
+    for (name, heartbeat, inbox) in [
+        (
+            "w-thief",
+            abs("secret-heartbeat.json"),
+            abs("secret-inbox.jsonl"),
+        ),
+        (
+            "w-own",
+            abs("workers/w-own/heartbeat.json"),
+            abs("workers/w-own/inbox.jsonl"),
+        ),
+    ] {
+        let spec = run.write(
+            &format!("workers/{name}/worker-spec.json"),
+            serde_json::to_vec(&json!({"name": name, "role": "r", "heartbeat": heartbeat, "inbox": inbox, "outbox": abs("workers/none.jsonl")})).unwrap(),
+        );
+        give_to_agent(&spec);
+    }
+
+    let mut command = Command::new("unshare");
+    command
+        .args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "bash",
+            "-c",
+            READ_AS_OWNER,
+            "init",
+        ])
+        .arg(run.path())
+        .arg(bin())
+        .env("FLATLINE_TEST_ENV_SECRET", "TOPSECRET-C");
+    let out = run_command(&mut command, Duration::from_secs(60));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        // Exit 3: each refused file is a problem for its document; the run goes on.
+        out.stdout.contains("#refresh exit 3") && out.stdout.contains("#status exit 3"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    let records: Vec<Value> = out
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+
+    // Nothing of root's files reaches the output or any document.
+    let mut everything = format!("{}\n{}", out.stdout, out.stderr);
+    for entry in std::fs::read_dir(run.path().join("delegations")).unwrap() {
+        everything.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    for secret in ["TOPSECRET-A", "TOPSECRET-B", "TOPSECRET-C", "TOPSECRET-D"] {
+        assert!(
+            !everything.contains(secret),
+            "{secret} leaked:\n{everything}"
+        );
+    }
+    // Each refusal is said, naming the file and not_readable_by_owner.
+    for (id, stream) in &streams[..3] {
+        let line = format!(
+            "flatline: {}: event stream {stream}: not_readable_by_owner: the document's owner (uid 65534) could not read it, refused",
+            run.delegation_path(&format!("{id}.json")).display()
+        );
+        assert!(out.stderr.contains(&line), "{line}\n{}", out.stderr);
+        let doc = run.read_json(&format!("delegations/{id}.json"));
+        assert_eq!(doc["child_agent"]["status"], "running", "{id}: {doc}");
+    }
+    for what in ["heartbeat", "inbox"] {
+        let file = if what == "heartbeat" {
+            abs("secret-heartbeat.json")
+        } else {
+            abs("secret-inbox.jsonl")
+        };
+        let line = format!("{what} {file}: not_readable_by_owner");
+        assert!(out.stderr.contains(&line), "{line}\n{}", out.stderr);
+    }
+    let worker = |id: &str| {
+        records
+            .iter()
+            .find(|r| r["kind"] == "worker" && r["worker_id"] == id)
+            .unwrap_or_else(|| panic!("no worker {id}: {}", out.stdout))
+            .clone()
+    };
+    let thief = worker("w-thief");
+    assert_eq!(thief["heartbeat_status"], Value::Null, "{thief}");
+    assert_eq!(thief["inbox_count"], Value::Null, "{thief}");
+
+    // The controls: what the agent may read still works.
+    let control = run.read_json("delegations/d-control.json");
+    assert_eq!(control["child_agent"]["status"], "failed", "finalized: {control}");
+    assert!(
+        control["worker_result"]["raw_output_preview"]
+            .as_str()
+            .is_some_and(|p| p.contains("CONTROL-OK")),
+        "{control}"
+    );
+    let own = worker("w-own");
+    assert_eq!(own["heartbeat_status"], "alive", "{own}");
+    assert_eq!(own["inbox_count"], 2, "{own}");
+}
