@@ -191,7 +191,10 @@ fn named_files_are_read_only_as_their_documents_owner_could() {
 
     // The controls: what the agent may read still works.
     let control = run.read_json("delegations/d-control.json");
-    assert_eq!(control["child_agent"]["status"], "failed", "finalized: {control}");
+    assert_eq!(
+        control["child_agent"]["status"], "failed",
+        "finalized: {control}"
+    );
     assert!(
         control["worker_result"]["raw_output_preview"]
             .as_str()
@@ -201,4 +204,105 @@ fn named_files_are_read_only_as_their_documents_owner_could() {
     let own = worker("w-own");
     assert_eq!(own["heartbeat_status"], "alive", "{own}");
     assert_eq!(own["inbox_count"], 2, "{own}");
+}
+
+const CODEX_SUCCESS: &str = include_str!("../fixtures/streams/codex-exec-commands.jsonl");
+const CODEX_FAILED: &str = include_str!("../fixtures/streams/codex-exec-turn-failed.jsonl");
+const CODEX_NO_TERMINAL: &str = include_str!("../fixtures/streams/codex-exec-no-terminal.jsonl");
+
+fn refresh_at(run: &Run, now: &str) -> Outcome {
+    flatline([
+        std::ffi::OsStr::new("refresh"),
+        std::ffi::OsStr::new("--format=ndjson"),
+        std::ffi::OsStr::new("--now"),
+        std::ffi::OsStr::new(now),
+        run.arg(),
+    ])
+}
+
+#[test]
+fn a_stream_renamed_over_another_never_becomes_that_workers_result() {
+    if !have("setpriv") || !is_root() {
+        eprintln!("SKIPPED: needs root and setpriv");
+        return;
+    }
+    let run = Run::new();
+    // raw-events/ is writable by the agents' group, without the sticky bit: any of them can
+    // rename one stream over another (doctor flags such a directory; here it is the attack).
+    let raw = run.path().join("raw-events");
+    std::fs::create_dir(&raw).unwrap();
+    chown(&raw, Some(0), Some(AGENT)).unwrap();
+    chmod(&raw, 0o775);
+    for id in ["good", "bad"] {
+        run.delegation(
+            id,
+            &delegation(id, "running", json!({"last_progress_at": at(-60_000)})),
+        );
+        let stream = run.write(&format!("raw-events/{id}.jsonl"), CODEX_NO_TERMINAL);
+        set_mtime_ms(&stream, NOW_MS - 30_000);
+    }
+    // The first writing command records each stream's identity with the progress it shows.
+    let first = refresh_at(&run, NOW);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    for id in ["good", "bad"] {
+        let doc = run.read_json(&format!("delegations/{id}.json"));
+        assert!(
+            doc["worker_lifecycle"]["raw_events_inode"]["ino"].is_u64(),
+            "{doc}"
+        );
+    }
+    // The workers end: one completes, one fails.
+    for (id, text) in [("good", CODEX_SUCCESS), ("bad", CODEX_FAILED)] {
+        let stream = run.write(&format!("raw-events/{id}.jsonl"), text);
+        set_mtime_ms(&stream, NOW_MS - 10_000);
+    }
+    // The attack: the failed worker's agent renames the completed worker's stream over its
+    // own (the writes above changed contents, not files: the recorded inodes still hold).
+    let attack = run_command(
+        Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "mv",
+                "-f",
+            ])
+            .arg(raw.join("good.jsonl"))
+            .arg(raw.join("bad.jsonl")),
+        HANG_GUARD,
+    );
+    assert_eq!(
+        attack.code, 0,
+        "the attack itself failed: {}",
+        attack.stderr
+    );
+
+    let out = refresh_at(&run, &at(10_000));
+    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "{}: event stream raw-events/bad.jsonl: stream_replaced: ",
+            run.delegation_path("bad.json").display()
+        )),
+        "{}",
+        out.stderr
+    );
+    let bad = run.read_json("delegations/bad.json");
+    assert_eq!(bad["child_agent"]["status"], "running", "{bad}");
+    assert!(bad.get("worker_result").is_none(), "{bad}");
+    assert!(
+        !serde_json::to_string(&bad)
+            .unwrap()
+            .contains("All three tests pass"),
+        "the other worker's answer: {bad}"
+    );
+    // The completed worker's stream is gone from under it: not finalized as "no stream".
+    let good = run.read_json("delegations/good.json");
+    assert_eq!(good["child_agent"]["status"], "running", "{good}");
+    // Both need a person.
+    let view = status(&run, &["--check"]);
+    assert_eq!(view.code, 1, "{}", view.stderr);
+    let warnings = |id: &str| view.by_id(id)["warnings"].clone();
+    assert_eq!(warnings("bad"), json!(["stream_replaced"]));
+    assert_eq!(warnings("good"), json!(["stream_missing"]));
 }
