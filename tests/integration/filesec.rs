@@ -306,3 +306,107 @@ fn a_stream_renamed_over_another_never_becomes_that_workers_result() {
     assert_eq!(warnings("bad"), json!(["stream_replaced"]));
     assert_eq!(warnings("good"), json!(["stream_missing"]));
 }
+
+/// `$1` run, `$2` flatline. Two workers with verified fingerprints and a progress record
+/// ten minutes old: `writer` appends to its stream every second, `stuck` never writes.
+/// `status` (the real clock) and then `flatline reclaim` alone run while they live.
+const NO_VERDICT_LAGS: &str = r##"
+run=$1; bin=$2
+for s in {1..16} {18..64}; do trap "echo \"#init got signal $s\"" $s 2>/dev/null; done
+now_ms() { local us=${EPOCHREALTIME/./}; REPLY=$((us / 1000)); }
+rfc3339() { printf -v REPLY '%(%Y-%m-%dT%H:%M:%S)T.%03dZ' $(($1 / 1000)) $(($1 % 1000)); }
+boot=$(< /proc/sys/kernel/random/boot_id)
+ns=$(stat -L -c %i /proc/self/ns/pid)
+start_ticks() { local stat; read -r stat < "/proc/$1/stat"; local rest=${stat##*) }; set -- $rest; REPLY=${20}; }
+( while :; do echo '{"type":"item.started","item":{"type":"command_execution"}}' >> "$run/raw-events/writer.jsonl"; sleep 1; done ) &
+writer=$!
+sleep 300 & stuck=$!
+now_ms; rfc3339 $((REPLY - 600000)); old=$REPLY
+for pair in "writer $writer" "stuck $stuck"; do
+  set -- $pair
+  start_ticks "$2"
+  printf '{"delegation_id":"%s","child_agent":{"status":"running"},"worker_lifecycle":{"process_id":%s,"started_at":"%s","last_progress_at":"%s","stale_after_ms":5000,"process_fingerprint":{"start_ticks":%s,"boot_id":"%s","pid_ns":%s}}}\n' \
+    "$1" "$2" "$old" "$old" "$REPLY" "$boot" "$ns" > "$run/delegations/$1.json"
+done
+sleep 2.5
+"$bin" status --format=ndjson "$run"; echo "#status exit $?"
+"$bin" reclaim --format=ndjson --grace 1s "$run"; echo "#reclaim exit $?"
+kill -0 "$writer" 2>/dev/null && echo "#writer alive"
+kill -0 "$stuck" 2>/dev/null && echo "#stuck alive"
+kill "$writer" 2>/dev/null
+echo "#done"
+"##;
+
+#[test]
+fn a_worker_writing_its_stream_is_active_and_reclaim_alone_spares_it() {
+    if !have("unshare") || !is_root() {
+        eprintln!("SKIPPED: needs root and unshare");
+        return;
+    }
+    let run = Run::new();
+    std::fs::create_dir(run.path().join("raw-events")).unwrap();
+    let stuck_stream = run.write("raw-events/stuck.jsonl", CODEX_NO_TERMINAL);
+    set_mtime_ms(&stuck_stream, real_now_ms() - 600_000);
+    let mut command = Command::new("unshare");
+    command
+        .args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "bash",
+            "-c",
+            NO_VERDICT_LAGS,
+            "init",
+        ])
+        .arg(run.path())
+        .arg(bin())
+        .env("TZ", "UTC");
+    let out = run_command(&mut command, Duration::from_secs(60));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let notes: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .collect();
+    let records: Vec<Value> = out
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert_eq!(
+        notes.last(),
+        Some(&"done"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    let view = |id: &str| {
+        records
+            .iter()
+            .find(|r| r["kind"] == "delegation" && r["delegation_id"] == id)
+            .unwrap_or_else(|| panic!("no view of {id}: {}", out.stdout))
+    };
+    // status, on the real clock, already sees what the stream shows.
+    let writer = view("writer");
+    assert_eq!(writer["process_identity"], "verified", "{writer}");
+    assert_eq!(writer["state"], "running_active", "{writer}");
+    assert_eq!(writer["progress_baseline"], "stream_mtime", "{writer}");
+    assert!(writer["elapsed_since_progress_ms"].as_i64().unwrap() < 5_000);
+    assert_eq!(view("stuck")["state"], "timed_out");
+    // reclaim alone signals only the stuck worker; the writer lives on.
+    let actions: Vec<&Value> = records.iter().filter(|r| r["kind"] == "action").collect();
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    assert_eq!(actions[0]["delegation_id"], "stuck", "{}", actions[0]);
+    assert_eq!(actions[0]["termination"], "terminated", "{}", actions[0]);
+    assert!(notes.contains(&"writer alive"), "{notes:?}");
+    assert!(!notes.contains(&"stuck alive"), "{notes:?}");
+    assert!(
+        !notes.iter().any(|n| n.starts_with("init got signal")),
+        "{notes:?}"
+    );
+    assert_eq!(
+        run.read_json("delegations/writer.json")["child_agent"]["status"],
+        "running"
+    );
+}
