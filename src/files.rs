@@ -600,6 +600,40 @@ pub fn stat_named(
     open_named(root, path, policy).map(|named| named.meta)
 }
 
+/// `stat_named` for many files of one run: those flatline reads for on its own thread
+/// are stat'ed there, the others in one round trip to the owners' reader thread. One answer
+/// per file, in order.
+pub fn stat_named_many(
+    root: &RunRoot,
+    files: &[(PathBuf, NamedPathPolicy)],
+) -> Vec<Result<FileMeta, ReadError>> {
+    let mut answers: Vec<Option<Result<FileMeta, ReadError>>> = files
+        .iter()
+        .map(|(path, policy)| {
+            reads_here(policy.owner).then(|| {
+                open_named_at(root.dir.fd(), &root.real_path, path, *policy).map(|named| named.meta)
+            })
+        })
+        .collect();
+    let remote: Vec<(PathBuf, NamedPathPolicy)> = files
+        .iter()
+        .zip(&answers)
+        .filter(|(_, answer)| answer.is_none())
+        .map(|(file, _)| file.clone())
+        .collect();
+    let mut replies = as_owner::open_many(root, remote).into_iter();
+    answers
+        .iter_mut()
+        .map(|answer| match answer.take() {
+            Some(answer) => answer,
+            None => replies
+                .next()
+                .unwrap_or_else(|| Err(ReadError::Io(io::Error::other("no answer"))))
+                .map(|named| named.meta),
+        })
+        .collect()
+}
+
 /// Whether flatline's own thread may read for a document of `owner`: root's documents when
 /// flatline is root, and its own user's when it holds no effective capability (which would
 /// let it read what that user could not). Everything else goes through `as_owner`.
@@ -769,18 +803,18 @@ mod as_owner {
     /// overflow gid): such an owner is given no group it cannot be shown to have.
     const UNKNOWN_GID: u32 = 65534;
 
+    /// Files to open as their owners, all beneath one run directory.
     struct Request {
         dir: RawFd,
         real_path: PathBuf,
-        path: PathBuf,
-        policy: NamedPathPolicy,
+        files: Vec<(PathBuf, NamedPathPolicy)>,
     }
 
     type Reply = Result<NamedFile, ReadError>;
 
     struct Helper {
         requests: Sender<Request>,
-        replies: Receiver<Reply>,
+        replies: Receiver<Vec<Reply>>,
     }
 
     static HELPER: Mutex<Option<Helper>> = Mutex::new(None);
@@ -788,21 +822,37 @@ mod as_owner {
     /// `open_named` done by the helper thread as `policy.owner`. A helper that cannot be
     /// started or cannot take the owner's identity refuses (`not_readable_by_owner`).
     pub fn open(root: &RunRoot, path: &Path, policy: NamedPathPolicy) -> Reply {
-        let refused = Err(ReadError::NotReadableByOwner(policy.owner));
+        let mut replies = open_many(root, vec![(path.to_path_buf(), policy)]);
+        replies
+            .pop()
+            .unwrap_or(Err(ReadError::NotReadableByOwner(policy.owner)))
+    }
+
+    /// `open` for many files in one round trip: one answer per file, in order.
+    pub fn open_many(root: &RunRoot, files: Vec<(PathBuf, NamedPathPolicy)>) -> Vec<Reply> {
+        let refused = |files: &[(PathBuf, NamedPathPolicy)]| -> Vec<Reply> {
+            files
+                .iter()
+                .map(|(_, policy)| Err(ReadError::NotReadableByOwner(policy.owner)))
+                .collect()
+        };
+        if files.is_empty() {
+            return Vec::new();
+        }
         let Ok(mut helper) = HELPER.lock() else {
-            return refused;
+            return refused(&files);
         };
         if helper.is_none() {
             *helper = start();
         }
+        let owners: Vec<(PathBuf, NamedPathPolicy)> = files.clone();
         let request = Request {
             dir: root.dir.fd().as_raw_fd(),
             real_path: root.real_path.clone(),
-            path: path.to_path_buf(),
-            policy,
+            files,
         };
         let reply = match helper.as_ref() {
-            None => return refused,
+            None => return refused(&owners),
             Some(h) => match h.requests.send(request) {
                 // Wait for the answer whatever happens: the helper uses `root`'s descriptor
                 // until it replies.
@@ -811,18 +861,18 @@ mod as_owner {
             },
         };
         match reply {
-            Some(reply) => reply,
-            None => {
+            Some(replies) if replies.len() == owners.len() => replies,
+            _ => {
                 // The thread is gone (it panicked): the next call starts another one.
                 *helper = None;
-                refused
+                refused(&owners)
             }
         }
     }
 
     fn start() -> Option<Helper> {
         let (requests, incoming) = mpsc::channel::<Request>();
-        let (outgoing, replies) = mpsc::sync_channel::<Reply>(1);
+        let (outgoing, replies) = mpsc::sync_channel::<Vec<Reply>>(1);
         std::thread::Builder::new()
             .name("flatline-as-owner".into())
             .stack_size(256 * 1024)
@@ -831,19 +881,24 @@ mod as_owner {
         Some(Helper { requests, replies })
     }
 
-    fn serve(incoming: Receiver<Request>, outgoing: SyncSender<Reply>) {
+    fn serve(incoming: Receiver<Request>, outgoing: SyncSender<Vec<Reply>>) {
         let mut identity = Identity::start();
         for request in incoming {
-            let owner = request.policy.owner;
-            let reply = if identity.wear(owner) {
-                // SAFETY: the requester keeps the run directory's descriptor open and blocks
-                // until this reply arrives, so `dir` is valid for as long as it is used here.
-                let dir = unsafe { BorrowedFd::borrow_raw(request.dir) };
-                open_as_owner(dir, &request.real_path, &request.path, request.policy)
-            } else {
-                Err(ReadError::NotReadableByOwner(owner))
-            };
-            if outgoing.send(reply).is_err() {
+            // SAFETY: the requester keeps the run directory's descriptor open and blocks
+            // until this reply arrives, so `dir` is valid for as long as it is used here.
+            let dir = unsafe { BorrowedFd::borrow_raw(request.dir) };
+            let replies = request
+                .files
+                .iter()
+                .map(|(path, policy)| {
+                    if identity.wear(policy.owner) {
+                        open_as_owner(dir, &request.real_path, path, *policy)
+                    } else {
+                        Err(ReadError::NotReadableByOwner(policy.owner))
+                    }
+                })
+                .collect();
+            if outgoing.send(replies).is_err() {
                 break;
             }
         }
