@@ -410,3 +410,45 @@ fn a_worker_writing_its_stream_is_active_and_reclaim_alone_spares_it() {
         "running"
     );
 }
+
+#[test]
+fn an_unprivileged_flatline_reads_only_for_its_own_users_documents() {
+    if !have("setpriv") || !is_root() {
+        eprintln!("SKIPPED: needs root and setpriv");
+        return;
+    }
+    let run = Run::new();
+    let stale = at(-600_000);
+    for (id, owner) in [("own", 1000), ("other", AGENT)] {
+        let doc = run.delegation(
+            id,
+            &delegation(id, "running", json!({"last_progress_at": stale})),
+        );
+        chown(&doc, Some(owner), Some(owner)).unwrap();
+        // World-readable streams: the other user's is refused all the same.
+        let stream = run.write(&format!("raw-events/{id}.jsonl"), CODEX_NO_TERMINAL);
+        chmod(&stream, 0o644);
+        chown(&stream, Some(owner), Some(owner)).unwrap();
+        set_mtime_ms(&stream, NOW_MS - 1_000);
+    }
+    let out = run_command(
+        Command::new("setpriv")
+            .args(["--reuid=1000", "--regid=1000", "--clear-groups"])
+            .arg(bin())
+            .args(["status", "--format=ndjson", "--now", NOW])
+            .arg(run.path()),
+        HANG_GUARD,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let own = out.by_id("own");
+    assert_eq!(own["state"], "running_active", "{own}");
+    assert_eq!(own["progress_baseline"], "stream_mtime", "{own}");
+    let other = out.by_id("other");
+    assert_eq!(other["state"], "timed_out", "{other}");
+    assert_eq!(other["progress_baseline"], "last_progress_at", "{other}");
+    assert_eq!(
+        other["warnings"],
+        json!(["not_readable_by_owner"]),
+        "{other}"
+    );
+}
