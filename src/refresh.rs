@@ -571,9 +571,11 @@ pub fn plan(
         (Some(_), None, _) => return Ok(None),
         _ => {}
     }
-    let first_sight = match recorded {
-        None => stream.as_ref().map(|stream| stream.inode),
-        Some(_) => None,
+    // Recorded while the worker may still write: a gone worker's stream is its result,
+    // finalized now or once settled, and the record would only be noise in between.
+    let first_sight = match (recorded, case) {
+        (None, Case::Live | Case::Unsure) => stream.as_ref().map(|stream| stream.inode),
+        _ => None,
     };
     let change = decide(
         case,

@@ -452,3 +452,35 @@ fn an_unprivileged_flatline_reads_only_for_its_own_users_documents() {
         "{other}"
     );
 }
+
+#[test]
+fn a_stream_is_recorded_once_even_when_it_shows_nothing_new() {
+    use std::os::unix::fs::MetadataExt;
+    let run = Run::new();
+    run.delegation(
+        "quiet",
+        &delegation("quiet", "running", json!({"last_progress_at": at(-10_000)})),
+    );
+    let stream = run.write("raw-events/quiet.jsonl", CODEX_NO_TERMINAL);
+    set_mtime_ms(&stream, NOW_MS - 20_000);
+    let meta = std::fs::metadata(&stream).unwrap();
+    let before = run.read_json("delegations/quiet.json");
+    let out = refresh_at(&run, NOW);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+    let records = out.records();
+    assert_eq!(records.len(), 1, "{}", out.stdout);
+    assert_fields(
+        &records[0],
+        json!({"action": "stream_recorded", "raw_events_inode": {"dev": meta.dev(), "ino": meta.ino()}}),
+    );
+    let mut expected = before;
+    expected["worker_lifecycle"]["raw_events_inode"] =
+        json!({"dev": meta.dev(), "ino": meta.ino()});
+    assert_eq!(run.read_json("delegations/quiet.json"), expected);
+    let again = refresh_at(&run, NOW);
+    assert_eq!(
+        (again.code, again.stdout.as_str()),
+        (0, ""),
+        "recorded once"
+    );
+}
