@@ -598,6 +598,14 @@ lenient_object! {
 }
 
 lenient_object! {
+    /// `worker_lifecycle.raw_events_inode`: the stream flatline saw first (SPEC §3.2).
+    pub struct StreamInode<'de> {
+        dev: Int = "dev",
+        ino: Int = "ino",
+    }
+}
+
+lenient_object! {
     /// `worker_lifecycle`: the orchestrator's record of the worker's life.
     pub struct Lifecycle<'de> {
         state: Text<'de> = "state",
@@ -610,6 +618,7 @@ lenient_object! {
         process_last_seen_at: Text<'de> = "process_last_seen_at",
         last_progress_at: Text<'de> = "last_progress_at",
         returned_at: Text<'de> = "returned_at",
+        raw_events_inode: StreamInode<'de> = "raw_events_inode",
         stale_at: Text<'de> = "stale_at",
         timed_out_at: Text<'de> = "timed_out_at",
         exit_code: Int = "exit_code",

@@ -135,6 +135,8 @@ pub enum ReadError {
     },
     /// Named by a document that is not its owner's word (`document_owner` is `None`).
     ForeignDocument,
+    /// The document's owner (this uid) could not have opened the file itself (SPEC §1.3).
+    NotReadableByOwner(u32),
     OutsideRun,
     Escapes,
     Io(io::Error),
@@ -151,7 +153,7 @@ impl fmt::Display for ReadError {
             }
             ReadError::MultipleLinks(n) => write!(
                 f,
-                "has {n} hard links (it may be a link to a file outside the run), refused"
+                "hard_linked: has {n} hard links (it may be a link to a file outside the run), refused"
             ),
             ReadError::ForeignOwner { uid, expected } => write!(
                 f,
@@ -160,6 +162,10 @@ impl fmt::Display for ReadError {
             ReadError::ForeignDocument => f.write_str(
                 "named by a document that is not its owner's word (several links, or writable \
                  by others), not read",
+            ),
+            ReadError::NotReadableByOwner(uid) => write!(
+                f,
+                "not_readable_by_owner: the document's owner (uid {uid}) could not read it, refused"
             ),
             ReadError::OutsideRun => f.write_str(
                 "path_outside_run: lies outside the run directory (see --allow-outside-paths)",
@@ -636,58 +642,153 @@ pub struct RunRoot {
     pub real_path: PathBuf,
 }
 
-/// A file named by a document, opened `O_PATH` and checked, not yet readable.
+/// A file named by a document, opened `O_PATH` and checked, not yet readable; or, when it
+/// was opened as the document's owner (SPEC §1.3), already open for reading.
 #[derive(Debug)]
 pub struct NamedFile {
     fd: OwnedFd,
     pub meta: FileMeta,
+    /// `fd` was opened for reading by the owner's reader thread: the kernel already said
+    /// that the owner may read it.
+    opened: bool,
 }
 
 impl NamedFile {
     /// Reopens the checked descriptor for reading. Through `/proc/self/fd` when it is
     /// mounted (the same inode, no second lookup); otherwise the path is resolved again under
-    /// the same rules and must lead to the same inode.
+    /// the same rules and must lead to the same inode. A file the owner's reader thread
+    /// opened is handed over as is (a duplicate, rewound to its start).
     pub fn open_for_read(
         &self,
         root: &RunRoot,
         path: &Path,
         policy: NamedPathPolicy,
     ) -> Result<File, ReadError> {
-        let proc_path = format!("/proc/self/fd/{}\0", self.fd.as_raw_fd());
-        let cproc = CStr::from_bytes_with_nul(proc_path.as_bytes())
-            .map_err(|_| ReadError::Io(io::Error::other("bad descriptor path")))?;
-        let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
-        // SAFETY: NUL-terminated path; the kernel returns a new descriptor or -1.
-        let fd = unsafe { libc::open(cproc.as_ptr(), flags) };
-        let fd = if fd >= 0 {
-            // SAFETY: `fd` was just returned by open.
-            unsafe { OwnedFd::from_raw_fd(fd) }
-        } else {
-            resolve(root, path, policy, flags)?
-        };
-        let meta = fstat(fd.as_fd())?;
-        if meta.dev != self.meta.dev || meta.ino != self.meta.ino || !meta.is_regular() {
-            return Err(ReadError::Io(io::Error::other(
-                "the file changed while it was opened",
-            )));
+        if self.opened {
+            let mut file = File::from(self.fd.try_clone()?);
+            std::io::Seek::rewind(&mut file)?;
+            return Ok(file);
         }
+        let fd = reopen_for_read(self, root.dir.fd(), &root.real_path, path, policy)?;
         Ok(File::from(fd))
     }
 }
 
+/// Flags of a descriptor reopened for reading.
+const REOPEN_FLAGS: libc::c_int =
+    libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+
+fn reopen_for_read(
+    named: &NamedFile,
+    dir: BorrowedFd<'_>,
+    real_path: &Path,
+    path: &Path,
+    policy: NamedPathPolicy,
+) -> Result<OwnedFd, ReadError> {
+    let proc_path = format!("/proc/self/fd/{}\0", named.fd.as_raw_fd());
+    let cproc = CStr::from_bytes_with_nul(proc_path.as_bytes())
+        .map_err(|_| ReadError::Io(io::Error::other("bad descriptor path")))?;
+    // SAFETY: NUL-terminated path; the kernel returns a new descriptor or -1.
+    let fd = unsafe { libc::open(cproc.as_ptr(), REOPEN_FLAGS) };
+    let fd = if fd >= 0 {
+        // SAFETY: `fd` was just returned by open.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    } else {
+        // No /proc: resolve again (the inode is compared below).
+        resolve_at(dir, real_path, path, policy, REOPEN_FLAGS)?
+    };
+    let meta = fstat(fd.as_fd())?;
+    if meta.dev != named.meta.dev || meta.ino != named.meta.ino || !meta.is_regular() {
+        return Err(ReadError::Io(io::Error::other(
+            "the file changed while it was opened",
+        )));
+    }
+    Ok(fd)
+}
+
 /// Resolves a path named inside a document under SPEC §1.3: relative paths beneath the run
 /// directory, absolute ones only when they lie beneath it (or `allow_outside`), no symlink in
-/// any component, and only a regular file owned by `policy.owner` or root.
+/// any component, only a regular file owned by `policy.owner` or root, with one link unless
+/// the (non-root) owner's own; and, for a document flatline's own identity does not speak
+/// for, resolved and opened by a reader thread that wears the owner's identity
+/// (`as_owner`), so that the kernel refuses what the owner could not read.
 pub fn open_named(
     root: &RunRoot,
     path: &Path,
     policy: NamedPathPolicy,
 ) -> Result<NamedFile, ReadError> {
-    // A foreign document (SPEC §1.3) speaks for nobody: nothing is read on its behalf.
+    // A foreign document (SPEC §1.3) speaks for nobody: nothing is read on its behalf,
+    // and FOREIGN_OWNER must never reach setfsuid (-1 only queries).
     if policy.owner == FOREIGN_OWNER {
         return Err(ReadError::ForeignDocument);
     }
-    let fd = resolve(root, path, policy, libc::O_PATH | libc::O_CLOEXEC)?;
+    if reads_here(policy.owner) {
+        return open_named_at(root.dir.fd(), &root.real_path, path, policy);
+    }
+    as_owner::open(root, path, policy)
+}
+
+/// What a stat of a named file shows, under the rules of `open_named` (as the owner).
+pub fn stat_named(
+    root: &RunRoot,
+    path: &Path,
+    policy: NamedPathPolicy,
+) -> Result<FileMeta, ReadError> {
+    open_named(root, path, policy).map(|named| named.meta)
+}
+
+/// `stat_named` for many files of one run: those flatline reads for on its own thread
+/// are stat'ed there, the others in one round trip to the owners' reader thread. One answer
+/// per file, in order.
+pub fn stat_named_many(
+    root: &RunRoot,
+    files: &[(PathBuf, NamedPathPolicy)],
+) -> Vec<Result<FileMeta, ReadError>> {
+    let mut answers: Vec<Option<Result<FileMeta, ReadError>>> = files
+        .iter()
+        .map(|(path, policy)| {
+            if policy.owner == FOREIGN_OWNER {
+                return Some(Err(ReadError::ForeignDocument));
+            }
+            reads_here(policy.owner).then(|| {
+                open_named_at(root.dir.fd(), &root.real_path, path, *policy).map(|named| named.meta)
+            })
+        })
+        .collect();
+    let remote: Vec<(PathBuf, NamedPathPolicy)> = files
+        .iter()
+        .zip(&answers)
+        .filter(|(_, answer)| answer.is_none())
+        .map(|(file, _)| file.clone())
+        .collect();
+    let mut replies = as_owner::open_many(root, remote).into_iter();
+    answers
+        .iter_mut()
+        .map(|answer| match answer.take() {
+            Some(answer) => answer,
+            None => replies
+                .next()
+                .unwrap_or_else(|| Err(ReadError::Io(io::Error::other("no answer"))))
+                .map(|named| named.meta),
+        })
+        .collect()
+}
+
+/// Whether flatline's own thread may read for a document of `owner`: root's documents when
+/// flatline is root, and its own user's when it holds no effective capability (which would
+/// let it read what that user could not). Everything else goes through `as_owner`.
+fn reads_here(owner: u32) -> bool {
+    let euid = effective_uid();
+    owner == euid && (euid == 0 || !as_owner::has_effective_capabilities())
+}
+
+fn open_named_at(
+    dir: BorrowedFd<'_>,
+    real_path: &Path,
+    path: &Path,
+    policy: NamedPathPolicy,
+) -> Result<NamedFile, ReadError> {
+    let fd = resolve_at(dir, real_path, path, policy, libc::O_PATH | libc::O_CLOEXEC)?;
     let meta = fstat(fd.as_fd())?;
     if meta.mode & libc::S_IFMT == libc::S_IFLNK {
         return Err(ReadError::Symlink);
@@ -701,16 +802,22 @@ pub fn open_named(
             expected: policy.owner,
         });
     }
-    // A root-owned file with a second name may be a hard link an agent made to a secret
-    // elsewhere on the file system (possible where fs.protected_hardlinks is off).
-    if meta.uid == 0 && meta.nlink > 1 {
+    // A file with a second name may be a hard link an agent made to a secret elsewhere on
+    // the file system (possible where fs.protected_hardlinks is off); only a non-root
+    // owner's own file may have several.
+    if meta.nlink > 1 && !(meta.uid == policy.owner && policy.owner != 0) {
         return Err(ReadError::MultipleLinks(meta.nlink));
     }
-    Ok(NamedFile { fd, meta })
+    Ok(NamedFile {
+        fd,
+        meta,
+        opened: false,
+    })
 }
 
-fn resolve(
-    root: &RunRoot,
+fn resolve_at(
+    dir: BorrowedFd<'_>,
+    real_path: &Path,
     path: &Path,
     policy: NamedPathPolicy,
     flags: libc::c_int,
@@ -719,11 +826,11 @@ fn resolve(
         return Err(ReadError::NotFound);
     }
     if path.is_absolute() {
-        if let Ok(relative) = path.strip_prefix(&root.real_path) {
+        if let Ok(relative) = path.strip_prefix(real_path) {
             if relative.as_os_str().is_empty() {
                 return Err(ReadError::NotRegular("a directory"));
             }
-            return resolve_beneath(root.dir.fd(), relative, flags);
+            return resolve_beneath(dir, relative, flags);
         }
         if !policy.allow_outside {
             return Err(ReadError::OutsideRun);
@@ -732,7 +839,7 @@ fn resolve(
         let relative = path.strip_prefix("/").unwrap_or(path);
         return resolve_beneath(slash.fd(), relative, flags);
     }
-    resolve_beneath(root.dir.fd(), path, flags)
+    resolve_beneath(dir, path, flags)
 }
 
 /// `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)`, or, on kernels
@@ -813,6 +920,382 @@ fn walk_beneath(
     let cname = cstring(last)?;
     let base = current.as_ref().map_or(dir, |fd| fd.as_fd());
     Ok(openat(base, &cname, flags | libc::O_NOFOLLOW, 0)?)
+}
+
+/// Reading as a document's owner (SPEC §1.3). One long-lived helper thread wears the
+/// owner's fsuid, fsgid and supplementary groups, set with the raw per-thread system calls
+/// (glibc's wrappers would change every thread of the process), and no effective
+/// capability, so that directory search bits, ACLs, hidepid and LSMs decide as they would
+/// for the owner. The thread resolves, stats and opens the file and hands the descriptor
+/// back (descriptors are process-wide), so reading stays on the caller's thread. It changes
+/// identity only when the owner changes: the documents of one owner cost one switch, and a
+/// round trip per file. The main thread never changes identity.
+mod as_owner {
+    use super::{
+        BorrowedFd, Dir, MAX_DOCUMENT_BYTES, NamedFile, NamedPathPolicy, OsStr, Path, PathBuf,
+        RawFd, ReadError, RunRoot, io, open_named_at, reopen_for_read,
+    };
+    use std::os::fd::AsRawFd;
+    use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+    use std::sync::{Mutex, OnceLock};
+
+    /// The group flatline gives an owner that `/etc/passwd` does not know (the kernel's
+    /// overflow gid): such an owner is given no group it cannot be shown to have.
+    const UNKNOWN_GID: u32 = 65534;
+
+    /// Files to open as their owners, all beneath one run directory.
+    struct Request {
+        dir: RawFd,
+        real_path: PathBuf,
+        files: Vec<(PathBuf, NamedPathPolicy)>,
+    }
+
+    type Reply = Result<NamedFile, ReadError>;
+
+    struct Helper {
+        requests: Sender<Request>,
+        replies: Receiver<Vec<Reply>>,
+    }
+
+    static HELPER: Mutex<Option<Helper>> = Mutex::new(None);
+
+    /// `open_named` done by the helper thread as `policy.owner`. A helper that cannot be
+    /// started or cannot take the owner's identity refuses (`not_readable_by_owner`).
+    pub fn open(root: &RunRoot, path: &Path, policy: NamedPathPolicy) -> Reply {
+        let mut replies = open_many(root, vec![(path.to_path_buf(), policy)]);
+        replies
+            .pop()
+            .unwrap_or(Err(ReadError::NotReadableByOwner(policy.owner)))
+    }
+
+    /// `open` for many files in one round trip: one answer per file, in order.
+    pub fn open_many(root: &RunRoot, files: Vec<(PathBuf, NamedPathPolicy)>) -> Vec<Reply> {
+        let refused = |files: &[(PathBuf, NamedPathPolicy)]| -> Vec<Reply> {
+            files
+                .iter()
+                .map(|(_, policy)| Err(ReadError::NotReadableByOwner(policy.owner)))
+                .collect()
+        };
+        if files.is_empty() {
+            return Vec::new();
+        }
+        let Ok(mut helper) = HELPER.lock() else {
+            return refused(&files);
+        };
+        if helper.is_none() {
+            *helper = start();
+        }
+        let owners: Vec<(PathBuf, NamedPathPolicy)> = files.clone();
+        let request = Request {
+            dir: root.dir.fd().as_raw_fd(),
+            real_path: root.real_path.clone(),
+            files,
+        };
+        let reply = match helper.as_ref() {
+            None => return refused(&owners),
+            Some(h) => match h.requests.send(request) {
+                // Wait for the answer whatever happens: the helper uses `root`'s descriptor
+                // until it replies.
+                Ok(()) => h.replies.recv().ok(),
+                Err(_) => None,
+            },
+        };
+        match reply {
+            Some(replies) if replies.len() == owners.len() => replies,
+            _ => {
+                // The thread is gone (it panicked): the next call starts another one.
+                *helper = None;
+                refused(&owners)
+            }
+        }
+    }
+
+    fn start() -> Option<Helper> {
+        let (requests, incoming) = mpsc::channel::<Request>();
+        let (outgoing, replies) = mpsc::sync_channel::<Vec<Reply>>(1);
+        std::thread::Builder::new()
+            .name("flatline-as-owner".into())
+            .stack_size(256 * 1024)
+            .spawn(move || serve(incoming, outgoing))
+            .ok()?;
+        Some(Helper { requests, replies })
+    }
+
+    fn serve(incoming: Receiver<Request>, outgoing: SyncSender<Vec<Reply>>) {
+        let mut identity = Identity::start();
+        for request in incoming {
+            // SAFETY: the requester keeps the run directory's descriptor open and blocks
+            // until this reply arrives, so `dir` is valid for as long as it is used here.
+            let dir = unsafe { BorrowedFd::borrow_raw(request.dir) };
+            let replies = request
+                .files
+                .iter()
+                .map(|(path, policy)| {
+                    if identity.wear(policy.owner) {
+                        open_as_owner(dir, &request.real_path, path, *policy)
+                    } else {
+                        Err(ReadError::NotReadableByOwner(policy.owner))
+                    }
+                })
+                .collect();
+            if outgoing.send(replies).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Resolve and stat (`O_PATH`), then open for reading: the open is where the kernel
+    /// checks the file's own read permission, which a stat alone never does.
+    fn open_as_owner(
+        dir: BorrowedFd<'_>,
+        real_path: &Path,
+        path: &Path,
+        policy: NamedPathPolicy,
+    ) -> Reply {
+        let refused = |error: ReadError| match &error {
+            ReadError::Io(cause)
+                if matches!(cause.raw_os_error(), Some(libc::EACCES | libc::EPERM)) =>
+            {
+                ReadError::NotReadableByOwner(policy.owner)
+            }
+            _ => error,
+        };
+        let named = open_named_at(dir, real_path, path, policy).map_err(refused)?;
+        let fd = reopen_for_read(&named, dir, real_path, path, policy).map_err(refused)?;
+        Ok(NamedFile {
+            fd,
+            meta: named.meta,
+            opened: true,
+        })
+    }
+
+    /// The identity the helper thread wears.
+    struct Identity {
+        /// The thread's capabilities at its start, raised again for each switch.
+        start: Option<[CapData; 2]>,
+        /// Its supplementary groups now.
+        groups: Vec<libc::gid_t>,
+        /// The owner whose identity it wears completely, if any.
+        wearing: Option<u32>,
+        /// `/etc/passwd` and `/etc/group`, read once.
+        accounts: Option<Accounts>,
+    }
+
+    impl Identity {
+        fn start() -> Identity {
+            Identity {
+                start: capget().ok(),
+                groups: own_groups(),
+                wearing: None,
+                accounts: None,
+            }
+        }
+
+        /// Takes `owner`'s fsuid, fsgid and groups and drops every effective capability;
+        /// false when any step fails (then nothing is read for that owner).
+        fn wear(&mut self, owner: u32) -> bool {
+            if self.wearing == Some(owner) {
+                return true;
+            }
+            self.wearing = None;
+            let (gid, groups) = if owner == super::effective_uid() {
+                // flatline's own user: its own groups.
+                // SAFETY: getegid cannot fail.
+                (unsafe { libc::getegid() }, own_groups())
+            } else {
+                self.accounts
+                    .get_or_insert_with(Accounts::read)
+                    .groups_of(owner)
+            };
+            if let Some(start) = self.start
+                && capset(&start).is_err()
+            {
+                return false;
+            }
+            if groups != self.groups {
+                if set_groups(&groups).is_err() {
+                    return false;
+                }
+                self.groups = groups;
+            }
+            if !set_fsgid(gid) || !set_fsuid(owner) {
+                return false;
+            }
+            let mut none = self.start.unwrap_or_default();
+            for half in &mut none {
+                half.effective = 0;
+            }
+            if capset(&none).is_err() {
+                return false;
+            }
+            self.wearing = Some(owner);
+            true
+        }
+    }
+
+    /// Users and groups as the files under `/etc` list them. Owners known only to another
+    /// name service get the overflow gid and no supplementary group: flatline refuses what
+    /// it cannot show the owner may read, rather than guess.
+    #[derive(Default)]
+    struct Accounts {
+        passwd: Vec<u8>,
+        group: Vec<u8>,
+    }
+
+    impl Accounts {
+        fn read() -> Accounts {
+            let mut accounts = Accounts::default();
+            if let Ok(etc) = Dir::open(Path::new("/etc")) {
+                let _ = etc.read_file(
+                    OsStr::new("passwd"),
+                    MAX_DOCUMENT_BYTES,
+                    &mut accounts.passwd,
+                );
+                let _ = etc.read_file(OsStr::new("group"), MAX_DOCUMENT_BYTES, &mut accounts.group);
+            }
+            accounts
+        }
+
+        fn groups_of(&self, uid: u32) -> (libc::gid_t, Vec<libc::gid_t>) {
+            groups_of(&self.passwd, &self.group, uid)
+        }
+    }
+
+    /// The primary gid and the sorted supplementary groups of `uid`, from the text of
+    /// `/etc/passwd` and `/etc/group`.
+    pub(super) fn groups_of(
+        passwd: &[u8],
+        group: &[u8],
+        uid: u32,
+    ) -> (libc::gid_t, Vec<libc::gid_t>) {
+        let fields = |line: &'_ [u8]| -> Vec<Vec<u8>> {
+            line.split(|&b| b == b':').map(<[u8]>::to_vec).collect()
+        };
+        let number = |field: &[u8]| std::str::from_utf8(field).ok()?.parse::<u32>().ok();
+        let user = passwd
+            .split(|&b| b == b'\n')
+            .map(fields)
+            .find(|f| f.len() >= 4 && number(&f[2]) == Some(uid));
+        let Some(user) = user else {
+            return (UNKNOWN_GID, Vec::new());
+        };
+        let Some(gid) = number(&user[3]) else {
+            return (UNKNOWN_GID, Vec::new());
+        };
+        let name = &user[0];
+        let mut groups: Vec<libc::gid_t> = group
+            .split(|&b| b == b'\n')
+            .map(fields)
+            .filter(|f| {
+                f.len() >= 4
+                    && f[3]
+                        .split(|&b| b == b',')
+                        .any(|member| member == name.as_slice())
+            })
+            .filter_map(|f| number(&f[2]))
+            .collect();
+        groups.push(gid);
+        groups.sort_unstable();
+        groups.dedup();
+        (gid, groups)
+    }
+
+    /// The calling thread's supplementary groups, sorted.
+    fn own_groups() -> Vec<libc::gid_t> {
+        // SAFETY: a count query writes nothing.
+        let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+        let mut groups = vec![0; usize::try_from(n).unwrap_or(0)];
+        // SAFETY: `groups` has room for `n` entries.
+        let got = unsafe { libc::getgroups(n, groups.as_mut_ptr()) };
+        groups.truncate(usize::try_from(got).unwrap_or(0));
+        groups.sort_unstable();
+        groups
+    }
+
+    fn set_groups(groups: &[libc::gid_t]) -> io::Result<()> {
+        // SAFETY: the raw system call changes only the calling thread's groups (glibc's
+        // wrapper would change every thread's); `groups` is a valid array of that length.
+        let rc = unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    fn set_fsuid(uid: u32) -> bool {
+        // SAFETY: setfsuid changes only the calling thread's fs uid and touches no memory.
+        unsafe { libc::syscall(libc::SYS_setfsuid, uid) };
+        // An invalid id changes nothing and returns the current one: the switch's check.
+        // SAFETY: as above.
+        let now = unsafe { libc::syscall(libc::SYS_setfsuid, u32::MAX) };
+        now as u32 == uid
+    }
+
+    fn set_fsgid(gid: libc::gid_t) -> bool {
+        // SAFETY: setfsgid changes only the calling thread's fs gid and touches no memory.
+        unsafe { libc::syscall(libc::SYS_setfsgid, gid) };
+        // SAFETY: as above.
+        let now = unsafe { libc::syscall(libc::SYS_setfsgid, u32::MAX) };
+        now as u32 == gid
+    }
+
+    /// `struct __user_cap_header_struct`.
+    #[repr(C)]
+    struct CapHeader {
+        version: u32,
+        pid: libc::c_int,
+    }
+
+    /// `struct __user_cap_data_struct`: two of them hold the 64 bits of version 3.
+    #[repr(C)]
+    #[derive(Debug, Clone, Copy, Default)]
+    struct CapData {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+
+    const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+    /// The calling thread's capabilities.
+    fn capget() -> io::Result<[CapData; 2]> {
+        let mut header = CapHeader {
+            version: CAPABILITY_VERSION_3,
+            pid: 0,
+        };
+        let mut data = [CapData::default(); 2];
+        // SAFETY: a version-3 header and room for the two data structs it fills.
+        let rc = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(data)
+    }
+
+    /// Sets the calling thread's capabilities (pid 0: this thread only).
+    fn capset(data: &[CapData; 2]) -> io::Result<()> {
+        let mut header = CapHeader {
+            version: CAPABILITY_VERSION_3,
+            pid: 0,
+        };
+        // SAFETY: a version-3 header and the two data structs it reads.
+        let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Whether flatline holds any effective capability (read once, on the first call, before
+    /// any helper changes its own).
+    pub fn has_effective_capabilities() -> bool {
+        static HAS: OnceLock<bool> = OnceLock::new();
+        *HAS.get_or_init(|| match capget() {
+            Ok(data) => data.iter().any(|half| half.effective != 0),
+            // Unknown: assume the worst, and read through the helper.
+            Err(_) => true,
+        })
+    }
 }
 
 /// The uid flatline runs as (effective).
@@ -1074,6 +1557,137 @@ mod tests {
             walk_beneath(handle.fd(), Path::new("rawlink/s.jsonl"), flags),
             Err(ReadError::Symlink)
         ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn named_files_are_read_as_the_documents_owner() {
+        if effective_uid() != 0 {
+            eprintln!("SKIPPED: needs root (to wear another identity)");
+            return;
+        }
+        use std::os::unix::fs::{PermissionsExt, chown};
+        let dir = scratch("as-owner");
+        let mode = |path: &Path, mode: u32| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        mode(&dir, 0o755);
+        std::fs::write(dir.join("secret"), "root's secret").unwrap();
+        mode(&dir.join("secret"), 0o600);
+        std::fs::create_dir(dir.join("closed")).unwrap();
+        mode(&dir.join("closed"), 0o700);
+        std::fs::write(dir.join("closed/open"), "behind a closed door").unwrap();
+        mode(&dir.join("closed/open"), 0o644);
+        std::fs::write(dir.join("public"), "for everyone").unwrap();
+        mode(&dir.join("public"), 0o644);
+        std::fs::write(dir.join("own"), "the agent's own").unwrap();
+        mode(&dir.join("own"), 0o600);
+        chown(dir.join("own"), Some(65534), Some(65534)).unwrap();
+        let root = RunRoot {
+            dir: Dir::open(&dir).unwrap(),
+            real_path: std::fs::canonicalize(&dir).unwrap(),
+        };
+        let agent = NamedPathPolicy {
+            allow_outside: false,
+            owner: 65534,
+        };
+        let read = |name: &str, policy: NamedPathPolicy| -> Result<String, ReadError> {
+            let named = open_named(&root, Path::new(name), policy)?;
+            let mut text = String::new();
+            named
+                .open_for_read(&root, Path::new(name), policy)?
+                .read_to_string(&mut text)
+                .map_err(ReadError::Io)?;
+            Ok(text)
+        };
+        for refused in ["secret", "closed/open"] {
+            assert!(
+                matches!(
+                    read(refused, agent),
+                    Err(ReadError::NotReadableByOwner(65534))
+                ),
+                "{refused} was read for uid 65534"
+            );
+            assert!(matches!(
+                stat_named(&root, Path::new(refused), agent),
+                Err(ReadError::NotReadableByOwner(65534))
+            ));
+        }
+        assert_eq!(read("public", agent).unwrap(), "for everyone");
+        assert_eq!(read("own", agent).unwrap(), "the agent's own");
+        // Read twice from one opened file: each read starts at the beginning.
+        let named = open_named(&root, Path::new("own"), agent).unwrap();
+        for _ in 0..2 {
+            let mut text = String::new();
+            let mut file = named.open_for_read(&root, Path::new("own"), agent).unwrap();
+            file.read_to_string(&mut text).unwrap();
+            assert_eq!(text, "the agent's own");
+        }
+        // The main thread kept its own identity and capabilities.
+        let root_policy = NamedPathPolicy {
+            allow_outside: false,
+            owner: 0,
+        };
+        assert_eq!(read("secret", root_policy).unwrap(), "root's secret");
+        assert_eq!(
+            read("closed/open", root_policy).unwrap(),
+            "behind a closed door"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn owners_groups_come_from_etc() {
+        let passwd = b"root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534::/:/sbin/nologin\nagent:x:1000:1000::/home/agent:/bin/sh\nbad:x:1001:notanumber::/:/bin/sh";
+        let group = b"root:x:0:\nagents:x:2000:agent,other\nwheel:x:10:root\nnogroup:x:65534:\nsolo:x:3000:agentx";
+        assert_eq!(
+            as_owner::groups_of(passwd, group, 1000),
+            (1000, vec![1000, 2000])
+        );
+        assert_eq!(
+            as_owner::groups_of(passwd, group, 65534),
+            (65534, vec![65534])
+        );
+        assert_eq!(as_owner::groups_of(passwd, group, 0), (0, vec![0, 10]));
+        assert_eq!(as_owner::groups_of(passwd, group, 4242), (65534, vec![]));
+        assert_eq!(as_owner::groups_of(passwd, group, 1001), (65534, vec![]));
+    }
+
+    #[test]
+    fn a_hard_linked_named_file_is_only_the_non_root_owners_own() {
+        if effective_uid() != 0 {
+            eprintln!("SKIPPED: needs root (chown)");
+            return;
+        }
+        use std::os::unix::fs::chown;
+        let dir = scratch("linked");
+        std::fs::write(dir.join("root"), "x").unwrap();
+        std::fs::hard_link(dir.join("root"), dir.join("root2")).unwrap();
+        std::fs::write(dir.join("agent"), "y").unwrap();
+        chown(dir.join("agent"), Some(65534), Some(65534)).unwrap();
+        std::fs::hard_link(dir.join("agent"), dir.join("agent2")).unwrap();
+        let root = RunRoot {
+            dir: Dir::open(&dir).unwrap(),
+            real_path: std::fs::canonicalize(&dir).unwrap(),
+        };
+        let policy = |owner| NamedPathPolicy {
+            allow_outside: false,
+            owner,
+        };
+        for owner in [0, 65534] {
+            let refused = open_named(&root, Path::new("root"), policy(owner));
+            assert!(
+                matches!(refused, Err(ReadError::MultipleLinks(2))),
+                "{owner}"
+            );
+            assert!(
+                refused
+                    .unwrap_err()
+                    .to_string()
+                    .starts_with("hard_linked: ")
+            );
+        }
+        assert!(open_named(&root, Path::new("agent"), policy(65534)).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

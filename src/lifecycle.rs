@@ -224,6 +224,12 @@ pub enum Warning {
     WrongType(String),
     /// A timestamp that is not RFC 3339, by its dotted path.
     InvalidTimestamp(&'static str),
+    /// The worker's stream is another file than the one first seen (SPEC §3.2).
+    StreamReplaced,
+    /// The worker's stream was seen once and is gone (SPEC §3.2).
+    StreamMissing,
+    /// The document's owner could not read the worker's stream (SPEC §1.3).
+    StreamNotReadableByOwner,
 }
 
 impl Warning {
@@ -239,6 +245,9 @@ impl Warning {
             Warning::LaunchAfterStart => "launch_after_start".into(),
             Warning::WrongType(path) => format!("wrong_type:{path}").into(),
             Warning::InvalidTimestamp(path) => format!("invalid_timestamp:{path}").into(),
+            Warning::StreamReplaced => "stream_replaced".into(),
+            Warning::StreamMissing => "stream_missing".into(),
+            Warning::StreamNotReadableByOwner => "not_readable_by_owner".into(),
         }
     }
 }
@@ -487,6 +496,91 @@ pub fn recorded_fingerprint(
     }))
 }
 
+/// The identity of a stream file: what `worker_lifecycle.raw_events_inode` records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamInode {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// The stream inode recorded in the document, when complete and well-typed.
+pub fn recorded_stream_inode(lifecycle: Option<&Lifecycle<'_>>) -> Option<StreamInode> {
+    let record = lifecycle?.raw_events_inode.value()?;
+    Some(StreamInode {
+        dev: record.dev.value().and_then(|v| u64::try_from(*v).ok())?,
+        ino: record.ino.value().and_then(|v| u64::try_from(*v).ok())?,
+    })
+}
+
+/// What the shell saw of a running worker's event stream: a stat as the document's owner,
+/// never a read (SPEC §2, §3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StreamFacts {
+    /// Not looked at (not running, no stream path, or a caller that does not look).
+    #[default]
+    NotLooked,
+    /// No file at the stream's path.
+    Missing,
+    Present {
+        inode: StreamInode,
+        mtime_ms: Millis,
+    },
+    /// There, but refused (`open_named`'s rules): no evidence. `not_readable_by_owner`
+    /// says whether the owner could not read it.
+    Unusable { not_readable_by_owner: bool },
+}
+
+/// The stream against the inode recorded on first sight (SPEC §3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamCheck {
+    /// Nothing recorded yet, or nothing seen now: no verdict.
+    Unchecked,
+    /// The recorded file.
+    Same,
+    /// Another file: never evidence, never a result.
+    Replaced(StreamInode),
+    /// Recorded once, gone now.
+    Missing,
+}
+
+pub fn stream_check(recorded: Option<StreamInode>, facts: &StreamFacts) -> StreamCheck {
+    match (recorded, facts) {
+        (Some(recorded), StreamFacts::Present { inode, .. }) if *inode == recorded => {
+            StreamCheck::Same
+        }
+        (Some(_), StreamFacts::Present { inode, .. }) => StreamCheck::Replaced(*inode),
+        (Some(_), StreamFacts::Missing) => StreamCheck::Missing,
+        _ => StreamCheck::Unchecked,
+    }
+}
+
+/// The progress baseline (SPEC §2): the recorded one, moved to the stream's mtime when the
+/// stream was modified after it. An mtime ahead of `now` within the allowed skew counts as
+/// now; further ahead it is no evidence (`Err(())`: warn `clock_skew`, the recorded
+/// baseline stands). A replaced stream is never evidence.
+pub fn progress_baseline(
+    times: &Times,
+    stream: &StreamFacts,
+    check: StreamCheck,
+    now: Millis,
+    max_clock_skew: Millis,
+) -> (Option<(Millis, &'static str)>, Result<(), ()>) {
+    let recorded = times.baseline();
+    let mtime = match (stream, check) {
+        (_, StreamCheck::Replaced(_)) => return (recorded, Ok(())),
+        (StreamFacts::Present { mtime_ms, .. }, _) => *mtime_ms,
+        _ => return (recorded, Ok(())),
+    };
+    if mtime > now.saturating_add(max_clock_skew) {
+        return (recorded, Err(()));
+    }
+    let mtime = mtime.min(now);
+    match recorded {
+        Some((at, _)) if at >= mtime => (recorded, Ok(())),
+        _ => (Some((mtime, "stream_mtime")), Ok(())),
+    }
+}
+
 /// Why a worker is stale or timed out: its progress, its run time or its launch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cause {
@@ -540,6 +634,8 @@ impl View<'_> {
             || (self.child_status == ChildStatus::Running
                 && (self.warnings.contains(&Warning::InvalidProcessId)
                     || self.process_identity == Some(Identity::Unverifiable)))
+            || self.warnings.contains(&Warning::StreamReplaced)
+            || self.warnings.contains(&Warning::StreamMissing)
     }
 }
 
@@ -669,13 +765,27 @@ fn transition_for(state: State) -> &'static str {
     }
 }
 
-/// The view of one delegation (SPEC §2). `times` must be `Times::of` the same document.
+/// The view of one delegation (SPEC §2) from its document alone, without the evidence of
+/// its stream. `times` must be `Times::of` the same document.
 pub fn view<'a>(
     doc: &'a Delegation<'a>,
     times: &Times,
     now: Millis,
     policy: &Thresholds,
     process: &ProcessFacts,
+) -> View<'a> {
+    view_with_stream(doc, times, now, policy, process, &StreamFacts::NotLooked)
+}
+
+/// The view of one delegation (SPEC §2) with what a stat of its stream showed: the view
+/// never lags what the files already show.
+pub fn view_with_stream<'a>(
+    doc: &'a Delegation<'a>,
+    times: &Times,
+    now: Millis,
+    policy: &Thresholds,
+    process: &ProcessFacts,
+    stream: &StreamFacts,
 ) -> View<'a> {
     let lifecycle = doc.worker_lifecycle.value();
     let mut warnings = Vec::new();
@@ -700,7 +810,29 @@ pub fn view<'a>(
     let child_status = status_text.map_or(ChildStatus::Queued, ChildStatus::parse);
     let reclaimed = is_reclaimed(doc);
 
-    let baseline = times.baseline();
+    let stream = if child_status == ChildStatus::Running && !reclaimed {
+        *stream
+    } else {
+        StreamFacts::NotLooked
+    };
+    let check = stream_check(recorded_stream_inode(lifecycle), &stream);
+    let (baseline, stream_skew) =
+        progress_baseline(times, &stream, check, now, policy.max_clock_skew);
+    match check {
+        StreamCheck::Replaced(_) => push_once(&mut warnings, Warning::StreamReplaced),
+        StreamCheck::Missing => push_once(&mut warnings, Warning::StreamMissing),
+        StreamCheck::Same | StreamCheck::Unchecked => {}
+    }
+    if stream
+        == (StreamFacts::Unusable {
+            not_readable_by_owner: true,
+        })
+    {
+        push_once(&mut warnings, Warning::StreamNotReadableByOwner);
+    }
+    if stream_skew.is_err() {
+        push_once(&mut warnings, Warning::ClockSkew);
+    }
     // Age of the progress baseline; `None` when there is none or it is too far ahead.
     let (elapsed, skew) = match baseline {
         None => (None, None),
@@ -734,7 +866,9 @@ pub fn view<'a>(
                     }
                     None => State::Unknown,
                     Some(age) => {
-                        let launching = is_launching(times, process.identity(), false);
+                        // A stream written since the recorded baseline is a sign of a start.
+                        let stream_seen = matches!(baseline, Some((_, "stream_mtime")));
+                        let launching = is_launching(times, process.identity(), stream_seen);
                         running_state(age, times, now, policy, thresholds, launching, &mut cause)
                     }
                 }
@@ -748,6 +882,24 @@ pub fn view<'a>(
                 State::Unknown
             }
         }
+    };
+
+    // While its stream is missing a worker is not judged on its progress: the evidence is
+    // gone, not necessarily the worker (SPEC §3.2). --max-runtime still applies.
+    let state = match state {
+        State::Stale | State::TimedOut
+            if check == StreamCheck::Missing && cause == Cause::Progress =>
+        {
+            let runtime = times.started_at.map(|at| (now - at).max(0));
+            match (policy.max_runtime, runtime) {
+                (Some(limit), Some(runtime)) if runtime >= limit => {
+                    cause = Cause::Runtime(runtime);
+                    State::TimedOut
+                }
+                _ => State::RunningQuiet,
+            }
+        }
+        state => state,
     };
 
     let reclaim_state = if reclaimed {
@@ -1618,6 +1770,134 @@ mod tests {
                 reclaim_needed: 2,
                 reclaimed: 0,
             }
+        );
+    }
+
+    fn with_stream(lifecycle: &str, stream: StreamFacts, policy: &Thresholds) -> View<'static> {
+        let text = running(lifecycle);
+        let leaked: &'static str = Box::leak(text.into_boxed_str());
+        let doc: &'static Delegation<'static> =
+            Box::leak(Box::new(parse_delegation(leaked.as_bytes()).unwrap()));
+        let times = Times::of(doc.worker_lifecycle.value());
+        view_with_stream(doc, &times, NOW, policy, &ProcessFacts::NoPid, &stream)
+    }
+
+    const INODE: StreamInode = StreamInode { dev: 8, ino: 1234 };
+
+    fn stream_at(offset_ms: Millis) -> StreamFacts {
+        StreamFacts::Present {
+            inode: INODE,
+            mtime_ms: NOW + offset_ms,
+        }
+    }
+
+    #[test]
+    fn a_fresh_stream_moves_the_baseline() {
+        let stale = format!(r#""last_progress_at":"{}""#, at(-600_000));
+        let policy = Thresholds::default();
+        let fresh = with_stream(&stale, stream_at(-1_000), &policy);
+        assert_eq!(fresh.state, State::RunningActive);
+        assert_eq!(fresh.progress_baseline, Some("stream_mtime"));
+        assert_eq!(fresh.elapsed_since_progress_ms, Some(1_000));
+        assert_eq!(
+            fresh.last_progress_at,
+            Some(NOW - 600_000),
+            "the record stays"
+        );
+        assert!(fresh.warnings.is_empty(), "{:?}", fresh.warnings);
+        // An older stream is no news: the recorded baseline stands.
+        let old = with_stream(&stale, stream_at(-700_000), &policy);
+        assert_eq!(old.state, State::TimedOut);
+        assert_eq!(old.progress_baseline, Some("last_progress_at"));
+        // No recorded baseline at all: the stream is one.
+        let only = with_stream("", stream_at(-30_000), &policy);
+        assert_eq!(only.state, State::RunningQuiet);
+        assert_eq!(only.progress_baseline, Some("stream_mtime"));
+        // Nothing looked at, nothing moved (the document-only view).
+        let blind = with_stream(&stale, StreamFacts::NotLooked, &policy);
+        assert_eq!(blind.state, State::TimedOut);
+    }
+
+    #[test]
+    fn a_stream_from_the_future_counts_as_now_within_the_skew_and_not_beyond() {
+        let stale = format!(r#""last_progress_at":"{}""#, at(-600_000));
+        let policy = Thresholds::default();
+        let near = with_stream(&stale, stream_at(60_000), &policy);
+        assert_eq!(near.state, State::RunningActive);
+        assert_eq!(near.elapsed_since_progress_ms, Some(0));
+        assert_eq!(near.progress_baseline, Some("stream_mtime"));
+        assert!(near.warnings.is_empty(), "{:?}", near.warnings);
+        let far = with_stream(&stale, stream_at(60_001), &policy);
+        assert_eq!(far.state, State::TimedOut, "not evidence");
+        assert_eq!(far.progress_baseline, Some("last_progress_at"));
+        assert_eq!(far.warnings, [Warning::ClockSkew]);
+    }
+
+    #[test]
+    fn a_replaced_stream_is_no_evidence_and_needs_attention() {
+        let recorded = format!(
+            r#""last_progress_at":"{}","raw_events_inode":{{"dev":8,"ino":99}}"#,
+            at(-600_000)
+        );
+        let policy = Thresholds::default();
+        let replaced = with_stream(&recorded, stream_at(-1_000), &policy);
+        assert_eq!(replaced.state, State::TimedOut);
+        assert_eq!(replaced.progress_baseline, Some("last_progress_at"));
+        assert_eq!(replaced.warnings, [Warning::StreamReplaced]);
+        assert_eq!(Warning::StreamReplaced.code(), "stream_replaced");
+        assert!(replaced.needs_attention());
+        let same = format!(
+            r#""last_progress_at":"{}","raw_events_inode":{{"dev":8,"ino":1234}}"#,
+            at(-600_000)
+        );
+        let fresh = with_stream(&same, stream_at(-1_000), &policy);
+        assert_eq!(fresh.state, State::RunningActive);
+        assert!(!fresh.needs_attention());
+    }
+
+    #[test]
+    fn a_missing_stream_needs_attention_and_defers_staleness_but_not_the_max_runtime() {
+        let recorded = format!(
+            r#""last_progress_at":"{}","started_at":"{}","raw_events_inode":{{"dev":8,"ino":1234}}"#,
+            at(-600_000),
+            at(-600_000)
+        );
+        let policy = Thresholds::default();
+        let missing = with_stream(&recorded, StreamFacts::Missing, &policy);
+        assert_eq!(missing.state, State::RunningQuiet);
+        assert_eq!(missing.reclaim_state, ReclaimState::NotNeeded);
+        assert_eq!(missing.warnings, [Warning::StreamMissing]);
+        assert_eq!(Warning::StreamMissing.code(), "stream_missing");
+        assert!(missing.needs_attention());
+        let capped = Thresholds {
+            max_runtime: Some(300_000),
+            ..Thresholds::default()
+        };
+        let over = with_stream(&recorded, StreamFacts::Missing, &capped);
+        assert_eq!(over.state, State::TimedOut);
+        assert_eq!(over.reclaim_state, ReclaimState::ReclaimNeeded);
+        // Never recorded: a stream that is not there yet is no news.
+        let stale = format!(r#""last_progress_at":"{}""#, at(-600_000));
+        let never = with_stream(&stale, StreamFacts::Missing, &policy);
+        assert_eq!(never.state, State::TimedOut);
+        assert!(never.warnings.is_empty());
+    }
+
+    #[test]
+    fn a_stream_the_owner_cannot_read_is_no_evidence() {
+        let stale = format!(r#""last_progress_at":"{}""#, at(-600_000));
+        let refused = with_stream(
+            &stale,
+            StreamFacts::Unusable {
+                not_readable_by_owner: true,
+            },
+            &Thresholds::default(),
+        );
+        assert_eq!(refused.state, State::TimedOut);
+        assert_eq!(refused.warnings, [Warning::StreamNotReadableByOwner]);
+        assert_eq!(
+            Warning::StreamNotReadableByOwner.code(),
+            "not_readable_by_owner"
         );
     }
 }

@@ -707,9 +707,16 @@ fn skip(
                 Some(uid) => format!("runs as uid {uid}"),
                 None => "runs as a uid /proc does not show".to_string(),
             };
-            format!(
-                "process {pid} {runs_as}, the delegation file belongs to uid {owner} (see --allow-foreign-uid)"
-            )
+            if owner == crate::files::FOREIGN_OWNER {
+                format!(
+                    "process {pid} {runs_as}, and the delegation file is nobody's word (several \
+                     links, or writable by others: SPEC §1.3)"
+                )
+            } else {
+                format!(
+                    "process {pid} {runs_as}, the delegation file belongs to uid {owner} (see --allow-foreign-uid)"
+                )
+            }
         }
         (Termination::SkippedUnverifiable, ProcessFacts::Checked { pid, .. }) => {
             format!("process {pid} cannot be verified as the worker")

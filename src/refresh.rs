@@ -15,7 +15,7 @@ use crate::doc::Delegation;
 use crate::events::{self, Digest, Outcome, Verdict};
 use crate::exit::Exit;
 use crate::files::{self, NamedPathPolicy, ReadError, RunRoot};
-use crate::lifecycle::{self, ProcessFacts, Times};
+use crate::lifecycle::{self, ProcessFacts, StreamInode, Times};
 use crate::output::{Diagnostics, Output, Ts};
 use crate::process::{self, Fingerprint, Identity};
 use crate::scan::{self, LazyHost, Run};
@@ -64,6 +64,8 @@ pub struct Stream {
     /// Modification time (ms).
     pub mtime_ms: Millis,
     pub size: u64,
+    /// Which file it is (recorded on first sight, SPEC §3.2).
+    pub inode: StreamInode,
     /// The digest, when the stream was read.
     pub digest: Option<Digest>,
 }
@@ -89,6 +91,12 @@ pub enum Change {
     /// Only the fingerprint of a verified process is new.
     Fingerprint(Fingerprint),
     Finalize(Box<Finalization>),
+    /// The stream seen for the first time: its inode is recorded, with the change that
+    /// comes with it, if any (never a finalization: a finished worker needs no record).
+    StreamSeen {
+        inode: StreamInode,
+        then: Option<Box<Change>>,
+    },
 }
 
 impl DocChange for Change {
@@ -97,6 +105,10 @@ impl DocChange for Change {
             Change::Progress { .. } => "progressed",
             Change::Fingerprint(_) => "fingerprinted",
             Change::Finalize(_) => "finalized",
+            Change::StreamSeen {
+                then: Some(then), ..
+            } => then.action(),
+            Change::StreamSeen { then: None, .. } => "stream_recorded",
         }
     }
 
@@ -316,8 +328,20 @@ fn apply(doc: &mut Value, change: &Change, now: Millis) -> Result<(), ApplyError
             lifecycle.insert("process_fingerprint".into(), fingerprint_value(fingerprint));
         }
         Change::Finalize(finalization) => apply_finalization(object, finalization, now)?,
+        Change::StreamSeen { inode, then } => {
+            lifecycle_mut(object)?;
+            if let Some(then) = then {
+                apply(doc, then, now)?;
+            }
+            let lifecycle = lifecycle_mut(object_mut(doc)?)?;
+            lifecycle.insert("raw_events_inode".into(), inode_value(*inode));
+        }
     }
     Ok(())
+}
+
+fn inode_value(inode: StreamInode) -> Value {
+    json!({"dev": inode.dev, "ino": inode.ino})
 }
 
 fn apply_finalization(
@@ -556,6 +580,10 @@ pub fn look_at_stream_with(
     let mut stream = Stream {
         mtime_ms: named.meta.mtime_ms,
         size: named.meta.size,
+        inode: StreamInode {
+            dev: named.meta.dev,
+            ino: named.meta.ino,
+        },
         digest: None,
     };
     if read(&stream) {
@@ -583,6 +611,13 @@ fn change_detail(change: &Change) -> Map<String, Value> {
         }
         Change::Fingerprint(_) => {
             detail.insert("fingerprint_stamped".into(), json!(true));
+        }
+        // The record of what came with it reads as that change alone.
+        Change::StreamSeen {
+            then: Some(then), ..
+        } => detail = change_detail(then),
+        Change::StreamSeen { inode, then: None } => {
+            detail.insert("raw_events_inode".into(), inode_value(*inode));
         }
         Change::Finalize(finalization) => {
             let digest = finalization.digest.as_ref();
@@ -629,6 +664,7 @@ pub struct Context<'a> {
     pub settle_ms: Millis,
     pub allow_outside: bool,
     pub reading: StreamReading,
+    pub max_clock_skew: Millis,
 }
 
 impl<'a> Context<'a> {
@@ -640,6 +676,7 @@ impl<'a> Context<'a> {
             settle_ms: config.settle,
             allow_outside: config.allow_outside_paths,
             reading: StreamReading::new(config.max_stream_read),
+            max_clock_skew: config.thresholds.max_clock_skew,
         }
     }
 }
@@ -668,30 +705,76 @@ pub fn plan(
         allow_outside: ctx.allow_outside,
         owner,
     };
-    let stream =
-        match stream_path(doc) {
-            None => None,
-            Some(path) => look_at_stream_with(
-                &ctx.run.root,
-                &path,
-                policy,
-                &ctx.reading,
-                |stream| match case {
-                    Case::Live => false,
-                    Case::Gone => true,
-                    Case::Unsure => stream_is_newer(times, stream),
-                },
-            )?,
-        };
-    Ok(decide(
+    let recorded = lifecycle::recorded_stream_inode(doc.worker_lifecycle.value());
+    let now = ctx.config.now;
+    // An mtime further ahead than the allowed skew is no progress (SPEC §2).
+    let too_far_ahead = |stream: &Stream| stream.mtime_ms > now.saturating_add(ctx.max_clock_skew);
+    let path = stream_path(doc);
+    let stream = match &path {
+        None => None,
+        Some(path) => look_at_stream_with(&ctx.run.root, path, policy, &ctx.reading, |stream| {
+            if recorded.is_some_and(|inode| inode != stream.inode) {
+                return false;
+            }
+            match case {
+                Case::Live => false,
+                Case::Gone => true,
+                Case::Unsure => stream_is_newer(times, stream),
+            }
+        })?,
+    };
+    match (recorded, &stream, &path) {
+        (Some(recorded), Some(stream), Some(path)) if stream.inode != recorded => {
+            return Err(StreamError {
+                path: path.clone(),
+                error: stream_replaced(recorded, stream.inode),
+            });
+        }
+        // stream_missing: the view says so; nothing is decided without the stream.
+        (Some(_), None, _) => return Ok(None),
+        _ => {}
+    }
+    // Recorded while the worker may still write: a gone worker's stream is its result,
+    // finalized now or once settled, and the record would only be noise in between.
+    let first_sight = match (recorded, case) {
+        (None, Case::Live | Case::Unsure) => stream.as_ref().map(|stream| stream.inode),
+        _ => None,
+    };
+    let change = decide(
         case,
         times,
         stream.as_ref(),
         stamp,
         exit_code,
-        ctx.config.now,
+        now,
         ctx.settle_ms,
-    ))
+    );
+    // An mtime from too far ahead is no progress (its events may still end the worker).
+    let change = match change {
+        Some(Change::Progress { fingerprint, .. })
+            if stream.as_ref().is_some_and(too_far_ahead) =>
+        {
+            fingerprint.map(Change::Fingerprint)
+        }
+        change => change,
+    };
+    Ok(match (first_sight, change) {
+        (_, Some(Change::Finalize(finalization))) => Some(Change::Finalize(finalization)),
+        (Some(inode), then) => Some(Change::StreamSeen {
+            inode,
+            then: then.map(Box::new),
+        }),
+        (None, change) => change,
+    })
+}
+
+/// Why a stream that is another file than the one first seen is refused.
+fn stream_replaced(recorded: StreamInode, found: StreamInode) -> String {
+    format!(
+        "stream_replaced: it is inode {}:{} now, not {}:{} as first seen; another file is \
+         never this worker's progress or result",
+        found.dev, found.ino, recorded.dev, recorded.ino
+    )
 }
 
 /// `flatline refresh`.
@@ -779,6 +862,7 @@ pub fn replan(ctx: &Context<'_>, bytes: &[u8], owner: u32) -> Result<Option<Chan
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commit::DocChange;
     use crate::events::Terminal;
 
     const NOW: Millis = 1_795_334_400_000;
@@ -803,6 +887,7 @@ mod tests {
         Stream {
             mtime_ms: mtime,
             size: 10,
+            inode: StreamInode { dev: 1, ino: 2 },
             digest,
         }
     }
@@ -1299,5 +1384,40 @@ mod tests {
         )
         .unwrap();
         assert_eq!(stream_path(&doc), Some(PathBuf::from("/abs/s.jsonl")));
+    }
+
+    #[test]
+    fn a_stream_seen_first_is_recorded_with_what_comes_with_it() {
+        let inode = StreamInode { dev: 8, ino: 1234 };
+        let alone = Change::StreamSeen { inode, then: None };
+        assert_eq!(alone.action(), "stream_recorded");
+        let mut doc = json!({"worker_lifecycle": {"last_progress_at": "old"}});
+        apply(&mut doc, &alone, NOW).unwrap();
+        assert_eq!(
+            doc,
+            json!({"worker_lifecycle": {"last_progress_at": "old", "raw_events_inode": {"dev": 8, "ino": 1234}}})
+        );
+        let progress = Change::StreamSeen {
+            inode,
+            then: Some(Box::new(Change::Progress {
+                at: NOW,
+                fingerprint: None,
+            })),
+        };
+        assert_eq!(progress.action(), "progressed");
+        assert!(!change_detail(&progress).contains_key("raw_events_inode"));
+        let mut doc = json!({"worker_lifecycle": {}});
+        apply(&mut doc, &progress, NOW).unwrap();
+        assert_eq!(
+            doc["worker_lifecycle"]["last_progress_at"],
+            "2026-11-22T08:00:00.000Z"
+        );
+        assert_eq!(
+            doc["worker_lifecycle"]["raw_events_inode"],
+            json!({"dev": 8, "ino": 1234})
+        );
+        let mut not_an_object = json!({"worker_lifecycle": 3});
+        assert!(apply(&mut not_an_object, &alone, NOW).is_err());
+        assert_eq!(not_an_object, json!({"worker_lifecycle": 3}));
     }
 }

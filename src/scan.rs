@@ -8,8 +8,10 @@
 use crate::config::Config;
 use crate::doc::{self, Delegation, DocError};
 use crate::exit::Exit;
-use crate::files::{self, Dir, Entry, FileMeta, MAX_DOCUMENT_BYTES, RunRoot};
-use crate::lifecycle::{self, ChildStatus, ProcessFacts, Times, View};
+use crate::files::{
+    self, Dir, Entry, FileMeta, MAX_DOCUMENT_BYTES, NamedPathPolicy, ReadError, RunRoot,
+};
+use crate::lifecycle::{self, ChildStatus, ProcessFacts, StreamFacts, StreamInode, Times, View};
 use crate::output::Diagnostics;
 use crate::process::{self, Host, Observation};
 use crate::stop::Stop;
@@ -321,11 +323,59 @@ pub struct Item<'a> {
 }
 
 /// Parses `bytes` and computes the view, then hands everything to `f`. Used for the first
-/// read and again after a write conflict (the re-read bytes are inspected afresh).
+/// read and again after a write conflict (the re-read bytes are inspected afresh). This view
+/// does not look at the worker's stream (see `inspect_in`).
 pub fn inspect<R>(
     bytes: &[u8],
     config: &Config,
     host: &LazyHost,
+    f: impl FnOnce(&Delegation<'_>, &Times, &ProcessFacts, &View<'_>) -> R,
+) -> Result<R, DocError> {
+    inspect_with(bytes, config, host, |_, _| StreamFacts::NotLooked, f)
+}
+
+/// `inspect` with the evidence of the worker's stream: for a running delegation the stream
+/// is stat'ed (never read) as the document's `owner`, so the view never lags the files.
+pub fn inspect_in<R>(
+    run: &Run,
+    owner: u32,
+    bytes: &[u8],
+    config: &Config,
+    host: &LazyHost,
+    f: impl FnOnce(&Delegation<'_>, &Times, &ProcessFacts, &View<'_>) -> R,
+) -> Result<R, DocError> {
+    inspect_ahead(run, owner, bytes, None, config, host, f)
+}
+
+/// `inspect_in` with the stream facts already looked at (by the read-ahead thread), when
+/// `ahead` has them.
+fn inspect_ahead<R>(
+    run: &Run,
+    owner: u32,
+    bytes: &[u8],
+    ahead: Option<StreamFacts>,
+    config: &Config,
+    host: &LazyHost,
+    f: impl FnOnce(&Delegation<'_>, &Times, &ProcessFacts, &View<'_>) -> R,
+) -> Result<R, DocError> {
+    inspect_with(
+        bytes,
+        config,
+        host,
+        |doc, facts| match (ahead, facts) {
+            (_, ProcessFacts::NotChecked) => StreamFacts::NotLooked,
+            (Some(ahead), _) => ahead,
+            (None, _) => stream_facts(run, doc, owner, config, facts),
+        },
+        f,
+    )
+}
+
+fn inspect_with<R>(
+    bytes: &[u8],
+    config: &Config,
+    host: &LazyHost,
+    stream: impl FnOnce(&Delegation<'_>, &ProcessFacts) -> StreamFacts,
     f: impl FnOnce(&Delegation<'_>, &Times, &ProcessFacts, &View<'_>) -> R,
 ) -> Result<R, DocError> {
     let delegation = doc::parse_delegation(bytes)?;
@@ -388,7 +438,15 @@ pub fn inspect<R>(
             crate::cli::Command::Reclaim | crate::cli::Command::Sweep
         ),
     );
-    let mut view = lifecycle::view(&delegation, &times, config.now, &config.thresholds, &facts);
+    let stream = stream(&delegation, &facts);
+    let mut view = lifecycle::view_with_stream(
+        &delegation,
+        &times,
+        config.now,
+        &config.thresholds,
+        &facts,
+        &stream,
+    );
     // The window's own warnings, when the window was what decided (no fingerprint).
     let fingerprinted = matches!(
         crate::lifecycle::recorded_fingerprint(lifecycle),
@@ -403,6 +461,53 @@ pub fn inspect<R>(
         }
     }
     Ok(f(&delegation, &times, &facts, &view))
+}
+
+/// What a stat of a running worker's stream shows (SPEC §2): one `open_named` (`O_PATH`
+/// and `fstat`, as the document's owner), never a read. Delegations that are not running
+/// (or are reclaimed) are not looked at.
+pub fn stream_facts(
+    run: &Run,
+    doc: &Delegation<'_>,
+    owner: u32,
+    config: &Config,
+    facts: &ProcessFacts,
+) -> StreamFacts {
+    if matches!(facts, ProcessFacts::NotChecked) {
+        return StreamFacts::NotLooked;
+    }
+    let Some(path) = crate::refresh::stream_path(doc) else {
+        return StreamFacts::NotLooked;
+    };
+    let policy = NamedPathPolicy {
+        allow_outside: config.allow_outside_paths,
+        owner,
+    };
+    facts_of(files::stat_named(&run.root, &path, policy))
+}
+
+/// The stream to stat for a delegation's view, when it has one and is running.
+fn stream_to_stat(doc: &Delegation<'_>) -> Option<PathBuf> {
+    if lifecycle::child_status(doc) != ChildStatus::Running || lifecycle::is_reclaimed(doc) {
+        return None;
+    }
+    crate::refresh::stream_path(doc)
+}
+
+fn facts_of(stat: Result<FileMeta, ReadError>) -> StreamFacts {
+    match stat {
+        Ok(meta) => StreamFacts::Present {
+            inode: StreamInode {
+                dev: meta.dev,
+                ino: meta.ino,
+            },
+            mtime_ms: meta.mtime_ms,
+        },
+        Err(ReadError::NotFound) => StreamFacts::Missing,
+        Err(error) => StreamFacts::Unusable {
+            not_readable_by_owner: matches!(error, ReadError::NotReadableByOwner(_)),
+        },
+    }
 }
 
 /// Reads every delegation of `run` once, in file-name order, and calls `visit` for each
@@ -443,14 +548,14 @@ pub fn for_each_in_listing(
         .filter(|entry| is_document_name(&entry.name))
         .collect();
     let mut path = run.path.join("delegations");
-    let each = |entry: &Entry, read: Read| {
+    let each = |entry: &Entry, read: Read, ahead: Option<StreamFacts>| {
         if let Some(exit) = stop.check() {
             return Err(exit);
         }
         path.push(&entry.name);
         let result = match read {
             Ok((meta, bytes)) => visit_bytes(
-                listing, entry, &path, meta, bytes, config, host, diag, visit,
+                run, listing, entry, &path, meta, bytes, ahead, config, host, diag, visit,
             ),
             Err(error) => {
                 diag.error(&path, &error.to_string(), Exit::FileProblem);
@@ -463,23 +568,72 @@ pub fn for_each_in_listing(
     if documents.len() < PREFETCH_FROM {
         return one_at_a_time(&listing.dir, &documents, each);
     }
-    prefetch::run(&listing.dir, &documents, each)
+    prefetch::run(
+        &listing.dir,
+        &documents,
+        Some((&run.root, config.allow_outside_paths)),
+        each,
+    )
 }
 
 /// Reads the documents one after the other, each into the same buffer.
 fn one_at_a_time(
     dir: &Dir,
     documents: &[&Entry],
-    mut each: impl FnMut(&Entry, Read<'_>) -> Result<(), Exit>,
+    mut each: impl FnMut(&Entry, Read<'_>, Option<StreamFacts>) -> Result<(), Exit>,
 ) -> Result<(), Exit> {
     let mut buf = Vec::with_capacity(16 * 1024);
     for entry in documents {
         let read = dir
             .read_entry(entry, MAX_DOCUMENT_BYTES, &mut buf)
             .map(|meta| (meta, buf.as_slice()));
-        each(entry, read)?;
+        each(entry, read, None)?;
     }
     Ok(())
+}
+
+/// The stream facts of a batch of documents read ahead, stat'ed together: the streams of
+/// documents whose owners flatline does not speak for cost one round trip to the owners'
+/// reader thread per batch, not one per document. `None` for a document not looked at here
+/// (unparsable, too large to have been read ahead): the caller looks itself.
+fn stream_facts_ahead(
+    root: &RunRoot,
+    allow_outside: bool,
+    documents: &[Option<(FileMeta, &[u8])>],
+) -> Vec<Option<StreamFacts>> {
+    let mut wanted = Vec::new();
+    let mut plan: Vec<Option<Option<usize>>> = Vec::with_capacity(documents.len());
+    for document in documents {
+        let Some((meta, bytes)) = document else {
+            plan.push(None);
+            continue;
+        };
+        let Ok(doc) = doc::parse_delegation(bytes) else {
+            plan.push(None);
+            continue;
+        };
+        match stream_to_stat(&doc) {
+            None => plan.push(Some(None)),
+            Some(path) => {
+                let policy = NamedPathPolicy {
+                    allow_outside,
+                    owner: files::guard_owner(meta),
+                };
+                plan.push(Some(Some(wanted.len())));
+                wanted.push((path, policy));
+            }
+        }
+    }
+    let mut stats: Vec<Option<Result<FileMeta, ReadError>>> = files::stat_named_many(root, &wanted)
+        .into_iter()
+        .map(Some)
+        .collect();
+    plan.into_iter()
+        .map(|step| match step? {
+            None => Some(StreamFacts::NotLooked),
+            Some(index) => stats.get_mut(index)?.take().map(facts_of),
+        })
+        .collect()
 }
 
 /// A file as read: its metadata and bytes, or why it could not be read.
@@ -493,7 +647,8 @@ type Read<'b> = Result<(FileMeta, &'b [u8]), files::ReadError>;
 mod prefetch {
     use super::Read;
     use crate::exit::Exit;
-    use crate::files::{self, Dir, Entry, FileMeta, MAX_DOCUMENT_BYTES, ReadError};
+    use crate::files::{self, Dir, Entry, FileMeta, MAX_DOCUMENT_BYTES, ReadError, RunRoot};
+    use crate::lifecycle::StreamFacts;
     use std::fs::File;
     use std::io::{Seek, SeekFrom};
     use std::sync::mpsc;
@@ -528,12 +683,18 @@ mod prefetch {
         }
     }
 
+    /// Documents fetched together, whose streams are stat'ed together.
+    const BATCH: usize = 32;
+
+    /// `streams`: where to stat the streams of running delegations ahead (their run and
+    /// `--allow-outside-paths`), or `None` to leave that to the caller.
     pub fn run(
         dir: &Dir,
         documents: &[&Entry],
-        mut each: impl FnMut(&Entry, Read<'_>) -> Result<(), Exit>,
+        streams: Option<(&RunRoot, bool)>,
+        mut each: impl FnMut(&Entry, Read<'_>, Option<StreamFacts>) -> Result<(), Exit>,
     ) -> Result<(), Exit> {
-        let (sender, receiver) = mpsc::sync_channel::<Fetched>(DEPTH);
+        let (sender, receiver) = mpsc::sync_channel::<(Fetched, Option<StreamFacts>)>(DEPTH);
         let (recycle, recycled) = mpsc::channel::<Vec<u8>>();
         std::thread::scope(|scope| {
             // Owned here, so an early return drops it and a reader blocked on a full queue
@@ -542,11 +703,30 @@ mod prefetch {
             let reader = std::thread::Builder::new()
                 .name("flatline-reader".into())
                 .spawn_scoped(scope, move || {
-                    for entry in documents {
-                        let buf = recycled.try_recv().unwrap_or_default();
-                        // The caller stopped early (signal, deadline, exit status): so do we.
-                        if sender.send(fetch(dir, entry, buf)).is_err() {
-                            break;
+                    for chunk in documents.chunks(BATCH) {
+                        let fetched: Vec<Fetched> = chunk
+                            .iter()
+                            .map(|entry| fetch(dir, entry, recycled.try_recv().unwrap_or_default()))
+                            .collect();
+                        let ahead = match streams {
+                            Some((root, allow_outside)) => {
+                                let read: Vec<Option<(FileMeta, &[u8])>> = fetched
+                                    .iter()
+                                    .map(|f| match f {
+                                        Fetched::Read(meta, buf) => Some((*meta, buf.as_slice())),
+                                        _ => None,
+                                    })
+                                    .collect();
+                                super::stream_facts_ahead(root, allow_outside, &read)
+                            }
+                            None => vec![None; fetched.len()],
+                        };
+                        for item in fetched.into_iter().zip(ahead) {
+                            // The caller stopped early (signal, deadline, exit status): so
+                            // do we.
+                            if sender.send(item).is_err() {
+                                return;
+                            }
                         }
                     }
                 });
@@ -558,12 +738,12 @@ mod prefetch {
             for entry in documents {
                 // One message per entry; none means the reader panicked, which the scope
                 // passes on when it ends.
-                let Ok(fetched) = receiver.recv() else {
+                let Ok((fetched, ahead)) = receiver.recv() else {
                     break;
                 };
                 match fetched {
                     Fetched::Read(meta, buf) => {
-                        each(entry, Ok((meta, &buf)))?;
+                        each(entry, Ok((meta, &buf)), ahead)?;
                         let _ = recycle.send(buf);
                     }
                     Fetched::Open(mut file, meta) => {
@@ -574,9 +754,9 @@ mod prefetch {
                             &mut large,
                         )
                         .map(|()| (meta, large.as_slice()));
-                        each(entry, read)?;
+                        each(entry, read, None)?;
                     }
-                    Fetched::Failed(error) => each(entry, Err(error))?,
+                    Fetched::Failed(error) => each(entry, Err(error), None)?,
                 }
             }
             Ok(())
@@ -587,39 +767,50 @@ mod prefetch {
 /// Inspects and visits one file's bytes.
 #[allow(clippy::too_many_arguments)]
 fn visit_bytes(
+    run: &Run,
     listing: &Listing,
     entry: &Entry,
     path: &Path,
     meta: FileMeta,
     bytes: &[u8],
+    ahead: Option<StreamFacts>,
     config: &Config,
     host: &LazyHost,
     diag: &mut Diagnostics,
     visit: &mut dyn FnMut(Item<'_>, &mut Diagnostics) -> Result<(), Exit>,
 ) -> Result<(), Exit> {
     // The stream of this document is stated as its owner while it is inspected.
-    host.1.borrow_mut().owner = Some(files::guard_owner(&meta));
-    let result = inspect(bytes, config, host, |doc, times, facts, view| {
-        host.1.borrow_mut().owner = None;
-        if !config.card_selected(doc.task_card_id.str()) {
-            return Ok(());
-        }
-        if !view.malformed.is_empty() {
-            diag.error(path, &view.malformed.join("; "), Exit::FileProblem);
-        }
-        let item = Item {
-            dir: &listing.dir,
-            name: &entry.name,
-            path,
-            meta,
-            bytes,
-            doc,
-            times,
-            facts,
-            view,
-        };
-        visit(item, diag)
-    });
+    let owner = files::guard_owner(&meta);
+    host.1.borrow_mut().owner = Some(owner);
+    let result = inspect_ahead(
+        run,
+        owner,
+        bytes,
+        ahead,
+        config,
+        host,
+        |doc, times, facts, view| {
+            host.1.borrow_mut().owner = None;
+            if !config.card_selected(doc.task_card_id.str()) {
+                return Ok(());
+            }
+            if !view.malformed.is_empty() {
+                diag.error(path, &view.malformed.join("; "), Exit::FileProblem);
+            }
+            let item = Item {
+                dir: &listing.dir,
+                name: &entry.name,
+                path,
+                meta,
+                bytes,
+                doc,
+                times,
+                facts,
+                view,
+            };
+            visit(item, diag)
+        },
+    );
     host.1.borrow_mut().owner = None;
     if std::mem::take(&mut host.1.borrow_mut().newly_foreign) {
         diag.warning(
@@ -663,7 +854,7 @@ mod tests {
         let (path, dir, entries) = listed("order", 300);
         let documents: Vec<&Entry> = entries.iter().collect();
         let mut seen = Vec::new();
-        prefetch::run(&dir, &documents, |entry, read| {
+        prefetch::run(&dir, &documents, None, |entry, read, _| {
             let (_, bytes) = read.unwrap();
             seen.push((entry.name.clone(), bytes.to_vec()));
             Ok(())
@@ -687,13 +878,15 @@ mod tests {
             let (path, dir, entries) = listed("stop", 300);
             let documents: Vec<&Entry> = entries.iter().collect();
             let mut calls = 0;
-            let stopped = prefetch::run(&dir, &documents, |_, _| {
+            let stopped = prefetch::run(&dir, &documents, None, |_, _, _| {
                 calls += 1;
                 std::thread::sleep(std::time::Duration::from_millis(20));
                 Err(Exit::Deadline)
             });
             let panicked = std::panic::catch_unwind(|| {
-                prefetch::run(&dir, &documents, |_, _| panic!("the caller panics"))
+                prefetch::run(&dir, &documents, None, |_, _, _| {
+                    panic!("the caller panics")
+                })
             })
             .is_err();
             std::fs::remove_dir_all(path).unwrap();
@@ -715,5 +908,79 @@ mod tests {
         assert!(!is_document_name(OsStr::new(".hidden.json")));
         assert!(!is_document_name(OsStr::new("notes.txt")));
         assert!(!is_document_name(OsStr::new("json")));
+    }
+
+    #[test]
+    fn read_ahead_stats_streams_as_each_documents_owner() {
+        if files::effective_uid() != 0 {
+            eprintln!("SKIPPED: needs root (chown, another identity)");
+            return;
+        }
+        use std::os::unix::fs::{PermissionsExt, chown};
+        let path = std::env::temp_dir().join(format!("flatline-scan-ahead-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(path.join("delegations")).unwrap();
+        std::fs::create_dir_all(path.join("raw-events")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(path.join("secret"), "root's").unwrap();
+        std::fs::set_permissions(path.join("secret"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        // 40 documents of uid 65534 (more than a batch): running ones with their own
+        // stream, one naming root's secret, finished ones that are not looked at.
+        for i in 0..40 {
+            let id = format!("d{i:02}");
+            let (status, stream) = match i {
+                7 => ("running", "secret".to_string()),
+                _ if i % 3 == 0 => ("completed", format!("raw-events/{id}.jsonl")),
+                _ => ("running", format!("raw-events/{id}.jsonl")),
+            };
+            let doc = path.join(format!("delegations/{id}.json"));
+            std::fs::write(
+                &doc,
+                format!(
+                    r#"{{"delegation_id":"{id}","child_agent":{{"status":"{status}"}},"worker_launch_evidence":{{"raw_events_file":"{stream}"}}}}"#
+                ),
+            )
+            .unwrap();
+            chown(&doc, Some(65534), Some(65534)).unwrap();
+            if i % 5 != 0 {
+                let file = path.join(format!("raw-events/{id}.jsonl"));
+                std::fs::write(&file, "{}\n").unwrap();
+                chown(&file, Some(65534), Some(65534)).unwrap();
+            }
+        }
+        let root = RunRoot {
+            dir: Dir::open(&path).unwrap(),
+            real_path: std::fs::canonicalize(&path).unwrap(),
+        };
+        let dir = Dir::open(&path.join("delegations")).unwrap();
+        let entries = dir.entries().unwrap();
+        let documents: Vec<&Entry> = entries.iter().collect();
+        let mut seen = Vec::new();
+        prefetch::run(&dir, &documents, Some((&root, false)), |_, _, ahead| {
+            seen.push(ahead);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen.len(), 40);
+        for (i, ahead) in seen.iter().enumerate() {
+            let expected = match i {
+                7 => "refused",
+                _ if i % 3 == 0 => "not looked at",
+                _ if i % 5 == 0 => "missing",
+                _ => "present",
+            };
+            let got = match ahead {
+                Some(StreamFacts::Unusable {
+                    not_readable_by_owner: true,
+                }) => "refused",
+                Some(StreamFacts::NotLooked) => "not looked at",
+                Some(StreamFacts::Missing) => "missing",
+                Some(StreamFacts::Present { .. }) => "present",
+                other => panic!("d{i:02}: {other:?}"),
+            };
+            assert_eq!(got, expected, "d{i:02}");
+        }
+        std::fs::remove_dir_all(path).unwrap();
     }
 }

@@ -2161,7 +2161,7 @@ fn renamed_and_hard_linked_root_documents_are_not_roots_word() {
     );
     assert!(
         out.stderr
-            .contains("delegations/linked.json: has 2 hard links"),
+            .contains("delegations/linked.json: hard_linked: has 2 hard links"),
         "{}",
         out.stderr
     );

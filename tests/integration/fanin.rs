@@ -259,7 +259,10 @@ fn task_card_limits_refresh_reclaim_and_fan_in() {
         let mut doc = member(id, card, "running", None);
         doc["worker_lifecycle"]["last_progress_at"] = json!(at(-600_000));
         run.delegation(id, &doc);
-        run.write(&format!("raw-events/{id}.jsonl"), stream);
+        // a's stream is news to refresh; b's is as old as its recorded progress, so that b
+        // stays a reclaim target (a fresh stream is progress, SPEC §2).
+        let path = run.write(&format!("raw-events/{id}.jsonl"), stream);
+        set_mtime_ms(&path, NOW_MS - if id == "a" { 1_000 } else { 600_000 });
     }
     let refresh = flatline([
         OsStr::new("refresh"),

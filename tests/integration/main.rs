@@ -5,6 +5,7 @@ mod concurrency;
 mod crash;
 mod fanin;
 mod fanin_ownership;
+mod filesec;
 mod huge_stream;
 mod identity;
 mod lock;

@@ -363,7 +363,10 @@ fn ten_thousand_mutated_delegations_never_crash_hang_or_plan_a_forbidden_signal(
                     mangle(&mut rng, &mut stream);
                 }
                 let path = run.write(&format!("raw-events/{id}.jsonl"), stream);
-                set_mtime_ms(&path, NOW_MS - rng.below(60_000) as i64);
+                // The live control's stream is old: a fresh one would be progress (SPEC §2)
+                // and take it out of the plan.
+                let control_age = if i == 0 { 3_600_000 } else { 0 };
+                set_mtime_ms(&path, NOW_MS - rng.below(60_000) as i64 - control_age);
             }
         }
         let what = |command: &str| format!("run {run_index} (seed {seed}), {command}");

@@ -299,22 +299,24 @@ fn unknown_fields_order_and_big_numbers_survive_byte_exactly() {
     let text = format!("{text}\n");
     assert!(text.contains("123456789012345678901234567890"));
     run.write("delegations/keep.json", &text);
-    set_mtime(
-        &run.write("raw-events/keep.jsonl", CODEX_NO_TERMINAL),
-        NOW_MS - 5_000,
-    );
+    let stream = run.write("raw-events/keep.jsonl", CODEX_NO_TERMINAL);
+    set_mtime(&stream, NOW_MS - 5_000);
+    let meta = std::fs::metadata(&stream).unwrap();
     let out = refresh(&run, &["--now", NOW]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let expected = text.replace(
         &format!("\"last_progress_at\": \"{}\",", at(-60_000)),
         &format!("\"last_progress_at\": \"{}\",", at(-5_000)),
     );
+    // The stream's identity is recorded on first sight (SPEC §3.2), after the progress.
     let expected = expected.replace(
         &format!("\"started_at\": \"{}\"\n  }},", at(-70_000)),
         &format!(
-            "\"started_at\": \"{}\",\n    \"process_last_seen_at\": \"{}\",\n    \"state\": \"running_active\"\n  }},",
+            "\"started_at\": \"{}\",\n    \"process_last_seen_at\": \"{}\",\n    \"state\": \"running_active\",\n    \"raw_events_inode\": {{\n      \"dev\": {},\n      \"ino\": {}\n    }}\n  }},",
             at(-70_000),
-            at(-5_000)
+            at(-5_000),
+            meta.dev(),
+            meta.ino()
         ),
     );
     assert_eq!(

@@ -290,8 +290,9 @@ fn every_input_is_opened_for_reading_once() {
     );
     assert_eq!(
         opens("raw-events/d-done.jsonl"),
-        1,
-        "the stream is resolved once, then read through its descriptor\n{text}"
+        2,
+        "the stream is stat'ed for the view (SPEC §2), then resolved once more and read \
+         through its descriptor\n{text}"
     );
     assert_eq!(opens("workers/w1/heartbeat.json"), 1, "{text}");
     assert_eq!(opens("worker-spec.json"), 1, "{text}");
