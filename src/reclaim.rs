@@ -36,6 +36,14 @@ pub enum Termination {
     NotPermitted,
     /// Still alive after SIGKILL and the kill wait.
     Survived,
+    /// Still alive: a signal or `--deadline` stopped the run before SIGKILL.
+    Interrupted,
+    /// Dropped just before the first signal: its stream or document showed progress since
+    /// the plan, or it no longer needs reclaim. Nothing signalled.
+    Progressed,
+    /// Its record could not be written (hard-linked, not a regular file, over 16 MiB once
+    /// changed, not rewritable): never signalled (exit 3).
+    SkippedUnrecordable,
     /// Its process had already exited: finalized as refresh would.
     AlreadyExited,
     /// Its pid belongs to another process now: finalized as refresh would, nothing signalled.
@@ -55,6 +63,9 @@ impl Termination {
             Termination::Killed => "killed",
             Termination::NotPermitted => "not_permitted",
             Termination::Survived => "survived",
+            Termination::Interrupted => "interrupted",
+            Termination::Progressed => "progressed",
+            Termination::SkippedUnrecordable => "skipped_unrecordable",
             Termination::AlreadyExited => "already_exited",
             Termination::SkippedReused => "skipped_reused",
             Termination::NoProcess => "no_process",
@@ -70,6 +81,7 @@ impl Termination {
             self,
             Termination::NotPermitted
                 | Termination::Survived
+                | Termination::Interrupted
                 | Termination::SkippedInvalidPid
                 | Termination::SkippedUnverifiable
                 | Termination::SkippedForeign
@@ -139,13 +151,21 @@ pub fn triage(facts: &ProcessFacts, file_owner: u32, allow_foreign: bool) -> Tri
 }
 
 /// The termination of a signalled worker. Pure: from what the signals and waits showed.
-pub fn termination(term: Sent, exited_in_grace: bool, exited_after_kill: bool) -> Termination {
+/// A worker still alive is `survived` only when SIGKILL was sent; otherwise the run was
+/// stopped before it (`interrupted`).
+pub fn termination(
+    term: Sent,
+    exited_in_grace: bool,
+    exited_after_kill: bool,
+    kill_sent: bool,
+) -> Termination {
     match term {
         Sent::NotPermitted => Termination::NotPermitted,
         Sent::Gone | Sent::Changed => Termination::AlreadyExited,
         Sent::Delivered if exited_in_grace => Termination::Terminated,
         Sent::Delivered if exited_after_kill => Termination::Killed,
-        Sent::Delivered => Termination::Survived,
+        Sent::Delivered if kill_sent => Termination::Survived,
+        Sent::Delivered => Termination::Interrupted,
     }
 }
 
@@ -333,6 +353,7 @@ impl Kill {
             self.term.unwrap_or(Sent::Gone),
             self.exited_in_grace,
             self.exited_after_kill,
+            self.kill_sent,
         )
     }
 
@@ -379,7 +400,7 @@ impl Kill {
         let termination = self.termination();
         if matches!(
             termination,
-            Termination::NotPermitted | Termination::Survived
+            Termination::NotPermitted | Termination::Survived | Termination::Interrupted
         ) {
             diag.warning(
                 path,
@@ -388,7 +409,7 @@ impl Kill {
                     self.pid,
                     if termination == Termination::NotPermitted {
                         "may not be signalled (EPERM)"
-                    } else if self.kill_sent {
+                    } else if termination == Termination::Survived {
                         "is still alive after SIGKILL"
                     } else {
                         "is still alive; the run stopped before SIGKILL"
@@ -1182,28 +1203,34 @@ mod tests {
     #[test]
     fn terminations_never_claim_a_death_that_was_not_seen() {
         assert_eq!(
-            termination(Sent::Delivered, true, true),
+            termination(Sent::Delivered, true, true, false),
             Termination::Terminated
         );
         assert_eq!(
-            termination(Sent::Delivered, false, true),
+            termination(Sent::Delivered, false, true, true),
             Termination::Killed
         );
         assert_eq!(
-            termination(Sent::Delivered, false, false),
+            termination(Sent::Delivered, false, false, true),
             Termination::Survived
         );
         assert_eq!(
-            termination(Sent::NotPermitted, false, false),
+            termination(Sent::Delivered, false, false, false),
+            Termination::Interrupted,
+            "alive, and no SIGKILL was sent: the run was stopped first"
+        );
+        assert_eq!(
+            termination(Sent::NotPermitted, false, false, false),
             Termination::NotPermitted
         );
         assert_eq!(
-            termination(Sent::Gone, false, false),
+            termination(Sent::Gone, false, false, false),
             Termination::AlreadyExited
         );
         for t in [
             Termination::NotPermitted,
             Termination::Survived,
+            Termination::Interrupted,
             Termination::SkippedForeign,
             Termination::SkippedInvalidPid,
             Termination::SkippedUnverifiable,
