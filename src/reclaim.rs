@@ -361,6 +361,56 @@ impl Kill {
         self.worker.as_ref().map(|w| w.signal_via())
     }
 
+    /// Every opened handle: the worker first (when it was opened), then its descendants.
+    fn handles(&self) -> impl Iterator<Item = &Target> {
+        self.worker.iter().chain(self.descendants.iter())
+    }
+
+    /// Adds the descendants of `roots` in `table` that are not known yet, each validated,
+    /// held to the uid guard and opened (and sent `signal` at once, when given). The walk
+    /// goes on through a process the guard excludes; only signalling skips it. Returns how
+    /// many handles were added.
+    fn adopt(
+        &mut self,
+        table: &[process::ProcEntry],
+        roots: &[(i32, u64)],
+        config: &Config,
+        host: &process::Host,
+        budget: &mut u64,
+        signal: Option<Signal>,
+    ) -> usize {
+        let mut added = 0;
+        for &(root, root_start) in roots {
+            for entry in process::descendants(table, root, root_start) {
+                if entry.exited
+                    || entry.pid == self.pid.get()
+                    || self.descendants.iter().any(|d| d.pid().get() == entry.pid)
+                    || self.skipped_descendants.contains(&entry.pid)
+                {
+                    continue;
+                }
+                // Never flatline itself or one of its ancestors, never pid 0 or 1.
+                let Ok(pid) = process::validate_found(entry.pid, host) else {
+                    continue;
+                };
+                let allowed = process::real_uid(pid)
+                    .is_some_and(|uid| uid_allowed(uid, self.owner, config.allow_foreign_uid));
+                if !allowed {
+                    self.skipped_descendants.push(entry.pid);
+                    continue;
+                }
+                if let Ok(handle) = open_counted(pid, entry.start_ticks, budget) {
+                    if let Some(signal) = signal {
+                        handle.send(signal);
+                    }
+                    self.descendants.push(handle);
+                    added += 1;
+                }
+            }
+        }
+        added
+    }
+
     pub fn descendants_signalled(&self) -> Vec<i32> {
         self.descendants.iter().map(|d| d.pid().get()).collect()
     }
@@ -784,6 +834,8 @@ fn finalize(
 }
 
 /// Opens every worker, snapshots the descendants, signals everyone at once, waits once.
+/// Survivors of the grace have their trees frozen with SIGSTOP and snapshot again (children
+/// forked during the grace die too), then get SIGKILL (SPEC §3.3 step 2).
 /// `Err` when a signal or the deadline stopped it (what was done is still recorded).
 pub fn signal_all(
     pending: &mut [&mut Kill],
@@ -791,8 +843,9 @@ pub fn signal_all(
     host: &process::Host,
     stop: &Stop,
 ) -> Result<(), Exit> {
+    let mut budget = process::raise_descriptor_limit();
     for target in pending.iter_mut() {
-        match process::open_target(target.pid, target.start_ticks) {
+        match open_counted(target.pid, target.start_ticks, &mut budget) {
             Ok(handle) => target.worker = Some(handle),
             Err(OpenError::Gone) => target.term = Some(Sent::Gone),
             Err(OpenError::Changed) => target.term = Some(Sent::Changed),
@@ -801,24 +854,8 @@ pub fn signal_all(
     if !config.only_process && pending.iter().any(|t| t.worker.is_some()) {
         let table = process::process_table();
         for target in pending.iter_mut().filter(|t| t.worker.is_some()) {
-            for entry in process::descendants(&table, target.pid.get(), target.start_ticks) {
-                if entry.exited {
-                    continue;
-                }
-                // Never flatline itself or one of its ancestors, never pid 0 or 1.
-                let Ok(pid) = process::validate_found(entry.pid, host) else {
-                    continue;
-                };
-                let allowed = process::real_uid(pid)
-                    .is_some_and(|uid| uid_allowed(uid, target.owner, config.allow_foreign_uid));
-                if !allowed {
-                    target.skipped_descendants.push(entry.pid);
-                    continue;
-                }
-                if let Ok(handle) = process::open_target(pid, entry.start_ticks) {
-                    target.descendants.push(handle);
-                }
-            }
+            let roots = [(target.pid.get(), target.start_ticks)];
+            target.adopt(&table, &roots, config, host, &mut budget, None);
         }
     }
     // The last moment to stop before the first signal.
@@ -835,28 +872,21 @@ pub fn signal_all(
     }
     // A stopped process handles SIGTERM only once continued.
     for target in pending.iter() {
-        for handle in target.worker.iter().chain(target.descendants.iter()) {
+        for handle in target.handles() {
             handle.send(Signal::Cont);
         }
     }
 
-    let handles: Vec<(usize, &Target)> = pending
+    let mut exited: Vec<Vec<bool>> = pending
         .iter()
-        .enumerate()
-        .flat_map(|(i, t)| {
-            t.worker
-                .iter()
-                .chain(t.descendants.iter())
-                .map(move |h| (i, h))
-        })
+        .map(|t| vec![false; t.handles().count()])
         .collect();
-    let targets: Vec<&Target> = handles.iter().map(|(_, h)| *h).collect();
-    let mut exited = vec![false; targets.len()];
-    let stopping = || stop.check().is_some();
     let grace_end = bounded(Instant::now() + config.grace, stop);
-    let waited = process::wait_for_exit(&targets, &mut exited, grace_end, &stopping);
-    let in_grace = exited.clone();
-    let mut killed_for = Vec::new();
+    let waited = wait_all(pending, &mut exited, grace_end, stop);
+    let in_grace: Vec<bool> = exited
+        .iter()
+        .map(|flags| flags.first().copied().unwrap_or(false))
+        .collect();
     let mut result = Ok(());
     if waited == Waited::Interrupted {
         result = Err(stop.check().unwrap_or(Exit::Signal(libc::SIGTERM)));
@@ -864,41 +894,108 @@ pub fn signal_all(
         if let Some(exit) = stop.check() {
             result = Err(exit);
         } else {
-            for ((owner, handle), done) in handles.iter().zip(exited.iter()) {
-                if !done {
-                    handle.send(Signal::Kill);
-                    killed_for.push(*owner);
+            freeze_and_resnapshot(pending, &mut exited, config, host, &mut budget);
+            for (target, flags) in pending.iter_mut().zip(&exited) {
+                for (handle, done) in target.handles().zip(flags) {
+                    if !done {
+                        handle.send(Signal::Kill);
+                    }
                 }
+                target.kill_sent = true;
             }
             let kill_end = bounded(Instant::now() + config.kill_wait, stop);
-            if process::wait_for_exit(&targets, &mut exited, kill_end, &stopping)
-                == Waited::Interrupted
-            {
+            if wait_all(pending, &mut exited, kill_end, stop) == Waited::Interrupted {
                 result = Err(stop.check().unwrap_or(Exit::Signal(libc::SIGTERM)));
             }
         }
     }
-    // Fold the outcome back per worker: index 0 of each worker's handles is the worker.
-    let mut cursor = 0;
-    for (index, target) in pending.iter_mut().enumerate() {
-        target.kill_sent = killed_for.contains(&index);
-        let count = usize::from(target.worker.is_some()) + target.descendants.len();
-        let slice = cursor..cursor + count;
-        cursor += count;
+    // Fold the outcome back per worker: the first handle of a worker that was opened is
+    // the worker itself.
+    for ((target, flags), grace) in pending.iter_mut().zip(&exited).zip(in_grace) {
+        let skip = usize::from(target.worker.is_some());
         if target.worker.is_some() {
-            target.exited_in_grace = in_grace[slice.start];
-            target.exited_after_kill = exited[slice.start];
+            target.exited_in_grace = grace;
+            target.exited_after_kill = flags.first().copied().unwrap_or(false);
         }
-        let first_descendant = slice.start + usize::from(target.worker.is_some());
         target.survivors = target
             .descendants
             .iter()
-            .zip(&exited[first_descendant..slice.end])
+            .zip(flags.iter().skip(skip))
             .filter(|(_, done)| !**done)
             .map(|(handle, _)| handle.pid().get())
             .collect();
     }
     result
+}
+
+/// Opens a target with a pidfd while the descriptor budget lasts, else for `kill()`.
+fn open_counted(pid: Pid, start_ticks: u64, budget: &mut u64) -> Result<Target, OpenError> {
+    let handle = process::open_target_with(pid, start_ticks, *budget > 0)?;
+    if handle.holds_descriptor() {
+        *budget = budget.saturating_sub(1);
+    }
+    Ok(handle)
+}
+
+/// How many rounds of snapshots a frozen tree gets before SIGKILL (SPEC §3.3).
+const RESNAPSHOT_ROUNDS: usize = 3;
+
+/// Freezes every process still alive with SIGSTOP, then snapshots `/proc` again (at most
+/// `RESNAPSHOT_ROUNDS` times, until no new descendant appears): a child forked during the
+/// grace is stopped and joins its worker's targets, so SIGKILL reaches it too.
+fn freeze_and_resnapshot(
+    pending: &mut [&mut Kill],
+    exited: &mut [Vec<bool>],
+    config: &Config,
+    host: &process::Host,
+    budget: &mut u64,
+) {
+    for (target, flags) in pending.iter().zip(exited.iter()) {
+        for (handle, done) in target.handles().zip(flags) {
+            if !done {
+                handle.send(Signal::Stop);
+            }
+        }
+    }
+    if config.only_process {
+        return;
+    }
+    for _ in 0..RESNAPSHOT_ROUNDS {
+        let table = process::process_table();
+        let mut added = 0;
+        for (target, flags) in pending.iter_mut().zip(exited.iter_mut()) {
+            let roots: Vec<(i32, u64)> = target
+                .handles()
+                .zip(flags.iter())
+                .filter(|(_, done)| !**done)
+                .map(|(handle, _)| (handle.pid().get(), handle.start_ticks()))
+                .collect();
+            if roots.is_empty() {
+                continue;
+            }
+            let new = target.adopt(&table, &roots, config, host, budget, Some(Signal::Stop));
+            flags.extend(std::iter::repeat_n(false, new));
+            added += new;
+        }
+        if added == 0 {
+            break;
+        }
+    }
+}
+
+/// Waits for every handle of every worker together; `exited` is per worker, per handle.
+fn wait_all(pending: &[&mut Kill], exited: &mut [Vec<bool>], end: Instant, stop: &Stop) -> Waited {
+    let targets: Vec<&Target> = pending.iter().flat_map(|t| t.handles()).collect();
+    let mut flat: Vec<bool> = exited.iter().flatten().copied().collect();
+    let stopping = || stop.check().is_some();
+    let waited = process::wait_for_exit(&targets, &mut flat, end, &stopping);
+    let mut flags = flat.into_iter();
+    for done in exited.iter_mut().flatten() {
+        if let Some(flag) = flags.next() {
+            *done = flag;
+        }
+    }
+    waited
 }
 
 /// A wait deadline that never runs past the run's `--deadline`.

@@ -9,6 +9,7 @@ mod ops;
 mod pid_reuse;
 mod random_input;
 mod reclaim;
+mod reclaim_safety;
 mod refresh;
 mod status;
 mod support;
