@@ -508,6 +508,233 @@ pub fn would_signal(kill: &Kill, config: &Config, host: &process::Host) -> Vec<i
     pids
 }
 
+/// What the last look before the first signal decided for one target (SPEC §3.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gate {
+    /// Still stuck, and its record can be written: it may be signalled.
+    Go,
+    /// Its stream or document shows progress since the plan, or it no longer needs the
+    /// reclaim that was planned: dropped (`progressed`), nothing signalled.
+    Progressed(String),
+    /// Its record could not be written: never signalled (`skipped_unrecordable`, exit 3).
+    Unrecordable(String),
+}
+
+/// What the plan knew of a signal target, for the last look at it.
+pub struct Planned<'a> {
+    pub run: &'a Run,
+    pub dir: &'a crate::files::Dir,
+    pub name: &'a std::ffi::OsStr,
+    pub owner: u32,
+    pub process_id: Option<Int>,
+}
+
+/// Room kept under the 16 MiB bound for what is known only once the signals are sent (the
+/// descendants signalled, the survivors), so a record that fits now still fits then.
+const RECORD_MARGIN: usize = 64 * 1024;
+
+/// The last look at a target just before the first signal: its document is re-read and its
+/// stream stat'ed (progress since the plan drops it), and the change it will get is applied
+/// and serialized in memory, the file checked replaceable (one link, a regular file in a
+/// directory flatline may write). `apply` is that change.
+pub fn last_look(
+    planned: &Planned<'_>,
+    config: &Config,
+    host: &LazyHost,
+    apply: &dyn Fn(&mut Value) -> Result<(), ApplyError>,
+) -> Gate {
+    match crate::files::lstatat(planned.dir.fd(), planned.name) {
+        Err(error) => return Gate::Unrecordable(crate::files::io_message(&error)),
+        Ok(meta) if !meta.is_regular() => {
+            return Gate::Unrecordable(format!("is {}, not a regular file", meta.kind()));
+        }
+        Ok(meta) if meta.nlink != 1 => {
+            return Gate::Unrecordable(format!(
+                "has {} hard links, so it is never replaced",
+                meta.nlink
+            ));
+        }
+        Ok(_) => {}
+    }
+    if !planned.dir.writable() {
+        return Gate::Unrecordable("its directory is not writable by flatline".into());
+    }
+    let mut bytes = Vec::new();
+    if let Err(error) =
+        planned
+            .dir
+            .read_file(planned.name, crate::files::MAX_DOCUMENT_BYTES, &mut bytes)
+    {
+        return Gate::Unrecordable(error.to_string());
+    }
+    let stream_mtime = stream_mtime(&bytes, planned, config, host);
+    match recheck(&bytes, stream_mtime, planned.process_id, config, host) {
+        Err(error) => return Gate::Unrecordable(error),
+        Ok(Some(why)) => return Gate::Progressed(why),
+        Ok(None) => {}
+    }
+    match recorded_size(&bytes, apply) {
+        Err(error) => Gate::Unrecordable(error),
+        Ok(size) if size.saturating_add(RECORD_MARGIN) > crate::files::MAX_DOCUMENT_BYTES => {
+            Gate::Unrecordable(format!(
+                "its record would make it {size} bytes or more, over the 16 MiB bound"
+            ))
+        }
+        Ok(_) => Gate::Go,
+    }
+}
+
+/// The modification time of the stream a document names (stat only, under SPEC §1.3 as
+/// the document's owner); `None` when there is none or it cannot be used.
+fn stream_mtime(
+    bytes: &[u8],
+    planned: &Planned<'_>,
+    config: &Config,
+    host: &LazyHost,
+) -> Option<i64> {
+    let path = scan::inspect(bytes, config, host, |doc, _, _, _| {
+        refresh::stream_path(doc)
+    })
+    .ok()
+    .flatten()?;
+    let policy = crate::files::NamedPathPolicy {
+        allow_outside: config.allow_outside_paths,
+        owner: planned.owner,
+    };
+    refresh::look_at_stream(&planned.run.root, &path, policy, |_| false)
+        .ok()
+        .flatten()
+        .map(|stream| stream.mtime_ms)
+}
+
+/// The re-check of SPEC §3.3, pure but for the process facts of the re-read document:
+/// `Some(why)` when the document as it is now, with a stream modified after its progress
+/// baseline counting as progress at that time, no longer needs the reclaim planned for
+/// `process_id`.
+pub fn recheck(
+    bytes: &[u8],
+    stream_mtime: Option<i64>,
+    process_id: Option<Int>,
+    config: &Config,
+    host: &LazyHost,
+) -> Result<Option<String>, String> {
+    let baseline = scan::inspect(bytes, config, host, |_, _, _, view| view.last_progress_at)
+        .map_err(|error| error.to_string())?;
+    let moved = match (stream_mtime, baseline) {
+        (Some(mtime), Some(base)) if mtime > base => Some(mtime),
+        (Some(mtime), None) => Some(mtime),
+        _ => None,
+    };
+    let patched;
+    let bytes = match moved {
+        Some(mtime) => {
+            let mut value: Value = serde_json::from_slice(bytes)
+                .map_err(|error| format!("cannot rewrite: {error}"))?;
+            let object = object_mut(&mut value).map_err(|ApplyError(e)| e)?;
+            lifecycle_mut(object)
+                .map_err(|ApplyError(e)| e)?
+                .insert("last_progress_at".into(), ts(mtime));
+            patched = crate::doc::render(&value);
+            &patched[..]
+        }
+        None => bytes,
+    };
+    scan::inspect(bytes, config, host, |_, _, _, view| {
+        if view.reclaim_state != ReclaimState::ReclaimNeeded {
+            Some(match moved {
+                Some(mtime) => format!(
+                    "its event stream was written at {} since the plan",
+                    crate::clock::format_rfc3339(mtime)
+                ),
+                None => "its document no longer needs a reclaim".to_string(),
+            })
+        } else if view.process_id != process_id {
+            Some("its document names another process now".to_string())
+        } else {
+            None
+        }
+    })
+    .map_err(|error| error.to_string())
+}
+
+/// The size of a document once `apply` changed it, as it would be written.
+fn recorded_size(
+    bytes: &[u8],
+    apply: &dyn Fn(&mut Value) -> Result<(), ApplyError>,
+) -> Result<usize, String> {
+    let mut value: Value =
+        serde_json::from_slice(bytes).map_err(|error| format!("cannot rewrite: {error}"))?;
+    apply(&mut value).map_err(|ApplyError(error)| error)?;
+    Ok(crate::doc::render(&value).len())
+}
+
+/// `last_look`, reported: a dropped target gets its `skipped` action record (and, when its
+/// record could not be written, an error line and exit 3). True when it may be signalled.
+#[allow(clippy::too_many_arguments)]
+pub fn gate(
+    planned: &Planned<'_>,
+    info: &TargetInfo,
+    config: &Config,
+    host: &LazyHost,
+    apply: &dyn Fn(&mut Value) -> Result<(), ApplyError>,
+    place: Place<'_>,
+    output: &mut Output,
+    diag: &mut Diagnostics,
+) -> bool {
+    let (termination, why) = match last_look(planned, config, host, apply) {
+        Gate::Go => return true,
+        Gate::Progressed(why) => (Termination::Progressed, why),
+        Gate::Unrecordable(why) => {
+            diag.error(
+                place.path,
+                &format!("not reclaimed (skipped_unrecordable): {why}"),
+                Exit::FileProblem,
+            );
+            (Termination::SkippedUnrecordable, why)
+        }
+    };
+    let mut detail = Map::new();
+    detail.insert("state".into(), json!(info.state.as_str()));
+    detail.insert("process_id".into(), json!(info.process_id));
+    detail.insert("termination".into(), json!(termination.as_str()));
+    detail.insert("reason".into(), json!(why));
+    // A failing stdout stops the printing, never the work.
+    let _ = place.record("skipped", "not_written", detail, output, diag);
+    false
+}
+
+/// The reclaim record a signalled target will get, as far as it is known before the
+/// signals: what the last look applies in memory to check that it can be written.
+pub fn placeholder_record(info: &TargetInfo) -> Reclaim {
+    Reclaim {
+        state: info.state,
+        termination: Termination::SkippedUnrecordable,
+        process_id: info.process_id,
+        stale_at: info.stale_at,
+        timed_out_at: info.timed_out_at,
+        signal_via: Some("pidfd"),
+        descendants_signalled: Vec::new(),
+        survivors: Vec::new(),
+    }
+}
+
+/// Debug builds only: `FLATLINE_TEST_PAUSE_BEFORE_SIGNAL=<path>` makes flatline create
+/// `<path>` once its targets are planned, just before their last look, and wait (at most
+/// 60 s) until the test removes it: so a test can change a stream or a document between
+/// the plan and the signal. Release builds have no such hook.
+pub fn test_pause_before_signal() {
+    #[cfg(debug_assertions)]
+    if let Some(path) = std::env::var_os("FLATLINE_TEST_PAUSE_BEFORE_SIGNAL") {
+        let path = std::path::PathBuf::from(path);
+        if std::fs::write(&path, b"paused\n").is_ok() {
+            let began = Instant::now();
+            while path.exists() && began.elapsed() < std::time::Duration::from_secs(60) {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    }
+}
+
 /// What a reclaim record needs to know of the delegation.
 #[derive(Debug, Clone)]
 pub struct TargetInfo {
@@ -675,6 +902,30 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     if config.dry_run {
         print_plan(&pending, &states, config, &mut output, diag);
     } else if interrupted.is_none() && !pending.is_empty() {
+        test_pause_before_signal();
+        pending.retain(|target| {
+            let state = &states[target.run];
+            let planned = Planned {
+                run: state.run,
+                dir: &state.listing.dir,
+                name: &target.name,
+                owner: target.owner,
+                process_id: target.info.process_id,
+            };
+            let record = placeholder_record(&target.info);
+            gate(
+                &planned,
+                &target.info,
+                config,
+                &host,
+                &|doc| record.apply(doc, config.now),
+                target.place(&states),
+                &mut output,
+                diag,
+            )
+        });
+    }
+    if !config.dry_run && interrupted.is_none() && !pending.is_empty() {
         let host_facts = host.get();
         let mut kills: Vec<&mut Kill> = pending.iter_mut().map(|p| &mut p.kill).collect();
         match signal_all(&mut kills, config, host_facts, stop) {
@@ -1247,6 +1498,70 @@ mod tests {
             )
             .unwrap()
             .is_none()
+        );
+    }
+
+    #[test]
+    fn the_last_look_drops_a_target_whose_stream_or_document_moved_since_the_plan() {
+        let low = crate::cli::parse([
+            "reclaim",
+            "--dry-run",
+            "--now",
+            "2026-11-22T08:00:00Z",
+            "run",
+        ])
+        .unwrap();
+        let command = low.command.unwrap();
+        let config = crate::config::resolve(low, command, false).unwrap();
+        let host = LazyHost::default();
+        let now = crate::clock::parse_rfc3339("2026-11-22T08:00:00Z").unwrap();
+        let stale = br#"{"delegation_id":"d","child_agent":{"status":"running"},"worker_lifecycle":{"last_progress_at":"2026-11-22T06:00:00Z"}}"#;
+        let check =
+            |bytes: &[u8], mtime: Option<i64>| recheck(bytes, mtime, None, &config, &host).unwrap();
+        assert_eq!(check(stale, None), None, "no evidence: still stuck");
+        assert_eq!(
+            check(stale, Some(now - 3 * 3_600_000)),
+            None,
+            "a stream older than the baseline is no progress"
+        );
+        assert!(
+            check(stale, Some(now - 1_000)).is_some(),
+            "a stream written a second ago is progress"
+        );
+        assert!(
+            check(stale, Some(now + 1_000)).is_some(),
+            "a stream written after flatline read its clock is progress"
+        );
+        let fresh = br#"{"delegation_id":"d","child_agent":{"status":"running"},"worker_lifecycle":{"last_progress_at":"2026-11-22T07:59:59Z"}}"#;
+        assert!(check(fresh, None).is_some(), "the document moved");
+        let done =
+            br#"{"delegation_id":"d","child_agent":{"status":"completed"},"worker_lifecycle":{}}"#;
+        assert!(check(done, None).is_some(), "finished meanwhile");
+        let other = br#"{"delegation_id":"d","child_agent":{"status":"running"},"worker_lifecycle":{"last_progress_at":"2026-11-22T06:00:00Z"}}"#;
+        assert!(
+            recheck(other, None, Some(4242), &config, &host)
+                .unwrap()
+                .is_some(),
+            "the plan was for process 4242; the document names none now"
+        );
+    }
+
+    #[test]
+    fn a_record_that_would_pass_16_mib_is_not_recordable() {
+        let info = TargetInfo {
+            state: State::Stale,
+            process_id: Some(4242),
+            stale_at: None,
+            timed_out_at: None,
+        };
+        let record = placeholder_record(&info);
+        let apply = |doc: &mut Value| record.apply(doc, 0);
+        let small = recorded_size(br#"{"worker_lifecycle":{}}"#, &apply).unwrap();
+        assert!(small > 100);
+        assert!(recorded_size(b"[1]", &apply).is_err(), "not an object");
+        assert!(
+            recorded_size(br#"{"x":"\ud800"}"#, &apply).is_err(),
+            "a lone surrogate cannot be written back"
         );
     }
 

@@ -345,7 +345,51 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         }
     }
 
-    // 2. Every stuck worker of every run, signalled together: one grace period.
+    // 2. Every stuck worker of every run, signalled together: one grace period. Each is
+    // looked at once more first (progress since the plan, a record that can be written).
+    if interrupted.is_none() && !config.dry_run && entries.iter().any(|e| e.kill.is_some()) {
+        reclaim::test_pause_before_signal();
+        for entry in entries.iter_mut() {
+            let Some((_, info)) = &entry.kill else {
+                continue;
+            };
+            let state = &states[entry.run];
+            let Some(listing) = &state.delegations else {
+                continue;
+            };
+            let planned = reclaim::Planned {
+                run: state.run,
+                dir: &listing.dir,
+                name: &entry.name,
+                owner: entry.owner,
+                process_id: info.process_id,
+            };
+            let changes = Changes {
+                refresh: entry.changes.refresh.clone(),
+                reclaim: Some(reclaim::placeholder_record(info)),
+                stamp: None,
+            };
+            let place = Place {
+                command: "sweep",
+                run: state.run,
+                path: &entry.path,
+                delegation_id: entry.delegation_id.as_deref(),
+            };
+            if !reclaim::gate(
+                &planned,
+                info,
+                config,
+                &host,
+                &|doc| changes.apply(doc, config.now),
+                place,
+                &mut output,
+                diag,
+            ) {
+                entry.kill = None;
+                count(&mut tallies, "skipped");
+            }
+        }
+    }
     let signalled =
         interrupted.is_none() && !config.dry_run && entries.iter().any(|e| e.kill.is_some());
     if signalled {
