@@ -223,6 +223,9 @@ impl DocChange for Reclaim {
     }
 
     fn apply(&self, doc: &mut Value, now: i64) -> Result<(), ApplyError> {
+        if orchestrator_ended(doc) {
+            return self.merge(doc, now);
+        }
         let object = object_mut(doc)?;
         lifecycle_mut(object)?;
         let summary = self.summary();
@@ -259,6 +262,49 @@ impl DocChange for Reclaim {
         }
         if let Some(at) = self.timed_out_at {
             lifecycle.insert("timed_out_at".into(), ts(at));
+        }
+        Ok(())
+    }
+}
+
+/// Whether the orchestrator already gave the document a terminal status (it may reap the
+/// child during the grace and record its end): reclaim then merges its fields into it.
+fn orchestrator_ended(doc: &Value) -> bool {
+    matches!(
+        doc.get("child_agent")
+            .and_then(|agent| agent.get("status"))
+            .and_then(Value::as_str),
+        Some("completed" | "failed" | "cancelled")
+    )
+}
+
+impl Reclaim {
+    /// Merges flatline's reclaim fields into a document whose terminal status was set by
+    /// someone else (SPEC §3.3: once a signal is sent, the record must land): `reclaim`,
+    /// `worker_lifecycle.reclaim_state`, and `latest_failure` when none is set. The status
+    /// and everything else the orchestrator wrote are kept.
+    pub fn merge(&self, doc: &mut Value, now: i64) -> Result<(), ApplyError> {
+        let object = object_mut(doc)?;
+        lifecycle_mut(object)?.insert("reclaim_state".into(), json!("reclaimed"));
+        object.insert(
+            "reclaim".into(),
+            json!({
+                "signal_via": self.signal_via,
+                "termination": self.termination.as_str(),
+                "descendants_signalled": self.descendants_signalled,
+                "survivors": self.survivors,
+            }),
+        );
+        if object.get("latest_failure").is_none_or(Value::is_null) {
+            object.insert(
+                "latest_failure".into(),
+                json!({
+                    "stage": "execution",
+                    "reason": "timeout",
+                    "summary": self.summary(),
+                    "recorded_at": ts(now),
+                }),
+            );
         }
         Ok(())
     }
@@ -932,7 +978,15 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             Ok(()) => {}
             Err(exit) => interrupted = Some(exit),
         }
-        record_all(&mut pending, &mut states, config, &host, &mut output, diag);
+        record_all(
+            &mut pending,
+            &mut states,
+            config,
+            &host,
+            stop,
+            &mut output,
+            diag,
+        );
     }
 
     for state in &states {
@@ -964,21 +1018,6 @@ pub fn still_needs_no_process_reclaim(
             && view.reclaim_state == ReclaimState::ReclaimNeeded
             && matches!(facts, ProcessFacts::NoPid))
         .then(|| change.clone())
-    })
-    .map_err(|error| error.to_string())
-}
-
-/// After a conflict: the reclaim still applies only if the re-read document still says
-/// the worker is running and not reclaimed.
-fn still_needs_reclaim<C: Clone>(
-    bytes: &[u8],
-    config: &Config,
-    host: &LazyHost,
-    change: &C,
-) -> Result<Option<C>, String> {
-    scan::inspect(bytes, config, host, |doc, _, _, _| {
-        let running = crate::lifecycle::child_status(doc) == crate::lifecycle::ChildStatus::Running;
-        (running && !crate::lifecycle::is_reclaimed(doc)).then(|| change.clone())
     })
     .map_err(|error| error.to_string())
 }
@@ -1263,6 +1302,7 @@ fn record_all(
     states: &mut [RunState<'_>],
     config: &Config,
     host: &LazyHost,
+    stop: &Stop,
     output: &mut Output,
     diag: &mut Diagnostics,
 ) {
@@ -1277,9 +1317,12 @@ fn record_all(
                 name: &target.name,
                 bytes: &target.bytes,
             };
-            let written = commit::write_change(file, change.clone(), config.now, false, |bytes| {
-                still_needs_reclaim(bytes, config, host, &change)
-            });
+            // The signals were sent: the record is merged into whatever is on disk now,
+            // and retried until the deadline.
+            let written =
+                commit::write_change_landing(file, change.clone(), config.now, stop, |_| {
+                    Ok(Some(change.clone()))
+                });
             let wrote = written.wrote();
             let reported = commit::report(place, &written, output, diag);
             states[target.run].wrote |= wrote;
@@ -1562,6 +1605,52 @@ mod tests {
         assert!(
             recorded_size(br#"{"x":"\ud800"}"#, &apply).is_err(),
             "a lone surrogate cannot be written back"
+        );
+    }
+
+    #[test]
+    fn a_record_is_merged_into_a_status_the_orchestrator_set_meanwhile() {
+        let reclaim = Reclaim {
+            state: State::Stale,
+            termination: Termination::Terminated,
+            process_id: Some(4242),
+            stale_at: Some(0),
+            timed_out_at: None,
+            signal_via: Some("pidfd"),
+            descendants_signalled: vec![4243],
+            survivors: vec![],
+        };
+        let record = json!({"signal_via": "pidfd", "termination": "terminated",
+                            "descendants_signalled": [4243], "survivors": []});
+        let mut reaped = json!({
+            "child_agent": {"status": "failed"},
+            "worker_lifecycle": {"state": "failed", "exit_code": 143},
+            "latest_failure": {"reason": "killed", "stage": "orchestrator"},
+        });
+        reclaim.apply(&mut reaped, 1_795_334_400_000).unwrap();
+        assert_eq!(
+            reaped,
+            json!({
+                "child_agent": {"status": "failed"},
+                "worker_lifecycle": {"state": "failed", "exit_code": 143, "reclaim_state": "reclaimed"},
+                "latest_failure": {"reason": "killed", "stage": "orchestrator"},
+                "reclaim": record,
+            }),
+            "the orchestrator's status and failure are kept"
+        );
+        let mut completed = json!({"child_agent": {"status": "completed"}, "latest_failure": null});
+        reclaim.apply(&mut completed, 1_795_334_400_000).unwrap();
+        assert_eq!(completed["child_agent"]["status"], "completed");
+        assert_eq!(
+            completed["latest_failure"]["reason"], "timeout",
+            "set when none is"
+        );
+        assert_eq!(completed["worker_lifecycle"]["reclaim_state"], "reclaimed");
+        let mut running = json!({"child_agent": {"status": "running"}});
+        reclaim.apply(&mut running, 1_795_334_400_000).unwrap();
+        assert_eq!(
+            running["child_agent"]["status"], "failed",
+            "still running: the full record"
         );
     }
 

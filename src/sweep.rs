@@ -611,13 +611,20 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 bytes: &entry.bytes,
             };
             let ctx = refresh::Context::new(state.run, config, &host);
-            let written = commit::write_change(
-                target,
-                changes.clone(),
-                config.now,
-                config.dry_run,
-                |bytes| replan(&ctx, bytes, entry.owner, &changes),
-            );
+            let replanned = |bytes: &[u8]| replan(&ctx, bytes, entry.owner, &changes);
+            // A worker that was signalled: its record must land (merged, retried until the
+            // deadline).
+            let written = if signalled && !config.dry_run {
+                commit::write_change_landing(target, changes.clone(), config.now, stop, replanned)
+            } else {
+                commit::write_change(
+                    target,
+                    changes.clone(),
+                    config.now,
+                    config.dry_run,
+                    replanned,
+                )
+            };
             let wrote = written.wrote();
             let place = Place {
                 command: "sweep",
@@ -820,24 +827,19 @@ fn replan(
     owner: u32,
     planned: &Changes,
 ) -> Result<Option<Changes>, String> {
-    let (running, unreclaimed, unstamped, active) =
-        scan::inspect(bytes, ctx.config, ctx.host, |doc, _, _, _| {
-            let member = Member::of(doc);
-            (
-                crate::lifecycle::child_status(doc) == crate::lifecycle::ChildStatus::Running,
-                !crate::lifecycle::is_reclaimed(doc),
-                member.collapsed_at.is_none(),
-                member.is_active(),
-            )
-        })
-        .map_err(|error| error.to_string())?;
+    let (unstamped, active) = scan::inspect(bytes, ctx.config, ctx.host, |doc, _, _, _| {
+        let member = Member::of(doc);
+        (member.collapsed_at.is_none(), member.is_active())
+    })
+    .map_err(|error| error.to_string())?;
     let reclaim = match &planned.reclaim {
         // Marked without a process: only while the document still needs it and names none.
         Some(change) if change.termination == Termination::NoProcess => {
             reclaim::still_needs_no_process_reclaim(bytes, ctx.config, ctx.host, change)?
         }
-        // A worker that was signalled and is gone: true whatever the document says now.
-        other => other.clone().filter(|_| running && unreclaimed),
+        // A worker that was signalled and is gone: true whatever the document says now,
+        // merged into a terminal status the orchestrator set meanwhile (Reclaim::apply).
+        other => other.clone(),
     };
     let mut changes = Changes {
         refresh: if planned.refresh.is_some() && planned.reclaim.is_none() {

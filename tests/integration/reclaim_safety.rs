@@ -337,3 +337,58 @@ fn a_document_at_the_16_mib_bound_is_never_signalled_for() {
     assert!(alive(worker.pid()), "nothing is signalled");
     assert_eq!(run.read("delegations/big.json"), before);
 }
+
+#[test]
+fn an_orchestrator_that_reaps_the_worker_during_the_grace_keeps_its_status_and_the_record_lands() {
+    if !cfg!(debug_assertions) {
+        eprintln!("SKIPPED: needs the test hooks of a debug build");
+        return;
+    }
+    // The worker dies on SIGTERM; a descendant that ignores it keeps flatline in the grace.
+    let worker = Shell::start("(trap '' TERM; exec sleep 300) & echo ready; exec sleep 300");
+    assert_eq!(worker.line, "ready");
+    let run = Run::new();
+    let mut doc = stale_delegation("o", &worker.proc);
+    run.delegation("o", &doc);
+    let mut command = Command::new(bin());
+    command
+        .args(["reclaim", "--format=ndjson", "--grace", "3s"])
+        .arg(run.arg())
+        // Ten more rewrites at the moment flatline replaces the file: far past 3 conflicts.
+        .env("FLATLINE_TEST_INTERFERE", "o.json:10");
+    let child = start(&mut command);
+    let began = Instant::now();
+    while alive(worker.proc.pid()) {
+        assert!(
+            began.elapsed() < HANG_GUARD,
+            "the worker was never signalled"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The orchestrator reaps its child and records the end, during flatline's grace.
+    doc["child_agent"]["status"] = json!("failed");
+    doc["executor"]["status"] = json!("failed");
+    doc["worker_lifecycle"]["state"] = json!("failed");
+    doc["worker_lifecycle"]["exit_signal"] = json!(15);
+    doc["latest_failure"] = json!({"stage": "orchestrator", "reason": "reaped"});
+    doc["orchestrator_note"] = json!("reaped during the grace");
+    run.delegation("o", &doc);
+    let out = finish(child, HANG_GUARD);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_fields(
+        &out.by_action("o"),
+        json!({"action": "reclaimed", "outcome": "written", "termination": "terminated"}),
+    );
+    let written = run.read_json("delegations/o.json");
+    assert_eq!(written["child_agent"]["status"], "failed");
+    assert_eq!(written["worker_lifecycle"]["state"], "failed");
+    assert_eq!(written["worker_lifecycle"]["exit_signal"], 15);
+    assert_eq!(written["worker_lifecycle"]["reclaim_state"], "reclaimed");
+    assert_eq!(written["latest_failure"], doc["latest_failure"]);
+    assert_eq!(written["orchestrator_note"], "reaped during the grace");
+    assert_eq!(
+        written["test_interference"], 10,
+        "every rewrite was merged into"
+    );
+    assert_eq!(written["reclaim"]["termination"], "terminated");
+}
