@@ -554,6 +554,19 @@ pub fn descendants(table: &[ProcEntry], root: i32, root_start_ticks: u64) -> Vec
     found
 }
 
+/// The start time (clock ticks after boot) of the process holding `pid` now, when it is
+/// alive (not gone, not a zombie). Used to tell whether a process noted earlier, by pid and
+/// start time, is still the one running.
+pub fn start_ticks_of(pid: i32) -> Option<u64> {
+    if pid < 1 {
+        return None;
+    }
+    match read_stat(pid) {
+        Ok(Some(stat)) if !stat.exited() => Some(stat.start_ticks),
+        _ => None,
+    }
+}
+
 /// Descriptors kept free for reading `/proc`, documents and output while pidfds are held.
 const DESCRIPTOR_RESERVE: u64 = 64;
 

@@ -8,7 +8,7 @@
 //! only the workers whose processes are confirmed gone.
 
 use crate::commit::{
-    self, ApplyError, DocChange, Place, lifecycle_mut, object_mut, set_status, ts,
+    self, ApplyError, DocChange, Place, Written, lifecycle_mut, object_mut, set_status, ts,
 };
 use crate::config::Config;
 use crate::doc::Int;
@@ -17,10 +17,12 @@ use crate::lifecycle::{ProcessFacts, ReclaimState, State};
 use crate::output::{Diagnostics, Output, Ts};
 use crate::process::{self, Identity, Observation, OpenError, Pid, Sent, Signal, Target, Waited};
 use crate::refresh;
+use crate::runstate::RunState as StateDoc;
 use crate::scan::{self, LazyHost, Listing, Run};
 use crate::stop::Stop;
 use crate::store::RunLock;
 use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -334,12 +336,16 @@ impl DocChange for Finalized {
     }
 }
 
-/// A run being reclaimed: its lock is held until the end.
+/// A run being reclaimed: its lock is held until the end, but for the waits.
 struct RunState<'a> {
     run: &'a Run,
-    _lock: Option<RunLock>,
+    lock: Option<RunLock>,
     listing: Listing,
     wrote: bool,
+    /// Orphaned notes this run completed or took over: dropped from `state.json`.
+    seen_orphans: Vec<String>,
+    /// The lock is held (false once it could not be taken again after the waits).
+    locked: bool,
 }
 
 /// A worker to signal, with everything needed to record it afterwards.
@@ -781,6 +787,162 @@ pub fn test_pause_before_signal() {
     }
 }
 
+/// The `.flatline/state.json` section where signalled targets are noted before the first
+/// signal (SPEC §3.3), so that a run stopped before it could record them is completed by
+/// the next one, and a run that takes the lock meanwhile leaves them to their flatline.
+pub const SIGNALLED: &str = "signalled";
+
+/// One signalled target, as noted in `state.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Noted {
+    /// The delegation's file name in `delegations/`.
+    pub delegation: String,
+    pub pid: i32,
+    pub start_ticks: u64,
+    pub boot_id: Option<String>,
+    /// `stale` or `timed_out`: what its record will say.
+    pub state: &'static str,
+    pub signal: &'static str,
+    pub time: i64,
+    /// The signalling flatline: pid and start time.
+    pub flatline_pid: i32,
+    pub flatline_start_ticks: u64,
+}
+
+impl Noted {
+    pub fn to_value(&self) -> Value {
+        json!({
+            "delegation": self.delegation,
+            "pid": self.pid,
+            "fingerprint": {"start_ticks": self.start_ticks, "boot_id": self.boot_id},
+            "state": self.state,
+            "signal": self.signal,
+            "time": ts(self.time),
+            "flatline": {"pid": self.flatline_pid, "start_ticks": self.flatline_start_ticks},
+        })
+    }
+
+    /// An entry as stored; `None` for anything flatline did not write.
+    pub fn from_value(value: &Value) -> Option<Noted> {
+        let int = |v: Option<&Value>| v.and_then(Value::as_i64);
+        let fingerprint = value.get("fingerprint")?;
+        let flatline = value.get("flatline")?;
+        Some(Noted {
+            delegation: value.get("delegation")?.as_str()?.to_string(),
+            pid: i32::try_from(int(value.get("pid"))?).ok()?,
+            start_ticks: fingerprint.get("start_ticks")?.as_u64()?,
+            boot_id: fingerprint
+                .get("boot_id")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            state: match value.get("state").and_then(Value::as_str) {
+                Some("timed_out") => "timed_out",
+                _ => "stale",
+            },
+            signal: "SIGTERM",
+            time: value
+                .get("time")
+                .and_then(Value::as_str)
+                .and_then(crate::clock::parse_rfc3339)?,
+            flatline_pid: i32::try_from(int(flatline.get("pid"))?).ok()?,
+            flatline_start_ticks: flatline.get("start_ticks")?.as_u64()?,
+        })
+    }
+}
+
+/// This flatline, as its notes name it: pid and start time.
+pub fn own_identity() -> (i32, u64) {
+    let pid = i32::try_from(std::process::id()).unwrap_or(0);
+    (pid, process::start_ticks_of(pid).unwrap_or(0))
+}
+
+/// What the notes of earlier or concurrent runs mean for this one.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Ledger {
+    /// Delegations another flatline, still running, signalled and is waiting on: left to it.
+    pub theirs: HashSet<String>,
+    /// Targets of a flatline that is gone: this run completes their records.
+    pub orphans: BTreeMap<String, Noted>,
+}
+
+/// Sorts noted targets by whether their flatline still runs. Pure: `alive(pid)` is the start
+/// time of the process holding that pid now.
+pub fn classify(
+    notes: Vec<Noted>,
+    me: (i32, u64),
+    boot_id: Option<&str>,
+    alive: &dyn Fn(i32) -> Option<u64>,
+) -> Ledger {
+    let mut ledger = Ledger::default();
+    for note in notes {
+        let same_boot = note.boot_id.as_deref() == boot_id;
+        let running = same_boot
+            && (note.flatline_pid, note.flatline_start_ticks) != me
+            && alive(note.flatline_pid) == Some(note.flatline_start_ticks);
+        if running {
+            ledger.theirs.insert(note.delegation);
+        } else {
+            ledger.orphans.insert(note.delegation.clone(), note);
+        }
+    }
+    ledger
+}
+
+/// Whether the process a note names has exited (or the machine was rebooted since). Pure.
+pub fn noted_process_gone(
+    note: &Noted,
+    boot_id: Option<&str>,
+    alive: &dyn Fn(i32) -> Option<u64>,
+) -> bool {
+    note.boot_id.as_deref() != boot_id || alive(note.pid) != Some(note.start_ticks)
+}
+
+/// The notes in `state.json`, and the state document they came from.
+fn read_notes(state_dir: &crate::files::Dir) -> Result<(StateDoc, Vec<Noted>), String> {
+    let state = StateDoc::read(state_dir).map_err(|error| error.to_string())?;
+    let notes = state
+        .section(SIGNALLED)
+        .and_then(Value::as_array)
+        .map(|entries| entries.iter().filter_map(Noted::from_value).collect())
+        .unwrap_or_default();
+    Ok((state, notes))
+}
+
+/// Reads the ledger of a run whose lock is held.
+fn load_ledger(lock: &RunLock, host: &process::Host) -> Result<Ledger, String> {
+    let (_, notes) = read_notes(lock.state_dir())?;
+    Ok(classify(
+        notes,
+        own_identity(),
+        host.boot_id.as_deref(),
+        &process::start_ticks_of,
+    ))
+}
+
+/// Rewrites the section under the lock: the notes `keep` accepts, then `add`. Only this
+/// section changes; the file is written only when it did.
+fn rewrite_notes(
+    lock: &RunLock,
+    keep: &dyn Fn(&Noted) -> bool,
+    add: &[Noted],
+) -> Result<(), String> {
+    let (mut state, notes) = read_notes(lock.state_dir())?;
+    let entries: Vec<Value> = notes
+        .iter()
+        .filter(|note| keep(note))
+        .chain(add.iter())
+        .map(Noted::to_value)
+        .collect();
+    if entries.is_empty() {
+        state.remove_section(SIGNALLED);
+    } else {
+        state.set_section(SIGNALLED, Value::Array(entries));
+    }
+    state
+        .write_if_changed(lock.state_dir())
+        .map_err(|error| error.to_string())
+}
+
 /// What a reclaim record needs to know of the delegation.
 #[derive(Debug, Clone)]
 pub struct TargetInfo {
@@ -829,6 +991,18 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         let index = states.len();
         let ctx = refresh::Context::new(run, config, &host);
         let mut wrote = false;
+        let ledger = match &lock {
+            Some(lock) => load_ledger(lock, host.get()).unwrap_or_else(|error| {
+                diag.error(
+                    &crate::runstate::path_of(&run.path),
+                    &error,
+                    Exit::FileProblem,
+                );
+                Ledger::default()
+            }),
+            None => Ledger::default(),
+        };
+        let mut seen_orphans = Vec::new();
         let result = scan::for_each_in_listing(
             run,
             &listing,
@@ -838,15 +1012,37 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             stop,
             &mut |item, diag| {
                 let view = item.view;
-                if view.reclaim_state != ReclaimState::ReclaimNeeded {
-                    return Ok(());
-                }
                 let place = Place {
                     command: "reclaim",
                     run,
                     path: item.path,
                     delegation_id: view.delegation_id,
                 };
+                let name = item.name.to_string_lossy();
+                // Another flatline signalled it and is waiting out its grace: its own.
+                if ledger.theirs.contains(name.as_ref()) {
+                    return Ok(());
+                }
+                if let Some(note) = ledger.orphans.get(name.as_ref()) {
+                    seen_orphans.push(name.to_string());
+                    let boot_id = host.get().boot_id.clone();
+                    if noted_process_gone(note, boot_id.as_deref(), &process::start_ticks_of) {
+                        if crate::lifecycle::is_reclaimed(item.doc) {
+                            return Ok(());
+                        }
+                        let target = commit::Target {
+                            dir: item.dir,
+                            name: item.name,
+                            bytes: item.bytes,
+                        };
+                        let written = complete_orphan(target, note, view, config, stop);
+                        wrote |= written.wrote();
+                        return commit::report(place, &written, &mut output, diag);
+                    }
+                }
+                if view.reclaim_state != ReclaimState::ReclaimNeeded {
+                    return Ok(());
+                }
                 let owner = item.meta.uid;
                 match triage(item.facts, owner, config.allow_foreign_uid) {
                     Triage::Skip(termination) => skip(
@@ -935,9 +1131,11 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         );
         states.push(RunState {
             run,
-            _lock: lock,
+            lock,
             listing,
             wrote,
+            seen_orphans,
+            locked: true,
         });
         if let Err(exit) = result {
             interrupted = Some(exit);
@@ -971,14 +1169,49 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             )
         });
     }
+    let me = own_identity();
+    let mut unlanded: Vec<(usize, String)> = Vec::new();
+    if !config.dry_run && interrupted.is_none() && !pending.is_empty() {
+        note_targets(
+            &mut pending,
+            &mut states,
+            config,
+            me,
+            &host,
+            &mut output,
+            diag,
+        );
+    }
     if !config.dry_run && interrupted.is_none() && !pending.is_empty() {
         let host_facts = host.get();
+        // Nothing but waiting until the records: the lock is let go meanwhile.
+        for state in &states {
+            if let Some(lock) = &state.lock {
+                let _ = lock.release();
+            }
+        }
         let mut kills: Vec<&mut Kill> = pending.iter_mut().map(|p| &mut p.kill).collect();
         match signal_all(&mut kills, config, host_facts, stop) {
             Ok(()) => {}
             Err(exit) => interrupted = Some(exit),
         }
-        record_all(
+        for state in states.iter_mut() {
+            if let Some(lock) = &state.lock {
+                let wait = stop.remaining().unwrap_or(commit::LANDING_PATIENCE);
+                if let Err(error) = lock.reacquire(wait, &|| false) {
+                    diag.error(
+                        &state.run.path.join(".flatline/lock"),
+                        &format!(
+                            "could not take the run's lock again after the grace ({error}); \
+                             its reclaims stay noted in state.json for the next run"
+                        ),
+                        Exit::FileProblem,
+                    );
+                    state.locked = false;
+                }
+            }
+        }
+        unlanded = record_all(
             &mut pending,
             &mut states,
             config,
@@ -987,6 +1220,28 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             &mut output,
             diag,
         );
+    }
+    // The notes of this run's records that landed, and the orphans it saw, are done.
+    for state in states.iter().filter(|s| s.locked) {
+        let Some(lock) = &state.lock else {
+            continue;
+        };
+        let index = states
+            .iter()
+            .position(|s| std::ptr::eq(s, state))
+            .unwrap_or(usize::MAX);
+        let keep = |note: &Noted| {
+            let mine = (note.flatline_pid, note.flatline_start_ticks) == me;
+            let kept_mine = unlanded.contains(&(index, note.delegation.clone()));
+            !state.seen_orphans.contains(&note.delegation) && (!mine || kept_mine)
+        };
+        if let Err(error) = rewrite_notes(lock, &keep, &[]) {
+            diag.error(
+                &crate::runstate::path_of(&state.run.path),
+                &error,
+                Exit::FileProblem,
+            );
+        }
     }
 
     for state in &states {
@@ -1305,8 +1560,14 @@ fn record_all(
     stop: &Stop,
     output: &mut Output,
     diag: &mut Diagnostics,
-) {
+) -> Vec<(usize, String)> {
+    let mut unlanded = Vec::new();
     for target in pending.iter() {
+        // Its run's lock could not be taken again: its note stays for the next run.
+        if !states[target.run].locked {
+            unlanded.push((target.run, target.name.to_string_lossy().into_owned()));
+            continue;
+        }
         let place = target.place(states);
         target.kill.warn(place.path, diag);
         let termination = target.kill.termination();
@@ -1324,6 +1585,9 @@ fn record_all(
                     Ok(Some(change.clone()))
                 });
             let wrote = written.wrote();
+            if matches!(written, Written::Conflict(_) | Written::Failed { .. }) {
+                unlanded.push((target.run, target.name.to_string_lossy().into_owned()));
+            }
             let reported = commit::report(place, &written, output, diag);
             states[target.run].wrote |= wrote;
             reported
@@ -1373,10 +1637,112 @@ fn record_all(
                 diag,
             )
         };
-        if result.is_err() {
-            break;
+        // A failing stdout stops the printing (reported where it failed), never the
+        // records of workers already signalled.
+        let _ = result;
+    }
+    unlanded
+}
+
+/// Notes every target about to be signalled in its run's `state.json` (SPEC §3.3), before
+/// the first signal. A run whose notes cannot be written gets no signal: its targets are
+/// skipped as unrecordable.
+fn note_targets(
+    pending: &mut Vec<Pending>,
+    states: &mut [RunState<'_>],
+    config: &Config,
+    me: (i32, u64),
+    host: &LazyHost,
+    output: &mut Output,
+    diag: &mut Diagnostics,
+) {
+    let boot_id = host.get().boot_id.clone();
+    let mut refused = Vec::new();
+    for (index, state) in states.iter().enumerate() {
+        let notes: Vec<Noted> = pending
+            .iter()
+            .filter(|target| target.run == index)
+            .map(|target| Noted {
+                delegation: target.name.to_string_lossy().into_owned(),
+                pid: target.kill.pid.get(),
+                start_ticks: target.kill.start_ticks,
+                boot_id: boot_id.clone(),
+                state: target.info.state.as_str(),
+                signal: "SIGTERM",
+                time: config.now,
+                flatline_pid: me.0,
+                flatline_start_ticks: me.1,
+            })
+            .collect();
+        let Some(lock) = &state.lock else {
+            continue;
+        };
+        if notes.is_empty() {
+            continue;
+        }
+        let keep = |note: &Noted| {
+            !state.seen_orphans.contains(&note.delegation)
+                && !notes.iter().any(|n| n.delegation == note.delegation)
+        };
+        if let Err(error) = rewrite_notes(lock, &keep, &notes) {
+            diag.error(
+                &crate::runstate::path_of(&state.run.path),
+                &format!("cannot note the targets before signalling them: {error}"),
+                Exit::FileProblem,
+            );
+            refused.push(index);
         }
     }
+    pending.retain(|target| {
+        if !refused.contains(&target.run) {
+            return true;
+        }
+        let mut detail = Map::new();
+        detail.insert("state".into(), json!(target.info.state.as_str()));
+        detail.insert("process_id".into(), json!(target.info.process_id));
+        detail.insert(
+            "termination".into(),
+            json!(Termination::SkippedUnrecordable.as_str()),
+        );
+        detail.insert(
+            "reason".into(),
+            json!("its signal could not be noted in .flatline/state.json first"),
+        );
+        let _ = target
+            .place(states)
+            .record("skipped", "not_written", detail, output, diag);
+        false
+    });
+}
+
+/// Completes the record of a target a flatline that is gone signalled (its note is in
+/// `state.json`) and whose process has exited since: `reclaimed`, termination
+/// `terminated`, never finalized as a natural death.
+fn complete_orphan(
+    target: commit::Target<'_>,
+    note: &Noted,
+    view: &crate::lifecycle::View<'_>,
+    config: &Config,
+    stop: &Stop,
+) -> commit::Written<Reclaim> {
+    let change = Reclaim {
+        state: if note.state == "timed_out" {
+            State::TimedOut
+        } else {
+            State::Stale
+        },
+        termination: Termination::Terminated,
+        process_id: view.process_id,
+        stale_at: view.stale_at,
+        timed_out_at: view.timed_out_at,
+        signal_via: None,
+        descendants_signalled: Vec::new(),
+        survivors: Vec::new(),
+    };
+    let again = change.clone();
+    commit::write_change_landing(target, change, config.now, stop, |_| {
+        Ok(Some(again.clone()))
+    })
 }
 
 /// `--dry-run`: one plan record per signal target (the others were printed as found).
@@ -1652,6 +2018,73 @@ mod tests {
             running["child_agent"]["status"], "failed",
             "still running: the full record"
         );
+    }
+
+    fn note(delegation: &str, flatline: (i32, u64)) -> Noted {
+        Noted {
+            delegation: delegation.into(),
+            pid: 4242,
+            start_ticks: 99,
+            boot_id: Some("boot-a".into()),
+            state: "timed_out",
+            signal: "SIGTERM",
+            time: 1_795_334_400_000,
+            flatline_pid: flatline.0,
+            flatline_start_ticks: flatline.1,
+        }
+    }
+
+    #[test]
+    fn a_note_round_trips_and_anything_else_is_no_note() {
+        let noted = note("d.json", (77, 5));
+        assert_eq!(Noted::from_value(&noted.to_value()), Some(noted.clone()));
+        assert_eq!(noted.to_value()["time"], "2026-11-22T08:00:00.000Z");
+        assert_eq!(Noted::from_value(&json!({"delegation": "d.json"})), None);
+        assert_eq!(Noted::from_value(&json!(42)), None);
+    }
+
+    #[test]
+    fn notes_of_a_running_flatline_are_its_own_and_the_others_are_orphans() {
+        let me = (10, 1);
+        // pid 77 started at tick 5 still runs; pid 78 is another process now; 79 is gone.
+        let alive = |pid: i32| match pid {
+            77 => Some(5),
+            78 => Some(6),
+            4242 => Some(99),
+            _ => None,
+        };
+        let mut other_boot = note("e.json", (77, 5));
+        other_boot.boot_id = Some("boot-b".into());
+        let ledger = classify(
+            vec![
+                note("a.json", (77, 5)),
+                note("b.json", (78, 5)),
+                note("c.json", (79, 5)),
+                note("m.json", me),
+                other_boot,
+            ],
+            me,
+            Some("boot-a"),
+            &alive,
+        );
+        assert_eq!(ledger.theirs, HashSet::from(["a.json".to_string()]));
+        assert_eq!(
+            ledger.orphans.keys().cloned().collect::<Vec<_>>(),
+            ["b.json", "c.json", "e.json", "m.json"]
+        );
+        assert!(!noted_process_gone(
+            &note("a.json", me),
+            Some("boot-a"),
+            &alive
+        ));
+        assert!(noted_process_gone(
+            &note("a.json", me),
+            Some("boot-b"),
+            &alive
+        ));
+        let mut reused = note("a.json", me);
+        reused.start_ticks = 100;
+        assert!(noted_process_gone(&reused, Some("boot-a"), &alive));
     }
 
     #[test]

@@ -325,6 +325,38 @@ impl RunLock {
     pub fn state_dir(&self) -> &Dir {
         &self.state_dir
     }
+
+    /// Lets go of the flock while flatline only waits (a grace, a kill wait; SPEC §4). The
+    /// descriptors stay open, so `reacquire` takes the same lock file again.
+    pub fn release(&self) -> io::Result<()> {
+        self._lock.unlock()
+    }
+
+    /// Takes the flock again after `release`, polling as `lock_run` does until `wait` has
+    /// passed (`Busy`) or `stop()` says to stop (`Stopped`).
+    pub fn reacquire(&self, wait: Duration, stop: &dyn Fn() -> bool) -> Result<(), LockError> {
+        let deadline = Instant::now() + wait;
+        let mut pause = LOCK_POLL_FIRST;
+        loop {
+            match self._lock.try_lock() {
+                Ok(()) => return Ok(()),
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(error)) if error.kind() == io::ErrorKind::Interrupted => {
+                    continue;
+                }
+                Err(TryLockError::Error(error)) => return Err(LockError::Io(error)),
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(LockError::Busy);
+            }
+            if stop() {
+                return Err(LockError::Stopped);
+            }
+            std::thread::sleep(pause.min(left));
+            pause = (pause + LOCK_POLL_STEP).min(LOCK_POLL_MAX);
+        }
+    }
 }
 
 const STATE_DIR: &str = ".flatline";
@@ -1149,6 +1181,30 @@ mod tests {
         assert!(second.is_ok(), "{second:?}");
         assert!(started.elapsed() >= Duration::from_millis(80));
         releaser.join().unwrap();
+    }
+
+    #[test]
+    fn a_released_lock_is_taken_by_another_and_reacquired_after_it() {
+        let scratch = Scratch::new("release");
+        let run = scratch.dir();
+        let never = || false;
+        let waiting = lock_run(&run, None, &never).unwrap();
+        assert!(matches!(lock_run(&run, None, &never), Err(LockError::Busy)));
+        waiting.release().unwrap();
+        let other = lock_run(&run, None, &never).expect("free while the first only waits");
+        assert!(matches!(
+            waiting.reacquire(Duration::from_millis(50), &never),
+            Err(LockError::Busy)
+        ));
+        assert!(matches!(
+            waiting.reacquire(Duration::from_secs(10), &|| true),
+            Err(LockError::Stopped)
+        ));
+        drop(other);
+        waiting
+            .reacquire(Duration::from_millis(50), &never)
+            .unwrap();
+        assert!(matches!(lock_run(&run, None, &never), Err(LockError::Busy)));
     }
 
     #[test]

@@ -392,3 +392,107 @@ fn an_orchestrator_that_reaps_the_worker_during_the_grace_keeps_its_status_and_t
     );
     assert_eq!(written["reclaim"]["termination"], "terminated");
 }
+
+/// A worker that dies on SIGTERM with a descendant that ignores it (printed on the ready
+/// line), so that a reclaim waits out its whole grace; and a flatline reclaiming it with
+/// `--grace 60s`, returned once the worker is gone (flatline is then in the grace).
+fn reclaim_waiting_in_the_grace(run: &Run) -> (Shell, u32, std::process::Child) {
+    let worker = Shell::start("(trap '' TERM; exec sleep 120) & echo $!; exec sleep 300");
+    let descendant: u32 = worker.line.parse().unwrap();
+    run.delegation("g", &stale_delegation("g", &worker.proc));
+    let mut command = Command::new(bin());
+    command
+        .args(["reclaim", "--format=ndjson", "--grace", "60s"])
+        .arg(run.arg());
+    let child = start(&mut command);
+    let began = Instant::now();
+    while alive(worker.proc.pid()) {
+        assert!(
+            began.elapsed() < HANG_GUARD,
+            "the worker was never signalled"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (worker, descendant, child)
+}
+
+/// Ends the TERM-ignoring descendant a test's worker left behind (the test spawned it).
+fn end_descendant(pid: u32) {
+    if alive(pid) {
+        // SAFETY: signals a descendant this test spawned, still alive (checked just above).
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+}
+
+#[test]
+fn a_flatline_killed_in_the_grace_leaves_a_note_the_next_run_completes() {
+    let run = Run::new();
+    let (worker, descendant, mut child) = reclaim_waiting_in_the_grace(&run);
+    let state = run.read_json(".flatline/state.json");
+    let notes = state["signalled"]
+        .as_array()
+        .expect("noted before the signal");
+    assert_eq!(notes.len(), 1, "{state}");
+    assert_fields(
+        &notes[0],
+        json!({"delegation": "g.json", "pid": worker.proc.pid(), "signal": "SIGTERM",
+               "flatline": {"pid": child.id(), "start_ticks": notes[0]["flatline"]["start_ticks"]}}),
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        run.read_json("delegations/g.json")["child_agent"]["status"],
+        "running",
+        "killed before it could record anything"
+    );
+    let out = reclaim(&run, &["--grace", "1s"]);
+    end_descendant(descendant);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_fields(
+        &out.by_action("g"),
+        json!({"action": "reclaimed", "outcome": "written", "termination": "terminated"}),
+    );
+    let written = run.read_json("delegations/g.json");
+    assert_eq!(written["worker_lifecycle"]["reclaim_state"], "reclaimed");
+    assert_eq!(written["reclaim"]["termination"], "terminated");
+    assert_eq!(written["latest_failure"]["reason"], "timeout");
+    assert!(
+        run.read_json(".flatline/state.json")
+            .get("signalled")
+            .is_none(),
+        "the note is done"
+    );
+}
+
+#[test]
+fn a_run_during_another_flatlines_grace_takes_the_lock_and_leaves_its_targets() {
+    let run = Run::new();
+    let (_worker, descendant, child) = reclaim_waiting_in_the_grace(&run);
+    let before = run.read("delegations/g.json");
+    // The first flatline only waits: the lock is free, and its target is its own.
+    let out = reclaim(&run, &["--grace", "1s"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "", "the other flatline's target is left to it");
+    assert_eq!(run.read("delegations/g.json"), before);
+    assert_eq!(
+        run.read_json(".flatline/state.json")["signalled"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "its note is kept"
+    );
+    // SAFETY: signals the flatline this test started.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let first = finish(child, HANG_GUARD);
+    end_descendant(descendant);
+    assert_eq!(first.code, 128 + libc::SIGINT, "{}", first.stderr);
+    assert_fields(
+        &first.by_action("g"),
+        json!({"action": "reclaimed", "termination": "terminated"}),
+    );
+    assert!(
+        run.read_json(".flatline/state.json")
+            .get("signalled")
+            .is_none()
+    );
+}
