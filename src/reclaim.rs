@@ -850,6 +850,28 @@ impl Noted {
     }
 }
 
+/// The note of one target about to be signalled by this flatline (`me`).
+pub fn note_of(
+    name: &std::ffi::OsStr,
+    kill: &Kill,
+    state: State,
+    boot_id: Option<String>,
+    now: i64,
+    me: (i32, u64),
+) -> Noted {
+    Noted {
+        delegation: name.to_string_lossy().into_owned(),
+        pid: kill.pid.get(),
+        start_ticks: kill.start_ticks,
+        boot_id,
+        state: state.as_str(),
+        signal: "SIGTERM",
+        time: now,
+        flatline_pid: me.0,
+        flatline_start_ticks: me.1,
+    }
+}
+
 /// This flatline, as its notes name it: pid and start time.
 pub fn own_identity() -> (i32, u64) {
     let pid = i32::try_from(std::process::id()).unwrap_or(0);
@@ -909,7 +931,7 @@ fn read_notes(state_dir: &crate::files::Dir) -> Result<(StateDoc, Vec<Noted>), S
 }
 
 /// Reads the ledger of a run whose lock is held.
-fn load_ledger(lock: &RunLock, host: &process::Host) -> Result<Ledger, String> {
+pub fn load_ledger(lock: &RunLock, host: &process::Host) -> Result<Ledger, String> {
     let (_, notes) = read_notes(lock.state_dir())?;
     Ok(classify(
         notes,
@@ -1230,12 +1252,12 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             .iter()
             .position(|s| std::ptr::eq(s, state))
             .unwrap_or(usize::MAX);
-        let keep = |note: &Noted| {
-            let mine = (note.flatline_pid, note.flatline_start_ticks) == me;
-            let kept_mine = unlanded.contains(&(index, note.delegation.clone()));
-            !state.seen_orphans.contains(&note.delegation) && (!mine || kept_mine)
-        };
-        if let Err(error) = rewrite_notes(lock, &keep, &[]) {
+        let unlanded: Vec<String> = unlanded
+            .iter()
+            .filter(|(run, _)| *run == index)
+            .map(|(_, name)| name.clone())
+            .collect();
+        if let Err(error) = forget_notes(lock, me, &unlanded, &state.seen_orphans) {
             diag.error(
                 &crate::runstate::path_of(&state.run.path),
                 &error,
@@ -1662,16 +1684,15 @@ fn note_targets(
         let notes: Vec<Noted> = pending
             .iter()
             .filter(|target| target.run == index)
-            .map(|target| Noted {
-                delegation: target.name.to_string_lossy().into_owned(),
-                pid: target.kill.pid.get(),
-                start_ticks: target.kill.start_ticks,
-                boot_id: boot_id.clone(),
-                state: target.info.state.as_str(),
-                signal: "SIGTERM",
-                time: config.now,
-                flatline_pid: me.0,
-                flatline_start_ticks: me.1,
+            .map(|target| {
+                note_of(
+                    &target.name,
+                    &target.kill,
+                    target.info.state,
+                    boot_id.clone(),
+                    config.now,
+                    me,
+                )
             })
             .collect();
         let Some(lock) = &state.lock else {
@@ -1680,11 +1701,7 @@ fn note_targets(
         if notes.is_empty() {
             continue;
         }
-        let keep = |note: &Noted| {
-            !state.seen_orphans.contains(&note.delegation)
-                && !notes.iter().any(|n| n.delegation == note.delegation)
-        };
-        if let Err(error) = rewrite_notes(lock, &keep, &notes) {
+        if let Err(error) = note_before_signal(lock, &notes, &state.seen_orphans) {
             diag.error(
                 &crate::runstate::path_of(&state.run.path),
                 &format!("cannot note the targets before signalling them: {error}"),
@@ -1715,17 +1732,40 @@ fn note_targets(
     });
 }
 
-/// Completes the record of a target a flatline that is gone signalled (its note is in
-/// `state.json`) and whose process has exited since: `reclaimed`, termination
-/// `terminated`, never finalized as a natural death.
-fn complete_orphan(
-    target: commit::Target<'_>,
-    note: &Noted,
-    view: &crate::lifecycle::View<'_>,
-    config: &Config,
-    stop: &Stop,
-) -> commit::Written<Reclaim> {
-    let change = Reclaim {
+/// Notes this run's targets before the first signal: the notes of the same delegations and
+/// the orphans this run completed or took over are replaced.
+pub fn note_before_signal(
+    lock: &RunLock,
+    notes: &[Noted],
+    seen_orphans: &[String],
+) -> Result<(), String> {
+    let keep = |note: &Noted| {
+        !seen_orphans.contains(&note.delegation)
+            && !notes.iter().any(|n| n.delegation == note.delegation)
+    };
+    rewrite_notes(lock, &keep, notes)
+}
+
+/// Once the records are written: this run's notes are dropped but those whose record did
+/// not land (`unlanded`), and so are the orphans it completed or took over.
+pub fn forget_notes(
+    lock: &RunLock,
+    me: (i32, u64),
+    unlanded: &[String],
+    seen_orphans: &[String],
+) -> Result<(), String> {
+    let keep = |note: &Noted| {
+        let mine = (note.flatline_pid, note.flatline_start_ticks) == me;
+        !seen_orphans.contains(&note.delegation) && (!mine || unlanded.contains(&note.delegation))
+    };
+    rewrite_notes(lock, &keep, &[])
+}
+
+/// The record of a target a flatline that is gone signalled (its note is in `state.json`)
+/// and whose process has exited since: `reclaimed`, termination `terminated`, never
+/// finalized as a natural death.
+pub fn orphan_record(note: &Noted, view: &crate::lifecycle::View<'_>) -> Reclaim {
+    Reclaim {
         state: if note.state == "timed_out" {
             State::TimedOut
         } else {
@@ -1738,7 +1778,18 @@ fn complete_orphan(
         signal_via: None,
         descendants_signalled: Vec::new(),
         survivors: Vec::new(),
-    };
+    }
+}
+
+/// Writes `orphan_record`, merged and retried like every record of a signal.
+fn complete_orphan(
+    target: commit::Target<'_>,
+    note: &Noted,
+    view: &crate::lifecycle::View<'_>,
+    config: &Config,
+    stop: &Stop,
+) -> commit::Written<Reclaim> {
+    let change = orphan_record(note, view);
     let again = change.clone();
     commit::write_change_landing(target, change, config.now, stop, |_| {
         Ok(Some(again.clone()))

@@ -496,3 +496,46 @@ fn a_run_during_another_flatlines_grace_takes_the_lock_and_leaves_its_targets() 
             .is_none()
     );
 }
+
+#[test]
+fn a_sweep_leaves_the_targets_of_a_flatline_in_its_grace_and_completes_those_of_a_dead_one() {
+    let run = Run::new();
+    let (_worker, descendant, mut child) = reclaim_waiting_in_the_grace(&run);
+    let before = run.read("delegations/g.json");
+    let sweep = |run: &Run| {
+        flatline([
+            OsStr::new("sweep"),
+            OsStr::new("--format=ndjson"),
+            OsStr::new("--grace=1s"),
+            run.arg(),
+        ])
+    };
+    let during = sweep(&run);
+    assert_eq!(during.code, 0, "{}", during.stderr);
+    assert!(
+        during.records().iter().all(|r| r["delegation_id"] != "g"),
+        "{}",
+        during.stdout
+    );
+    assert_eq!(
+        run.read("delegations/g.json"),
+        before,
+        "left to its flatline"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let after = sweep(&run);
+    end_descendant(descendant);
+    assert_eq!(after.code, 0, "{}", after.stderr);
+    assert_fields(
+        &after.by_action("g"),
+        json!({"action": "reclaimed", "outcome": "written", "termination": "terminated"}),
+    );
+    let written = run.read_json("delegations/g.json");
+    assert_eq!(written["worker_lifecycle"]["reclaim_state"], "reclaimed");
+    assert!(
+        run.read_json(".flatline/state.json")
+            .get("signalled")
+            .is_none()
+    );
+}
