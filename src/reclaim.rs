@@ -357,9 +357,6 @@ struct Pending {
     owner: u32,
     delegation_id: Option<String>,
     info: TargetInfo,
-    last_progress_at: Option<i64>,
-    elapsed_since_progress_ms: Option<i64>,
-    summary: &'static str,
     kill: Kill,
 }
 
@@ -536,28 +533,6 @@ impl Kill {
         detail.insert("survivors".into(), json!(self.survivors));
         detail
     }
-}
-
-/// The pids a reclaim of this worker would signal: the worker and the descendants that pass
-/// the same checks (for `--dry-run`; nothing is opened or sent).
-pub fn would_signal(kill: &Kill, config: &Config, host: &process::Host) -> Vec<i32> {
-    let mut pids = vec![kill.pid.get()];
-    if config.only_process {
-        return pids;
-    }
-    let table = process::process_table();
-    for entry in process::descendants(&table, kill.pid.get(), kill.start_ticks) {
-        if entry.exited {
-            continue;
-        }
-        if let Ok(pid) = process::validate_found(entry.pid, host)
-            && process::real_uid(pid)
-                .is_some_and(|uid| uid_allowed(uid, kill.owner, config.allow_foreign_uid))
-        {
-            pids.push(entry.pid);
-        }
-    }
-    pids
 }
 
 /// What the last look before the first signal decided for one target (SPEC §3.3).
@@ -995,6 +970,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         Output::for_runs(config, &runs)
     };
     let host = LazyHost::default();
+    let plan_table = PlanTable::default();
     let mut states: Vec<RunState<'_>> = Vec::new();
     let mut pending: Vec<Pending> = Vec::new();
     let mut interrupted = None;
@@ -1066,6 +1042,20 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                     return Ok(());
                 }
                 let owner = item.meta.uid;
+                if config.dry_run {
+                    print_dry_run(
+                        view,
+                        item.facts,
+                        owner,
+                        config,
+                        &host,
+                        &plan_table,
+                        place,
+                        &mut output,
+                        diag,
+                    );
+                    return Ok(());
+                }
                 match triage(item.facts, owner, config.allow_foreign_uid) {
                     Triage::Skip(termination) => skip(
                         place,
@@ -1141,9 +1131,6 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                                 stale_at: view.stale_at,
                                 timed_out_at: view.timed_out_at,
                             },
-                            last_progress_at: view.last_progress_at,
-                            elapsed_since_progress_ms: view.elapsed_since_progress_ms,
-                            summary: view.summary,
                             kill: Kill::new(pid, start_ticks, owner),
                         });
                         Ok(())
@@ -1165,9 +1152,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         }
     }
 
-    if config.dry_run {
-        print_plan(&pending, &states, config, &mut output, diag);
-    } else if interrupted.is_none() && !pending.is_empty() {
+    if !config.dry_run && interrupted.is_none() && !pending.is_empty() {
         test_pause_before_signal();
         pending.retain(|target| {
             let state = &states[target.run];
@@ -1310,7 +1295,23 @@ fn skip(
     output: &mut Output,
     diag: &mut Diagnostics,
 ) -> Result<(), Exit> {
-    let why = match (termination, facts) {
+    let why = skip_reason(termination, facts, owner);
+    diag.warning(
+        place.path,
+        &format!("not reclaimed ({}): {why}", termination.as_str()),
+    );
+    diag.raise(Exit::Attention);
+    let mut detail = Map::new();
+    detail.insert("state".into(), json!(state.as_str()));
+    detail.insert("process_id".into(), json!(process_id));
+    detail.insert("termination".into(), json!(termination.as_str()));
+    detail.insert("reason".into(), json!(why));
+    place.record("skipped", "not_written", detail, output, diag)
+}
+
+/// Why a target is left alone, in words.
+fn skip_reason(termination: Termination, facts: &ProcessFacts, owner: u32) -> String {
+    match (termination, facts) {
         (Termination::SkippedInvalidPid, ProcessFacts::Invalid(invalid)) => invalid.to_string(),
         (
             Termination::SkippedForeign,
@@ -1332,18 +1333,171 @@ fn skip(
             format!("process {pid} cannot be verified as the worker")
         }
         _ => "the process id cannot be used".to_string(),
-    };
-    diag.warning(
-        place.path,
-        &format!("not reclaimed ({}): {why}", termination.as_str()),
-    );
-    diag.raise(Exit::Attention);
-    let mut detail = Map::new();
-    detail.insert("state".into(), json!(state.as_str()));
-    detail.insert("process_id".into(), json!(process_id));
-    detail.insert("termination".into(), json!(termination.as_str()));
-    detail.insert("reason".into(), json!(why));
-    place.record("skipped", "not_written", detail, output, diag)
+    }
+}
+
+/// One target of a `--dry-run` plan: the same record, built by the same code, in `reclaim`
+/// and in `sweep`, for every target whatever would happen to it (SPEC §3.3.4).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DryRunTarget {
+    /// What would happen: `reclaimed` (signalled, or marked without a process),
+    /// `finalized` (its process is gone or its pid reused) or `skipped`.
+    pub action: &'static str,
+    pub state: State,
+    pub process_id: Option<Int>,
+    pub process_identity: Option<&'static str>,
+    pub last_progress_at: Option<i64>,
+    pub elapsed_since_progress_ms: Option<i64>,
+    pub summary: &'static str,
+    /// The termination it would get; `None` for one to be signalled (the signals decide).
+    pub termination: Option<Termination>,
+    /// Why it would be left alone.
+    pub reason: Option<String>,
+    /// The worker to signal, for `would_signal`: (pid, start ticks, file owner).
+    signal: Option<(Pid, u64, u32)>,
+    pub would_signal: Vec<i32>,
+    pub skipped_descendants: Vec<i32>,
+}
+
+impl DryRunTarget {
+    /// The plan for one `reclaim_needed` view. Pure: `fill_pids` adds the tree.
+    pub fn plan(
+        view: &crate::lifecycle::View<'_>,
+        facts: &ProcessFacts,
+        owner: u32,
+        allow_foreign: bool,
+    ) -> DryRunTarget {
+        let triage = triage(facts, owner, allow_foreign);
+        let (action, termination, reason, signal) = match triage {
+            Triage::Signal { pid, start_ticks } => {
+                ("reclaimed", None, None, Some((pid, start_ticks, owner)))
+            }
+            Triage::NoProcess => ("reclaimed", Some(Termination::NoProcess), None, None),
+            Triage::Finalize(termination) => ("finalized", Some(termination), None, None),
+            Triage::Skip(termination) => (
+                "skipped",
+                Some(termination),
+                Some(skip_reason(termination, facts, owner)),
+                None,
+            ),
+        };
+        DryRunTarget {
+            action,
+            state: view.state,
+            process_id: view.process_id,
+            process_identity: view.process_identity.map(Identity::as_str),
+            last_progress_at: view.last_progress_at,
+            elapsed_since_progress_ms: view.elapsed_since_progress_ms,
+            summary: view.summary,
+            termination,
+            reason,
+            signal,
+            would_signal: Vec::new(),
+            skipped_descendants: Vec::new(),
+        }
+    }
+
+    /// The pids a reclaim would signal (the worker and the descendants that pass the same
+    /// checks) and those it would skip; nothing is opened or sent.
+    pub fn fill_pids(
+        &mut self,
+        table: &[process::ProcEntry],
+        config: &Config,
+        host: &process::Host,
+    ) {
+        let Some((pid, start_ticks, owner)) = self.signal else {
+            return;
+        };
+        self.would_signal = vec![pid.get()];
+        if config.only_process {
+            return;
+        }
+        for entry in process::descendants(table, pid.get(), start_ticks) {
+            if entry.exited {
+                continue;
+            }
+            match process::validate_found(entry.pid, host) {
+                Ok(found)
+                    if process::real_uid(found)
+                        .is_some_and(|uid| uid_allowed(uid, owner, config.allow_foreign_uid)) =>
+                {
+                    self.would_signal.push(entry.pid)
+                }
+                _ => self.skipped_descendants.push(entry.pid),
+            }
+        }
+    }
+
+    /// The action record's detail: every field, always.
+    pub fn detail(&self) -> Map<String, Value> {
+        let mut detail = Map::new();
+        detail.insert("state".into(), json!(self.state.as_str()));
+        detail.insert("process_id".into(), json!(self.process_id));
+        detail.insert("process_identity".into(), json!(self.process_identity));
+        detail.insert("last_progress_at".into(), json!(Ts(self.last_progress_at)));
+        detail.insert(
+            "elapsed_since_progress_ms".into(),
+            json!(self.elapsed_since_progress_ms),
+        );
+        detail.insert("summary".into(), json!(self.summary));
+        detail.insert(
+            "termination".into(),
+            json!(self.termination.map(Termination::as_str)),
+        );
+        detail.insert("reason".into(), json!(self.reason));
+        detail.insert("would_signal".into(), json!(self.would_signal));
+        detail.insert(
+            "skipped_descendants".into(),
+            json!(self.skipped_descendants),
+        );
+        detail
+    }
+
+    /// Prints the plan record; a skipped target is said on stderr and needs attention, as
+    /// in a real run.
+    pub fn print(&self, place: Place<'_>, output: &mut Output, diag: &mut Diagnostics) {
+        if let (Some(termination), Some(why)) = (self.termination, &self.reason) {
+            diag.warning(
+                place.path,
+                &format!("would not be reclaimed ({}): {why}", termination.as_str()),
+            );
+        }
+        if self.termination.is_some_and(Termination::needs_attention) {
+            diag.raise(Exit::Attention);
+        }
+        // A failing stdout stops the printing (reported where it failed), never the work.
+        let _ = place.record(self.action, "dry_run", self.detail(), output, diag);
+    }
+}
+
+/// The process table for dry-run plans: read once, when the first plan needs it.
+#[derive(Default)]
+pub struct PlanTable(std::cell::OnceCell<Vec<process::ProcEntry>>);
+
+impl PlanTable {
+    pub fn get(&self) -> &[process::ProcEntry] {
+        self.0.get_or_init(process::process_table)
+    }
+}
+
+/// Plans and prints one dry-run target.
+#[allow(clippy::too_many_arguments)]
+pub fn print_dry_run(
+    view: &crate::lifecycle::View<'_>,
+    facts: &ProcessFacts,
+    owner: u32,
+    config: &Config,
+    host: &LazyHost,
+    table: &PlanTable,
+    place: Place<'_>,
+    output: &mut Output,
+    diag: &mut Diagnostics,
+) {
+    let mut target = DryRunTarget::plan(view, facts, owner, config.allow_foreign_uid);
+    if target.signal.is_some() {
+        target.fill_pids(table.get(), config, host.get());
+    }
+    target.print(place, output, diag);
 }
 
 /// Finalizes a target whose process is gone or whose pid was reused, as refresh would.
@@ -1794,67 +1948,6 @@ fn complete_orphan(
     commit::write_change_landing(target, change, config.now, stop, |_| {
         Ok(Some(again.clone()))
     })
-}
-
-/// `--dry-run`: one plan record per signal target (the others were printed as found).
-fn print_plan(
-    pending: &[Pending],
-    states: &[RunState<'_>],
-    config: &Config,
-    output: &mut Output,
-    diag: &mut Diagnostics,
-) {
-    let host = process::Host::read();
-    let table = if config.only_process {
-        Vec::new()
-    } else {
-        process::process_table()
-    };
-    for target in pending {
-        let mut would_signal = vec![target.kill.pid.get()];
-        let mut skipped = Vec::new();
-        if !config.only_process {
-            for entry in
-                process::descendants(&table, target.kill.pid.get(), target.kill.start_ticks)
-            {
-                if entry.exited {
-                    continue;
-                }
-                match process::validate_found(entry.pid, &host) {
-                    Ok(pid)
-                        if process::real_uid(pid).is_some_and(|uid| {
-                            uid_allowed(uid, target.owner, config.allow_foreign_uid)
-                        }) =>
-                    {
-                        would_signal.push(entry.pid)
-                    }
-                    _ => skipped.push(entry.pid),
-                }
-            }
-        }
-        let mut detail = Map::new();
-        detail.insert("state".into(), json!(target.info.state.as_str()));
-        detail.insert("process_id".into(), json!(target.info.process_id));
-        detail.insert(
-            "last_progress_at".into(),
-            json!(Ts(target.last_progress_at)),
-        );
-        detail.insert(
-            "elapsed_since_progress_ms".into(),
-            json!(target.elapsed_since_progress_ms),
-        );
-        detail.insert("summary".into(), json!(target.summary));
-        detail.insert("process_identity".into(), json!("verified"));
-        detail.insert("would_signal".into(), json!(would_signal));
-        detail.insert("skipped_descendants".into(), json!(skipped));
-        if target
-            .place(states)
-            .record("reclaimed", "dry_run", detail, output, diag)
-            .is_err()
-        {
-            break;
-        }
-    }
 }
 
 /// The json form of a dry run: `{worker_auto_reclaim_enabled, reclaim_needed_worker_count,

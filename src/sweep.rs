@@ -155,6 +155,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     let runs = scan::open_runs(&config.run_dirs, diag);
     let mut output = Output::for_runs(config, &runs);
     let host = LazyHost::default();
+    let plan_table = reclaim::PlanTable::default();
     let mut states: Vec<RunState<'_>> = Vec::new();
     let mut entries: Vec<Entry> = Vec::new();
     let mut tallies = Tallies::default();
@@ -214,7 +215,32 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                         (gone && !crate::lifecycle::is_reclaimed(item.doc))
                             .then(|| reclaim::orphan_record(note, item.view))
                     });
-                    let planned = if theirs || orphan.is_some() {
+                    // A dry run prints the reclaim plan of a target as reclaim does, from the
+                    // same view, and plans nothing else for it.
+                    let dry_target = config.dry_run
+                        && item.view.reclaim_state == ReclaimState::ReclaimNeeded
+                        && !theirs
+                        && orphan.is_none();
+                    if dry_target {
+                        let place = Place {
+                            command: "sweep",
+                            run,
+                            path: item.path,
+                            delegation_id: item.view.delegation_id,
+                        };
+                        reclaim::print_dry_run(
+                            item.view,
+                            item.facts,
+                            owner,
+                            config,
+                            &host,
+                            &plan_table,
+                            place,
+                            &mut output,
+                            diag,
+                        );
+                    }
+                    let planned = if theirs || orphan.is_some() || dry_target {
                         None
                     } else {
                         match refresh::plan(&ctx, item.doc, item.times, item.facts, owner) {
@@ -261,7 +287,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                         path: item.path,
                         delegation_id: item.view.delegation_id,
                     };
-                    if after.reclaim_needed && !theirs && orphan.is_none() {
+                    if after.reclaim_needed && !theirs && orphan.is_none() && !dry_target {
                         match after.triage {
                             Triage::Signal {
                                 pid, start_ticks, ..
@@ -481,26 +507,6 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         let Some((kill, info)) = &entry.kill else {
             continue;
         };
-        if config.dry_run {
-            let state = &states[entry.run];
-            let place = Place {
-                command: "sweep",
-                run: state.run,
-                path: &entry.path,
-                delegation_id: entry.delegation_id.as_deref(),
-            };
-            let mut detail = Map::new();
-            detail.insert("state".into(), json!(info.state.as_str()));
-            detail.insert("process_id".into(), json!(info.process_id));
-            detail.insert("process_identity".into(), json!("verified"));
-            detail.insert(
-                "would_signal".into(),
-                json!(reclaim::would_signal(kill, config, host.get())),
-            );
-            // A failing stdout stops the printing, never the work.
-            let _ = place.record("reclaimed", "dry_run", detail, &mut output, diag);
-            continue;
-        }
         if !signalled {
             continue;
         }

@@ -539,3 +539,116 @@ fn a_sweep_leaves_the_targets_of_a_flatline_in_its_grace_and_completes_those_of_
             .is_none()
     );
 }
+
+#[test]
+fn reclaim_and_sweep_dry_runs_print_the_same_plan_for_every_target() {
+    let live = Proc::sleep();
+    let mut gone = Proc::sleep();
+    let gone_doc = stale_delegation("b-gone", &gone);
+    gone.child.kill().unwrap();
+    gone.child.wait().unwrap();
+    let reused_proc = Proc::sleep();
+    let run = Run::new();
+    run.delegation("a-live", &stale_delegation("a-live", &live));
+    run.delegation("b-gone", &gone_doc);
+    let mut reused = stale_delegation("c-reused", &reused_proc);
+    reused["worker_lifecycle"]["process_fingerprint"]["start_ticks"] =
+        json!(reused_proc.start_ticks() + 1);
+    run.delegation("c-reused", &reused);
+    let mut no_pid = stale_delegation("d-no-pid", &live);
+    no_pid["worker_lifecycle"]
+        .as_object_mut()
+        .unwrap()
+        .remove("process_id");
+    run.delegation("d-no-pid", &no_pid);
+    let mut invalid = stale_delegation("e-invalid", &live);
+    invalid["worker_lifecycle"]["process_id"] = json!(0);
+    run.delegation("e-invalid", &invalid);
+    let now = rfc3339(real_now_ms());
+    let plan = |command: &str| {
+        let out = flatline([
+            command,
+            "--dry-run",
+            "--format=ndjson",
+            "--now",
+            &now,
+            run.path().to_str().unwrap(),
+        ]);
+        let mut records: Vec<Value> = out
+            .records()
+            .into_iter()
+            .filter(|r| r["kind"] == "action")
+            .collect();
+        for record in &mut records {
+            record.as_object_mut().unwrap().remove("command");
+        }
+        (out.code, records)
+    };
+    let (reclaim_code, reclaim_plan) = plan("reclaim");
+    let (sweep_code, sweep_plan) = plan("sweep");
+    assert_eq!(
+        reclaim_plan, sweep_plan,
+        "one record, built by the same code"
+    );
+    assert_eq!(reclaim_code, sweep_code);
+    let by_id = |id: &str| {
+        reclaim_plan
+            .iter()
+            .find(|r| r["delegation_id"] == id)
+            .unwrap_or_else(|| panic!("{id} missing from the plan: {reclaim_plan:?}"))
+            .clone()
+    };
+    assert_fields(
+        &by_id("a-live"),
+        json!({"action": "reclaimed", "outcome": "dry_run", "process_identity": "verified",
+               "termination": null, "would_signal": [live.pid()], "state": "timed_out"}),
+    );
+    assert_fields(
+        &by_id("b-gone"),
+        json!({"action": "finalized", "termination": "already_exited", "process_identity": "gone",
+               "would_signal": []}),
+    );
+    assert_fields(
+        &by_id("c-reused"),
+        json!({"action": "finalized", "termination": "skipped_reused", "would_signal": []}),
+    );
+    assert_fields(
+        &by_id("d-no-pid"),
+        json!({"action": "reclaimed", "termination": "no_process", "would_signal": []}),
+    );
+    assert_fields(
+        &by_id("e-invalid"),
+        json!({"action": "skipped", "termination": "skipped_invalid_pid", "would_signal": []}),
+    );
+    for record in &reclaim_plan {
+        for field in [
+            "state",
+            "process_id",
+            "process_identity",
+            "last_progress_at",
+            "elapsed_since_progress_ms",
+            "summary",
+            "termination",
+            "reason",
+            "would_signal",
+            "skipped_descendants",
+        ] {
+            assert!(record.get(field).is_some(), "{field} missing: {record}");
+        }
+    }
+    let document = flatline([
+        "reclaim",
+        "--dry-run",
+        "--format=json",
+        "--now",
+        &now,
+        run.path().to_str().unwrap(),
+    ]);
+    let document: Value = serde_json::from_str(&document.stdout).unwrap();
+    assert_eq!(document["reclaim_needed_worker_count"], 5);
+    assert_eq!(document["targets"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        document["summary"],
+        "5 worker(s) need reclaim (0 stale, 5 timed out)."
+    );
+}
