@@ -595,7 +595,10 @@ pub fn last_look(
         return Gate::Unrecordable(error.to_string());
     }
     let stream_mtime = stream_mtime(&bytes, planned, config, host);
-    match recheck(&bytes, stream_mtime, planned.process_id, config, host) {
+    // The clock as it is now, for the clock-skew cut: a stream written since the run read
+    // its clock is progress, one dated further ahead is not evidence.
+    let now = config.now.max(crate::clock::now_ms());
+    match recheck(&bytes, stream_mtime, planned.process_id, now, config, host) {
         Err(error) => return Gate::Unrecordable(error),
         Ok(Some(why)) => return Gate::Progressed(why),
         Ok(None) => {}
@@ -637,17 +640,21 @@ fn stream_mtime(
 /// The re-check of SPEC §3.3, pure but for the process facts of the re-read document:
 /// `Some(why)` when the document as it is now, with a stream modified after its progress
 /// baseline counting as progress at that time, no longer needs the reclaim planned for
-/// `process_id`.
+/// `process_id`. A stream dated more than `--max-clock-skew` past `now` is not evidence
+/// (an agent cannot make itself unreclaimable with `touch -d 2099`).
 pub fn recheck(
     bytes: &[u8],
     stream_mtime: Option<i64>,
     process_id: Option<Int>,
+    now: i64,
     config: &Config,
     host: &LazyHost,
 ) -> Result<Option<String>, String> {
     let baseline = scan::inspect(bytes, config, host, |_, _, _, view| view.last_progress_at)
         .map_err(|error| error.to_string())?;
-    let moved = match (stream_mtime, baseline) {
+    let trusted =
+        stream_mtime.filter(|&mtime| mtime <= now.saturating_add(config.thresholds.max_clock_skew));
+    let moved = match (trusted, baseline) {
         (Some(mtime), Some(base)) if mtime > base => Some(mtime),
         (Some(mtime), None) => Some(mtime),
         _ => None,
@@ -658,9 +665,10 @@ pub fn recheck(
             let mut value: Value = serde_json::from_slice(bytes)
                 .map_err(|error| format!("cannot rewrite: {error}"))?;
             let object = object_mut(&mut value).map_err(|ApplyError(e)| e)?;
+            // Written since the run read its clock: progress now, for this run's view.
             lifecycle_mut(object)
                 .map_err(|ApplyError(e)| e)?
-                .insert("last_progress_at".into(), ts(mtime));
+                .insert("last_progress_at".into(), ts(mtime.min(config.now)));
             patched = crate::doc::render(&value);
             &patched[..]
         }
@@ -2069,8 +2077,9 @@ mod tests {
         let host = LazyHost::default();
         let now = crate::clock::parse_rfc3339("2026-11-22T08:00:00Z").unwrap();
         let stale = br#"{"delegation_id":"d","child_agent":{"status":"running"},"worker_lifecycle":{"last_progress_at":"2026-11-22T06:00:00Z"}}"#;
-        let check =
-            |bytes: &[u8], mtime: Option<i64>| recheck(bytes, mtime, None, &config, &host).unwrap();
+        let check = |bytes: &[u8], mtime: Option<i64>| {
+            recheck(bytes, mtime, None, now, &config, &host).unwrap()
+        };
         assert_eq!(check(stale, None), None, "no evidence: still stuck");
         assert_eq!(
             check(stale, Some(now - 3 * 3_600_000)),
@@ -2085,6 +2094,11 @@ mod tests {
             check(stale, Some(now + 1_000)).is_some(),
             "a stream written after flatline read its clock is progress"
         );
+        assert_eq!(
+            check(stale, Some(now + 86_400_000)),
+            None,
+            "a stream dated a day ahead is not evidence"
+        );
         let fresh = br#"{"delegation_id":"d","child_agent":{"status":"running"},"worker_lifecycle":{"last_progress_at":"2026-11-22T07:59:59Z"}}"#;
         assert!(check(fresh, None).is_some(), "the document moved");
         let done =
@@ -2092,7 +2106,7 @@ mod tests {
         assert!(check(done, None).is_some(), "finished meanwhile");
         let other = br#"{"delegation_id":"d","child_agent":{"status":"running"},"worker_lifecycle":{"last_progress_at":"2026-11-22T06:00:00Z"}}"#;
         assert!(
-            recheck(other, None, Some(4242), &config, &host)
+            recheck(other, None, Some(4242), now, &config, &host)
                 .unwrap()
                 .is_some(),
             "the plan was for process 4242; the document names none now"
