@@ -902,6 +902,12 @@ pub fn noted_process_gone(
     note.boot_id.as_deref() != boot_id || alive(note.pid) != Some(note.start_ticks)
 }
 
+/// Whether a note still speaks for the document: it names the process the note's signal
+/// went to (an orchestrator may have launched another worker in it since).
+pub fn note_matches(note: &Noted, view: &crate::lifecycle::View<'_>) -> bool {
+    view.process_id == Some(Int::from(note.pid))
+}
+
 /// The notes in `state.json`, and the state document they came from.
 fn read_notes(state_dir: &crate::files::Dir) -> Result<(StateDoc, Vec<Noted>), String> {
     let state = StateDoc::read(state_dir).map_err(|error| error.to_string())?;
@@ -1032,7 +1038,9 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 if let Some(note) = ledger.orphans.get(name.as_ref()) {
                     seen_orphans.push(name.to_string());
                     let boot_id = host.get().boot_id.clone();
-                    if noted_process_gone(note, boot_id.as_deref(), &process::start_ticks_of) {
+                    if note_matches(note, view)
+                        && noted_process_gone(note, boot_id.as_deref(), &process::start_ticks_of)
+                    {
                         if crate::lifecycle::is_reclaimed(item.doc) {
                             return Ok(());
                         }
@@ -2190,6 +2198,30 @@ mod tests {
             flatline_pid: flatline.0,
             flatline_start_ticks: flatline.1,
         }
+    }
+
+    #[test]
+    fn a_note_speaks_only_for_the_process_it_signalled() {
+        let low = crate::cli::parse(["reclaim", "--dry-run", "run"]).unwrap();
+        let command = low.command.unwrap();
+        let config = crate::config::resolve(low, command, false).unwrap();
+        let host = LazyHost::default();
+        let noted = note("d.json", (77, 5));
+        let matches = |lifecycle: &str| {
+            let doc = format!(
+                r#"{{"child_agent":{{"status":"running"}},"worker_lifecycle":{lifecycle}}}"#
+            );
+            scan::inspect(doc.as_bytes(), &config, &host, |_, _, _, view| {
+                note_matches(&noted, view)
+            })
+            .unwrap()
+        };
+        assert!(matches(r#"{"process_id":4242}"#));
+        assert!(
+            !matches(r#"{"process_id":4243}"#),
+            "another worker launched since"
+        );
+        assert!(!matches("{}"));
     }
 
     #[test]

@@ -212,8 +212,10 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                             boot_id.as_deref(),
                             &crate::process::start_ticks_of,
                         );
-                        (gone && !crate::lifecycle::is_reclaimed(item.doc))
-                            .then(|| reclaim::orphan_record(note, item.view))
+                        (gone
+                            && reclaim::note_matches(note, item.view)
+                            && !crate::lifecycle::is_reclaimed(item.doc))
+                        .then(|| reclaim::orphan_record(note, item.view))
                     });
                     // A dry run prints the reclaim plan of a target as reclaim does, from the
                     // same view, and plans nothing else for it.
