@@ -1208,8 +1208,8 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     if !config.dry_run && interrupted.is_none() && !pending.is_empty() {
         let host_facts = host.get();
         // Nothing but waiting until the records: the lock is let go meanwhile.
-        for state in &states {
-            if let Some(lock) = &state.lock {
+        for state in states.iter_mut() {
+            if let Some(lock) = &mut state.lock {
                 let _ = lock.release();
             }
         }
@@ -1219,9 +1219,9 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             Err(exit) => interrupted = Some(exit),
         }
         for state in states.iter_mut() {
-            if let Some(lock) = &state.lock {
+            if let Some(lock) = &mut state.lock {
                 let wait = stop.remaining().unwrap_or(commit::LANDING_PATIENCE);
-                if let Err(error) = lock.reacquire(wait, &|| false) {
+                if let Err(error) = lock.reacquire(Some(wait), &|| false) {
                     diag.error(
                         &state.run.path.join(".flatline/lock"),
                         &format!(

@@ -328,14 +328,18 @@ impl RunLock {
 
     /// Lets go of the flock while flatline only waits (a grace, a kill wait; SPEC §4). The
     /// descriptors stay open, so `reacquire` takes the same lock file again.
-    pub fn release(&self) -> io::Result<()> {
+    pub fn release(&mut self) -> io::Result<()> {
         self._lock.unlock()
     }
 
     /// Takes the flock again after `release`, polling as `lock_run` does until `wait` has
     /// passed (`Busy`) or `stop()` says to stop (`Stopped`).
-    pub fn reacquire(&self, wait: Duration, stop: &dyn Fn() -> bool) -> Result<(), LockError> {
-        let deadline = Instant::now() + wait;
+    pub fn reacquire(
+        &mut self,
+        wait: Option<Duration>,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<(), LockError> {
+        let deadline = Instant::now() + wait.unwrap_or(Duration::ZERO);
         let mut pause = LOCK_POLL_FIRST;
         loop {
             match self._lock.try_lock() {
@@ -1188,21 +1192,21 @@ mod tests {
         let scratch = Scratch::new("release");
         let run = scratch.dir();
         let never = || false;
-        let waiting = lock_run(&run, None, &never).unwrap();
+        let mut waiting = lock_run(&run, None, &never).unwrap();
         assert!(matches!(lock_run(&run, None, &never), Err(LockError::Busy)));
         waiting.release().unwrap();
         let other = lock_run(&run, None, &never).expect("free while the first only waits");
         assert!(matches!(
-            waiting.reacquire(Duration::from_millis(50), &never),
+            waiting.reacquire(Some(Duration::from_millis(50)), &never),
             Err(LockError::Busy)
         ));
         assert!(matches!(
-            waiting.reacquire(Duration::from_secs(10), &|| true),
+            waiting.reacquire(Some(Duration::from_secs(10)), &|| true),
             Err(LockError::Stopped)
         ));
         drop(other);
         waiting
-            .reacquire(Duration::from_millis(50), &never)
+            .reacquire(Some(Duration::from_millis(50)), &never)
             .unwrap();
         assert!(matches!(lock_run(&run, None, &never), Err(LockError::Busy)));
     }

@@ -475,8 +475,8 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         interrupted.is_none() && !config.dry_run && entries.iter().any(|e| e.kill.is_some());
     if signalled {
         // Nothing but waiting until the records: the locks are let go meanwhile.
-        for state in &states {
-            if let Some(lock) = &state.lock {
+        for state in states.iter_mut() {
+            if let Some(lock) = &mut state.lock {
                 let _ = lock.release();
             }
         }
@@ -488,9 +488,9 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             interrupted = Some(exit);
         }
         for state in states.iter_mut() {
-            if let Some(lock) = &state.lock {
+            if let Some(lock) = &mut state.lock {
                 let wait = stop.remaining().unwrap_or(commit::LANDING_PATIENCE);
-                if let Err(error) = lock.reacquire(wait, &|| false) {
+                if let Err(error) = lock.reacquire(Some(wait), &|| false) {
                     diag.error(
                         &state.run.path.join(".flatline/lock"),
                         &format!(
