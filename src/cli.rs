@@ -75,8 +75,12 @@ pub const COMMANDS: &[CommandDef] = &[
               A live worker whose identity is verified and whose user owns the delegation file \
               (or the file is root's, or --allow-foreign-uid) is opened as a pidfd; its \
               descendants are found in /proc before any signal. \
+              Just before the first signal each target's document is re-read and its stream \
+              stat'ed: one that progressed since the plan is dropped (progressed), one whose \
+              record could not be written is never signalled (skipped_unrecordable, exit 3). \
               Then SIGTERM and SIGCONT go to every process of every worker at once, flatline \
-              waits for all of them together up to --grace, sends SIGKILL to the survivors and \
+              waits for all of them together up to --grace (the run lock let go), freezes the \
+              survivors' trees with SIGSTOP, snapshots them again and sends SIGKILL to all, and \
               waits up to --kill-wait more: N stuck workers cost one grace period. \
               Only workers whose processes are confirmed gone are marked reclaimed (terminated \
               or killed). \
@@ -84,7 +88,8 @@ pub const COMMANDS: &[CommandDef] = &[
               process, is finalized as refresh would (already_exited, skipped_reused); one \
               without a process id is marked reclaimed (no_process); one with an invalid or \
               unverifiable process id or another user's process is skipped (exit 1), as are \
-              workers that could not be signalled (not_permitted) or survived. \
+              workers that could not be signalled (not_permitted) or survived; one still alive \
+              when a signal or --deadline stopped the run before SIGKILL is interrupted. \
               --now is refused without --dry-run: flatline never signals on a clock it did not \
               read itself.",
         writes: "delegations (atomically, under RUN_DIR/.flatline/lock); sends signals",

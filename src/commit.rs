@@ -114,7 +114,45 @@ pub fn write_change<C: DocChange>(
     change: C,
     now: Millis,
     dry_run: bool,
+    replan: impl FnMut(&[u8]) -> Result<Option<C>, String>,
+) -> Written<C> {
+    write_change_retrying(target, change, now, dry_run, replan, &mut |recomputed| {
+        recomputed < MAX_RECOMPUTE
+    })
+}
+
+/// How long a record that must land is retried when the run has no `--deadline`.
+pub const LANDING_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `write_change` for a record that must land because a signal was sent (SPEC §3.3): after
+/// a conflict it is recomputed and tried again until the run's `--deadline` (without one,
+/// for `LANDING_PATIENCE`), never given up after `MAX_RECOMPUTE`.
+pub fn write_change_landing<C: DocChange>(
+    target: Target<'_>,
+    change: C,
+    now: Millis,
+    stop: &Stop,
+    replan: impl FnMut(&[u8]) -> Result<Option<C>, String>,
+) -> Written<C> {
+    let until = std::time::Instant::now() + stop.remaining().unwrap_or(LANDING_PATIENCE);
+    write_change_retrying(target, change, now, false, replan, &mut |recomputed| {
+        // Someone rewriting the file in a loop gets a short breath between attempts.
+        if recomputed > MAX_RECOMPUTE {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::time::Instant::now() < until
+    })
+}
+
+/// The write loop: `may_retry(n)` says whether an n-th recomputation after a conflict may
+/// be tried.
+fn write_change_retrying<C: DocChange>(
+    target: Target<'_>,
+    change: C,
+    now: Millis,
+    dry_run: bool,
     mut replan: impl FnMut(&[u8]) -> Result<Option<C>, String>,
+    may_retry: &mut dyn FnMut(usize) -> bool,
 ) -> Written<C> {
     if dry_run {
         return Written::Done {
@@ -147,7 +185,7 @@ pub fn write_change<C: DocChange>(
                 };
             }
             Ok(Replaced::Changed(current)) => {
-                if recomputed == MAX_RECOMPUTE {
+                if !may_retry(recomputed) {
                     return Written::Conflict(change);
                 }
                 recomputed += 1;

@@ -552,6 +552,22 @@ impl Dir {
         self.open_file(&entry.name)
     }
 
+    /// Whether flatline may create and rename files here, by its effective ids (a
+    /// read-only filesystem, or a directory another user owns without write access, says
+    /// no): a document there cannot be recorded.
+    pub fn writable(&self) -> bool {
+        // SAFETY: faccessat on our directory descriptor with a NUL-terminated "." and no
+        // pointers kept.
+        unsafe {
+            libc::faccessat(
+                self.fd.as_raw_fd(),
+                c".".as_ptr(),
+                libc::W_OK | libc::X_OK,
+                libc::AT_EACCESS,
+            ) == 0
+        }
+    }
+
     /// Reads the regular file `name` of this directory (see `read_entry`).
     pub fn read_file(
         &self,

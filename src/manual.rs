@@ -233,7 +233,12 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
              process (skipped_reused, nothing signalled); one without a process id is marked \
              reclaimed with termination no_process. \
              A signal or --deadline during the wait stops before SIGKILL: workers already gone \
-             are recorded, the rest stay reclaim_needed.",
+             are recorded, the rest stay reclaim_needed (interrupted). \
+             A target whose stream or document moved between the plan and the first signal is \
+             dropped (progressed); one whose record could not be written (hard-linked, over \
+             16 MiB once changed) is never signalled (skipped_unrecordable, exit 3). \
+             Signalled targets are noted in .flatline/state.json first; a later run completes \
+             the notes of a flatline that died mid-grace and leaves those of one still waiting.",
         ],
     ),
     (

@@ -789,6 +789,58 @@ pub fn descendants(table: &[ProcEntry], root: i32, root_start_ticks: u64) -> Vec
     found
 }
 
+/// The start time (clock ticks after boot) of the process holding `pid` now, when it is
+/// alive (not gone, not a zombie). Used to tell whether a process noted earlier, by pid and
+/// start time, is still the one running.
+pub fn start_ticks_of(pid: i32) -> Option<u64> {
+    if pid < 1 {
+        return None;
+    }
+    match read_stat(pid) {
+        Ok(Some(stat)) if !stat.exited() => Some(stat.start_ticks),
+        _ => None,
+    }
+}
+
+/// Descriptors kept free for reading `/proc`, documents and output while pidfds are held.
+const DESCRIPTOR_RESERVE: u64 = 64;
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit (SPEC §3.3: a large tree needs a pidfd
+/// per process; systemd's default soft limit is 1024). Returns how many more descriptors
+/// flatline may open for pidfds now, keeping a reserve for everything else.
+pub fn raise_descriptor_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 0;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit reads one rlimit we own; raising the soft limit up to the hard
+        // limit needs no privilege and changes nothing else.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit.rlim_cur = limit.rlim_max;
+        }
+    }
+    let open = std::fs::read_dir("/proc/self/fd")
+        .map(|entries| entries.count() as u64)
+        .unwrap_or(DESCRIPTOR_RESERVE);
+    descriptor_budget(limit.rlim_cur, open)
+}
+
+/// How many pidfds may be opened with `limit` descriptors of which `open` are in use. Pure.
+pub fn descriptor_budget(limit: u64, open: u64) -> u64 {
+    limit
+        .saturating_sub(open)
+        .saturating_sub(DESCRIPTOR_RESERVE)
+}
+
 /// The real uid of a live process (`None` when it is gone or hidden).
 pub fn real_uid(pid: Pid) -> Option<u32> {
     let mut buf = Vec::with_capacity(1024);
@@ -801,6 +853,8 @@ pub fn real_uid(pid: Pid) -> Option<u32> {
 pub enum Signal {
     Term,
     Cont,
+    /// Freezes a tree before SIGKILL, so that it cannot fork while being snapshot again.
+    Stop,
     Kill,
 }
 
@@ -809,6 +863,7 @@ impl Signal {
         match self {
             Signal::Term => libc::SIGTERM,
             Signal::Cont => libc::SIGCONT,
+            Signal::Stop => libc::SIGSTOP,
             Signal::Kill => libc::SIGKILL,
         }
     }
@@ -848,7 +903,14 @@ fn stat_of(pid: Pid) -> Option<Stat> {
 /// Opens `pid` for signalling and checks that the process behind the handle is the one
 /// that started at `start_ticks` (SPEC §3.1: pidfd_open, then verify, then signal).
 pub fn open_target(pid: Pid, start_ticks: u64) -> Result<Target, OpenError> {
-    let opened = if pidfds_refused_for_tests() {
+    open_target_with(pid, start_ticks, true)
+}
+
+/// `open_target`, or with `pidfd` false a handle that signals with `kill()` after checking
+/// the start time again right before each signal: for descendants beyond the descriptors
+/// flatline may hold (SPEC §3.3), so a tree of thousands cannot exhaust them.
+pub fn open_target_with(pid: Pid, start_ticks: u64, pidfd: bool) -> Result<Target, OpenError> {
+    let opened = if !pidfd || pidfds_refused_for_tests() {
         Err(io::Error::from_raw_os_error(libc::ENOSYS))
     } else {
         pidfd_open(pid.0)
@@ -901,6 +963,16 @@ pub enum Sent {
 impl Target {
     pub fn pid(&self) -> Pid {
         self.pid
+    }
+
+    /// The start time (clock ticks after boot) verified when the handle was opened.
+    pub fn start_ticks(&self) -> u64 {
+        self.start_ticks
+    }
+
+    /// Whether signals go through a pidfd (which holds a descriptor).
+    pub fn holds_descriptor(&self) -> bool {
+        matches!(self.handle, Handle::PidFd(_))
     }
 
     /// `pidfd` or `kill`: how signals reach this process.
@@ -1124,6 +1196,13 @@ pub fn random_bytes() -> [u8; 16] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_descriptor_budget_keeps_a_reserve() {
+        assert_eq!(descriptor_budget(1024, 10), 1024 - 10 - DESCRIPTOR_RESERVE);
+        assert_eq!(descriptor_budget(64, 10), 0, "never below zero");
+        assert_eq!(descriptor_budget(100, 200), 0);
+    }
 
     #[test]
     fn forbidden_pids_never_validate() {

@@ -8,7 +8,7 @@
 //! only the workers whose processes are confirmed gone.
 
 use crate::commit::{
-    self, ApplyError, DocChange, Place, lifecycle_mut, object_mut, set_status, ts,
+    self, ApplyError, DocChange, Place, Written, lifecycle_mut, object_mut, set_status, ts,
 };
 use crate::config::Config;
 use crate::doc::Int;
@@ -17,10 +17,12 @@ use crate::lifecycle::{ProcessFacts, ReclaimState, State};
 use crate::output::{Diagnostics, Output, Ts};
 use crate::process::{self, Identity, Observation, OpenError, Pid, Sent, Signal, Target, Waited};
 use crate::refresh;
+use crate::runstate::RunState as StateDoc;
 use crate::scan::{self, LazyHost, Listing, Run};
 use crate::stop::Stop;
 use crate::store::RunLock;
 use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -36,6 +38,14 @@ pub enum Termination {
     NotPermitted,
     /// Still alive after SIGKILL and the kill wait.
     Survived,
+    /// Still alive: a signal or `--deadline` stopped the run before SIGKILL.
+    Interrupted,
+    /// Dropped just before the first signal: its stream or document showed progress since
+    /// the plan, or it no longer needs reclaim. Nothing signalled.
+    Progressed,
+    /// Its record could not be written (hard-linked, not a regular file, over 16 MiB once
+    /// changed, not rewritable): never signalled (exit 3).
+    SkippedUnrecordable,
     /// Its process had already exited: finalized as refresh would.
     AlreadyExited,
     /// Its pid belongs to another process now: finalized as refresh would, nothing signalled.
@@ -57,6 +67,9 @@ impl Termination {
             Termination::Killed => "killed",
             Termination::NotPermitted => "not_permitted",
             Termination::Survived => "survived",
+            Termination::Interrupted => "interrupted",
+            Termination::Progressed => "progressed",
+            Termination::SkippedUnrecordable => "skipped_unrecordable",
             Termination::AlreadyExited => "already_exited",
             Termination::SkippedReused => "skipped_reused",
             Termination::NoProcess => "no_process",
@@ -73,6 +86,7 @@ impl Termination {
             self,
             Termination::NotPermitted
                 | Termination::Survived
+                | Termination::Interrupted
                 | Termination::SkippedInvalidPid
                 | Termination::SkippedUnverifiable
                 | Termination::SkippedForeign
@@ -159,13 +173,21 @@ pub fn triage(facts: &ProcessFacts, file_owner: u32, allow_foreign: bool) -> Tri
 }
 
 /// The termination of a signalled worker. Pure: from what the signals and waits showed.
-pub fn termination(term: Sent, exited_in_grace: bool, exited_after_kill: bool) -> Termination {
+/// A worker still alive is `survived` only when SIGKILL was sent; otherwise the run was
+/// stopped before it (`interrupted`).
+pub fn termination(
+    term: Sent,
+    exited_in_grace: bool,
+    exited_after_kill: bool,
+    kill_sent: bool,
+) -> Termination {
     match term {
         Sent::NotPermitted => Termination::NotPermitted,
         Sent::Gone | Sent::Changed => Termination::AlreadyExited,
         Sent::Delivered if exited_in_grace => Termination::Terminated,
         Sent::Delivered if exited_after_kill => Termination::Killed,
-        Sent::Delivered => Termination::Survived,
+        Sent::Delivered if kill_sent => Termination::Survived,
+        Sent::Delivered => Termination::Interrupted,
     }
 }
 
@@ -223,6 +245,9 @@ impl DocChange for Reclaim {
     }
 
     fn apply(&self, doc: &mut Value, now: i64) -> Result<(), ApplyError> {
+        if orchestrator_ended(doc) {
+            return self.merge(doc, now);
+        }
         let object = object_mut(doc)?;
         lifecycle_mut(object)?;
         let summary = self.summary();
@@ -264,6 +289,49 @@ impl DocChange for Reclaim {
     }
 }
 
+/// Whether the orchestrator already gave the document a terminal status (it may reap the
+/// child during the grace and record its end): reclaim then merges its fields into it.
+fn orchestrator_ended(doc: &Value) -> bool {
+    matches!(
+        doc.get("child_agent")
+            .and_then(|agent| agent.get("status"))
+            .and_then(Value::as_str),
+        Some("completed" | "failed" | "cancelled")
+    )
+}
+
+impl Reclaim {
+    /// Merges flatline's reclaim fields into a document whose terminal status was set by
+    /// someone else (SPEC §3.3: once a signal is sent, the record must land): `reclaim`,
+    /// `worker_lifecycle.reclaim_state`, and `latest_failure` when none is set. The status
+    /// and everything else the orchestrator wrote are kept.
+    pub fn merge(&self, doc: &mut Value, now: i64) -> Result<(), ApplyError> {
+        let object = object_mut(doc)?;
+        lifecycle_mut(object)?.insert("reclaim_state".into(), json!("reclaimed"));
+        object.insert(
+            "reclaim".into(),
+            json!({
+                "signal_via": self.signal_via,
+                "termination": self.termination.as_str(),
+                "descendants_signalled": self.descendants_signalled,
+                "survivors": self.survivors,
+            }),
+        );
+        if object.get("latest_failure").is_none_or(Value::is_null) {
+            object.insert(
+                "latest_failure".into(),
+                json!({
+                    "stage": "execution",
+                    "reason": "timeout",
+                    "summary": self.summary(),
+                    "recorded_at": ts(now),
+                }),
+            );
+        }
+        Ok(())
+    }
+}
+
 /// A target finalized as refresh would, with the termination that says why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finalized {
@@ -288,12 +356,16 @@ impl DocChange for Finalized {
     }
 }
 
-/// A run being reclaimed: its lock is held until the end.
+/// A run being reclaimed: its lock is held until the end, but for the waits.
 struct RunState<'a> {
     run: &'a Run,
-    _lock: Option<RunLock>,
+    lock: Option<RunLock>,
     listing: Listing,
     wrote: bool,
+    /// Orphaned notes this run completed or took over: dropped from `state.json`.
+    seen_orphans: Vec<String>,
+    /// The lock is held (false once it could not be taken again after the waits).
+    locked: bool,
 }
 
 /// A worker to signal, with everything needed to record it afterwards.
@@ -305,9 +377,6 @@ struct Pending {
     owner: u32,
     delegation_id: Option<String>,
     info: TargetInfo,
-    last_progress_at: Option<i64>,
-    elapsed_since_progress_ms: Option<i64>,
-    summary: &'static str,
     kill: Kill,
 }
 
@@ -353,11 +422,62 @@ impl Kill {
             self.term.unwrap_or(Sent::Gone),
             self.exited_in_grace,
             self.exited_after_kill,
+            self.kill_sent,
         )
     }
 
     pub fn signal_via(&self) -> Option<&'static str> {
         self.worker.as_ref().map(|w| w.signal_via())
+    }
+
+    /// Every opened handle: the worker first (when it was opened), then its descendants.
+    fn handles(&self) -> impl Iterator<Item = &Target> {
+        self.worker.iter().chain(self.descendants.iter())
+    }
+
+    /// Adds the descendants of `roots` in `table` that are not known yet, each validated,
+    /// held to the uid guard and opened (and sent `signal` at once, when given). The walk
+    /// goes on through a process the guard excludes; only signalling skips it. Returns how
+    /// many handles were added.
+    fn adopt(
+        &mut self,
+        table: &[process::ProcEntry],
+        roots: &[(i32, u64)],
+        config: &Config,
+        host: &process::Host,
+        budget: &mut u64,
+        signal: Option<Signal>,
+    ) -> usize {
+        let mut added = 0;
+        for &(root, root_start) in roots {
+            for entry in process::descendants(table, root, root_start) {
+                if entry.exited
+                    || entry.pid == self.pid.get()
+                    || self.descendants.iter().any(|d| d.pid().get() == entry.pid)
+                    || self.skipped_descendants.contains(&entry.pid)
+                {
+                    continue;
+                }
+                // Never flatline itself or one of its ancestors, never pid 0 or 1.
+                let Ok(pid) = process::validate_found(entry.pid, host) else {
+                    continue;
+                };
+                let allowed = process::real_uid(pid)
+                    .is_some_and(|uid| uid_allowed(uid, self.owner, config.allow_foreign_uid));
+                if !allowed {
+                    self.skipped_descendants.push(entry.pid);
+                    continue;
+                }
+                if let Ok(handle) = open_counted(pid, entry.start_ticks, budget) {
+                    if let Some(signal) = signal {
+                        handle.send(signal);
+                    }
+                    self.descendants.push(handle);
+                    added += 1;
+                }
+            }
+        }
+        added
     }
 
     pub fn descendants_signalled(&self) -> Vec<i32> {
@@ -399,7 +519,7 @@ impl Kill {
         let termination = self.termination();
         if matches!(
             termination,
-            Termination::NotPermitted | Termination::Survived
+            Termination::NotPermitted | Termination::Survived | Termination::Interrupted
         ) {
             diag.warning(
                 path,
@@ -408,7 +528,7 @@ impl Kill {
                     self.pid,
                     if termination == Termination::NotPermitted {
                         "may not be signalled (EPERM)"
-                    } else if self.kill_sent {
+                    } else if termination == Termination::Survived {
                         "is still alive after SIGKILL"
                     } else {
                         "is still alive; the run stopped before SIGKILL"
@@ -435,26 +555,423 @@ impl Kill {
     }
 }
 
-/// The pids a reclaim of this worker would signal: the worker and the descendants that pass
-/// the same checks (for `--dry-run`; nothing is opened or sent).
-pub fn would_signal(kill: &Kill, config: &Config, host: &process::Host) -> Vec<i32> {
-    let mut pids = vec![kill.pid.get()];
-    if config.only_process {
-        return pids;
-    }
-    let table = process::process_table();
-    for entry in process::descendants(&table, kill.pid.get(), kill.start_ticks) {
-        if entry.exited {
-            continue;
+/// What the last look before the first signal decided for one target (SPEC §3.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gate {
+    /// Still stuck, and its record can be written: it may be signalled.
+    Go,
+    /// Its stream or document shows progress since the plan, or it no longer needs the
+    /// reclaim that was planned: dropped (`progressed`), nothing signalled.
+    Progressed(String),
+    /// Its record could not be written: never signalled (`skipped_unrecordable`, exit 3).
+    Unrecordable(String),
+}
+
+/// What the plan knew of a signal target, for the last look at it.
+pub struct Planned<'a> {
+    pub run: &'a Run,
+    pub dir: &'a crate::files::Dir,
+    pub name: &'a std::ffi::OsStr,
+    pub owner: u32,
+    pub process_id: Option<Int>,
+}
+
+/// Room kept under the 16 MiB bound for what is known only once the signals are sent (the
+/// descendants signalled, the survivors), so a record that fits now still fits then.
+const RECORD_MARGIN: usize = 64 * 1024;
+
+/// The last look at a target just before the first signal: its document is re-read and its
+/// stream stat'ed (progress since the plan drops it), and the change it will get is applied
+/// and serialized in memory, the file checked replaceable (one link, a regular file in a
+/// directory flatline may write). `apply` is that change.
+pub fn last_look(
+    planned: &Planned<'_>,
+    config: &Config,
+    host: &LazyHost,
+    apply: &dyn Fn(&mut Value) -> Result<(), ApplyError>,
+) -> Gate {
+    match crate::files::lstatat(planned.dir.fd(), planned.name) {
+        Err(error) => return Gate::Unrecordable(crate::files::io_message(&error)),
+        Ok(meta) if !meta.is_regular() => {
+            return Gate::Unrecordable(format!("is {}, not a regular file", meta.kind()));
         }
-        if let Ok(pid) = process::validate_found(entry.pid, host)
-            && process::real_uid(pid)
-                .is_some_and(|uid| uid_allowed(uid, kill.owner, config.allow_foreign_uid))
-        {
-            pids.push(entry.pid);
+        Ok(meta) if meta.nlink != 1 => {
+            return Gate::Unrecordable(format!(
+                "has {} hard links, so it is never replaced",
+                meta.nlink
+            ));
+        }
+        Ok(_) => {}
+    }
+    if !planned.dir.writable() {
+        return Gate::Unrecordable("its directory is not writable by flatline".into());
+    }
+    let mut bytes = Vec::new();
+    if let Err(error) =
+        planned
+            .dir
+            .read_file(planned.name, crate::files::MAX_DOCUMENT_BYTES, &mut bytes)
+    {
+        return Gate::Unrecordable(error.to_string());
+    }
+    let stream_mtime = stream_mtime(&bytes, planned, config, host);
+    // The clock as it is now, for the clock-skew cut: a stream written since the run read
+    // its clock is progress, one dated further ahead is not evidence.
+    let now = config.now.max(crate::clock::now_ms());
+    match recheck(&bytes, stream_mtime, planned.process_id, now, config, host) {
+        Err(error) => return Gate::Unrecordable(error),
+        Ok(Some(why)) => return Gate::Progressed(why),
+        Ok(None) => {}
+    }
+    match recorded_size(&bytes, apply) {
+        Err(error) => Gate::Unrecordable(error),
+        Ok(size) if size.saturating_add(RECORD_MARGIN) > crate::files::MAX_DOCUMENT_BYTES => {
+            Gate::Unrecordable(format!(
+                "its record would make it {size} bytes or more, over the 16 MiB bound"
+            ))
+        }
+        Ok(_) => Gate::Go,
+    }
+}
+
+/// The modification time of the stream a document names (stat only, under SPEC §1.3 as
+/// the document's owner); `None` when there is none or it cannot be used.
+fn stream_mtime(
+    bytes: &[u8],
+    planned: &Planned<'_>,
+    config: &Config,
+    host: &LazyHost,
+) -> Option<i64> {
+    let path = scan::inspect(bytes, config, host, |doc, _, _, _| {
+        refresh::stream_path(doc)
+    })
+    .ok()
+    .flatten()?;
+    let policy = crate::files::NamedPathPolicy {
+        allow_outside: config.allow_outside_paths,
+        owner: planned.owner,
+    };
+    refresh::look_at_stream(&planned.run.root, &path, policy, |_| false)
+        .ok()
+        .flatten()
+        .map(|stream| stream.mtime_ms)
+}
+
+/// The re-check of SPEC §3.3, pure but for the process facts of the re-read document:
+/// `Some(why)` when the document as it is now, with a stream modified after its progress
+/// baseline counting as progress at that time, no longer needs the reclaim planned for
+/// `process_id`. A stream dated more than `--max-clock-skew` past `now` is not evidence
+/// (an agent cannot make itself unreclaimable with `touch -d 2099`).
+pub fn recheck(
+    bytes: &[u8],
+    stream_mtime: Option<i64>,
+    process_id: Option<Int>,
+    now: i64,
+    config: &Config,
+    host: &LazyHost,
+) -> Result<Option<String>, String> {
+    let baseline = scan::inspect(bytes, config, host, |_, _, _, view| view.last_progress_at)
+        .map_err(|error| error.to_string())?;
+    let trusted =
+        stream_mtime.filter(|&mtime| mtime <= now.saturating_add(config.thresholds.max_clock_skew));
+    let moved = match (trusted, baseline) {
+        (Some(mtime), Some(base)) if mtime > base => Some(mtime),
+        (Some(mtime), None) => Some(mtime),
+        _ => None,
+    };
+    let patched;
+    let bytes = match moved {
+        Some(mtime) => {
+            let mut value: Value = serde_json::from_slice(bytes)
+                .map_err(|error| format!("cannot rewrite: {error}"))?;
+            let object = object_mut(&mut value).map_err(|ApplyError(e)| e)?;
+            // Written since the run read its clock: progress now, for this run's view.
+            lifecycle_mut(object)
+                .map_err(|ApplyError(e)| e)?
+                .insert("last_progress_at".into(), ts(mtime.min(config.now)));
+            patched = crate::doc::render(&value);
+            &patched[..]
+        }
+        None => bytes,
+    };
+    scan::inspect(bytes, config, host, |_, _, _, view| {
+        if view.reclaim_state != ReclaimState::ReclaimNeeded {
+            Some(match moved {
+                Some(mtime) => format!(
+                    "its event stream was written at {} since the plan",
+                    crate::clock::format_rfc3339(mtime)
+                ),
+                None => "its document no longer needs a reclaim".to_string(),
+            })
+        } else if view.process_id != process_id {
+            Some("its document names another process now".to_string())
+        } else {
+            None
+        }
+    })
+    .map_err(|error| error.to_string())
+}
+
+/// The size of a document once `apply` changed it, as it would be written.
+fn recorded_size(
+    bytes: &[u8],
+    apply: &dyn Fn(&mut Value) -> Result<(), ApplyError>,
+) -> Result<usize, String> {
+    let mut value: Value =
+        serde_json::from_slice(bytes).map_err(|error| format!("cannot rewrite: {error}"))?;
+    apply(&mut value).map_err(|ApplyError(error)| error)?;
+    Ok(crate::doc::render(&value).len())
+}
+
+/// `last_look`, reported: a dropped target gets its `skipped` action record (and, when its
+/// record could not be written, an error line and exit 3). True when it may be signalled.
+#[allow(clippy::too_many_arguments)]
+pub fn gate(
+    planned: &Planned<'_>,
+    info: &TargetInfo,
+    config: &Config,
+    host: &LazyHost,
+    apply: &dyn Fn(&mut Value) -> Result<(), ApplyError>,
+    place: Place<'_>,
+    output: &mut Output,
+    diag: &mut Diagnostics,
+) -> bool {
+    let (termination, why) = match last_look(planned, config, host, apply) {
+        Gate::Go => return true,
+        Gate::Progressed(why) => (Termination::Progressed, why),
+        Gate::Unrecordable(why) => {
+            diag.error(
+                place.path,
+                &format!("not reclaimed (skipped_unrecordable): {why}"),
+                Exit::FileProblem,
+            );
+            (Termination::SkippedUnrecordable, why)
+        }
+    };
+    let mut detail = Map::new();
+    detail.insert("state".into(), json!(info.state.as_str()));
+    detail.insert("process_id".into(), json!(info.process_id));
+    detail.insert("termination".into(), json!(termination.as_str()));
+    detail.insert("reason".into(), json!(why));
+    // A failing stdout stops the printing, never the work.
+    let _ = place.record("skipped", "not_written", detail, output, diag);
+    false
+}
+
+/// The reclaim record a signalled target will get, as far as it is known before the
+/// signals: what the last look applies in memory to check that it can be written.
+pub fn placeholder_record(info: &TargetInfo) -> Reclaim {
+    Reclaim {
+        state: info.state,
+        termination: Termination::SkippedUnrecordable,
+        process_id: info.process_id,
+        stale_at: info.stale_at,
+        timed_out_at: info.timed_out_at,
+        signal_via: Some("pidfd"),
+        descendants_signalled: Vec::new(),
+        survivors: Vec::new(),
+    }
+}
+
+/// Debug builds only: `FLATLINE_TEST_PAUSE_BEFORE_SIGNAL=<path>` makes flatline create
+/// `<path>` once its targets are planned, just before their last look, and wait (at most
+/// 60 s) until the test removes it: so a test can change a stream or a document between
+/// the plan and the signal. Release builds have no such hook.
+pub fn test_pause_before_signal() {
+    #[cfg(debug_assertions)]
+    if let Some(path) = std::env::var_os("FLATLINE_TEST_PAUSE_BEFORE_SIGNAL") {
+        let path = std::path::PathBuf::from(path);
+        if std::fs::write(&path, b"paused\n").is_ok() {
+            let began = Instant::now();
+            while path.exists() && began.elapsed() < std::time::Duration::from_secs(60) {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
         }
     }
-    pids
+}
+
+/// The `.flatline/state.json` section where signalled targets are noted before the first
+/// signal (SPEC §3.3), so that a run stopped before it could record them is completed by
+/// the next one, and a run that takes the lock meanwhile leaves them to their flatline.
+pub const SIGNALLED: &str = "signalled";
+
+/// One signalled target, as noted in `state.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Noted {
+    /// The delegation's file name in `delegations/`.
+    pub delegation: String,
+    pub pid: i32,
+    pub start_ticks: u64,
+    pub boot_id: Option<String>,
+    /// `stale` or `timed_out`: what its record will say.
+    pub state: &'static str,
+    pub signal: &'static str,
+    pub time: i64,
+    /// The signalling flatline: pid and start time.
+    pub flatline_pid: i32,
+    pub flatline_start_ticks: u64,
+}
+
+impl Noted {
+    pub fn to_value(&self) -> Value {
+        json!({
+            "delegation": self.delegation,
+            "pid": self.pid,
+            "fingerprint": {"start_ticks": self.start_ticks, "boot_id": self.boot_id},
+            "state": self.state,
+            "signal": self.signal,
+            "time": ts(self.time),
+            "flatline": {"pid": self.flatline_pid, "start_ticks": self.flatline_start_ticks},
+        })
+    }
+
+    /// An entry as stored; `None` for anything flatline did not write.
+    pub fn from_value(value: &Value) -> Option<Noted> {
+        let int = |v: Option<&Value>| v.and_then(Value::as_i64);
+        let fingerprint = value.get("fingerprint")?;
+        let flatline = value.get("flatline")?;
+        Some(Noted {
+            delegation: value.get("delegation")?.as_str()?.to_string(),
+            pid: i32::try_from(int(value.get("pid"))?).ok()?,
+            start_ticks: fingerprint.get("start_ticks")?.as_u64()?,
+            boot_id: fingerprint
+                .get("boot_id")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            state: match value.get("state").and_then(Value::as_str) {
+                Some("timed_out") => "timed_out",
+                _ => "stale",
+            },
+            signal: "SIGTERM",
+            time: value
+                .get("time")
+                .and_then(Value::as_str)
+                .and_then(crate::clock::parse_rfc3339)?,
+            flatline_pid: i32::try_from(int(flatline.get("pid"))?).ok()?,
+            flatline_start_ticks: flatline.get("start_ticks")?.as_u64()?,
+        })
+    }
+}
+
+/// The note of one target about to be signalled by this flatline (`me`).
+pub fn note_of(
+    name: &std::ffi::OsStr,
+    kill: &Kill,
+    state: State,
+    boot_id: Option<String>,
+    now: i64,
+    me: (i32, u64),
+) -> Noted {
+    Noted {
+        delegation: name.to_string_lossy().into_owned(),
+        pid: kill.pid.get(),
+        start_ticks: kill.start_ticks,
+        boot_id,
+        state: state.as_str(),
+        signal: "SIGTERM",
+        time: now,
+        flatline_pid: me.0,
+        flatline_start_ticks: me.1,
+    }
+}
+
+/// This flatline, as its notes name it: pid and start time.
+pub fn own_identity() -> (i32, u64) {
+    let pid = i32::try_from(std::process::id()).unwrap_or(0);
+    (pid, process::start_ticks_of(pid).unwrap_or(0))
+}
+
+/// What the notes of earlier or concurrent runs mean for this one.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Ledger {
+    /// Delegations another flatline, still running, signalled and is waiting on: left to it.
+    pub theirs: HashSet<String>,
+    /// Targets of a flatline that is gone: this run completes their records.
+    pub orphans: BTreeMap<String, Noted>,
+}
+
+/// Sorts noted targets by whether their flatline still runs. Pure: `alive(pid)` is the start
+/// time of the process holding that pid now.
+pub fn classify(
+    notes: Vec<Noted>,
+    me: (i32, u64),
+    boot_id: Option<&str>,
+    alive: &dyn Fn(i32) -> Option<u64>,
+) -> Ledger {
+    let mut ledger = Ledger::default();
+    for note in notes {
+        let same_boot = note.boot_id.as_deref() == boot_id;
+        let running = same_boot
+            && (note.flatline_pid, note.flatline_start_ticks) != me
+            && alive(note.flatline_pid) == Some(note.flatline_start_ticks);
+        if running {
+            ledger.theirs.insert(note.delegation);
+        } else {
+            ledger.orphans.insert(note.delegation.clone(), note);
+        }
+    }
+    ledger
+}
+
+/// Whether the process a note names has exited (or the machine was rebooted since). Pure.
+pub fn noted_process_gone(
+    note: &Noted,
+    boot_id: Option<&str>,
+    alive: &dyn Fn(i32) -> Option<u64>,
+) -> bool {
+    note.boot_id.as_deref() != boot_id || alive(note.pid) != Some(note.start_ticks)
+}
+
+/// Whether a note still speaks for the document: it names the process the note's signal
+/// went to (an orchestrator may have launched another worker in it since).
+pub fn note_matches(note: &Noted, view: &crate::lifecycle::View<'_>) -> bool {
+    view.process_id == Some(Int::from(note.pid))
+}
+
+/// The notes in `state.json`, and the state document they came from.
+fn read_notes(state_dir: &crate::files::Dir) -> Result<(StateDoc, Vec<Noted>), String> {
+    let state = StateDoc::read(state_dir).map_err(|error| error.to_string())?;
+    let notes = state
+        .section(SIGNALLED)
+        .and_then(Value::as_array)
+        .map(|entries| entries.iter().filter_map(Noted::from_value).collect())
+        .unwrap_or_default();
+    Ok((state, notes))
+}
+
+/// Reads the ledger of a run whose lock is held.
+pub fn load_ledger(lock: &RunLock, host: &process::Host) -> Result<Ledger, String> {
+    let (_, notes) = read_notes(lock.state_dir())?;
+    Ok(classify(
+        notes,
+        own_identity(),
+        host.boot_id.as_deref(),
+        &process::start_ticks_of,
+    ))
+}
+
+/// Rewrites the section under the lock: the notes `keep` accepts, then `add`. Only this
+/// section changes; the file is written only when it did.
+fn rewrite_notes(
+    lock: &RunLock,
+    keep: &dyn Fn(&Noted) -> bool,
+    add: &[Noted],
+) -> Result<(), String> {
+    let (mut state, notes) = read_notes(lock.state_dir())?;
+    let entries: Vec<Value> = notes
+        .iter()
+        .filter(|note| keep(note))
+        .chain(add.iter())
+        .map(Noted::to_value)
+        .collect();
+    if entries.is_empty() {
+        state.remove_section(SIGNALLED);
+    } else {
+        state.set_section(SIGNALLED, Value::Array(entries));
+    }
+    state
+        .write_if_changed(lock.state_dir())
+        .map_err(|error| error.to_string())
 }
 
 /// What a reclaim record needs to know of the delegation.
@@ -487,6 +1004,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         Output::for_runs(config, &runs)
     };
     let host = LazyHost::default();
+    let plan_table = PlanTable::default();
     let mut states: Vec<RunState<'_>> = Vec::new();
     let mut pending: Vec<Pending> = Vec::new();
     let mut interrupted = None;
@@ -505,6 +1023,18 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         let index = states.len();
         let ctx = refresh::Context::new(run, config, &host);
         let mut wrote = false;
+        let ledger = match &lock {
+            Some(lock) => load_ledger(lock, host.get()).unwrap_or_else(|error| {
+                diag.error(
+                    &crate::runstate::path_of(&run.path),
+                    &error,
+                    Exit::FileProblem,
+                );
+                Ledger::default()
+            }),
+            None => Ledger::default(),
+        };
+        let mut seen_orphans = Vec::new();
         let result = scan::for_each_in_listing(
             run,
             &listing,
@@ -514,16 +1044,54 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             stop,
             &mut |item, diag| {
                 let view = item.view;
-                if view.reclaim_state != ReclaimState::ReclaimNeeded {
-                    return Ok(());
-                }
                 let place = Place {
                     command: "reclaim",
                     run,
                     path: item.path,
                     delegation_id: view.delegation_id,
                 };
+                let name = item.name.to_string_lossy();
+                // Another flatline signalled it and is waiting out its grace: its own.
+                if ledger.theirs.contains(name.as_ref()) {
+                    return Ok(());
+                }
+                if let Some(note) = ledger.orphans.get(name.as_ref()) {
+                    seen_orphans.push(name.to_string());
+                    let boot_id = host.get().boot_id.clone();
+                    if note_matches(note, view)
+                        && noted_process_gone(note, boot_id.as_deref(), &process::start_ticks_of)
+                    {
+                        if crate::lifecycle::is_reclaimed(item.doc) {
+                            return Ok(());
+                        }
+                        let target = commit::Target {
+                            dir: item.dir,
+                            name: item.name,
+                            bytes: item.bytes,
+                        };
+                        let written = complete_orphan(target, note, view, config, stop);
+                        wrote |= written.wrote();
+                        return commit::report(place, &written, &mut output, diag);
+                    }
+                }
+                if view.reclaim_state != ReclaimState::ReclaimNeeded {
+                    return Ok(());
+                }
                 let owner = crate::files::guard_owner(&item.meta);
+                if config.dry_run {
+                    print_dry_run(
+                        view,
+                        item.facts,
+                        owner,
+                        config,
+                        &host,
+                        &plan_table,
+                        place,
+                        &mut output,
+                        diag,
+                    );
+                    return Ok(());
+                }
                 let decided = triage(item.facts, owner, config.allow_foreign_uid);
                 match nested_guard(decided, owner, config.allow_nested_pidns) {
                     Triage::Skip(termination) => skip(
@@ -600,9 +1168,6 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                                 stale_at: view.stale_at,
                                 timed_out_at: view.timed_out_at,
                             },
-                            last_progress_at: view.last_progress_at,
-                            elapsed_since_progress_ms: view.elapsed_since_progress_ms,
-                            summary: view.summary,
                             kill: Kill::new(pid, start_ticks, owner),
                         });
                         Ok(())
@@ -612,9 +1177,11 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         );
         states.push(RunState {
             run,
-            _lock: lock,
+            lock,
             listing,
             wrote,
+            seen_orphans,
+            locked: true,
         });
         if let Err(exit) = result {
             interrupted = Some(exit);
@@ -622,16 +1189,103 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         }
     }
 
-    if config.dry_run {
-        print_plan(&pending, &states, config, &mut output, diag);
-    } else if interrupted.is_none() && !pending.is_empty() {
+    if !config.dry_run && interrupted.is_none() && !pending.is_empty() {
+        test_pause_before_signal();
+        pending.retain(|target| {
+            let state = &states[target.run];
+            let planned = Planned {
+                run: state.run,
+                dir: &state.listing.dir,
+                name: &target.name,
+                owner: target.owner,
+                process_id: target.info.process_id,
+            };
+            let record = placeholder_record(&target.info);
+            gate(
+                &planned,
+                &target.info,
+                config,
+                &host,
+                &|doc| record.apply(doc, config.now),
+                target.place(&states),
+                &mut output,
+                diag,
+            )
+        });
+    }
+    let me = own_identity();
+    let mut unlanded: Vec<(usize, String)> = Vec::new();
+    if !config.dry_run && interrupted.is_none() && !pending.is_empty() {
+        note_targets(
+            &mut pending,
+            &mut states,
+            config,
+            me,
+            &host,
+            &mut output,
+            diag,
+        );
+    }
+    if !config.dry_run && interrupted.is_none() && !pending.is_empty() {
         let host_facts = host.get();
+        // Nothing but waiting until the records: the lock is let go meanwhile.
+        for state in states.iter_mut() {
+            if let Some(lock) = &mut state.lock {
+                let _ = lock.release();
+            }
+        }
         let mut kills: Vec<&mut Kill> = pending.iter_mut().map(|p| &mut p.kill).collect();
         match signal_all(&mut kills, config, host_facts, stop) {
             Ok(()) => {}
             Err(exit) => interrupted = Some(exit),
         }
-        record_all(&mut pending, &mut states, config, &host, &mut output, diag);
+        for state in states.iter_mut() {
+            if let Some(lock) = &mut state.lock {
+                let wait = stop.remaining().unwrap_or(commit::LANDING_PATIENCE);
+                if let Err(error) = lock.reacquire(Some(wait), &|| false) {
+                    diag.error(
+                        &state.run.path.join(".flatline/lock"),
+                        &format!(
+                            "could not take the run's lock again after the grace ({error}); \
+                             its reclaims stay noted in state.json for the next run"
+                        ),
+                        Exit::FileProblem,
+                    );
+                    state.locked = false;
+                }
+            }
+        }
+        unlanded = record_all(
+            &mut pending,
+            &mut states,
+            config,
+            &host,
+            stop,
+            &mut output,
+            diag,
+        );
+    }
+    // The notes of this run's records that landed, and the orphans it saw, are done.
+    for state in states.iter().filter(|s| s.locked) {
+        let Some(lock) = &state.lock else {
+            continue;
+        };
+        let index = states
+            .iter()
+            .position(|s| std::ptr::eq(s, state))
+            .unwrap_or(usize::MAX);
+        let unlanded: Vec<String> = unlanded
+            .iter()
+            .filter(|(run, _)| *run == index)
+            .map(|(_, name)| name.clone())
+            .collect();
+        if let Err(error) = forget_notes(lock, me, &unlanded, &state.seen_orphans) {
+            diag.error(
+                &crate::runstate::path_of(&state.run.path),
+                &error,
+                Exit::FileProblem,
+            );
+        }
     }
 
     for state in &states {
@@ -667,21 +1321,6 @@ pub fn still_needs_no_process_reclaim(
     .map_err(|error| error.to_string())
 }
 
-/// After a conflict: the reclaim still applies only if the re-read document still says
-/// the worker is running and not reclaimed.
-fn still_needs_reclaim<C: Clone>(
-    bytes: &[u8],
-    config: &Config,
-    host: &LazyHost,
-    change: &C,
-) -> Result<Option<C>, String> {
-    scan::inspect(bytes, config, host, |doc, _, _, _| {
-        let running = crate::lifecycle::child_status(doc) == crate::lifecycle::ChildStatus::Running;
-        (running && !crate::lifecycle::is_reclaimed(doc)).then(|| change.clone())
-    })
-    .map_err(|error| error.to_string())
-}
-
 #[allow(clippy::too_many_arguments)]
 fn skip(
     place: Place<'_>,
@@ -693,7 +1332,23 @@ fn skip(
     output: &mut Output,
     diag: &mut Diagnostics,
 ) -> Result<(), Exit> {
-    let why = match (termination, facts) {
+    let why = skip_reason(termination, facts, owner);
+    diag.warning(
+        place.path,
+        &format!("not reclaimed ({}): {why}", termination.as_str()),
+    );
+    diag.raise(Exit::Attention);
+    let mut detail = Map::new();
+    detail.insert("state".into(), json!(state.as_str()));
+    detail.insert("process_id".into(), json!(process_id));
+    detail.insert("termination".into(), json!(termination.as_str()));
+    detail.insert("reason".into(), json!(why));
+    place.record("skipped", "not_written", detail, output, diag)
+}
+
+/// Why a target is left alone, in words.
+fn skip_reason(termination: Termination, facts: &ProcessFacts, owner: u32) -> String {
+    match (termination, facts) {
         (Termination::SkippedInvalidPid, ProcessFacts::Invalid(invalid)) => invalid.to_string(),
         (
             Termination::SkippedForeign,
@@ -722,18 +1377,178 @@ fn skip(
             format!("process {pid} cannot be verified as the worker")
         }
         _ => "the process id cannot be used".to_string(),
-    };
-    diag.warning(
-        place.path,
-        &format!("not reclaimed ({}): {why}", termination.as_str()),
+    }
+}
+
+/// One target of a `--dry-run` plan: the same record, built by the same code, in `reclaim`
+/// and in `sweep`, for every target whatever would happen to it (SPEC §3.3.4).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DryRunTarget {
+    /// What would happen: `reclaimed` (signalled, or marked without a process),
+    /// `finalized` (its process is gone or its pid reused) or `skipped`.
+    pub action: &'static str,
+    pub state: State,
+    pub process_id: Option<Int>,
+    pub process_identity: Option<&'static str>,
+    pub last_progress_at: Option<i64>,
+    pub elapsed_since_progress_ms: Option<i64>,
+    pub summary: &'static str,
+    /// The termination it would get; `None` for one to be signalled (the signals decide).
+    pub termination: Option<Termination>,
+    /// Why it would be left alone.
+    pub reason: Option<String>,
+    /// The worker to signal, for `would_signal`: (pid, start ticks, file owner).
+    signal: Option<(Pid, u64, u32)>,
+    pub would_signal: Vec<i32>,
+    pub skipped_descendants: Vec<i32>,
+}
+
+impl DryRunTarget {
+    /// The plan for one `reclaim_needed` view. Pure: `fill_pids` adds the tree.
+    pub fn plan(
+        view: &crate::lifecycle::View<'_>,
+        facts: &ProcessFacts,
+        owner: u32,
+        allow_foreign: bool,
+        allow_nested: bool,
+    ) -> DryRunTarget {
+        let triage = nested_guard(triage(facts, owner, allow_foreign), owner, allow_nested);
+        let (action, termination, reason, signal) = match triage {
+            Triage::Signal { pid, start_ticks } => {
+                ("reclaimed", None, None, Some((pid, start_ticks, owner)))
+            }
+            Triage::NoProcess => ("reclaimed", Some(Termination::NoProcess), None, None),
+            Triage::Finalize(termination) => ("finalized", Some(termination), None, None),
+            Triage::Skip(termination) => (
+                "skipped",
+                Some(termination),
+                Some(skip_reason(termination, facts, owner)),
+                None,
+            ),
+        };
+        DryRunTarget {
+            action,
+            state: view.state,
+            process_id: view.process_id,
+            process_identity: view.process_identity.map(Identity::as_str),
+            last_progress_at: view.last_progress_at,
+            elapsed_since_progress_ms: view.elapsed_since_progress_ms,
+            summary: view.summary,
+            termination,
+            reason,
+            signal,
+            would_signal: Vec::new(),
+            skipped_descendants: Vec::new(),
+        }
+    }
+
+    /// The pids a reclaim would signal (the worker and the descendants that pass the same
+    /// checks) and those it would skip; nothing is opened or sent.
+    pub fn fill_pids(
+        &mut self,
+        table: &[process::ProcEntry],
+        config: &Config,
+        host: &process::Host,
+    ) {
+        let Some((pid, start_ticks, owner)) = self.signal else {
+            return;
+        };
+        self.would_signal = vec![pid.get()];
+        if config.only_process {
+            return;
+        }
+        for entry in process::descendants(table, pid.get(), start_ticks) {
+            if entry.exited {
+                continue;
+            }
+            match process::validate_found(entry.pid, host) {
+                Ok(found)
+                    if process::real_uid(found)
+                        .is_some_and(|uid| uid_allowed(uid, owner, config.allow_foreign_uid)) =>
+                {
+                    self.would_signal.push(entry.pid)
+                }
+                _ => self.skipped_descendants.push(entry.pid),
+            }
+        }
+    }
+
+    /// The action record's detail: every field, always.
+    pub fn detail(&self) -> Map<String, Value> {
+        let mut detail = Map::new();
+        detail.insert("state".into(), json!(self.state.as_str()));
+        detail.insert("process_id".into(), json!(self.process_id));
+        detail.insert("process_identity".into(), json!(self.process_identity));
+        detail.insert("last_progress_at".into(), json!(Ts(self.last_progress_at)));
+        detail.insert(
+            "elapsed_since_progress_ms".into(),
+            json!(self.elapsed_since_progress_ms),
+        );
+        detail.insert("summary".into(), json!(self.summary));
+        detail.insert(
+            "termination".into(),
+            json!(self.termination.map(Termination::as_str)),
+        );
+        detail.insert("reason".into(), json!(self.reason));
+        detail.insert("would_signal".into(), json!(self.would_signal));
+        detail.insert(
+            "skipped_descendants".into(),
+            json!(self.skipped_descendants),
+        );
+        detail
+    }
+
+    /// Prints the plan record; a skipped target is said on stderr and needs attention, as
+    /// in a real run.
+    pub fn print(&self, place: Place<'_>, output: &mut Output, diag: &mut Diagnostics) {
+        if let (Some(termination), Some(why)) = (self.termination, &self.reason) {
+            diag.warning(
+                place.path,
+                &format!("would not be reclaimed ({}): {why}", termination.as_str()),
+            );
+        }
+        if self.termination.is_some_and(Termination::needs_attention) {
+            diag.raise(Exit::Attention);
+        }
+        // A failing stdout stops the printing (reported where it failed), never the work.
+        let _ = place.record(self.action, "dry_run", self.detail(), output, diag);
+    }
+}
+
+/// The process table for dry-run plans: read once, when the first plan needs it.
+#[derive(Default)]
+pub struct PlanTable(std::cell::OnceCell<Vec<process::ProcEntry>>);
+
+impl PlanTable {
+    pub fn get(&self) -> &[process::ProcEntry] {
+        self.0.get_or_init(process::process_table)
+    }
+}
+
+/// Plans and prints one dry-run target.
+#[allow(clippy::too_many_arguments)]
+pub fn print_dry_run(
+    view: &crate::lifecycle::View<'_>,
+    facts: &ProcessFacts,
+    owner: u32,
+    config: &Config,
+    host: &LazyHost,
+    table: &PlanTable,
+    place: Place<'_>,
+    output: &mut Output,
+    diag: &mut Diagnostics,
+) {
+    let mut target = DryRunTarget::plan(
+        view,
+        facts,
+        owner,
+        config.allow_foreign_uid,
+        config.allow_nested_pidns,
     );
-    diag.raise(Exit::Attention);
-    let mut detail = Map::new();
-    detail.insert("state".into(), json!(state.as_str()));
-    detail.insert("process_id".into(), json!(process_id));
-    detail.insert("termination".into(), json!(termination.as_str()));
-    detail.insert("reason".into(), json!(why));
-    place.record("skipped", "not_written", detail, output, diag)
+    if target.signal.is_some() {
+        target.fill_pids(table.get(), config, host.get());
+    }
+    target.print(place, output, diag);
 }
 
 /// Finalizes a target whose process is gone or whose pid was reused, as refresh would.
@@ -791,6 +1606,8 @@ fn finalize(
 }
 
 /// Opens every worker, snapshots the descendants, signals everyone at once, waits once.
+/// Survivors of the grace have their trees frozen with SIGSTOP and snapshot again (children
+/// forked during the grace die too), then get SIGKILL (SPEC §3.3 step 2).
 /// `Err` when a signal or the deadline stopped it (what was done is still recorded).
 pub fn signal_all(
     pending: &mut [&mut Kill],
@@ -798,8 +1615,9 @@ pub fn signal_all(
     host: &process::Host,
     stop: &Stop,
 ) -> Result<(), Exit> {
+    let mut budget = process::raise_descriptor_limit();
     for target in pending.iter_mut() {
-        match process::open_target(target.pid, target.start_ticks) {
+        match open_counted(target.pid, target.start_ticks, &mut budget) {
             Ok(handle) => target.worker = Some(handle),
             Err(OpenError::Gone) => target.term = Some(Sent::Gone),
             Err(OpenError::Changed) => target.term = Some(Sent::Changed),
@@ -808,24 +1626,8 @@ pub fn signal_all(
     if !config.only_process && pending.iter().any(|t| t.worker.is_some()) {
         let table = process::process_table();
         for target in pending.iter_mut().filter(|t| t.worker.is_some()) {
-            for entry in process::descendants(&table, target.pid.get(), target.start_ticks) {
-                if entry.exited {
-                    continue;
-                }
-                // Never flatline itself or one of its ancestors, never pid 0 or 1.
-                let Ok(pid) = process::validate_found(entry.pid, host) else {
-                    continue;
-                };
-                let allowed = process::real_uid(pid)
-                    .is_some_and(|uid| uid_allowed(uid, target.owner, config.allow_foreign_uid));
-                if !allowed {
-                    target.skipped_descendants.push(entry.pid);
-                    continue;
-                }
-                if let Ok(handle) = process::open_target(pid, entry.start_ticks) {
-                    target.descendants.push(handle);
-                }
-            }
+            let roots = [(target.pid.get(), target.start_ticks)];
+            target.adopt(&table, &roots, config, host, &mut budget, None);
         }
     }
     // The last moment to stop before the first signal.
@@ -842,28 +1644,21 @@ pub fn signal_all(
     }
     // A stopped process handles SIGTERM only once continued.
     for target in pending.iter() {
-        for handle in target.worker.iter().chain(target.descendants.iter()) {
+        for handle in target.handles() {
             handle.send(Signal::Cont);
         }
     }
 
-    let handles: Vec<(usize, &Target)> = pending
+    let mut exited: Vec<Vec<bool>> = pending
         .iter()
-        .enumerate()
-        .flat_map(|(i, t)| {
-            t.worker
-                .iter()
-                .chain(t.descendants.iter())
-                .map(move |h| (i, h))
-        })
+        .map(|t| vec![false; t.handles().count()])
         .collect();
-    let targets: Vec<&Target> = handles.iter().map(|(_, h)| *h).collect();
-    let mut exited = vec![false; targets.len()];
-    let stopping = || stop.check().is_some();
     let grace_end = bounded(Instant::now() + config.grace, stop);
-    let waited = process::wait_for_exit(&targets, &mut exited, grace_end, &stopping);
-    let in_grace = exited.clone();
-    let mut killed_for = Vec::new();
+    let waited = wait_all(pending, &mut exited, grace_end, stop);
+    let in_grace: Vec<bool> = exited
+        .iter()
+        .map(|flags| flags.first().copied().unwrap_or(false))
+        .collect();
     let mut result = Ok(());
     if waited == Waited::Interrupted {
         result = Err(stop.check().unwrap_or(Exit::Signal(libc::SIGTERM)));
@@ -871,41 +1666,108 @@ pub fn signal_all(
         if let Some(exit) = stop.check() {
             result = Err(exit);
         } else {
-            for ((owner, handle), done) in handles.iter().zip(exited.iter()) {
-                if !done {
-                    handle.send(Signal::Kill);
-                    killed_for.push(*owner);
+            freeze_and_resnapshot(pending, &mut exited, config, host, &mut budget);
+            for (target, flags) in pending.iter_mut().zip(&exited) {
+                for (handle, done) in target.handles().zip(flags) {
+                    if !done {
+                        handle.send(Signal::Kill);
+                    }
                 }
+                target.kill_sent = true;
             }
             let kill_end = bounded(Instant::now() + config.kill_wait, stop);
-            if process::wait_for_exit(&targets, &mut exited, kill_end, &stopping)
-                == Waited::Interrupted
-            {
+            if wait_all(pending, &mut exited, kill_end, stop) == Waited::Interrupted {
                 result = Err(stop.check().unwrap_or(Exit::Signal(libc::SIGTERM)));
             }
         }
     }
-    // Fold the outcome back per worker: index 0 of each worker's handles is the worker.
-    let mut cursor = 0;
-    for (index, target) in pending.iter_mut().enumerate() {
-        target.kill_sent = killed_for.contains(&index);
-        let count = usize::from(target.worker.is_some()) + target.descendants.len();
-        let slice = cursor..cursor + count;
-        cursor += count;
+    // Fold the outcome back per worker: the first handle of a worker that was opened is
+    // the worker itself.
+    for ((target, flags), grace) in pending.iter_mut().zip(&exited).zip(in_grace) {
+        let skip = usize::from(target.worker.is_some());
         if target.worker.is_some() {
-            target.exited_in_grace = in_grace[slice.start];
-            target.exited_after_kill = exited[slice.start];
+            target.exited_in_grace = grace;
+            target.exited_after_kill = flags.first().copied().unwrap_or(false);
         }
-        let first_descendant = slice.start + usize::from(target.worker.is_some());
         target.survivors = target
             .descendants
             .iter()
-            .zip(&exited[first_descendant..slice.end])
+            .zip(flags.iter().skip(skip))
             .filter(|(_, done)| !**done)
             .map(|(handle, _)| handle.pid().get())
             .collect();
     }
     result
+}
+
+/// Opens a target with a pidfd while the descriptor budget lasts, else for `kill()`.
+fn open_counted(pid: Pid, start_ticks: u64, budget: &mut u64) -> Result<Target, OpenError> {
+    let handle = process::open_target_with(pid, start_ticks, *budget > 0)?;
+    if handle.holds_descriptor() {
+        *budget = budget.saturating_sub(1);
+    }
+    Ok(handle)
+}
+
+/// How many rounds of snapshots a frozen tree gets before SIGKILL (SPEC §3.3).
+const RESNAPSHOT_ROUNDS: usize = 3;
+
+/// Freezes every process still alive with SIGSTOP, then snapshots `/proc` again (at most
+/// `RESNAPSHOT_ROUNDS` times, until no new descendant appears): a child forked during the
+/// grace is stopped and joins its worker's targets, so SIGKILL reaches it too.
+fn freeze_and_resnapshot(
+    pending: &mut [&mut Kill],
+    exited: &mut [Vec<bool>],
+    config: &Config,
+    host: &process::Host,
+    budget: &mut u64,
+) {
+    for (target, flags) in pending.iter().zip(exited.iter()) {
+        for (handle, done) in target.handles().zip(flags) {
+            if !done {
+                handle.send(Signal::Stop);
+            }
+        }
+    }
+    if config.only_process {
+        return;
+    }
+    for _ in 0..RESNAPSHOT_ROUNDS {
+        let table = process::process_table();
+        let mut added = 0;
+        for (target, flags) in pending.iter_mut().zip(exited.iter_mut()) {
+            let roots: Vec<(i32, u64)> = target
+                .handles()
+                .zip(flags.iter())
+                .filter(|(_, done)| !**done)
+                .map(|(handle, _)| (handle.pid().get(), handle.start_ticks()))
+                .collect();
+            if roots.is_empty() {
+                continue;
+            }
+            let new = target.adopt(&table, &roots, config, host, budget, Some(Signal::Stop));
+            flags.extend(std::iter::repeat_n(false, new));
+            added += new;
+        }
+        if added == 0 {
+            break;
+        }
+    }
+}
+
+/// Waits for every handle of every worker together; `exited` is per worker, per handle.
+fn wait_all(pending: &[&mut Kill], exited: &mut [Vec<bool>], end: Instant, stop: &Stop) -> Waited {
+    let targets: Vec<&Target> = pending.iter().flat_map(|t| t.handles()).collect();
+    let mut flat: Vec<bool> = exited.iter().flatten().copied().collect();
+    let stopping = || stop.check().is_some();
+    let waited = process::wait_for_exit(&targets, &mut flat, end, &stopping);
+    let mut flags = flat.into_iter();
+    for done in exited.iter_mut().flatten() {
+        if let Some(flag) = flags.next() {
+            *done = flag;
+        }
+    }
+    waited
 }
 
 /// A wait deadline that never runs past the run's `--deadline`.
@@ -922,10 +1784,17 @@ fn record_all(
     states: &mut [RunState<'_>],
     config: &Config,
     host: &LazyHost,
+    stop: &Stop,
     output: &mut Output,
     diag: &mut Diagnostics,
-) {
+) -> Vec<(usize, String)> {
+    let mut unlanded = Vec::new();
     for target in pending.iter() {
+        // Its run's lock could not be taken again: its note stays for the next run.
+        if !states[target.run].locked {
+            unlanded.push((target.run, target.name.to_string_lossy().into_owned()));
+            continue;
+        }
         let place = target.place(states);
         target.kill.warn(place.path, diag);
         let termination = target.kill.termination();
@@ -936,10 +1805,16 @@ fn record_all(
                 name: &target.name,
                 bytes: &target.bytes,
             };
-            let written = commit::write_change(file, change.clone(), config.now, false, |bytes| {
-                still_needs_reclaim(bytes, config, host, &change)
-            });
+            // The signals were sent: the record is merged into whatever is on disk now,
+            // and retried until the deadline.
+            let written =
+                commit::write_change_landing(file, change.clone(), config.now, stop, |_| {
+                    Ok(Some(change.clone()))
+                });
             let wrote = written.wrote();
+            if matches!(written, Written::Conflict(_) | Written::Failed { .. }) {
+                unlanded.push((target.run, target.name.to_string_lossy().into_owned()));
+            }
             let reported = commit::report(place, &written, output, diag);
             states[target.run].wrote |= wrote;
             reported
@@ -989,71 +1864,141 @@ fn record_all(
                 diag,
             )
         };
-        if result.is_err() {
-            break;
-        }
+        // A failing stdout stops the printing (reported where it failed), never the
+        // records of workers already signalled.
+        let _ = result;
     }
+    unlanded
 }
 
-/// `--dry-run`: one plan record per signal target (the others were printed as found).
-fn print_plan(
-    pending: &[Pending],
-    states: &[RunState<'_>],
+/// Notes every target about to be signalled in its run's `state.json` (SPEC §3.3), before
+/// the first signal. A run whose notes cannot be written gets no signal: its targets are
+/// skipped as unrecordable.
+fn note_targets(
+    pending: &mut Vec<Pending>,
+    states: &mut [RunState<'_>],
     config: &Config,
+    me: (i32, u64),
+    host: &LazyHost,
     output: &mut Output,
     diag: &mut Diagnostics,
 ) {
-    let host = process::Host::read();
-    let table = if config.only_process {
-        Vec::new()
-    } else {
-        process::process_table()
-    };
-    for target in pending {
-        let mut would_signal = vec![target.kill.pid.get()];
-        let mut skipped = Vec::new();
-        if !config.only_process {
-            for entry in
-                process::descendants(&table, target.kill.pid.get(), target.kill.start_ticks)
-            {
-                if entry.exited {
-                    continue;
-                }
-                match process::validate_found(entry.pid, &host) {
-                    Ok(pid)
-                        if process::real_uid(pid).is_some_and(|uid| {
-                            uid_allowed(uid, target.owner, config.allow_foreign_uid)
-                        }) =>
-                    {
-                        would_signal.push(entry.pid)
-                    }
-                    _ => skipped.push(entry.pid),
-                }
-            }
+    let boot_id = host.get().boot_id.clone();
+    let mut refused = Vec::new();
+    for (index, state) in states.iter().enumerate() {
+        let notes: Vec<Noted> = pending
+            .iter()
+            .filter(|target| target.run == index)
+            .map(|target| {
+                note_of(
+                    &target.name,
+                    &target.kill,
+                    target.info.state,
+                    boot_id.clone(),
+                    config.now,
+                    me,
+                )
+            })
+            .collect();
+        let Some(lock) = &state.lock else {
+            continue;
+        };
+        if notes.is_empty() {
+            continue;
+        }
+        if let Err(error) = note_before_signal(lock, &notes, &state.seen_orphans) {
+            diag.error(
+                &crate::runstate::path_of(&state.run.path),
+                &format!("cannot note the targets before signalling them: {error}"),
+                Exit::FileProblem,
+            );
+            refused.push(index);
+        }
+    }
+    pending.retain(|target| {
+        if !refused.contains(&target.run) {
+            return true;
         }
         let mut detail = Map::new();
         detail.insert("state".into(), json!(target.info.state.as_str()));
         detail.insert("process_id".into(), json!(target.info.process_id));
         detail.insert(
-            "last_progress_at".into(),
-            json!(Ts(target.last_progress_at)),
+            "termination".into(),
+            json!(Termination::SkippedUnrecordable.as_str()),
         );
         detail.insert(
-            "elapsed_since_progress_ms".into(),
-            json!(target.elapsed_since_progress_ms),
+            "reason".into(),
+            json!("its signal could not be noted in .flatline/state.json first"),
         );
-        detail.insert("summary".into(), json!(target.summary));
-        detail.insert("process_identity".into(), json!("verified"));
-        detail.insert("would_signal".into(), json!(would_signal));
-        detail.insert("skipped_descendants".into(), json!(skipped));
-        if target
+        let _ = target
             .place(states)
-            .record("reclaimed", "dry_run", detail, output, diag)
-            .is_err()
-        {
-            break;
-        }
+            .record("skipped", "not_written", detail, output, diag);
+        false
+    });
+}
+
+/// Notes this run's targets before the first signal: the notes of the same delegations and
+/// the orphans this run completed or took over are replaced.
+pub fn note_before_signal(
+    lock: &RunLock,
+    notes: &[Noted],
+    seen_orphans: &[String],
+) -> Result<(), String> {
+    let keep = |note: &Noted| {
+        !seen_orphans.contains(&note.delegation)
+            && !notes.iter().any(|n| n.delegation == note.delegation)
+    };
+    rewrite_notes(lock, &keep, notes)
+}
+
+/// Once the records are written: this run's notes are dropped but those whose record did
+/// not land (`unlanded`), and so are the orphans it completed or took over.
+pub fn forget_notes(
+    lock: &RunLock,
+    me: (i32, u64),
+    unlanded: &[String],
+    seen_orphans: &[String],
+) -> Result<(), String> {
+    let keep = |note: &Noted| {
+        let mine = (note.flatline_pid, note.flatline_start_ticks) == me;
+        !seen_orphans.contains(&note.delegation) && (!mine || unlanded.contains(&note.delegation))
+    };
+    rewrite_notes(lock, &keep, &[])
+}
+
+/// The record of a target a flatline that is gone signalled (its note is in `state.json`)
+/// and whose process has exited since: `reclaimed`, termination `terminated`, never
+/// finalized as a natural death.
+pub fn orphan_record(note: &Noted, view: &crate::lifecycle::View<'_>) -> Reclaim {
+    Reclaim {
+        state: if note.state == "timed_out" {
+            State::TimedOut
+        } else {
+            State::Stale
+        },
+        termination: Termination::Terminated,
+        process_id: view.process_id,
+        stale_at: view.stale_at,
+        timed_out_at: view.timed_out_at,
+        signal_via: None,
+        descendants_signalled: Vec::new(),
+        survivors: Vec::new(),
     }
+}
+
+/// Writes `orphan_record`, merged and retried like every record of a signal.
+fn complete_orphan(
+    target: commit::Target<'_>,
+    note: &Noted,
+    view: &crate::lifecycle::View<'_>,
+    config: &Config,
+    stop: &Stop,
+) -> commit::Written<Reclaim> {
+    let change = orphan_record(note, view);
+    let again = change.clone();
+    commit::write_change_landing(target, change, config.now, stop, |_| {
+        Ok(Some(again.clone()))
+    })
 }
 
 /// The json form of a dry run: `{worker_auto_reclaim_enabled, reclaim_needed_worker_count,
@@ -1162,6 +2107,213 @@ mod tests {
     }
 
     #[test]
+    fn the_last_look_drops_a_target_whose_stream_or_document_moved_since_the_plan() {
+        let low = crate::cli::parse([
+            "reclaim",
+            "--dry-run",
+            "--now",
+            "2026-11-22T08:00:00Z",
+            "run",
+        ])
+        .unwrap();
+        let command = low.command.unwrap();
+        let config = crate::config::resolve(low, command, false).unwrap();
+        let host = LazyHost::default();
+        let now = crate::clock::parse_rfc3339("2026-11-22T08:00:00Z").unwrap();
+        let stale = br#"{"delegation_id":"d","child_agent":{"status":"running"},"worker_lifecycle":{"last_progress_at":"2026-11-22T06:00:00Z"}}"#;
+        let check = |bytes: &[u8], mtime: Option<i64>| {
+            recheck(bytes, mtime, None, now, &config, &host).unwrap()
+        };
+        assert_eq!(check(stale, None), None, "no evidence: still stuck");
+        assert_eq!(
+            check(stale, Some(now - 3 * 3_600_000)),
+            None,
+            "a stream older than the baseline is no progress"
+        );
+        assert!(
+            check(stale, Some(now - 1_000)).is_some(),
+            "a stream written a second ago is progress"
+        );
+        assert!(
+            check(stale, Some(now + 1_000)).is_some(),
+            "a stream written after flatline read its clock is progress"
+        );
+        assert_eq!(
+            check(stale, Some(now + 86_400_000)),
+            None,
+            "a stream dated a day ahead is not evidence"
+        );
+        let fresh = br#"{"delegation_id":"d","child_agent":{"status":"running"},"worker_lifecycle":{"last_progress_at":"2026-11-22T07:59:59Z"}}"#;
+        assert!(check(fresh, None).is_some(), "the document moved");
+        let done =
+            br#"{"delegation_id":"d","child_agent":{"status":"completed"},"worker_lifecycle":{}}"#;
+        assert!(check(done, None).is_some(), "finished meanwhile");
+        let other = br#"{"delegation_id":"d","child_agent":{"status":"running"},"worker_lifecycle":{"last_progress_at":"2026-11-22T06:00:00Z"}}"#;
+        assert!(
+            recheck(other, None, Some(4242), now, &config, &host)
+                .unwrap()
+                .is_some(),
+            "the plan was for process 4242; the document names none now"
+        );
+    }
+
+    #[test]
+    fn a_record_that_would_pass_16_mib_is_not_recordable() {
+        let info = TargetInfo {
+            state: State::Stale,
+            process_id: Some(4242),
+            stale_at: None,
+            timed_out_at: None,
+        };
+        let record = placeholder_record(&info);
+        let apply = |doc: &mut Value| record.apply(doc, 0);
+        let small = recorded_size(br#"{"worker_lifecycle":{}}"#, &apply).unwrap();
+        assert!(small > 100);
+        assert!(recorded_size(b"[1]", &apply).is_err(), "not an object");
+        assert!(
+            recorded_size(br#"{"x":"\ud800"}"#, &apply).is_err(),
+            "a lone surrogate cannot be written back"
+        );
+    }
+
+    #[test]
+    fn a_record_is_merged_into_a_status_the_orchestrator_set_meanwhile() {
+        let reclaim = Reclaim {
+            state: State::Stale,
+            termination: Termination::Terminated,
+            process_id: Some(4242),
+            stale_at: Some(0),
+            timed_out_at: None,
+            signal_via: Some("pidfd"),
+            descendants_signalled: vec![4243],
+            survivors: vec![],
+        };
+        let record = json!({"signal_via": "pidfd", "termination": "terminated",
+                            "descendants_signalled": [4243], "survivors": []});
+        let mut reaped = json!({
+            "child_agent": {"status": "failed"},
+            "worker_lifecycle": {"state": "failed", "exit_code": 143},
+            "latest_failure": {"reason": "killed", "stage": "orchestrator"},
+        });
+        reclaim.apply(&mut reaped, 1_795_334_400_000).unwrap();
+        assert_eq!(
+            reaped,
+            json!({
+                "child_agent": {"status": "failed"},
+                "worker_lifecycle": {"state": "failed", "exit_code": 143, "reclaim_state": "reclaimed"},
+                "latest_failure": {"reason": "killed", "stage": "orchestrator"},
+                "reclaim": record,
+            }),
+            "the orchestrator's status and failure are kept"
+        );
+        let mut completed = json!({"child_agent": {"status": "completed"}, "latest_failure": null});
+        reclaim.apply(&mut completed, 1_795_334_400_000).unwrap();
+        assert_eq!(completed["child_agent"]["status"], "completed");
+        assert_eq!(
+            completed["latest_failure"]["reason"], "timeout",
+            "set when none is"
+        );
+        assert_eq!(completed["worker_lifecycle"]["reclaim_state"], "reclaimed");
+        let mut running = json!({"child_agent": {"status": "running"}});
+        reclaim.apply(&mut running, 1_795_334_400_000).unwrap();
+        assert_eq!(
+            running["child_agent"]["status"], "failed",
+            "still running: the full record"
+        );
+    }
+
+    fn note(delegation: &str, flatline: (i32, u64)) -> Noted {
+        Noted {
+            delegation: delegation.into(),
+            pid: 4242,
+            start_ticks: 99,
+            boot_id: Some("boot-a".into()),
+            state: "timed_out",
+            signal: "SIGTERM",
+            time: 1_795_334_400_000,
+            flatline_pid: flatline.0,
+            flatline_start_ticks: flatline.1,
+        }
+    }
+
+    #[test]
+    fn a_note_speaks_only_for_the_process_it_signalled() {
+        let low = crate::cli::parse(["reclaim", "--dry-run", "run"]).unwrap();
+        let command = low.command.unwrap();
+        let config = crate::config::resolve(low, command, false).unwrap();
+        let host = LazyHost::default();
+        let noted = note("d.json", (77, 5));
+        let matches = |lifecycle: &str| {
+            let doc = format!(
+                r#"{{"child_agent":{{"status":"running"}},"worker_lifecycle":{lifecycle}}}"#
+            );
+            scan::inspect(doc.as_bytes(), &config, &host, |_, _, _, view| {
+                note_matches(&noted, view)
+            })
+            .unwrap()
+        };
+        assert!(matches(r#"{"process_id":4242}"#));
+        assert!(
+            !matches(r#"{"process_id":4243}"#),
+            "another worker launched since"
+        );
+        assert!(!matches("{}"));
+    }
+
+    #[test]
+    fn a_note_round_trips_and_anything_else_is_no_note() {
+        let noted = note("d.json", (77, 5));
+        assert_eq!(Noted::from_value(&noted.to_value()), Some(noted.clone()));
+        assert_eq!(noted.to_value()["time"], "2026-11-22T08:00:00.000Z");
+        assert_eq!(Noted::from_value(&json!({"delegation": "d.json"})), None);
+        assert_eq!(Noted::from_value(&json!(42)), None);
+    }
+
+    #[test]
+    fn notes_of_a_running_flatline_are_its_own_and_the_others_are_orphans() {
+        let me = (10, 1);
+        // pid 77 started at tick 5 still runs; pid 78 is another process now; 79 is gone.
+        let alive = |pid: i32| match pid {
+            77 => Some(5),
+            78 => Some(6),
+            4242 => Some(99),
+            _ => None,
+        };
+        let mut other_boot = note("e.json", (77, 5));
+        other_boot.boot_id = Some("boot-b".into());
+        let ledger = classify(
+            vec![
+                note("a.json", (77, 5)),
+                note("b.json", (78, 5)),
+                note("c.json", (79, 5)),
+                note("m.json", me),
+                other_boot,
+            ],
+            me,
+            Some("boot-a"),
+            &alive,
+        );
+        assert_eq!(ledger.theirs, HashSet::from(["a.json".to_string()]));
+        assert_eq!(
+            ledger.orphans.keys().cloned().collect::<Vec<_>>(),
+            ["b.json", "c.json", "e.json", "m.json"]
+        );
+        assert!(!noted_process_gone(
+            &note("a.json", me),
+            Some("boot-a"),
+            &alive
+        ));
+        assert!(noted_process_gone(
+            &note("a.json", me),
+            Some("boot-b"),
+            &alive
+        ));
+        let mut reused = note("a.json", me);
+        reused.start_ticks = 100;
+        assert!(noted_process_gone(&reused, Some("boot-a"), &alive));
+    }
+
+    #[test]
     fn triage_signals_only_verified_processes_of_the_right_user() {
         let pid = process::validate(&Field::Value(4242), &test_host())
             .unwrap()
@@ -1211,28 +2363,34 @@ mod tests {
     #[test]
     fn terminations_never_claim_a_death_that_was_not_seen() {
         assert_eq!(
-            termination(Sent::Delivered, true, true),
+            termination(Sent::Delivered, true, true, false),
             Termination::Terminated
         );
         assert_eq!(
-            termination(Sent::Delivered, false, true),
+            termination(Sent::Delivered, false, true, true),
             Termination::Killed
         );
         assert_eq!(
-            termination(Sent::Delivered, false, false),
+            termination(Sent::Delivered, false, false, true),
             Termination::Survived
         );
         assert_eq!(
-            termination(Sent::NotPermitted, false, false),
+            termination(Sent::Delivered, false, false, false),
+            Termination::Interrupted,
+            "alive, and no SIGKILL was sent: the run was stopped first"
+        );
+        assert_eq!(
+            termination(Sent::NotPermitted, false, false, false),
             Termination::NotPermitted
         );
         assert_eq!(
-            termination(Sent::Gone, false, false),
+            termination(Sent::Gone, false, false, false),
             Termination::AlreadyExited
         );
         for t in [
             Termination::NotPermitted,
             Termination::Survived,
+            Termination::Interrupted,
             Termination::SkippedForeign,
             Termination::SkippedInvalidPid,
             Termination::SkippedUnverifiable,

@@ -124,6 +124,11 @@ struct RunState<'a> {
     seen: RunMetrics,
     /// The problems printed before, and those seen in this sweep (SPEC §7).
     reported: Reported,
+    /// Orphaned signal notes this sweep completed or took over (reclaim::Ledger).
+    seen_orphans: Vec<String>,
+    /// The lock is held (false once it could not be taken again after the grace: nothing
+    /// more is written in that run).
+    locked: bool,
 }
 
 /// What the sweep did, for the metrics.
@@ -156,6 +161,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     let runs = scan::open_runs(&config.run_dirs, diag);
     let mut output = Output::for_runs(config, &runs);
     let host = LazyHost::default();
+    let plan_table = reclaim::PlanTable::default();
     let mut states: Vec<RunState<'_>> = Vec::new();
     let mut entries: Vec<Entry> = Vec::new();
     let mut tallies = Tallies::default();
@@ -181,6 +187,18 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         // Read first, so that the scan knows which active members surely count (below).
         let (card_listing, cards) = fanin::read_cards(run, config, diag);
         let mut reported = read_reported(run, lock.as_ref(), config);
+        let ledger = match &lock {
+            Some(lock) => reclaim::load_ledger(lock, host.get()).unwrap_or_else(|error| {
+                diag.error(
+                    &crate::runstate::path_of(&run.path),
+                    &error,
+                    Exit::FileProblem,
+                );
+                reclaim::Ledger::default()
+            }),
+            None => reclaim::Ledger::default(),
+        };
+        let mut seen_orphans: Vec<String> = Vec::new();
         if let Some(listing) = &delegations {
             let ctx = refresh::Context::new(run, config, &host);
             let result = scan::for_each_in_listing(
@@ -192,12 +210,57 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 stop,
                 &mut |item, diag| {
                     let owner = crate::files::guard_owner(&item.meta);
-                    let planned = match refresh::plan(&ctx, item.doc, item.times, item.facts, owner)
-                    {
-                        Ok(planned) => planned,
-                        Err(problem) => {
-                            diag.error(item.path, &problem.to_string(), Exit::FileProblem);
-                            None
+                    let name = item.name.to_string_lossy();
+                    // Signalled by another flatline still waiting out its grace: left to it.
+                    let theirs = ledger.theirs.contains(name.as_ref());
+                    // Signalled by a flatline that is gone, and its process exited since.
+                    let orphan = ledger.orphans.get(name.as_ref()).and_then(|note| {
+                        seen_orphans.push(name.to_string());
+                        let boot_id = host.get().boot_id.clone();
+                        let gone = reclaim::noted_process_gone(
+                            note,
+                            boot_id.as_deref(),
+                            &crate::process::start_ticks_of,
+                        );
+                        (gone
+                            && reclaim::note_matches(note, item.view)
+                            && !crate::lifecycle::is_reclaimed(item.doc))
+                        .then(|| reclaim::orphan_record(note, item.view))
+                    });
+                    // A dry run prints the reclaim plan of a target as reclaim does, from the
+                    // same view, and plans nothing else for it.
+                    let dry_target = config.dry_run
+                        && item.view.reclaim_state == ReclaimState::ReclaimNeeded
+                        && !theirs
+                        && orphan.is_none();
+                    if dry_target {
+                        let place = Place {
+                            command: "sweep",
+                            run,
+                            path: item.path,
+                            delegation_id: item.view.delegation_id,
+                        };
+                        reclaim::print_dry_run(
+                            item.view,
+                            item.facts,
+                            owner,
+                            config,
+                            &host,
+                            &plan_table,
+                            place,
+                            &mut output,
+                            diag,
+                        );
+                    }
+                    let planned = if theirs || orphan.is_some() || dry_target {
+                        None
+                    } else {
+                        match refresh::plan(&ctx, item.doc, item.times, item.facts, owner) {
+                            Ok(planned) => planned,
+                            Err(problem) => {
+                                diag.error(item.path, &problem.to_string(), Exit::FileProblem);
+                                None
+                            }
                         }
                     };
                     // The document as refresh leaves it, looked at again in memory.
@@ -226,6 +289,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                     };
                     let mut changes = Changes {
                         refresh: planned,
+                        reclaim: orphan.clone(),
                         ..Changes::default()
                     };
                     let mut kill = None;
@@ -235,7 +299,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                         path: item.path,
                         delegation_id: item.view.delegation_id,
                     };
-                    if after.reclaim_needed {
+                    if after.reclaim_needed && !theirs && orphan.is_none() && !dry_target {
                         match after.triage {
                             Triage::Signal {
                                 pid, start_ticks, ..
@@ -362,16 +426,83 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             wrote: false,
             seen,
             reported,
+            seen_orphans,
+            locked: true,
         });
         if interrupted.is_some() {
             break;
         }
     }
 
-    // 2. Every stuck worker of every run, signalled together: one grace period.
+    // 2. Every stuck worker of every run, signalled together: one grace period. Each is
+    // looked at once more first (progress since the plan, a record that can be written).
+    if interrupted.is_none() && !config.dry_run && entries.iter().any(|e| e.kill.is_some()) {
+        reclaim::test_pause_before_signal();
+        for entry in entries.iter_mut() {
+            let Some((_, info)) = &entry.kill else {
+                continue;
+            };
+            let state = &states[entry.run];
+            let Some(listing) = &state.delegations else {
+                continue;
+            };
+            let planned = reclaim::Planned {
+                run: state.run,
+                dir: &listing.dir,
+                name: &entry.name,
+                owner: entry.owner,
+                process_id: info.process_id,
+            };
+            let changes = Changes {
+                refresh: entry.changes.refresh.clone(),
+                reclaim: Some(reclaim::placeholder_record(info)),
+                stamp: None,
+            };
+            let place = Place {
+                command: "sweep",
+                run: state.run,
+                path: &entry.path,
+                delegation_id: entry.delegation_id.as_deref(),
+            };
+            if !reclaim::gate(
+                &planned,
+                info,
+                config,
+                &host,
+                &|doc| changes.apply(doc, config.now),
+                place,
+                &mut output,
+                diag,
+            ) {
+                entry.kill = None;
+                count(&mut tallies, "skipped");
+            }
+        }
+    }
+    // Each run's targets are noted in its state.json before the first signal; a run whose
+    // notes cannot be written gets no signal.
+    let me = reclaim::own_identity();
+    if interrupted.is_none() && !config.dry_run && entries.iter().any(|e| e.kill.is_some()) {
+        note_targets(
+            &mut entries,
+            &states,
+            config,
+            me,
+            &host,
+            &mut tallies,
+            &mut output,
+            diag,
+        );
+    }
     let signalled =
         interrupted.is_none() && !config.dry_run && entries.iter().any(|e| e.kill.is_some());
     if signalled {
+        // Nothing but waiting until the records: the locks are let go meanwhile.
+        for state in states.iter_mut() {
+            if let Some(lock) = &mut state.lock {
+                let _ = lock.release();
+            }
+        }
         let mut kills: Vec<&mut Kill> = entries
             .iter_mut()
             .filter_map(|e| e.kill.as_mut().map(|(k, _)| k))
@@ -379,31 +510,28 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         if let Err(exit) = reclaim::signal_all(&mut kills, config, host.get(), stop) {
             interrupted = Some(exit);
         }
+        for state in states.iter_mut() {
+            if let Some(lock) = &mut state.lock {
+                let wait = stop.remaining().unwrap_or(commit::LANDING_PATIENCE);
+                if let Err(error) = lock.reacquire(Some(wait), &|| false) {
+                    diag.error(
+                        &state.run.path.join(".flatline/lock"),
+                        &format!(
+                            "could not take the run's lock again after the grace ({error}); \
+                             nothing more is written there, and its reclaims stay noted in \
+                             state.json for the next run"
+                        ),
+                        Exit::FileProblem,
+                    );
+                    state.locked = false;
+                }
+            }
+        }
     }
     for entry in entries.iter_mut() {
         let Some((kill, info)) = &entry.kill else {
             continue;
         };
-        if config.dry_run {
-            let state = &states[entry.run];
-            let place = Place {
-                command: "sweep",
-                run: state.run,
-                path: &entry.path,
-                delegation_id: entry.delegation_id.as_deref(),
-            };
-            let mut detail = Map::new();
-            detail.insert("state".into(), json!(info.state.as_str()));
-            detail.insert("process_id".into(), json!(info.process_id));
-            detail.insert("process_identity".into(), json!("verified"));
-            detail.insert(
-                "would_signal".into(),
-                json!(reclaim::would_signal(kill, config, host.get())),
-            );
-            // A failing stdout stops the printing, never the work.
-            let _ = place.record("reclaimed", "dry_run", detail, &mut output, diag);
-            continue;
-        }
         if !signalled {
             continue;
         }
@@ -480,6 +608,9 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     let mut fan_rows: Vec<(usize, Map<String, Value>)> = Vec::new();
     if interrupted.is_none() {
         for (run_index, state) in states.iter_mut().enumerate() {
+            if !state.locked {
+                continue;
+            }
             let mut fan_output = Output::capture();
             let mut stamps: Vec<(String, usize, FanInStamp)> = Vec::new();
             let mut collect = |card: &str,
@@ -548,6 +679,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         }
     }
 
+    let mut unlanded: Vec<(usize, String)> = Vec::new();
     // 4. Each changed document written once, with all of its changes: first the documents
     // whose changes end their worker, then those that only get a fan-in stamp. A card whose
     // ending write did not land gets no more stamps (fan-in judged it on that write); nor
@@ -569,6 +701,12 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 interrupted = stop.check();
             }
             let signalled = entry.kill.is_some() && entry.changes.reclaim.is_some();
+            if !states[entry.run].locked {
+                if signalled {
+                    unlanded.push((entry.run, entry.name.to_string_lossy().into_owned()));
+                }
+                continue;
+            }
             let mut changes = entry.changes.clone();
             if interrupted.is_some() || card.as_ref().is_some_and(|c| failed_cards.contains(c)) {
                 if changes.stamp.take().is_some()
@@ -591,14 +729,24 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 bytes: &entry.bytes,
             };
             let ctx = refresh::Context::new(state.run, config, &host);
-            let written = commit::write_change(
-                target,
-                changes.clone(),
-                config.now,
-                config.dry_run,
-                |bytes| replan(&ctx, bytes, entry.owner, &changes),
-            );
+            let replanned = |bytes: &[u8]| replan(&ctx, bytes, entry.owner, &changes);
+            // A worker that was signalled: its record must land (merged, retried until the
+            // deadline).
+            let written = if signalled && !config.dry_run {
+                commit::write_change_landing(target, changes.clone(), config.now, stop, replanned)
+            } else {
+                commit::write_change(
+                    target,
+                    changes.clone(),
+                    config.now,
+                    config.dry_run,
+                    replanned,
+                )
+            };
             let wrote = written.wrote();
+            if signalled && matches!(written, Written::Conflict(_) | Written::Failed { .. }) {
+                unlanded.push((entry.run, entry.name.to_string_lossy().into_owned()));
+            }
             let place = Place {
                 command: "sweep",
                 run: state.run,
@@ -679,6 +827,24 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             commit::sync(&listing.dir, state.wrote, diag);
         }
     }
+    // The notes of this sweep's records that landed, and the orphans it saw, are done.
+    for (index, state) in states.iter().enumerate() {
+        let (Some(lock), true) = (&state.lock, state.locked) else {
+            continue;
+        };
+        let unlanded: Vec<String> = unlanded
+            .iter()
+            .filter(|(run, _)| *run == index)
+            .map(|(_, name)| name.clone())
+            .collect();
+        if let Err(error) = reclaim::forget_notes(lock, me, &unlanded, &state.seen_orphans) {
+            diag.error(
+                &crate::runstate::path_of(&state.run.path),
+                &error,
+                Exit::FileProblem,
+            );
+        }
+    }
     for (run_index, mut row) in fan_rows {
         let card = row
             .get("task_card_id")
@@ -708,7 +874,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     // 5. Heartbeat transitions.
     let mut metrics = Metrics::default();
     if interrupted.is_none() {
-        for state in &states {
+        for state in states.iter().filter(|state| state.locked) {
             let state_dir = state.lock.as_ref().map(|lock| lock.state_dir());
             let dry_dir = if state_dir.is_none() {
                 state
@@ -853,6 +1019,77 @@ fn fan_in_news(reported: &mut Reported, row: &Map<String, Value>, all: bool) -> 
     all
 }
 
+/// Notes every target about to be signalled in its run's `state.json` (SPEC §3.3); the
+/// targets of a run whose notes cannot be written are not signalled (skipped_unrecordable).
+#[allow(clippy::too_many_arguments)]
+fn note_targets(
+    entries: &mut [Entry],
+    states: &[RunState<'_>],
+    config: &Config,
+    me: (i32, u64),
+    host: &LazyHost,
+    tallies: &mut Tallies,
+    output: &mut Output,
+    diag: &mut Diagnostics,
+) {
+    let boot_id = host.get().boot_id.clone();
+    for (index, state) in states.iter().enumerate() {
+        let Some(lock) = &state.lock else {
+            continue;
+        };
+        let notes: Vec<reclaim::Noted> = entries
+            .iter()
+            .filter(|entry| entry.run == index)
+            .filter_map(|entry| {
+                let (kill, info) = entry.kill.as_ref()?;
+                Some(reclaim::note_of(
+                    &entry.name,
+                    kill,
+                    info.state,
+                    boot_id.clone(),
+                    config.now,
+                    me,
+                ))
+            })
+            .collect();
+        if notes.is_empty() {
+            continue;
+        }
+        let Err(error) = reclaim::note_before_signal(lock, &notes, &state.seen_orphans) else {
+            continue;
+        };
+        diag.error(
+            &crate::runstate::path_of(&state.run.path),
+            &format!("cannot note the targets before signalling them: {error}"),
+            Exit::FileProblem,
+        );
+        for entry in entries.iter_mut().filter(|entry| entry.run == index) {
+            let Some((_, info)) = entry.kill.take() else {
+                continue;
+            };
+            let place = Place {
+                command: "sweep",
+                run: state.run,
+                path: &entry.path,
+                delegation_id: entry.delegation_id.as_deref(),
+            };
+            let mut detail = Map::new();
+            detail.insert("state".into(), json!(info.state.as_str()));
+            detail.insert("process_id".into(), json!(info.process_id));
+            detail.insert(
+                "termination".into(),
+                json!(Termination::SkippedUnrecordable.as_str()),
+            );
+            detail.insert(
+                "reason".into(),
+                json!("its signal could not be noted in .flatline/state.json first"),
+            );
+            count(tallies, "skipped");
+            let _ = place.record("skipped", "not_written", detail, output, diag);
+        }
+    }
+}
+
 fn count(tallies: &mut Tallies, action: &'static str) {
     *tallies.actions.entry(action).or_default() += 1;
 }
@@ -941,24 +1178,19 @@ fn replan(
     owner: u32,
     planned: &Changes,
 ) -> Result<Option<Changes>, String> {
-    let (running, unreclaimed, unstamped, active) =
-        scan::inspect(bytes, ctx.config, ctx.host, |doc, _, _, _| {
-            let member = Member::of(doc);
-            (
-                crate::lifecycle::child_status(doc) == crate::lifecycle::ChildStatus::Running,
-                !crate::lifecycle::is_reclaimed(doc),
-                member.collapsed_at.is_none(),
-                member.is_active(),
-            )
-        })
-        .map_err(|error| error.to_string())?;
+    let (unstamped, active) = scan::inspect(bytes, ctx.config, ctx.host, |doc, _, _, _| {
+        let member = Member::of(doc);
+        (member.collapsed_at.is_none(), member.is_active())
+    })
+    .map_err(|error| error.to_string())?;
     let reclaim = match &planned.reclaim {
         // Marked without a process: only while the document still needs it and names none.
         Some(change) if change.termination == Termination::NoProcess => {
             reclaim::still_needs_no_process_reclaim(bytes, ctx.config, ctx.host, change)?
         }
-        // A worker that was signalled and is gone: true whatever the document says now.
-        other => other.clone().filter(|_| running && unreclaimed),
+        // A worker that was signalled and is gone: true whatever the document says now,
+        // merged into a terminal status the orchestrator set meanwhile (Reclaim::apply).
+        other => other.clone(),
     };
     let mut changes = Changes {
         refresh: if planned.refresh.is_some() && planned.reclaim.is_none() {

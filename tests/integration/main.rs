@@ -15,6 +15,7 @@ mod parser_mismatch;
 mod pid_reuse;
 mod random_input;
 mod reclaim;
+mod reclaim_safety;
 mod refresh;
 mod status;
 mod support;

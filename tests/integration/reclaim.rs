@@ -630,7 +630,7 @@ fn a_signal_during_the_grace_records_what_is_gone_and_leaves_the_rest() {
     );
     assert_fields(
         &out.by_action("a-stubborn"),
-        json!({"action": "skipped", "termination": "survived"}),
+        json!({"action": "skipped", "termination": "interrupted"}),
     );
     assert!(alive(stubborn.pid()), "no SIGKILL after the interruption");
     assert_eq!(
@@ -656,6 +656,10 @@ fn the_deadline_during_the_grace_ends_with_124_and_records_what_is_gone() {
     assert_fields(
         &out.by_action("b-plain"),
         json!({"termination": "terminated"}),
+    );
+    assert_fields(
+        &out.by_action("a-stubborn"),
+        json!({"action": "skipped", "termination": "interrupted"}),
     );
     assert!(alive(stubborn.pid()));
     assert_eq!(

@@ -299,13 +299,19 @@ fn every_input_is_opened_for_reading_once() {
     for id in &fillers {
         assert_eq!(opens(&format!("{id}.json")), 1, "{id}.json\n{text}");
     }
-    for name in ["d-done.json", "d-stuck.json"] {
-        assert_eq!(
-            opens(name),
-            2,
-            "{name}: one read, one comparison before the rename\n{text}"
-        );
-    }
+    assert_eq!(
+        opens("d-done.json"),
+        2,
+        "d-done.json: one read, one comparison before the rename\n{text}"
+    );
+    // A worker about to be signalled is read once more just before the signal (SPEC §3.3:
+    // progress since the plan drops it).
+    assert_eq!(
+        opens("d-stuck.json"),
+        3,
+        "d-stuck.json: one read, one last look before the signal, one comparison before the \
+         rename\n{text}"
+    );
     // The second, idle sweep reads each delegation exactly once.
     let trace2 = run
         .path()
