@@ -14,7 +14,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use flatline::events::{self, Digest};
+use flatline::core::digest::{self as events, Digest};
 
 const TARGET_MB_PER_S: f64 = 200.0;
 const FULL_MB: u64 = 200;

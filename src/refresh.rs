@@ -11,8 +11,8 @@ use crate::commit::{
     self, ApplyError, DocChange, Place, lifecycle_mut, object_mut, set_status, ts,
 };
 use crate::config::Config;
+use crate::core::digest::{self as events, Digest, Outcome, Verdict};
 use crate::doc::Delegation;
-use crate::events::{self, Digest, Outcome, Verdict};
 use crate::exit::Exit;
 use crate::files::{self, NamedPathPolicy, ReadError, RunRoot};
 use crate::lifecycle::{self, ProcessFacts, StreamInode, Times};
@@ -863,7 +863,7 @@ pub fn replan(ctx: &Context<'_>, bytes: &[u8], owner: u32) -> Result<Option<Chan
 mod tests {
     use super::*;
     use crate::commit::DocChange;
-    use crate::events::Terminal;
+    use crate::core::digest::Terminal;
 
     const NOW: Millis = 1_795_334_400_000;
 

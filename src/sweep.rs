@@ -571,7 +571,8 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             (&entry.card, &entry.changes.refresh)
             && let Some(member) = states[entry.run].member_mut(card, *position)
         {
-            member.status = if finalization.verdict.status == crate::events::Outcome::Success {
+            member.status = if finalization.verdict.status == crate::core::digest::Outcome::Success
+            {
                 crate::lifecycle::ChildStatus::Completed
             } else {
                 crate::lifecycle::ChildStatus::Failed

@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let digest = flatline::events::digest(data).expect("reading a slice cannot fail");
+    let digest = flatline::core::digest::digest(data).expect("reading a slice cannot fail");
     assert_eq!(digest.bytes, data.len() as u64);
     assert!(digest.skipped_lines <= digest.lines);
     assert!(digest.json_lines <= digest.lines);
@@ -17,9 +17,9 @@ fuzz_target!(|data: &[u8]| {
     if let Some(usage) = &digest.usage {
         assert!(usage.is_object());
     }
-    let _ = flatline::events::verdict_with_exit(&digest, None);
+    let _ = flatline::core::digest::verdict_with_exit(&digest, None);
     // The same bytes with a tiny line limit: the long-line path, same invariants.
-    let small = flatline::events::digest_with_limit(data, 16).expect("slice");
+    let small = flatline::core::digest::digest_with_limit(data, 16).expect("slice");
     assert_eq!(small.bytes, data.len() as u64);
     assert!(small.skipped_lines <= small.lines);
 });

@@ -1,0 +1,4 @@
+//! core: the pure decisions — views, plans, digests, health. Nothing here touches files,
+//! processes, the clock or the environment; the layers above read, call in here, and act.
+
+pub mod digest;
