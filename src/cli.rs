@@ -894,7 +894,7 @@ where
                     low.command = Some(find_command(&name).ok_or_else(|| {
                         UsageError(format!(
                             "unknown command '{}' (commands: {})",
-                            crate::text::escape_control(&name),
+                            crate::core::text::escape_control(&name),
                             command_names()
                         ))
                     })?);
@@ -953,19 +953,19 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         _ => {
             return Err(format!(
                 "'{}' is not a size (bytes, or a number with K, M or G, e.g. 32M)",
-                crate::text::escape_control(text)
+                crate::core::text::escape_control(text)
             ));
         }
     };
     let number: u64 = digits.parse().map_err(|_| {
         format!(
             "'{}' is not a size (bytes, or a number with K, M or G, e.g. 32M)",
-            crate::text::escape_control(text)
+            crate::core::text::escape_control(text)
         )
     })?;
     number
         .checked_mul(1 << shift)
-        .ok_or_else(|| format!("'{}' is too large", crate::text::escape_control(text)))
+        .ok_or_else(|| format!("'{}' is too large", crate::core::text::escape_control(text)))
 }
 
 fn duration(flag: &Flag, value: &str) -> Result<Millis, UsageError> {
@@ -1017,13 +1017,13 @@ fn apply(low: &mut LowArgs, flag: &Flag, value: Option<String>) -> Result<(), Us
         }
         FlagId::State => {
             for state in text.split(',') {
-                let known = crate::lifecycle::STATES.contains(&state)
-                    || crate::heartbeat::HEALTHS.contains(&state);
+                let known = crate::core::lifecycle::STATES.contains(&state)
+                    || crate::core::health::HEALTHS.contains(&state);
                 if !known {
                     return Err(UsageError(format!(
                         "--state: unknown state '{state}' (states: {}; worker healths: {})",
-                        crate::lifecycle::STATES.join(", "),
-                        crate::heartbeat::HEALTHS.join(", ")
+                        crate::core::lifecycle::STATES.join(", "),
+                        crate::core::health::HEALTHS.join(", ")
                     )));
                 }
                 low.states.push(state.to_string());

@@ -5,8 +5,8 @@
 
 use crate::cli::{Command, Format, LowArgs, UsageError};
 use crate::clock::{self, Millis};
-use crate::heartbeat::HeartbeatThresholds;
-use crate::lifecycle::Thresholds;
+use crate::core::health::HeartbeatThresholds;
+use crate::core::lifecycle::Thresholds;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -108,7 +108,7 @@ pub fn resolve(
     }
     let stale = low
         .stale_after
-        .unwrap_or(crate::lifecycle::DEFAULT_STALE_MS);
+        .unwrap_or(crate::core::lifecycle::DEFAULT_STALE_MS);
     if let Some(timeout) = low.timeout_after
         && timeout < stale
     {
@@ -136,15 +136,15 @@ pub fn resolve(
         launch_timeout: low.launch_timeout,
         max_clock_skew: low
             .max_clock_skew
-            .unwrap_or(crate::lifecycle::DEFAULT_MAX_CLOCK_SKEW_MS),
+            .unwrap_or(crate::core::lifecycle::DEFAULT_MAX_CLOCK_SKEW_MS),
     };
     let heartbeat = HeartbeatThresholds {
         stale: low
             .heartbeat_stale
-            .unwrap_or(crate::heartbeat::DEFAULT_HEARTBEAT_STALE_MS),
+            .unwrap_or(crate::core::health::DEFAULT_HEARTBEAT_STALE_MS),
         dead: low
             .heartbeat_dead
-            .unwrap_or(crate::heartbeat::DEFAULT_HEARTBEAT_DEAD_MS),
+            .unwrap_or(crate::core::health::DEFAULT_HEARTBEAT_DEAD_MS),
         max_clock_skew: thresholds.max_clock_skew,
     };
     if heartbeat.stale >= heartbeat.dead {

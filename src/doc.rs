@@ -447,7 +447,7 @@ impl<'de> Keys<'de> {
             None => Ok(()),
             Some(key) => Err(E::custom(format_args!(
                 "duplicate key {:?}, of which a rewrite would keep only one",
-                crate::text::preview(&key, 80)
+                crate::core::text::preview(&key, 80)
             ))),
         }
     }

@@ -13,10 +13,10 @@
 use crate::clock::{self, Millis};
 use crate::commit::{self, ApplyError, DocChange, object_mut, ts};
 use crate::config::Config;
+use crate::core::lifecycle::{self, ChildStatus};
 use crate::doc::{self, Delegation};
 use crate::exit::Exit;
 use crate::files::{self, FileMeta, MAX_DOCUMENT_BYTES};
-use crate::lifecycle::{self, ChildStatus};
 use crate::output::{Diagnostics, Output, PathText, Ts};
 use crate::scan::{self, LazyHost, Run};
 use crate::stop::Stop;
@@ -67,7 +67,7 @@ impl Member {
                 .worker_result
                 .value()
                 .and_then(|r| r.thread_id.str())
-                .map(|t| crate::text::preview(t, 256)),
+                .map(|t| crate::core::text::preview(t, 256)),
             owner: None,
         }
     }
@@ -140,7 +140,7 @@ impl CardDoc {
                     .and_then(|lifecycle| lifecycle.get("status"))
                     .and_then(Value::as_str);
                 if !status.is_some_and(|s| LANE_DONE.contains(&s)) {
-                    waiting_lanes.push(crate::text::preview(id.trim(), 128));
+                    waiting_lanes.push(crate::core::text::preview(id.trim(), 128));
                 }
             }
         }
@@ -257,7 +257,9 @@ pub fn decide(members: &[Member], card: Option<&CardDoc>) -> FanIn {
                 let warning = match other {
                     Some(_) => format!(
                         "worker_result_envelope status '{}' is not terminal",
-                        crate::text::escape_control(card.envelope_status.as_deref().unwrap_or(""))
+                        crate::core::text::escape_control(
+                            card.envelope_status.as_deref().unwrap_or("")
+                        )
                     ),
                     None => "no delegation and no worker_result_envelope status".to_string(),
                 };
@@ -294,7 +296,7 @@ pub fn decide(members: &[Member], card: Option<&CardDoc>) -> FanIn {
             format!(
                 "unknown_status: delegation {} has status '{}' and counts as active",
                 m.delegation_id.as_deref().unwrap_or("?"),
-                crate::text::escape_control(&m.raw_status)
+                crate::core::text::escape_control(&m.raw_status)
             )
         })
         .collect();
@@ -623,8 +625,8 @@ pub fn read_cards(
                 &path,
                 &format!(
                     "duplicate_task_card: claims task card {:?}, whose document can only be task-cards/{}.json; not a card",
-                    crate::text::preview(&id, 128),
-                    crate::text::preview(&id, 128),
+                    crate::core::text::preview(&id, 128),
+                    crate::core::text::preview(&id, 128),
                 ),
                 Exit::FileProblem,
             );
@@ -642,7 +644,7 @@ pub fn read_cards(
                 claimed
                     .doc
                     .claimed_by
-                    .push(crate::text::preview(&file_name, 128));
+                    .push(crate::core::text::preview(&file_name, 128));
             }
             continue;
         }
@@ -718,7 +720,7 @@ pub fn fan_in_run(
             .iter()
             .map(|&i| {
                 let name = files[i].name.to_string_lossy();
-                crate::text::preview(name.trim_end_matches(".json"), 128)
+                crate::core::text::preview(name.trim_end_matches(".json"), 128)
             })
             .collect();
         let now = config.now;

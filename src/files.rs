@@ -1322,7 +1322,7 @@ pub fn effective_uid() -> u32 {
 
 /// Renders a path for a one-line message: lossy UTF-8 with control characters escaped.
 pub fn display_path(path: &Path) -> String {
-    crate::text::escape_control(&path.to_string_lossy()).into_owned()
+    crate::core::text::escape_control(&path.to_string_lossy()).into_owned()
 }
 
 #[cfg(test)]

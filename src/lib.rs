@@ -13,8 +13,6 @@ pub mod doc;
 pub mod exit;
 pub mod fanin;
 pub mod files;
-pub mod heartbeat;
-pub mod lifecycle;
 pub mod manual;
 pub mod output;
 pub mod process;
@@ -28,7 +26,6 @@ pub mod stop;
 pub mod store;
 pub mod sweep;
 pub mod team;
-pub mod text;
 
 use cli::{Command, Mode};
 use exit::Exit;

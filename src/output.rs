@@ -10,8 +10,8 @@
 
 use crate::cli::Format;
 use crate::clock::{self, Millis};
+use crate::core::text::escape_control;
 use crate::exit::Exit;
-use crate::text::escape_control;
 use serde::ser::{Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::fmt::Write as _;
@@ -177,12 +177,12 @@ impl serde_json::ser::Formatter for SafeFormatter {
         writer: &mut W,
         fragment: &str,
     ) -> io::Result<()> {
-        if !crate::text::may_hold_dangerous_beyond_c0(fragment.as_bytes()) {
+        if !crate::core::text::may_hold_dangerous_beyond_c0(fragment.as_bytes()) {
             return writer.write_all(fragment.as_bytes());
         }
         let mut start = 0;
         for (at, ch) in fragment.char_indices() {
-            if crate::text::is_dangerous(ch) {
+            if crate::core::text::is_dangerous(ch) {
                 writer.write_all(&fragment.as_bytes()[start..at])?;
                 write!(writer, "\\u{:04x}", ch as u32)?;
                 start = at + ch.len_utf8();
@@ -236,7 +236,7 @@ fn needs_escape(bytes: &[u8]) -> bool {
     }
     let rest = chunks.remainder();
     rest.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
-        || crate::text::may_hold_dangerous_beyond_c0(rest)
+        || crate::core::text::may_hold_dangerous_beyond_c0(rest)
 }
 
 /// Where records go.
@@ -1348,7 +1348,7 @@ mod tests {
             let raw: Vec<char> = text
                 .chars()
                 .filter(|&c| c != '\n' && !(c == '\t' && format == Format::Tsv))
-                .filter(|&c| crate::text::is_dangerous(c))
+                .filter(|&c| crate::core::text::is_dangerous(c))
                 .collect();
             assert!(raw.is_empty(), "{format:?}: {raw:?} in {text:?}");
             assert!(text.contains("pwned"), "{format:?}: {text}");

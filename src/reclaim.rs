@@ -11,9 +11,9 @@ use crate::commit::{
     self, ApplyError, DocChange, Place, Written, lifecycle_mut, object_mut, set_status, ts,
 };
 use crate::config::Config;
+use crate::core::lifecycle::{ProcessFacts, ReclaimState, State};
 use crate::doc::Int;
 use crate::exit::Exit;
-use crate::lifecycle::{ProcessFacts, ReclaimState, State};
 use crate::output::{Diagnostics, Output, Ts};
 use crate::process::{self, Identity, Observation, OpenError, Pid, Sent, Signal, Target, Waited};
 use crate::refresh;
@@ -924,7 +924,7 @@ pub fn noted_process_gone(
 
 /// Whether a note still speaks for the document: it names the process the note's signal
 /// went to (an orchestrator may have launched another worker in it since).
-pub fn note_matches(note: &Noted, view: &crate::lifecycle::View<'_>) -> bool {
+pub fn note_matches(note: &Noted, view: &crate::core::lifecycle::View<'_>) -> bool {
     view.process_id == Some(Int::from(note.pid))
 }
 
@@ -1061,7 +1061,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                     if note_matches(note, view)
                         && noted_process_gone(note, boot_id.as_deref(), &process::start_ticks_of)
                     {
-                        if crate::lifecycle::is_reclaimed(item.doc) {
+                        if crate::core::lifecycle::is_reclaimed(item.doc) {
                             return Ok(());
                         }
                         let target = commit::Target {
@@ -1312,7 +1312,8 @@ pub fn still_needs_no_process_reclaim(
     change: &Reclaim,
 ) -> Result<Option<Reclaim>, String> {
     scan::inspect(bytes, config, host, |doc, _, facts, view| {
-        let running = crate::lifecycle::child_status(doc) == crate::lifecycle::ChildStatus::Running;
+        let running = crate::core::lifecycle::child_status(doc)
+            == crate::core::lifecycle::ChildStatus::Running;
         (running
             && view.reclaim_state == ReclaimState::ReclaimNeeded
             && matches!(facts, ProcessFacts::NoPid))
@@ -1406,7 +1407,7 @@ pub struct DryRunTarget {
 impl DryRunTarget {
     /// The plan for one `reclaim_needed` view. Pure: `fill_pids` adds the tree.
     pub fn plan(
-        view: &crate::lifecycle::View<'_>,
+        view: &crate::core::lifecycle::View<'_>,
         facts: &ProcessFacts,
         owner: u32,
         allow_foreign: bool,
@@ -1528,7 +1529,7 @@ impl PlanTable {
 /// Plans and prints one dry-run target.
 #[allow(clippy::too_many_arguments)]
 pub fn print_dry_run(
-    view: &crate::lifecycle::View<'_>,
+    view: &crate::core::lifecycle::View<'_>,
     facts: &ProcessFacts,
     owner: u32,
     config: &Config,
@@ -1969,7 +1970,7 @@ pub fn forget_notes(
 /// The record of a target a flatline that is gone signalled (its note is in `state.json`)
 /// and whose process has exited since: `reclaimed`, termination `terminated`, never
 /// finalized as a natural death.
-pub fn orphan_record(note: &Noted, view: &crate::lifecycle::View<'_>) -> Reclaim {
+pub fn orphan_record(note: &Noted, view: &crate::core::lifecycle::View<'_>) -> Reclaim {
     Reclaim {
         state: if note.state == "timed_out" {
             State::TimedOut
@@ -1990,7 +1991,7 @@ pub fn orphan_record(note: &Noted, view: &crate::lifecycle::View<'_>) -> Reclaim
 fn complete_orphan(
     target: commit::Target<'_>,
     note: &Noted,
-    view: &crate::lifecycle::View<'_>,
+    view: &crate::core::lifecycle::View<'_>,
     config: &Config,
     stop: &Stop,
 ) -> commit::Written<Reclaim> {

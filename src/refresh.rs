@@ -12,10 +12,10 @@ use crate::commit::{
 };
 use crate::config::Config;
 use crate::core::digest::{self as events, Digest, Outcome, Verdict};
+use crate::core::lifecycle::{self, ProcessFacts, StreamInode, Times};
 use crate::doc::Delegation;
 use crate::exit::Exit;
 use crate::files::{self, NamedPathPolicy, ReadError, RunRoot};
-use crate::lifecycle::{self, ProcessFacts, StreamInode, Times};
 use crate::output::{Diagnostics, Output, Ts};
 use crate::process::{self, Fingerprint, Identity};
 use crate::scan::{self, LazyHost, Run};

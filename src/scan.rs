@@ -6,12 +6,14 @@
 //! `*.result.json` are skipped; each document is read once into a reused buffer.
 
 use crate::config::Config;
+use crate::core::lifecycle::{
+    self, ChildStatus, ProcessFacts, StreamFacts, StreamInode, Times, View,
+};
 use crate::doc::{self, Delegation, DocError};
 use crate::exit::Exit;
 use crate::files::{
     self, Dir, Entry, FileMeta, MAX_DOCUMENT_BYTES, NamedPathPolicy, ReadError, RunRoot,
 };
-use crate::lifecycle::{self, ChildStatus, ProcessFacts, StreamFacts, StreamInode, Times, View};
 use crate::output::Diagnostics;
 use crate::process::{self, Host, Observation};
 use crate::stop::Stop;
@@ -295,7 +297,7 @@ pub fn process_facts(
         }
         _ => {}
     }
-    let fingerprint = crate::lifecycle::recorded_fingerprint(lifecycle)
+    let fingerprint = crate::core::lifecycle::recorded_fingerprint(lifecycle)
         .ok()
         .flatten();
     let evidence = evidence(observation);
@@ -449,7 +451,7 @@ fn inspect_with<R>(
     );
     // The window's own warnings, when the window was what decided (no fingerprint).
     let fingerprinted = matches!(
-        crate::lifecycle::recorded_fingerprint(lifecycle),
+        crate::core::lifecycle::recorded_fingerprint(lifecycle),
         Ok(Some(_))
     );
     if let (Some(evidence), false) = (used, fingerprinted) {
@@ -646,9 +648,9 @@ type Read<'b> = Result<(FileMeta, &'b [u8]), files::ReadError>;
 /// `SMALL` is handed over open, to be read by the caller into its own buffer.
 mod prefetch {
     use super::Read;
+    use crate::core::lifecycle::StreamFacts;
     use crate::exit::Exit;
     use crate::files::{self, Dir, Entry, FileMeta, MAX_DOCUMENT_BYTES, ReadError, RunRoot};
-    use crate::lifecycle::StreamFacts;
     use std::fs::File;
     use std::io::{Seek, SeekFrom};
     use std::sync::mpsc;

@@ -4,10 +4,10 @@
 //! document outlives its record, so memory stays flat however many files there are.
 
 use crate::config::Config;
+use crate::core::lifecycle::{Tally, View};
 use crate::doc::Int;
 use crate::exit::Exit;
 use crate::files;
-use crate::lifecycle::{Tally, View};
 use crate::output::{Diagnostics, JsonWriter, Metrics, Output, PathText, Ts, WriteJson};
 use crate::scan::{self, LazyHost};
 use crate::stop::Stop;
@@ -352,14 +352,14 @@ pub struct RunMetrics {
 impl RunMetrics {
     pub fn add(&mut self, view: &View<'_>) {
         *self.states.entry(metric_state(view)).or_default() += 1;
-        if view.reclaim_state == crate::lifecycle::ReclaimState::ReclaimNeeded {
+        if view.reclaim_state == crate::core::lifecycle::ReclaimState::ReclaimNeeded {
             self.reclaim_needed += 1;
         }
         if view.needs_attention() {
             self.attention += 1;
         }
-        let running = view.child_status == crate::lifecycle::ChildStatus::Running
-            && view.reclaim_state != crate::lifecycle::ReclaimState::Reclaimed;
+        let running = view.child_status == crate::core::lifecycle::ChildStatus::Running
+            && view.reclaim_state != crate::core::lifecycle::ReclaimState::Reclaimed;
         if running && let Some(age) = view.elapsed_since_progress_ms {
             let oldest = self.oldest_progress_ms.get_or_insert(age);
             *oldest = (*oldest).max(age);
@@ -381,7 +381,7 @@ impl RunMetrics {
     /// directory's canonical path (SPEC §7), so one run is one series however it was named.
     pub fn add_to(&self, metrics: &mut Metrics, run: &Path, workers: Option<&WorkerTally>) {
         let run = run.to_string_lossy().into_owned();
-        for state in crate::lifecycle::STATES.iter().chain(&["reclaimed"]) {
+        for state in crate::core::lifecycle::STATES.iter().chain(&["reclaimed"]) {
             metrics.gauge(
                 "flatline_delegations",
                 "Delegations by lifecycle state.",
@@ -424,7 +424,7 @@ impl RunMetrics {
 /// `reclaimed`, never under the `stale` or `timed_out` it was reclaimed in, so an alert on
 /// stale gauges clears once the worker is reclaimed (SPEC §7).
 fn metric_state(view: &View<'_>) -> &'static str {
-    if view.reclaim_state == crate::lifecycle::ReclaimState::Reclaimed {
+    if view.reclaim_state == crate::core::lifecycle::ReclaimState::Reclaimed {
         "reclaimed"
     } else {
         view.state.as_str()

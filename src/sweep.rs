@@ -11,9 +11,9 @@
 
 use crate::commit::{self, ApplyError, DocChange, Place, Written};
 use crate::config::Config;
+use crate::core::lifecycle::ReclaimState;
 use crate::exit::Exit;
 use crate::fanin::{self, CardFile, FanInStamp, Member, MemberFile};
-use crate::lifecycle::ReclaimState;
 use crate::output::{Diagnostics, Metrics, Output};
 use crate::reclaim::{self, Kill, Reclaim, TargetInfo, Termination, Triage};
 use crate::refresh;
@@ -224,7 +224,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                         );
                         (gone
                             && reclaim::note_matches(note, item.view)
-                            && !crate::lifecycle::is_reclaimed(item.doc))
+                            && !crate::core::lifecycle::is_reclaimed(item.doc))
                         .then(|| reclaim::orphan_record(note, item.view))
                     });
                     // A dry run prints the reclaim plan of a target as reclaim does, from the
@@ -400,8 +400,8 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                             .or_default()
                             .push(entry_index);
                         disk_active.entry(card.clone()).or_default().push(
-                            !crate::lifecycle::is_reclaimed(item.doc)
-                                && !crate::lifecycle::child_status(item.doc).is_terminal(),
+                            !crate::core::lifecycle::is_reclaimed(item.doc)
+                                && !crate::core::lifecycle::child_status(item.doc).is_terminal(),
                         );
                         if let Some(entry) = entry_index {
                             entries[entry].card = Some((card, position));
@@ -547,7 +547,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             if let Some((card, position)) = &entry.card
                 && let Some(member) = states[entry.run].member_mut(card, *position)
             {
-                member.status = crate::lifecycle::ChildStatus::Failed;
+                member.status = crate::core::lifecycle::ChildStatus::Failed;
             }
         } else {
             let state = &mut states[entry.run];
@@ -573,9 +573,9 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         {
             member.status = if finalization.verdict.status == crate::core::digest::Outcome::Success
             {
-                crate::lifecycle::ChildStatus::Completed
+                crate::core::lifecycle::ChildStatus::Completed
             } else {
-                crate::lifecycle::ChildStatus::Failed
+                crate::core::lifecycle::ChildStatus::Failed
             };
         }
     }
@@ -599,7 +599,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             && ending.get(&(entry.run, card.as_str())) == Some(&1)
             && let Some(member) = states[entry.run].member_mut(card, *position)
         {
-            member.status = crate::lifecycle::ChildStatus::Failed;
+            member.status = crate::core::lifecycle::ChildStatus::Failed;
         }
     }
 
@@ -1149,8 +1149,8 @@ fn surely_counts(member: &Member, card: Option<&CardFile>) -> bool {
 
 fn after_of(
     doc: &crate::doc::Delegation<'_>,
-    facts: &crate::lifecycle::ProcessFacts,
-    view: &crate::lifecycle::View<'_>,
+    facts: &crate::core::lifecycle::ProcessFacts,
+    view: &crate::core::lifecycle::View<'_>,
     owner: u32,
     config: &Config,
 ) -> After {

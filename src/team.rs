@@ -8,10 +8,10 @@
 
 use crate::clock::Millis;
 use crate::config::Config;
+use crate::core::health::{self, Beat, Health, WorkerSpec, WorkerView};
 use crate::doc;
 use crate::exit::Exit;
 use crate::files::{self, MAX_DOCUMENT_BYTES, NamedPathPolicy, ReadError};
-use crate::heartbeat::{self, Beat, Health, WorkerSpec, WorkerView};
 use crate::output::{Diagnostics, Output, PathText, Ts};
 use crate::runstate::{self, RunState};
 use crate::scan::{self, Run};
@@ -383,7 +383,7 @@ pub fn for_each_worker(
         if beat_named && matches!(beat, Beat::Missing { .. }) {
             missing_paths.push(("heartbeat", beat_path));
         }
-        let mut view = heartbeat::health(&beat, config.now, &config.heartbeat);
+        let mut view = health::health(&beat, config.now, &config.heartbeat);
         let mut queue = |field: Option<&str>, file: &str, what: &'static str| {
             let (path, is_named) = named(field, file);
             let counted = count_queue_bounded(
@@ -421,7 +421,7 @@ pub fn for_each_worker(
             .name
             .str()
             .filter(|name| !name.is_empty() && *name != dir_name)
-            .map(|name| crate::text::preview(name, 128));
+            .map(|name| crate::core::text::preview(name, 128));
         if spec_name.is_some() {
             view.warnings.push("spec_name_mismatch".into());
         }
@@ -429,7 +429,7 @@ pub fn for_each_worker(
             spec_path,
             worker_id: dir_name.into_owned(),
             spec_name,
-            role: spec.role.str().map(|r| crate::text::preview(r, 128)),
+            role: spec.role.str().map(|r| crate::core::text::preview(r, 128)),
             view,
             inbox_count,
             outbox_count,
@@ -455,7 +455,7 @@ impl WorkerTally {
 
     pub fn fields(&self) -> Vec<(&'static str, u64)> {
         let mut fields = vec![("total", self.total)];
-        for (name, count) in heartbeat::HEALTHS.iter().zip(self.by_health) {
+        for (name, count) in health::HEALTHS.iter().zip(self.by_health) {
             fields.push((name, count));
         }
         fields
@@ -532,9 +532,9 @@ fn read_state(
             return (RunState::default(), None);
         }
     };
-    let workers = match state.section(heartbeat::STATE_SECTION) {
+    let workers = match state.section(health::STATE_SECTION) {
         None => None,
-        Some(section) => match heartbeat::parse_state(section) {
+        Some(section) => match health::parse_state(section) {
             Some(workers) => Some(workers),
             None => {
                 diag.error(
@@ -635,10 +635,10 @@ pub fn health_events_for_run(
             .map(|(_, health)| *health);
         let current = worker.view.health;
         tally.add(current);
-        if let Some(transition) = heartbeat::transition(before, current) {
-            let event_id = heartbeat::uuid_v4(crate::process::random_bytes());
-            let message = heartbeat::event_message(before, &worker.view);
-            lines.push(heartbeat::event_line(
+        if let Some(transition) = health::transition(before, current) {
+            let event_id = health::uuid_v4(crate::process::random_bytes());
+            let message = health::event_message(before, &worker.view);
+            lines.push(health::event_line(
                 &event_id,
                 &id,
                 now,
@@ -655,7 +655,7 @@ pub fn health_events_for_run(
                 kind: transition.kind(),
             });
         }
-        if let Some(health) = heartbeat::remembered(before, current) {
+        if let Some(health) = health::remembered(before, current) {
             next.push((worker.worker_id.clone(), health));
         }
         Ok(())
@@ -696,7 +696,7 @@ pub fn health_events_for_run(
     // The baseline changes only when a health did; a run without change rewrites nothing.
     let unchanged = !first_run && next == previous;
     if outcome == "appended" && !unchanged {
-        state.set_section(heartbeat::STATE_SECTION, heartbeat::render_state(&next));
+        state.set_section(health::STATE_SECTION, health::render_state(&next));
     }
     // Missing paths are remembered so that each is told on stderr once, when it appears.
     if !config.dry_run {

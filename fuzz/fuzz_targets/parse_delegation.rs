@@ -2,7 +2,7 @@
 //! a wrong type is a warning, never a failure of the document, and never a panic.
 #![no_main]
 
-use flatline::lifecycle::{self, ProcessFacts, Thresholds, Times};
+use flatline::core::lifecycle::{self, ProcessFacts, Thresholds, Times};
 use libfuzzer_sys::fuzz_target;
 
 const NOW: i64 = 1_795_334_400_000;

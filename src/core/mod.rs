@@ -2,3 +2,6 @@
 //! processes, the clock or the environment; the layers above read, call in here, and act.
 
 pub mod digest;
+pub mod health;
+pub mod lifecycle;
+pub mod text;

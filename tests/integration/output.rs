@@ -2,7 +2,7 @@
 //! never raw, bounded memory for text and tsv, and tables that say what they refer to.
 
 use crate::support::*;
-use flatline::text::is_dangerous;
+use flatline::core::text::is_dangerous;
 use serde_json::{Value, json};
 use std::ffi::OsStr;
 use std::path::Path;

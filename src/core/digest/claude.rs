@@ -3,7 +3,7 @@
 use super::line::Line;
 use super::stream::{Digester, assistant_preview, failure_preview};
 use super::verdict::Outcome;
-use crate::text::{PreviewBuilder, RAW_PREVIEW_MAX};
+use crate::core::text::{PreviewBuilder, RAW_PREVIEW_MAX};
 
 impl Digester {
     pub(super) fn claude_result(&mut self, line: &Line<'_>) {

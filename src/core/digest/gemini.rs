@@ -3,7 +3,7 @@
 use super::line::{Content, Line};
 use super::stream::{Digester, failure_preview};
 use super::verdict::Outcome;
-use crate::text::{ASSISTANT_PREVIEW_MAX, PreviewBuilder};
+use crate::core::text::{ASSISTANT_PREVIEW_MAX, PreviewBuilder};
 
 impl Digester {
     pub(super) fn gemini_result(&mut self, line: &Line<'_>) {

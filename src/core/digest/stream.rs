@@ -10,7 +10,7 @@ use super::line::{Content, Line, MessageField};
 use super::lines::{LineSink, LineSplitter, READ_CHUNK};
 use super::transport::{has_transport_failure, has_transport_failure_bytes};
 use super::verdict::{Outcome, Terminal};
-use crate::text::{ASSISTANT_PREVIEW_MAX, PreviewBuilder, RAW_PREVIEW_MAX};
+use crate::core::text::{ASSISTANT_PREVIEW_MAX, PreviewBuilder, RAW_PREVIEW_MAX};
 
 /// Longest line read from a stream; longer lines are skipped and counted (SPEC §1.3).
 pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
@@ -375,7 +375,7 @@ impl Digester {
         let Some(id) = id else { return };
         let clean = id
             .chars()
-            .filter(|&ch| !crate::text::is_dangerous(ch))
+            .filter(|&ch| !crate::core::text::is_dangerous(ch))
             .take(THREAD_ID_MAX);
         // Claude repeats its session id on every line: compare before allocating.
         if let Some(current) = &self.digest.thread_id
@@ -401,7 +401,7 @@ impl Digester {
             return false;
         }
         let mut usage = usage;
-        crate::text::strip_dangerous_json(&mut usage);
+        crate::core::text::strip_dangerous_json(&mut usage);
         self.digest.usage = Some(usage);
         true
     }
@@ -427,7 +427,7 @@ pub(super) fn assistant_preview(text: &str) -> PreviewBuilder {
 }
 
 pub(super) fn failure_preview(text: &str) -> Option<String> {
-    Some(crate::text::preview(text, RAW_PREVIEW_MAX)).filter(|text| !text.is_empty())
+    Some(crate::core::text::preview(text, RAW_PREVIEW_MAX)).filter(|text| !text.is_empty())
 }
 
 /// Measures compact JSON without keeping it, failing once past the limit.

@@ -1,7 +1,7 @@
 use super::lines::{LineSink, LineSplitter, READ_CHUNK, find_newline};
 use super::stream::{THREAD_ID_MAX, USAGE_MAX_BYTES};
 use super::*;
-use crate::text::{ASSISTANT_PREVIEW_MAX, RAW_PREVIEW_MAX};
+use crate::core::text::{ASSISTANT_PREVIEW_MAX, RAW_PREVIEW_MAX};
 use std::io::{self, Read};
 use std::path::Path;
 

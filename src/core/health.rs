@@ -1,4 +1,4 @@
-//! heartbeat: the pure health view of team-layout workers and their transitions (SPEC §5).
+//! health: the pure health view of team-layout workers and their transitions (SPEC §5).
 //!
 //! A worker rewrites its `heartbeat.json` every few seconds; its health is the age of the
 //! last heartbeat against two thresholds. Nothing here reads a file or a clock: the shell
@@ -73,7 +73,7 @@ impl Default for HeartbeatThresholds {
         HeartbeatThresholds {
             stale: DEFAULT_HEARTBEAT_STALE_MS,
             dead: DEFAULT_HEARTBEAT_DEAD_MS,
-            max_clock_skew: crate::lifecycle::DEFAULT_MAX_CLOCK_SKEW_MS,
+            max_clock_skew: crate::core::lifecycle::DEFAULT_MAX_CLOCK_SKEW_MS,
         }
     }
 }
@@ -167,8 +167,8 @@ pub fn health(beat: &Beat<'_>, now: Millis, thresholds: &HeartbeatThresholds) ->
     let status = parsed
         .as_ref()
         .and_then(|doc| doc.status.str())
-        .map(crate::text::escape_control)
-        .map(|text| crate::text::preview(&text, 64));
+        .map(crate::core::text::escape_control)
+        .map(|text| crate::core::text::preview(&text, 64));
     let stamped = parsed
         .as_ref()
         .and_then(|doc| doc.ts.str())
