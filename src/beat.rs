@@ -17,7 +17,7 @@ use std::path::Path;
 
 /// The heartbeat document: `{"status", "name", "ts"}`.
 pub fn render(status: &str, name: &str, now: clock::Millis) -> Vec<u8> {
-    crate::doc::render(&json!({
+    crate::model::render(&json!({
         "status": status,
         "name": name,
         "ts": clock::format_rfc3339(now),

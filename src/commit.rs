@@ -176,7 +176,7 @@ fn write_change_retrying<C: DocChange>(
         if let Err(ApplyError(error)) = change.apply(&mut value, now) {
             return Written::Failed { change, error };
         }
-        let new = crate::doc::render(&value);
+        let new = crate::model::render(&value);
         match store::replace_checked(target.dir, target.name, &expected, &new) {
             Ok(Replaced::Written) => {
                 return Written::Done {

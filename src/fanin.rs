@@ -14,9 +14,9 @@ use crate::clock::{self, Millis};
 use crate::commit::{self, ApplyError, DocChange, object_mut, ts};
 use crate::config::Config;
 use crate::core::lifecycle::{self, ChildStatus};
-use crate::doc::{self, Delegation};
 use crate::exit::Exit;
 use crate::files::{self, FileMeta, MAX_DOCUMENT_BYTES};
+use crate::model::{self, Delegation};
 use crate::output::{Diagnostics, Output, PathText, Ts};
 use crate::scan::{self, LazyHost, Run};
 use crate::stop::Stop;
@@ -594,7 +594,7 @@ pub fn read_cards(
             }
         };
         // What a card's rewrite could not keep is a problem before anything is decided on it.
-        if let Err(error) = doc::check_document(&buf) {
+        if let Err(error) = model::check_document(&buf) {
             diag.error(&path, &error.to_string(), Exit::FileProblem);
             continue;
         }
@@ -607,7 +607,7 @@ pub fn read_cards(
             Err(error) => {
                 diag.error(
                     &path,
-                    &doc::syntax_error(&buf, &error).to_string(),
+                    &model::syntax_error(&buf, &error).to_string(),
                     Exit::FileProblem,
                 );
                 continue;
@@ -756,7 +756,8 @@ pub fn fan_in_run(
                                     now,
                                     false,
                                     |current| {
-                                        doc::check_document(current).map_err(|e| e.to_string())?;
+                                        model::check_document(current)
+                                            .map_err(|e| e.to_string())?;
                                         let value: Value = serde_json::from_slice(current)
                                             .map_err(|e| e.to_string())?;
                                         Ok((CardDoc::of(&value).collapsed_at.is_none())

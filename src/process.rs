@@ -8,7 +8,7 @@
 //! nothing (`gone`) or cannot be told (`unverifiable`).
 
 use crate::clock::Millis;
-use crate::doc::{Field, Int};
+use crate::model::{Field, Int};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 

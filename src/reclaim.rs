@@ -12,8 +12,8 @@ use crate::commit::{
 };
 use crate::config::Config;
 use crate::core::lifecycle::{ProcessFacts, ReclaimState, State};
-use crate::doc::Int;
 use crate::exit::Exit;
+use crate::model::Int;
 use crate::output::{Diagnostics, Output, Ts};
 use crate::process::{self, Identity, Observation, OpenError, Pid, Sent, Signal, Target, Waited};
 use crate::refresh;
@@ -689,7 +689,7 @@ pub fn recheck(
             lifecycle_mut(object)
                 .map_err(|ApplyError(e)| e)?
                 .insert("last_progress_at".into(), ts(mtime.min(config.now)));
-            patched = crate::doc::render(&value);
+            patched = crate::model::render(&value);
             &patched[..]
         }
         None => bytes,
@@ -720,7 +720,7 @@ fn recorded_size(
     let mut value: Value =
         serde_json::from_slice(bytes).map_err(|error| format!("cannot rewrite: {error}"))?;
     apply(&mut value).map_err(|ApplyError(error)| error)?;
-    Ok(crate::doc::render(&value).len())
+    Ok(crate::model::render(&value).len())
 }
 
 /// `last_look`, reported: a dropped target gets its `skipped` action record (and, when its
@@ -2036,7 +2036,7 @@ fn print_plan_document(output: Output, diag: &mut Diagnostics) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::doc::Field;
+    use crate::model::Field;
     use crate::process::{InvalidPid, test_host};
 
     fn checked(identity: Identity, uid: u32) -> ProcessFacts {

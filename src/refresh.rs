@@ -13,9 +13,9 @@ use crate::commit::{
 use crate::config::Config;
 use crate::core::digest::{self as events, Digest, Outcome, Verdict};
 use crate::core::lifecycle::{self, ProcessFacts, StreamInode, Times};
-use crate::doc::Delegation;
 use crate::exit::Exit;
 use crate::files::{self, NamedPathPolicy, ReadError, RunRoot};
+use crate::model::Delegation;
 use crate::output::{Diagnostics, Output, Ts};
 use crate::process::{self, Fingerprint, Identity};
 use crate::scan::{self, LazyHost, Run};
@@ -1372,14 +1372,15 @@ mod tests {
         assert!(!safe_id("a/b"));
         assert!(!safe_id(""));
         assert!(!safe_id(&"x".repeat(129)));
-        let doc = crate::doc::parse_delegation(br#"{"delegation_id":"../../etc/passwd"}"#).unwrap();
+        let doc =
+            crate::model::parse_delegation(br#"{"delegation_id":"../../etc/passwd"}"#).unwrap();
         assert_eq!(stream_path(&doc), None);
-        let doc = crate::doc::parse_delegation(br#"{"delegation_id":"d1"}"#).unwrap();
+        let doc = crate::model::parse_delegation(br#"{"delegation_id":"d1"}"#).unwrap();
         assert_eq!(
             stream_path(&doc),
             Some(PathBuf::from("raw-events/d1.jsonl"))
         );
-        let doc = crate::doc::parse_delegation(
+        let doc = crate::model::parse_delegation(
             br#"{"delegation_id":"d1","worker_launch_evidence":{"raw_events_file":"/abs/s.jsonl"}}"#,
         )
         .unwrap();

@@ -95,7 +95,7 @@ impl RunState {
         sections
             .entry("schema_version")
             .or_insert_with(|| Value::from(1));
-        crate::doc::render(&Value::Object(sections))
+        crate::model::render(&Value::Object(sections))
     }
 
     /// Writes the state atomically when a section changed; a run that changed nothing

@@ -9,11 +9,11 @@ use crate::config::Config;
 use crate::core::lifecycle::{
     self, ChildStatus, ProcessFacts, StreamFacts, StreamInode, Times, View,
 };
-use crate::doc::{self, Delegation, DocError};
 use crate::exit::Exit;
 use crate::files::{
     self, Dir, Entry, FileMeta, MAX_DOCUMENT_BYTES, NamedPathPolicy, ReadError, RunRoot,
 };
+use crate::model::{self, Delegation, DocError};
 use crate::output::Diagnostics;
 use crate::process::{self, Host, Observation};
 use crate::stop::Stop;
@@ -263,7 +263,7 @@ fn stream_mtime(doc: &Delegation<'_>, host: &LazyHost) -> Option<crate::clock::M
 /// What the process of a delegation looks like now (SPEC §3.1). Only running, unreclaimed
 /// delegations are looked at; the others get `NotChecked`.
 pub fn process_facts(
-    lifecycle: Option<&crate::doc::Lifecycle<'_>>,
+    lifecycle: Option<&crate::model::Lifecycle<'_>>,
     child_status: ChildStatus,
     reclaimed: bool,
     evidence: &mut dyn FnMut(Observation) -> process::Evidence,
@@ -279,7 +279,7 @@ pub fn process_facts(
         None => return ProcessFacts::NoPid,
     };
     let host = match raw {
-        crate::doc::Field::Absent | crate::doc::Field::Null => return ProcessFacts::NoPid,
+        crate::model::Field::Absent | crate::model::Field::Null => return ProcessFacts::NoPid,
         _ => host.get(),
     };
     let pid = match process::validate(raw, host) {
@@ -380,7 +380,7 @@ fn inspect_with<R>(
     stream: impl FnOnce(&Delegation<'_>, &ProcessFacts) -> StreamFacts,
     f: impl FnOnce(&Delegation<'_>, &Times, &ProcessFacts, &View<'_>) -> R,
 ) -> Result<R, DocError> {
-    let delegation = doc::parse_delegation(bytes)?;
+    let delegation = model::parse_delegation(bytes)?;
     let lifecycle = delegation.worker_lifecycle.value();
     let times = Times::of(lifecycle);
     let policy = config.identity;
@@ -610,7 +610,7 @@ fn stream_facts_ahead(
             plan.push(None);
             continue;
         };
-        let Ok(doc) = doc::parse_delegation(bytes) else {
+        let Ok(doc) = model::parse_delegation(bytes) else {
             plan.push(None);
             continue;
         };

@@ -5,9 +5,9 @@
 
 use crate::config::Config;
 use crate::core::lifecycle::{Tally, View};
-use crate::doc::Int;
 use crate::exit::Exit;
 use crate::files;
+use crate::model::Int;
 use crate::output::{Diagnostics, JsonWriter, Metrics, Output, PathText, Ts, WriteJson};
 use crate::scan::{self, LazyHost};
 use crate::stop::Stop;

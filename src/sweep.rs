@@ -1100,7 +1100,7 @@ fn in_memory(bytes: &[u8], change: &refresh::Change, now: i64) -> Result<Vec<u8>
     let mut value: Value =
         serde_json::from_slice(bytes).map_err(|e| format!("cannot rewrite: {e}"))?;
     change.apply(&mut value, now).map_err(|ApplyError(e)| e)?;
-    Ok(crate::doc::render(&value))
+    Ok(crate::model::render(&value))
 }
 
 /// Looks at a document as refresh leaves it (in memory) for reclaim and fan-in.
@@ -1110,7 +1110,7 @@ fn look(
     host: &LazyHost,
     owner: u32,
     seen: &mut RunMetrics,
-) -> Result<After, crate::doc::DocError> {
+) -> Result<After, crate::model::DocError> {
     scan::inspect(bytes, config, host, |doc, _, facts, view| {
         seen.add(view);
         after_of(doc, facts, view, owner, config)
@@ -1148,7 +1148,7 @@ fn surely_counts(member: &Member, card: Option<&CardFile>) -> bool {
 }
 
 fn after_of(
-    doc: &crate::doc::Delegation<'_>,
+    doc: &crate::model::Delegation<'_>,
     facts: &crate::core::lifecycle::ProcessFacts,
     view: &crate::core::lifecycle::View<'_>,
     owner: u32,

@@ -9,9 +9,9 @@
 use crate::clock::Millis;
 use crate::config::Config;
 use crate::core::health::{self, Beat, Health, WorkerSpec, WorkerView};
-use crate::doc;
 use crate::exit::Exit;
 use crate::files::{self, MAX_DOCUMENT_BYTES, NamedPathPolicy, ReadError};
+use crate::model;
 use crate::output::{Diagnostics, Output, PathText, Ts};
 use crate::runstate::{self, RunState};
 use crate::scan::{self, Run};
@@ -342,7 +342,7 @@ pub fn for_each_worker(
                 continue;
             }
         };
-        let spec: WorkerSpec<'_> = match doc::parse_object(&spec_buf) {
+        let spec: WorkerSpec<'_> = match model::parse_object(&spec_buf) {
             Ok(spec) => spec,
             Err(error) => {
                 diag.error(&spec_path, &error.to_string(), Exit::FileProblem);

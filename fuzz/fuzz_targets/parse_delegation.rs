@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 const NOW: i64 = 1_795_334_400_000;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(doc) = flatline::doc::parse_delegation(data) else {
+    let Ok(doc) = flatline::model::parse_delegation(data) else {
         return;
     };
     let mut wrong = Vec::new();

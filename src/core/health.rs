@@ -5,7 +5,7 @@
 //! hands in what it read (the heartbeat's bytes and mtime, the spec's mtime) and `now`.
 
 use crate::clock::{self, Millis};
-use crate::doc::{self, Text};
+use crate::model::{self, Text};
 use serde_json::{Value, json};
 use std::borrow::Cow;
 
@@ -78,7 +78,7 @@ impl Default for HeartbeatThresholds {
     }
 }
 
-crate::doc::lenient_object! {
+crate::model::lenient_object! {
     /// `workers/<name>/worker-spec.json`: the fields flatline reads.
     pub struct WorkerSpec<'de> {
         name: Text<'de> = "name",
@@ -89,7 +89,7 @@ crate::doc::lenient_object! {
     }
 }
 
-crate::doc::lenient_object! {
+crate::model::lenient_object! {
     /// A heartbeat document: `{"status", "name", "ts"}`.
     pub struct HeartbeatDoc<'de> {
         status: Text<'de> = "status",
@@ -163,7 +163,7 @@ pub fn health(beat: &Beat<'_>, now: Millis, thresholds: &HeartbeatThresholds) ->
         }
         Beat::Read { bytes, mtime_ms } => (*bytes, *mtime_ms),
     };
-    let parsed: Option<HeartbeatDoc<'_>> = doc::parse_object(bytes).ok();
+    let parsed: Option<HeartbeatDoc<'_>> = model::parse_object(bytes).ok();
     let status = parsed
         .as_ref()
         .and_then(|doc| doc.status.str())

@@ -5,7 +5,7 @@
 //! view, which is what the unit tests below pin down with fixed instants.
 
 use crate::clock::{self, Millis};
-use crate::doc::{Delegation, Field, Int, Lifecycle, Text};
+use crate::model::{Delegation, Field, Int, Lifecycle, Text};
 use crate::process::{self, Evidence, Fingerprint, Identity, InvalidPid, Observation, Pid};
 use std::borrow::Cow;
 
@@ -1182,7 +1182,7 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::doc::parse_delegation;
+    use crate::model::parse_delegation;
     use crate::process::test_host;
 
     const NOW: Millis = 1_795_334_400_000; // 2026-11-22T08:00:00.000Z
