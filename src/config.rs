@@ -50,7 +50,7 @@ pub struct Config {
     /// `--allow-nested-pidns`: signal workers of non-root documents in nested namespaces.
     pub allow_nested_pidns: bool,
     /// `--identity-slack` and `--max-spawn-delay` (SPEC §3.1).
-    pub identity: crate::process::WindowPolicy,
+    pub identity: crate::core::identity::WindowPolicy,
     pub heartbeat: HeartbeatThresholds,
     pub run_id: Option<String>,
     /// beat: what to write and how often.
@@ -208,13 +208,13 @@ pub fn resolve(
         only_process: low.only_process,
         allow_foreign_uid: low.allow_foreign_uid,
         allow_nested_pidns: low.allow_nested_pidns,
-        identity: crate::process::WindowPolicy {
+        identity: crate::core::identity::WindowPolicy {
             slack: low
                 .identity_slack
-                .unwrap_or(crate::process::DEFAULT_IDENTITY_SLACK_MS),
+                .unwrap_or(crate::core::identity::DEFAULT_IDENTITY_SLACK_MS),
             max_spawn_delay: low
                 .max_spawn_delay
-                .unwrap_or(crate::process::DEFAULT_MAX_SPAWN_DELAY_MS),
+                .unwrap_or(crate::core::identity::DEFAULT_MAX_SPAWN_DELAY_MS),
         },
         heartbeat,
         run_id: low.run_id,

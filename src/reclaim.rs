@@ -11,11 +11,12 @@ use crate::commit::{
     self, ApplyError, DocChange, Place, Written, lifecycle_mut, object_mut, set_status, ts,
 };
 use crate::config::Config;
+use crate::core::identity::{self, Identity, Observation, Pid};
 use crate::core::lifecycle::{ProcessFacts, ReclaimState, State};
 use crate::exit::Exit;
 use crate::model::Int;
 use crate::output::{Diagnostics, Output, Ts};
-use crate::process::{self, Identity, Observation, OpenError, Pid, Sent, Signal, Target, Waited};
+use crate::process::{self, OpenError, Sent, Signal, Target, Waited};
 use crate::refresh;
 use crate::runstate::RunState as StateDoc;
 use crate::scan::{self, LazyHost, Listing, Run};
@@ -444,7 +445,7 @@ impl Kill {
         table: &[process::ProcEntry],
         roots: &[(i32, u64)],
         config: &Config,
-        host: &process::Host,
+        host: &identity::Host,
         budget: &mut u64,
         signal: Option<Signal>,
     ) -> usize {
@@ -459,7 +460,7 @@ impl Kill {
                     continue;
                 }
                 // Never flatline itself or one of its ancestors, never pid 0 or 1.
-                let Ok(pid) = process::validate_found(entry.pid, host) else {
+                let Ok(pid) = identity::validate_found(entry.pid, host) else {
                     continue;
                 };
                 let allowed = process::real_uid(pid)
@@ -940,7 +941,7 @@ fn read_notes(state_dir: &crate::files::Dir) -> Result<(StateDoc, Vec<Noted>), S
 }
 
 /// Reads the ledger of a run whose lock is held.
-pub fn load_ledger(lock: &RunLock, host: &process::Host) -> Result<Ledger, String> {
+pub fn load_ledger(lock: &RunLock, host: &identity::Host) -> Result<Ledger, String> {
     let (_, notes) = read_notes(lock.state_dir())?;
     Ok(classify(
         notes,
@@ -1449,7 +1450,7 @@ impl DryRunTarget {
         &mut self,
         table: &[process::ProcEntry],
         config: &Config,
-        host: &process::Host,
+        host: &identity::Host,
     ) {
         let Some((pid, start_ticks, owner)) = self.signal else {
             return;
@@ -1462,7 +1463,7 @@ impl DryRunTarget {
             if entry.exited {
                 continue;
             }
-            match process::validate_found(entry.pid, host) {
+            match identity::validate_found(entry.pid, host) {
                 Ok(found)
                     if process::real_uid(found)
                         .is_some_and(|uid| uid_allowed(uid, owner, config.allow_foreign_uid)) =>
@@ -1613,7 +1614,7 @@ fn finalize(
 pub fn signal_all(
     pending: &mut [&mut Kill],
     config: &Config,
-    host: &process::Host,
+    host: &identity::Host,
     stop: &Stop,
 ) -> Result<(), Exit> {
     let mut budget = process::raise_descriptor_limit();
@@ -1720,7 +1721,7 @@ fn freeze_and_resnapshot(
     pending: &mut [&mut Kill],
     exited: &mut [Vec<bool>],
     config: &Config,
-    host: &process::Host,
+    host: &identity::Host,
     budget: &mut u64,
 ) {
     for (target, flags) in pending.iter().zip(exited.iter()) {
@@ -2036,11 +2037,11 @@ fn print_plan_document(output: Output, diag: &mut Diagnostics) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::identity::{InvalidPid, test_host};
     use crate::model::Field;
-    use crate::process::{InvalidPid, test_host};
 
     fn checked(identity: Identity, uid: u32) -> ProcessFacts {
-        let pid = process::validate(&Field::Value(4242), &test_host())
+        let pid = identity::validate(&Field::Value(4242), &test_host())
             .unwrap()
             .unwrap();
         ProcessFacts::Checked {
@@ -2316,7 +2317,7 @@ mod tests {
 
     #[test]
     fn triage_signals_only_verified_processes_of_the_right_user() {
-        let pid = process::validate(&Field::Value(4242), &test_host())
+        let pid = identity::validate(&Field::Value(4242), &test_host())
             .unwrap()
             .unwrap();
         assert_eq!(

@@ -12,12 +12,12 @@ use crate::commit::{
 };
 use crate::config::Config;
 use crate::core::digest::{self as events, Digest, Outcome, Verdict};
+use crate::core::identity::{self, Fingerprint, Identity};
 use crate::core::lifecycle::{self, ProcessFacts, StreamInode, Times};
 use crate::exit::Exit;
 use crate::files::{self, NamedPathPolicy, ReadError, RunRoot};
 use crate::model::Delegation;
 use crate::output::{Diagnostics, Output, Ts};
-use crate::process::{self, Fingerprint, Identity};
 use crate::scan::{self, LazyHost, Run};
 use serde_json::{Map, Value, json};
 use std::cell::{Cell, RefCell};
@@ -141,7 +141,7 @@ fn progress_at(times: &Times, mtime_ms: Millis, now: Millis) -> Option<Millis> {
 pub fn fingerprint_to_stamp(
     doc: &Delegation<'_>,
     facts: &ProcessFacts,
-    host: &process::Host,
+    host: &identity::Host,
 ) -> Option<Fingerprint> {
     let ProcessFacts::Checked {
         identity: Identity::Verified,
@@ -153,7 +153,7 @@ pub fn fingerprint_to_stamp(
     };
     match lifecycle::recorded_fingerprint(doc.worker_lifecycle.value()) {
         Ok(Some(_)) => None,
-        _ => process::fingerprint_of(*observation, host),
+        _ => identity::fingerprint_of(*observation, host),
     }
 }
 

@@ -6,6 +6,7 @@
 //! `*.result.json` are skipped; each document is read once into a reused buffer.
 
 use crate::config::Config;
+use crate::core::identity::{self, Host, Observation};
 use crate::core::lifecycle::{
     self, ChildStatus, ProcessFacts, StreamFacts, StreamInode, Times, View,
 };
@@ -15,7 +16,7 @@ use crate::files::{
 };
 use crate::model::{self, Delegation, DocError};
 use crate::output::Diagnostics;
-use crate::process::{self, Host, Observation};
+use crate::process;
 use crate::stop::Stop;
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashSet;
@@ -194,14 +195,14 @@ fn prepare_identity(run: &Run, config: &Config, host: &LazyHost, diag: &mut Diag
         Some(Err(_)) | None => (crate::runstate::RunState::default(), false),
     };
     let real_now = crate::clock::now_ms();
-    let clock = process::note_clock(
+    let clock = identity::note_clock(
         state.section(CLOCK_SECTION),
         process::boot_epoch_ms(),
         real_now,
         config.identity.slack,
     );
     let own_ns = process::own_pid_ns();
-    let (ns_section, foreign_pid_ns) = process::note_pid_ns(state.section(PID_NS_SECTION), own_ns);
+    let (ns_section, foreign_pid_ns) = identity::note_pid_ns(state.section(PID_NS_SECTION), own_ns);
     if foreign_pid_ns {
         diag.warning(
             &run.path,
@@ -266,8 +267,8 @@ pub fn process_facts(
     lifecycle: Option<&crate::model::Lifecycle<'_>>,
     child_status: ChildStatus,
     reclaimed: bool,
-    evidence: &mut dyn FnMut(Observation) -> process::Evidence,
-    policy: process::WindowPolicy,
+    evidence: &mut dyn FnMut(Observation) -> identity::Evidence,
+    policy: identity::WindowPolicy,
     host: &LazyHost,
     want_uid: bool,
 ) -> ProcessFacts {
@@ -282,7 +283,7 @@ pub fn process_facts(
         crate::model::Field::Absent | crate::model::Field::Null => return ProcessFacts::NoPid,
         _ => host.get(),
     };
-    let pid = match process::validate(raw, host) {
+    let pid = match identity::validate(raw, host) {
         None => return ProcessFacts::NoPid,
         Some(Err(invalid)) => return ProcessFacts::Invalid(invalid),
         Some(Ok(pid)) => pid,
@@ -290,10 +291,10 @@ pub fn process_facts(
     let observation = process::observe(pid, host, want_uid);
     match observation {
         Observation::NotThreadGroupLeader => {
-            return ProcessFacts::Invalid(process::InvalidPid::NotThreadGroupLeader);
+            return ProcessFacts::Invalid(identity::InvalidPid::NotThreadGroupLeader);
         }
         Observation::KernelThread => {
-            return ProcessFacts::Invalid(process::InvalidPid::KernelThread);
+            return ProcessFacts::Invalid(identity::InvalidPid::KernelThread);
         }
         _ => {}
     }
@@ -301,7 +302,7 @@ pub fn process_facts(
         .ok()
         .flatten();
     let evidence = evidence(observation);
-    let identity = process::identify(observation, evidence, fingerprint.as_ref(), host, policy);
+    let identity = identity::identify(observation, evidence, fingerprint.as_ref(), host, policy);
     ProcessFacts::Checked {
         pid,
         observation,
@@ -400,7 +401,7 @@ fn inspect_with<R>(
             context.newly_foreign = true;
         }
     }
-    let mut used: Option<process::Evidence> = None;
+    let mut used: Option<identity::Evidence> = None;
     let mut evidence = |observation: Observation| {
         let mut evidence = times.evidence(lifecycle);
         {
@@ -419,8 +420,8 @@ fn inspect_with<R>(
         // The stream is stated only when it can decide: a live process that started well
         // after the window (`reused` needs the stream written before that start).
         if let (Observation::Alive { start_ms, .. }, Some(window)) =
-            (observation, process::window(&evidence, policy))
-            && start_ms > window.upper.saturating_add(process::REUSE_MARGIN_MS)
+            (observation, identity::window(&evidence, policy))
+            && start_ms > window.upper.saturating_add(identity::REUSE_MARGIN_MS)
         {
             evidence.stream_mtime = stream_mtime(&delegation, host);
         }
@@ -458,7 +459,7 @@ fn inspect_with<R>(
         if evidence.clock_stepped && !view.warnings.contains(&lifecycle::Warning::ClockStep) {
             view.warnings.push(lifecycle::Warning::ClockStep);
         }
-        if process::window(&evidence, policy).is_some_and(|w| w.launch_after_start) {
+        if identity::window(&evidence, policy).is_some_and(|w| w.launch_after_start) {
             view.warnings.push(lifecycle::Warning::LaunchAfterStart);
         }
     }

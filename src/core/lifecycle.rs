@@ -5,8 +5,8 @@
 //! view, which is what the unit tests below pin down with fixed instants.
 
 use crate::clock::{self, Millis};
+use crate::core::identity::{self, Evidence, Fingerprint, Identity, InvalidPid, Observation, Pid};
 use crate::model::{Delegation, Field, Int, Lifecycle, Text};
-use crate::process::{self, Evidence, Fingerprint, Identity, InvalidPid, Observation, Pid};
 use std::borrow::Cow;
 
 /// Every state a delegation can be in, as printed and as `--state` takes them.
@@ -430,7 +430,7 @@ pub fn anchor_of_texts(
     last_progress_at: Option<&str>,
 ) -> Option<(Millis, Millis)> {
     let signs = [
-        (process_started_at, process::PROCESS_STARTED_EARLY_MS),
+        (process_started_at, identity::PROCESS_STARTED_EARLY_MS),
         (started_at, 0),
         (last_progress_at, 0),
     ];
@@ -1182,8 +1182,8 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::identity::test_host;
     use crate::model::parse_delegation;
-    use crate::process::test_host;
 
     const NOW: Millis = 1_795_334_400_000; // 2026-11-22T08:00:00.000Z
 
@@ -1355,8 +1355,8 @@ mod tests {
             assert_eq!(state, State::RunningActive, "{evidence}");
         }
         // So does a verified process.
-        let host = crate::process::test_host();
-        let pid = crate::process::validate_found(4242, &host).unwrap();
+        let host = crate::core::identity::test_host();
+        let pid = crate::core::identity::validate_found(4242, &host).unwrap();
         let verified = ProcessFacts::Checked {
             pid,
             observation: Observation::Exited,
@@ -1584,7 +1584,7 @@ mod tests {
     #[test]
     fn a_gone_process_means_finalize() {
         let host = test_host();
-        let pid = crate::process::validate(&Field::Value(4242), &host)
+        let pid = crate::core::identity::validate(&Field::Value(4242), &host)
             .unwrap()
             .unwrap();
         let facts = ProcessFacts::Checked {

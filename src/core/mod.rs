@@ -3,5 +3,6 @@
 
 pub mod digest;
 pub mod health;
+pub mod identity;
 pub mod lifecycle;
 pub mod text;
