@@ -83,6 +83,8 @@ pub struct Stat {
     pub ppid: i32,
     /// The kernel's per-process flags (field 9).
     pub flags: u64,
+    /// Threads of the thread group still counted (field 20).
+    pub threads: u64,
     pub start_ticks: u64,
 }
 
@@ -90,9 +92,16 @@ pub struct Stat {
 const PF_KTHREAD: u64 = 0x0020_0000;
 
 impl Stat {
-    /// Zombie (Z) or dead (X): the process has exited, only its entry remains.
+    /// Dead (X), or a zombie (Z) alone in its thread group: the process has exited, only its
+    /// entry remains. A thread-group leader that called `pthread_exit` is a zombie while its
+    /// other threads still run: that process is alive (it can be signalled, and its pidfd
+    /// becomes readable only when the last thread exits).
     pub fn exited(&self) -> bool {
-        matches!(self.state, b'Z' | b'X' | b'x')
+        match self.state {
+            b'X' | b'x' => true,
+            b'Z' => self.threads <= 1,
+            _ => false,
+        }
     }
 
     /// A kernel thread: never a worker, never signalled.
@@ -118,6 +127,7 @@ pub fn parse_stat(text: &[u8]) -> Option<Stat> {
         state: fields[0].bytes().next()?,
         ppid: fields[1].parse().ok()?,
         flags: fields[6].parse().ok()?,
+        threads: fields[17].parse().ok()?,
         start_ticks: fields[19].parse().ok()?,
     })
 }
@@ -815,6 +825,15 @@ mod tests {
         assert_eq!(stat.start_ticks, 987_654);
         let zombie = b"5 (z) Z 1 5 5 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 42 0 0";
         assert!(parse_stat(zombie).unwrap().exited());
+        // A leader that called pthread_exit while 2 other threads run: alive.
+        let leader = b"5 (z) Z 1 5 5 0 -1 0 0 0 0 0 0 0 0 0 20 0 3 0 42 0 0";
+        assert_eq!(parse_stat(leader).unwrap().threads, 3);
+        assert!(!parse_stat(leader).unwrap().exited());
+        assert!(
+            parse_stat(b"5 (z) X 1 5 5 0 -1 0 0 0 0 0 0 0 0 0 20 0 3 0 42 0 0")
+                .unwrap()
+                .exited()
+        );
         assert_eq!(parse_stat(b"garbage"), None);
         assert_eq!(parse_stat(b"1 (x) S 1"), None);
     }

@@ -330,7 +330,17 @@ pub fn temp_name(name: &OsStr) -> OsString {
     OsString::from_vec(temp)
 }
 
-/// Whether `name` has the shape of `temp_name` for some file name and some pid.
+/// The temp name with a random part, when `temp_name` is taken (see `TempFile::create`).
+fn random_temp_name(name: &OsStr, random: &str) -> OsString {
+    let mut temp = Vec::with_capacity(name.len() + 48);
+    temp.push(b'.');
+    temp.extend_from_slice(name.as_bytes());
+    temp.extend_from_slice(format!(".flatline.{}.{random}.tmp", std::process::id()).as_bytes());
+    OsString::from_vec(temp)
+}
+
+/// Whether `name` has the shape of `temp_name` (or its random form) for some file name and
+/// some pid.
 pub fn is_temp_name(name: &OsStr) -> bool {
     let bytes = name.as_bytes();
     let Some(inner) = bytes
@@ -343,8 +353,15 @@ pub fn is_temp_name(name: &OsStr) -> bool {
     let Some(at) = inner.windows(MARK.len()).rposition(|window| window == MARK) else {
         return false;
     };
-    let pid = &inner[at + MARK.len()..];
-    at > 0 && !pid.is_empty() && pid.iter().all(u8::is_ascii_digit)
+    let tail = &inner[at + MARK.len()..];
+    let (pid, random) = match tail.iter().position(|&b| b == b'.') {
+        Some(dot) => (&tail[..dot], Some(&tail[dot + 1..])),
+        None => (tail, None),
+    };
+    at > 0
+        && !pid.is_empty()
+        && pid.iter().all(u8::is_ascii_digit)
+        && random.is_none_or(|r| r.len() == 16 && r.iter().all(u8::is_ascii_hexdigit))
 }
 
 /// Why the run lock could not be taken.
@@ -1124,16 +1141,28 @@ struct TempFile<'a> {
 }
 
 impl<'a> TempFile<'a> {
-    /// Creates `.<name>.flatline.<pid>.tmp` with O_EXCL. A file already there can only be a
-    /// leftover of a crashed flatline whose pid was recycled: it is removed once.
+    /// Creates `.<name>.flatline.<pid>.tmp` with O_EXCL. A file already there is a leftover
+    /// of a crashed flatline whose pid was recycled, or a trap: the name is predictable, and a
+    /// writer of the directory may plant a directory or a FIFO there to make every write fail
+    /// (a reclaim record that never lands). A regular file is removed once; whatever cannot
+    /// be removed is left alone, and a name with a random part is taken instead.
     fn create(dir: &'a Dir, name: &OsStr) -> Result<TempFile<'a>, StoreError> {
         let temp = entry_name(&temp_name(name))?;
-        let fd = match files::openat(dir.fd(), &temp, TEMP_FLAGS, TEMP_MODE) {
+        let first = match files::openat(dir.fd(), &temp, TEMP_FLAGS, TEMP_MODE) {
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-                unlinkat(dir.fd(), &temp)?;
-                files::openat(dir.fd(), &temp, TEMP_FLAGS, TEMP_MODE)?
+                match unlinkat(dir.fd(), &temp) {
+                    Ok(()) => files::openat(dir.fd(), &temp, TEMP_FLAGS, TEMP_MODE),
+                    Err(_) => Err(error),
+                }
             }
-            other => other?,
+            other => other,
+        };
+        let (temp, fd) = match first {
+            Ok(fd) => (temp, fd),
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                Self::create_random(dir, name)?
+            }
+            Err(error) => return Err(error.into()),
         };
         Ok(TempFile {
             dir,
@@ -1141,6 +1170,25 @@ impl<'a> TempFile<'a> {
             file: File::from(fd),
             renamed: false,
         })
+    }
+
+    /// `.<name>.flatline.<pid>.<random>.tmp`, for when the plain temp name is taken by
+    /// something flatline cannot remove.
+    fn create_random(dir: &Dir, name: &OsStr) -> Result<(CString, OwnedFd), StoreError> {
+        let mut last = io::Error::from(io::ErrorKind::AlreadyExists);
+        for _ in 0..8 {
+            let random: String = crate::process::random_bytes()[..8]
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect();
+            let temp = entry_name(&random_temp_name(name, &random))?;
+            match files::openat(dir.fd(), &temp, TEMP_FLAGS, TEMP_MODE) {
+                Ok(fd) => return Ok((temp, fd)),
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => last = error,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(last.into())
     }
 
     /// Gives the temp file the original's owner, group and mode, and checks they stuck.
@@ -2282,6 +2330,36 @@ mod tests {
         assert!(!is_temp_name(name(".flatline.1.tmp")));
         assert!(!is_temp_name(name("d1.json.flatline.1.tmp")));
         assert!(!is_temp_name(name(".d1.json.flatline.1.tmp.x")));
+        let random = random_temp_name(name("d1.json"), "0123456789abcdef");
+        assert!(is_temp_name(&random));
+        assert!(!is_temp_name(name(".d1.json.flatline.1.xyz.tmp")));
+    }
+
+    /// A writer of the directory plants what flatline cannot remove (a non-empty directory,
+    /// a FIFO) at the predictable temp name: the write still lands, through a random name,
+    /// and the trap is left as it was.
+    #[test]
+    fn a_trap_at_the_temp_name_does_not_stop_the_write() {
+        let scratch = Scratch::new("trap");
+        let dir = scratch.dir();
+        std::fs::write(scratch.path().join("d.json"), b"{}\n").unwrap();
+        let trap = scratch.path().join(temp_name(name("d.json")));
+        std::fs::create_dir(&trap).unwrap();
+        std::fs::write(trap.join("inside"), b"x").unwrap();
+        write_atomic(&dir, name("d.json"), b"{\"a\":1}\n", 0o644).unwrap();
+        assert_eq!(
+            std::fs::read(scratch.path().join("d.json")).unwrap(),
+            b"{\"a\":1}\n"
+        );
+        assert!(trap.join("inside").exists(), "the trap is left alone");
+        let temps: Vec<String> = scratch
+            .names()
+            .into_iter()
+            .filter(|n| {
+                is_temp_name(OsStr::new(n)) && *n != trap.file_name().unwrap().to_string_lossy()
+            })
+            .collect();
+        assert!(temps.is_empty(), "{temps:?}");
     }
 
     #[test]

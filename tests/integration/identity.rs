@@ -563,3 +563,62 @@ fn a_fingerprint_from_another_namespace_makes_the_window_unverifiable() {
     let out = live_status(&run);
     assert_eq!(out.by_id("b-window")["process_identity"], "verified");
 }
+
+/// A thread-group leader that called `pthread_exit` shows state Z while its other thread
+/// runs: the process is alive, not gone (a verdict of `gone` would finalize a running worker
+/// and let it escape reclaim).
+#[test]
+fn a_zombie_leader_with_a_live_thread_is_alive() {
+    if !have("cc") {
+        eprintln!("SKIPPED: needs a C compiler (cc)");
+        return;
+    }
+    let scratch = TempDir::new("zleader");
+    let source = scratch.join("zleader.c");
+    std::fs::write(
+        &source,
+        "#include <pthread.h>\n#include <unistd.h>\n\
+         static void *work(void *a) { (void)a; for (;;) sleep(1000); return 0; }\n\
+         int main(void) { pthread_t t; pthread_create(&t, 0, work, 0); pthread_exit(0); }\n",
+    )
+    .unwrap();
+    let program = scratch.join("zleader");
+    let built = std::process::Command::new("cc")
+        .arg("-pthread")
+        .arg("-o")
+        .arg(&program)
+        .arg(&source)
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let now = real_now_ms();
+    let child = Proc::spawn(program.to_str().unwrap(), &[]);
+    // Wait until the leader has exited (state Z) while its thread runs on.
+    let stat_path = format!("/proc/{}/stat", child.pid());
+    let zombie_leader = (0..200).any(|_| {
+        let stat = std::fs::read_to_string(&stat_path).unwrap_or_default();
+        let state = stat[stat.rfind(')').map_or(0, |i| i + 2)..].chars().next();
+        if state == Some('Z') {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        false
+    });
+    assert!(zombie_leader, "the leader never became a zombie");
+    let run = Run::new();
+    run.delegation(
+        "z",
+        &running_pid(
+            "z",
+            json!(child.pid()),
+            json!({"launch_requested_at": rfc3339(now - 1_000), "started_at": rfc3339(now),
+                   "process_started_at": rfc3339(now), "last_progress_at": rfc3339(now)}),
+        ),
+    );
+    let out = live_status(&run);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_fields(
+        &out.by_id("z"),
+        json!({"process_alive": true, "process_identity": "verified", "next_action": "await_worker"}),
+    );
+}
