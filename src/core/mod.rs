@@ -6,3 +6,6 @@ pub mod health;
 pub mod identity;
 pub mod lifecycle;
 pub mod text;
+
+#[cfg(test)]
+mod purity;

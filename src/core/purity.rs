@@ -1,0 +1,146 @@
+//! The purity rule, executable: no file under `core/` or `model/` names a module of the
+//! layers above them (`sys`, `fs`, `proc`, `shell`, `output`, `cmd`, `cli`) or one of the
+//! flat modules that still do I/O. A new file under `core/` or `model/` must be listed in
+//! `SOURCES`, which a second test checks against the directories.
+
+/// Every source file under `core/` and `model/`, as compiled into this test.
+const SOURCES: &[(&str, &str)] = &[
+    ("core/mod.rs", include_str!("mod.rs")),
+    ("core/purity.rs", include_str!("purity.rs")),
+    ("core/health.rs", include_str!("health.rs")),
+    ("core/identity.rs", include_str!("identity.rs")),
+    ("core/lifecycle.rs", include_str!("lifecycle.rs")),
+    ("core/text.rs", include_str!("text.rs")),
+    ("core/digest/mod.rs", include_str!("digest/mod.rs")),
+    ("core/digest/claude.rs", include_str!("digest/claude.rs")),
+    ("core/digest/codex.rs", include_str!("digest/codex.rs")),
+    (
+        "core/digest/codex_legacy.rs",
+        include_str!("digest/codex_legacy.rs"),
+    ),
+    ("core/digest/format.rs", include_str!("digest/format.rs")),
+    ("core/digest/gemini.rs", include_str!("digest/gemini.rs")),
+    ("core/digest/generic.rs", include_str!("digest/generic.rs")),
+    ("core/digest/kimi.rs", include_str!("digest/kimi.rs")),
+    ("core/digest/lenient.rs", include_str!("digest/lenient.rs")),
+    ("core/digest/line.rs", include_str!("digest/line.rs")),
+    ("core/digest/lines.rs", include_str!("digest/lines.rs")),
+    ("core/digest/stream.rs", include_str!("digest/stream.rs")),
+    ("core/digest/tests.rs", include_str!("digest/tests.rs")),
+    (
+        "core/digest/transport.rs",
+        include_str!("digest/transport.rs"),
+    ),
+    ("core/digest/verdict.rs", include_str!("digest/verdict.rs")),
+    ("model/mod.rs", include_str!("../model/mod.rs")),
+    (
+        "model/delegation.rs",
+        include_str!("../model/delegation.rs"),
+    ),
+    ("model/document.rs", include_str!("../model/document.rs")),
+    ("model/lenient.rs", include_str!("../model/lenient.rs")),
+    ("model/object.rs", include_str!("../model/object.rs")),
+    ("model/tests.rs", include_str!("../model/tests.rs")),
+];
+
+/// The layers above `core/` and `model/`, and the flat modules that read, write, signal or
+/// print. Written without the `crate` prefix so that this file passes its own rule.
+const FORBIDDEN: &[&str] = &[
+    "sys", "fs", "proc", "shell", "output", "cmd", "cli", // the layers above
+    "process", "files", "store", "scan", "commit", "team", "status", "refresh", "reclaim", "fanin",
+    "sweep", "beat", "stop", "exit", "config", "runstate", "reported", "manual",
+];
+
+/// The only crate modules a pure file may name (`clock` until it moves to `core/time.rs`).
+const ALLOWED: &[&str] = &["core", "model", "clock"];
+
+/// The crate modules a source names: the first name after each `crate` path prefix, or
+/// each first name of a braced group after it.
+fn crate_modules(source: &str) -> Vec<String> {
+    let prefix = concat!("crate", "::");
+    let mut names = Vec::new();
+    for (at, _) in source.match_indices(prefix) {
+        let before = source[..at].chars().next_back();
+        // `$crate::` inside a macro is this crate too; `foo_crate::` is not.
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        let rest = &source[at + prefix.len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let group = &group[..group.find('}').unwrap_or(group.len())];
+            for item in group.split(',') {
+                names.push(leading_name(item.trim()));
+            }
+        } else {
+            names.push(leading_name(rest));
+        }
+    }
+    names.retain(|name| !name.is_empty() && name != "self");
+    names
+}
+
+fn leading_name(path: &str) -> String {
+    path.chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect()
+}
+
+#[test]
+fn core_and_model_name_no_module_above_them() {
+    let mut offences = Vec::new();
+    for (file, source) in SOURCES {
+        for name in crate_modules(source) {
+            if FORBIDDEN.contains(&name.as_str()) || !ALLOWED.contains(&name.as_str()) {
+                offences.push(format!("{file} names the module `{name}`"));
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "impure paths:\n{}",
+        offences.join("\n")
+    );
+}
+
+#[test]
+fn every_file_under_core_and_model_is_checked() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found = Vec::new();
+    let mut dirs = vec![src.join("core"), src.join("model")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                let relative = path.strip_prefix(&src).unwrap();
+                found.push(relative.to_str().unwrap().to_owned());
+            }
+        }
+    }
+    found.sort();
+    let mut listed: Vec<String> = SOURCES.iter().map(|(file, _)| (*file).to_owned()).collect();
+    listed.sort();
+    assert_eq!(
+        found, listed,
+        "list every file under core/ and model/ in SOURCES"
+    );
+}
+
+#[test]
+fn the_rule_sees_paths_and_groups() {
+    let source = concat!(
+        "use crate",
+        "::core::text;\n",
+        "use crate",
+        "::{model::Field, process::Pid};\n",
+        "let x = $crate",
+        "::model::Field::Absent;\n",
+        "let y = crate",
+        "::files::read(path);\n",
+    );
+    assert_eq!(
+        crate_modules(source),
+        ["core", "model", "process", "model", "files"]
+    );
+}
