@@ -363,6 +363,16 @@ pub fn card_owner(members: &[Member], card: Option<&CardDoc>) -> Option<u32> {
     owners.all(|owner| owner == first).then_some(first)
 }
 
+/// The owner of a card document that is not root's although root-owned delegations name
+/// the card. Such a document cannot speak for a root card: any writer of `task-cards/` could
+/// create it for a card that has none, or replace root's (lifting its lane gate), and make
+/// its own delegations members. The card is then not decided, never decided by that
+/// document.
+pub fn usurped(members: &[Member], card: Option<&CardDoc>) -> Option<u32> {
+    let card = card.filter(|card| !card.missing && !card.foreign)?;
+    (card.owner != 0 && members.iter().any(|m| m.owner == Some(0))).then_some(card.owner)
+}
+
 /// Root-owned members count for every card; the others only for a card of their owner.
 pub fn membership(members: &[Member], card: Option<&CardDoc>) -> Membership {
     let owner = card_owner(members, card);
@@ -414,6 +424,14 @@ pub fn decide_owned(members: &[Member], card: Option<&CardDoc>) -> (FanIn, Vec<u
             ),
             split.foreign,
         );
+    }
+    if let Some(owner) = usurped(members, card) {
+        let split = membership(members, None);
+        let warning = format!(
+            "the task card document belongs to uid {owner}, but root-owned delegations name \
+             the card: not decided (a root card's document must be root's; remove or chown it)"
+        );
+        return (not_ready(warning), split.foreign);
     }
     if members.is_empty() {
         return (decide(members, card), Vec::new());
