@@ -1168,15 +1168,28 @@ mod tests {
     }
 
     #[test]
-    fn root_members_count_for_every_card_and_an_agent_card_counts_its_own() {
+    fn an_agent_card_counts_its_own_and_never_decides_for_root_members() {
         let members = [
             owned(Some(1000), ChildStatus::Completed, Some("mine")),
-            owned(Some(0), ChildStatus::Failed, None),
             owned(Some(2000), ChildStatus::Completed, Some("theirs")),
         ];
         let (decision, foreign) = decide_owned(&members, Some(&card_of(1000)));
-        assert_eq!(foreign, [2]);
-        assert_eq!(decision_stamp(&decision), Some(vec![0, 1]));
+        assert_eq!(foreign, [1]);
+        assert_eq!(decision_stamp(&decision), Some(vec![0]));
+        // Root-owned members count for every card, but a document that is not root's cannot
+        // decide a card they name: it may be an agent's, made to join root's card.
+        let members = [
+            owned(Some(1000), ChildStatus::Completed, Some("mine")),
+            owned(Some(0), ChildStatus::Failed, None),
+        ];
+        assert_eq!(usurped(&members, Some(&card_of(1000))), Some(1000));
+        assert_eq!(usurped(&members, Some(&card_of(0))), None);
+        let (decision, foreign) = decide_owned(&members, Some(&card_of(1000)));
+        assert_eq!(foreign, [0]);
+        assert!(
+            matches!(&decision, FanIn::NotReady { warnings, .. } if warnings[0].contains("uid 1000")),
+            "{decision:?}"
+        );
     }
 
     #[test]
