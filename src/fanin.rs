@@ -365,6 +365,16 @@ pub fn card_owner(members: &[Member], card: Option<&CardDoc>) -> Option<u32> {
     owners.all(|owner| owner == first).then_some(first)
 }
 
+/// The owner of a card document that is not root's although root-owned delegations name
+/// the card. Such a document cannot speak for a root card: any writer of `task-cards/` could
+/// create it for a card that has none, or replace root's (lifting its lane gate), and make
+/// its own delegations members. The card is then not decided, never decided by that
+/// document.
+pub fn usurped(members: &[Member], card: Option<&CardDoc>) -> Option<u32> {
+    let card = card.filter(|card| !card.missing && !card.foreign)?;
+    (card.owner != 0 && members.iter().any(|m| m.owner == Some(0))).then_some(card.owner)
+}
+
 /// Root-owned members count for every card; the others only for a card of their owner.
 pub fn membership(members: &[Member], card: Option<&CardDoc>) -> Membership {
     let owner = card_owner(members, card);
@@ -416,6 +426,14 @@ pub fn decide_owned(members: &[Member], card: Option<&CardDoc>) -> (FanIn, Vec<u
             ),
             split.foreign,
         );
+    }
+    if let Some(owner) = usurped(members, card) {
+        let split = membership(members, None);
+        let warning = format!(
+            "the task card document belongs to uid {owner}, but root-owned delegations name \
+             the card: not decided (a root card's document must be root's; remove or chown it)"
+        );
+        return (not_ready(warning), split.foreign);
     }
     if members.is_empty() {
         return (decide(members, card), Vec::new());
@@ -1153,15 +1171,28 @@ mod tests {
     }
 
     #[test]
-    fn root_members_count_for_every_card_and_an_agent_card_counts_its_own() {
+    fn an_agent_card_counts_its_own_and_never_decides_for_root_members() {
         let members = [
             owned(Some(1000), ChildStatus::Completed, Some("mine")),
-            owned(Some(0), ChildStatus::Failed, None),
             owned(Some(2000), ChildStatus::Completed, Some("theirs")),
         ];
         let (decision, foreign) = decide_owned(&members, Some(&card_of(1000)));
-        assert_eq!(foreign, [2]);
-        assert_eq!(decision_stamp(&decision), Some(vec![0, 1]));
+        assert_eq!(foreign, [1]);
+        assert_eq!(decision_stamp(&decision), Some(vec![0]));
+        // Root-owned members count for every card, but a document that is not root's cannot
+        // decide a card they name: it may be an agent's, made to join root's card.
+        let members = [
+            owned(Some(1000), ChildStatus::Completed, Some("mine")),
+            owned(Some(0), ChildStatus::Failed, None),
+        ];
+        assert_eq!(usurped(&members, Some(&card_of(1000))), Some(1000));
+        assert_eq!(usurped(&members, Some(&card_of(0))), None);
+        let (decision, foreign) = decide_owned(&members, Some(&card_of(1000)));
+        assert_eq!(foreign, [0]);
+        assert!(
+            matches!(&decision, FanIn::NotReady { warnings, .. } if warnings[0].contains("uid 1000")),
+            "{decision:?}"
+        );
     }
 
     #[test]

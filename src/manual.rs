@@ -216,9 +216,10 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
              same uid guard and are not flatline or its ancestors; each is opened as a pidfd \
              and checked at that moment. \
              A child that called setsid is still found (its parent link is kept). \
-             Children of a worker that had already exited before the snapshot cannot be found: \
-             the kernel re-parented them to init or a subreaper, and flatline leaves them \
-             alone. \
+             A process whose parent in the tree exited before the snapshot cannot be found \
+             (the children of a worker that had already exited, a daemon started by \
+             double-forking): the kernel re-parented it to init or a subreaper, and flatline \
+             leaves it alone. \
              --only-process signals the worker alone.",
             "What is recorded: a worker whose processes are confirmed gone (terminated, \
              killed) is marked failed with reclaim_state reclaimed, latest_failure reason \

@@ -377,3 +377,66 @@ fn a_root_owned_world_writable_file_renamed_in_as_a_card_is_not_roots_word() {
     assert_eq!(record["active"], 0, "{record}");
     assert!(!stamped(&run, "r1") && !stamped(&run, "r2"));
 }
+
+/// A root card without a document: the agent creates `task-cards/C.json` itself, so that the
+/// card would be "its" card and its completed delegation a member. A non-root document
+/// cannot speak for a card that root-owned delegations name: not decided, nothing stamped,
+/// and the agent's thread id never appears.
+#[test]
+fn an_agent_cannot_make_a_root_card_its_own_with_a_document() {
+    if skip_unless_root() {
+        return;
+    }
+    let run = Run::new();
+    std::fs::create_dir(run.path().join("task-cards")).unwrap();
+    run.delegation("r1", &member("r1", "C", "completed", Some("ROOT-THREAD")));
+    let evil = run.delegation(
+        "evil",
+        &member("evil", "C", "completed", Some("EVIL-THREAD")),
+    );
+    give_to_agent(&evil);
+    let card = run.write("task-cards/C.json", "{\"task_card_id\":\"C\"}\n");
+    give_to_agent(&card);
+    for out in [fan_in(&run), sweep(&run)] {
+        assert!(!out.stdout.contains("EVIL-THREAD"), "{}", out.stdout);
+        assert!(!stamped(&run, "r1"), "{}", out.stdout);
+        assert!(!stamped(&run, "evil"), "{}", out.stdout);
+        let record = fan_record(&out, "C");
+        assert_eq!(record["ready"], false, "{record}");
+        assert!(
+            record["warnings"][0]
+                .as_str()
+                .is_some_and(|w| w.contains("belongs to uid 65534")),
+            "{record}"
+        );
+        assert_eq!(record["foreign_members"], json!(["evil"]), "{record}");
+    }
+    // The control: without the agent's document, root's card collapses on root's member
+    // alone, and the agent's delegation stays foreign.
+    std::fs::remove_file(&card).unwrap();
+    let out = fan_in(&run);
+    let record = fan_record(&out, "C");
+    assert_eq!(record["thread_ids"], json!(["ROOT-THREAD"]), "{record}");
+    assert!(stamped(&run, "r1"));
+    assert!(!stamped(&run, "evil"));
+}
+
+/// task-cards/ without the sticky bit: the agent replaces root's gated card document with its
+/// own, which has no lane gate. The gate is not lifted: the card is not decided.
+#[test]
+fn an_agent_cannot_lift_a_lane_gate_by_replacing_the_card_document() {
+    if skip_unless_root() {
+        return;
+    }
+    let run = Run::new();
+    std::fs::create_dir(run.path().join("task-cards")).unwrap();
+    run.delegation("r1", &member("r1", "C", "completed", Some("ROOT-THREAD")));
+    let card = run.write("task-cards/C.json", format!("{}\n", gated_card("C")));
+    assert_eq!(fan_record(&fan_in(&run), "C")["ready"], false);
+    std::fs::remove_file(&card).unwrap();
+    let card = run.write("task-cards/C.json", "{\"task_card_id\":\"C\"}\n");
+    give_to_agent(&card);
+    let out = fan_in(&run);
+    assert_eq!(fan_record(&out, "C")["ready"], false, "{}", out.stdout);
+    assert!(!stamped(&run, "r1"), "{}", out.stdout);
+}
