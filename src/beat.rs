@@ -5,8 +5,8 @@
 //! fsync, rename, directory fsync) so a reader sees the old heartbeat or the new one, never
 //! a mix.
 
-use crate::clock;
 use crate::config::Config;
+use crate::core::time;
 use crate::exit::Exit;
 use crate::files::{self, Dir};
 use crate::output::Diagnostics;
@@ -16,11 +16,11 @@ use serde_json::json;
 use std::path::Path;
 
 /// The heartbeat document: `{"status", "name", "ts"}`.
-pub fn render(status: &str, name: &str, now: clock::Millis) -> Vec<u8> {
+pub fn render(status: &str, name: &str, now: time::Millis) -> Vec<u8> {
     crate::model::render(&json!({
         "status": status,
         "name": name,
-        "ts": clock::format_rfc3339(now),
+        "ts": time::format_rfc3339(now),
     }))
 }
 
@@ -50,7 +50,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     });
     let status = config.beat.status.as_deref().unwrap_or("alive");
     let write = |status: &str, diag: &mut Diagnostics| -> bool {
-        let bytes = render(status, &name, clock::now_ms());
+        let bytes = render(status, &name, time::now_ms());
         match crate::store::write_atomic(&dir, file_name, &bytes, 0o644) {
             Ok(()) => true,
             Err(error) => {

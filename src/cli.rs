@@ -4,7 +4,7 @@
 //! prints them, and `man/flatline.1` is generated from them (a test fails when the committed
 //! page differs). Parsing only records what was typed (`LowArgs`); `config` resolves it.
 
-use crate::clock::{self, Millis};
+use crate::core::time::{self, Millis};
 use crate::exit;
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -969,8 +969,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 fn duration(flag: &Flag, value: &str) -> Result<Millis, UsageError> {
-    clock::parse_duration(value)
-        .map_err(|message| UsageError(format!("--{}: {message}", flag.long)))
+    time::parse_duration(value).map_err(|message| UsageError(format!("--{}: {message}", flag.long)))
 }
 
 fn positive_duration(flag: &Flag, value: &str) -> Result<Millis, UsageError> {
@@ -996,7 +995,7 @@ fn apply(low: &mut LowArgs, flag: &Flag, value: Option<String>) -> Result<(), Us
             })?);
         }
         FlagId::Now => {
-            low.now = Some(clock::parse_rfc3339(&text).ok_or_else(|| {
+            low.now = Some(time::parse_rfc3339(&text).ok_or_else(|| {
                 UsageError(format!(
                     "--now: '{text}' is not an RFC 3339 timestamp (e.g. 2026-11-22T08:00:00Z)"
                 ))

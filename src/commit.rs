@@ -6,8 +6,8 @@
 //! recomputed — up to `MAX_RECOMPUTE` times, then a conflict is reported and the file left
 //! alone. Each outcome becomes one action record.
 
-use crate::clock::{self, Millis};
 use crate::config::Config;
+use crate::core::time::{self, Millis};
 use crate::exit::Exit;
 use crate::files::{self, Dir};
 use crate::output::{Diagnostics, Output, PathText};
@@ -39,7 +39,7 @@ pub struct ApplyError(pub String);
 
 /// A timestamp as flatline writes it.
 pub fn ts(ms: Millis) -> Value {
-    Value::String(clock::format_rfc3339(ms))
+    Value::String(time::format_rfc3339(ms))
 }
 
 /// The document as an object; an error when it is not one.

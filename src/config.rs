@@ -4,9 +4,9 @@
 //! sense together (threshold order, `--now` with signals), and decides the output format.
 
 use crate::cli::{Command, Format, LowArgs, UsageError};
-use crate::clock::{self, Millis};
 use crate::core::health::HeartbeatThresholds;
 use crate::core::lifecycle::Thresholds;
+use crate::core::time::{self, Millis};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -114,8 +114,8 @@ pub fn resolve(
     {
         return Err(UsageError(format!(
             "--timeout-after {} is below the stale threshold {} (--stale-after); the timeout must not come first",
-            clock::format_duration(timeout),
-            clock::format_duration(stale)
+            time::format_duration(timeout),
+            time::format_duration(stale)
         )));
     }
     if let Some(quiet) = low.quiet_after
@@ -123,8 +123,8 @@ pub fn resolve(
     {
         return Err(UsageError(format!(
             "--quiet-after {} is above the stale threshold {} (--stale-after)",
-            clock::format_duration(quiet),
-            clock::format_duration(stale)
+            time::format_duration(quiet),
+            time::format_duration(stale)
         )));
     }
     let thresholds = Thresholds {
@@ -150,8 +150,8 @@ pub fn resolve(
     if heartbeat.stale >= heartbeat.dead {
         return Err(UsageError(format!(
             "--heartbeat-stale {} must be below --heartbeat-dead {}",
-            clock::format_duration(heartbeat.stale),
-            clock::format_duration(heartbeat.dead)
+            time::format_duration(heartbeat.stale),
+            time::format_duration(heartbeat.dead)
         )));
     }
     if command == Command::Beat {
@@ -179,7 +179,7 @@ pub fn resolve(
         command,
         run_dirs: low.operands.into_iter().map(PathBuf::from).collect(),
         format,
-        now: low.now.unwrap_or_else(clock::now_ms),
+        now: low.now.unwrap_or_else(time::now_ms),
         now_given: low.now.is_some(),
         thresholds,
         task_cards: low.task_cards,

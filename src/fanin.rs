@@ -10,10 +10,10 @@
 //! can write a delegation or a file in `task-cards/` cannot join another owner's card, lift
 //! its lane gate, inject a thread id into its record or get its delegations stamped.
 
-use crate::clock::{self, Millis};
 use crate::commit::{self, ApplyError, DocChange, object_mut, ts};
 use crate::config::Config;
 use crate::core::lifecycle::{self, ChildStatus};
+use crate::core::time::{self, Millis};
 use crate::exit::Exit;
 use crate::files::{self, FileMeta, MAX_DOCUMENT_BYTES};
 use crate::model::{self, Delegation};
@@ -62,7 +62,7 @@ impl Member {
                 .unwrap_or("queued")
                 .to_string(),
             reclaimed: lifecycle::is_reclaimed(doc),
-            collapsed_at: doc.fan_in_collapsed_at.str().and_then(clock::parse_rfc3339),
+            collapsed_at: doc.fan_in_collapsed_at.str().and_then(time::parse_rfc3339),
             thread_id: doc
                 .worker_result
                 .value()
@@ -121,7 +121,7 @@ impl CardDoc {
         let collapsed_at = value
             .get("fan_in_collapsed_at")
             .and_then(Value::as_str)
-            .and_then(clock::parse_rfc3339);
+            .and_then(time::parse_rfc3339);
         let fanout = value.get("parallel_fanout");
         let mut waiting_lanes = Vec::new();
         if let Some(required) = fanout

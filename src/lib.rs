@@ -5,7 +5,6 @@
 
 pub mod beat;
 pub mod cli;
-pub mod clock;
 pub mod commit;
 pub mod config;
 pub mod core;

@@ -9,8 +9,8 @@
 //! journald priority prefixes when stderr is the journal.
 
 use crate::cli::Format;
-use crate::clock::{self, Millis};
 use crate::core::text::escape_control;
+use crate::core::time::{self, Millis};
 use crate::exit::Exit;
 use serde::ser::{Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -25,7 +25,7 @@ pub struct Ts(pub Option<Millis>);
 impl Serialize for Ts {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self.0 {
-            Some(ms) => serializer.serialize_str(&clock::format_rfc3339(ms)),
+            Some(ms) => serializer.serialize_str(&time::format_rfc3339(ms)),
             None => serializer.serialize_none(),
         }
     }
@@ -141,7 +141,7 @@ impl JsonWriter<'_> {
         match ts.0 {
             Some(ms) => {
                 self.0.push(b'"');
-                clock::write_rfc3339_bytes(self.0, ms);
+                time::write_rfc3339_bytes(self.0, ms);
                 self.0.push(b'"');
             }
             None => self.null(),

@@ -5,8 +5,8 @@
 //! pure identity decision live in `core::identity`; this module makes the observations the
 //! decision is made on, and sends signals only to a `Pid`.
 
-use crate::clock::Millis;
 use crate::core::identity::{Host, Observation, Pid};
+use crate::core::time::Millis;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -795,7 +795,8 @@ pub fn random_bytes() -> [u8; 16] {
         if n <= 0 {
             // getrandom cannot fail on a supported kernel; without it ids stay unique enough
             // from the clock and the pid for one run.
-            let fallback = crate::clock::now_ms() as u128 ^ (u128::from(std::process::id()) << 64);
+            let fallback =
+                crate::core::time::now_ms() as u128 ^ (u128::from(std::process::id()) << 64);
             return fallback.to_le_bytes();
         }
         filled += n as usize;
@@ -948,7 +949,7 @@ mod tests {
         ));
         match observe(pid, &host, true) {
             Observation::Alive { start_ms, uid, .. } => {
-                let now = crate::clock::now_ms();
+                let now = crate::core::time::now_ms();
                 assert!((now - start_ms).abs() < 5_000, "start {start_ms} now {now}");
                 // SAFETY: getuid cannot fail.
                 assert_eq!(uid, Some(unsafe { libc::getuid() }));

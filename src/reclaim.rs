@@ -618,7 +618,7 @@ pub fn last_look(
     let stream_mtime = stream_mtime(&bytes, planned, config, host);
     // The clock as it is now, for the clock-skew cut: a stream written since the run read
     // its clock is progress, one dated further ahead is not evidence.
-    let now = config.now.max(crate::clock::now_ms());
+    let now = config.now.max(crate::core::time::now_ms());
     match recheck(&bytes, stream_mtime, planned.process_id, now, config, host) {
         Err(error) => return Gate::Unrecordable(error),
         Ok(Some(why)) => return Gate::Progressed(why),
@@ -700,7 +700,7 @@ pub fn recheck(
             Some(match moved {
                 Some(mtime) => format!(
                     "its event stream was written at {} since the plan",
-                    crate::clock::format_rfc3339(mtime)
+                    crate::core::time::format_rfc3339(mtime)
                 ),
                 None => "its document no longer needs a reclaim".to_string(),
             })
@@ -847,7 +847,7 @@ impl Noted {
             time: value
                 .get("time")
                 .and_then(Value::as_str)
-                .and_then(crate::clock::parse_rfc3339)?,
+                .and_then(crate::core::time::parse_rfc3339)?,
             flatline_pid: i32::try_from(int(flatline.get("pid"))?).ok()?,
             flatline_start_ticks: flatline.get("start_ticks")?.as_u64()?,
         })
@@ -2121,7 +2121,7 @@ mod tests {
         let command = low.command.unwrap();
         let config = crate::config::resolve(low, command, false).unwrap();
         let host = LazyHost::default();
-        let now = crate::clock::parse_rfc3339("2026-11-22T08:00:00Z").unwrap();
+        let now = crate::core::time::parse_rfc3339("2026-11-22T08:00:00Z").unwrap();
         let stale = br#"{"delegation_id":"d","child_agent":{"status":"running"},"worker_lifecycle":{"last_progress_at":"2026-11-22T06:00:00Z"}}"#;
         let check = |bytes: &[u8], mtime: Option<i64>| {
             recheck(bytes, mtime, None, now, &config, &host).unwrap()

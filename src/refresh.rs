@@ -6,7 +6,6 @@
 //! JSON. The shell (`run`, `refresh_one`) stats or reads the stream, writes through the
 //! store, and re-reads and recomputes when another writer got there first.
 
-use crate::clock::{self, Millis};
 use crate::commit::{
     self, ApplyError, DocChange, Place, lifecycle_mut, object_mut, set_status, ts,
 };
@@ -14,6 +13,7 @@ use crate::config::Config;
 use crate::core::digest::{self as events, Digest, Outcome, Verdict};
 use crate::core::identity::{self, Fingerprint, Identity};
 use crate::core::lifecycle::{self, ProcessFacts, StreamInode, Times};
+use crate::core::time::{self, Millis};
 use crate::exit::Exit;
 use crate::files::{self, NamedPathPolicy, ReadError, RunRoot};
 use crate::model::Delegation;
@@ -363,7 +363,7 @@ fn apply_finalization(
         "worker_result".into(),
         json!({
             "status": status,
-            "recorded_at": clock::format_rfc3339(now),
+            "recorded_at": time::format_rfc3339(now),
             "format": digest.and_then(|d| d.format).map(|f| f.as_str()),
             "thread_id": digest.and_then(|d| d.thread_id.clone()),
             "assistant_message_preview": digest.and_then(|d| d.final_text.clone()),
@@ -387,7 +387,7 @@ fn apply_finalization(
             "stage": "execution",
             "reason": reason,
             "summary": failure_summary(finalization, reason),
-            "recorded_at": clock::format_rfc3339(now),
+            "recorded_at": time::format_rfc3339(now),
         }),
         _ => Value::Null,
     };

@@ -147,7 +147,7 @@ struct RunIdentity {
     /// The run (device, inode) this is about.
     run: Option<(u64, u64)>,
     /// When a step of the wall clock was last seen (real time, ms).
-    clock_step_at: Option<crate::clock::Millis>,
+    clock_step_at: Option<crate::core::time::Millis>,
     /// flatline runs in another pid namespace than the one recorded for this run, or than
     /// the one a running delegation's fingerprint names.
     foreign_pid_ns: bool,
@@ -194,7 +194,7 @@ fn prepare_identity(run: &Run, config: &Config, host: &LazyHost, diag: &mut Diag
         Some(Ok(state)) => (state, true),
         Some(Err(_)) | None => (crate::runstate::RunState::default(), false),
     };
-    let real_now = crate::clock::now_ms();
+    let real_now = crate::core::time::now_ms();
     let clock = identity::note_clock(
         state.section(CLOCK_SECTION),
         process::boot_epoch_ms(),
@@ -247,7 +247,7 @@ fn prepare_identity(run: &Run, config: &Config, host: &LazyHost, diag: &mut Diag
 
 /// The mtime of the worker's stream, stated (never opened for reading) as the document's
 /// owner, when the document being inspected is known; `None` when there is none.
-fn stream_mtime(doc: &Delegation<'_>, host: &LazyHost) -> Option<crate::clock::Millis> {
+fn stream_mtime(doc: &Delegation<'_>, host: &LazyHost) -> Option<crate::core::time::Millis> {
     let context = host.1.borrow();
     let owner = context.owner?;
     let root = context.root.as_ref()?;

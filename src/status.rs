@@ -432,7 +432,7 @@ fn metric_state(view: &View<'_>) -> &'static str {
 }
 
 /// The gauges about the run of flatline itself.
-pub fn add_run_facts(metrics: &mut Metrics, now: crate::clock::Millis, problems: usize) {
+pub fn add_run_facts(metrics: &mut Metrics, now: crate::core::time::Millis, problems: usize) {
     metrics.gauge(
         "flatline_file_problems",
         "Files that could not be read, parsed or written in the last run.",
@@ -532,7 +532,7 @@ mod tests {
             stale_after_ms: i64::MAX,
             timeout_after_ms: i64::MIN,
             stale_at: Ts(None),
-            timed_out_at: Ts(Some(crate::clock::MIN_MS)),
+            timed_out_at: Ts(Some(crate::core::time::MIN_MS)),
             next_action: "wait",
             transition: "none",
             classification: "none",

@@ -16,7 +16,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::clock::{self, Millis};
+use crate::core::time::{self, Millis};
 use crate::files::{self, Dir, FileMeta};
 
 /// What went wrong with a write; `Display` gives the "what is wrong" part of
@@ -466,7 +466,7 @@ pub struct HolderStreak {
 impl HolderStreak {
     /// The streak after one more run found `holder` holding the lock at `now`.
     pub fn next(previous: Option<HolderStreak>, holder: LockHolder, now: Millis) -> HolderStreak {
-        let at = clock::format_rfc3339(now);
+        let at = time::format_rfc3339(now);
         match previous {
             Some(previous) if previous.pid == holder.pid && previous.uid == holder.uid => {
                 HolderStreak {
@@ -618,7 +618,7 @@ pub fn lock_run(
         &LockRequest {
             group: None,
             wait,
-            now: clock::now_ms(),
+            now: time::now_ms(),
             stop,
         },
     )

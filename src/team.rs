@@ -6,9 +6,9 @@
 //! the run, no symlinks, regular files of the spec's owner or root. Inboxes and outboxes are
 //! counted streaming, whatever their size.
 
-use crate::clock::Millis;
 use crate::config::Config;
 use crate::core::health::{self, Beat, Health, WorkerSpec, WorkerView};
+use crate::core::time::Millis;
 use crate::exit::Exit;
 use crate::files::{self, MAX_DOCUMENT_BYTES, NamedPathPolicy, ReadError};
 use crate::model;

@@ -26,9 +26,9 @@ fuzz_target!(|data: &[u8]| {
         .into_iter()
         .flatten()
     {
-        let text = flatline::clock::format_rfc3339(ms);
+        let text = flatline::core::time::format_rfc3339(ms);
         assert!(
-            flatline::clock::parse_rfc3339(&text).is_some(),
+            flatline::core::time::parse_rfc3339(&text).is_some(),
             "{ms} formats as {text}, which does not parse"
         );
     }

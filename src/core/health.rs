@@ -4,7 +4,7 @@
 //! last heartbeat against two thresholds. Nothing here reads a file or a clock: the shell
 //! hands in what it read (the heartbeat's bytes and mtime, the spec's mtime) and `now`.
 
-use crate::clock::{self, Millis};
+use crate::core::time::{self, Millis};
 use crate::model::{self, Text};
 use serde_json::{Value, json};
 use std::borrow::Cow;
@@ -172,7 +172,7 @@ pub fn health(beat: &Beat<'_>, now: Millis, thresholds: &HeartbeatThresholds) ->
     let stamped = parsed
         .as_ref()
         .and_then(|doc| doc.ts.str())
-        .and_then(clock::parse_rfc3339);
+        .and_then(time::parse_rfc3339);
     // A writer caught mid-write must not flap a worker to stalled: fall back to the mtime.
     let last = stamped.unwrap_or_else(|| {
         warnings.push("heartbeat_unparsable".into());
@@ -291,7 +291,7 @@ pub fn event_line(
     let event = json!({
         "id": id,
         "run_id": run_id,
-        "ts": clock::format_rfc3339(now),
+        "ts": time::format_rfc3339(now),
         "schema_version": 1,
         "kind": transition.kind(),
         "actor": worker,
@@ -371,7 +371,7 @@ mod tests {
     }
 
     fn ts(offset: Millis) -> String {
-        clock::format_rfc3339(NOW + offset)
+        time::format_rfc3339(NOW + offset)
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! (`verified`), another one (`reused`), nothing (`gone`) or cannot be told (`unverifiable`).
 //! `process` makes the observations; this module only decides.
 
-use crate::clock::Millis;
+use crate::core::time::Millis;
 use crate::model::{Field, Int};
 
 /// `--identity-slack` by default: how much a recorded instant and the kernel's start time
@@ -357,7 +357,7 @@ pub fn note_clock(
     let mut stepped_at = stored
         .and_then(|s| s.get("stepped_at"))
         .and_then(serde_json::Value::as_str)
-        .and_then(crate::clock::parse_rfc3339);
+        .and_then(crate::core::time::parse_rfc3339);
     let offset = match recorded {
         Some(recorded) if (offset_now - recorded).abs() <= slack => recorded,
         Some(_) => {
@@ -369,7 +369,7 @@ pub fn note_clock(
     ClockNote {
         section: serde_json::json!({
             "realtime_minus_boottime_ms": offset,
-            "stepped_at": stepped_at.map(crate::clock::format_rfc3339),
+            "stepped_at": stepped_at.map(crate::core::time::format_rfc3339),
         }),
         stepped_at,
     }

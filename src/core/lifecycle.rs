@@ -4,8 +4,8 @@
 //! Nothing here touches a file, a clock or a process: the same inputs always give the same
 //! view, which is what the unit tests below pin down with fixed instants.
 
-use crate::clock::{self, Millis};
 use crate::core::identity::{self, Evidence, Fingerprint, Identity, InvalidPid, Observation, Pid};
+use crate::core::time::{self, Millis};
 use crate::model::{Delegation, Field, Int, Lifecycle, Text};
 use std::borrow::Cow;
 
@@ -305,7 +305,7 @@ impl Times {
         };
         let mut read = |field: &Field<Text<'_>>, path: &'static str| -> Option<Millis> {
             let text = field.str()?;
-            let parsed = clock::parse_rfc3339(text);
+            let parsed = time::parse_rfc3339(text);
             if parsed.is_none() {
                 times.invalid.push(path);
             }
@@ -405,7 +405,7 @@ pub fn identity_anchor(
     times: &Times,
 ) -> Option<(Millis, Millis)> {
     let lifecycle = lifecycle?;
-    let kept = |field: &Field<Text<'_>>| field.str().and_then(clock::parse_rfc3339);
+    let kept = |field: &Field<Text<'_>>| field.str().and_then(time::parse_rfc3339);
     if let (Some(anchor), Some(upper)) = (
         kept(&lifecycle.identity_anchor_at),
         kept(&lifecycle.identity_upper_bound_at),
@@ -440,7 +440,7 @@ pub fn anchor_of_texts(
         let Some(text) = text else {
             continue;
         };
-        let Some(at) = clock::parse_rfc3339(text) else {
+        let Some(at) = time::parse_rfc3339(text) else {
             continue;
         };
         let end = at.saturating_add(precision_ms(text)).saturating_add(early);
@@ -1188,7 +1188,7 @@ mod tests {
     const NOW: Millis = 1_795_334_400_000; // 2026-11-22T08:00:00.000Z
 
     fn at(offset_ms: Millis) -> String {
-        clock::format_rfc3339(NOW + offset_ms)
+        time::format_rfc3339(NOW + offset_ms)
     }
 
     fn running(lifecycle: &str) -> String {

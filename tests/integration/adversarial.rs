@@ -1586,7 +1586,7 @@ fn timestamps_pushed_out_of_range_by_an_offset_are_invalid() {
     for record in out.records() {
         if let Some(text) = record["last_progress_at"].as_str() {
             assert!(
-                flatline::clock::parse_rfc3339(text).is_some(),
+                flatline::core::time::parse_rfc3339(text).is_some(),
                 "status printed a timestamp it cannot read back: {text}"
             );
         }

@@ -29,7 +29,7 @@ pub fn real_now_ms() -> i64 {
 }
 
 pub fn rfc3339(ms: i64) -> String {
-    flatline::clock::format_rfc3339(ms)
+    flatline::core::time::format_rfc3339(ms)
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);

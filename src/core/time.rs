@@ -1,4 +1,4 @@
-//! clock: instants as whole milliseconds since the Unix epoch, RFC 3339 in and out, durations.
+//! time: instants as whole milliseconds since the Unix epoch, RFC 3339 in and out, durations.
 //!
 //! Every instant flatline handles is an `i64` of milliseconds (truncated, never rounded), so
 //! ages are exact integers and two runs over the same inputs give the same output. Reading
