@@ -442,7 +442,7 @@ impl Kill {
     /// many handles were added.
     fn adopt(
         &mut self,
-        table: &[process::ProcEntry],
+        table: &[identity::ProcEntry],
         roots: &[(i32, u64)],
         config: &Config,
         host: &identity::Host,
@@ -451,7 +451,7 @@ impl Kill {
     ) -> usize {
         let mut added = 0;
         for &(root, root_start) in roots {
-            for entry in process::descendants(table, root, root_start) {
+            for entry in identity::descendants(table, root, root_start) {
                 if entry.exited
                     || entry.pid == self.pid.get()
                     || self.descendants.iter().any(|d| d.pid().get() == entry.pid)
@@ -1448,7 +1448,7 @@ impl DryRunTarget {
     /// checks) and those it would skip; nothing is opened or sent.
     pub fn fill_pids(
         &mut self,
-        table: &[process::ProcEntry],
+        table: &[identity::ProcEntry],
         config: &Config,
         host: &identity::Host,
     ) {
@@ -1459,7 +1459,7 @@ impl DryRunTarget {
         if config.only_process {
             return;
         }
-        for entry in process::descendants(table, pid.get(), start_ticks) {
+        for entry in identity::descendants(table, pid.get(), start_ticks) {
             if entry.exited {
                 continue;
             }
@@ -1519,10 +1519,10 @@ impl DryRunTarget {
 
 /// The process table for dry-run plans: read once, when the first plan needs it.
 #[derive(Default)]
-pub struct PlanTable(std::cell::OnceCell<Vec<process::ProcEntry>>);
+pub struct PlanTable(std::cell::OnceCell<Vec<identity::ProcEntry>>);
 
 impl PlanTable {
-    pub fn get(&self) -> &[process::ProcEntry] {
+    pub fn get(&self) -> &[identity::ProcEntry] {
         self.0.get_or_init(process::process_table)
     }
 }

@@ -777,7 +777,7 @@ fn find_holder(meta: &FileMeta) -> Option<LockHolder> {
     let uid = File::open(format!("/proc/{pid}/status"))
         .and_then(|file| file.take(64 * 1024).read_to_end(&mut status))
         .ok()
-        .and_then(|_| crate::process::parse_status(&status))
+        .and_then(|_| crate::core::identity::parse_status(&status))
         .map(|status| status.uid);
     Some(LockHolder { pid, uid })
 }

@@ -410,10 +410,197 @@ pub(crate) fn test_host() -> Host {
     }
 }
 
+/// What `/proc/<pid>/stat` says, parsed after the LAST `)` (a command name may hold `)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub state: u8,
+    pub ppid: i32,
+    /// The kernel's per-process flags (field 9).
+    pub flags: u64,
+    /// Threads of the thread group still counted (field 20).
+    pub threads: u64,
+    pub start_ticks: u64,
+}
+
+/// `PF_KTHREAD`: the process is a kernel thread.
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+impl Stat {
+    /// Dead (X), or a zombie (Z) alone in its thread group: the process has exited, only its
+    /// entry remains. A thread-group leader that called `pthread_exit` is a zombie while its
+    /// other threads still run: that process is alive (it can be signalled, and its pidfd
+    /// becomes readable only when the last thread exits).
+    pub fn exited(&self) -> bool {
+        match self.state {
+            b'X' | b'x' => true,
+            b'Z' => self.threads <= 1,
+            _ => false,
+        }
+    }
+
+    /// A kernel thread: never a worker, never signalled.
+    pub fn kernel_thread(&self) -> bool {
+        self.flags & PF_KTHREAD != 0
+    }
+}
+
+pub fn parse_stat(text: &[u8]) -> Option<Stat> {
+    let close = text.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(text.get(close + 1..)?).ok()?;
+    // After ")" come field 3 (state), 4 (ppid), …, 9 (flags), …, 22 (starttime).
+    let mut fields = [""; 20];
+    let mut count = 0;
+    for (slot, field) in fields.iter_mut().zip(rest.split_ascii_whitespace()) {
+        *slot = field;
+        count += 1;
+    }
+    if count < fields.len() {
+        return None;
+    }
+    Some(Stat {
+        state: fields[0].bytes().next()?,
+        ppid: fields[1].parse().ok()?,
+        flags: fields[6].parse().ok()?,
+        threads: fields[17].parse().ok()?,
+        start_ticks: fields[19].parse().ok()?,
+    })
+}
+
+/// `Tgid` and the real uid from `/proc/<pid>/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    pub tgid: i32,
+    pub uid: u32,
+}
+
+pub fn parse_status(text: &[u8]) -> Option<Status> {
+    let text = std::str::from_utf8(text).ok()?;
+    let mut tgid = None;
+    let mut uid = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("Tgid:") {
+            tgid = rest.trim().parse().ok();
+        } else if let Some(rest) = line.strip_prefix("Uid:") {
+            uid = rest.split_ascii_whitespace().next()?.parse().ok();
+        }
+        if tgid.is_some() && uid.is_some() {
+            break;
+        }
+    }
+    Some(Status {
+        tgid: tgid?,
+        uid: uid?,
+    })
+}
+
+/// The number of entries of the `NSpid:` line of a `status` file.
+pub fn nspid_depth(status: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(status).ok()?;
+    let line = text.lines().find_map(|line| line.strip_prefix("NSpid:"))?;
+    Some(line.split_whitespace().count())
+}
+
+/// One line of the process table: who is whose child, and since when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcEntry {
+    pub pid: i32,
+    pub ppid: i32,
+    pub start_ticks: u64,
+    pub exited: bool,
+    pub kernel_thread: bool,
+}
+
+/// The descendants of `root` in `table`, breadth first, that started no earlier than the
+/// root (an older process cannot be its child: the ppid link was inherited by re-parenting).
+/// Pure, so the tree walk is tested without processes.
+pub fn descendants(table: &[ProcEntry], root: i32, root_start_ticks: u64) -> Vec<ProcEntry> {
+    let mut found: Vec<ProcEntry> = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for entry in table.iter().filter(|e| e.ppid == parent && e.pid != root) {
+            if entry.start_ticks < root_start_ticks
+                || entry.kernel_thread
+                || found.iter().any(|f| f.pid == entry.pid)
+            {
+                continue;
+            }
+            found.push(*entry);
+            frontier.push(entry.pid);
+        }
+    }
+    found.sort_by_key(|e| e.pid);
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[test]
+    fn stat_is_parsed_after_the_last_parenthesis() {
+        let line = b"4242 (evil) S 1 2 3) R 77 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100 18446744073709551615\n";
+        let stat = parse_stat(line).unwrap();
+        assert_eq!(stat.state, b'R');
+        assert_eq!(stat.ppid, 77);
+        assert_eq!(stat.start_ticks, 987_654);
+        let zombie = b"5 (z) Z 1 5 5 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 42 0 0";
+        assert!(parse_stat(zombie).unwrap().exited());
+        // A leader that called pthread_exit while 2 other threads run: alive.
+        let leader = b"5 (z) Z 1 5 5 0 -1 0 0 0 0 0 0 0 0 0 20 0 3 0 42 0 0";
+        assert_eq!(parse_stat(leader).unwrap().threads, 3);
+        assert!(!parse_stat(leader).unwrap().exited());
+        assert!(
+            parse_stat(b"5 (z) X 1 5 5 0 -1 0 0 0 0 0 0 0 0 0 20 0 3 0 42 0 0")
+                .unwrap()
+                .exited()
+        );
+        assert_eq!(parse_stat(b"garbage"), None);
+        assert_eq!(parse_stat(b"1 (x) S 1"), None);
+    }
+
+    #[test]
+    fn status_gives_tgid_and_real_uid() {
+        let text = b"Name:\tsleep\nTgid:\t4242\nPid:\t4243\nUid:\t1000\t0\t0\t0\n";
+        assert_eq!(
+            parse_status(text),
+            Some(Status {
+                tgid: 4242,
+                uid: 1000
+            })
+        );
+        assert_eq!(parse_status(b"Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn nspid_lines_tell_nested_namespaces() {
+        assert_eq!(nspid_depth(b"Name:\tx\nNSpid:\t42\n"), Some(1));
+        assert_eq!(nspid_depth(b"Name:\tx\nNSpid:\t4242\t7\t1\n"), Some(3));
+        assert_eq!(nspid_depth(b"Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn the_tree_walk_finds_descendants_started_after_the_root() {
+        let entry = |pid, ppid, start_ticks| ProcEntry {
+            pid,
+            ppid,
+            start_ticks,
+            exited: false,
+            kernel_thread: false,
+        };
+        let table = [
+            entry(1, 0, 0),
+            entry(100, 1, 50),
+            entry(101, 100, 60),
+            entry(102, 101, 70),
+            entry(103, 100, 40), // older than the root: a stale ppid link, not a child
+            entry(104, 103, 80),
+            entry(200, 1, 55),
+            entry(201, 200, 65),
+        ];
+        let found: Vec<i32> = descendants(&table, 100, 50).iter().map(|e| e.pid).collect();
+        assert_eq!(found, [101, 102]);
+        assert!(descendants(&table, 102, 70).is_empty());
+    }
     #[test]
     fn forbidden_pids_never_validate() {
         let host = test_host();
