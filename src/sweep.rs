@@ -12,8 +12,9 @@
 use crate::commit::{self, ApplyError, DocChange, Place, Written};
 use crate::config::Config;
 use crate::core::lifecycle::ReclaimState;
+use crate::core::plan::fan_in::{self, Member};
 use crate::exit::Exit;
-use crate::fanin::{self, CardFile, FanInStamp, Member, MemberFile};
+use crate::fanin::{self, CardFile, FanInStamp, MemberFile};
 use crate::output::{Diagnostics, Metrics, Output};
 use crate::reclaim::{self, Kill, Reclaim, TargetInfo, Termination, Triage};
 use crate::refresh;
@@ -1130,7 +1131,7 @@ fn active_after_writes(
     };
     let members: Vec<Member> = files.iter().map(|file| file.member.clone()).collect();
     let read_active = state.disk_active.get(card);
-    fanin::counted_members(&members, state.cards.get(card).map(|c| &c.doc))
+    fan_in::counted_members(&members, state.cards.get(card).map(|c| &c.doc))
         .into_iter()
         .filter(|&i| {
             read_active.and_then(|list| list.get(i)).copied() == Some(true)

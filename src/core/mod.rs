@@ -5,6 +5,7 @@ pub mod digest;
 pub mod health;
 pub mod identity;
 pub mod lifecycle;
+pub mod plan;
 pub mod text;
 pub mod time;
 

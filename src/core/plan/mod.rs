@@ -1,0 +1,3 @@
+//! plan: the decisions of the commands, as functions of what was read.
+
+pub mod fan_in;
