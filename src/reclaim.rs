@@ -13,6 +13,7 @@ use crate::commit::{
 use crate::config::Config;
 use crate::core::identity::{self, Identity, Observation, Pid};
 use crate::core::lifecycle::{ProcessFacts, ReclaimState, State};
+use crate::core::plan::refresh::Change;
 use crate::exit::Exit;
 use crate::model::Int;
 use crate::output::{Diagnostics, Output, Ts};
@@ -336,7 +337,7 @@ impl Reclaim {
 /// A target finalized as refresh would, with the termination that says why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finalized {
-    pub change: refresh::Change,
+    pub change: Change,
     pub termination: Termination,
 }
 
@@ -1558,7 +1559,7 @@ pub fn print_dry_run(
 #[allow(clippy::too_many_arguments)]
 fn finalize(
     target: commit::Target<'_>,
-    planned: Result<Option<refresh::Change>, refresh::StreamError>,
+    planned: Result<Option<Change>, refresh::StreamError>,
     termination: Termination,
     config: &Config,
     ctx: &refresh::Context<'_>,

@@ -13,6 +13,7 @@ use crate::commit::{self, ApplyError, DocChange, Place, Written};
 use crate::config::Config;
 use crate::core::lifecycle::ReclaimState;
 use crate::core::plan::fan_in::{self, Member};
+use crate::core::plan::refresh::Change;
 use crate::exit::Exit;
 use crate::fanin::{self, CardFile, FanInStamp, MemberFile};
 use crate::output::{Diagnostics, Metrics, Output};
@@ -31,7 +32,7 @@ use std::path::PathBuf;
 /// Every change sweep makes to one document, applied in order: refresh, reclaim, fan-in.
 #[derive(Debug, Clone, Default)]
 pub struct Changes {
-    pub refresh: Option<refresh::Change>,
+    pub refresh: Option<Change>,
     pub reclaim: Option<Reclaim>,
     pub stamp: Option<FanInStamp>,
 }
@@ -44,7 +45,7 @@ impl Changes {
     /// Whether these changes end the worker's delegation (a reclaim, or refresh finalizing
     /// it): what fan-in counted on when it judged the card.
     fn ends_member(&self) -> bool {
-        self.reclaim.is_some() || matches!(self.refresh, Some(refresh::Change::Finalize(_)))
+        self.reclaim.is_some() || matches!(self.refresh, Some(Change::Finalize(_)))
     }
 
     /// Only a fan-in stamp.
@@ -568,7 +569,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     }
     // A refresh finalization also ends a member.
     for entry in &entries {
-        if let (Some((card, position)), Some(refresh::Change::Finalize(finalization))) =
+        if let (Some((card, position)), Some(Change::Finalize(finalization))) =
             (&entry.card, &entry.changes.refresh)
             && let Some(member) = states[entry.run].member_mut(card, *position)
         {
@@ -1097,7 +1098,7 @@ fn count(tallies: &mut Tallies, action: &'static str) {
 }
 
 /// The bytes of a document after a refresh change, as they would be written.
-fn in_memory(bytes: &[u8], change: &refresh::Change, now: i64) -> Result<Vec<u8>, String> {
+fn in_memory(bytes: &[u8], change: &Change, now: i64) -> Result<Vec<u8>, String> {
     let mut value: Value =
         serde_json::from_slice(bytes).map_err(|e| format!("cannot rewrite: {e}"))?;
     change.apply(&mut value, now).map_err(|ApplyError(e)| e)?;

@@ -1,3 +1,4 @@
 //! plan: the decisions of the commands, as functions of what was read.
 
 pub mod fan_in;
+pub mod refresh;
