@@ -13,11 +13,12 @@ use crate::commit::{self, ApplyError, DocChange, Place, Written};
 use crate::config::Config;
 use crate::core::lifecycle::ReclaimState;
 use crate::core::plan::fan_in::{self, Member};
+use crate::core::plan::reclaim::{Reclaim, Termination, Triage, triage};
 use crate::core::plan::refresh::Change;
 use crate::exit::Exit;
 use crate::fanin::{self, CardFile, FanInStamp, MemberFile};
 use crate::output::{Diagnostics, Metrics, Output};
-use crate::reclaim::{self, Kill, Reclaim, TargetInfo, Termination, Triage};
+use crate::reclaim::{self, Kill, TargetInfo};
 use crate::refresh;
 use crate::reported::{self, Reported};
 use crate::scan::{self, LazyHost, Listing, Run};
@@ -1159,7 +1160,7 @@ fn after_of(
     After {
         reclaim_needed: view.reclaim_state == ReclaimState::ReclaimNeeded,
         triage: reclaim::nested_guard(
-            reclaim::triage(facts, owner, config.allow_foreign_uid),
+            triage(facts, owner, config.allow_foreign_uid),
             owner,
             config.allow_nested_pidns,
         ),

@@ -12,6 +12,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("core/lifecycle.rs", include_str!("lifecycle.rs")),
     ("core/plan/mod.rs", include_str!("plan/mod.rs")),
     ("core/plan/fan_in.rs", include_str!("plan/fan_in.rs")),
+    ("core/plan/reclaim.rs", include_str!("plan/reclaim.rs")),
     ("core/plan/refresh.rs", include_str!("plan/refresh.rs")),
     ("core/text.rs", include_str!("text.rs")),
     ("core/time.rs", include_str!("time.rs")),
