@@ -7,11 +7,11 @@
 //! counted streaming, whatever their size.
 
 use crate::config::Config;
-use crate::core::health::{self, Beat, Health, WorkerSpec, WorkerView};
+use crate::core::health::{self, Beat, Health, WorkerView};
 use crate::core::time::Millis;
 use crate::exit::Exit;
 use crate::files::{self, MAX_DOCUMENT_BYTES, NamedPathPolicy, ReadError};
-use crate::model;
+use crate::model::{self, WorkerSpec};
 use crate::output::{Diagnostics, Output, PathText, Ts};
 use crate::runstate::{self, RunState};
 use crate::scan::{self, Run};

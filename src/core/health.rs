@@ -5,7 +5,7 @@
 //! hands in what it read (the heartbeat's bytes and mtime, the spec's mtime) and `now`.
 
 use crate::core::time::{self, Millis};
-use crate::model::{self, Text};
+use crate::model::{self, HeartbeatDoc};
 use serde_json::{Value, json};
 use std::borrow::Cow;
 
@@ -75,26 +75,6 @@ impl Default for HeartbeatThresholds {
             dead: DEFAULT_HEARTBEAT_DEAD_MS,
             max_clock_skew: crate::core::lifecycle::DEFAULT_MAX_CLOCK_SKEW_MS,
         }
-    }
-}
-
-crate::model::lenient_object! {
-    /// `workers/<name>/worker-spec.json`: the fields flatline reads.
-    pub struct WorkerSpec<'de> {
-        name: Text<'de> = "name",
-        role: Text<'de> = "role",
-        inbox: Text<'de> = "inbox",
-        outbox: Text<'de> = "outbox",
-        heartbeat: Text<'de> = "heartbeat",
-    }
-}
-
-crate::model::lenient_object! {
-    /// A heartbeat document: `{"status", "name", "ts"}`.
-    pub struct HeartbeatDoc<'de> {
-        status: Text<'de> = "status",
-        name: Text<'de> = "name",
-        ts: Text<'de> = "ts",
     }
 }
 

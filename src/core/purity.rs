@@ -45,6 +45,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("model/document.rs", include_str!("../model/document.rs")),
     ("model/lenient.rs", include_str!("../model/lenient.rs")),
     ("model/object.rs", include_str!("../model/object.rs")),
+    ("model/team.rs", include_str!("../model/team.rs")),
     ("model/tests.rs", include_str!("../model/tests.rs")),
 ];
 
