@@ -2,6 +2,20 @@
 //!
 //! The crate is a pure core (lifecycle views, event digests, plans) and a thin imperative
 //! shell (scan, process, store, output) around it; `main.rs` only parses, runs and exits.
+//!
+//! Where things live (the house is being moved into layers, issue 14; arrows point down):
+//!
+//! - `core/`: pure, and a unit test (`core/purity.rs`) keeps it so. `lifecycle` (the view of
+//!   a delegation, SPEC §2), `identity` (the validated `Pid`, `/proc` parsing, the identity
+//!   window, SPEC §3.1), `digest/` (event streams, one file per agent shape), `health`
+//!   (team heartbeats, SPEC §5), `plan/` (the decisions of refresh, reclaim and fan-in),
+//!   `text` (previews and escapes, SPEC §7), `time` (milliseconds, RFC 3339, durations).
+//! - `model/`: what the files say: the lenient framework, delegations, team documents.
+//! - `output/`: the formats (json, table, prometheus) and `diag` (problems on stderr).
+//! - Still flat, to move next: `files`, `store` (confined reads, checked writes, the run
+//!   lock), `process` (observations, pidfds, signals), `scan`, `commit`, `runstate`,
+//!   `reported`, the commands (`status`, `refresh`, `reclaim`, `team`, `beat`, `fanin`,
+//!   `sweep`), `cli` + `manual` (flags, parse, help, man), `config`, `stop`, `exit`.
 
 pub mod beat;
 pub mod cli;
