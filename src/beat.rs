@@ -10,7 +10,7 @@ use crate::core::time;
 use crate::exit::Exit;
 use crate::files::{self, Dir};
 use crate::output::Diagnostics;
-use crate::process::Watch;
+use crate::proc::Watch;
 use crate::stop::Stop;
 use serde_json::json;
 use std::path::Path;

@@ -11,11 +11,13 @@
 //!   (team heartbeats, SPEC §5), `plan/` (the decisions of refresh, reclaim and fan-in),
 //!   `text` (previews and escapes, SPEC §7), `time` (milliseconds, RFC 3339, durations).
 //! - `model/`: what the files say: the lenient framework, delegations, team documents.
+//! - `proc/`: the system's processes: `host` (flatline's own facts, the process table),
+//!   `observe` (is the pid alive, and which process is it), `signal` (signals and waits).
 //! - `output/`: the formats (json, table, prometheus) and `diag` (problems on stderr).
 //! - Still flat, to move next: `files`, `store` (confined reads, checked writes, the run
-//!   lock), `process` (observations, pidfds, signals), `scan`, `commit`, `runstate`,
-//!   `reported`, the commands (`status`, `refresh`, `reclaim`, `team`, `beat`, `fanin`,
-//!   `sweep`), `cli` + `manual` (flags, parse, help, man), `config`, `stop`, `exit`.
+//!   lock), `scan`, `commit`, `runstate`, `reported`, the commands (`status`, `refresh`,
+//!   `reclaim`, `team`, `beat`, `fanin`, `sweep`), `cli` + `manual` (flags, parse, help,
+//!   man), `config`, `stop`, `exit`.
 
 pub mod beat;
 pub mod cli;
@@ -28,7 +30,7 @@ pub mod files;
 pub mod manual;
 pub mod model;
 pub mod output;
-pub mod process;
+pub mod proc;
 pub mod reclaim;
 pub mod refresh;
 pub mod reported;

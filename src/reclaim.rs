@@ -19,7 +19,7 @@ use crate::core::plan::refresh::Change;
 use crate::exit::Exit;
 use crate::model::Int;
 use crate::output::{Diagnostics, Output, Ts};
-use crate::process::{self, OpenError, Sent, Signal, Target, Waited};
+use crate::proc::{self, OpenError, Sent, Signal, Target, Waited};
 use crate::refresh;
 use crate::runstate::RunState as StateDoc;
 use crate::scan::{self, LazyHost, Listing, Run};
@@ -39,7 +39,7 @@ pub fn nested_guard(triage: Triage, file_owner: u32, allow_nested: bool) -> Tria
         Triage::Signal { pid, .. }
             if file_owner != 0
                 && !allow_nested
-                && crate::process::in_nested_pid_ns(pid) != Some(false) =>
+                && crate::proc::in_nested_pid_ns(pid) != Some(false) =>
         {
             Triage::Skip(Termination::SkippedNested)
         }
@@ -304,7 +304,7 @@ impl Kill {
                 let Ok(pid) = identity::validate_found(entry.pid, host) else {
                     continue;
                 };
-                let allowed = process::real_uid(pid)
+                let allowed = proc::real_uid(pid)
                     .is_some_and(|uid| uid_allowed(uid, self.owner, config.allow_foreign_uid));
                 if !allowed {
                     self.skipped_descendants.push(entry.pid);
@@ -720,7 +720,7 @@ pub fn note_of(
 /// This flatline, as its notes name it: pid and start time.
 pub fn own_identity() -> (i32, u64) {
     let pid = i32::try_from(std::process::id()).unwrap_or(0);
-    (pid, process::start_ticks_of(pid).unwrap_or(0))
+    (pid, proc::start_ticks_of(pid).unwrap_or(0))
 }
 
 /// What the notes of earlier or concurrent runs mean for this one.
@@ -788,7 +788,7 @@ pub fn load_ledger(lock: &RunLock, host: &identity::Host) -> Result<Ledger, Stri
         notes,
         own_identity(),
         host.boot_id.as_deref(),
-        &process::start_ticks_of,
+        &proc::start_ticks_of,
     ))
 }
 
@@ -901,7 +901,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                     seen_orphans.push(name.to_string());
                     let boot_id = host.get().boot_id.clone();
                     if note_matches(note, view)
-                        && noted_process_gone(note, boot_id.as_deref(), &process::start_ticks_of)
+                        && noted_process_gone(note, boot_id.as_deref(), &proc::start_ticks_of)
                     {
                         if crate::core::lifecycle::is_reclaimed(item.doc) {
                             return Ok(());
@@ -1306,7 +1306,7 @@ impl DryRunTarget {
             }
             match identity::validate_found(entry.pid, host) {
                 Ok(found)
-                    if process::real_uid(found)
+                    if proc::real_uid(found)
                         .is_some_and(|uid| uid_allowed(uid, owner, config.allow_foreign_uid)) =>
                 {
                     self.would_signal.push(entry.pid)
@@ -1364,7 +1364,7 @@ pub struct PlanTable(std::cell::OnceCell<Vec<identity::ProcEntry>>);
 
 impl PlanTable {
     pub fn get(&self) -> &[identity::ProcEntry] {
-        self.0.get_or_init(process::process_table)
+        self.0.get_or_init(proc::process_table)
     }
 }
 
@@ -1458,7 +1458,7 @@ pub fn signal_all(
     host: &identity::Host,
     stop: &Stop,
 ) -> Result<(), Exit> {
-    let mut budget = process::raise_descriptor_limit();
+    let mut budget = proc::raise_descriptor_limit();
     for target in pending.iter_mut() {
         match open_counted(target.pid, target.start_ticks, &mut budget) {
             Ok(handle) => target.worker = Some(handle),
@@ -1467,7 +1467,7 @@ pub fn signal_all(
         }
     }
     if !config.only_process && pending.iter().any(|t| t.worker.is_some()) {
-        let table = process::process_table();
+        let table = proc::process_table();
         for target in pending.iter_mut().filter(|t| t.worker.is_some()) {
             let roots = [(target.pid.get(), target.start_ticks)];
             target.adopt(&table, &roots, config, host, &mut budget, None);
@@ -1545,7 +1545,7 @@ pub fn signal_all(
 
 /// Opens a target with a pidfd while the descriptor budget lasts, else for `kill()`.
 fn open_counted(pid: Pid, start_ticks: u64, budget: &mut u64) -> Result<Target, OpenError> {
-    let handle = process::open_target_with(pid, start_ticks, *budget > 0)?;
+    let handle = proc::open_target_with(pid, start_ticks, *budget > 0)?;
     if handle.holds_descriptor() {
         *budget = budget.saturating_sub(1);
     }
@@ -1576,7 +1576,7 @@ fn freeze_and_resnapshot(
         return;
     }
     for _ in 0..RESNAPSHOT_ROUNDS {
-        let table = process::process_table();
+        let table = proc::process_table();
         let mut added = 0;
         for (target, flags) in pending.iter_mut().zip(exited.iter_mut()) {
             let roots: Vec<(i32, u64)> = target
@@ -1603,7 +1603,7 @@ fn wait_all(pending: &[&mut Kill], exited: &mut [Vec<bool>], end: Instant, stop:
     let targets: Vec<&Target> = pending.iter().flat_map(|t| t.handles()).collect();
     let mut flat: Vec<bool> = exited.iter().flatten().copied().collect();
     let stopping = || stop.check().is_some();
-    let waited = process::wait_for_exit(&targets, &mut flat, end, &stopping);
+    let waited = proc::wait_for_exit(&targets, &mut flat, end, &stopping);
     let mut flags = flat.into_iter();
     for done in exited.iter_mut().flatten() {
         if let Some(flag) = flags.next() {

@@ -16,7 +16,7 @@ use crate::files::{
 };
 use crate::model::{self, Delegation, DocError};
 use crate::output::Diagnostics;
-use crate::process;
+use crate::proc;
 use crate::stop::Stop;
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashSet;
@@ -197,11 +197,11 @@ fn prepare_identity(run: &Run, config: &Config, host: &LazyHost, diag: &mut Diag
     let real_now = crate::core::time::now_ms();
     let clock = identity::note_clock(
         state.section(CLOCK_SECTION),
-        process::boot_epoch_ms(),
+        proc::boot_epoch_ms(),
         real_now,
         config.identity.slack,
     );
-    let own_ns = process::own_pid_ns();
+    let own_ns = proc::own_pid_ns();
     let (ns_section, foreign_pid_ns) = identity::note_pid_ns(state.section(PID_NS_SECTION), own_ns);
     if foreign_pid_ns {
         diag.warning(
@@ -288,7 +288,7 @@ pub fn process_facts(
         Some(Err(invalid)) => return ProcessFacts::Invalid(invalid),
         Some(Ok(pid)) => pid,
     };
-    let observation = process::observe(pid, host, want_uid);
+    let observation = proc::observe(pid, host, want_uid);
     match observation {
         Observation::NotThreadGroupLeader => {
             return ProcessFacts::Invalid(identity::InvalidPid::NotThreadGroupLeader);

@@ -1177,7 +1177,7 @@ impl<'a> TempFile<'a> {
     fn create_random(dir: &Dir, name: &OsStr) -> Result<(CString, OwnedFd), StoreError> {
         let mut last = io::Error::from(io::ErrorKind::AlreadyExists);
         for _ in 0..8 {
-            let random: String = crate::process::random_bytes()[..8]
+            let random: String = crate::proc::random_bytes()[..8]
                 .iter()
                 .map(|byte| format!("{byte:02x}"))
                 .collect();

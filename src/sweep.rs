@@ -223,7 +223,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                         let gone = reclaim::noted_process_gone(
                             note,
                             boot_id.as_deref(),
-                            &crate::process::start_ticks_of,
+                            &crate::proc::start_ticks_of,
                         );
                         (gone
                             && reclaim::note_matches(note, item.view)

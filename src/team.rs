@@ -636,7 +636,7 @@ pub fn health_events_for_run(
         let current = worker.view.health;
         tally.add(current);
         if let Some(transition) = health::transition(before, current) {
-            let event_id = health::uuid_v4(crate::process::random_bytes());
+            let event_id = health::uuid_v4(crate::proc::random_bytes());
             let message = health::event_message(before, &worker.view);
             lines.push(health::event_line(
                 &event_id,
