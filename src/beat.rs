@@ -8,7 +8,7 @@
 use crate::config::Config;
 use crate::core::time;
 use crate::exit::Exit;
-use crate::files::{self, Dir};
+use crate::fs::{self, Dir};
 use crate::output::Diagnostics;
 use crate::proc::Watch;
 use crate::stop::Stop;
@@ -38,7 +38,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     let dir = match Dir::open(parent) {
         Ok(dir) => dir,
         Err(error) => {
-            diag.error(parent, &files::io_message(&error), Exit::FileProblem);
+            diag.error(parent, &fs::io_message(&error), Exit::FileProblem);
             return diag.exit;
         }
     };
@@ -51,7 +51,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     let status = config.beat.status.as_deref().unwrap_or("alive");
     let write = |status: &str, diag: &mut Diagnostics| -> bool {
         let bytes = render(status, &name, time::now_ms());
-        match crate::store::write_atomic(&dir, file_name, &bytes, 0o644) {
+        match crate::fs::write_atomic(&dir, file_name, &bytes, 0o644) {
             Ok(()) => true,
             Err(error) => {
                 diag.error(path, &error.to_string(), Exit::FileProblem);

@@ -9,11 +9,10 @@
 use crate::config::Config;
 use crate::core::time::{self, Millis};
 use crate::exit::Exit;
-use crate::files::{self, Dir};
+use crate::fs::{self, Dir, Replaced};
 use crate::output::{Diagnostics, Output, PathText};
 use crate::scan::Run;
 use crate::stop::Stop;
-use crate::store::{self, Replaced};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::ffi::OsStr;
@@ -177,7 +176,7 @@ fn write_change_retrying<C: DocChange>(
             return Written::Failed { change, error };
         }
         let new = crate::model::render(&value);
-        match store::replace_checked(target.dir, target.name, &expected, &new) {
+        match fs::replace_checked(target.dir, target.name, &expected, &new) {
             Ok(Replaced::Written) => {
                 return Written::Done {
                     change,
@@ -291,43 +290,43 @@ pub fn lock_run(
     config: &Config,
     stop: &Stop,
     diag: &mut Diagnostics,
-) -> Option<Option<store::RunLock>> {
+) -> Option<Option<fs::RunLock>> {
     if config.dry_run {
         return Some(None);
     }
     let lock_path = run.path.join(".flatline/lock");
-    let request = store::LockRequest {
+    let request = fs::LockRequest {
         group: config.lock_group,
         wait: config.wait,
         now: config.now,
         stop: &|| stop.check().is_some(),
     };
-    match store::lock_run_as(run.dir(), &request) {
+    match fs::lock_run_as(run.dir(), &request) {
         Ok(lock) => {
             for (path, message) in lock.notices() {
                 diag.warning(path, message);
             }
             Some(Some(lock))
         }
-        Err(store::LockError::Busy(busy)) => {
+        Err(fs::LockError::Busy(busy)) => {
             if let Some(error) = &busy.record_error {
                 diag.warning(Path::new(""), error);
             }
             diag.error(&lock_path, &busy.to_string(), Exit::Busy);
             None
         }
-        Err(store::LockError::Unusable(message)) => {
+        Err(fs::LockError::Unusable(message)) => {
             diag.error(&run.path, &message, Exit::RunUnusable);
             None
         }
-        Err(store::LockError::Stopped) => {
+        Err(fs::LockError::Stopped) => {
             if let Some(exit) = stop.check() {
                 diag.raise(exit);
             }
             None
         }
-        Err(store::LockError::Io(error)) => {
-            diag.error(&lock_path, &files::io_message(&error), Exit::RunUnusable);
+        Err(fs::LockError::Io(error)) => {
+            diag.error(&lock_path, &fs::io_message(&error), Exit::RunUnusable);
             None
         }
     }
@@ -335,15 +334,15 @@ pub fn lock_run(
 
 /// Removes flatline's leftover temp files from a directory it is about to write (the lock
 /// is held, so no other flatline is writing there).
-pub fn clean_temps(dir: &Dir, entries: &[files::Entry], diag: &mut Diagnostics) {
-    if let Err(error) = store::remove_stale_temps(dir, entries) {
+pub fn clean_temps(dir: &Dir, entries: &[fs::Entry], diag: &mut Diagnostics) {
+    if let Err(error) = fs::remove_stale_temps(dir, entries) {
         diag.error(dir.path(), &error.to_string(), Exit::FileProblem);
     }
 }
 
 /// Makes a batch of renames in `dir` durable: one fsync for the whole batch.
 pub fn sync(dir: &Dir, wrote: bool, diag: &mut Diagnostics) {
-    if wrote && let Err(error) = store::sync_dir(dir) {
+    if wrote && let Err(error) = fs::sync_dir(dir) {
         diag.error(dir.path(), &error.to_string(), Exit::FileProblem);
     }
 }

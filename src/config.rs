@@ -230,14 +230,14 @@ pub fn resolve(
 
 /// `--lock-group GROUP`: a numeric gid as it is, or a group name looked up.
 fn lock_group(group: &str) -> Result<u32, UsageError> {
-    match crate::store::group_id(group) {
+    match crate::fs::group_id(group) {
         Ok(Some(gid)) => Ok(gid),
         Ok(None) => Err(UsageError(format!(
             "--lock-group: no group named '{group}'"
         ))),
         Err(error) => Err(UsageError(format!(
             "--lock-group: cannot look up '{group}': {}",
-            crate::files::io_message(&error)
+            crate::fs::io_message(&error)
         ))),
     }
 }

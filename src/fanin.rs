@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::core::plan::fan_in::{CardDoc, FanIn, Member, Stamp, decide_owned};
 use crate::core::time::Millis;
 use crate::exit::Exit;
-use crate::files::{self, FileMeta, MAX_DOCUMENT_BYTES};
+use crate::fs::{self, FileMeta, MAX_DOCUMENT_BYTES};
 use crate::model::{self, Delegation};
 use crate::output::{Diagnostics, Output, PathText, Ts};
 use crate::scan::{self, LazyHost, Run};
@@ -286,7 +286,7 @@ pub fn fan_in_run(
     run: &Run,
     config: &Config,
     members: &BTreeMap<String, Vec<MemberFile>>,
-    card_dir: Option<&files::Dir>,
+    card_dir: Option<&fs::Dir>,
     cards: &BTreeMap<String, CardFile>,
     stamp_delegation: &mut StampDelegation<'_>,
     output: &mut Output,

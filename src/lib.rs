@@ -1,7 +1,7 @@
 //! flatline: a watchdog for the worker processes of AI-agent orchestrators.
 //!
 //! The crate is a pure core (lifecycle views, event digests, plans) and a thin imperative
-//! shell (scan, process, store, output) around it; `main.rs` only parses, runs and exits.
+//! shell (scan, proc, fs, output) around it; `main.rs` only parses, runs and exits.
 //!
 //! Where things live (the house is being moved into layers, issue 14; arrows point down):
 //!
@@ -11,13 +11,14 @@
 //!   (team heartbeats, SPEC §5), `plan/` (the decisions of refresh, reclaim and fan-in),
 //!   `text` (previews and escapes, SPEC §7), `time` (milliseconds, RFC 3339, durations).
 //! - `model/`: what the files say: the lenient framework, delegations, team documents.
+//! - `fs/`: the file system beneath a run: `read` (descriptors, bounded reads that never follow
+//!   a symlink, named paths read as their owner), `write` (atomic checked writes, the lock).
 //! - `proc/`: the system's processes: `host` (flatline's own facts, the process table),
 //!   `observe` (is the pid alive, and which process is it), `signal` (signals and waits).
 //! - `output/`: the formats (json, table, prometheus) and `diag` (problems on stderr).
-//! - Still flat, to move next: `files`, `store` (confined reads, checked writes, the run
-//!   lock), `scan`, `commit`, `runstate`, `reported`, the commands (`status`, `refresh`,
-//!   `reclaim`, `team`, `beat`, `fanin`, `sweep`), `cli` + `manual` (flags, parse, help,
-//!   man), `config`, `stop`, `exit`.
+//! - Still flat, to move next: `scan`, `commit`, `runstate`, `reported`, the commands
+//!   (`status`, `refresh`, `reclaim`, `team`, `beat`, `fanin`, `sweep`), `cli` + `manual`
+//!   (flags, parse, help, man), `config`, `stop`, `exit`.
 
 pub mod beat;
 pub mod cli;
@@ -26,7 +27,7 @@ pub mod config;
 pub mod core;
 pub mod exit;
 pub mod fanin;
-pub mod files;
+pub mod fs;
 pub mod manual;
 pub mod model;
 pub mod output;
@@ -38,7 +39,6 @@ pub mod runstate;
 pub mod scan;
 pub mod status;
 pub mod stop;
-pub mod store;
 pub mod sweep;
 pub mod team;
 

@@ -17,6 +17,7 @@ use crate::core::lifecycle::{ProcessFacts, ReclaimState, State};
 use crate::core::plan::reclaim::{Reclaim, Termination, Triage, triage, uid_allowed};
 use crate::core::plan::refresh::Change;
 use crate::exit::Exit;
+use crate::fs::RunLock;
 use crate::model::Int;
 use crate::output::{Diagnostics, Output, Ts};
 use crate::proc::{self, OpenError, Sent, Signal, Target, Waited};
@@ -24,7 +25,6 @@ use crate::refresh;
 use crate::runstate::RunState as StateDoc;
 use crate::scan::{self, LazyHost, Listing, Run};
 use crate::stop::Stop;
-use crate::store::RunLock;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
@@ -412,7 +412,7 @@ pub enum Gate {
 /// What the plan knew of a signal target, for the last look at it.
 pub struct Planned<'a> {
     pub run: &'a Run,
-    pub dir: &'a crate::files::Dir,
+    pub dir: &'a crate::fs::Dir,
     pub name: &'a std::ffi::OsStr,
     pub owner: u32,
     pub process_id: Option<Int>,
@@ -432,8 +432,8 @@ pub fn last_look(
     host: &LazyHost,
     apply: &dyn Fn(&mut Value) -> Result<(), ApplyError>,
 ) -> Gate {
-    match crate::files::lstatat(planned.dir.fd(), planned.name) {
-        Err(error) => return Gate::Unrecordable(crate::files::io_message(&error)),
+    match crate::fs::lstatat(planned.dir.fd(), planned.name) {
+        Err(error) => return Gate::Unrecordable(crate::fs::io_message(&error)),
         Ok(meta) if !meta.is_regular() => {
             return Gate::Unrecordable(format!("is {}, not a regular file", meta.kind()));
         }
@@ -452,7 +452,7 @@ pub fn last_look(
     if let Err(error) =
         planned
             .dir
-            .read_file(planned.name, crate::files::MAX_DOCUMENT_BYTES, &mut bytes)
+            .read_file(planned.name, crate::fs::MAX_DOCUMENT_BYTES, &mut bytes)
     {
         return Gate::Unrecordable(error.to_string());
     }
@@ -467,7 +467,7 @@ pub fn last_look(
     }
     match recorded_size(&bytes, apply) {
         Err(error) => Gate::Unrecordable(error),
-        Ok(size) if size.saturating_add(RECORD_MARGIN) > crate::files::MAX_DOCUMENT_BYTES => {
+        Ok(size) if size.saturating_add(RECORD_MARGIN) > crate::fs::MAX_DOCUMENT_BYTES => {
             Gate::Unrecordable(format!(
                 "its record would make it {size} bytes or more, over the 16 MiB bound"
             ))
@@ -489,7 +489,7 @@ fn stream_mtime(
     })
     .ok()
     .flatten()?;
-    let policy = crate::files::NamedPathPolicy {
+    let policy = crate::fs::NamedPathPolicy {
         allow_outside: config.allow_outside_paths,
         owner: planned.owner,
     };
@@ -771,7 +771,7 @@ pub fn note_matches(note: &Noted, view: &crate::core::lifecycle::View<'_>) -> bo
 }
 
 /// The notes in `state.json`, and the state document they came from.
-fn read_notes(state_dir: &crate::files::Dir) -> Result<(StateDoc, Vec<Noted>), String> {
+fn read_notes(state_dir: &crate::fs::Dir) -> Result<(StateDoc, Vec<Noted>), String> {
     let state = StateDoc::read(state_dir).map_err(|error| error.to_string())?;
     let notes = state
         .section(SIGNALLED)
@@ -919,7 +919,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 if view.reclaim_state != ReclaimState::ReclaimNeeded {
                     return Ok(());
                 }
-                let owner = crate::files::guard_owner(&item.meta);
+                let owner = crate::fs::guard_owner(&item.meta);
                 if config.dry_run {
                     print_dry_run(
                         view,
@@ -1205,7 +1205,7 @@ fn skip_reason(termination: Termination, facts: &ProcessFacts, owner: u32) -> St
                 Some(uid) => format!("runs as uid {uid}"),
                 None => "runs as a uid /proc does not show".to_string(),
             };
-            if owner == crate::files::FOREIGN_OWNER {
+            if owner == crate::fs::FOREIGN_OWNER {
                 format!(
                     "process {pid} {runs_as}, and the delegation file is nobody's word (several \
                      links, or writable by others: SPEC §1.3)"

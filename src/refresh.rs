@@ -18,7 +18,7 @@ use crate::core::plan::refresh::{
 };
 use crate::core::time::{self, Millis};
 use crate::exit::Exit;
-use crate::files::{self, NamedPathPolicy, ReadError, RunRoot};
+use crate::fs::{self, NamedPathPolicy, ReadError, RunRoot};
 use crate::model::Delegation;
 use crate::output::{Diagnostics, Output, Ts};
 use crate::scan::{self, LazyHost, Run};
@@ -224,7 +224,7 @@ impl std::fmt::Display for StreamError {
         write!(
             f,
             "event stream {}: {}",
-            files::display_path(&self.path),
+            fs::display_path(&self.path),
             self.error
         )
     }
@@ -260,7 +260,7 @@ impl StreamReading {
     /// The digest of the stream `meta` describes: remembered, or made by `make`.
     fn digest(
         &self,
-        meta: &files::FileMeta,
+        meta: &fs::FileMeta,
         make: impl FnOnce() -> Result<Digest, String>,
     ) -> Result<Digest, String> {
         let key = (meta.dev, meta.ino, meta.size, meta.mtime_ms);
@@ -300,22 +300,22 @@ pub fn digest_bounded(file: &std::fs::File, size: u64, max_read: u64) -> std::io
     use std::os::unix::fs::FileExt;
     let mut digest = events::StreamDigest::new(events::MAX_LINE_BYTES);
     let mut buf = vec![0u8; 64 * 1024];
-    let feed = |piece: files::Piece<'_>, digest: &mut events::StreamDigest| match piece {
-        files::Piece::Data(bytes) => digest.data(bytes),
-        files::Piece::Hole(len) => digest.hole(len),
+    let feed = |piece: fs::Piece<'_>, digest: &mut events::StreamDigest| match piece {
+        fs::Piece::Data(bytes) => digest.data(bytes),
+        fs::Piece::Hole(len) => digest.hole(len),
     };
     if size <= max_read {
-        files::read_range(file, 0, size, &mut buf, |piece| feed(piece, &mut digest))?;
+        fs::read_range(file, 0, size, &mut buf, |piece| feed(piece, &mut digest))?;
         return Ok(digest.finish());
     }
     let head = STREAM_HEAD_BYTES.min(max_read);
     let tail_start = size - (max_read - head);
-    files::read_range(file, 0, head, &mut buf, |piece| feed(piece, &mut digest))?;
+    fs::read_range(file, 0, head, &mut buf, |piece| feed(piece, &mut digest))?;
     let mut before = [0u8; 1];
     let at_line_start =
         matches!(file.read_at(&mut before, tail_start - 1), Ok(1) if before[0] == b'\n');
     digest.gap(tail_start - head, at_line_start);
-    files::read_range(file, tail_start, size, &mut buf, |piece| {
+    fs::read_range(file, tail_start, size, &mut buf, |piece| {
         feed(piece, &mut digest)
     })?;
     Ok(digest.finish())
@@ -350,7 +350,7 @@ pub fn look_at_stream_with(
         path: path.to_path_buf(),
         error,
     };
-    let named = match files::open_named(root, path, policy) {
+    let named = match fs::open_named(root, path, policy) {
         Ok(named) => named,
         Err(ReadError::NotFound) => return Ok(None),
         Err(error) => return Err(fail(error.to_string())),
@@ -371,7 +371,7 @@ pub fn look_at_stream_with(
                     .open_for_read(root, path, policy)
                     .map_err(|error| error.to_string())?;
                 digest_bounded(&file, named.meta.size, reading.max_read)
-                    .map_err(|error| files::io_message(&error))
+                    .map_err(|error| fs::io_message(&error))
             })
             .map_err(fail)?;
         stream.digest = Some(digest);
@@ -586,7 +586,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &crate::stop::Stop) ->
                     item.doc,
                     item.times,
                     item.facts,
-                    crate::files::guard_owner(&item.meta),
+                    crate::fs::guard_owner(&item.meta),
                 ) {
                     Ok(Some(change)) => change,
                     Ok(None) => return Ok(()),
@@ -602,7 +602,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &crate::stop::Stop) ->
                 };
                 let written =
                     commit::write_change(target, change, config.now, config.dry_run, |bytes| {
-                        replan(&ctx, bytes, crate::files::guard_owner(&item.meta))
+                        replan(&ctx, bytes, crate::fs::guard_owner(&item.meta))
                     });
                 wrote |= written.wrote();
                 let place = Place {
@@ -927,7 +927,7 @@ mod tests {
     #[test]
     fn a_stream_is_digested_once_per_identity() {
         let reading = StreamReading::new(DEFAULT_MAX_STREAM_READ);
-        let meta = |size, mtime_ms| files::FileMeta {
+        let meta = |size, mtime_ms| fs::FileMeta {
             dev: 1,
             ino: 2,
             mode: 0o100644,

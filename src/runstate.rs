@@ -7,7 +7,7 @@
 //! another's memory. The file is written only under the run lock, atomically, and only when
 //! some section changed.
 
-use crate::files::{Dir, ReadError};
+use crate::fs::{Dir, ReadError};
 use serde_json::{Map, Value};
 use std::ffi::OsStr;
 
@@ -100,11 +100,11 @@ impl RunState {
 
     /// Writes the state atomically when a section changed; a run that changed nothing
     /// leaves the file byte-identical.
-    pub fn write_if_changed(&mut self, state_dir: &Dir) -> Result<(), crate::store::StoreError> {
+    pub fn write_if_changed(&mut self, state_dir: &Dir) -> Result<(), crate::fs::StoreError> {
         if !self.changed {
             return Ok(());
         }
-        crate::store::write_in_dir_group(state_dir, OsStr::new(FILE), &self.render(), MODE)?;
+        crate::fs::write_in_dir_group(state_dir, OsStr::new(FILE), &self.render(), MODE)?;
         self.changed = false;
         Ok(())
     }

@@ -11,7 +11,7 @@ use crate::core::lifecycle::{
     self, ChildStatus, ProcessFacts, StreamFacts, StreamInode, Times, View,
 };
 use crate::exit::Exit;
-use crate::files::{
+use crate::fs::{
     self, Dir, Entry, FileMeta, MAX_DOCUMENT_BYTES, NamedPathPolicy, ReadError, RunRoot,
 };
 use crate::model::{self, Delegation, DocError};
@@ -49,7 +49,7 @@ pub fn open_runs(paths: &[PathBuf], diag: &mut Diagnostics) -> Vec<Run> {
                 let message = match error.raw_os_error() {
                     Some(libc::ENOTDIR) => "not a directory".to_string(),
                     Some(libc::ENOENT) => "no such run directory".to_string(),
-                    _ => files::io_message(&error),
+                    _ => fs::io_message(&error),
                 };
                 diag.error(path, &message, Exit::RunUnusable);
                 continue;
@@ -58,7 +58,7 @@ pub fn open_runs(paths: &[PathBuf], diag: &mut Diagnostics) -> Vec<Run> {
         let meta = match dir.meta() {
             Ok(meta) => meta,
             Err(error) => {
-                diag.error(path, &files::io_message(&error), Exit::RunUnusable);
+                diag.error(path, &fs::io_message(&error), Exit::RunUnusable);
                 continue;
             }
         };
@@ -92,7 +92,7 @@ pub fn list_child(run: &Run, name: &str, diag: &mut Diagnostics) -> Option<Listi
             let message = match error.raw_os_error() {
                 Some(libc::ELOOP) => "is a symlink, refused".to_string(),
                 Some(libc::ENOTDIR) => "not a directory".to_string(),
-                _ => files::io_message(&error),
+                _ => fs::io_message(&error),
             };
             diag.error(&path, &message, Exit::FileProblem);
             return None;
@@ -101,7 +101,7 @@ pub fn list_child(run: &Run, name: &str, diag: &mut Diagnostics) -> Option<Listi
     match dir.entries() {
         Ok(entries) => Some(Listing { dir, entries }),
         Err(error) => {
-            diag.error(&path, &files::io_message(&error), Exit::FileProblem);
+            diag.error(&path, &fs::io_message(&error), Exit::FileProblem);
             None
         }
     }
@@ -156,7 +156,7 @@ struct RunIdentity {
     /// The run root (a duplicate descriptor) and the path policy, to stat worker streams.
     root: Option<RunRoot>,
     allow_outside: bool,
-    /// The owner the document being inspected speaks for (`files::guard_owner`); `None`
+    /// The owner the document being inspected speaks for (`fs::guard_owner`); `None`
     /// outside the first inspection of a listed file: then no stream is stated.
     owner: Option<u32>,
 }
@@ -252,11 +252,11 @@ fn stream_mtime(doc: &Delegation<'_>, host: &LazyHost) -> Option<crate::core::ti
     let owner = context.owner?;
     let root = context.root.as_ref()?;
     let path = crate::refresh::stream_path(doc)?;
-    let policy = files::NamedPathPolicy {
+    let policy = fs::NamedPathPolicy {
         allow_outside: context.allow_outside,
         owner,
     };
-    files::open_named(root, &path, policy)
+    fs::open_named(root, &path, policy)
         .ok()
         .map(|named| named.meta.mtime_ms)
 }
@@ -486,7 +486,7 @@ pub fn stream_facts(
         allow_outside: config.allow_outside_paths,
         owner,
     };
-    facts_of(files::stat_named(&run.root, &path, policy))
+    facts_of(fs::stat_named(&run.root, &path, policy))
 }
 
 /// The stream to stat for a delegation's view, when it has one and is running.
@@ -620,14 +620,14 @@ fn stream_facts_ahead(
             Some(path) => {
                 let policy = NamedPathPolicy {
                     allow_outside,
-                    owner: files::guard_owner(meta),
+                    owner: fs::guard_owner(meta),
                 };
                 plan.push(Some(Some(wanted.len())));
                 wanted.push((path, policy));
             }
         }
     }
-    let mut stats: Vec<Option<Result<FileMeta, ReadError>>> = files::stat_named_many(root, &wanted)
+    let mut stats: Vec<Option<Result<FileMeta, ReadError>>> = fs::stat_named_many(root, &wanted)
         .into_iter()
         .map(Some)
         .collect();
@@ -640,7 +640,7 @@ fn stream_facts_ahead(
 }
 
 /// A file as read: its metadata and bytes, or why it could not be read.
-type Read<'b> = Result<(FileMeta, &'b [u8]), files::ReadError>;
+type Read<'b> = Result<(FileMeta, &'b [u8]), fs::ReadError>;
 
 /// Reading ahead: one thread opens and reads the next files of the listing while the caller
 /// parses and prints the current one, so the kernel's time per file and flatline's own
@@ -651,7 +651,7 @@ mod prefetch {
     use super::Read;
     use crate::core::lifecycle::StreamFacts;
     use crate::exit::Exit;
-    use crate::files::{self, Dir, Entry, FileMeta, MAX_DOCUMENT_BYTES, ReadError, RunRoot};
+    use crate::fs::{self, Dir, Entry, FileMeta, MAX_DOCUMENT_BYTES, ReadError, RunRoot};
     use std::fs::File;
     use std::io::{Seek, SeekFrom};
     use std::sync::mpsc;
@@ -674,7 +674,7 @@ mod prefetch {
         if meta.size > SMALL as u64 {
             return Fetched::Open(file, meta);
         }
-        match files::read_bounded(&mut file, meta.size, SMALL, &mut buf) {
+        match fs::read_bounded(&mut file, meta.size, SMALL, &mut buf) {
             Ok(()) => Fetched::Read(meta, buf),
             // It grew past SMALL while being read: the caller reads it, from its start,
             // through the same descriptor.
@@ -750,13 +750,9 @@ mod prefetch {
                         let _ = recycle.send(buf);
                     }
                     Fetched::Open(mut file, meta) => {
-                        let read = files::read_bounded(
-                            &mut file,
-                            meta.size,
-                            MAX_DOCUMENT_BYTES,
-                            &mut large,
-                        )
-                        .map(|()| (meta, large.as_slice()));
+                        let read =
+                            fs::read_bounded(&mut file, meta.size, MAX_DOCUMENT_BYTES, &mut large)
+                                .map(|()| (meta, large.as_slice()));
                         each(entry, read, None)?;
                     }
                     Fetched::Failed(error) => each(entry, Err(error), None)?,
@@ -783,7 +779,7 @@ fn visit_bytes(
     visit: &mut dyn FnMut(Item<'_>, &mut Diagnostics) -> Result<(), Exit>,
 ) -> Result<(), Exit> {
     // The stream of this document is stated as its owner while it is inspected.
-    let owner = files::guard_owner(&meta);
+    let owner = fs::guard_owner(&meta);
     host.1.borrow_mut().owner = Some(owner);
     let result = inspect_ahead(
         run,
@@ -915,7 +911,7 @@ mod tests {
 
     #[test]
     fn read_ahead_stats_streams_as_each_documents_owner() {
-        if files::effective_uid() != 0 {
+        if fs::effective_uid() != 0 {
             eprintln!("SKIPPED: needs root (chown, another identity)");
             return;
         }

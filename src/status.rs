@@ -6,7 +6,7 @@
 use crate::config::Config;
 use crate::core::lifecycle::{Tally, View};
 use crate::exit::Exit;
-use crate::files;
+use crate::fs;
 use crate::model::Int;
 use crate::output::{Diagnostics, JsonWriter, Metrics, Output, PathText, Ts, WriteJson};
 use crate::scan::{self, LazyHost};
@@ -197,7 +197,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         let mut cards = CardTallies::default();
         let mut seen = RunMetrics::default();
         // A holder that kept the run lock across several runs needs a person (SPEC §4).
-        if let Some(streak) = crate::store::lock_held(run.dir()) {
+        if let Some(streak) = crate::fs::lock_held(run.dir()) {
             diag.warning(&run.path.join(".flatline/lock"), &streak.to_string());
             attention = true;
         }
@@ -278,7 +278,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     if let Err(error) = finished {
         diag.error(
             Path::new("stdout"),
-            &files::io_message(&error),
+            &fs::io_message(&error),
             Exit::FileProblem,
         );
     }
@@ -295,7 +295,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
 pub fn stdout_failed(diag: &mut Diagnostics, error: &std::io::Error) -> Exit {
     diag.error(
         Path::new("stdout"),
-        &files::io_message(error),
+        &fs::io_message(error),
         Exit::FileProblem,
     );
     Exit::FileProblem

@@ -17,6 +17,7 @@ use crate::core::plan::reclaim::{Reclaim, Termination, Triage, triage};
 use crate::core::plan::refresh::Change;
 use crate::exit::Exit;
 use crate::fanin::{self, CardFile, FanInStamp, MemberFile};
+use crate::fs::RunLock;
 use crate::output::{Diagnostics, Metrics, Output};
 use crate::reclaim::{self, Kill, TargetInfo};
 use crate::refresh;
@@ -24,7 +25,6 @@ use crate::reported::{self, Reported};
 use crate::scan::{self, LazyHost, Listing, Run};
 use crate::status::RunMetrics;
 use crate::stop::Stop;
-use crate::store::RunLock;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
@@ -212,7 +212,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 diag,
                 stop,
                 &mut |item, diag| {
-                    let owner = crate::files::guard_owner(&item.meta);
+                    let owner = crate::fs::guard_owner(&item.meta);
                     let name = item.name.to_string_lossy();
                     // Signalled by another flatline still waiting out its grace: left to it.
                     let theirs = ledger.theirs.contains(name.as_ref());

@@ -2,7 +2,7 @@
 //! (SPEC §1.2, §5), their records in `status`, and `flatline health-events`.
 //!
 //! `RUN_DIR/workers/<name>/worker-spec.json` names the worker's heartbeat, inbox and outbox.
-//! Those paths are untrusted and go through `files::open_named` like event streams: beneath
+//! Those paths are untrusted and go through `fs::open_named` like event streams: beneath
 //! the run, no symlinks, regular files of the spec's owner or root. Inboxes and outboxes are
 //! counted streaming, whatever their size.
 
@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::core::health::{self, Beat, Health, WorkerView};
 use crate::core::time::Millis;
 use crate::exit::Exit;
-use crate::files::{self, MAX_DOCUMENT_BYTES, NamedPathPolicy, ReadError};
+use crate::fs::{self, MAX_DOCUMENT_BYTES, NamedPathPolicy, ReadError};
 use crate::model::{self, WorkerSpec};
 use crate::output::{Diagnostics, Output, PathText, Ts};
 use crate::runstate::{self, RunState};
@@ -150,9 +150,9 @@ pub fn count_file_lines_bounded(file: &std::fs::File, limit: u64) -> std::io::Re
     let size = file.metadata()?.len();
     let mut counter = LineCounter::default();
     let mut buf = vec![0u8; 64 * 1024];
-    files::read_range(file, 0, size.min(limit), &mut buf, |piece| match piece {
-        files::Piece::Data(bytes) => counter.feed(bytes),
-        files::Piece::Hole(len) => counter.content |= len > 0,
+    fs::read_range(file, 0, size.min(limit), &mut buf, |piece| match piece {
+        fs::Piece::Data(bytes) => counter.feed(bytes),
+        fs::Piece::Hole(len) => counter.content |= len > 0,
     })?;
     Ok((counter.finish(), size > limit))
 }
@@ -168,7 +168,7 @@ fn read_heartbeat<'b>(
     spec_path: &Path,
     diag: &mut Diagnostics,
 ) -> Beat<'b> {
-    let named = match files::open_named(&run.root, path, policy) {
+    let named = match fs::open_named(&run.root, path, policy) {
         Ok(named) => named,
         Err(ReadError::NotFound) => return Beat::Missing { spec_mtime_ms },
         Err(error) => {
@@ -178,9 +178,7 @@ fn read_heartbeat<'b>(
     };
     let result = named
         .open_for_read(&run.root, path, policy)
-        .and_then(|mut file| {
-            files::read_bounded(&mut file, named.meta.size, MAX_DOCUMENT_BYTES, buf)
-        });
+        .and_then(|mut file| fs::read_bounded(&mut file, named.meta.size, MAX_DOCUMENT_BYTES, buf));
     match result {
         Ok(()) => Beat::Read {
             bytes: buf,
@@ -216,7 +214,7 @@ fn count_queue_bounded(
     spec_path: &Path,
     diag: &mut Diagnostics,
 ) -> QueueCount {
-    let result = files::open_named(&run.root, path, policy).and_then(|named| {
+    let result = fs::open_named(&run.root, path, policy).and_then(|named| {
         let file = named.open_for_read(&run.root, path, policy)?;
         count_file_lines_bounded(&file, limit).map_err(ReadError::Io)
     });
@@ -275,7 +273,7 @@ fn truncated_warning(what: &str) -> &'static str {
 fn report_path(diag: &mut Diagnostics, spec_path: &Path, what: &str, path: &Path, error: &str) {
     diag.error(
         spec_path,
-        &format!("{what} {}: {error}", files::display_path(path)),
+        &format!("{what} {}: {error}", fs::display_path(path)),
         Exit::FileProblem,
     );
 }
@@ -303,7 +301,7 @@ pub fn for_each_worker(
         }
         let dir_path = listing.dir.join(&entry.name);
         let worker_dir = match entry.kind {
-            files::EntryKind::Dir | files::EntryKind::Unknown | files::EntryKind::Symlink => {
+            fs::EntryKind::Dir | fs::EntryKind::Unknown | fs::EntryKind::Symlink => {
                 match listing.dir.open_child(&entry.name) {
                     Ok(Some(dir)) => dir,
                     Ok(None) => continue,
@@ -312,7 +310,7 @@ pub fn for_each_worker(
                         let message = if error.raw_os_error() == Some(libc::ELOOP) {
                             "is a symlink, refused".to_string()
                         } else {
-                            files::io_message(&error)
+                            fs::io_message(&error)
                         };
                         diag.error(&dir_path, &message, Exit::FileProblem);
                         continue;
@@ -367,7 +365,7 @@ pub fn for_each_worker(
         };
         let policy = NamedPathPolicy {
             allow_outside: config.allow_outside_paths,
-            owner: crate::files::guard_owner(&spec_meta),
+            owner: crate::fs::guard_owner(&spec_meta),
         };
         let mut missing_paths = Vec::new();
         let (beat_path, beat_named) = named(spec.heartbeat.str(), "heartbeat.json");
@@ -514,7 +512,7 @@ fn run_id(run: &Run, config: &Config) -> String {
 /// The run's stored state (`.flatline/state.json`) and the workers' health of the last run
 /// (its `workers` section; `None` before the first run).
 fn read_state(
-    state_dir: Option<&files::Dir>,
+    state_dir: Option<&fs::Dir>,
     run: &Run,
     diag: &mut Diagnostics,
 ) -> (RunState, Option<Vec<(String, Health)>>) {
@@ -598,7 +596,7 @@ struct Emitted {
 pub fn health_events_for_run(
     run: &Run,
     config: &Config,
-    state_dir: Option<&files::Dir>,
+    state_dir: Option<&fs::Dir>,
     diag: &mut Diagnostics,
     stop: &Stop,
     output: &mut Output,
@@ -622,7 +620,7 @@ pub fn health_events_for_run(
                     &worker.spec_path,
                     &format!(
                         "{what} {} does not exist ({})",
-                        files::display_path(path),
+                        fs::display_path(path),
                         missing_warning(what)
                     ),
                 );
@@ -669,8 +667,7 @@ pub fn health_events_for_run(
         "appended"
     };
     if !config.dry_run
-        && let Err(error) =
-            crate::store::append_lines(run.dir(), OsStr::new("events.jsonl"), &lines)
+        && let Err(error) = crate::fs::append_lines(run.dir(), OsStr::new("events.jsonl"), &lines)
     {
         diag.error(&events_path, &error.to_string(), Exit::FileProblem);
         outcome = "failed";

@@ -102,7 +102,7 @@ pub fn stderr_is_journal() -> bool {
         return false;
     };
     use std::os::fd::AsFd;
-    match crate::files::fstat(io::stderr().as_fd()) {
+    match crate::fs::fstat(io::stderr().as_fd()) {
         Ok(meta) => meta.dev == dev && meta.ino == ino,
         Err(_) => false,
     }

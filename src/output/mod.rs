@@ -334,8 +334,8 @@ fn write_file_atomically(path: &std::path::Path, bytes: &[u8]) -> io::Result<()>
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => std::path::Path::new("."),
     };
-    let dir = crate::files::Dir::open(parent)?;
-    crate::store::write_atomic(&dir, name, bytes, 0o644)
+    let dir = crate::fs::Dir::open(parent)?;
+    crate::fs::write_atomic(&dir, name, bytes, 0o644)
         .map_err(|error| io::Error::other(format!("{}: {error}", path.display())))
 }
 

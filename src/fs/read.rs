@@ -1,4 +1,4 @@
-//! files: directory descriptors and bounded reads that never follow a symlink.
+//! read: directory descriptors and bounded reads that never follow a symlink.
 //!
 //! Everything flatline reads beneath a run directory goes through a `Dir` (a descriptor, not
 //! a path string), so a symlink swapped in by an agent cannot redirect a read. Two kinds of

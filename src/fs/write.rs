@@ -1,4 +1,4 @@
-//! store: atomic, checked, durable writes beneath a run directory, and the run lock.
+//! write: atomic, checked, durable writes beneath a run directory, and the run lock.
 //!
 //! Every write goes through a directory descriptor and a single file name, never a path
 //! string, and never through a symlink (SPEC §4). A replaced file gets a temp file
@@ -16,8 +16,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::read::{self as files, Dir, FileMeta};
 use crate::core::time::{self, Millis};
-use crate::files::{self, Dir, FileMeta};
 
 /// What went wrong with a write; `Display` gives the "what is wrong" part of
 /// `flatline: PATH: what is wrong` (no path inside).
