@@ -192,7 +192,7 @@ pub fn resolve(
         allow_outside_paths: low.allow_outside_paths,
         max_stream_read: low
             .max_stream_read
-            .unwrap_or(crate::refresh::DEFAULT_MAX_STREAM_READ),
+            .unwrap_or(crate::cmd::refresh::DEFAULT_MAX_STREAM_READ),
         wait: low.wait.map(std_duration),
         lock_group: match &low.lock_group {
             Some(group) => Some(lock_group(group)?),

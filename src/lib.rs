@@ -16,33 +16,33 @@
 //! - `proc/`: the system's processes: `host` (flatline's own facts, the process table),
 //!   `observe` (is the pid alive, and which process is it), `signal` (signals and waits).
 //! - `output/`: the formats (json, table, prometheus) and `diag` (problems on stderr).
+//! - `cmd/`: the subcommands `status`, `refresh`, `reclaim` and `fanin` (each still with its
+//!   own run loop, until `shell/` has the shared one).
 //! - Still flat, to move next: `scan`, `commit`, `runstate`, `reported`, the commands
-//!   (`status`, `refresh`, `reclaim`, `team`, `beat`, `fanin`, `sweep`), `cli` + `manual`
-//!   (flags, parse, help, man), `config`, `stop`, `exit`.
+//!   `team` (health-events), `beat` and `sweep`, `cli` + `manual` (flags, parse, help, man),
+//!   `config`, `stop`, `exit`.
 
 pub mod beat;
 pub mod cli;
+pub mod cmd;
 pub mod commit;
 pub mod config;
 pub mod core;
 pub mod exit;
-pub mod fanin;
 pub mod fs;
 pub mod manual;
 pub mod model;
 pub mod output;
 pub mod proc;
-pub mod reclaim;
-pub mod refresh;
 pub mod reported;
 pub mod runstate;
 pub mod scan;
-pub mod status;
 pub mod stop;
 pub mod sweep;
 pub mod team;
 
 use cli::{Command, Mode};
+use cmd::{fanin, reclaim, refresh, status};
 use exit::Exit;
 use output::Diagnostics;
 use std::ffi::OsString;

@@ -9,6 +9,10 @@
 //! stamp, skipped for a card whose ending write did not land — and the heartbeat
 //! transitions are appended.
 
+use crate::cmd::fanin::{self, CardFile, FanInStamp, MemberFile};
+use crate::cmd::reclaim::{self, Kill, TargetInfo};
+use crate::cmd::refresh;
+use crate::cmd::status::RunMetrics;
 use crate::commit::{self, ApplyError, DocChange, Place, Written};
 use crate::config::Config;
 use crate::core::lifecycle::ReclaimState;
@@ -16,14 +20,10 @@ use crate::core::plan::fan_in::{self, Member};
 use crate::core::plan::reclaim::{Reclaim, Termination, Triage, triage};
 use crate::core::plan::refresh::Change;
 use crate::exit::Exit;
-use crate::fanin::{self, CardFile, FanInStamp, MemberFile};
 use crate::fs::RunLock;
 use crate::output::{Diagnostics, Metrics, Output};
-use crate::reclaim::{self, Kill, TargetInfo};
-use crate::refresh;
 use crate::reported::{self, Reported};
 use crate::scan::{self, LazyHost, Listing, Run};
-use crate::status::RunMetrics;
 use crate::stop::Stop;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashSet};
@@ -934,12 +934,12 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         vec![],
         tallies.reclaimed_now as f64,
     );
-    crate::status::add_run_facts(&mut metrics, config.now, diag.errors.len());
+    crate::cmd::status::add_run_facts(&mut metrics, config.now, diag.errors.len());
     let finished = output
         .metrics(&metrics)
         .and_then(|()| output.finish::<Value>(&[], &diag.errors.clone(), ""));
     if let Err(error) = finished {
-        crate::status::stdout_failed(diag, &error);
+        crate::cmd::status::stdout_failed(diag, &error);
     }
     if let Some(exit) = interrupted {
         diag.raise(exit);

@@ -688,7 +688,7 @@ pub fn health_events_for_run(
         };
         output
             .record(&record)
-            .map_err(|error| crate::status::stdout_failed(diag, &error))?;
+            .map_err(|error| crate::cmd::status::stdout_failed(diag, &error))?;
     }
     // The baseline changes only when a health did; a run without change rewrites nothing.
     let unchanged = !first_run && next == previous;
@@ -742,7 +742,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         }
     }
     if let Err(error) = output.finish::<serde_json::Value>(&[], &diag.errors.clone(), "") {
-        crate::status::stdout_failed(diag, &error);
+        crate::cmd::status::stdout_failed(diag, &error);
     }
     diag.exit
 }

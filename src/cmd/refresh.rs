@@ -621,7 +621,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &crate::stop::Stop) ->
         }
     }
     if let Err(error) = output.finish::<Value>(&[], &diag.errors.clone(), "") {
-        crate::status::stdout_failed(diag, &error);
+        crate::cmd::status::stdout_failed(diag, &error);
     }
     diag.exit
 }

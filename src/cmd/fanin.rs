@@ -394,7 +394,7 @@ pub fn fan_in_run(
         record.foreign_members = (!foreign_members.is_empty()).then_some(&foreign_members);
         output
             .record(&record)
-            .map_err(|error| crate::status::stdout_failed(diag, &error))?;
+            .map_err(|error| crate::cmd::status::stdout_failed(diag, &error))?;
     }
     Ok(outcome)
 }
@@ -539,7 +539,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         }
     }
     if let Err(error) = output.finish::<Value>(&[], &diag.errors.clone(), "") {
-        crate::status::stdout_failed(diag, &error);
+        crate::cmd::status::stdout_failed(diag, &error);
     }
     if named_not_ready {
         diag.raise(Exit::Attention);

@@ -8,6 +8,7 @@
 //! once, waits for all of them against one deadline, sends SIGKILL to survivors, and records
 //! only the workers whose processes are confirmed gone.
 
+use crate::cmd::refresh;
 use crate::commit::{
     self, ApplyError, DocChange, Place, Written, lifecycle_mut, object_mut, set_status, ts,
 };
@@ -21,7 +22,6 @@ use crate::fs::RunLock;
 use crate::model::Int;
 use crate::output::{Diagnostics, Output, Ts};
 use crate::proc::{self, OpenError, Sent, Signal, Target, Waited};
-use crate::refresh;
 use crate::runstate::RunState as StateDoc;
 use crate::scan::{self, LazyHost, Listing, Run};
 use crate::stop::Stop;
@@ -1136,7 +1136,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     if plan_document {
         print_plan_document(output, diag);
     } else if let Err(error) = output.finish::<Value>(&[], &diag.errors.clone(), "") {
-        crate::status::stdout_failed(diag, &error);
+        crate::cmd::status::stdout_failed(diag, &error);
     }
     if let Some(exit) = interrupted {
         diag.raise(exit);
@@ -1871,7 +1871,7 @@ fn print_plan_document(output: Output, diag: &mut Diagnostics) {
     let mut text = crate::output::to_string_safe(&document).unwrap_or_default();
     text.push('\n');
     if let Err(error) = crate::output::write_stdout(text.as_bytes()) {
-        crate::status::stdout_failed(diag, &error);
+        crate::cmd::status::stdout_failed(diag, &error);
     }
 }
 
