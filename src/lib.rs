@@ -18,14 +18,14 @@
 //! - `output/`: the formats (json, table, prometheus) and `diag` (problems on stderr).
 //! - `cmd/`: the subcommands `status`, `refresh`, `reclaim` and `fanin` (each still with its
 //!   own run loop, until `shell/` has the shared one).
-//! - Still flat, to move next: `scan`, `commit`, `runstate`, `reported`, the commands
+//! - `shell/`: `commit` (the write-retry loop every writing command uses).
+//! - Still flat, to move next: `scan`, `runstate`, `reported`, the commands
 //!   `team` (health-events), `beat` and `sweep`, `cli` + `manual` (flags, parse, help, man),
 //!   `config`, `stop`, `exit`.
 
 pub mod beat;
 pub mod cli;
 pub mod cmd;
-pub mod commit;
 pub mod config;
 pub mod core;
 pub mod exit;
@@ -37,6 +37,7 @@ pub mod proc;
 pub mod reported;
 pub mod runstate;
 pub mod scan;
+pub mod shell;
 pub mod stop;
 pub mod sweep;
 pub mod team;

@@ -117,7 +117,7 @@ pub fn list_for_writing(
 ) -> Option<Listing> {
     let listing = list_child(run, name, diag)?;
     if !config.dry_run {
-        crate::commit::clean_temps(&listing.dir, &listing.entries, diag);
+        crate::shell::commit::clean_temps(&listing.dir, &listing.entries, diag);
     }
     Some(listing)
 }

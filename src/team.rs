@@ -725,7 +725,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             diag.raise(exit);
             break;
         }
-        let Some(lock) = crate::commit::lock_run(run, config, stop, diag) else {
+        let Some(lock) = crate::shell::commit::lock_run(run, config, stop, diag) else {
             continue;
         };
         let state_dir = lock.as_ref().map(|lock| lock.state_dir());

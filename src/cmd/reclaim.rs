@@ -9,9 +9,6 @@
 //! only the workers whose processes are confirmed gone.
 
 use crate::cmd::refresh;
-use crate::commit::{
-    self, ApplyError, DocChange, Place, Written, lifecycle_mut, object_mut, set_status, ts,
-};
 use crate::config::Config;
 use crate::core::identity::{self, Identity, Observation, Pid};
 use crate::core::lifecycle::{ProcessFacts, ReclaimState, State};
@@ -24,6 +21,9 @@ use crate::output::{Diagnostics, Output, Ts};
 use crate::proc::{self, OpenError, Sent, Signal, Target, Waited};
 use crate::runstate::RunState as StateDoc;
 use crate::scan::{self, LazyHost, Listing, Run};
+use crate::shell::commit::{
+    self, ApplyError, DocChange, Place, Written, lifecycle_mut, object_mut, set_status, ts,
+};
 use crate::stop::Stop;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashSet};

@@ -5,9 +5,6 @@
 //! the document's JSON. The shell (`run`, `refresh_one`) stats or reads the stream, writes
 //! through the store, and re-reads and recomputes when another writer got there first.
 
-use crate::commit::{
-    self, ApplyError, DocChange, Place, lifecycle_mut, object_mut, set_status, ts,
-};
 use crate::config::Config;
 use crate::core::digest::{self as events, Digest, Outcome};
 use crate::core::identity::Fingerprint;
@@ -22,6 +19,9 @@ use crate::fs::{self, NamedPathPolicy, ReadError, RunRoot};
 use crate::model::Delegation;
 use crate::output::{Diagnostics, Output, Ts};
 use crate::scan::{self, LazyHost, Run};
+use crate::shell::commit::{
+    self, ApplyError, DocChange, Place, lifecycle_mut, object_mut, set_status, ts,
+};
 use serde_json::{Map, Value, json};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -640,10 +640,10 @@ pub fn replan(ctx: &Context<'_>, bytes: &[u8], owner: u32) -> Result<Option<Chan
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commit::DocChange;
     use crate::core::digest::Terminal;
     use crate::core::digest::Verdict;
     use crate::core::plan::refresh::tests::{NOW, fingerprint, success_digest};
+    use crate::shell::commit::DocChange;
 
     #[test]
     fn apply_progress_touches_only_flatlines_fields() {
