@@ -831,8 +831,9 @@ fn positive_duration(flag: &Flag, value: &str) -> Result<Millis, UsageError> {
     let ms = duration(flag, value)?;
     if ms <= 0 {
         return Err(UsageError(format!(
-            "--{}: must be greater than 0",
-            flag.long
+            "--{}: must be greater than 0 ({})",
+            flag.long,
+            clock::DURATION_EXAMPLES
         )));
     }
     Ok(ms)
@@ -1010,7 +1011,8 @@ pub fn help_text() -> String {
         let _ = writeln!(out, "  {:<width$}  {}", flag_synopsis(flag), flag.about);
     }
     out.push_str(
-        "\nDurations: a whole number and a unit: 1500ms, 45s, 2m, 1h.\n\
+        "\nDurations are systemd time spans: 1500ms, 45s, 1.5s, 4min, 1m30s, 1h 30min, 2d, 1w;\n\
+         a bare number is seconds; parts of a millisecond round up (see DURATIONS in the man page).\n\
          Every option takes its value as the next argument or after '='.\n\nExit status:\n",
     );
     for (code, meaning) in exit::TABLE {
@@ -1239,6 +1241,32 @@ mod tests {
     }
 
     #[test]
+    fn every_duration_option_takes_a_systemd_time_span() {
+        for flag in FLAGS.iter().filter(|flag| flag.value == Some("DURATION")) {
+            let command = COMMANDS
+                .iter()
+                .find(|def| flag.commands & def.command.bit() != 0)
+                .map_or("status", |def| def.name);
+            for text in ["4min", "1h 30min", "1.5"] {
+                let typed = format!("--{}={text}", flag.long);
+                let low = parse_ok(&[command, &typed, "r"]);
+                assert!(low.seen.contains(&flag.id), "{typed}");
+            }
+            let message = parse_err(&[command, &format!("--{}", flag.long), "4 lightyears"]);
+            assert!(
+                message.starts_with(&format!("--{}: ", flag.long)),
+                "{message}"
+            );
+            assert!(message.contains("e.g. 45s, 4min"), "{message}");
+        }
+        let low = parse_ok(&["sweep", "--deadline", "4min", "--grace=1m30s", "r"]);
+        assert_eq!(low.deadline, Some(240_000));
+        assert_eq!(low.grace, Some(90_000));
+        let low = parse_ok(&["status", "--stale-after", "1h 30min", "r"]);
+        assert_eq!(low.stale_after, Some(5_400_000));
+    }
+
+    #[test]
     fn repeatable_filters_accumulate() {
         let a = parse_ok(&[
             "status",
@@ -1258,7 +1286,11 @@ mod tests {
     fn usage_errors_say_what_is_wrong() {
         assert!(parse_err(&["frobnicate"]).contains("unknown command 'frobnicate'"));
         assert!(parse_err(&["status", "--bogus"]).contains("unknown option '--bogus'"));
-        assert!(parse_err(&["status", "--stale-after", "45"]).contains("missing unit"));
+        assert!(
+            parse_err(&["status", "--stale-after", "45x"])
+                .contains("--stale-after: invalid duration '45x': unknown unit 'x'")
+        );
+        assert!(parse_err(&["status", "--stale-after", "45x"]).contains("e.g. 45s, 4min"));
         assert!(parse_err(&["status", "--stale-after", "0s"]).contains("greater than 0"));
         assert!(parse_err(&["status", "--format", "xml"]).contains("unknown format 'xml'"));
         assert!(parse_err(&["status", "--now", "noon"]).contains("not an RFC 3339"));

@@ -51,7 +51,13 @@ impl Stop {
     /// deadline + WATCHDOG_GRACE if the run has not ended by then (a read stuck in the
     /// kernel cannot check a flag; atomic writes make ending there safe).
     pub fn with_deadline(mut self, after: Duration) -> Stop {
-        let deadline = Instant::now() + after;
+        // A deadline past what the clock can hold (`--deadline 500y`) is no deadline.
+        let Some(deadline) = Instant::now()
+            .checked_add(after)
+            .filter(|deadline| deadline.checked_add(WATCHDOG_GRACE).is_some())
+        else {
+            return self;
+        };
         self.deadline = Some(deadline);
         let _ = std::thread::Builder::new()
             .name("flatline-watchdog".into())

@@ -3,6 +3,7 @@
 mod adversarial;
 mod concurrency;
 mod crash;
+mod deploy;
 mod fanin;
 mod identity;
 mod ops;

@@ -636,8 +636,8 @@ fn usage_errors_exit_two() {
             "flatline: status needs at least one RUN_DIR",
         ),
         (
-            vec!["status", "--stale-after", "45", "r"],
-            "flatline: --stale-after: invalid duration '45': missing unit (ms, s, m or h), e.g. 45s",
+            vec!["status", "--stale-after", "45x", "r"],
+            "flatline: --stale-after: invalid duration '45x': unknown unit 'x' (a systemd time span, e.g. 45s, 4min, 1m30s, 1h 30min, 1500ms)",
         ),
         (
             vec!["bogus"],
