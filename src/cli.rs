@@ -461,9 +461,13 @@ pub const FLAGS: &[Flag] = &[
         commands: ALL,
         about: "stop before the next side effect once this much time has passed",
         doc: "Bounds the whole run: past the deadline flatline stops before its next side \
-              effect, keeps what it completed and exits 124. \
+              effect, keeps what it completed, says so on standard error (how many delegations \
+              of how many it got through) and exits 124. \
+              sweep records in RUN_DIR/.flatline/state.json the file it stopped before; the \
+              next sweep starts there and wraps around, so one slow file cannot starve the \
+              files after it. \
               If a read is stuck in the kernel, a watchdog ends the process 5s after the \
-                            deadline (atomic writes make that safe). \
+              deadline (atomic writes make that safe). \
               No default, except for sweep: 5m.",
     },
     Flag {
@@ -476,7 +480,9 @@ pub const FLAGS: &[Flag] = &[
         doc: "Writes what would go to stdout to FILE instead, atomically (a temporary file in \
               the same directory, fsync, rename), so that a reader such as node_exporter's \
               textfile collector never sees a partial file. \
-              FILE itself must not be a symlink.",
+              FILE itself must not be a symlink; - is standard output. \
+              A run that a signal or the deadline cut short leaves FILE as it was: an \
+              incomplete output never replaces a complete one.",
     },
     Flag {
         id: FlagId::Grace,

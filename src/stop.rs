@@ -15,6 +15,17 @@ const SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 /// How long the watchdog waits past the deadline before it ends the process itself.
 pub const WATCHDOG_GRACE: Duration = Duration::from_secs(5);
 
+/// Set once any `check` has told the run to stop: some work was left undone. Process-wide
+/// because the one place that must know, the end of `--output` (an incomplete run never
+/// replaces a complete file, SPEC §4), is reached from every command, wherever the stop was
+/// noticed.
+static CUT_SHORT: AtomicBool = AtomicBool::new(false);
+
+/// Whether a signal or the deadline stopped this run before it finished its work.
+pub fn cut_short() -> bool {
+    CUT_SHORT.load(Ordering::SeqCst)
+}
+
 #[derive(Debug, Clone)]
 pub struct Stop {
     signal: Arc<AtomicUsize>,
@@ -78,16 +89,20 @@ impl Stop {
         self
     }
 
-    /// Why the run must stop now, if it must.
+    /// Why the run must stop now, if it must. Once it says so, the run is incomplete
+    /// (`cut_short`).
     pub fn check(&self) -> Option<Exit> {
-        match self.signal.load(Ordering::SeqCst) {
-            0 => {}
-            number => return Some(Exit::Signal(i32::try_from(number).unwrap_or(15))),
+        let exit = match self.signal.load(Ordering::SeqCst) {
+            0 => match self.deadline {
+                Some(deadline) if Instant::now() >= deadline => Some(Exit::Deadline),
+                _ => None,
+            },
+            number => Some(Exit::Signal(i32::try_from(number).unwrap_or(15))),
+        };
+        if exit.is_some() {
+            CUT_SHORT.store(true, Ordering::SeqCst);
         }
-        match self.deadline {
-            Some(deadline) if Instant::now() >= deadline => Some(Exit::Deadline),
-            _ => None,
-        }
+        exit
     }
 
     /// The time left before the deadline (`None` without one).

@@ -173,13 +173,21 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         let mut seen = RunMetrics::default();
         if let Some(listing) = &delegations {
             let ctx = refresh::Context::new(run, config, &host);
-            let result = scan::for_each_in_listing(
+            // Where the last sweep stopped, if a deadline or signal cut it short.
+            let mut resume = scan::Resume {
+                start: lock
+                    .as_ref()
+                    .and_then(|lock| crate::resume::start(lock.state_dir())),
+                stopped_at: None,
+            };
+            let result = scan::for_each_in_listing_from(
                 run,
                 listing,
                 config,
                 &host,
                 diag,
                 stop,
+                &mut resume,
                 &mut |item, diag| {
                     let owner = item.meta.uid;
                     let planned = match refresh::plan(&ctx, item.doc, item.times, item.facts, owner)
@@ -326,6 +334,9 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             );
             if let Err(exit) = result {
                 interrupted = Some(exit);
+            }
+            if let Some(lock) = &lock {
+                crate::resume::record(lock.state_dir(), run, resume.stopped_at.as_deref(), diag);
             }
         }
         let (card_listing, cards) = fanin::read_cards(run, config, diag);

@@ -1,6 +1,7 @@
 //! Integration tests: the real binary on temporary run directories (one test binary).
 
 mod adversarial;
+mod cli;
 mod concurrency;
 mod crash;
 mod deploy;
