@@ -21,6 +21,10 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
     (
         "RUN DIRECTORY",
         &[
+            "A RUN_DIR has at least one of delegations/, workers/ and task-cards/; any other \
+             directory is refused (exit 4, not a run directory) and the other RUN_DIRs are \
+             still processed, so that pointing a command at the parent of the runs, or at \
+             delegations/ itself, never passes as an empty run.",
             "RUN_DIR/delegations/NAME.json holds one delegation each. \
              Files whose names start with a dot (writers' temporary files) and NAME.result.json \
              files are skipped. \

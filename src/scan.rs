@@ -61,6 +61,10 @@ pub fn open_runs(paths: &[PathBuf], diag: &mut Diagnostics) -> Vec<Run> {
         if !seen.insert((meta.dev, meta.ino)) {
             continue;
         }
+        if !is_run_directory(&dir) {
+            diag.error(path, NOT_A_RUN_DIRECTORY, Exit::RunUnusable);
+            continue;
+        }
         let real_path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
         runs.push(Run {
             path: path.clone(),
@@ -68,6 +72,26 @@ pub fn open_runs(paths: &[PathBuf], diag: &mut Diagnostics) -> Vec<Run> {
         });
     }
     runs
+}
+
+/// The entries one of which makes a directory a run directory (SPEC §6).
+pub const RUN_SUBDIRS: [&str; 3] = ["delegations", "workers", "task-cards"];
+
+pub const NOT_A_RUN_DIRECTORY: &str =
+    "not a run directory (no delegations/, workers/ or task-cards/)";
+
+/// Whether `dir` has one of `RUN_SUBDIRS`. Only the name is looked at (without following a
+/// symlink): a `delegations` that is a symlink or a file is a run directory whose
+/// `delegations/` is refused later, with its own message. Pointing a command at the parent
+/// of the runs, or at `delegations/` itself, must never pass as an empty run.
+pub fn is_run_directory(dir: &Dir) -> bool {
+    RUN_SUBDIRS
+        .iter()
+        .any(|name| match files::lstatat(dir.fd(), OsStr::new(name)) {
+            Ok(_) => true,
+            // Present but not looked at (EACCES): let the listing report it.
+            Err(error) => error.raw_os_error() != Some(libc::ENOENT),
+        })
 }
 
 /// A subdirectory of a run, listed.

@@ -267,3 +267,70 @@ fn a_sweep_the_deadline_stops_records_where_for_the_next() {
     }
     panic!("the deadline never stopped a sweep inside its scan");
 }
+
+#[test]
+fn a_directory_that_is_not_a_run_is_exit_4_for_every_command_and_the_others_still_run() {
+    let parent = TempDir::new("runs");
+    let run_path = parent.join("r42");
+    std::fs::create_dir_all(run_path.join("delegations")).unwrap();
+    write_json(
+        &run_path.join("delegations/d1.json"),
+        &delegation("d1", "queued", json!({})),
+    );
+    let delegations = run_path.join("delegations");
+    for def in flatline::cli::COMMANDS {
+        if def.operands != "RUN_DIR..." {
+            continue;
+        }
+        for wrong in [parent.path(), delegations.as_path()] {
+            let mut args: Vec<&OsStr> = vec![
+                OsStr::new(def.name),
+                OsStr::new("--format=ndjson"),
+                wrong.as_os_str(),
+                run_path.as_os_str(),
+            ];
+            if def.name == "status" {
+                args.insert(1, OsStr::new("--check"));
+            }
+            let out = flatline(&args);
+            assert_eq!(
+                out.code,
+                4,
+                "{} {}: {}",
+                def.name,
+                wrong.display(),
+                out.stderr
+            );
+            assert!(
+                out.stderr.contains(&format!(
+                    "flatline: {}: not a run directory (no delegations/, workers/ or task-cards/)\n",
+                    wrong.display()
+                )),
+                "{}: {}",
+                def.name,
+                out.stderr
+            );
+            if def.name == "status" {
+                assert_eq!(out.records().len(), 1, "the run after it is still read");
+            }
+            assert!(
+                !wrong.join(".flatline").exists(),
+                "{} wrote into a directory that is not a run",
+                def.name
+            );
+        }
+    }
+}
+
+#[test]
+fn any_one_of_the_three_subdirectories_makes_a_run_directory() {
+    for subdir in ["delegations", "workers", "task-cards"] {
+        let run = Run::bare();
+        std::fs::create_dir(run.path().join(subdir)).unwrap();
+        let out = status(&run, &["--check"]);
+        assert_eq!(out.code, 0, "{subdir}: {}", out.stderr);
+        assert_eq!(out.stderr, "");
+    }
+    let empty = Run::bare();
+    assert_eq!(status(&empty, &["--check"]).code, 4);
+}

@@ -369,7 +369,8 @@ fn file_name_order_hidden_and_result_files() {
 fn run_directories_named_twice_count_once_and_empty_runs_are_fine() {
     let run = Run::new();
     run.delegation("a", &delegation("a", "queued", json!({})));
-    let bare = Run::bare();
+    // An empty run: its delegations/ holds nothing yet.
+    let bare = Run::new();
     let twice = flatline([
         std::ffi::OsStr::new("status"),
         std::ffi::OsStr::new("--format=ndjson"),
