@@ -60,6 +60,13 @@ where
         Mode::Help(Some(command)) => return print(&cli::command_help_text(command)),
         Mode::Version => return print(&cli::version_text()),
         Mode::Man => return print(&cli::man_page()),
+        Mode::Usage => {
+            // Bare `flatline`: a mistake more often than a question; usage on stderr, exit 2.
+            let _ = std::io::stderr()
+                .lock()
+                .write_all(cli::usage_text().as_bytes());
+            return Exit::Usage;
+        }
         Mode::Run(command) => command,
     };
     let config = match config::resolve(low, command, config::stdout_is_terminal()) {

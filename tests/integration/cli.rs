@@ -334,3 +334,103 @@ fn any_one_of_the_three_subdirectories_makes_a_run_directory() {
     let empty = Run::bare();
     assert_eq!(status(&empty, &["--check"]).code, 4);
 }
+
+#[test]
+fn beat_while_a_pid_that_names_no_process_is_a_usage_error() {
+    let dir = TempDir::new("beat-gone");
+    let file = dir.join("heartbeat.json");
+    // A pid the test owned and reaped: no process has it now.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    let out = flatline([
+        OsStr::new("beat"),
+        file.as_os_str(),
+        OsStr::new("--every=1s"),
+        OsStr::new("--while-pid"),
+        OsStr::new(&pid.to_string()),
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(
+        out.stderr_lines(),
+        [
+            &*format!("flatline: --while-pid {pid}: no such process; nothing written"),
+            "flatline: see 'flatline --help'"
+        ]
+    );
+    assert!(!file.exists(), "a heartbeat was written");
+}
+
+#[test]
+fn unknown_names_get_a_did_you_mean() {
+    let out = flatline(["status", "--fromat", "json", "r"]);
+    assert_eq!(out.code, 2);
+    assert_eq!(
+        out.stderr_lines(),
+        [
+            "flatline: unknown option '--fromat' (did you mean --format?)",
+            "flatline: see 'flatline --help'"
+        ]
+    );
+    let out = flatline(["sweeep", "r"]);
+    assert_eq!(out.code, 2);
+    assert_eq!(
+        out.stderr_lines()[0],
+        "flatline: unknown command 'sweeep' (did you mean sweep?)"
+    );
+}
+
+#[test]
+fn help_command_is_the_help_flag() {
+    assert_eq!(flatline(["help"]).stdout, flatline(["--help"]).stdout);
+    for def in flatline::cli::COMMANDS {
+        let by_command = flatline(["help", def.name]);
+        assert_eq!(by_command.code, 0);
+        assert_eq!(by_command.stdout, flatline([def.name, "--help"]).stdout);
+        assert!(
+            by_command
+                .stdout
+                .starts_with(&format!("flatline {} - ", def.name))
+        );
+    }
+}
+
+#[test]
+fn bare_flatline_is_the_usage_on_stderr_and_exit_2() {
+    let out = flatline(Vec::<&str>::new());
+    assert_eq!(out.code, 2);
+    assert_eq!(out.stdout, "");
+    assert!(
+        out.stderr
+            .starts_with("Usage: flatline COMMAND [OPTIONS] RUN_DIR...\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("  sweep "));
+}
+
+#[test]
+fn the_version_names_the_commit_when_the_build_knew_it() {
+    let out = flatline(["--version"]);
+    assert_eq!(out.code, 0);
+    let version = env!("CARGO_PKG_VERSION");
+    match (
+        option_env!("FLATLINE_COMMIT"),
+        option_env!("FLATLINE_COMMIT_DATE"),
+    ) {
+        (Some(commit), Some(date)) => {
+            assert_eq!(
+                out.stdout,
+                format!("flatline {version} ({commit} {date})\n")
+            );
+            // The commit is this checkout's (build.rs reran when HEAD moved).
+            let head = Command::new("git")
+                .args(["rev-parse", "--short", "HEAD"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&head.stdout).trim(), commit);
+        }
+        _ => assert_eq!(out.stdout, format!("flatline {version}\n")),
+    }
+}
