@@ -463,9 +463,9 @@ pub const FLAGS: &[Flag] = &[
         doc: "Bounds the whole run: past the deadline flatline stops before its next side \
               effect, keeps what it completed, says so on standard error (how many delegations \
               of how many it got through) and exits 124. \
-              sweep records in RUN_DIR/.flatline/state.json the file it stopped before; the \
-              next sweep starts there and wraps around, so one slow file cannot starve the \
-              files after it. \
+              sweep and refresh record in RUN_DIR/.flatline/state.json the file they stopped \
+              before; the next run starts there and wraps around, so one slow file cannot \
+              starve the files after it. \
               If a read is stuck in the kernel, a watchdog ends the process 5s after the \
               deadline (atomic writes make that safe). \
               No default, except for sweep: 5m.",
@@ -607,7 +607,8 @@ pub const FLAGS: &[Flag] = &[
         about: "with --every: stop beating when this process exits",
         doc: "With --every: the process whose life the heartbeat reports, typically the \
               worker's own shell ($$). \
-              flatline watches it through a pidfd and never signals it.",
+              flatline watches it through a pidfd and never signals it. \
+              A PID that names no process is a usage error (exit 2): nothing is written.",
     },
     Flag {
         id: FlagId::Quiet,

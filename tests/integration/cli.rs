@@ -434,3 +434,38 @@ fn the_version_names_the_commit_when_the_build_knew_it() {
         _ => assert_eq!(out.stdout, format!("flatline {version}\n")),
     }
 }
+
+#[test]
+fn refresh_also_starts_where_a_run_cut_short_stopped() {
+    let run = Run::new();
+    let first = flatline([OsStr::new("refresh"), run.arg()]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let stream = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/streams/claude-basic.jsonl"
+    ))
+    .unwrap();
+    // Running, no process id, a stream that ended: refresh finalizes each one.
+    for id in ["a0", "a1", "a2"] {
+        run.delegation(
+            id,
+            &delegation(id, "running", json!({"started_at": at(-60_000)})),
+        );
+        run.write(&format!("raw-events/{id}.jsonl"), &stream);
+    }
+    write_state(
+        &run,
+        &json!({"schema_version": 1, "resume": {"delegations": "a1.json"}}),
+    );
+    let out = flatline([
+        OsStr::new("refresh"),
+        OsStr::new("--format=ndjson"),
+        OsStr::new("--now"),
+        OsStr::new(NOW),
+        run.arg(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(sweep_ids(&out), ["a1", "a2", "a0"], "{}", out.stdout);
+    let state = run.read_json(".flatline/state.json");
+    assert!(state.get("resume").is_none(), "{state}");
+}
