@@ -132,6 +132,24 @@ mod tests {
     }
 
     #[test]
+    fn a_stop_marks_the_run_cut_short() {
+        // Process-wide and never cleared: other tests may have set it already, so only the
+        // effect of this check is asserted.
+        let stop = Stop {
+            signal: Arc::new(AtomicUsize::new(libc::SIGTERM as usize)),
+            deadline: None,
+        };
+        assert_eq!(stop.check(), Some(Exit::Signal(libc::SIGTERM)));
+        assert!(cut_short());
+    }
+
+    #[test]
+    fn a_deadline_past_what_the_clock_holds_is_no_deadline() {
+        let stop = Stop::never().with_deadline(Duration::MAX);
+        assert_eq!(stop.remaining(), None);
+    }
+
+    #[test]
     fn a_signal_takes_precedence_over_the_deadline() {
         let stop = Stop {
             signal: Arc::new(AtomicUsize::new(15)),
