@@ -67,9 +67,12 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         Some(pid) => match Watch::new(pid) {
             Some(watch) => Some(watch),
             None => {
-                // The process is already gone: the worker has stopped.
-                write("stopped", diag);
-                return diag.exit;
+                // A pid that names no process is a mistake on the command line (a typo, a
+                // `$!` of a job that never started), not a worker that stopped (SPEC §5).
+                diag.notice_usage(&format!(
+                    "--while-pid {pid}: no such process; nothing written"
+                ));
+                return Exit::Usage;
             }
         },
         None => None,

@@ -527,9 +527,13 @@ pub const FLAGS: &[Flag] = &[
         commands: ALL,
         about: "stop before the next side effect once this much time has passed",
         doc: "Bounds the whole run: past the deadline flatline stops before its next side \
-              effect, keeps what it completed and exits 124. \
+              effect, keeps what it completed, says so on standard error (how many delegations \
+              of how many it got through) and exits 124. \
+              sweep and refresh record in RUN_DIR/.flatline/state.json the file they stopped \
+              before; the next run starts there and wraps around, so one slow file cannot \
+              starve the files after it. \
               If a read is stuck in the kernel, a watchdog ends the process 5s after the \
-                            deadline (atomic writes make that safe). \
+              deadline (atomic writes make that safe). \
               No default, except for sweep: 5m.",
     },
     Flag {
@@ -542,8 +546,9 @@ pub const FLAGS: &[Flag] = &[
         doc: "Writes what would go to stdout to FILE instead, atomically (a temporary file in \
               the same directory, fsync, rename), so that a reader such as node_exporter's \
               textfile collector never sees a partial file. \
-              FILE itself must not be a symlink. \
-              --output - is stdout.",
+              FILE itself must not be a symlink; - is standard output. \
+              A run that a signal or the deadline cut short leaves FILE as it was: an \
+              incomplete output never replaces a complete one.",
     },
     Flag {
         id: FlagId::Grace,
@@ -709,7 +714,8 @@ pub const FLAGS: &[Flag] = &[
         about: "with --every: stop beating when this process exits",
         doc: "With --every: the process whose life the heartbeat reports, typically the \
               worker's own shell ($$). \
-              flatline watches it through a pidfd and never signals it.",
+              flatline watches it through a pidfd and never signals it. \
+              A PID that names no process is a usage error (exit 2): nothing is written.",
     },
     Flag {
         id: FlagId::Quiet,
@@ -782,6 +788,8 @@ pub enum Mode {
     Help(Option<Command>),
     Version,
     Man,
+    /// No command: the usage goes to stderr, exit 2.
+    Usage,
 }
 
 /// Only what was typed, validated for syntax; `config` resolves it.
@@ -844,7 +852,7 @@ impl LowArgs {
         } else {
             match self.command {
                 Some(command) => Mode::Run(command),
-                None => Mode::Help(None),
+                None => Mode::Usage,
             }
         }
     }
@@ -889,18 +897,13 @@ where
             Long(name) => find_long(name).ok_or_else(|| unknown_flag(&format!("--{name}")))?,
             Short(short) => find_short(*short).ok_or_else(|| unknown_flag(&format!("-{short}")))?,
             Value(value) => {
-                if low.command.is_none() && !low.help {
-                    let name = value.to_string_lossy();
-                    low.command = Some(find_command(&name).ok_or_else(|| {
-                        UsageError(format!(
-                            "unknown command '{}' (commands: {})",
-                            crate::core::text::escape_control(&name),
-                            command_names()
-                        ))
-                    })?);
+                if low.command.is_none() && !low.help && value == HELP_COMMAND {
+                    // `flatline help [COMMAND]` is `flatline [COMMAND] --help`.
+                    low.help = true;
                 } else if low.command.is_none() {
-                    // `flatline --help status`
-                    low.command = find_command(&value.to_string_lossy());
+                    // `flatline status`, or `flatline --help status`.
+                    let name = value.to_string_lossy();
+                    low.command = Some(find_command(&name).ok_or_else(|| unknown_command(&name))?);
                 } else {
                     low.operands.push(value.clone());
                 }
@@ -924,8 +927,77 @@ where
     Ok(low)
 }
 
+/// The command that prints help: `flatline help [COMMAND]`.
+pub const HELP_COMMAND: &str = "help";
+
 fn unknown_flag(spelled: &str) -> UsageError {
-    UsageError(format!("unknown option '{spelled}'"))
+    let shown = crate::core::text::escape_control(spelled);
+    let name = spelled.trim_start_matches('-');
+    let suggestion = if spelled.starts_with("--") {
+        nearest(name, FLAGS.iter().map(|flag| flag.long))
+    } else {
+        None
+    };
+    match suggestion {
+        Some(known) => UsageError(format!(
+            "unknown option '{shown}' (did you mean --{known}?)"
+        )),
+        None => UsageError(format!("unknown option '{shown}'")),
+    }
+}
+
+fn unknown_command(name: &str) -> UsageError {
+    let shown = crate::core::text::escape_control(name);
+    let names = COMMANDS
+        .iter()
+        .map(|def| def.name)
+        .chain(std::iter::once(HELP_COMMAND));
+    match nearest(name, names) {
+        Some(known) => UsageError(format!("unknown command '{shown}' (did you mean {known}?)")),
+        None => UsageError(format!(
+            "unknown command '{shown}' (commands: {})",
+            command_names()
+        )),
+    }
+}
+
+/// The known name nearest to `typed`, when it is close: at most 2 edits (insertions,
+/// deletions, substitutions, swaps of neighbours) and fewer than half of the typed name's
+/// length, so that a short or wholly different word gets no guess. The first of equals wins.
+pub fn nearest<'a>(typed: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let length = typed.chars().count();
+    known
+        .into_iter()
+        .map(|name| (edit_distance(typed, name), name))
+        .filter(|(distance, _)| *distance <= 2 && *distance * 2 < length)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, name)| name)
+}
+
+/// The optimal-string-alignment distance (Damerau-Levenshtein without moving a letter twice).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // Three rows: the one before the previous, the previous and the current.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current: Vec<usize> = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        current[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (previous[j] + 1)
+                .min(current[j - 1] + 1)
+                .min(previous[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(before[j - 2] + 1);
+            }
+            current[j] = best;
+        }
+        std::mem::swap(&mut before, &mut previous);
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
 }
 
 fn command_names() -> String {
@@ -976,8 +1048,9 @@ fn positive_duration(flag: &Flag, value: &str) -> Result<Millis, UsageError> {
     let ms = duration(flag, value)?;
     if ms <= 0 {
         return Err(UsageError(format!(
-            "--{}: must be greater than 0",
-            flag.long
+            "--{}: must be greater than 0 ({})",
+            flag.long,
+            time::DURATION_EXAMPLES
         )));
     }
     Ok(ms)
@@ -1158,9 +1231,7 @@ pub fn help_text() -> String {
         env!("CARGO_PKG_VERSION")
     );
     out.push_str("Usage: flatline COMMAND [OPTIONS] RUN_DIR...\n\nCommands:\n");
-    for def in COMMANDS {
-        let _ = writeln!(out, "  {:<15} {}", def.name, def.about);
-    }
+    command_list(&mut out);
     out.push_str("\nOptions:\n");
     let width = FLAGS
         .iter()
@@ -1171,7 +1242,8 @@ pub fn help_text() -> String {
         let _ = writeln!(out, "  {:<width$}  {}", flag_synopsis(flag), flag.about);
     }
     out.push_str(
-        "\nDurations: a whole number and a unit: 1500ms, 45s, 2m, 1h.\n\
+        "\nDurations are systemd time spans: 1500ms, 45s, 1.5s, 4min, 1m30s, 1h 30min, 2d, 1w;\n\
+         a bare number is seconds; parts of a millisecond round up (see DURATIONS in the man page).\n\
          Every option takes its value as the next argument or after '='.\n\nExit status:\n",
     );
     for (code, meaning) in exit::TABLE {
@@ -1180,6 +1252,24 @@ pub fn help_text() -> String {
         let _ = write!(out, "  {code:<6}{}", &line[8..]);
     }
     out.push_str("\n'flatline COMMAND --help' describes a command and its options in full;\n'man flatline' has everything.\n");
+    out
+}
+
+/// The commands, one line each, `help` last.
+fn command_list(out: &mut String) {
+    for def in COMMANDS {
+        let _ = writeln!(out, "  {:<15} {}", def.name, def.about);
+    }
+    out.push_str("  help [COMMAND]  print this help, or a command's (flatline COMMAND --help)\n");
+}
+
+/// Bare `flatline`: what to type, on stderr (exit 2).
+pub fn usage_text() -> String {
+    let mut out = String::from("Usage: flatline COMMAND [OPTIONS] RUN_DIR...\n\nCommands:\n");
+    command_list(&mut out);
+    out.push_str(
+        "\n'flatline --help' lists every option; 'flatline help COMMAND' describes a command.\n",
+    );
     out
 }
 
@@ -1204,8 +1294,22 @@ pub fn command_help_text(command: Command) -> String {
     out
 }
 
+/// `flatline --version`: the version, and the commit and its date when the build knew them
+/// (build.rs asks git; a build without git or .git has only the version).
 pub fn version_text() -> String {
-    format!("flatline {}\n", env!("CARGO_PKG_VERSION"))
+    version_line(
+        env!("CARGO_PKG_VERSION"),
+        option_env!("FLATLINE_COMMIT"),
+        option_env!("FLATLINE_COMMIT_DATE"),
+    )
+}
+
+fn version_line(version: &str, commit: Option<&str>, date: Option<&str>) -> String {
+    match (commit, date) {
+        (Some(commit), Some(date)) => format!("flatline {version} ({commit} {date})\n"),
+        (Some(commit), None) => format!("flatline {version} ({commit})\n"),
+        _ => format!("flatline {version}\n"),
+    }
 }
 
 /// Escapes text for roff: backslashes, leading dots and quotes, and ASCII hyphens in option
@@ -1273,6 +1377,7 @@ pub fn man_page() -> String {
             out.push_str(".Ar ...\n");
         }
     }
+    out.push_str(".Nm\n.Cm help\n.Op Ar command\n");
     out.push_str(".Sh DESCRIPTION\n");
     paragraphs(crate::manual::DESCRIPTION, &mut out);
     out.push_str(".Sh COMMANDS\n.Bl -tag -width Ds\n");
@@ -1299,6 +1404,10 @@ pub fn man_page() -> String {
             }
         }
     }
+    out.push_str(
+        ".It Cm help Op Ar command\nPrints the help, or that of\n.Ar command :\n\
+         .Nm Cm help Ar command\nis\n.Nm Ar command Fl \\-help .\n",
+    );
     out.push_str(".El\n.Sh OPTIONS\n.Bl -tag -width Ds\n");
     for flag in FLAGS {
         out.push_str(".It");
@@ -1415,6 +1524,120 @@ mod tests {
     }
 
     #[test]
+    fn every_duration_option_takes_a_systemd_time_span() {
+        for flag in FLAGS.iter().filter(|flag| flag.value == Some("DURATION")) {
+            let command = COMMANDS
+                .iter()
+                .find(|def| flag.commands & def.command.bit() != 0)
+                .map_or("status", |def| def.name);
+            for text in ["4min", "1h 30min", "1.5"] {
+                let typed = format!("--{}={text}", flag.long);
+                let low = parse_ok(&[command, &typed, "r"]);
+                assert!(low.seen.contains(&flag.id), "{typed}");
+            }
+            let message = parse_err(&[command, &format!("--{}", flag.long), "4 lightyears"]);
+            assert!(
+                message.starts_with(&format!("--{}: ", flag.long)),
+                "{message}"
+            );
+            assert!(message.contains("e.g. 45s, 4min"), "{message}");
+        }
+        let low = parse_ok(&["sweep", "--deadline", "4min", "--grace=1m30s", "r"]);
+        assert_eq!(low.deadline, Some(240_000));
+        assert_eq!(low.grace, Some(90_000));
+        let low = parse_ok(&["status", "--stale-after", "1h 30min", "r"]);
+        assert_eq!(low.stale_after, Some(5_400_000));
+    }
+
+    #[test]
+    fn unknown_names_get_the_nearest_known_one_when_it_is_close() {
+        for (typed, message) in [
+            (
+                vec!["status", "--fromat=json"],
+                "unknown option '--fromat' (did you mean --format?)",
+            ),
+            (
+                vec!["status", "--formt"],
+                "unknown option '--formt' (did you mean --format?)",
+            ),
+            (
+                vec!["status", "--stale-afte", "1s"],
+                "(did you mean --stale-after?)",
+            ),
+            (
+                vec!["sweep", "--dedline", "4min"],
+                "(did you mean --deadline?)",
+            ),
+            (
+                vec!["stauts"],
+                "unknown command 'stauts' (did you mean status?)",
+            ),
+            (
+                vec!["reclam"],
+                "unknown command 'reclam' (did you mean reclaim?)",
+            ),
+            (
+                vec!["fanin"],
+                "unknown command 'fanin' (did you mean fan-in?)",
+            ),
+            (vec!["hlep"], "unknown command 'hlep' (did you mean help?)"),
+        ] {
+            let error = parse_err(&typed);
+            assert!(error.contains(message), "{typed:?}: {error}");
+        }
+        for typed in [
+            vec!["status", "--bogus"],
+            vec!["status", "-x"],
+            vec!["status", "--ab"],
+            vec!["frobnicate"],
+            vec!["st"],
+        ] {
+            let error = parse_err(&typed);
+            assert!(!error.contains("did you mean"), "{typed:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("format", "format"), 0);
+        assert_eq!(edit_distance("fromat", "format"), 1);
+        assert_eq!(edit_distance("formt", "format"), 1);
+        assert_eq!(edit_distance("formats", "format"), 1);
+        assert_eq!(edit_distance("fxrmat", "format"), 1);
+        assert_eq!(edit_distance("ofrmta", "format"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("abc", ""), 3);
+        assert_eq!(edit_distance("bogus", "beat"), 4);
+    }
+
+    #[test]
+    fn the_version_names_the_commit_and_its_date_when_known() {
+        assert_eq!(version_line("1.2.3", None, None), "flatline 1.2.3\n");
+        assert_eq!(
+            version_line("1.2.3", Some("abc1234"), Some("2026-12-01")),
+            "flatline 1.2.3 (abc1234 2026-12-01)\n"
+        );
+        assert_eq!(
+            version_line("1.2.3", Some("abc1234"), None),
+            "flatline 1.2.3 (abc1234)\n"
+        );
+        assert!(
+            version_text().starts_with(&format!("flatline {} ", env!("CARGO_PKG_VERSION")))
+                || version_text() == format!("flatline {}\n", env!("CARGO_PKG_VERSION"))
+        );
+    }
+
+    #[test]
+    fn the_usage_lists_every_command_and_help() {
+        let usage = usage_text();
+        for def in COMMANDS {
+            assert!(usage.contains(&format!("  {} ", def.name)), "{}", def.name);
+        }
+        assert!(usage.contains("  help [COMMAND] "));
+        assert!(help_text().contains("  help [COMMAND] "));
+    }
+
+    #[test]
     fn repeatable_filters_accumulate() {
         let a = parse_ok(&[
             "status",
@@ -1434,7 +1657,11 @@ mod tests {
     fn usage_errors_say_what_is_wrong() {
         assert!(parse_err(&["frobnicate"]).contains("unknown command 'frobnicate'"));
         assert!(parse_err(&["status", "--bogus"]).contains("unknown option '--bogus'"));
-        assert!(parse_err(&["status", "--stale-after", "45"]).contains("missing unit"));
+        assert!(
+            parse_err(&["status", "--stale-after", "45x"])
+                .contains("--stale-after: invalid duration '45x': unknown unit 'x'")
+        );
+        assert!(parse_err(&["status", "--stale-after", "45x"]).contains("e.g. 45s, 4min"));
         assert!(parse_err(&["status", "--stale-after", "0s"]).contains("greater than 0"));
         assert!(parse_err(&["status", "--format", "xml"]).contains("unknown format 'xml'"));
         assert!(parse_err(&["status", "--now", "noon"]).contains("not an RFC 3339"));
@@ -1455,7 +1682,14 @@ mod tests {
         );
         assert_eq!(parse_ok(&["-V"]).mode(), Mode::Version);
         assert_eq!(parse_ok(&["--generate", "man"]).mode(), Mode::Man);
-        assert_eq!(parse_ok(&[]).mode(), Mode::Help(None));
+        assert_eq!(parse_ok(&[]).mode(), Mode::Usage);
+        assert_eq!(parse_ok(&["--format=json"]).mode(), Mode::Usage);
+        assert_eq!(parse_ok(&["help"]).mode(), Mode::Help(None));
+        assert_eq!(
+            parse_ok(&["help", "sweep"]).mode(),
+            Mode::Help(Some(Command::Sweep))
+        );
+        assert!(parse_err(&["help", "swep"]).contains("did you mean sweep?"));
         assert_eq!(
             parse_ok(&["status", "r"]).mode(),
             Mode::Run(Command::Status)

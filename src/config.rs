@@ -202,7 +202,8 @@ pub fn resolve(
             .deadline
             .or((command == Command::Sweep).then_some(DEFAULT_SWEEP_DEADLINE_MS))
             .map(std_duration),
-        output: low.output,
+        // `--output -` is stdout, as for most Unix tools.
+        output: low.output.filter(|path| path.as_os_str() != "-"),
         grace: std_duration(low.grace.unwrap_or(DEFAULT_GRACE_MS)),
         kill_wait: std_duration(low.kill_wait.unwrap_or(DEFAULT_KILL_WAIT_MS)),
         only_process: low.only_process,

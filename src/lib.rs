@@ -19,7 +19,7 @@
 //! - `cmd/`: the subcommands `status`, `refresh`, `reclaim` and `fanin` (each still with its
 //!   own run loop, until `shell/` has the shared one).
 //! - `shell/`: `commit` (the write-retry loop every writing command uses).
-//! - Still flat, to move next: `scan`, `runstate`, `reported`, the commands
+//! - Still flat, to move next: `scan`, `resume`, `runstate`, `reported`, the commands
 //!   `team` (health-events), `beat` and `sweep`, `cli` + `manual` (flags, parse, help, man),
 //!   `config`, `stop`, `exit`.
 
@@ -35,6 +35,7 @@ pub mod model;
 pub mod output;
 pub mod proc;
 pub mod reported;
+pub mod resume;
 pub mod runstate;
 pub mod scan;
 pub mod shell;
@@ -73,6 +74,13 @@ where
         Mode::Help(Some(command)) => return print(&cli::command_help_text(command)),
         Mode::Version => return print(&cli::version_text()),
         Mode::Man => return print(&cli::man_page()),
+        Mode::Usage => {
+            // Bare `flatline`: a mistake more often than a question; usage on stderr, exit 2.
+            let _ = std::io::stderr()
+                .lock()
+                .write_all(cli::usage_text().as_bytes());
+            return Exit::Usage;
+        }
         Mode::Run(command) => command,
     };
     let config = match config::resolve(low, command, config::stdout_is_terminal()) {
@@ -83,7 +91,7 @@ where
         Some(deadline) => stop.with_deadline(deadline),
         None => stop,
     };
-    match command {
+    let exit = match command {
         Command::Status => status::run(&config, &mut diag, &stop),
         Command::Refresh => refresh::run(&config, &mut diag, &stop),
         Command::Reclaim => reclaim::run(&config, &mut diag, &stop),
@@ -91,7 +99,36 @@ where
         Command::Beat => beat::run(&config, &mut diag, &stop),
         Command::FanIn => fanin::run(&config, &mut diag, &stop),
         Command::Sweep => sweep::run(&config, &mut diag, &stop),
+    };
+    say_deadline_passed(&config, &mut diag, exit);
+    exit
+}
+
+/// A run the deadline ended always says so on stderr (SPEC §4). The scan says how far it
+/// got when the deadline stops it there; a deadline noticed elsewhere (waiting for a lock,
+/// for workers to exit, between phases) is said here.
+fn say_deadline_passed(config: &config::Config, diag: &mut Diagnostics, exit: Exit) {
+    if exit != Exit::Deadline
+        || diag
+            .errors
+            .iter()
+            .any(|error| error.message.starts_with("deadline "))
+    {
+        return;
     }
+    let deadline = config
+        .deadline
+        .map(|d| {
+            crate::core::time::format_duration(
+                crate::core::time::Millis::try_from(d.as_millis()).unwrap_or(0),
+            )
+        })
+        .unwrap_or_default();
+    diag.error(
+        std::path::Path::new(""),
+        &format!("deadline {deadline} passed; the rest waits for the next run"),
+        Exit::Deadline,
+    );
 }
 
 fn usage_error(diag: &mut Diagnostics, message: &str) -> Exit {

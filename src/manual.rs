@@ -21,6 +21,10 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
     (
         "RUN DIRECTORY",
         &[
+            "A RUN_DIR has at least one of delegations/, workers/ and task-cards/; any other \
+             directory is refused (exit 4, not a run directory) and the other RUN_DIRs are \
+             still processed, so that pointing a command at the parent of the runs, or at \
+             delegations/ itself, never passes as an empty run.",
             "RUN_DIR/delegations/NAME.json holds one delegation each. \
              Files whose names start with a dot (writers' temporary files) and NAME.result.json \
              files are skipped. \
@@ -350,6 +354,22 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "DURATIONS",
+        &[
+            "Every option that takes a DURATION takes a systemd time span, as written in unit \
+             files (systemd.time(7), the grammar of systemd's parse_sec): one or more numbers, \
+             each with an optional fraction and an optional unit, with or without spaces \
+             between them: 1500ms, 45s, 1.5s, 2m, 4min, 1m30s, 1h 30min, 2d, 1w. \
+             A number without a unit is seconds. \
+             Units: us, usec; ms, msec; s, sec, second, seconds; m, min, minute, minutes; h, \
+             hr, hour, hours; d, day, days; w, week, weeks; M, month, months (30.44 days); y, \
+             year, years (365.25 days). \
+             flatline counts in whole milliseconds: a part of a millisecond rounds up to the \
+             next one (1500us is 2ms), so a threshold is never shorter than written. \
+             Negative spans, unknown units and infinity are usage errors (exit 2).",
+        ],
+    ),
+    (
         "ENVIRONMENT",
         &[
             "JOURNAL_STREAM: set by systemd; when it names standard error, problem lines carry \
@@ -369,7 +389,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ),
     (
         "Fail a health check when anything needs attention:",
-        "flatline status --check --quiet /srv/runs/*",
+        "flatline status --check --quiet /srv/runs/*/",
     ),
     (
         "Bring running delegations up to date (progress, finished workers) every minute:",
@@ -405,7 +425,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ),
     (
         "Metrics for node_exporter's textfile collector:",
-        "flatline status --format prometheus --output /var/lib/node_exporter/textfile_collector/flatline.prom /srv/runs/*",
+        "flatline status --format prometheus --output /var/lib/node_exporter/textfile_collector/flatline.prom /srv/runs/*/",
     ),
     (
         "Count workers per task card:",

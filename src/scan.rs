@@ -10,6 +10,7 @@ use crate::core::identity::{self, Host, Observation};
 use crate::core::lifecycle::{
     self, ChildStatus, ProcessFacts, StreamFacts, StreamInode, Times, View,
 };
+use crate::core::time::Millis;
 use crate::exit::Exit;
 use crate::fs::{
     self, Dir, Entry, FileMeta, MAX_DOCUMENT_BYTES, NamedPathPolicy, ReadError, RunRoot,
@@ -65,6 +66,10 @@ pub fn open_runs(paths: &[PathBuf], diag: &mut Diagnostics) -> Vec<Run> {
         if !seen.insert((meta.dev, meta.ino)) {
             continue;
         }
+        if !is_run_directory(&dir) {
+            diag.error(path, NOT_A_RUN_DIRECTORY, Exit::RunUnusable);
+            continue;
+        }
         let real_path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
         runs.push(Run {
             path: path.clone(),
@@ -72,6 +77,26 @@ pub fn open_runs(paths: &[PathBuf], diag: &mut Diagnostics) -> Vec<Run> {
         });
     }
     runs
+}
+
+/// The entries one of which makes a directory a run directory (SPEC §6).
+pub const RUN_SUBDIRS: [&str; 3] = ["delegations", "workers", "task-cards"];
+
+pub const NOT_A_RUN_DIRECTORY: &str =
+    "not a run directory (no delegations/, workers/ or task-cards/)";
+
+/// Whether `dir` has one of `RUN_SUBDIRS`. Only the name is looked at (without following a
+/// symlink): a `delegations` that is a symlink or a file is a run directory whose
+/// `delegations/` is refused later, with its own message. Pointing a command at the parent
+/// of the runs, or at `delegations/` itself, must never pass as an empty run.
+pub fn is_run_directory(dir: &Dir) -> bool {
+    RUN_SUBDIRS
+        .iter()
+        .any(|name| match fs::lstatat(dir.fd(), OsStr::new(name)) {
+            Ok(_) => true,
+            // Present but not looked at (EACCES): let the listing report it.
+            Err(error) => error.raw_os_error() != Some(libc::ENOENT),
+        })
 }
 
 /// A subdirectory of a run, listed.
@@ -544,17 +569,73 @@ pub fn for_each_in_listing(
     stop: &Stop,
     visit: &mut dyn FnMut(Item<'_>, &mut Diagnostics) -> Result<(), Exit>,
 ) -> Result<(), Exit> {
+    let mut resume = Resume::default();
+    for_each_in_listing_from(run, listing, config, host, diag, stop, &mut resume, visit)
+}
+
+/// Where a scan of `delegations/` starts and where a stop ended it (SPEC §4, `--deadline`):
+/// a run cut short records the file it stopped before, and the next starts there and wraps
+/// around, so one slow file cannot starve the files after it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Resume {
+    /// Start at the first document whose name is not below this one; `None`: file-name order.
+    pub start: Option<std::ffi::OsString>,
+    /// The document a signal or the deadline stopped the scan before.
+    pub stopped_at: Option<std::ffi::OsString>,
+}
+
+/// Where in the sorted `names` a scan resuming at `start` begins: the first name not below
+/// it (0 without one, or when every name is below it: the scan wraps around).
+pub fn resume_point(names: &[&OsStr], start: Option<&OsStr>) -> usize {
+    let Some(start) = start else {
+        return 0;
+    };
+    match names.partition_point(|name| *name < start) {
+        at if at == names.len() => 0,
+        at => at,
+    }
+}
+
+/// `for_each_in_listing`, starting where `resume` says and recording where a stop ended it.
+/// A deadline that stops the scan is said on stderr with how far it got.
+#[allow(clippy::too_many_arguments)]
+pub fn for_each_in_listing_from(
+    run: &Run,
+    listing: &Listing,
+    config: &Config,
+    host: &LazyHost,
+    diag: &mut Diagnostics,
+    stop: &Stop,
+    resume: &mut Resume,
+    visit: &mut dyn FnMut(Item<'_>, &mut Diagnostics) -> Result<(), Exit>,
+) -> Result<(), Exit> {
     prepare_identity(run, config, host, diag);
-    let documents: Vec<&Entry> = listing
+    let mut documents: Vec<&Entry> = listing
         .entries
         .iter()
         .filter(|entry| is_document_name(&entry.name))
         .collect();
+    if resume.start.is_some() {
+        // The listing is sorted by the bytes of the names, as `OsStr` compares them.
+        let names: Vec<&OsStr> = documents
+            .iter()
+            .map(|entry| entry.name.as_os_str())
+            .collect();
+        let at = resume_point(&names, resume.start.as_deref());
+        documents.rotate_left(at);
+    }
+    let total = documents.len();
+    let mut done = 0usize;
     let mut path = run.path.join("delegations");
     let each = |entry: &Entry, read: Read, ahead: Option<StreamFacts>| {
         if let Some(exit) = stop.check() {
+            resume.stopped_at = Some(entry.name.clone());
+            if exit == Exit::Deadline {
+                deadline_passed(&run.path, config, done, total, diag);
+            }
             return Err(exit);
         }
+        done += 1;
         path.push(&entry.name);
         let result = match read {
             Ok((meta, bytes)) => visit_bytes(
@@ -577,6 +658,27 @@ pub fn for_each_in_listing(
         Some((&run.root, config.allow_outside_paths)),
         each,
     )
+}
+
+/// Says on stderr that the deadline stopped a run, and how far it got (SPEC §4).
+pub fn deadline_passed(
+    run: &Path,
+    config: &Config,
+    done: usize,
+    total: usize,
+    diag: &mut Diagnostics,
+) {
+    let deadline = config
+        .deadline
+        .map(|d| crate::core::time::format_duration(Millis::try_from(d.as_millis()).unwrap_or(0)))
+        .unwrap_or_default();
+    diag.error(
+        run,
+        &format!(
+            "deadline {deadline} passed after {done} of {total} delegations; the rest waits for the next run"
+        ),
+        Exit::Deadline,
+    );
 }
 
 /// Reads the documents one after the other, each into the same buffer.
@@ -897,6 +999,23 @@ mod tests {
             Ok((Err(Exit::Deadline), 1, true)),
             "the read-ahead did not end"
         );
+    }
+
+    #[test]
+    fn a_resumed_scan_starts_at_the_stored_name_and_wraps_around() {
+        let names: Vec<&OsStr> = ["a.json", "b.json", "d.json"]
+            .into_iter()
+            .map(OsStr::new)
+            .collect();
+        assert_eq!(resume_point(&names, None), 0);
+        assert_eq!(resume_point(&names, Some(OsStr::new("a.json"))), 0);
+        assert_eq!(resume_point(&names, Some(OsStr::new("b.json"))), 1);
+        // A file removed since: the next one after it.
+        assert_eq!(resume_point(&names, Some(OsStr::new("c.json"))), 2);
+        assert_eq!(resume_point(&names, Some(OsStr::new("d.json"))), 2);
+        // Past the end: from the start.
+        assert_eq!(resume_point(&names, Some(OsStr::new("z.json"))), 0);
+        assert_eq!(resume_point(&[], Some(OsStr::new("a.json"))), 0);
     }
 
     #[test]

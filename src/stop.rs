@@ -15,6 +15,17 @@ const SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 /// How long the watchdog waits past the deadline before it ends the process itself.
 pub const WATCHDOG_GRACE: Duration = Duration::from_secs(5);
 
+/// Set once any `check` has told the run to stop: some work was left undone. Process-wide
+/// because the one place that must know, the end of `--output` (an incomplete run never
+/// replaces a complete file, SPEC §4), is reached from every command, wherever the stop was
+/// noticed.
+static CUT_SHORT: AtomicBool = AtomicBool::new(false);
+
+/// Whether a signal or the deadline stopped this run before it finished its work.
+pub fn cut_short() -> bool {
+    CUT_SHORT.load(Ordering::SeqCst)
+}
+
 #[derive(Debug, Clone)]
 pub struct Stop {
     signal: Arc<AtomicUsize>,
@@ -51,7 +62,13 @@ impl Stop {
     /// deadline + WATCHDOG_GRACE if the run has not ended by then (a read stuck in the
     /// kernel cannot check a flag; atomic writes make ending there safe).
     pub fn with_deadline(mut self, after: Duration) -> Stop {
-        let deadline = Instant::now() + after;
+        // A deadline past what the clock can hold (`--deadline 500y`) is no deadline.
+        let Some(deadline) = Instant::now()
+            .checked_add(after)
+            .filter(|deadline| deadline.checked_add(WATCHDOG_GRACE).is_some())
+        else {
+            return self;
+        };
         self.deadline = Some(deadline);
         let _ = std::thread::Builder::new()
             .name("flatline-watchdog".into())
@@ -72,16 +89,20 @@ impl Stop {
         self
     }
 
-    /// Why the run must stop now, if it must.
+    /// Why the run must stop now, if it must. Once it says so, the run is incomplete
+    /// (`cut_short`).
     pub fn check(&self) -> Option<Exit> {
-        match self.signal.load(Ordering::SeqCst) {
-            0 => {}
-            number => return Some(Exit::Signal(i32::try_from(number).unwrap_or(15))),
+        let exit = match self.signal.load(Ordering::SeqCst) {
+            0 => match self.deadline {
+                Some(deadline) if Instant::now() >= deadline => Some(Exit::Deadline),
+                _ => None,
+            },
+            number => Some(Exit::Signal(i32::try_from(number).unwrap_or(15))),
+        };
+        if exit.is_some() {
+            CUT_SHORT.store(true, Ordering::SeqCst);
         }
-        match self.deadline {
-            Some(deadline) if Instant::now() >= deadline => Some(Exit::Deadline),
-            _ => None,
-        }
+        exit
     }
 
     /// The time left before the deadline (`None` without one).
@@ -108,6 +129,24 @@ mod tests {
             deadline: Some(Instant::now()),
         };
         assert_eq!(stop.check(), Some(Exit::Deadline));
+    }
+
+    #[test]
+    fn a_stop_marks_the_run_cut_short() {
+        // Process-wide and never cleared: other tests may have set it already, so only the
+        // effect of this check is asserted.
+        let stop = Stop {
+            signal: Arc::new(AtomicUsize::new(libc::SIGTERM as usize)),
+            deadline: None,
+        };
+        assert_eq!(stop.check(), Some(Exit::Signal(libc::SIGTERM)));
+        assert!(cut_short());
+    }
+
+    #[test]
+    fn a_deadline_past_what_the_clock_holds_is_no_deadline() {
+        let stop = Stop::never().with_deadline(Duration::MAX);
+        assert_eq!(stop.remaining(), None);
     }
 
     #[test]

@@ -204,13 +204,21 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         let mut seen_orphans: Vec<String> = Vec::new();
         if let Some(listing) = &delegations {
             let ctx = refresh::Context::new(run, config, &host);
-            let result = scan::for_each_in_listing(
+            // Where the last sweep stopped, if a deadline or signal cut it short.
+            let mut resume = scan::Resume {
+                start: lock
+                    .as_ref()
+                    .and_then(|lock| crate::resume::start(lock.state_dir())),
+                stopped_at: None,
+            };
+            let result = scan::for_each_in_listing_from(
                 run,
                 listing,
                 config,
                 &host,
                 diag,
                 stop,
+                &mut resume,
                 &mut |item, diag| {
                     let owner = crate::fs::guard_owner(&item.meta);
                     let name = item.name.to_string_lossy();
@@ -415,6 +423,9 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             );
             if let Err(exit) = result {
                 interrupted = Some(exit);
+            }
+            if let Some(lock) = &lock {
+                crate::resume::record(lock.state_dir(), run, resume.stopped_at.as_deref(), diag);
             }
         }
         states.push(RunState {

@@ -565,7 +565,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &crate::stop::Stop) ->
             diag.raise(exit);
             break;
         }
-        let Some(_lock) = commit::lock_run(run, config, stop, diag) else {
+        let Some(lock) = commit::lock_run(run, config, stop, diag) else {
             continue;
         };
         let Some(listing) = scan::list_for_writing(run, "delegations", config, diag) else {
@@ -573,13 +573,21 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &crate::stop::Stop) ->
         };
         let ctx = Context::new(run, config, &host);
         let mut wrote = false;
-        let result = scan::for_each_in_listing(
+        // Where a run cut short stopped: this one starts there (SPEC §4, --deadline).
+        let mut resume = scan::Resume {
+            start: lock
+                .as_ref()
+                .and_then(|lock| crate::resume::start(lock.state_dir())),
+            stopped_at: None,
+        };
+        let result = scan::for_each_in_listing_from(
             run,
             &listing,
             config,
             &host,
             diag,
             stop,
+            &mut resume,
             &mut |item, diag| {
                 let change = match plan(
                     &ctx,
@@ -615,6 +623,9 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &crate::stop::Stop) ->
             },
         );
         commit::sync(&listing.dir, wrote, diag);
+        if let Some(lock) = &lock {
+            crate::resume::record(lock.state_dir(), run, resume.stopped_at.as_deref(), diag);
+        }
         if let Err(exit) = result {
             diag.raise(exit);
             break;

@@ -176,39 +176,170 @@ pub fn now_ms() -> Millis {
     }
 }
 
-/// Parses a duration as flatline's options take it: an integer followed by `ms`, `s`, `m` or
-/// `h` (`1500ms`, `45s`, `2m`, `1h`). A bare number is refused: the unit is never guessed.
-pub fn parse_duration(text: &str) -> Result<Millis, String> {
-    let digits_end = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(digits_end);
-    if digits.is_empty() {
-        return Err(format!(
-            "invalid duration '{text}': expected a whole number and a unit, e.g. 1500ms, 45s, 2m, 1h"
-        ));
+/// Examples for messages about durations.
+pub const DURATION_EXAMPLES: &str = "e.g. 45s, 4min, 1m30s, 1h 30min, 1500ms";
+
+/// systemd's units (`extract_multiplier` in systemd's time-util.c), in microseconds and in
+/// systemd's order: the first prefix that matches wins, so `ms` is never read as `m` + `s`
+/// and `min` is never read as `m` + `in`. A month is 30.44 days and a year 365.25 days, as
+/// systemd defines them.
+const UNITS: &[(&str, u64)] = &[
+    ("seconds", 1_000_000),
+    ("second", 1_000_000),
+    ("sec", 1_000_000),
+    ("s", 1_000_000),
+    ("minutes", 60_000_000),
+    ("minute", 60_000_000),
+    ("min", 60_000_000),
+    ("months", 2_629_800_000_000),
+    ("month", 2_629_800_000_000),
+    ("M", 2_629_800_000_000),
+    ("msec", 1_000),
+    ("ms", 1_000),
+    ("m", 60_000_000),
+    ("hours", 3_600_000_000),
+    ("hour", 3_600_000_000),
+    ("hr", 3_600_000_000),
+    ("h", 3_600_000_000),
+    ("days", 86_400_000_000),
+    ("day", 86_400_000_000),
+    ("d", 86_400_000_000),
+    ("weeks", 604_800_000_000),
+    ("week", 604_800_000_000),
+    ("w", 604_800_000_000),
+    ("years", 31_557_600_000_000),
+    ("year", 31_557_600_000_000),
+    ("y", 31_557_600_000_000),
+    ("usec", 1),
+    ("us", 1),
+    ("\u{3bc}s", 1),
+    ("\u{b5}s", 1),
+];
+
+/// systemd's whitespace for time spans (`WHITESPACE`: space, tab, newline, carriage return).
+fn is_space(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// Parses a systemd time span (systemd.time(7), the grammar of systemd's `parse_sec`) into
+/// microseconds: one or more numbers, each with an optional fraction and an optional unit,
+/// with or without spaces between them and between a number and its unit (`1500ms`, `45s`,
+/// `1.5s`, `4min`, `4 min`, `1m30s`, `1h 30min`, `2d`, `1w`); a number without a unit is
+/// seconds. Fraction digits finer than a microsecond are dropped, as systemd drops them.
+/// Negative values, unknown units, an empty text and sums past systemd's range are refused;
+/// so is `infinity`, which systemd accepts but which no flatline option means.
+pub fn parse_timespan_us(text: &str) -> Result<u64, String> {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    let mut total: u64 = 0;
+    let mut something = false;
+    let too_large = || "too large".to_string();
+    loop {
+        while at < bytes.len() && is_space(bytes[at]) {
+            at += 1;
+        }
+        if at == bytes.len() {
+            if !something {
+                return Err("empty".to_string());
+            }
+            return Ok(total);
+        }
+        if bytes[at..].starts_with(b"infinity") {
+            return Err("infinity is not accepted here".to_string());
+        }
+        // strtoll's grammar, as systemd uses it: an optional '+', then digits; '-' refused.
+        let number_start = at;
+        if bytes[at] == b'-' {
+            return Err("negative".to_string());
+        }
+        if bytes[at] == b'+' {
+            at += 1;
+        }
+        let digits_start = at;
+        while at < bytes.len() && bytes[at].is_ascii_digit() {
+            at += 1;
+        }
+        let whole_digits = &text[digits_start..at];
+        let mut fraction = "";
+        if at < bytes.len() && bytes[at] == b'.' {
+            let fraction_start = at + 1;
+            at = fraction_start;
+            while at < bytes.len() && bytes[at].is_ascii_digit() {
+                at += 1;
+            }
+            fraction = &text[fraction_start..at];
+            // Like systemd: "3.", "3.s" and "3. 1" are refused.
+            if fraction.is_empty() {
+                return Err(format!(
+                    "'{}' has a '.' without digits after it",
+                    &text[number_start..at]
+                ));
+            }
+        } else if whole_digits.is_empty() {
+            return Err(format!(
+                "expected a number at '{}'",
+                crate::core::text::escape_control(&text[number_start..])
+            ));
+        }
+        let whole: u64 = if whole_digits.is_empty() {
+            0
+        } else {
+            whole_digits.parse().map_err(|_| too_large())?
+        };
+        let after_number = at;
+        let mut unit_at = at;
+        while unit_at < bytes.len() && is_space(bytes[unit_at]) {
+            unit_at += 1;
+        }
+        let (multiplier, unit_len) = UNITS
+            .iter()
+            .find(|(name, _)| text[unit_at..].starts_with(name))
+            .map_or((1_000_000, 0), |(name, us)| (*us, name.len()));
+        if unit_len == 0 && unit_at == after_number && unit_at < bytes.len() {
+            // "12.34.56" or "4x": what follows the number is neither a unit nor a space.
+            let rest = &text[unit_at..];
+            let unit: String = rest
+                .chars()
+                .take_while(|c| !c.is_ascii_digit() && !c.is_whitespace())
+                .collect();
+            return Err(format!(
+                "unknown unit '{}'",
+                crate::core::text::escape_control(&unit)
+            ));
+        }
+        at = if unit_len == 0 {
+            unit_at
+        } else {
+            unit_at + unit_len
+        };
+        // systemd's range: the sum stays below USEC_INFINITY (u64::MAX).
+        let mut part = whole.checked_mul(multiplier).ok_or_else(too_large)?;
+        let mut scale = multiplier / 10;
+        for digit in fraction.bytes() {
+            part = part
+                .checked_add(u64::from(digit - b'0') * scale)
+                .ok_or_else(too_large)?;
+            scale /= 10;
+        }
+        total = total
+            .checked_add(part)
+            .filter(|total| *total < u64::MAX)
+            .ok_or_else(too_large)?;
+        something = true;
     }
-    let scale: Millis = match unit {
-        "ms" => 1,
-        "s" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "" => {
-            return Err(format!(
-                "invalid duration '{text}': missing unit (ms, s, m or h), e.g. {text}s"
-            ));
-        }
-        _ => {
-            return Err(format!(
-                "invalid duration '{text}': unknown unit '{unit}' (use ms, s, m or h)"
-            ));
-        }
-    };
-    digits
-        .parse::<Millis>()
-        .ok()
-        .and_then(|n| n.checked_mul(scale))
-        .ok_or_else(|| format!("invalid duration '{text}': too large"))
+}
+
+/// Parses a duration as every flatline option takes it: a systemd time span
+/// (`parse_timespan_us`), at flatline's resolution of a millisecond. A part of a millisecond
+/// rounds up to the next whole one, so a threshold is never shorter than written and a
+/// non-zero span never becomes 0 (`1500us` is 2ms, `1us` is 1ms).
+pub fn parse_duration(text: &str) -> Result<Millis, String> {
+    let shown = crate::core::text::escape_control(text);
+    let us = parse_timespan_us(text).map_err(|problem| {
+        format!("invalid duration '{shown}': {problem} (a systemd time span, {DURATION_EXAMPLES})")
+    })?;
+    Millis::try_from(us.div_ceil(1000))
+        .map_err(|_| format!("invalid duration '{shown}': too large"))
 }
 
 /// Renders milliseconds as the shortest exact duration (`45s`, `1500ms`, `2m`), for help
@@ -344,17 +475,95 @@ mod tests {
     }
 
     #[test]
-    fn durations_need_a_unit() {
-        assert_eq!(parse_duration("1500ms"), Ok(1500));
-        assert_eq!(parse_duration("45s"), Ok(45_000));
-        assert_eq!(parse_duration("2m"), Ok(120_000));
-        assert_eq!(parse_duration("1h"), Ok(3_600_000));
-        assert_eq!(parse_duration("0s"), Ok(0));
-        assert!(parse_duration("45").unwrap_err().contains("missing unit"));
-        assert!(parse_duration("4x").unwrap_err().contains("unknown unit"));
-        assert!(parse_duration("-5s").is_err());
-        assert!(parse_duration("1.5s").is_err());
-        assert!(parse_duration("99999999999999999999h").is_err());
+    fn durations_are_systemd_time_spans() {
+        let second = 1000;
+        let minute = 60 * second;
+        let hour = 60 * minute;
+        let day = 24 * hour;
+        for (text, expected) in [
+            ("1500ms", 1500),
+            ("45s", 45 * second),
+            ("45", 45 * second),
+            ("0", 0),
+            ("0s", 0),
+            ("1.5s", 1500),
+            ("1.5", 1500),
+            (".5s", 500),
+            ("2m", 2 * minute),
+            ("4min", 4 * minute),
+            ("4 min", 4 * minute),
+            ("4minutes", 4 * minute),
+            ("1minute", minute),
+            ("1m30s", 90 * second),
+            ("1m 30s", 90 * second),
+            ("1h 30min", 90 * minute),
+            ("  1h\t30min  ", 90 * minute),
+            ("1h30m", 90 * minute),
+            ("2h", 2 * hour),
+            ("2hr", 2 * hour),
+            ("2hours", 2 * hour),
+            ("1hour", hour),
+            ("2d", 2 * day),
+            ("1day", day),
+            ("3days", 3 * day),
+            ("1w", 7 * day),
+            ("2weeks", 14 * day),
+            ("1week", 7 * day),
+            ("1M", 2_629_800_000),
+            ("1month", 2_629_800_000),
+            ("2months", 2 * 2_629_800_000),
+            ("1y", 31_557_600_000),
+            ("1year", 31_557_600_000),
+            ("2years", 2 * 31_557_600_000),
+            ("1sec", second),
+            ("1second", second),
+            ("2seconds", 2 * second),
+            ("5msec", 5),
+            ("1s500ms", 1500),
+            ("1 2", 3 * second),
+            ("+5s", 5 * second),
+            ("1.25min", 75 * second),
+            ("0.001s", 1),
+            // Sub-millisecond parts round up: never shorter than written.
+            ("1500us", 2),
+            ("1usec", 1),
+            ("1000us", 1),
+            ("1\u{b5}s", 1),
+            ("1\u{3bc}s", 1),
+            ("0.0000001s", 0),
+        ] {
+            assert_eq!(parse_duration(text), Ok(expected), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn durations_refuse_what_systemd_refuses() {
+        for (text, problem) in [
+            ("", "empty"),
+            ("   ", "empty"),
+            ("-1s", "negative"),
+            ("-0", "negative"),
+            ("1s -1s", "negative"),
+            ("1x", "unknown unit 'x'"),
+            ("4mins", "expected a number"),
+            ("1sx", "expected a number"),
+            ("12.34.56", "unknown unit '.'"),
+            ("3.", "without digits"),
+            ("3.s", "without digits"),
+            ("3. 1", "without digits"),
+            ("s", "expected a number"),
+            ("1S", "unknown unit 'S'"),
+            ("1ns", "unknown unit 'ns'"),
+            ("infinity", "infinity"),
+            ("99999999999999999999", "too large"),
+            ("18446744073709551615us", "too large"),
+            ("600000y", "too large"),
+            ("300000y 300000y", "too large"),
+        ] {
+            let message = parse_duration(text).unwrap_err();
+            assert!(message.contains(problem), "{text:?}: {message}");
+            assert!(message.contains("e.g. 45s, 4min"), "{text:?}: {message}");
+        }
     }
 
     #[test]

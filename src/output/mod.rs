@@ -312,6 +312,15 @@ impl Output {
         };
         flushed?;
         if let Some((path, buffer)) = self.file.take() {
+            // An incomplete run never replaces a complete file: the old one stays, and its
+            // age tells the monitoring that runs are failing (SPEC §4).
+            if crate::stop::cut_short() {
+                Diagnostics::new(stderr_is_journal()).warning(
+                    &path,
+                    "not replaced: the run stopped before it finished; the file keeps the last complete output",
+                );
+                return Ok(());
+            }
             write_file_atomically(&path, &buffer.take())?;
         }
         Ok(())

@@ -1,8 +1,10 @@
 //! Integration tests: the real binary on temporary run directories (one test binary).
 
 mod adversarial;
+mod cli;
 mod concurrency;
 mod crash;
+mod deploy;
 mod fanin;
 mod fanin_ownership;
 mod filesec;
