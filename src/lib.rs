@@ -19,9 +19,9 @@
 //! - `cmd/`: the subcommands `status`, `refresh`, `reclaim` and `fanin` (each still with its
 //!   own run loop, until `shell/` has the shared one).
 //! - `shell/`: `commit` (the write-retry loop every writing command uses).
+//! - `cli/`: `flags` (the one table of commands and flags), `parse`, `help`, `man`.
 //! - Still flat, to move next: `scan`, `resume`, `runstate`, `reported`, the commands
-//!   `team` (health-events), `beat` and `sweep`, `cli` + `manual` (flags, parse, help, man),
-//!   `config`, `stop`, `exit`.
+//!   `team` (health-events), `beat` and `sweep`, `config`, `stop`, `exit`.
 
 pub mod beat;
 pub mod cli;
@@ -30,7 +30,6 @@ pub mod config;
 pub mod core;
 pub mod exit;
 pub mod fs;
-pub mod manual;
 pub mod model;
 pub mod output;
 pub mod proc;

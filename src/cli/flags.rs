@@ -1,0 +1,749 @@
+//! The one table of commands and flags: names, applicability, value names and docs.
+
+/// A subcommand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Status,
+    Refresh,
+    Reclaim,
+    HealthEvents,
+    Beat,
+    FanIn,
+    Sweep,
+}
+
+pub struct CommandDef {
+    pub command: Command,
+    pub name: &'static str,
+    /// What follows the command name in a synopsis.
+    pub operands: &'static str,
+    /// One line for the command list.
+    pub about: &'static str,
+    /// Paragraphs for `flatline CMD --help` and the man page.
+    pub doc: &'static str,
+    pub writes: &'static str,
+}
+
+pub const COMMANDS: &[CommandDef] = &[
+    CommandDef {
+        command: Command::Status,
+        name: "status",
+        operands: "RUN_DIR...",
+        about: "print the lifecycle view of every delegation; change nothing",
+        doc: "Reads every RUN_DIR/delegations/*.json once, in file-name order, and prints one \
+          record per delegation: its state (queued, launching, running_active, running_quiet, \
+          stale, timed_out, returned, failed, cancelled or unknown), whether it needs reclaim, \
+          the liveness and identity of its worker process, and what should happen next. \
+          It never writes a file and never sends a signal. \
+          With --check the exit status says whether anything needs attention.",
+        writes: "nothing",
+    },
+    CommandDef {
+        command: Command::Refresh,
+        name: "refresh",
+        operands: "RUN_DIR...",
+        about: "bring running delegations up to date from their event streams",
+        doc: "For every running delegation that is not reclaimed: when its process is alive and \
+          verified, records progress from the event stream's modification time (the stream is \
+          not read) and stamps the process fingerprint; when its process is gone or its pid \
+          reused, reads the stream once and finalizes the delegation as completed or failed, \
+          with thread id, final message preview, token usage and failure reason (a stream \
+          without a terminal event is finalized only once it has been unchanged for \
+          --settle); when there is no pid or it cannot be verified, reads the stream only when \
+          it changed and finalizes only on a terminal event. \
+          Prints one action record per change (action progressed, fingerprinted or \
+          finalized). \
+          Never writes launch_requested_at, started_at or process_started_at.",
+        writes: "delegations (atomically, under RUN_DIR/.flatline/lock)",
+    },
+    CommandDef {
+        command: Command::Reclaim,
+        name: "reclaim",
+        operands: "RUN_DIR...",
+        about: "terminate stuck workers and their process trees; record the outcome",
+        doc: "Takes every delegation whose view says reclaim_needed (stale or timed_out). \
+              A live worker whose identity is verified and whose user owns the delegation file \
+              (or the file is root's, or --allow-foreign-uid) is opened as a pidfd; its \
+              descendants are found in /proc before any signal. \
+              Just before the first signal each target's document is re-read and its stream \
+              stat'ed: one that progressed since the plan is dropped (progressed), one whose \
+              record could not be written is never signalled (skipped_unrecordable, exit 3). \
+              Then SIGTERM and SIGCONT go to every process of every worker at once, flatline \
+              waits for all of them together up to --grace (the run lock let go), freezes the \
+              survivors' trees with SIGSTOP, snapshots them again and sends SIGKILL to all, and \
+              waits up to --kill-wait more: N stuck workers cost one grace period. \
+              Only workers whose processes are confirmed gone are marked reclaimed (terminated \
+              or killed). \
+              A worker whose process already exited, or whose pid now belongs to another \
+              process, is finalized as refresh would (already_exited, skipped_reused); one \
+              without a process id is marked reclaimed (no_process); one with an invalid or \
+              unverifiable process id or another user's process is skipped (exit 1), as are \
+              workers that could not be signalled (not_permitted) or survived; one still alive \
+              when a signal or --deadline stopped the run before SIGKILL is interrupted. \
+              --now is refused without --dry-run: flatline never signals on a clock it did not \
+              read itself.",
+        writes: "delegations (atomically, under RUN_DIR/.flatline/lock); sends signals",
+    },
+    CommandDef {
+        command: Command::FanIn,
+        name: "fan-in",
+        operands: "RUN_DIR...",
+        about: "collapse the fan-in of task cards whose workers are all done",
+        doc: "A task card is ready when it has delegations and none is active (queued, \
+              running, or a status flatline does not know, which is reported), or when it has \
+              no delegation and its document RUN_DIR/task-cards/ID.json holds a \
+              worker_result_envelope (else subagent_fan_in) whose status is \
+              completed|passed|success, failed|error or cancelled|canceled. \
+              When the task card document lists parallel_fanout.required_lane_ids, each of \
+              those lanes must also be completed, failed, stalled, reclaimed or merged. \
+              A ready card is collapsed once: fan_in_collapsed_at and updated_at are stamped \
+              on each of its delegations that lacks the stamp (on the task card document when \
+              it has no delegation) and a fan_in record is printed with the counts, a summary \
+              and the thread ids of the completed workers. \
+              An already collapsed card is reported with its stored time and nothing is \
+              written; a card that is not ready prints ready false and the number of active \
+              delegations. \
+              Exit status 1 only when a card named with --task-card is not ready.",
+        writes: "delegations and task card documents (atomically, under RUN_DIR/.flatline/lock)",
+    },
+    CommandDef {
+        command: Command::Sweep,
+        name: "sweep",
+        operands: "RUN_DIR...",
+        about: "refresh, reclaim, fan-in and heartbeat transitions in one pass: the timer's job",
+        doc: "Does in one pass what refresh, reclaim, fan-in and health-events do, in that \
+              order, on an in-memory snapshot: each run's lock is taken once, each input file \
+              is read once, every stuck worker of every run is signalled together (one grace \
+              period), fan-in decides on the states that result, and each changed document is \
+              written once with all of its changes. \
+              --deadline defaults to 5m. \
+              The exit status is never 1 for cards that are simply not ready yet.",
+        writes: "everything the four commands write; sends signals",
+    },
+    CommandDef {
+        command: Command::HealthEvents,
+        name: "health-events",
+        operands: "RUN_DIR...",
+        about: "append an event to RUN_DIR/events.jsonl when a heartbeat worker's health changes",
+        doc: "Computes the health of every heartbeat worker (RUN_DIR/workers/*/worker-spec.json) \
+              as status does, compares it with the health recorded by the previous run in \
+              RUN_DIR/.flatline/state.json, and appends one line per change to \
+              RUN_DIR/events.jsonl: worker_stalled (to stalled), worker_dead (to dead), \
+              worker_recovered (from stalled or dead to healthy or stopped); no other change \
+              emits. \
+              The first run records a baseline and emits only for workers already stalled or \
+              dead. \
+              A run without change appends nothing and rewrites nothing.",
+        writes: "RUN_DIR/.flatline/state.json (atomically) and RUN_DIR/events.jsonl (appends), under RUN_DIR/.flatline/lock",
+    },
+    CommandDef {
+        command: Command::Beat,
+        name: "beat",
+        operands: "HEARTBEAT_FILE",
+        about: "write a heartbeat file atomically, once or every interval while a process lives",
+        doc: "Writes {\"status\", \"name\", \"ts\"} to HEARTBEAT_FILE atomically (a temporary \
+              file, fsync, rename, directory fsync), creating it when missing, so that a reader \
+              never sees a half-written heartbeat. \
+              With --every, writes again every interval until the process --while-pid exits or \
+              flatline is signalled, then writes a final status stopped. \
+              The heartbeat's directory is not a run directory: no lock is taken.",
+        writes: "HEARTBEAT_FILE",
+    },
+];
+
+impl Command {
+    pub fn def(self) -> &'static CommandDef {
+        // The table has one entry per variant; a unit test checks it.
+        COMMANDS
+            .iter()
+            .find(|def| def.command == self)
+            .unwrap_or(&COMMANDS[0])
+    }
+
+    pub fn name(self) -> &'static str {
+        self.def().name
+    }
+
+    pub(super) fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+/// Which commands a flag applies to, as a bit set over `Command`.
+pub(super) const STATUS: u32 = 1 << (Command::Status as u32);
+pub(super) const REFRESH: u32 = 1 << (Command::Refresh as u32);
+pub(super) const RECLAIM: u32 = 1 << (Command::Reclaim as u32);
+pub(super) const HEALTH_EVENTS: u32 = 1 << (Command::HealthEvents as u32);
+pub(super) const BEAT: u32 = 1 << (Command::Beat as u32);
+pub(super) const FAN_IN: u32 = 1 << (Command::FanIn as u32);
+pub(super) const SWEEP: u32 = 1 << (Command::Sweep as u32);
+/// The commands over run directories (all but beat).
+pub(super) const ALL: u32 = STATUS | REFRESH | RECLAIM | HEALTH_EVENTS | FAN_IN | SWEEP;
+/// The commands that look at heartbeat workers.
+pub(super) const HEARTBEAT_READERS: u32 = STATUS | HEALTH_EVENTS | SWEEP;
+/// The commands that look at lifecycle thresholds.
+pub(super) const VIEWERS: u32 = STATUS | RECLAIM | SWEEP;
+/// The commands that write.
+pub(super) const WRITERS: u32 = REFRESH | RECLAIM | HEALTH_EVENTS | FAN_IN | SWEEP;
+/// The commands that read event streams.
+pub(super) const STREAM_READERS: u32 = REFRESH | RECLAIM | SWEEP;
+/// The commands that signal.
+pub(super) const SIGNALLERS: u32 = RECLAIM | SWEEP;
+/// The commands that read paths named inside documents.
+pub(super) const PATH_READERS: u32 = STREAM_READERS | HEARTBEAT_READERS;
+
+/// Identifies a flag in the table; `apply` gives each its meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagId {
+    Format,
+    Now,
+    QuietAfter,
+    StaleAfter,
+    TimeoutAfter,
+    StuckAfter,
+    MaxRuntime,
+    LaunchTimeout,
+    MaxClockSkew,
+    TaskCard,
+    State,
+    Summary,
+    Check,
+    Settle,
+    DryRun,
+    All,
+    AllowOutsidePaths,
+    MaxStreamRead,
+    Wait,
+    LockGroup,
+    Deadline,
+    Output,
+    Grace,
+    KillWait,
+    OnlyProcess,
+    AllowForeignUid,
+    AllowNestedPidns,
+    IdentitySlack,
+    MaxSpawnDelay,
+    HeartbeatStale,
+    HeartbeatDead,
+    RunId,
+    BeatStatus,
+    BeatName,
+    Every,
+    WhilePid,
+    Quiet,
+    Help,
+    Version,
+    Generate,
+}
+
+pub struct Flag {
+    pub id: FlagId,
+    pub long: &'static str,
+    pub short: Option<char>,
+    /// The value's name in synopses; `None` for a switch.
+    pub value: Option<&'static str>,
+    /// The commands it applies to (a bit set); 0 means "not a command option" (help, version).
+    pub commands: u32,
+    /// One line for `--help`.
+    pub about: &'static str,
+    /// The full description for `CMD --help` and the man page.
+    pub doc: &'static str,
+}
+
+pub const FLAGS: &[Flag] = &[
+    Flag {
+        id: FlagId::Format,
+        long: "format",
+        short: None,
+        value: Some("FORMAT"),
+        commands: ALL,
+        about: "output format: text, ndjson, json, tsv or prometheus",
+        doc: "How records are printed on stdout. \
+              text: an aligned table and a one-line tally, for people. \
+              ndjson: one compact JSON object per line, for jq and log pipelines. \
+              json: one document {run_dirs, checked_at, records, summary, errors}. \
+              tsv: a header with the union of the fields, then one row per record. \
+              prometheus (status and sweep): gauges in the Prometheus text format instead of \
+              records, for node_exporter's textfile collector (see --output). \
+              The default is text when stdout is a terminal, else ndjson.",
+    },
+    Flag {
+        id: FlagId::Now,
+        long: "now",
+        short: None,
+        value: Some("RFC3339"),
+        commands: ALL,
+        about: "take this instant as the current time",
+        doc: "Uses this instant instead of the wall clock for every age and every timestamp \
+              flatline writes, so that a run can be reproduced exactly. \
+              Process identity always uses the real clocks.",
+    },
+    Flag {
+        id: FlagId::QuietAfter,
+        long: "quiet-after",
+        short: None,
+        value: Some("DURATION"),
+        commands: VIEWERS,
+        about: "a running worker without progress this long is running_quiet [stale/2]",
+        doc: "Progress age from which a running worker is reported running_quiet. \
+              A per-worker worker_lifecycle.quiet_after_ms takes precedence. \
+              The default is half the stale threshold; the value is kept between 1ms and the \
+              stale threshold.",
+    },
+    Flag {
+        id: FlagId::StaleAfter,
+        long: "stale-after",
+        short: None,
+        value: Some("DURATION"),
+        commands: VIEWERS,
+        about: "a running worker without progress this long is stale [45s]",
+        doc: "Progress age from which a running worker is stale and needs reclaim. \
+              A per-worker worker_lifecycle.stale_after_ms takes precedence. \
+              The default is 45s.",
+    },
+    Flag {
+        id: FlagId::TimeoutAfter,
+        long: "timeout-after",
+        short: None,
+        value: Some("DURATION"),
+        commands: VIEWERS,
+        about: "a running worker without progress this long has timed out [2 x stale]",
+        doc: "Progress age from which a running worker is timed_out. \
+              A per-worker worker_lifecycle.timeout_after_ms takes precedence. \
+              The default is twice the stale threshold, so that both states are reachable. \
+              It must not be below the stale threshold.",
+    },
+    Flag {
+        id: FlagId::StuckAfter,
+        long: "stuck-after",
+        short: None,
+        value: Some("DURATION"),
+        commands: VIEWERS,
+        about: "cap both the stale and the timeout threshold",
+        doc: "Caps the stale and the timeout thresholds (per-worker values included) at this \
+              age; the timeout is then raised to at least the stale threshold.",
+    },
+    Flag {
+        id: FlagId::MaxRuntime,
+        long: "max-runtime",
+        short: None,
+        value: Some("DURATION"),
+        commands: VIEWERS,
+        about: "a running worker started this long ago has timed out [none]",
+        doc: "Caps the time since worker_lifecycle.started_at (start-to-close): a running \
+              worker past it is timed_out whatever its progress. \
+              No default.",
+    },
+    Flag {
+        id: FlagId::LaunchTimeout,
+        long: "launch-timeout",
+        short: None,
+        value: Some("DURATION"),
+        commands: VIEWERS,
+        about: "a launching worker is judged by this alone: stale past it [none]",
+        doc: "Judges a launching worker alone (schedule-to-start): one whose \
+              worker_lifecycle.launch_requested_at (else queued_at) is this long ago is stale, \
+              never earlier, whatever the stale and timeout thresholds say. A worker is \
+              launching only while started_at, process_started_at, stream evidence \
+              (last_progress_at or a stream written) and a verified process are all absent; \
+              any of them ends the launch. Without this flag a launching worker ages like a \
+              running one. No default.",
+    },
+    Flag {
+        id: FlagId::MaxClockSkew,
+        long: "max-clock-skew",
+        short: None,
+        value: Some("DURATION"),
+        commands: VIEWERS,
+        about: "trust progress timestamps at most this far in the future [60s]",
+        doc: "A progress baseline in the future by no more than this is taken as age 0 with \
+              the warning clock_skew; one further in the future is not trusted: the state is \
+              unknown. \
+              The default is 60s.",
+    },
+    Flag {
+        id: FlagId::TaskCard,
+        long: "task-card",
+        short: None,
+        value: Some("ID"),
+        commands: ALL,
+        about: "only delegations of this task card (repeatable)",
+        doc: "Limits every record and every action to delegations whose task_card_id is ID. \
+              May be given several times.",
+    },
+    Flag {
+        id: FlagId::State,
+        long: "state",
+        short: None,
+        value: Some("S[,S...]"),
+        commands: STATUS,
+        about: "only records in one of these states",
+        doc: "Prints only records whose state is one of the comma-separated states: queued, \
+              launching, running_active, running_quiet, stale, timed_out, returned, failed, \
+              cancelled, unknown; for heartbeat workers, their health: healthy, stalled, dead, \
+              stopped, starting, unknown. \
+              May be given several times.",
+    },
+    Flag {
+        id: FlagId::Summary,
+        long: "summary",
+        short: None,
+        value: None,
+        commands: STATUS,
+        about: "add one summary row per run directory and task card",
+        doc: "After the records, prints one row (kind summary) per run directory and task card \
+              (delegations without a card share a row whose task_card_id is null) with the \
+              counts total, active, queued, launching, running, running_quiet, returned, \
+              completed, failed, cancelled, stale, timed_out, reclaim_needed and reclaimed.",
+    },
+    Flag {
+        id: FlagId::Check,
+        long: "check",
+        short: None,
+        value: None,
+        commands: STATUS,
+        about: "exit 1 when a record needs attention",
+        doc: "Exits with status 1 when any record needs attention: a worker that needs \
+              reclaim, a state of unknown, a running worker whose process is gone (next_action \
+              finalize), or a running worker with an invalid or unverifiable process id.",
+    },
+    Flag {
+        id: FlagId::Settle,
+        long: "settle",
+        short: None,
+        value: Some("DURATION"),
+        commands: STREAM_READERS,
+        about: "finalize a stream without a terminal event once unchanged this long [5s]",
+        doc: "A worker whose process is gone and whose stream has no terminal event is \
+              finalized only once the stream has not changed for this long: the orchestrator \
+              may still be copying the worker's last lines. \
+              The default is 5s.",
+    },
+    Flag {
+        id: FlagId::DryRun,
+        long: "dry-run",
+        short: None,
+        value: None,
+        commands: WRITERS,
+        about: "print what would be done; write nothing",
+        doc: "Prints the action records of what would be done, and writes nothing: no \
+              delegation, no lock, no RUN_DIR/.flatline directory. \
+              In a sweep's dry run, fan-in counts a worker that would be signalled as still \
+              running (whether the signal ends it is not known without sending it), and one \
+              that would be marked reclaimed without a process as failed.",
+    },
+    Flag {
+        id: FlagId::All,
+        long: "all",
+        short: None,
+        value: None,
+        commands: SWEEP,
+        about: "also print what did not change: cards not ready or already collapsed, standing problems",
+        doc: "A sweep prints only what changed or needs a person: action records, collapsed \
+              cards, appended events, and a problem (a worker it could not reclaim, a card \
+              blocked by a status it does not know) when it first appears or changes; the \
+              problems already reported are remembered in RUN_DIR/.flatline/state.json. \
+              A settled run prints nothing. \
+              With --all it also prints the cards that are not ready yet or already collapsed \
+              and every standing problem.",
+    },
+    Flag {
+        id: FlagId::AllowOutsidePaths,
+        long: "allow-outside-paths",
+        short: None,
+        value: None,
+        commands: PATH_READERS,
+        about: "accept absolute paths outside the run directory in documents",
+        doc: "Paths named inside documents (event streams; heartbeat, inbox and outbox files) \
+              are untrusted: a relative path is resolved beneath RUN_DIR (a worker spec's from \
+              the worker's directory) and an absolute one must lie beneath it, else it is \
+              refused as path_outside_run. \
+              This option accepts absolute paths elsewhere; symlinks are still refused and only \
+              regular files owned by the delegation's owner or root are read.",
+    },
+    Flag {
+        id: FlagId::MaxStreamRead,
+        long: "max-stream-read",
+        short: None,
+        value: Some("SIZE"),
+        commands: PATH_READERS,
+        about: "read at most this much of one event stream, inbox or outbox [32M]",
+        doc: "Bounds what is read of one file that a document names, whatever its size. \
+              An event stream longer than SIZE is read as its first 1M (format, thread and \
+              session ids) and its last SIZE minus 1M (terminal event, final text, usage); \
+              the record of a stream read that way says raw_output_truncated and \
+              raw_output_skipped_bytes. \
+              An inbox or outbox is counted over its first SIZE bytes, with the warning \
+              inbox_truncated or outbox_truncated when it is longer. \
+              Holes of sparse files are skipped, never read. \
+              SIZE is a number of bytes, or a number with the suffix K, M or G (powers of \
+              1024), at least 2M. \
+              The default is 32M.",
+    },
+    Flag {
+        id: FlagId::Wait,
+        long: "wait",
+        short: None,
+        value: Some("DURATION"),
+        commands: WRITERS,
+        about: "wait this long for another flatline's lock instead of exiting 75",
+        doc: "Writing commands hold an exclusive lock on RUN_DIR/.flatline/lock for the whole \
+              run. \
+              When another process holds it (another flatline, or an orchestrator using \
+              flock), flatline exits 75 at once naming the holder's pid and uid, or with this \
+              option waits up to DURATION for it.",
+    },
+    Flag {
+        id: FlagId::LockGroup,
+        long: "lock-group",
+        short: None,
+        value: Some("GROUP"),
+        commands: WRITERS,
+        about: "the group that may take the run lock [the run directory's group]",
+        doc: "A new RUN_DIR/.flatline/ is created mode 0750 and its lock and state.json \
+              mode 0640 with this group (a name or a numeric gid; default: the run \
+              directory's group), so that a member of it, such as the orchestrator's user, \
+              can hold the lock with flock RUN_DIR/.flatline/lock CMD while it writes. \
+              A creator that is not in the group gives its own primary group instead and \
+              says so. \
+              An existing .flatline/ keeps its group (flatline says so when it differs).",
+    },
+    Flag {
+        id: FlagId::Deadline,
+        long: "deadline",
+        short: None,
+        value: Some("DURATION"),
+        commands: ALL,
+        about: "stop before the next side effect once this much time has passed",
+        doc: "Bounds the whole run: past the deadline flatline stops before its next side \
+              effect, keeps what it completed, says so on standard error (how many delegations \
+              of how many it got through) and exits 124. \
+              sweep and refresh record in RUN_DIR/.flatline/state.json the file they stopped \
+              before; the next run starts there and wraps around, so one slow file cannot \
+              starve the files after it. \
+              If a read is stuck in the kernel, a watchdog ends the process 5s after the \
+              deadline (atomic writes make that safe). \
+              No default, except for sweep: 5m.",
+    },
+    Flag {
+        id: FlagId::Output,
+        long: "output",
+        short: None,
+        value: Some("FILE"),
+        commands: ALL,
+        about: "write the output to FILE atomically instead of stdout",
+        doc: "Writes what would go to stdout to FILE instead, atomically (a temporary file in \
+              the same directory, fsync, rename), so that a reader such as node_exporter's \
+              textfile collector never sees a partial file. \
+              FILE itself must not be a symlink; - is standard output. \
+              A run that a signal or the deadline cut short leaves FILE as it was: an \
+              incomplete output never replaces a complete one.",
+    },
+    Flag {
+        id: FlagId::Grace,
+        long: "grace",
+        short: None,
+        value: Some("DURATION"),
+        commands: SIGNALLERS,
+        about: "time between SIGTERM and SIGKILL, for all workers together [2s]",
+        doc: "After SIGTERM (and SIGCONT) reach every process of every worker, flatline waits \
+              for all of them together until this much time has passed, then sends SIGKILL \
+              to the survivors. \
+              The default is 2s.",
+    },
+    Flag {
+        id: FlagId::KillWait,
+        long: "kill-wait",
+        short: None,
+        value: Some("DURATION"),
+        commands: SIGNALLERS,
+        about: "how long to wait for processes to vanish after SIGKILL [500ms]",
+        doc: "After SIGKILL, flatline waits up to this long for the processes to exit; one \
+              still alive is reported as survived and its delegation stays reclaim_needed. \
+              The default is 500ms.",
+    },
+    Flag {
+        id: FlagId::OnlyProcess,
+        long: "only-process",
+        short: None,
+        value: None,
+        commands: SIGNALLERS,
+        about: "signal the recorded process only, not its descendants",
+        doc: "Signals only the recorded worker process, not the processes it spawned. \
+              By default flatline signals the whole tree, because killing only the agent \
+              orphans its shells, test runners and servers.",
+    },
+    Flag {
+        id: FlagId::AllowForeignUid,
+        long: "allow-foreign-uid",
+        short: None,
+        value: None,
+        commands: SIGNALLERS,
+        about: "signal processes of another user than the delegation file's owner",
+        doc: "By default a process whose real uid differs from the owner of its delegation \
+              file is never signalled (skipped_foreign), unless the file is owned by root: an \
+              agent that can write a delegation must not be able to make flatline kill another \
+              user's processes. \
+              This option lifts that guard.",
+    },
+    Flag {
+        id: FlagId::AllowNestedPidns,
+        long: "allow-nested-pidns",
+        short: None,
+        value: None,
+        commands: SIGNALLERS,
+        about: "signal workers of non-root delegations that live in nested pid namespaces",
+        doc: "By default, for a delegation file not owned by root, a recorded worker whose \
+              NSpid line in /proc/PID/status has more than one entry (it lives in a nested \
+              pid namespace, a sandbox) is not signalled (skipped_nested): a writer of \
+              delegations must not be able to name a sandboxed process of its uid. Its \
+              descendants are still found through it. This option lifts that guard.",
+    },
+    Flag {
+        id: FlagId::IdentitySlack,
+        long: "identity-slack",
+        short: None,
+        value: Some("DURATION"),
+        commands: ALL,
+        about: "how far a process start may lie outside the recorded times [250ms]",
+        doc: "Without a process_fingerprint a process is the worker only when it started \
+              within the identity window: from the launch (launch_requested_at, else \
+              queued_at) minus this slack, to the end of the earliest recorded sign of life's \
+              own precision (a whole-second timestamp stands for the whole second; \
+              process_started_at may be 1 s early) plus this slack. The window is anchored once \
+              (worker_lifecycle.identity_anchor_at and identity_upper_bound_at) and never \
+              grows with time. A wall-clock step larger than the slack makes window verdicts \
+              unverifiable (warning clock_step). Default 250ms.",
+    },
+    Flag {
+        id: FlagId::MaxSpawnDelay,
+        long: "max-spawn-delay",
+        short: None,
+        value: Some("DURATION"),
+        commands: ALL,
+        about: "the identity window opens at most this long before its anchor [60s]",
+        doc: "Clamps the lower end of the identity window to at most this long before the \
+              earliest recorded sign of life, whatever launch time a delegation claims; a \
+              launch later than that sign is ignored (warning launch_after_start). \
+              Default 60s.",
+    },
+    Flag {
+        id: FlagId::HeartbeatStale,
+        long: "heartbeat-stale",
+        short: None,
+        value: Some("DURATION"),
+        commands: HEARTBEAT_READERS,
+        about: "a heartbeat this old means stalled [60s]",
+        doc: "A heartbeat worker whose last heartbeat is at least this old is stalled. \
+              It must be below --heartbeat-dead. \
+              The default is 60s.",
+    },
+    Flag {
+        id: FlagId::HeartbeatDead,
+        long: "heartbeat-dead",
+        short: None,
+        value: Some("DURATION"),
+        commands: HEARTBEAT_READERS,
+        about: "a heartbeat this old (or none this long) means dead [180s]",
+        doc: "A heartbeat worker whose last heartbeat is at least this old is dead; so is one \
+              without any heartbeat whose worker-spec.json is at least this old (younger, it \
+              is starting). \
+              The default is 180s.",
+    },
+    Flag {
+        id: FlagId::RunId,
+        long: "run-id",
+        short: None,
+        value: Some("ID"),
+        commands: HEALTH_EVENTS | SWEEP,
+        about: "the run_id of appended events [the run directory's name]",
+        doc: "The run_id written into each event appended to RUN_DIR/events.jsonl. \
+              The default is the run directory's name.",
+    },
+    Flag {
+        id: FlagId::BeatStatus,
+        long: "status",
+        short: None,
+        value: Some("STATUS"),
+        commands: BEAT,
+        about: "the status written into the heartbeat [alive]",
+        doc: "The status field of the heartbeat: ready, alive, stopped or any word the \
+              orchestrator uses. \
+              stopped tells flatline the worker ended on purpose. \
+              The default is alive.",
+    },
+    Flag {
+        id: FlagId::BeatName,
+        long: "name",
+        short: None,
+        value: Some("NAME"),
+        commands: BEAT,
+        about: "the worker name written into the heartbeat [the file's directory name]",
+        doc: "The name field of the heartbeat. \
+              The default is the name of the directory that holds HEARTBEAT_FILE.",
+    },
+    Flag {
+        id: FlagId::Every,
+        long: "every",
+        short: None,
+        value: Some("DURATION"),
+        commands: BEAT,
+        about: "beat again every DURATION until --while-pid exits or a signal arrives",
+        doc: "Writes the heartbeat again every DURATION. \
+              The loop ends when the process --while-pid exits, or when flatline receives \
+              SIGINT, SIGTERM or SIGHUP; a final heartbeat with status stopped is written \
+              then.",
+    },
+    Flag {
+        id: FlagId::WhilePid,
+        long: "while-pid",
+        short: None,
+        value: Some("PID"),
+        commands: BEAT,
+        about: "with --every: stop beating when this process exits",
+        doc: "With --every: the process whose life the heartbeat reports, typically the \
+              worker's own shell ($$). \
+              flatline watches it through a pidfd and never signals it. \
+              A PID that names no process is a usage error (exit 2): nothing is written.",
+    },
+    Flag {
+        id: FlagId::Quiet,
+        long: "quiet",
+        short: Some('q'),
+        value: None,
+        commands: ALL,
+        about: "print no records; problems still go to stderr",
+        doc: "Prints nothing on stdout. \
+              Problems are still reported on stderr and the exit status is unchanged.",
+    },
+    Flag {
+        id: FlagId::Help,
+        long: "help",
+        short: Some('h'),
+        value: None,
+        commands: 0,
+        about: "print help (for a command: flatline CMD --help) and exit",
+        doc: "Prints help and exits. \
+              After a command, prints that command's help.",
+    },
+    Flag {
+        id: FlagId::Version,
+        long: "version",
+        short: Some('V'),
+        value: None,
+        commands: 0,
+        about: "print the version and exit",
+        doc: "Prints the version and exits.",
+    },
+    Flag {
+        id: FlagId::Generate,
+        long: "generate",
+        short: None,
+        value: Some("man"),
+        commands: 0,
+        about: "print the man page (roff) and exit",
+        doc: "Prints the manual page in roff, generated from the same table as this help, and \
+              exits.",
+    },
+];

@@ -1,0 +1,442 @@
+//! The parser: only what was typed (`LowArgs`), checked against the flag table.
+
+use super::*;
+use crate::core::time::{self, Millis};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Ndjson,
+    Json,
+    Tsv,
+    Prometheus,
+}
+
+impl Format {
+    fn parse(text: &str) -> Option<Format> {
+        match text {
+            "text" => Some(Format::Text),
+            "ndjson" => Some(Format::Ndjson),
+            "json" => Some(Format::Json),
+            "tsv" => Some(Format::Tsv),
+            "prometheus" => Some(Format::Prometheus),
+            _ => None,
+        }
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    Run(Command),
+    Help(Option<Command>),
+    Version,
+    Man,
+    /// No command: the usage goes to stderr, exit 2.
+    Usage,
+}
+
+/// Only what was typed, validated for syntax; `config` resolves it.
+#[derive(Debug, Clone, Default)]
+pub struct LowArgs {
+    pub command: Option<Command>,
+    pub operands: Vec<OsString>,
+    pub help: bool,
+    pub version: bool,
+    pub generate_man: bool,
+    pub format: Option<Format>,
+    pub now: Option<Millis>,
+    pub quiet_after: Option<Millis>,
+    pub stale_after: Option<Millis>,
+    pub timeout_after: Option<Millis>,
+    pub stuck_after: Option<Millis>,
+    pub max_runtime: Option<Millis>,
+    pub launch_timeout: Option<Millis>,
+    pub max_clock_skew: Option<Millis>,
+    pub task_cards: Vec<String>,
+    pub states: Vec<String>,
+    pub summary: bool,
+    pub check: bool,
+    pub settle: Option<Millis>,
+    pub dry_run: bool,
+    pub all: bool,
+    pub allow_outside_paths: bool,
+    pub max_stream_read: Option<u64>,
+    pub wait: Option<Millis>,
+    pub lock_group: Option<String>,
+    pub deadline: Option<Millis>,
+    pub output: Option<PathBuf>,
+    pub grace: Option<Millis>,
+    pub kill_wait: Option<Millis>,
+    pub only_process: bool,
+    pub allow_foreign_uid: bool,
+    pub allow_nested_pidns: bool,
+    pub identity_slack: Option<Millis>,
+    pub max_spawn_delay: Option<Millis>,
+    pub heartbeat_stale: Option<Millis>,
+    pub heartbeat_dead: Option<Millis>,
+    pub run_id: Option<String>,
+    pub beat_status: Option<String>,
+    pub beat_name: Option<String>,
+    pub every: Option<Millis>,
+    pub while_pid: Option<i64>,
+    pub quiet: bool,
+    /// Flags seen, to check they apply to the command.
+    pub(super) seen: Vec<FlagId>,
+}
+
+impl LowArgs {
+    pub fn mode(&self) -> Mode {
+        if self.help {
+            Mode::Help(self.command)
+        } else if self.version {
+            Mode::Version
+        } else if self.generate_man {
+            Mode::Man
+        } else {
+            match self.command {
+                Some(command) => Mode::Run(command),
+                None => Mode::Usage,
+            }
+        }
+    }
+}
+
+/// A usage error: the message, printed as `flatline: MESSAGE` with a hint, exit 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl From<lexopt::Error> for UsageError {
+    fn from(error: lexopt::Error) -> Self {
+        UsageError(error.to_string())
+    }
+}
+
+pub(super) fn find_long(name: &str) -> Option<&'static Flag> {
+    FLAGS.iter().find(|flag| flag.long == name)
+}
+
+pub(super) fn find_short(short: char) -> Option<&'static Flag> {
+    FLAGS.iter().find(|flag| flag.short == Some(short))
+}
+
+pub(super) fn find_command(name: &str) -> Option<Command> {
+    COMMANDS
+        .iter()
+        .find(|def| def.name == name)
+        .map(|def| def.command)
+}
+
+/// Parses the arguments after the program name.
+pub fn parse<I>(args: I) -> Result<LowArgs, UsageError>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut low = LowArgs::default();
+    while let Some(arg) = parser.next()? {
+        let flag = match &arg {
+            Long(name) => find_long(name).ok_or_else(|| unknown_flag(&format!("--{name}")))?,
+            Short(short) => find_short(*short).ok_or_else(|| unknown_flag(&format!("-{short}")))?,
+            Value(value) => {
+                if low.command.is_none() && !low.help && value == HELP_COMMAND {
+                    // `flatline help [COMMAND]` is `flatline [COMMAND] --help`.
+                    low.help = true;
+                } else if low.command.is_none() {
+                    // `flatline status`, or `flatline --help status`.
+                    let name = value.to_string_lossy();
+                    low.command = Some(find_command(&name).ok_or_else(|| unknown_command(&name))?);
+                } else {
+                    low.operands.push(value.clone());
+                }
+                continue;
+            }
+        };
+        let value = match flag.value {
+            Some(_) => Some(
+                parser
+                    .value()
+                    .map_err(|_| UsageError(format!("--{} needs a value", flag.long)))?
+                    .into_string()
+                    .map_err(|_| UsageError(format!("--{}: the value is not UTF-8", flag.long)))?,
+            ),
+            None => None,
+        };
+        apply(&mut low, flag, value)?;
+        low.seen.push(flag.id);
+    }
+    check_applicability(&low)?;
+    Ok(low)
+}
+
+/// The command that prints help: `flatline help [COMMAND]`.
+pub const HELP_COMMAND: &str = "help";
+
+pub(super) fn unknown_flag(spelled: &str) -> UsageError {
+    let shown = crate::core::text::escape_control(spelled);
+    let name = spelled.trim_start_matches('-');
+    let suggestion = if spelled.starts_with("--") {
+        nearest(name, FLAGS.iter().map(|flag| flag.long))
+    } else {
+        None
+    };
+    match suggestion {
+        Some(known) => UsageError(format!(
+            "unknown option '{shown}' (did you mean --{known}?)"
+        )),
+        None => UsageError(format!("unknown option '{shown}'")),
+    }
+}
+
+pub(super) fn unknown_command(name: &str) -> UsageError {
+    let shown = crate::core::text::escape_control(name);
+    let names = COMMANDS
+        .iter()
+        .map(|def| def.name)
+        .chain(std::iter::once(HELP_COMMAND));
+    match nearest(name, names) {
+        Some(known) => UsageError(format!("unknown command '{shown}' (did you mean {known}?)")),
+        None => UsageError(format!(
+            "unknown command '{shown}' (commands: {})",
+            command_names()
+        )),
+    }
+}
+
+/// The known name nearest to `typed`, when it is close: at most 2 edits (insertions,
+/// deletions, substitutions, swaps of neighbours) and fewer than half of the typed name's
+/// length, so that a short or wholly different word gets no guess. The first of equals wins.
+pub fn nearest<'a>(typed: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let length = typed.chars().count();
+    known
+        .into_iter()
+        .map(|name| (edit_distance(typed, name), name))
+        .filter(|(distance, _)| *distance <= 2 && *distance * 2 < length)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, name)| name)
+}
+
+/// The optimal-string-alignment distance (Damerau-Levenshtein without moving a letter twice).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // Three rows: the one before the previous, the previous and the current.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current: Vec<usize> = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        current[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (previous[j] + 1)
+                .min(current[j - 1] + 1)
+                .min(previous[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(before[j - 2] + 1);
+            }
+            current[j] = best;
+        }
+        std::mem::swap(&mut before, &mut previous);
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
+}
+
+pub(super) fn command_names() -> String {
+    COMMANDS
+        .iter()
+        .map(|def| def.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The smallest `--max-stream-read`: the 1 MiB head and a tail of at least as much.
+pub(super) const MIN_STREAM_READ: u64 = 2 << 20;
+
+/// A size: a number of bytes, or a number with the suffix K, M or G (powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let (digits, unit) = match text.char_indices().find(|(_, ch)| !ch.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, ""),
+    };
+    let shift = match unit {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" | "m" => 20,
+        "G" | "g" => 30,
+        _ => {
+            return Err(format!(
+                "'{}' is not a size (bytes, or a number with K, M or G, e.g. 32M)",
+                crate::core::text::escape_control(text)
+            ));
+        }
+    };
+    let number: u64 = digits.parse().map_err(|_| {
+        format!(
+            "'{}' is not a size (bytes, or a number with K, M or G, e.g. 32M)",
+            crate::core::text::escape_control(text)
+        )
+    })?;
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("'{}' is too large", crate::core::text::escape_control(text)))
+}
+
+pub(super) fn duration(flag: &Flag, value: &str) -> Result<Millis, UsageError> {
+    time::parse_duration(value).map_err(|message| UsageError(format!("--{}: {message}", flag.long)))
+}
+
+pub(super) fn positive_duration(flag: &Flag, value: &str) -> Result<Millis, UsageError> {
+    let ms = duration(flag, value)?;
+    if ms <= 0 {
+        return Err(UsageError(format!(
+            "--{}: must be greater than 0 ({})",
+            flag.long,
+            time::DURATION_EXAMPLES
+        )));
+    }
+    Ok(ms)
+}
+
+/// Gives a flag its meaning. Every `FlagId` is handled here (the match is exhaustive).
+pub(super) fn apply(
+    low: &mut LowArgs,
+    flag: &Flag,
+    value: Option<String>,
+) -> Result<(), UsageError> {
+    let text = value.unwrap_or_default();
+    match flag.id {
+        FlagId::Format => {
+            low.format = Some(Format::parse(&text).ok_or_else(|| {
+                UsageError(format!(
+                    "--format: unknown format '{text}' (use text, ndjson, json, tsv or prometheus)"
+                ))
+            })?);
+        }
+        FlagId::Now => {
+            low.now = Some(time::parse_rfc3339(&text).ok_or_else(|| {
+                UsageError(format!(
+                    "--now: '{text}' is not an RFC 3339 timestamp (e.g. 2026-11-22T08:00:00Z)"
+                ))
+            })?);
+        }
+        FlagId::QuietAfter => low.quiet_after = Some(positive_duration(flag, &text)?),
+        FlagId::StaleAfter => low.stale_after = Some(positive_duration(flag, &text)?),
+        FlagId::TimeoutAfter => low.timeout_after = Some(positive_duration(flag, &text)?),
+        FlagId::StuckAfter => low.stuck_after = Some(positive_duration(flag, &text)?),
+        FlagId::MaxRuntime => low.max_runtime = Some(positive_duration(flag, &text)?),
+        FlagId::LaunchTimeout => low.launch_timeout = Some(positive_duration(flag, &text)?),
+        FlagId::MaxClockSkew => low.max_clock_skew = Some(duration(flag, &text)?),
+        FlagId::TaskCard => {
+            if text.is_empty() {
+                return Err(UsageError("--task-card: the id is empty".into()));
+            }
+            low.task_cards.push(text);
+        }
+        FlagId::State => {
+            for state in text.split(',') {
+                let known = crate::core::lifecycle::STATES.contains(&state)
+                    || crate::core::health::HEALTHS.contains(&state);
+                if !known {
+                    return Err(UsageError(format!(
+                        "--state: unknown state '{state}' (states: {}; worker healths: {})",
+                        crate::core::lifecycle::STATES.join(", "),
+                        crate::core::health::HEALTHS.join(", ")
+                    )));
+                }
+                low.states.push(state.to_string());
+            }
+        }
+        FlagId::Summary => low.summary = true,
+        FlagId::Check => low.check = true,
+        FlagId::Settle => low.settle = Some(duration(flag, &text)?),
+        FlagId::DryRun => low.dry_run = true,
+        FlagId::All => low.all = true,
+        FlagId::AllowOutsidePaths => low.allow_outside_paths = true,
+        FlagId::MaxStreamRead => {
+            let bytes = parse_size(&text)
+                .map_err(|message| UsageError(format!("--{}: {message}", flag.long)))?;
+            if bytes < MIN_STREAM_READ {
+                return Err(UsageError(format!(
+                    "--{}: must be at least 2M (the 1M head and some tail)",
+                    flag.long
+                )));
+            }
+            low.max_stream_read = Some(bytes);
+        }
+        FlagId::Wait => low.wait = Some(duration(flag, &text)?),
+        FlagId::LockGroup => low.lock_group = Some(non_empty(flag, text)?),
+        FlagId::Deadline => low.deadline = Some(positive_duration(flag, &text)?),
+        FlagId::Output => low.output = Some(PathBuf::from(non_empty(flag, text)?)),
+        FlagId::Grace => low.grace = Some(duration(flag, &text)?),
+        FlagId::KillWait => low.kill_wait = Some(duration(flag, &text)?),
+        FlagId::OnlyProcess => low.only_process = true,
+        FlagId::AllowForeignUid => low.allow_foreign_uid = true,
+        FlagId::AllowNestedPidns => low.allow_nested_pidns = true,
+        FlagId::IdentitySlack => low.identity_slack = Some(duration(flag, &text)?),
+        FlagId::MaxSpawnDelay => low.max_spawn_delay = Some(duration(flag, &text)?),
+        FlagId::HeartbeatStale => low.heartbeat_stale = Some(positive_duration(flag, &text)?),
+        FlagId::HeartbeatDead => low.heartbeat_dead = Some(positive_duration(flag, &text)?),
+        FlagId::RunId => low.run_id = Some(non_empty(flag, text)?),
+        FlagId::BeatStatus => low.beat_status = Some(non_empty(flag, text)?),
+        FlagId::BeatName => low.beat_name = Some(non_empty(flag, text)?),
+        FlagId::Every => low.every = Some(positive_duration(flag, &text)?),
+        FlagId::WhilePid => {
+            low.while_pid = Some(
+                text.parse::<i64>()
+                    .ok()
+                    .filter(|pid| *pid > 0)
+                    .ok_or_else(|| {
+                        UsageError(format!("--while-pid: '{text}' is not a process id"))
+                    })?,
+            );
+        }
+        FlagId::Quiet => low.quiet = true,
+        FlagId::Help => low.help = true,
+        FlagId::Version => low.version = true,
+        FlagId::Generate => {
+            if text != "man" {
+                return Err(UsageError(format!(
+                    "--generate: unknown target '{text}' (only 'man')"
+                )));
+            }
+            low.generate_man = true;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn non_empty(flag: &Flag, text: String) -> Result<String, UsageError> {
+    if text.is_empty() {
+        return Err(UsageError(format!("--{}: the value is empty", flag.long)));
+    }
+    Ok(text)
+}
+
+pub(super) fn check_applicability(low: &LowArgs) -> Result<(), UsageError> {
+    if low.help || low.version || low.generate_man {
+        return Ok(());
+    }
+    let Some(command) = low.command else {
+        return Ok(());
+    };
+    for id in &low.seen {
+        let Some(flag) = FLAGS.iter().find(|flag| flag.id == *id) else {
+            continue;
+        };
+        if flag.commands != 0 && flag.commands & command.bit() == 0 {
+            return Err(UsageError(format!(
+                "--{} does not apply to '{}' (see flatline {} --help)",
+                flag.long,
+                command.name(),
+                command.name()
+            )));
+        }
+    }
+    Ok(())
+}
