@@ -469,3 +469,50 @@ fn refresh_also_starts_where_a_run_cut_short_stopped() {
     let state = run.read_json(".flatline/state.json");
     assert!(state.get("resume").is_none(), "{state}");
 }
+
+/// Whether `pid` has a handler for `signal` installed (`SigCgt` in /proc/PID/status).
+fn catches(pid: u32, signal: i32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (signal - 1)) != 0)
+}
+
+#[test]
+fn a_run_a_signal_stops_keeps_the_old_output_file_too() {
+    if !have("flock") {
+        eprintln!("SKIPPED: needs flock(1)");
+        return;
+    }
+    let run = Run::new();
+    many(&run, 1);
+    let first = flatline([OsStr::new("refresh"), run.arg()]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let scratch = TempDir::new("output-signal");
+    let file = scratch.join("out.ndjson");
+    std::fs::write(&file, "old\n").unwrap();
+    let _holder = hold_lock(&run);
+    let child = start(
+        Command::new(bin())
+            .args(["refresh", "--wait=1min", "--output"])
+            .arg(&file)
+            .arg(run.path()),
+    );
+    let pid = child.id();
+    let started = std::time::Instant::now();
+    while !catches(pid, libc::SIGTERM) {
+        assert!(
+            started.elapsed() < HANG_GUARD,
+            "flatline never installed its handlers"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // SAFETY: `pid` is this test's own child, not yet waited for.
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) }, 0);
+    let out = finish(child, HANG_GUARD);
+    assert_eq!(out.code, 128 + libc::SIGTERM, "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "old\n");
+    assert!(out.stderr.contains("not replaced"), "{}", out.stderr);
+}

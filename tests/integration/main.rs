@@ -5,6 +5,7 @@ mod cli;
 mod concurrency;
 mod crash;
 mod deploy;
+mod deployment;
 mod fanin;
 mod fanin_ownership;
 mod filesec;
