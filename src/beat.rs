@@ -50,7 +50,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     });
     let status = config.beat.status.as_deref().unwrap_or("alive");
     let write = |status: &str, diag: &mut Diagnostics| -> bool {
-        let bytes = render(status, &name, time::now_ms());
+        let bytes = render(status, &name, crate::proc::now_ms());
         match crate::fs::write_atomic(&dir, file_name, &bytes, 0o644) {
             Ok(()) => true,
             Err(error) => {

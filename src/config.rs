@@ -179,7 +179,7 @@ pub fn resolve(
         command,
         run_dirs: low.operands.into_iter().map(PathBuf::from).collect(),
         format,
-        now: low.now.unwrap_or_else(time::now_ms),
+        now: low.now.unwrap_or_else(crate::proc::now_ms),
         now_given: low.now.is_some(),
         thresholds,
         task_cards: low.task_cards,

@@ -219,7 +219,7 @@ fn prepare_identity(run: &Run, config: &Config, host: &LazyHost, diag: &mut Diag
         Some(Ok(state)) => (state, true),
         Some(Err(_)) | None => (crate::runstate::RunState::default(), false),
     };
-    let real_now = crate::core::time::now_ms();
+    let real_now = crate::proc::now_ms();
     let clock = identity::note_clock(
         state.section(CLOCK_SECTION),
         proc::boot_epoch_ms(),

@@ -459,7 +459,7 @@ pub fn last_look(
     let stream_mtime = stream_mtime(&bytes, planned, config, host);
     // The clock as it is now, for the clock-skew cut: a stream written since the run read
     // its clock is progress, one dated further ahead is not evidence.
-    let now = config.now.max(crate::core::time::now_ms());
+    let now = config.now.max(crate::proc::now_ms());
     match recheck(&bytes, stream_mtime, planned.process_id, now, config, host) {
         Err(error) => return Gate::Unrecordable(error),
         Ok(Some(why)) => return Gate::Progressed(why),

@@ -2,7 +2,8 @@
 //!
 //! Every instant flatline handles is an `i64` of milliseconds (truncated, never rounded), so
 //! ages are exact integers and two runs over the same inputs give the same output. Reading
-//! the real clock happens only in the shell (`now_ms`); the core takes `now` as a parameter.
+//! the real clock happens only in the shell (`proc::now_ms`); the core takes `now` as a
+//! parameter.
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -165,15 +166,6 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// The real wall clock, in milliseconds. Only the shell calls this, once per run.
-pub fn now_ms() -> Millis {
-    let now = std::time::SystemTime::now();
-    match now.duration_since(std::time::UNIX_EPOCH) {
-        Ok(since) => Millis::try_from(since.as_millis()).unwrap_or(Millis::MAX),
-        Err(before) => -Millis::try_from(before.duration().as_millis()).unwrap_or(Millis::MAX),
-    }
 }
 
 /// Examples for messages about durations.

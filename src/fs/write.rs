@@ -618,7 +618,7 @@ pub fn lock_run(
         &LockRequest {
             group: None,
             wait,
-            now: time::now_ms(),
+            now: crate::proc::now_ms(),
             stop,
         },
     )

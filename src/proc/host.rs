@@ -187,6 +187,15 @@ pub fn real_uid(pid: Pid) -> Option<u32> {
     parse_status(&buf).map(|status| status.uid)
 }
 
+/// The real wall clock, in milliseconds. Only the shell calls this, once per run.
+pub fn now_ms() -> Millis {
+    let now = std::time::SystemTime::now();
+    match now.duration_since(std::time::UNIX_EPOCH) {
+        Ok(since) => Millis::try_from(since.as_millis()).unwrap_or(Millis::MAX),
+        Err(before) => -Millis::try_from(before.duration().as_millis()).unwrap_or(Millis::MAX),
+    }
+}
+
 /// 16 random bytes from the kernel, for event ids.
 pub fn random_bytes() -> [u8; 16] {
     let mut bytes = [0u8; 16];
@@ -199,8 +208,7 @@ pub fn random_bytes() -> [u8; 16] {
         if n <= 0 {
             // getrandom cannot fail on a supported kernel; without it ids stay unique enough
             // from the clock and the pid for one run.
-            let fallback =
-                crate::core::time::now_ms() as u128 ^ (u128::from(std::process::id()) << 64);
+            let fallback = now_ms() as u128 ^ (u128::from(std::process::id()) << 64);
             return fallback.to_le_bytes();
         }
         filled += n as usize;

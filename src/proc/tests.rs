@@ -75,7 +75,7 @@ fn observing_real_processes() {
     ));
     match observe(pid, &host, true) {
         Observation::Alive { start_ms, uid, .. } => {
-            let now = crate::core::time::now_ms();
+            let now = crate::proc::now_ms();
             assert!((now - start_ms).abs() < 5_000, "start {start_ms} now {now}");
             // SAFETY: getuid cannot fail.
             assert_eq!(uid, Some(unsafe { libc::getuid() }));
