@@ -179,6 +179,11 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             interrupted = Some(exit);
             break;
         }
+        // Batches of the runs before whose grace has passed (this run's lock may be waited
+        // for).
+        if !config.dry_run {
+            signals.kill_due(&mut entries, config, &host, stop);
+        }
         let Some(lock) = commit::lock_run(run, config, stop, diag) else {
             continue;
         };
@@ -509,6 +514,10 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     // signalled. A stopped run waits no more: a target that died of its SIGTERM is
     // recorded, one still alive is `interrupted` and its note kept for the next run.
     signals.drop_pending(&mut entries);
+    // Those whose grace has passed already are not kept waiting for the others.
+    if interrupted.is_none() {
+        signals.kill_due(&mut entries, config, &host, stop);
+    }
     if !signals.in_flight.is_empty() {
         let release = interrupted.is_none();
         // Nothing but waiting until the records: the locks are let go meanwhile.
