@@ -3,8 +3,10 @@
 //!
 //! Every run's lock is taken once and held to the end. The delegations are scanned once;
 //! refresh's change is applied in memory and the document looked at again (in memory) for
-//! reclaim; every stuck worker of every run is signalled together (one grace period); fan-in
-//! decides on the resulting states; then each document is written once with all its changes
+//! reclaim; stuck workers get SIGTERM as the scan finds them (in batches, each noted in
+//! state.json first) and SIGKILL once their batch's grace has passed, checked between files,
+//! the last batches waited for together after the scan (one grace period); fan-in decides
+//! on the resulting states; then each document is written once with all its changes
 //! composed — first those whose changes end their worker, then those that only get a fan-in
 //! stamp, skipped for a card whose ending write did not land — and the heartbeat
 //! transitions are appended.
@@ -29,6 +31,7 @@ use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// Every change sweep makes to one document, applied in order: refresh, reclaim, fan-in.
 #[derive(Debug, Clone, Default)]
@@ -169,12 +172,20 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     let mut entries: Vec<Entry> = Vec::new();
     let mut tallies = Tallies::default();
     let mut interrupted = None;
+    let me = reclaim::own_identity();
+    let mut signals = Signals::default();
+    let mut unlanded: Vec<(usize, String)> = Vec::new();
 
     // 1. One scan: refresh in memory, then reclaim triage on the refreshed view.
     for run in &runs {
         if let Some(exit) = stop.check() {
             interrupted = Some(exit);
             break;
+        }
+        // Batches of the runs before whose grace has passed (this run's lock may be waited
+        // for).
+        if !config.dry_run {
+            signals.kill_due(&mut entries, config, &host, stop);
         }
         let Some(lock) = commit::lock_run(run, config, stop, diag) else {
             continue;
@@ -211,6 +222,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                     .and_then(|lock| crate::resume::start(lock.state_dir())),
                 stopped_at: None,
             };
+            let mut visited = 0usize;
             let result = scan::for_each_in_listing_from(
                 run,
                 listing,
@@ -220,6 +232,32 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 stop,
                 &mut resume,
                 &mut |item, diag| {
+                    test_slow_scan(visited);
+                    visited += 1;
+                    // Between files: a batch whose grace has passed gets SIGKILL, and the
+                    // targets found a while ago get SIGTERM (SPEC §3.3 step 2).
+                    if !config.dry_run {
+                        signals.kill_due(&mut entries, config, &host, stop);
+                        if signals.ripe() {
+                            let at = RunRef {
+                                run,
+                                dir: &listing.dir,
+                                lock: lock.as_ref(),
+                                seen_orphans: &seen_orphans,
+                            };
+                            signals.send(
+                                &mut entries,
+                                &at,
+                                config,
+                                &host,
+                                me,
+                                stop,
+                                &mut tallies,
+                                &mut output,
+                                diag,
+                            );
+                        }
+                    }
                     let owner = crate::fs::guard_owner(&item.meta);
                     let name = item.name.to_string_lossy();
                     // Signalled by another flatline still waiting out its grace: left to it.
@@ -382,7 +420,8 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                     let stamp_candidate = card
                         .as_ref()
                         .is_some_and(|card| member.may_need_stamp() && !blocked.contains(card));
-                    let keep = !changes.is_empty() || kill.is_some() || stamp_candidate;
+                    let kill_planned = kill.is_some();
+                    let keep = !changes.is_empty() || kill_planned || stamp_candidate;
                     let entry_index = keep.then(|| {
                         entries.push(Entry {
                             run: index,
@@ -395,6 +434,10 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                             kill,
                             card: None,
                         });
+                        // A stuck worker: signalled with the next batch.
+                        if kill_planned {
+                            signals.found(entries.len() - 1);
+                        }
                         entries.len() - 1
                     });
                     if let Some(card) = card {
@@ -424,6 +467,27 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             if let Err(exit) = result {
                 interrupted = Some(exit);
             }
+            // The run's targets not sent yet go out now, while its lock and listing are at
+            // hand; none once the run is stopped (no further side effect).
+            if interrupted.is_none() && !config.dry_run {
+                let at = RunRef {
+                    run,
+                    dir: &listing.dir,
+                    lock: lock.as_ref(),
+                    seen_orphans: &seen_orphans,
+                };
+                signals.send(
+                    &mut entries,
+                    &at,
+                    config,
+                    &host,
+                    me,
+                    stop,
+                    &mut tallies,
+                    &mut output,
+                    diag,
+                );
+            }
             if let Some(lock) = &lock {
                 crate::resume::record(lock.state_dir(), run, resume.stopped_at.as_deref(), diag);
             }
@@ -448,107 +512,53 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         }
     }
 
-    // 2. Every stuck worker of every run, signalled together: one grace period. Each is
-    // looked at once more first (progress since the plan, a record that can be written).
-    if interrupted.is_none() && !config.dry_run && entries.iter().any(|e| e.kill.is_some()) {
-        reclaim::test_pause_before_signal();
-        for entry in entries.iter_mut() {
-            let Some((_, info)) = &entry.kill else {
-                continue;
-            };
-            let state = &states[entry.run];
-            let Some(listing) = &state.delegations else {
-                continue;
-            };
-            let planned = reclaim::Planned {
-                run: state.run,
-                dir: &listing.dir,
-                name: &entry.name,
-                owner: entry.owner,
-                process_id: info.process_id,
-            };
-            let changes = Changes {
-                refresh: entry.changes.refresh.clone(),
-                reclaim: Some(reclaim::placeholder_record(info)),
-                stamp: None,
-            };
-            let place = Place {
-                command: "sweep",
-                run: state.run,
-                path: &entry.path,
-                delegation_id: entry.delegation_id.as_deref(),
-            };
-            if !reclaim::gate(
-                &planned,
-                info,
-                config,
-                &host,
-                &|doc| changes.apply(doc, config.now),
-                place,
-                &mut output,
-                diag,
-            ) {
-                entry.kill = None;
-                count(&mut tallies, "skipped");
-            }
-        }
+    // 2. The batches still in flight after the scan, waited for together: one grace
+    // period at most. Targets found but not sent (a stopped run, a dry run) are not
+    // signalled. A stopped run waits no more: a target that died of its SIGTERM is
+    // recorded, one still alive is `interrupted` and its note kept for the next run.
+    signals.drop_pending(&mut entries);
+    // Those whose grace has passed already are not kept waiting for the others.
+    if interrupted.is_none() {
+        signals.kill_due(&mut entries, config, &host, stop);
     }
-    // Each run's targets are noted in its state.json before the first signal; a run whose
-    // notes cannot be written gets no signal.
-    let me = reclaim::own_identity();
-    if interrupted.is_none() && !config.dry_run && entries.iter().any(|e| e.kill.is_some()) {
-        note_targets(
-            &mut entries,
-            &states,
-            config,
-            me,
-            &host,
-            &mut tallies,
-            &mut output,
-            diag,
-        );
-    }
-    let signalled =
-        interrupted.is_none() && !config.dry_run && entries.iter().any(|e| e.kill.is_some());
-    if signalled {
+    if !signals.in_flight.is_empty() {
+        let release = interrupted.is_none();
         // Nothing but waiting until the records: the locks are let go meanwhile.
-        for state in states.iter_mut() {
-            if let Some(lock) = &mut state.lock {
-                let _ = lock.release();
+        if release {
+            for state in states.iter_mut() {
+                if let Some(lock) = &mut state.lock {
+                    let _ = lock.release();
+                }
             }
         }
-        let mut kills: Vec<&mut Kill> = entries
-            .iter_mut()
-            .filter_map(|e| e.kill.as_mut().map(|(k, _)| k))
-            .collect();
-        if let Err(exit) = reclaim::signal_all(&mut kills, config, host.get(), stop) {
-            interrupted = Some(exit);
+        if let Err(exit) = signals.finish_all(&mut entries, config, &host, stop) {
+            interrupted.get_or_insert(exit);
         }
-        for state in states.iter_mut() {
-            if let Some(lock) = &mut state.lock {
-                let wait = stop.remaining().unwrap_or(commit::LANDING_PATIENCE);
-                if let Err(error) = lock.reacquire(Some(wait), &|| false) {
-                    diag.error(
-                        &state.run.path.join(".flatline/lock"),
-                        &format!(
-                            "could not take the run's lock again after the grace ({error}); \
-                             nothing more is written there, and its reclaims stay noted in \
-                             state.json for the next run"
-                        ),
-                        Exit::FileProblem,
-                    );
-                    state.locked = false;
+        if release {
+            for state in states.iter_mut() {
+                if let Some(lock) = &mut state.lock {
+                    let wait = stop.remaining().unwrap_or(commit::LANDING_PATIENCE);
+                    if let Err(error) = lock.reacquire(Some(wait), &|| false) {
+                        diag.error(
+                            &state.run.path.join(".flatline/lock"),
+                            &format!(
+                                "could not take the run's lock again after the grace ({error}); \
+                                 nothing more is written there, and its reclaims stay noted in \
+                                 state.json for the next run"
+                            ),
+                            Exit::FileProblem,
+                        );
+                        state.locked = false;
+                    }
                 }
             }
         }
     }
+    // Every target left with a kill was signalled.
     for entry in entries.iter_mut() {
         let Some((kill, info)) = &entry.kill else {
             continue;
         };
-        if !signalled {
-            continue;
-        }
         kill.warn(&entry.path, diag);
         if let Some(record) = kill.reclaim(info) {
             entry.changes.reclaim = Some(record);
@@ -572,6 +582,11 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 delegation_id: entry.delegation_id.as_deref(),
             };
             count(&mut tallies, "skipped");
+            // Stopped before SIGKILL and still alive: its note stays, so the next run
+            // completes it.
+            if kill.termination() == Termination::Interrupted {
+                unlanded.push((entry.run, entry.name.to_string_lossy().into_owned()));
+            }
             let detail = kill.skipped_detail(info);
             let subject = reported::delegation_subject(&entry.name);
             if state.reported.problem(&subject, &skipped_record(&detail)) {
@@ -694,7 +709,6 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         }
     }
 
-    let mut unlanded: Vec<(usize, String)> = Vec::new();
     // 4. Each changed document written once, with all of its changes: first the documents
     // whose changes end their worker, then those that only get a fan-in stamp. A card whose
     // ending write did not land gets no more stamps (fan-in judged it on that write); nor
@@ -1034,75 +1048,261 @@ fn fan_in_news(reported: &mut Reported, row: &Map<String, Value>, all: bool) -> 
     all
 }
 
-/// Notes every target about to be signalled in its run's `state.json` (SPEC §3.3); the
-/// targets of a run whose notes cannot be written are not signalled (skipped_unrecordable).
-#[allow(clippy::too_many_arguments)]
-fn note_targets(
-    entries: &mut [Entry],
-    states: &[RunState<'_>],
-    config: &Config,
-    me: (i32, u64),
-    host: &LazyHost,
-    tallies: &mut Tallies,
-    output: &mut Output,
-    diag: &mut Diagnostics,
-) {
-    let boot_id = host.get().boot_id.clone();
-    for (index, state) in states.iter().enumerate() {
-        let Some(lock) = &state.lock else {
-            continue;
-        };
-        let notes: Vec<reclaim::Noted> = entries
-            .iter()
-            .filter(|entry| entry.run == index)
-            .filter_map(|entry| {
-                let (kill, info) = entry.kill.as_ref()?;
-                Some(reclaim::note_of(
-                    &entry.name,
-                    kill,
-                    info.state,
-                    boot_id.clone(),
-                    config.now,
-                    me,
-                ))
-            })
-            .collect();
-        if notes.is_empty() {
-            continue;
+/// How long targets found by the scan wait for others to join their batch before SIGTERM:
+/// a scan shorter than this signals them all together after it, as one batch.
+const BATCH_AFTER: Duration = Duration::from_millis(200);
+
+/// Stuck workers signalled as the scan finds them (SPEC §3.3 step 2). Targets found wait in
+/// `pending` until a batch is sent (its last look, one state.json note, SIGTERM); a batch in
+/// flight gets SIGKILL once its grace has passed, checked between files; the last ones are
+/// waited for together after the scan.
+#[derive(Default)]
+struct Signals {
+    /// Entries with a kill not sent yet, all of the run being scanned.
+    pending: Vec<usize>,
+    /// When the first of them was found.
+    since: Option<Instant>,
+    in_flight: Vec<InFlight>,
+    /// The debug pause before the first signal was taken.
+    paused: bool,
+}
+
+/// A batch sent SIGTERM: its entries, in order, and what its wait has seen.
+struct InFlight {
+    entries: Vec<usize>,
+    batch: reclaim::Batch,
+}
+
+/// The run a batch belongs to.
+struct RunRef<'a> {
+    run: &'a Run,
+    dir: &'a crate::fs::Dir,
+    lock: Option<&'a RunLock>,
+    seen_orphans: &'a [String],
+}
+
+/// The kills of `indices` (ascending), in that order.
+fn kills_of<'e>(entries: &'e mut [Entry], indices: &[usize]) -> Vec<&'e mut Kill> {
+    entries
+        .iter_mut()
+        .enumerate()
+        .filter(|(index, _)| indices.binary_search(index).is_ok())
+        .filter_map(|(_, entry)| entry.kill.as_mut().map(|(kill, _)| kill))
+        .collect()
+}
+
+impl Signals {
+    fn found(&mut self, entry: usize) {
+        self.pending.push(entry);
+        self.since.get_or_insert_with(Instant::now);
+    }
+
+    /// Targets have waited long enough for their batch.
+    fn ripe(&self) -> bool {
+        self.since
+            .is_some_and(|since| since.elapsed() >= BATCH_AFTER)
+    }
+
+    /// Sends the pending targets of `at` as one batch: each gets its last look (progress
+    /// since the plan, a record that can be written), the survivors are noted in the run's
+    /// state.json (one write; none signalled if it fails), then SIGTERM and SIGCONT. Nothing
+    /// at all once the run is stopped.
+    #[allow(clippy::too_many_arguments)]
+    fn send(
+        &mut self,
+        entries: &mut [Entry],
+        at: &RunRef<'_>,
+        config: &Config,
+        host: &LazyHost,
+        me: (i32, u64),
+        stop: &Stop,
+        tallies: &mut Tallies,
+        output: &mut Output,
+        diag: &mut Diagnostics,
+    ) {
+        self.since = None;
+        let mut batch = std::mem::take(&mut self.pending);
+        if batch.is_empty() || stop.check().is_some() {
+            self.pending = batch;
+            return;
         }
-        let Err(error) = reclaim::note_before_signal(lock, &notes, &state.seen_orphans) else {
-            continue;
-        };
-        diag.error(
-            &crate::runstate::path_of(&state.run.path),
-            &format!("cannot note the targets before signalling them: {error}"),
-            Exit::FileProblem,
-        );
-        for entry in entries.iter_mut().filter(|entry| entry.run == index) {
-            let Some((_, info)) = entry.kill.take() else {
+        if !self.paused {
+            self.paused = true;
+            reclaim::test_pause_before_signal();
+        }
+        for &index in &batch {
+            let entry = &mut entries[index];
+            let Some((_, info)) = &entry.kill else {
                 continue;
+            };
+            let planned = reclaim::Planned {
+                run: at.run,
+                dir: at.dir,
+                name: &entry.name,
+                owner: entry.owner,
+                process_id: info.process_id,
+            };
+            let changes = Changes {
+                refresh: entry.changes.refresh.clone(),
+                reclaim: Some(reclaim::placeholder_record(info)),
+                stamp: None,
             };
             let place = Place {
                 command: "sweep",
-                run: state.run,
+                run: at.run,
                 path: &entry.path,
                 delegation_id: entry.delegation_id.as_deref(),
             };
-            let mut detail = Map::new();
-            detail.insert("state".into(), json!(info.state.as_str()));
-            detail.insert("process_id".into(), json!(info.process_id));
-            detail.insert(
-                "termination".into(),
-                json!(Termination::SkippedUnrecordable.as_str()),
-            );
-            detail.insert(
-                "reason".into(),
-                json!("its signal could not be noted in .flatline/state.json first"),
-            );
-            count(tallies, "skipped");
-            let _ = place.record("skipped", "not_written", detail, output, diag);
+            if !reclaim::gate(
+                &planned,
+                info,
+                config,
+                host,
+                &|doc| changes.apply(doc, config.now),
+                place,
+                output,
+                diag,
+            ) {
+                entry.kill = None;
+                count(tallies, "skipped");
+            }
+        }
+        batch.retain(|&index| entries[index].kill.is_some());
+        if batch.is_empty() {
+            return;
+        }
+        // Noted in the run's state.json before the first signal; a batch whose notes cannot
+        // be written gets no signal.
+        if let Some(lock) = at.lock {
+            let boot_id = host.get().boot_id.clone();
+            let notes: Vec<reclaim::Noted> = batch
+                .iter()
+                .filter_map(|&index| {
+                    let entry = &entries[index];
+                    let (kill, info) = entry.kill.as_ref()?;
+                    Some(reclaim::note_of(
+                        &entry.name,
+                        kill,
+                        info.state,
+                        boot_id.clone(),
+                        config.now,
+                        me,
+                    ))
+                })
+                .collect();
+            if let Err(error) = reclaim::note_before_signal(lock, &notes, at.seen_orphans) {
+                diag.error(
+                    &crate::runstate::path_of(&at.run.path),
+                    &format!("cannot note the targets before signalling them: {error}"),
+                    Exit::FileProblem,
+                );
+                for &index in &batch {
+                    let entry = &mut entries[index];
+                    let Some((_, info)) = entry.kill.take() else {
+                        continue;
+                    };
+                    let place = Place {
+                        command: "sweep",
+                        run: at.run,
+                        path: &entry.path,
+                        delegation_id: entry.delegation_id.as_deref(),
+                    };
+                    let mut detail = Map::new();
+                    detail.insert("state".into(), json!(info.state.as_str()));
+                    detail.insert("process_id".into(), json!(info.process_id));
+                    detail.insert(
+                        "termination".into(),
+                        json!(Termination::SkippedUnrecordable.as_str()),
+                    );
+                    detail.insert(
+                        "reason".into(),
+                        json!("its signal could not be noted in .flatline/state.json first"),
+                    );
+                    count(tallies, "skipped");
+                    let _ = place.record("skipped", "not_written", detail, output, diag);
+                }
+                return;
+            }
+        }
+        let mut kills = kills_of(entries, &batch);
+        match reclaim::send_term(&mut kills, config, host.get(), stop) {
+            Ok(sent) => self.in_flight.push(InFlight {
+                entries: batch,
+                batch: sent,
+            }),
+            // Stopped before the first signal: nothing was sent, nothing is recorded (their
+            // notes are dropped with this run's).
+            Err(_) => {
+                for index in batch {
+                    entries[index].kill = None;
+                }
+            }
         }
     }
+
+    /// Between files: every batch whose grace has passed is frozen, snapshot again and
+    /// sent SIGKILL.
+    fn kill_due(&mut self, entries: &mut [Entry], config: &Config, host: &LazyHost, stop: &Stop) {
+        if !self.in_flight.iter().any(|f| f.batch.due()) {
+            return;
+        }
+        let (due, waiting): (Vec<InFlight>, Vec<InFlight>) = std::mem::take(&mut self.in_flight)
+            .into_iter()
+            .partition(|f| f.batch.due());
+        self.in_flight = waiting;
+        for flight in due {
+            let mut kills = kills_of(entries, &flight.entries);
+            // A stop is seen by the scan before the next file.
+            let _ = reclaim::finish(&mut kills, flight.batch, config, host.get(), stop);
+        }
+    }
+
+    /// Targets found but never sent are not signalled (a stopped run, a dry run).
+    fn drop_pending(&mut self, entries: &mut [Entry]) {
+        for index in std::mem::take(&mut self.pending) {
+            entries[index].kill = None;
+        }
+        self.since = None;
+    }
+
+    /// The batches still in flight, waited for together: one wait until the latest grace.
+    fn finish_all(
+        &mut self,
+        entries: &mut [Entry],
+        config: &Config,
+        host: &LazyHost,
+        stop: &Stop,
+    ) -> Result<(), Exit> {
+        let flights = std::mem::take(&mut self.in_flight);
+        let mut indices: Vec<usize> = Vec::new();
+        let mut batches = Vec::new();
+        for flight in flights {
+            indices.extend(flight.entries);
+            batches.push(flight.batch);
+        }
+        debug_assert!(indices.windows(2).all(|w| w[0] < w[1]));
+        let Some(batch) = reclaim::Batch::merge(batches) else {
+            return Ok(());
+        };
+        let mut kills = kills_of(entries, &indices);
+        reclaim::finish(&mut kills, batch, config, host.get(), stop)
+    }
+}
+
+/// Debug builds only: `FLATLINE_TEST_SLOW_SCAN_MS=<ms>` makes sweep's scan sleep that long
+/// before each delegation after the first, so a test can make a scan slow. Release builds
+/// have no such hook.
+fn test_slow_scan(visited: usize) {
+    #[cfg(debug_assertions)]
+    if visited > 0
+        && let Some(ms) = std::env::var("FLATLINE_TEST_SLOW_SCAN_MS")
+            .ok()
+            .and_then(|ms| ms.parse::<u64>().ok())
+    {
+        std::thread::sleep(Duration::from_millis(ms.min(60_000)));
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = visited;
 }
 
 fn count(tallies: &mut Tallies, action: &'static str) {

@@ -113,8 +113,10 @@ pub const COMMANDS: &[CommandDef] = &[
         about: "refresh, reclaim, fan-in and heartbeat transitions in one pass: the timer's job",
         doc: "Does in one pass what refresh, reclaim, fan-in and health-events do, in that \
               order, on an in-memory snapshot: each run's lock is taken once, each input file \
-              is read once, every stuck worker of every run is signalled together (one grace \
-              period), fan-in decides on the states that result, and each changed document is \
+              is read once, stuck workers get SIGTERM as the scan finds them and SIGKILL once \
+              their grace has passed (all of them cost one grace period, and a scan cut short \
+              by --deadline has still signalled what it found), fan-in decides on the states \
+              that result, and each changed document is \
               written once with all of its changes. \
               --deadline defaults to 5m. \
               The exit status is never 1 for cards that are simply not ready yet.",

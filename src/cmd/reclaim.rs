@@ -1458,6 +1458,42 @@ pub fn signal_all(
     host: &identity::Host,
     stop: &Stop,
 ) -> Result<(), Exit> {
+    let batch = send_term(pending, config, host, stop)?;
+    finish(pending, batch, config, host, stop)
+}
+
+/// Workers sent SIGTERM together, waiting out one grace: what was seen to exit, per worker
+/// and per handle (the worker first when it was opened, then its descendants).
+#[derive(Debug)]
+pub struct Batch {
+    exited: Vec<Vec<bool>>,
+    grace_end: Instant,
+}
+
+impl Batch {
+    /// Its grace has passed: it is due for SIGKILL.
+    pub fn due(&self) -> bool {
+        Instant::now() >= self.grace_end
+    }
+
+    /// Batches finished together, their workers in the order given: one wait, until the
+    /// latest grace.
+    pub fn merge(batches: Vec<Batch>) -> Option<Batch> {
+        let grace_end = batches.iter().map(|b| b.grace_end).max()?;
+        let exited = batches.into_iter().flat_map(|b| b.exited).collect();
+        Some(Batch { exited, grace_end })
+    }
+}
+
+/// The first half of `signal_all`: opens every worker, snapshots the descendants, sends
+/// SIGTERM then SIGCONT to all of them. `Err` (nothing sent) when a signal or the deadline
+/// stopped the run before the first signal.
+pub fn send_term(
+    pending: &mut [&mut Kill],
+    config: &Config,
+    host: &identity::Host,
+    stop: &Stop,
+) -> Result<Batch, Exit> {
     let mut budget = proc::raise_descriptor_limit();
     for target in pending.iter_mut() {
         match open_counted(target.pid, target.start_ticks, &mut budget) {
@@ -1491,12 +1527,34 @@ pub fn signal_all(
             handle.send(Signal::Cont);
         }
     }
-
-    let mut exited: Vec<Vec<bool>> = pending
+    let exited: Vec<Vec<bool>> = pending
         .iter()
         .map(|t| vec![false; t.handles().count()])
         .collect();
-    let grace_end = bounded(Instant::now() + config.grace, stop);
+    Ok(Batch {
+        exited,
+        grace_end: Instant::now() + config.grace,
+    })
+}
+
+/// The second half of `signal_all`, for the workers `send_term` made `batch` of (same
+/// order): waits until the grace has passed (never past the deadline), freezes the
+/// survivors' trees and snapshots them again, sends SIGKILL, waits the kill wait, and
+/// folds the outcome into each worker. `Err` when a signal or the deadline stopped it
+/// before SIGKILL (what was seen is still folded).
+pub fn finish(
+    pending: &mut [&mut Kill],
+    batch: Batch,
+    config: &Config,
+    host: &identity::Host,
+    stop: &Stop,
+) -> Result<(), Exit> {
+    let Batch {
+        mut exited,
+        grace_end,
+    } = batch;
+    let mut budget = proc::raise_descriptor_limit();
+    let grace_end = bounded(grace_end, stop);
     let waited = wait_all(pending, &mut exited, grace_end, stop);
     let in_grace: Vec<bool> = exited
         .iter()

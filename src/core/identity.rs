@@ -179,9 +179,14 @@ impl Identity {
         }
     }
 
-    /// The worker's own process is alive (as far as can be told).
-    pub fn worker_alive(self) -> bool {
-        matches!(self, Identity::Verified | Identity::Unverifiable)
+    /// `process_alive` (SPEC §3.1): true only for the verified worker, false when it is gone
+    /// or its pid is reused, and unknown (`None`) when it cannot be told.
+    pub fn worker_alive(self) -> Option<bool> {
+        match self {
+            Identity::Verified => Some(true),
+            Identity::Gone | Identity::Reused => Some(false),
+            Identity::Unverifiable => None,
+        }
     }
 }
 

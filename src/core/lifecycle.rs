@@ -277,7 +277,7 @@ impl ProcessFacts {
 
     /// Whether the worker's own process is alive: `None` when not checked.
     pub fn alive(&self) -> Option<bool> {
-        self.identity().map(Identity::worker_alive)
+        self.identity().and_then(Identity::worker_alive)
     }
 }
 

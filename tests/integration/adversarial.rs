@@ -2098,17 +2098,8 @@ fn renamed_and_hard_linked_root_documents_are_not_roots_word() {
     for dir in [run.path().join("delegations"), scratch.path().to_path_buf()] {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     }
-    let mut command = Command::new("unshare");
+    let mut command = pid_namespace_bash(FOREIGN_DOCS);
     command
-        .args([
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "bash",
-            "-c",
-            FOREIGN_DOCS,
-            "init",
-        ])
         .arg(run.path())
         .arg(bin())
         .arg(scratch.path())
@@ -2201,20 +2192,8 @@ fn a_nested_namespace_worker_of_an_agents_delegation_is_skipped() {
         return;
     }
     let run = Run::new();
-    let mut command = Command::new("unshare");
-    command
-        .args([
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "bash",
-            "-c",
-            NESTED_WORKER,
-            "init",
-        ])
-        .arg(run.path())
-        .arg(bin())
-        .env("TZ", "UTC");
+    let mut command = pid_namespace_bash(NESTED_WORKER);
+    command.arg(run.path()).arg(bin()).env("TZ", "UTC");
     let out = run_command(&mut command, Duration::from_secs(60));
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let notes: Vec<&str> = out

@@ -9,7 +9,6 @@
 use crate::support::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 /// Every unit file flatline ships.
@@ -259,20 +258,8 @@ fn the_instantiated_service_reclaims_a_stuck_worker_for_real() {
     assert_eq!(values.len(), 1, "{values:?}");
     let mut argv = exec_argv(&values[0], run.path());
     argv[0] = bin().to_string();
-    let mut command = Command::new("unshare");
-    command
-        .args([
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "bash",
-            "-c",
-            INIT,
-            "init",
-        ])
-        .arg(run.path())
-        .args(&argv)
-        .env("TZ", "UTC");
+    let mut command = pid_namespace_bash(INIT);
+    command.arg(run.path()).args(&argv).env("TZ", "UTC");
     let out = run_command(&mut command, Duration::from_secs(90));
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let mut notes = Vec::new();

@@ -118,17 +118,8 @@ fn named_files_are_read_only_as_their_documents_owner_could() {
         give_to_agent(&spec);
     }
 
-    let mut command = Command::new("unshare");
+    let mut command = pid_namespace_bash(READ_AS_OWNER);
     command
-        .args([
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "bash",
-            "-c",
-            READ_AS_OWNER,
-            "init",
-        ])
         .arg(run.path())
         .arg(bin())
         .env("FLATLINE_TEST_ENV_SECRET", "TOPSECRET-C");
@@ -347,20 +338,8 @@ fn a_worker_writing_its_stream_is_active_and_reclaim_alone_spares_it() {
     std::fs::create_dir(run.path().join("raw-events")).unwrap();
     let stuck_stream = run.write("raw-events/stuck.jsonl", CODEX_NO_TERMINAL);
     set_mtime_ms(&stuck_stream, real_now_ms() - 600_000);
-    let mut command = Command::new("unshare");
-    command
-        .args([
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "bash",
-            "-c",
-            NO_VERDICT_LAGS,
-            "init",
-        ])
-        .arg(run.path())
-        .arg(bin())
-        .env("TZ", "UTC");
+    let mut command = pid_namespace_bash(NO_VERDICT_LAGS);
+    command.arg(run.path()).arg(bin()).env("TZ", "UTC");
     let out = run_command(&mut command, Duration::from_secs(60));
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let notes: Vec<&str> = out

@@ -5,7 +5,6 @@
 use crate::support::*;
 use serde_json::{Value, json};
 use std::io::{Seek, SeekFrom, Write};
-use std::process::Command;
 
 const TB8: u64 = 8 << 40;
 const READ: u64 = 32 << 20;
@@ -122,17 +121,8 @@ fn a_sweep_with_an_8_tb_stream_still_reclaims_the_stuck_worker() {
     let run = Run::new();
     let size = sparse_stream(&run, "raw-events/a-huge.jsonl");
     let now = real_now_ms();
-    let mut command = Command::new("unshare");
+    let mut command = pid_namespace_bash(SWEEP_INIT);
     command
-        .args([
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "bash",
-            "-c",
-            SWEEP_INIT,
-            "init",
-        ])
         .arg(run.path())
         .arg(bin())
         .arg(rfc3339(now - 600_000))

@@ -146,7 +146,8 @@ fn no_evidence_is_unverifiable() {
     let out = live_status(&run);
     assert_fields(
         &out.by_id("bare"),
-        json!({"process_identity": "unverifiable", "process_alive": true, "needs_attention": true}),
+        // SPEC §3.1: process_alive is null when the identity cannot be told.
+        json!({"process_identity": "unverifiable", "process_alive": null, "needs_attention": true}),
     );
 }
 

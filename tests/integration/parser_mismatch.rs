@@ -10,7 +10,6 @@
 //! are still alive and which documents are unchanged.
 
 use crate::support::*;
-use std::process::Command;
 
 /// A deep value: `levels` nested arrays.
 fn nested(levels: usize) -> String {
@@ -110,20 +109,8 @@ fn play(command: &str) {
     )
     .unwrap();
     stems.push("control".to_string());
-    let mut init = Command::new("unshare");
-    init.args([
-        "--pid",
-        "--fork",
-        "--mount-proc",
-        "bash",
-        "-c",
-        INIT,
-        "init",
-    ])
-    .arg(run.path())
-    .arg(bin())
-    .arg(command)
-    .args(&stems);
+    let mut init = pid_namespace_bash(INIT);
+    init.arg(run.path()).arg(bin()).arg(command).args(&stems);
     let out = run_command(&mut init, HANG_GUARD);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let notes: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with('#')).collect();

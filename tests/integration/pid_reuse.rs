@@ -14,7 +14,6 @@
 
 use crate::support::*;
 use serde_json::Value;
-use std::process::Command;
 use std::time::Duration;
 
 /// `$1` log, `$2` first run, `$3` second run, `$4` flatline. Lines starting with `#` are the
@@ -133,17 +132,8 @@ fn a_recycled_pid_is_never_signalled_by_window_or_by_fingerprint() {
     );
     let log = run1.path().join("signals.log");
     std::fs::write(&log, "").unwrap();
-    let mut command = Command::new("unshare");
+    let mut command = pid_namespace_bash(INIT);
     command
-        .args([
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "bash",
-            "-c",
-            INIT,
-            "init",
-        ])
         .arg(&log)
         .arg(run1.path())
         .arg(run2.path())
@@ -279,14 +269,8 @@ echo "#done"
 "##;
 
 fn in_private_namespace(script: &str, run: &Run) -> Transcript {
-    let mut command = Command::new("unshare");
-    command
-        .args(["--pid", "--fork", "--mount-proc", "bash", "-c"])
-        .arg(format!("{HELPERS}{script}"))
-        .arg("init")
-        .arg(run.path())
-        .arg(bin())
-        .env("TZ", "UTC");
+    let mut command = pid_namespace_bash(&format!("{HELPERS}{script}"));
+    command.arg(run.path()).arg(bin()).env("TZ", "UTC");
     let out = run_command(&mut command, Duration::from_secs(90));
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let t = transcript(&out.stdout);

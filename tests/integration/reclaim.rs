@@ -497,21 +497,8 @@ fn forbidden_pids_never_receive_a_signal() {
     let log = run.path().join("signals.log");
     std::fs::write(&log, "").unwrap();
     let stale = rfc3339(real_now_ms() - 600_000);
-    let mut command = Command::new("unshare");
-    command
-        .args([
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "bash",
-            "-c",
-            LOGGING_INIT,
-            "init",
-        ])
-        .arg(&log)
-        .arg(run.path())
-        .arg(bin())
-        .arg(&stale);
+    let mut command = pid_namespace_bash(LOGGING_INIT);
+    command.arg(&log).arg(run.path()).arg(bin()).arg(&stale);
     let out = run_command(&mut command, HANG_GUARD);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let mut lines: Vec<&str> = out.stdout.lines().collect();

@@ -179,20 +179,8 @@ fn a_worker_that_keeps_writing_its_stream_is_never_signalled_by_reclaim_alone() 
     let run = Run::new();
     std::fs::create_dir_all(run.path().join("raw-events")).unwrap();
     let stale = rfc3339(real_now_ms() - 600_000);
-    let mut command = Command::new("unshare");
-    command
-        .args([
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "bash",
-            "-c",
-            PROGRESSING_WORKER,
-            "init",
-        ])
-        .arg(run.path())
-        .arg(bin())
-        .arg(&stale);
+    let mut command = pid_namespace_bash(PROGRESSING_WORKER);
+    command.arg(run.path()).arg(bin()).arg(&stale);
     let out = run_command(&mut command, HANG_GUARD);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let lines: Vec<&str> = out.stdout.lines().collect();

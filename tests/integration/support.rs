@@ -491,3 +491,20 @@ pub fn ancestors_of_test() -> Vec<i64> {
     }
     chain
 }
+
+/// `unshare --pid --fork --mount-proc bash -c SCRIPT init …`: a bash script as the init of a
+/// private pid namespace, for every test that may send a signal (the arguments after the
+/// script's `$0` are added by the caller). Nothing it signals can be a process of the host.
+pub fn pid_namespace_bash(script: &str) -> Command {
+    let mut command = Command::new("unshare");
+    command.args([
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        "bash",
+        "-c",
+        script,
+        "init",
+    ]);
+    command
+}
