@@ -11,6 +11,9 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// `--max-stream-read` when not given.
+pub const DEFAULT_MAX_STREAM_READ: u64 = 32 << 20;
+
 /// Everything a run needs to know, resolved.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -190,9 +193,7 @@ pub fn resolve(
         dry_run: low.dry_run,
         all: low.all,
         allow_outside_paths: low.allow_outside_paths,
-        max_stream_read: low
-            .max_stream_read
-            .unwrap_or(crate::cmd::refresh::DEFAULT_MAX_STREAM_READ),
+        max_stream_read: low.max_stream_read.unwrap_or(DEFAULT_MAX_STREAM_READ),
         wait: low.wait.map(std_duration),
         lock_group: match &low.lock_group {
             Some(group) => Some(lock_group(group)?),

@@ -276,7 +276,7 @@ fn stream_mtime(doc: &Delegation<'_>, host: &LazyHost) -> Option<crate::core::ti
     let context = host.1.borrow();
     let owner = context.owner?;
     let root = context.root.as_ref()?;
-    let path = crate::cmd::refresh::stream_path(doc)?;
+    let path = crate::model::stream_path(doc)?;
     let policy = fs::NamedPathPolicy {
         allow_outside: context.allow_outside,
         owner,
@@ -504,7 +504,7 @@ pub fn stream_facts(
     if matches!(facts, ProcessFacts::NotChecked) {
         return StreamFacts::NotLooked;
     }
-    let Some(path) = crate::cmd::refresh::stream_path(doc) else {
+    let Some(path) = crate::model::stream_path(doc) else {
         return StreamFacts::NotLooked;
     };
     let policy = NamedPathPolicy {
@@ -519,7 +519,7 @@ fn stream_to_stat(doc: &Delegation<'_>) -> Option<PathBuf> {
     if lifecycle::child_status(doc) != ChildStatus::Running || lifecycle::is_reclaimed(doc) {
         return None;
     }
-    crate::cmd::refresh::stream_path(doc)
+    crate::model::stream_path(doc)
 }
 
 fn facts_of(stat: Result<FileMeta, ReadError>) -> StreamFacts {

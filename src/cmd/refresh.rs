@@ -187,30 +187,7 @@ fn apply_finalization(
     Ok(())
 }
 
-/// The path of a delegation's event stream: `worker_launch_evidence.raw_events_file`, else
-/// `raw-events/<delegation_id>.jsonl` when the id is a safe file name.
-pub fn stream_path(doc: &Delegation<'_>) -> Option<PathBuf> {
-    if let Some(path) = doc
-        .worker_launch_evidence
-        .value()
-        .and_then(|e| e.raw_events_file.str())
-        .filter(|p| !p.is_empty())
-    {
-        return Some(PathBuf::from(path));
-    }
-    let id = doc.delegation_id.str()?;
-    safe_id(id).then(|| PathBuf::from(format!("raw-events/{id}.jsonl")))
-}
-
-/// `[A-Za-z0-9._-]{1,128}`, not `.` or `..`.
-pub fn safe_id(id: &str) -> bool {
-    (1..=128).contains(&id.len())
-        && id != "."
-        && id != ".."
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
+pub use crate::model::{safe_id, stream_path};
 
 /// Why the stream could not be used.
 #[derive(Debug)]
@@ -233,8 +210,7 @@ impl std::fmt::Display for StreamError {
 /// The head of a long stream that is always digested: format, thread and session ids
 /// (SPEC §1.4).
 pub const STREAM_HEAD_BYTES: u64 = 1 << 20;
-/// `--max-stream-read` when not given.
-pub const DEFAULT_MAX_STREAM_READ: u64 = 32 << 20;
+pub use crate::config::DEFAULT_MAX_STREAM_READ;
 /// Memory the digests remembered in one run may take, roughly; past it streams are digested
 /// again when named again (each read is still bounded).
 const DIGEST_CACHE_BYTES: usize = 64 << 20;

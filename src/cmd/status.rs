@@ -291,15 +291,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     diag.exit
 }
 
-/// A write to stdout failed for another reason than a closed pipe: say so, stop.
-pub fn stdout_failed(diag: &mut Diagnostics, error: &std::io::Error) -> Exit {
-    diag.error(
-        Path::new("stdout"),
-        &fs::io_message(error),
-        Exit::FileProblem,
-    );
-    Exit::FileProblem
-}
+pub use crate::output::stdout_failed;
 
 /// The `--summary` tallies of one run, by task card (no allocation per delegation: a card's
 /// id is copied once, when the card is first seen).

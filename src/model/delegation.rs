@@ -3,6 +3,7 @@
 use super::document::{DocError, parse_object};
 use super::lenient::{Int, Text};
 use super::object::lenient_object;
+use std::path::PathBuf;
 
 lenient_object! {
     /// `child_agent` and `executor`: the worker's status.
@@ -98,4 +99,29 @@ lenient_object! {
 /// Parses a delegation document.
 pub fn parse_delegation(bytes: &[u8]) -> Result<Delegation<'_>, DocError> {
     parse_object(bytes)
+}
+
+/// The path of a delegation's event stream: `worker_launch_evidence.raw_events_file`, else
+/// `raw-events/<delegation_id>.jsonl` when the id is a safe file name.
+pub fn stream_path(doc: &Delegation<'_>) -> Option<PathBuf> {
+    if let Some(path) = doc
+        .worker_launch_evidence
+        .value()
+        .and_then(|e| e.raw_events_file.str())
+        .filter(|p| !p.is_empty())
+    {
+        return Some(PathBuf::from(path));
+    }
+    let id = doc.delegation_id.str()?;
+    safe_id(id).then(|| PathBuf::from(format!("raw-events/{id}.jsonl")))
+}
+
+/// `[A-Za-z0-9._-]{1,128}`, not `.` or `..`.
+pub fn safe_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }

@@ -107,3 +107,13 @@ pub fn stderr_is_journal() -> bool {
         Err(_) => false,
     }
 }
+
+/// A write to stdout failed for another reason than a closed pipe: say so, stop.
+pub fn stdout_failed(diag: &mut Diagnostics, error: &std::io::Error) -> Exit {
+    diag.error(
+        Path::new("stdout"),
+        &crate::fs::io_message(error),
+        Exit::FileProblem,
+    );
+    Exit::FileProblem
+}

@@ -13,7 +13,7 @@ mod json;
 mod prometheus;
 mod table;
 
-pub use diag::{Diagnostics, Level, stderr_is_journal};
+pub use diag::{Diagnostics, Level, stderr_is_journal, stdout_failed};
 pub use json::{
     JsonWriter, PathText, SafeFormatter, Ts, WriteJson, to_string_safe, to_writer_safe,
 };

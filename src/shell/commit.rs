@@ -250,7 +250,7 @@ impl Place<'_> {
         };
         output
             .record(&record)
-            .map_err(|error| crate::cmd::status::stdout_failed(diag, &error))
+            .map_err(|error| crate::output::stdout_failed(diag, &error))
     }
 }
 
