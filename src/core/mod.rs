@@ -6,6 +6,7 @@ pub mod health;
 pub mod identity;
 pub mod lifecycle;
 pub mod plan;
+pub mod stall;
 pub mod text;
 pub mod time;
 

@@ -14,6 +14,8 @@ const SOURCES: &[(&str, &str)] = &[
     ("core/plan/fan_in.rs", include_str!("plan/fan_in.rs")),
     ("core/plan/reclaim.rs", include_str!("plan/reclaim.rs")),
     ("core/plan/refresh.rs", include_str!("plan/refresh.rs")),
+    ("core/stall.rs", include_str!("stall.rs")),
+    ("core/stall/tests.rs", include_str!("stall/tests.rs")),
     ("core/text.rs", include_str!("text.rs")),
     ("core/time.rs", include_str!("time.rs")),
     ("core/digest/mod.rs", include_str!("digest/mod.rs")),
