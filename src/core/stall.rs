@@ -53,7 +53,7 @@ pub const STDIN_PIPE_DETAIL: &str =
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unreadable(pub String);
 
-/// The instruction set a process runs, from its executable's ELF header: system call
+/// The instruction set a process runs (from its `auxv`): system call
 /// numbers mean something only in the table of that architecture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arch {
@@ -442,23 +442,30 @@ pub fn parse_net_tcp(text: &str) -> Vec<(u64, TcpState)> {
     sockets
 }
 
-/// The architecture of an ELF executable from its first 20 bytes (class and machine).
-pub fn elf_arch(header: &[u8]) -> Option<Arch> {
-    if header.len() < 20 || &header[..4] != b"\x7fELF" {
+impl Arch {
+    /// The architecture flatline was built for: the kernel's, for a native task.
+    pub fn native() -> Arch {
+        if cfg!(target_arch = "x86_64") {
+            Arch::X86_64
+        } else if cfg!(target_arch = "aarch64") {
+            Arch::Aarch64
+        } else {
+            Arch::Other
+        }
+    }
+}
+
+/// The architecture of a task from its `/proc/PID/auxv`: a native 64-bit task's vector is
+/// pairs of 8-byte words whose first type is a small number; a compat (32-bit) task's is
+/// pairs of 4-byte words, so its first 8 bytes hold a type and an address. Read from
+/// procfs, never by opening the task's executable (which could sit on a hanging mount).
+pub fn arch_from_auxv(auxv: &[u8], native: Arch) -> Option<Arch> {
+    let first: [u8; 8] = auxv.get(..8)?.try_into().ok()?;
+    let word = u64::from_ne_bytes(first);
+    if word == 0 {
         return None;
     }
-    let class64 = header[4] == 2;
-    let little = header[5] == 1;
-    let machine = if little {
-        u16::from_le_bytes([header[18], header[19]])
-    } else {
-        u16::from_be_bytes([header[18], header[19]])
-    };
-    Some(match (class64, machine) {
-        (true, 62) => Arch::X86_64,
-        (true, 183) => Arch::Aarch64,
-        _ => Arch::Other,
-    })
+    Some(if word < 256 { native } else { Arch::Other })
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 mod host;
 mod observe;
 mod signal;
+pub mod stall;
 
 pub use host::*;
 pub use observe::*;

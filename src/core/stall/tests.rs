@@ -365,19 +365,20 @@ fn net_tcp_tables_give_inode_and_state() {
 }
 
 #[test]
-fn elf_headers_give_the_architecture() {
-    let mut header = [0u8; 20];
-    header[..4].copy_from_slice(b"\x7fELF");
-    header[4] = 2;
-    header[5] = 1;
-    header[18] = 62;
-    assert_eq!(elf_arch(&header), Some(Arch::X86_64));
-    header[18] = 183;
-    assert_eq!(elf_arch(&header), Some(Arch::Aarch64));
-    header[18] = 3;
-    header[4] = 1;
-    assert_eq!(elf_arch(&header), Some(Arch::Other));
-    header[18] = 62; // x32: a 32-bit class with the x86_64 machine
-    assert_eq!(elf_arch(&header), Some(Arch::Other));
-    assert_eq!(elf_arch(b"#!/bin/sh\n"), None);
+fn auxv_word_size_tells_a_compat_task() {
+    let mut native = Vec::new();
+    for (key, value) in [(33u64, 0x7ffd_0000_0000u64), (16, 0xbfeb_fbff), (0, 0)] {
+        native.extend_from_slice(&key.to_ne_bytes());
+        native.extend_from_slice(&value.to_ne_bytes());
+    }
+    assert_eq!(arch_from_auxv(&native, Arch::X86_64), Some(Arch::X86_64));
+    assert_eq!(arch_from_auxv(&native, Arch::Aarch64), Some(Arch::Aarch64));
+    let mut compat = Vec::new();
+    for (key, value) in [(32u32, 0xf7f1_0000u32), (33, 0xf7f0_0000), (0, 0)] {
+        compat.extend_from_slice(&key.to_ne_bytes());
+        compat.extend_from_slice(&value.to_ne_bytes());
+    }
+    assert_eq!(arch_from_auxv(&compat, Arch::X86_64), Some(Arch::Other));
+    assert_eq!(arch_from_auxv(&[0; 4], Arch::X86_64), None);
+    assert_eq!(arch_from_auxv(&[0; 16], Arch::X86_64), None);
 }
