@@ -10,6 +10,7 @@ pub enum Command {
     Beat,
     FanIn,
     Sweep,
+    Explain,
 }
 
 pub struct CommandDef {
@@ -151,6 +152,28 @@ pub const COMMANDS: &[CommandDef] = &[
               The heartbeat's directory is not a run directory: no lock is taken.",
         writes: "HEARTBEAT_FILE",
     },
+    CommandDef {
+        command: Command::Explain,
+        name: "explain",
+        operands: "RUN_DIR [ID...]",
+        about: "say why each delegation is in its state, with every piece of evidence",
+        doc: "For each delegation named by ID (its delegation_id or its file name; by default \
+              every delegation that needs attention, as status --check counts them, or \
+              \"nothing needs attention\" in one line) prints the verdict and the evidence \
+              behind it: the recorded timestamps and which one is the progress baseline, the \
+              event stream's mtime, size and inode, the thresholds in force and where each \
+              came from (the document, a flag, the last sweep's configuration or the \
+              default), the process identity and how it was decided (fingerprint, or the time \
+              window with its ends), the uid guard, and for a live, verified worker past its \
+              quiet threshold what its process tree is waiting on (stall: stdin_pipe, \
+              peer_closed, stopped, disk_wait, network_wait, idle, or unknown when the \
+              evidence could not be read), and what sweep would do next and why. \
+              Without threshold flags it judges with the thresholds the last sweep recorded \
+              in RUN_DIR/.flatline/state.json, and says so. \
+              In words on a terminal (--format text), else one JSON object per delegation \
+              (kind explain). Exit status 2 for an ID that names no delegation.",
+        writes: "nothing",
+    },
 ];
 
 impl Command {
@@ -179,12 +202,13 @@ pub(super) const HEALTH_EVENTS: u32 = 1 << (Command::HealthEvents as u32);
 pub(super) const BEAT: u32 = 1 << (Command::Beat as u32);
 pub(super) const FAN_IN: u32 = 1 << (Command::FanIn as u32);
 pub(super) const SWEEP: u32 = 1 << (Command::Sweep as u32);
+pub(super) const EXPLAIN: u32 = 1 << (Command::Explain as u32);
 /// The commands over run directories (all but beat).
 pub(super) const ALL: u32 = STATUS | REFRESH | RECLAIM | HEALTH_EVENTS | FAN_IN | SWEEP;
 /// The commands that look at heartbeat workers.
 pub(super) const HEARTBEAT_READERS: u32 = STATUS | HEALTH_EVENTS | SWEEP;
 /// The commands that look at lifecycle thresholds.
-pub(super) const VIEWERS: u32 = STATUS | RECLAIM | SWEEP;
+pub(super) const VIEWERS: u32 = STATUS | RECLAIM | SWEEP | EXPLAIN;
 /// The commands that write.
 pub(super) const WRITERS: u32 = REFRESH | RECLAIM | HEALTH_EVENTS | FAN_IN | SWEEP;
 /// The commands that read event streams.
@@ -259,7 +283,7 @@ pub const FLAGS: &[Flag] = &[
         long: "format",
         short: None,
         value: Some("FORMAT"),
-        commands: ALL,
+        commands: ALL | EXPLAIN,
         about: "output format: text, ndjson, json, tsv or prometheus",
         doc: "How records are printed on stdout. \
               text: an aligned table and a one-line tally, for people. \
@@ -275,7 +299,7 @@ pub const FLAGS: &[Flag] = &[
         long: "now",
         short: None,
         value: Some("RFC3339"),
-        commands: ALL,
+        commands: ALL | EXPLAIN,
         about: "take this instant as the current time",
         doc: "Uses this instant instead of the wall clock for every age and every timestamp \
               flatline writes, so that a run can be reproduced exactly. \
@@ -369,7 +393,7 @@ pub const FLAGS: &[Flag] = &[
         long: "task-card",
         short: None,
         value: Some("ID"),
-        commands: ALL,
+        commands: ALL | EXPLAIN,
         about: "only delegations of this task card (repeatable)",
         doc: "Limits every record and every action to delegations whose task_card_id is ID. \
               May be given several times.",
@@ -455,7 +479,7 @@ pub const FLAGS: &[Flag] = &[
         long: "allow-outside-paths",
         short: None,
         value: None,
-        commands: PATH_READERS,
+        commands: PATH_READERS | EXPLAIN,
         about: "accept absolute paths outside the run directory in documents",
         doc: "Paths named inside documents (event streams; heartbeat, inbox and outbox files) \
               are untrusted: a relative path is resolved beneath RUN_DIR (a worker spec's from \
@@ -516,7 +540,7 @@ pub const FLAGS: &[Flag] = &[
         long: "deadline",
         short: None,
         value: Some("DURATION"),
-        commands: ALL,
+        commands: ALL | EXPLAIN,
         about: "stop before the next side effect once this much time has passed",
         doc: "Bounds the whole run: past the deadline flatline stops before its next side \
               effect, keeps what it completed, says so on standard error (how many delegations \
@@ -607,7 +631,7 @@ pub const FLAGS: &[Flag] = &[
         long: "identity-slack",
         short: None,
         value: Some("DURATION"),
-        commands: ALL,
+        commands: ALL | EXPLAIN,
         about: "how far a process start may lie outside the recorded times [250ms]",
         doc: "Without a process_fingerprint a process is the worker only when it started \
               within the identity window: from the launch (launch_requested_at, else \
@@ -623,7 +647,7 @@ pub const FLAGS: &[Flag] = &[
         long: "max-spawn-delay",
         short: None,
         value: Some("DURATION"),
-        commands: ALL,
+        commands: ALL | EXPLAIN,
         about: "the identity window opens at most this long before its anchor [60s]",
         doc: "Clamps the lower end of the identity window to at most this long before the \
               earliest recorded sign of life, whatever launch time a delegation claims; a \
@@ -714,7 +738,7 @@ pub const FLAGS: &[Flag] = &[
         long: "quiet",
         short: Some('q'),
         value: None,
-        commands: ALL,
+        commands: ALL | EXPLAIN,
         about: "print no records; problems still go to stderr",
         doc: "Prints nothing on stdout. \
               Problems are still reported on stderr and the exit status is unchanged.",

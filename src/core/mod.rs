@@ -2,6 +2,7 @@
 //! processes, the clock or the environment; the layers above read, call in here, and act.
 
 pub mod digest;
+pub mod explain;
 pub mod health;
 pub mod identity;
 pub mod lifecycle;

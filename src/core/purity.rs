@@ -7,6 +7,8 @@
 const SOURCES: &[(&str, &str)] = &[
     ("core/mod.rs", include_str!("mod.rs")),
     ("core/purity.rs", include_str!("purity.rs")),
+    ("core/explain.rs", include_str!("explain.rs")),
+    ("core/explain/tests.rs", include_str!("explain/tests.rs")),
     ("core/health.rs", include_str!("health.rs")),
     ("core/identity.rs", include_str!("identity.rs")),
     ("core/lifecycle.rs", include_str!("lifecycle.rs")),
