@@ -942,6 +942,15 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         let complete = config.task_cards.is_empty();
         for state in &states {
             write_reported(state, complete, diag);
+            if let Some(lock) = &state.lock {
+                crate::shell::last_run::record(
+                    lock.state_dir(),
+                    state.run,
+                    config,
+                    diag.exit,
+                    diag,
+                );
+            }
         }
     }
 

@@ -1128,6 +1128,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 Exit::FileProblem,
             );
         }
+        crate::shell::last_run::record(lock.state_dir(), state.run, config, diag.exit, diag);
     }
 
     for state in &states {

@@ -601,6 +601,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &crate::stop::Stop) ->
         commit::sync(&listing.dir, wrote, diag);
         if let Some(lock) = &lock {
             crate::resume::record(lock.state_dir(), run, resume.stopped_at.as_deref(), diag);
+            crate::shell::last_run::record(lock.state_dir(), run, config, diag.exit, diag);
         }
         if let Err(exit) = result {
             diag.raise(exit);

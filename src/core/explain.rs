@@ -39,7 +39,10 @@ impl Origin {
         match self {
             Origin::Flags => "the flags given to explain".into(),
             Origin::LastSweep(at) => {
-                format!("the last sweep's configuration ({})", format_rfc3339(at))
+                format!(
+                    "the last sweep's configuration (sweeps have run with it since {})",
+                    format_rfc3339(at)
+                )
             }
             Origin::Defaults => "defaults (no flags given, no sweep recorded)".into(),
         }

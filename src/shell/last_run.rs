@@ -1,7 +1,10 @@
 //! last_run: the effective configuration of each writing command's last run, kept in
 //! `.flatline/state.json` under `last_run` (SPEC §13): the command, its thresholds with
-//! their sources, the time and the exit status. `explain` judges with the last sweep's
-//! thresholds unless it was given flags of its own, and says which.
+//! their sources, the exit status, and since when runs have had exactly these. `explain`
+//! judges with the last sweep's thresholds unless it was given flags of its own, and says
+//! which. A run like the one before changes nothing: `since` keeps the first one's time, so a
+//! settled timer never rewrites `state.json` (SPEC §4, a run that changes nothing writes
+//! nothing).
 
 use crate::config::Config;
 use crate::core::explain::Origin;
@@ -30,8 +33,8 @@ fn fields(t: &Thresholds) -> [(&'static str, Option<Millis>); 6] {
     ]
 }
 
-/// One command's entry: what it ran with.
-pub fn render(config: &Config, exit: Exit) -> Value {
+/// One command's entry: what it ran with, and since when (`since`).
+pub fn render(config: &Config, exit: Exit, since: Millis) -> Value {
     let mut thresholds = Map::new();
     for (name, value) in fields(&config.thresholds) {
         let source = if value.is_some() { "flag" } else { "default" };
@@ -43,9 +46,9 @@ pub fn render(config: &Config, exit: Exit) -> Value {
     );
     json!({
         "command": config.command.name(),
-        "at": format_rfc3339(config.now),
         "exit_status": exit.code(),
         "thresholds": thresholds,
+        "since": format_rfc3339(since),
     })
 }
 
@@ -64,17 +67,37 @@ pub fn record(state_dir: &Dir, run: &Run, config: &Config, exit: Exit, diag: &mu
         Some(Value::Object(map)) => map.clone(),
         _ => Map::new(),
     };
-    section.insert(config.command.name().into(), render(config, exit));
+    let name = config.command.name();
+    let mut entry = render(config, exit, config.now);
+    if let Some(stored) = section.get(name)
+        && same_but_since(stored, &entry)
+    {
+        entry = stored.clone();
+    }
+    section.insert(name.into(), entry);
     state.set_section(SECTION, Value::Object(section));
     if let Err(error) = state.write_if_changed(state_dir) {
         diag.error(&path, &error.to_string(), Exit::FileProblem);
     }
 }
 
-/// The thresholds of the last sweep's entry, and when it ran; `None` without one.
+/// Whether two entries differ at most in `since`.
+fn same_but_since(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(map) = v.as_object_mut() {
+            map.remove("since");
+        }
+        v
+    };
+    strip(a) == strip(b)
+}
+
+/// The thresholds of the last sweep's entry, and since when sweeps ran with them; `None`
+/// without one.
 pub fn last_sweep(section: Option<&Value>) -> Option<(Thresholds, Millis)> {
     let entry = section?.get("sweep")?;
-    let at = parse_rfc3339(entry.get("at")?.as_str()?)?;
+    let at = parse_rfc3339(entry.get("since")?.as_str()?)?;
     let stored = entry.get("thresholds")?;
     let ms = |name: &str| {
         stored
@@ -128,7 +151,7 @@ mod tests {
     fn a_sweep_entry_gives_its_flags_back() {
         let section = json!({"sweep": {
             "command": "sweep",
-            "at": "2026-11-22T08:00:00.000Z",
+            "since": "2026-11-22T08:00:00.000Z",
             "exit_status": 0,
             "thresholds": {
                 "stale_after_ms": {"ms": 30000, "source": "flag"},

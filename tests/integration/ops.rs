@@ -310,8 +310,9 @@ fn every_atomic_write_fsyncs_the_file_and_then_its_directory() {
                 OsStr::new(NOW),
                 run.arg(),
             ],
-            // Two delegations, and state.json's first clock and pid namespace (SPEC §3.1).
-            3,
+            // Two delegations, state.json's first clock and pid namespace (SPEC §3.1), and
+            // the run's configuration in state.json's last_run (SPEC §13).
+            4,
         ),
         (
             "health-events",

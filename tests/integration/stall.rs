@@ -361,7 +361,7 @@ fn explain_says_whose_thresholds_it_judged_with() {
     run.write(
         ".flatline/state.json",
         serde_json::to_vec(&serde_json::json!({"last_run": {"sweep": {
-            "command": "sweep", "at": "2026-11-22T07:58:00.000Z", "exit_status": 0,
+            "command": "sweep", "since": "2026-11-22T07:58:00.000Z", "exit_status": 0,
             "thresholds": {"stale_after_ms": {"ms": 120000, "source": "flag"}},
         }}}))
         .unwrap(),
@@ -392,4 +392,65 @@ fn explain_says_whose_thresholds_it_judged_with() {
     assert_eq!(record["configuration"]["source"], "flag");
     assert_eq!(record["thresholds"]["stale"]["source"], "flag");
     assert_eq!(record["thresholds"]["stale"]["ms"], 30_000);
+}
+
+#[test]
+fn writing_runs_record_their_configuration_and_explain_uses_the_sweeps() {
+    let run = Run::new();
+    let lifecycle = serde_json::json!({"started_at": "2026-11-22T07:00:00Z"});
+    run.delegation("done", &delegation("done", "completed", lifecycle));
+    let sweep = || {
+        flatline([
+            "sweep".as_ref(),
+            "--stale-after".as_ref(),
+            "1h".as_ref(),
+            run.arg(),
+        ])
+    };
+    let out = sweep();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let state = run.read_json(".flatline/state.json");
+    let entry = &state["last_run"]["sweep"];
+    assert_eq!(entry["command"], "sweep", "{state:#}");
+    assert_eq!(entry["exit_status"], 0);
+    assert_eq!(
+        entry["thresholds"]["stale_after_ms"],
+        serde_json::json!({"ms": 3_600_000, "source": "flag"})
+    );
+    assert_eq!(entry["thresholds"]["timeout_after_ms"]["source"], "default");
+    assert!(entry["since"].is_string(), "{state:#}");
+    // The same run again changes nothing: state.json is not rewritten.
+    let before = run.read(".flatline/state.json");
+    assert_eq!(sweep().code, 0);
+    assert_eq!(run.read(".flatline/state.json"), before);
+    // A refresh records its own entry and keeps the sweep's.
+    let out = flatline(["refresh".as_ref(), run.arg()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let state = run.read_json(".flatline/state.json");
+    assert_eq!(state["last_run"]["refresh"]["command"], "refresh");
+    assert_eq!(state["last_run"]["sweep"], *entry);
+    // explain judges with the sweep's --stale-after 1h: a minute without progress is
+    // nothing (with the default 45s it would be stale).
+    run.delegation(
+        "w",
+        &serde_json::json!({
+            "delegation_id": "w",
+            "child_agent": {"status": "running"},
+            "worker_lifecycle": {"last_progress_at": "2026-11-22T07:59:00Z"},
+        }),
+    );
+    let out = flatline([
+        "explain".as_ref(),
+        run.arg(),
+        "w".as_ref(),
+        "--now".as_ref(),
+        EXAMPLE_NOW.as_ref(),
+    ]);
+    let record = &out.records()[0];
+    assert_eq!(
+        record["configuration"]["source"], "last_sweep",
+        "{record:#}"
+    );
+    assert_eq!(record["thresholds"]["stale"]["ms"], 3_600_000);
+    assert_eq!(record["state"], "running_active");
 }
