@@ -454,3 +454,44 @@ fn writing_runs_record_their_configuration_and_explain_uses_the_sweeps() {
     assert_eq!(record["thresholds"]["stale"]["ms"], 3_600_000);
     assert_eq!(record["state"], "running_active");
 }
+
+/// `$1` run directory, `$2` flatline: a root worker reading a stdin pipe, explained by
+/// nobody, who may not look at another user's descriptors or system calls.
+const UNREADABLE: &str = r##"
+run=$1; bin=$2
+now() { local us=${EPOCHREALTIME/./}; local ms=$((us / 1000));
+        printf -v REPLY '%(%Y-%m-%dT%H:%M:%S)T.%03dZ' $((ms / 1000)) $((ms % 1000)); }
+now; t=$REPLY
+sleep 600 | cat & pid=$!
+printf '{"delegation_id":"cat","child_agent":{"status":"running"},"worker_lifecycle":{"process_id":%s,"launch_requested_at":"%s","started_at":"%s","process_started_at":"%s","last_progress_at":"%s","stale_after_ms":1000}}\n' \
+  "$pid" "$t" "$t" "$t" "$t" > "$run/delegations/cat.json"
+chmod 755 "$run" "$run/delegations"; chmod 644 "$run/delegations/cat.json"
+until [ "$(cut -d' ' -f1 /proc/$pid/syscall)" = 0 ]; do sleep 0.05; done
+setpriv --reuid=65534 --regid=65534 --clear-groups "$bin" explain "$run" cat --now 2030-01-01T00:00:00Z --format ndjson
+echo "#done"
+"##;
+
+#[test]
+fn what_cannot_be_read_is_said_never_guessed() {
+    if !have("unshare") || !have("setpriv") || !is_root() {
+        eprintln!("SKIPPED: needs root, unshare and setpriv");
+        return;
+    }
+    let run = Run::new();
+    let mut command = pid_namespace_bash(UNREADABLE);
+    command.arg(run.path()).arg(bin()).env("TZ", "UTC");
+    let out = run_command(&mut command, Duration::from_secs(60));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let t = transcript(&out.stdout);
+    assert_eq!(
+        t.notes.last().map(String::as_str),
+        Some("done"),
+        "{}",
+        out.stderr
+    );
+    let record = by_id(&t.records, "cat");
+    assert_eq!(record["process"]["identity"], "verified", "{record:#}");
+    // A root process's fd 0 is nobody's to look at: not stdin_pipe, not idle, but said.
+    assert_stall(record, "unknown", "could not read fd 0 of process");
+    assert_stall(record, "unknown", "permission denied");
+}
