@@ -55,7 +55,10 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             if config.format == crate::cli::Format::Text {
                 text.push_str(&explain::to_text(&record));
             } else {
-                text.push_str(&record.to_string());
+                // Dangerous characters as \uXXXX escapes, as in every JSON flatline prints.
+                if let Ok(line) = crate::output::to_string_safe(&record) {
+                    text.push_str(&line);
+                }
                 text.push('\n');
             }
         }

@@ -495,3 +495,33 @@ fn what_cannot_be_read_is_said_never_guessed() {
     assert_stall(record, "unknown", "could not read fd 0 of process");
     assert_stall(record, "unknown", "permission denied");
 }
+
+#[test]
+fn explain_never_prints_dangerous_characters_raw() {
+    let run = Run::new();
+    let id = "evil\u{1b}]0;title\u{7}\u{202e}\u{85}";
+    let doc = serde_json::json!({
+        "delegation_id": id,
+        "child_agent": {"status": "running"},
+        "worker_lifecycle": {"last_progress_at": "2026-11-22T07:00:00Z"},
+    });
+    run.delegation("evil", &doc);
+    for format in ["ndjson", "text"] {
+        let out = flatline([
+            "explain".as_ref(),
+            run.arg(),
+            "--now".as_ref(),
+            EXAMPLE_NOW.as_ref(),
+            "--format".as_ref(),
+            format.as_ref(),
+        ]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        for raw in ['\u{1b}', '\u{7}', '\u{202e}', '\u{85}'] {
+            assert!(!out.stdout.contains(raw), "{format}: {:?}", out.stdout);
+        }
+        if format == "ndjson" {
+            assert!(out.stdout.contains("\\u202e"), "{}", out.stdout);
+            assert_eq!(out.records()[0]["delegation_id"], id);
+        }
+    }
+}
