@@ -68,7 +68,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     for (id, _) in ids.iter().zip(&found).filter(|(_, hit)| !**hit) {
         diag.error(
             &run.path.join("delegations").join(id),
-            "no delegation with this id or file name",
+            "no delegation read with this id or file name",
             Exit::Usage,
         );
         exit = Exit::Usage;
@@ -79,7 +79,8 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     if let Err(error) = crate::output::write_stdout(text.as_bytes()) {
         return crate::output::stdout_failed(diag, &error);
     }
-    exit
+    diag.raise(exit);
+    diag.exit
 }
 
 fn explain_one(
