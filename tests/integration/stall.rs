@@ -525,3 +525,23 @@ fn explain_never_prints_dangerous_characters_raw() {
         }
     }
 }
+
+#[test]
+fn an_unreadable_delegation_is_one_line_and_exit_3() {
+    let run = Run::new();
+    run.write("delegations/bad.json", "{bad");
+    let out = flatline([
+        "explain".as_ref(),
+        run.arg(),
+        "--format".as_ref(),
+        "text".as_ref(),
+    ]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_eq!(out.stderr_lines().len(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("bad.json: invalid JSON"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stdout, "nothing needs attention\n");
+}
