@@ -39,11 +39,10 @@ pub mod runstate;
 pub mod scan;
 pub mod shell;
 pub mod stop;
-pub mod sweep;
 pub mod team;
 
 use cli::{Command, Mode};
-use cmd::{fanin, reclaim, refresh, status};
+use cmd::{fanin, reclaim, refresh, status, sweep};
 use exit::Exit;
 use output::Diagnostics;
 use std::ffi::OsString;

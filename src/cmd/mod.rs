@@ -5,3 +5,4 @@ pub mod fanin;
 pub mod reclaim;
 pub mod refresh;
 pub mod status;
+pub mod sweep;
