@@ -21,6 +21,9 @@ mod state;
 mod transitions;
 mod write;
 
+#[cfg(test)]
+mod tests;
+
 use crate::config::Config;
 use crate::exit::Exit;
 use crate::output::{Diagnostics, Output};
