@@ -346,3 +346,6 @@ pub fn sync(dir: &Dir, wrote: bool, diag: &mut Diagnostics) {
         diag.error(dir.path(), &error.to_string(), Exit::FileProblem);
     }
 }
+
+#[cfg(test)]
+mod tests;
