@@ -21,7 +21,7 @@ use crate::reported::{self, Reported};
 use crate::scan::{self, Item, LazyHost, Run};
 use crate::shell::commit::Place;
 use std::collections::{BTreeMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// What the post-refresh look at a document says.
 pub(super) struct After {
@@ -468,7 +468,7 @@ fn test_slow_scan(visited: usize) {
             .ok()
             .and_then(|ms| ms.parse::<u64>().ok())
     {
-        std::thread::sleep(Duration::from_millis(ms.min(60_000)));
+        std::thread::sleep(std::time::Duration::from_millis(ms.min(60_000)));
     }
     #[cfg(not(debug_assertions))]
     let _ = visited;
