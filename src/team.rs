@@ -15,6 +15,7 @@ use crate::model::{self, WorkerSpec};
 use crate::output::{Diagnostics, Output, PathText, Ts};
 use crate::runstate::{self, RunState};
 use crate::scan::{self, Run};
+use crate::shell::{self, Access};
 use crate::stop::Stop;
 use serde::Serialize;
 use std::borrow::Cow;
@@ -720,26 +721,14 @@ pub fn health_events_for_run(
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     let runs = scan::open_runs(&config.run_dirs, diag);
     let mut output = Output::for_runs(config, &runs);
-    for run in &runs {
-        if let Some(exit) = stop.check() {
-            diag.raise(exit);
-            break;
-        }
-        let Some(lock) = crate::shell::commit::lock_run(run, config, stop, diag) else {
-            continue;
-        };
-        let state_dir = lock.as_ref().map(|lock| lock.state_dir());
+    let looped = shell::for_each_run(&runs, Access::Write, config, diag, stop, |session, diag| {
         // A dry run has no lock but may still read a baseline that exists.
-        let dry_dir = if state_dir.is_none() {
-            run.dir().open_child(OsStr::new(".flatline")).ok().flatten()
-        } else {
-            None
-        };
-        let dir = state_dir.or(dry_dir.as_ref());
-        if let Err(exit) = health_events_for_run(run, config, dir, diag, stop, &mut output) {
-            diag.raise(exit);
-            break;
-        }
+        session.with_state_dir(|dir| {
+            health_events_for_run(session.run, config, dir, diag, stop, &mut output).map(|_| ())
+        })
+    });
+    if let Err(exit) = looped {
+        diag.raise(exit);
     }
     if let Err(error) = output.finish::<serde_json::Value>(&[], &diag.errors.clone(), "") {
         crate::cmd::status::stdout_failed(diag, &error);

@@ -17,6 +17,7 @@ use crate::model::{self, Delegation};
 use crate::output::{Diagnostics, Output, PathText, Ts};
 use crate::scan::{self, LazyHost, Run};
 use crate::shell::commit::{self, ApplyError, DocChange, object_mut, ts};
+use crate::shell::{self, Access};
 use crate::stop::Stop;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -452,14 +453,8 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     let mut output = Output::for_runs(config, &runs);
     let host = LazyHost::default();
     let mut named_not_ready = false;
-    for run in &runs {
-        if let Some(exit) = stop.check() {
-            diag.raise(exit);
-            break;
-        }
-        let Some(_lock) = commit::lock_run(run, config, stop, diag) else {
-            continue;
-        };
+    let looped = shell::for_each_run(&runs, Access::Write, config, diag, stop, |session, diag| {
+        let run = session.run;
         let listing = scan::list_for_writing(run, "delegations", config, diag);
         let mut members: BTreeMap<String, Vec<MemberFile>> = BTreeMap::new();
         if let Some(listing) = &listing {
@@ -488,10 +483,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                     Ok(())
                 },
             );
-            if let Err(exit) = result {
-                diag.raise(exit);
-                break;
-            }
+            result?;
         }
         let (card_listing, cards) = read_cards(run, config, diag);
         let mut wrote_delegations = false;
@@ -531,12 +523,13 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 if let Some(card_listing) = &card_listing {
                     commit::sync(&card_listing.dir, outcome.wrote_cards, diag);
                 }
+                Ok(())
             }
-            Err(exit) => {
-                diag.raise(exit);
-                break;
-            }
+            Err(exit) => Err(exit),
         }
+    });
+    if let Err(exit) = looped {
+        diag.raise(exit);
     }
     if let Err(error) = output.finish::<Value>(&[], &diag.errors.clone(), "") {
         crate::cmd::status::stdout_failed(diag, &error);

@@ -24,6 +24,7 @@ use crate::scan::{self, LazyHost, Listing, Run};
 use crate::shell::commit::{
     self, ApplyError, DocChange, Place, Written, lifecycle_mut, object_mut, set_status, ts,
 };
+use crate::shell::{self, Access};
 use crate::stop::Stop;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashSet};
@@ -851,16 +852,10 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     let mut pending: Vec<Pending> = Vec::new();
     let mut interrupted = None;
 
-    for run in &runs {
-        if let Some(exit) = stop.check() {
-            interrupted = Some(exit);
-            break;
-        }
-        let Some(lock) = commit::lock_run(run, config, stop, diag) else {
-            continue;
-        };
+    let looped = shell::for_each_run(&runs, Access::Write, config, diag, stop, |session, diag| {
+        let (run, lock) = (session.run, session.lock);
         let Some(listing) = scan::list_for_writing(run, "delegations", config, diag) else {
-            continue;
+            return Ok(());
         };
         let index = states.len();
         let ctx = refresh::Context::new(run, config, &host);
@@ -1025,10 +1020,10 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             seen_orphans,
             locked: true,
         });
-        if let Err(exit) = result {
-            interrupted = Some(exit);
-            break;
-        }
+        result
+    });
+    if let Err(exit) = looped {
+        interrupted = Some(exit);
     }
 
     if !config.dry_run && interrupted.is_none() && !pending.is_empty() {

@@ -22,6 +22,7 @@ use crate::scan::{self, LazyHost, Run};
 use crate::shell::commit::{
     self, ApplyError, DocChange, Place, lifecycle_mut, object_mut, set_status, ts,
 };
+use crate::shell::{self, Access};
 use serde_json::{Map, Value, json};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -536,26 +537,15 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &crate::stop::Stop) ->
     let runs = scan::open_runs(&config.run_dirs, diag);
     let mut output = Output::for_runs(config, &runs);
     let host = LazyHost::default();
-    for run in &runs {
-        if let Some(exit) = stop.check() {
-            diag.raise(exit);
-            break;
-        }
-        let Some(lock) = commit::lock_run(run, config, stop, diag) else {
-            continue;
-        };
+    let looped = shell::for_each_run(&runs, Access::Write, config, diag, stop, |session, diag| {
+        let run = session.run;
         let Some(listing) = scan::list_for_writing(run, "delegations", config, diag) else {
-            continue;
+            return Ok(());
         };
         let ctx = Context::new(run, config, &host);
         let mut wrote = false;
         // Where a run cut short stopped: this one starts there (SPEC §4, --deadline).
-        let mut resume = scan::Resume {
-            start: lock
-                .as_ref()
-                .and_then(|lock| crate::resume::start(lock.state_dir())),
-            stopped_at: None,
-        };
+        let mut resume = session.resume();
         let result = scan::for_each_in_listing_from(
             run,
             &listing,
@@ -599,13 +589,11 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &crate::stop::Stop) ->
             },
         );
         commit::sync(&listing.dir, wrote, diag);
-        if let Some(lock) = &lock {
-            crate::resume::record(lock.state_dir(), run, resume.stopped_at.as_deref(), diag);
-        }
-        if let Err(exit) = result {
-            diag.raise(exit);
-            break;
-        }
+        session.record_resume(&resume, diag);
+        result
+    });
+    if let Err(exit) = looped {
+        diag.raise(exit);
     }
     if let Err(error) = output.finish::<Value>(&[], &diag.errors.clone(), "") {
         crate::cmd::status::stdout_failed(diag, &error);

@@ -10,6 +10,7 @@ use crate::fs;
 use crate::model::Int;
 use crate::output::{Diagnostics, JsonWriter, Metrics, Output, PathText, Ts, WriteJson};
 use crate::scan::{self, LazyHost};
+use crate::shell::{self, Access};
 use crate::stop::Stop;
 use crate::team::{self, WorkerRecord, WorkerSummary, WorkerTally};
 use serde::Serialize;
@@ -193,7 +194,8 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     // Per-card rows are printed with --summary and always in json; otherwise keeping them
     // would only cost memory that grows with the number of cards.
     let want_cards = config.summary || config.format == crate::cli::Format::Json;
-    for run in &runs {
+    let looped = shell::for_each_run(&runs, Access::Read, config, diag, stop, |session, diag| {
+        let run = session.run;
         let mut cards = CardTallies::default();
         let mut seen = RunMetrics::default();
         // A holder that kept the run lock across several runs needs a person (SPEC §4).
@@ -221,14 +223,11 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         for (card, tally) in cards.rows() {
             summaries.push(json_value(&summary_record(&run.path, card, tally)));
         }
-        if let Err(exit) = result {
-            interrupted = Some(exit);
-            break;
-        }
+        result?;
         // Heartbeat workers belong to no task card: --task-card leaves them out.
         if !config.task_cards.is_empty() {
             seen.add_to(&mut metrics, &run.root.real_path, None);
-            continue;
+            return Ok(());
         }
         let mut workers = WorkerTally::default();
         let result = team::for_each_worker(run, config, diag, stop, |worker, diag| {
@@ -250,10 +249,10 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 tally: workers,
             }));
         }
-        if let Err(exit) = result {
-            interrupted = Some(exit);
-            break;
-        }
+        result
+    });
+    if let Err(exit) = looped {
+        interrupted = Some(exit);
     }
     if config.summary && config.format != crate::cli::Format::Json {
         for row in &summaries {

@@ -28,7 +28,6 @@ use crate::config::Config;
 use crate::exit::Exit;
 use crate::output::{Diagnostics, Output};
 use crate::scan::LazyHost;
-use crate::shell::commit;
 use crate::stop::Stop;
 use state::{Env, Sweep};
 
@@ -48,25 +47,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
 
     // 1. One scan: refresh in memory, then reclaim triage on the refreshed view; stuck
     // workers signalled as they are found.
-    for run in &runs {
-        if let Some(exit) = stop.check() {
-            sweep.interrupted = Some(exit);
-            break;
-        }
-        // Batches of the runs before whose grace has passed (this run's lock may be waited
-        // for).
-        if !config.dry_run {
-            sweep.signals.kill_due(&mut sweep.entries, &mut env.tree());
-        }
-        let Some(lock) = commit::lock_run(run, config, stop, diag) else {
-            continue;
-        };
-        let state = scan::run(&mut sweep, &env, run, lock, diag);
-        sweep.states.push(state);
-        if sweep.interrupted.is_some() {
-            break;
-        }
-    }
+    scan::all(&mut sweep, &env, &runs, diag);
     // 2. The batches still in flight, waited for together; every target's outcome noted.
     signal::wait(&mut sweep, &env, diag);
     signal::record(&mut sweep, diag);

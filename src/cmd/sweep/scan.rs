@@ -20,6 +20,7 @@ use crate::output::Diagnostics;
 use crate::reported::{self, Reported};
 use crate::scan::{self, Item, LazyHost, Run};
 use crate::shell::commit::Place;
+use crate::shell::session::{self, Access, Session, Visit};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
@@ -44,15 +45,59 @@ struct RunScan {
     seen_orphans: Vec<String>,
 }
 
-/// Scans one run whose lock is held (`None` in a dry run): its state for the later phases.
-pub(super) fn run<'r>(
+/// Every run scanned in turn, through the shared run loop.
+pub(super) fn all<'r>(
     sweep: &mut Sweep<'r>,
     env: &Env<'_>,
-    run: &'r Run,
-    lock: Option<RunLock>,
+    runs: &'r [Run],
+    diag: &mut Diagnostics,
+) {
+    let scan = Runs {
+        sweep: &mut *sweep,
+        env,
+    };
+    if let Err(exit) = session::visit_runs(runs, Access::Write, env.config, diag, env.stop, scan) {
+        sweep.interrupted = Some(exit);
+    }
+}
+
+/// The scan's work on each run.
+struct Runs<'s, 'r, 'e> {
+    sweep: &'s mut Sweep<'r>,
+    env: &'s Env<'e>,
+}
+
+impl<'r> Visit<'r> for Runs<'_, 'r, '_> {
+    /// Batches of the runs before whose grace has passed (this run's lock may be waited
+    /// for).
+    fn before_lock(&mut self) {
+        if !self.env.config.dry_run {
+            self.sweep
+                .signals
+                .kill_due(&mut self.sweep.entries, &mut self.env.tree());
+        }
+    }
+
+    fn run(&mut self, session: Session<'r>, diag: &mut Diagnostics) -> Result<(), Exit> {
+        let state = run(self.sweep, self.env, session, diag);
+        self.sweep.states.push(state);
+        match self.sweep.interrupted {
+            Some(exit) => Err(exit),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Scans one run whose lock is held (`None` in a dry run): its state for the later phases.
+fn run<'r>(
+    sweep: &mut Sweep<'r>,
+    env: &Env<'_>,
+    session: Session<'r>,
     diag: &mut Diagnostics,
 ) -> RunState<'r> {
     let config = env.config;
+    let run = session.run;
+    let lock = session.lock.as_ref();
     let delegations = scan::list_for_writing(run, "delegations", config, diag);
     // Read first, so that the scan knows which active members surely count (below).
     let (card_listing, cards) = fanin::read_cards(run, config, diag);
@@ -63,19 +108,14 @@ pub(super) fn run<'r>(
         disk_active: BTreeMap::new(),
         blocked: HashSet::new(),
         seen: RunMetrics::default(),
-        reported: read_reported(run, lock.as_ref(), config),
+        reported: read_reported(&session, config),
         seen_orphans: Vec::new(),
     };
-    let ledger = load_ledger(run, lock.as_ref(), env.host, diag);
+    let ledger = load_ledger(run, lock, env.host, diag);
     if let Some(listing) = &delegations {
         let ctx = refresh::Context::new(run, config, env.host);
         // Where the last sweep stopped, if a deadline or signal cut it short.
-        let mut resume = scan::Resume {
-            start: lock
-                .as_ref()
-                .and_then(|lock| crate::resume::start(lock.state_dir())),
-            stopped_at: None,
-        };
+        let mut resume = session.resume();
         let mut visited = 0usize;
         let result = scan::for_each_in_listing_from(
             run,
@@ -96,7 +136,7 @@ pub(super) fn run<'r>(
                         let at = RunRef {
                             run,
                             dir: &listing.dir,
-                            lock: lock.as_ref(),
+                            lock,
                             seen_orphans: &scanning.seen_orphans,
                         };
                         signal::send(sweep, env, &at, diag);
@@ -114,18 +154,16 @@ pub(super) fn run<'r>(
             let at = RunRef {
                 run,
                 dir: &listing.dir,
-                lock: lock.as_ref(),
+                lock,
                 seen_orphans: &scanning.seen_orphans,
             };
             signal::send(sweep, env, &at, diag);
         }
-        if let Some(lock) = &lock {
-            crate::resume::record(lock.state_dir(), run, resume.stopped_at.as_deref(), diag);
-        }
+        session.record_resume(&resume, diag);
     }
     RunState {
         run,
-        lock,
+        lock: session.lock,
         delegations,
         card_listing,
         cards,
@@ -436,22 +474,11 @@ fn join_card(
 }
 
 /// The problems this run's sweeps printed before (`reported_problems` in `state.json`). An
-/// unreadable state counts as none: the health transitions report it.
-fn read_reported(run: &Run, lock: Option<&RunLock>, config: &Config) -> Reported {
-    let opened;
-    let dir = match lock {
-        Some(lock) => Some(lock.state_dir()),
-        // A dry run takes no lock and creates nothing, but reads what is there.
-        None => {
-            opened = run
-                .dir()
-                .open_child(std::ffi::OsStr::new(".flatline"))
-                .ok()
-                .flatten();
-            opened.as_ref()
-        }
-    };
-    let state = dir.and_then(|dir| crate::runstate::RunState::read(dir).ok());
+/// unreadable state counts as none: the health transitions report it. A dry run takes no
+/// lock and creates nothing, but reads what is there.
+fn read_reported(session: &Session<'_>, config: &Config) -> Reported {
+    let state =
+        session.with_state_dir(|dir| dir.and_then(|dir| crate::runstate::RunState::read(dir).ok()));
     Reported::new(
         state.as_ref().and_then(|s| s.section(reported::SECTION)),
         config.all,

@@ -5,6 +5,7 @@ use super::state::{Env, RunState, Sweep};
 use crate::exit::Exit;
 use crate::output::{Diagnostics, Metrics};
 use crate::reported;
+use crate::shell::session::with_state_dir;
 use serde_json::Value;
 
 /// Heartbeat transitions of every run still locked; the metrics of what the sweep saw.
@@ -14,26 +15,18 @@ pub(super) fn run(sweep: &mut Sweep<'_>, env: &Env<'_>, diag: &mut Diagnostics) 
         return metrics;
     }
     for state in sweep.states.iter().filter(|state| state.locked) {
-        let state_dir = state.lock.as_ref().map(|lock| lock.state_dir());
-        let dry_dir = if state_dir.is_none() {
-            state
-                .run
-                .dir()
-                .open_child(std::ffi::OsStr::new(".flatline"))
-                .ok()
-                .flatten()
-        } else {
-            None
-        };
-        let dir = state_dir.or(dry_dir.as_ref());
-        match crate::team::health_events_for_run(
-            state.run,
-            env.config,
-            dir,
-            diag,
-            env.stop,
-            &mut sweep.output,
-        ) {
+        // A dry run has no lock but may still read a baseline that exists.
+        let transitions = with_state_dir(state.run, state.lock.as_ref(), |dir| {
+            crate::team::health_events_for_run(
+                state.run,
+                env.config,
+                dir,
+                diag,
+                env.stop,
+                &mut sweep.output,
+            )
+        });
+        match transitions {
             Ok(workers) => {
                 state
                     .seen
