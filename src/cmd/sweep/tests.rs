@@ -487,3 +487,131 @@ fn a_signalled_worker_whose_record_cannot_land_keeps_its_note() {
         vec![(0, "conflict".to_string()), (1, "unlocked".to_string())]
     );
 }
+
+// --- the changes composed for one document ------------------------------------------
+
+#[test]
+fn changes_say_whether_they_end_the_member_or_only_stamp_it() {
+    assert!(Changes::default().is_empty());
+    assert!(stamp().stamp_only() && !stamp().ends_member());
+    let mark = marked(Termination::NoProcess);
+    assert!(mark.ends_member() && !mark.stamp_only());
+    let both = with_stamp(marked(Termination::Killed));
+    assert!(both.ends_member() && !both.stamp_only());
+}
+
+#[test]
+fn the_reclaim_names_the_action_and_every_detail_is_kept() {
+    use crate::shell::commit::DocChange;
+    assert_eq!(stamp().action(), "fan_in_stamped");
+    let both = with_stamp(marked(Termination::NoProcess));
+    assert_eq!(both.action(), reclaim(Termination::NoProcess).action());
+    let detail = both.detail();
+    for (key, value) in reclaim(Termination::NoProcess)
+        .detail()
+        .into_iter()
+        .chain(FanInStamp { at: 7 }.detail())
+    {
+        assert_eq!(detail.get(&key), Some(&value), "{key}");
+    }
+}
+
+#[test]
+fn changes_apply_all_or_nothing() {
+    use crate::shell::commit::DocChange;
+    let both = with_stamp(marked(Termination::NoProcess));
+    let mut doc = serde_json::json!({"delegation_id": "d", "worker_lifecycle": 3});
+    let before = doc.clone();
+    assert!(
+        both.apply(&mut doc, 0).is_err(),
+        "worker_lifecycle is not an object"
+    );
+    assert_eq!(doc, before, "not even the stamp");
+    let mut doc = serde_json::json!({"delegation_id": "d"});
+    both.apply(&mut doc, 0).unwrap();
+    assert!(doc.get("fan_in_collapsed_at").is_some());
+    assert_eq!(doc["worker_lifecycle"]["reclaim_state"], "reclaimed");
+}
+
+// --- the scan and the fan-in records ------------------------------------------------
+
+fn member(owner: Option<u32>) -> crate::core::plan::fan_in::Member {
+    crate::core::plan::fan_in::Member {
+        delegation_id: None,
+        status: ChildStatus::Running,
+        raw_status: "running".into(),
+        reclaimed: false,
+        collapsed_at: None,
+        thread_id: None,
+        owner,
+    }
+}
+
+fn card(owner: u32, foreign: bool, missing: bool) -> crate::cmd::fanin::CardFile {
+    crate::cmd::fanin::CardFile {
+        doc: crate::core::plan::fan_in::CardDoc {
+            owner,
+            foreign,
+            missing,
+            ..Default::default()
+        },
+        name: OsString::from("card.json"),
+        bytes: Vec::new(),
+    }
+}
+
+#[test]
+fn only_a_member_that_surely_counts_keeps_its_card_from_being_ready() {
+    use super::scan::surely_counts;
+    // Root's members count for every card.
+    assert!(surely_counts(&member(Some(0)), None));
+    // Another owner's: only for a card document of that owner.
+    assert!(surely_counts(
+        &member(Some(1000)),
+        Some(&card(1000, false, false))
+    ));
+    assert!(!surely_counts(&member(Some(1000)), None));
+    assert!(!surely_counts(
+        &member(Some(1000)),
+        Some(&card(1001, false, false))
+    ));
+    assert!(!surely_counts(
+        &member(Some(1000)),
+        Some(&card(1000, true, false))
+    ));
+    assert!(!surely_counts(
+        &member(Some(1000)),
+        Some(&card(1000, false, true))
+    ));
+    // A foreign document counts for nobody.
+    assert!(!surely_counts(
+        &member(None),
+        Some(&card(1000, false, false))
+    ));
+}
+
+#[test]
+fn a_sweep_prints_collapses_and_new_problems_the_rest_only_with_all() {
+    use super::fan_in::fan_in_news;
+    use crate::reported::Reported;
+    let row = |value: serde_json::Value| value.as_object().cloned().unwrap();
+    let collapsed =
+        row(serde_json::json!({"task_card_id": "c", "ready": true, "outcome": "collapsed"}));
+    let already = row(
+        serde_json::json!({"task_card_id": "c", "ready": true, "outcome": "already_collapsed"}),
+    );
+    let waiting = row(serde_json::json!({"task_card_id": "c", "ready": false, "active": 1}));
+    let warned = row(
+        serde_json::json!({"task_card_id": "c", "ready": false, "active": 1, "warnings": ["unknown_status"]}),
+    );
+    let mut reported = Reported::new(None, false);
+    assert!(fan_in_news(&mut reported, &collapsed, false));
+    assert!(!fan_in_news(&mut reported, &already, false));
+    assert!(fan_in_news(&mut reported, &already, true));
+    assert!(!fan_in_news(&mut reported, &waiting, false));
+    assert!(fan_in_news(&mut reported, &waiting, true));
+    assert!(
+        fan_in_news(&mut reported, &warned, false),
+        "a problem is news"
+    );
+}
