@@ -137,3 +137,6 @@ pub fn visit_runs<'r>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
