@@ -16,20 +16,21 @@
 //! - `proc/`: the system's processes: `host` (flatline's own facts, the process table),
 //!   `observe` (is the pid alive, and which process is it), `signal` (signals and waits).
 //! - `output/`: the formats (json, table, prometheus) and `diag` (problems on stderr).
-//! - `cmd/`: the subcommands `status`, `refresh`, `reclaim` and `fanin` (each still with its
+//! - `cmd/`: the subcommands `status`, `refresh`, `reclaim`, `fanin` and `beat` (each still with its
 //!   own run loop, until `shell/` has the shared one).
 //! - `shell/`: `commit` (the write-retry loop every writing command uses).
-//! - `cli/`: `flags` (the one table of commands and flags), `parse`, `help`, `man`.
+//! - `cli/`: `flags` (the one table of commands and flags), `parse`, `help`, `man`, `config`
+//!   (the command line resolved against the environment).
+//! - `interrupt`: the signals and the deadline that end a run early (`Stop`); `exit`: the codes.
 //! - Still flat, to move next: `scan`, `resume`, `runstate`, `reported`, the commands
-//!   `team` (health-events), `beat` and `sweep`, `config`, `stop`, `exit`.
+//!   `team` (health-events) and `sweep`.
 
-pub mod beat;
 pub mod cli;
 pub mod cmd;
-pub mod config;
 pub mod core;
 pub mod exit;
 pub mod fs;
+pub mod interrupt;
 pub mod model;
 pub mod output;
 pub mod proc;
@@ -38,12 +39,11 @@ pub mod resume;
 pub mod runstate;
 pub mod scan;
 pub mod shell;
-pub mod stop;
 pub mod sweep;
 pub mod team;
 
 use cli::{Command, Mode};
-use cmd::{fanin, reclaim, refresh, status};
+use cmd::{beat, fanin, reclaim, refresh, status};
 use exit::Exit;
 use output::Diagnostics;
 use std::ffi::OsString;
@@ -56,7 +56,7 @@ where
     I::Item: Into<OsString>,
 {
     // Signals first: a SIGTERM during start-up must already be a clean stop.
-    let stop = match stop::Stop::install() {
+    let stop = match interrupt::Stop::install() {
         Ok(stop) => stop,
         Err(error) => {
             eprintln!("flatline: cannot install signal handlers: {error}");
@@ -82,7 +82,7 @@ where
         }
         Mode::Run(command) => command,
     };
-    let config = match config::resolve(low, command, config::stdout_is_terminal()) {
+    let config = match cli::config::resolve(low, command, cli::config::stdout_is_terminal()) {
         Ok(config) => config,
         Err(error) => return usage_error(&mut diag, &error.0),
     };
@@ -106,7 +106,7 @@ where
 /// A run the deadline ended always says so on stderr (SPEC §4). The scan says how far it
 /// got when the deadline stops it there; a deadline noticed elsewhere (waiting for a lock,
 /// for workers to exit, between phases) is said here.
-fn say_deadline_passed(config: &config::Config, diag: &mut Diagnostics, exit: Exit) {
+fn say_deadline_passed(config: &cli::config::Config, diag: &mut Diagnostics, exit: Exit) {
     if exit != Exit::Deadline
         || diag
             .errors

@@ -11,22 +11,22 @@
 //! stamp, skipped for a card whose ending write did not land — and the heartbeat
 //! transitions are appended.
 
+use crate::cli::config::Config;
 use crate::cmd::fanin::{self, CardFile, FanInStamp, MemberFile};
 use crate::cmd::reclaim::{self, Kill, TargetInfo};
 use crate::cmd::refresh;
 use crate::cmd::status::RunMetrics;
-use crate::config::Config;
 use crate::core::lifecycle::ReclaimState;
 use crate::core::plan::fan_in::{self, Member};
 use crate::core::plan::reclaim::{Reclaim, Termination, Triage, triage};
 use crate::core::plan::refresh::Change;
 use crate::exit::Exit;
 use crate::fs::RunLock;
+use crate::interrupt::Stop;
 use crate::output::{Diagnostics, Metrics, Output};
 use crate::reported::{self, Reported};
 use crate::scan::{self, LazyHost, Listing, Run};
 use crate::shell::commit::{self, ApplyError, DocChange, Place, Written};
-use crate::stop::Stop;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
