@@ -948,10 +948,10 @@ fn walk_beneath(
 /// round trip per file. The main thread never changes identity.
 mod as_owner {
     use super::{
-        BorrowedFd, Dir, MAX_DOCUMENT_BYTES, NamedFile, NamedPathPolicy, OsStr, Path, PathBuf,
-        RawFd, ReadError, RunRoot, io, open_named_at, reopen_for_read,
+        BorrowedFd, Dir, MAX_DOCUMENT_BYTES, NamedFile, NamedPathPolicy, OsStr, OwnedFd, Path,
+        PathBuf, ReadError, RunRoot, io, open_named_at, reopen_for_read,
     };
-    use std::os::fd::AsRawFd;
+    use std::os::fd::AsFd;
     use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
     use std::sync::{Mutex, OnceLock};
 
@@ -961,7 +961,8 @@ mod as_owner {
 
     /// Files to open as their owners, all beneath one run directory.
     struct Request {
-        dir: RawFd,
+        /// A duplicate of the run directory's descriptor, the helper's own while it works.
+        dir: OwnedFd,
         real_path: PathBuf,
         files: Vec<(PathBuf, NamedPathPolicy)>,
     }
@@ -1002,16 +1003,18 @@ mod as_owner {
             *helper = start();
         }
         let owners: Vec<(PathBuf, NamedPathPolicy)> = files.clone();
+        let Ok(dir) = root.dir.fd().try_clone_to_owned() else {
+            return refused(&owners);
+        };
         let request = Request {
-            dir: root.dir.fd().as_raw_fd(),
+            dir,
             real_path: root.real_path.clone(),
             files,
         };
         let reply = match helper.as_ref() {
             None => return refused(&owners),
             Some(h) => match h.requests.send(request) {
-                // Wait for the answer whatever happens: the helper uses `root`'s descriptor
-                // until it replies.
+                // Wait for the answer whatever happens: the replies are this call's.
                 Ok(()) => h.replies.recv().ok(),
                 Err(_) => None,
             },
@@ -1040,9 +1043,7 @@ mod as_owner {
     fn serve(incoming: Receiver<Request>, outgoing: SyncSender<Vec<Reply>>) {
         let mut identity = Identity::start();
         for request in incoming {
-            // SAFETY: the requester keeps the run directory's descriptor open and blocks
-            // until this reply arrives, so `dir` is valid for as long as it is used here.
-            let dir = unsafe { BorrowedFd::borrow_raw(request.dir) };
+            let dir = request.dir.as_fd();
             let replies = request
                 .files
                 .iter()
