@@ -40,6 +40,7 @@ pub mod runstate;
 pub mod scan;
 pub mod shell;
 pub mod sweep;
+mod sys;
 pub mod team;
 
 use cli::{Command, Mode};

@@ -11,9 +11,11 @@ use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
+
+use crate::sys;
 
 /// Largest document flatline reads (delegations, task cards, specs, heartbeats).
 pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
@@ -217,22 +219,6 @@ fn cstring(name: &OsStr) -> io::Result<CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))
 }
 
-fn last_error() -> io::Error {
-    io::Error::last_os_error()
-}
-
-fn fstat_fd(fd: RawFd) -> io::Result<FileMeta> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `fd` is an open descriptor owned by the caller and `st` is a valid out-pointer.
-    let rc = unsafe { libc::fstat(fd, st.as_mut_ptr()) };
-    if rc != 0 {
-        return Err(last_error());
-    }
-    // SAFETY: fstat succeeded, so it initialized `st`.
-    let st = unsafe { st.assume_init() };
-    Ok(FileMeta::from_stat(&st))
-}
-
 /// What `seek_to` looks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seek {
@@ -249,15 +235,10 @@ pub fn seek_to(file: &File, what: Seek, offset: i64) -> io::Result<Option<i64>> 
         Seek::Data => libc::SEEK_DATA,
         Seek::Hole => libc::SEEK_HOLE,
     };
-    // SAFETY: lseek on a live descriptor borrowed from `file`; no memory is passed.
-    let at = unsafe { libc::lseek(file.as_raw_fd(), offset, whence) };
-    if at >= 0 {
-        return Ok(Some(at));
-    }
-    let error = last_error();
-    match error.raw_os_error() {
-        Some(libc::ENXIO) => Ok(None),
-        _ => Err(error),
+    match sys::fd::lseek(file.as_fd(), offset, whence) {
+        Ok(at) => Ok(Some(at)),
+        Err(error) if error.raw_os_error() == Some(libc::ENXIO) => Ok(None),
+        Err(error) => Err(error),
     }
 }
 
@@ -351,39 +332,17 @@ pub fn openat(
     flags: libc::c_int,
     mode: u32,
 ) -> io::Result<OwnedFd> {
-    // SAFETY: `name` is NUL-terminated and `dir` is a live descriptor; the kernel returns a
-    // new descriptor or -1.
-    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode) };
-    if fd < 0 {
-        return Err(last_error());
-    }
-    // SAFETY: `fd` was just returned by openat and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    sys::fd::openat(dir, name, flags, mode)
 }
 
 pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<FileMeta> {
-    fstat_fd(fd.as_raw_fd())
+    sys::fd::fstat(fd).map(|st| FileMeta::from_stat(&st))
 }
 
 /// `fstatat` without following a final symlink.
 pub fn lstatat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<FileMeta> {
     let cname = cstring(name)?;
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: valid descriptor, NUL-terminated name, valid out-pointer.
-    let rc = unsafe {
-        libc::fstatat(
-            dir.as_raw_fd(),
-            cname.as_ptr(),
-            st.as_mut_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if rc != 0 {
-        return Err(last_error());
-    }
-    // SAFETY: fstatat succeeded, so it initialized `st`.
-    let st = unsafe { st.assume_init() };
-    Ok(FileMeta::from_stat(&st))
+    sys::fd::fstatat_nofollow(dir, &cname).map(|st| FileMeta::from_stat(&st))
 }
 
 const DIR_FLAGS: libc::c_int = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
@@ -395,13 +354,7 @@ impl Dir {
     /// the operator's own choice and are followed; nothing beneath it is.
     pub fn open(path: &Path) -> io::Result<Dir> {
         let cpath = cstring(path.as_os_str())?;
-        // SAFETY: NUL-terminated path; the kernel returns a new descriptor or -1.
-        let fd = unsafe { libc::open(cpath.as_ptr(), DIR_FLAGS) };
-        if fd < 0 {
-            return Err(last_error());
-        }
-        // SAFETY: `fd` was just returned by open.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = sys::fd::open(&cpath, DIR_FLAGS)?;
         Ok(Dir {
             fd,
             path: path.to_path_buf(),
@@ -450,51 +403,14 @@ impl Dir {
     }
 
     pub fn meta(&self) -> io::Result<FileMeta> {
-        fstat_fd(self.fd.as_raw_fd())
+        fstat(self.fd.as_fd())
     }
 
     /// Every entry but `.` and `..`, sorted by the bytes of the name so that output is
     /// deterministic whatever order the file system returns.
     pub fn entries(&self) -> io::Result<Vec<Entry>> {
-        // SAFETY: dup of a live descriptor; fdopendir takes ownership of the duplicate, and
-        // closedir below releases it.
-        let dup = unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
-        if dup < 0 {
-            return Err(last_error());
-        }
-        // SAFETY: `dup` is a fresh descriptor of a directory.
-        let stream = unsafe { libc::fdopendir(dup) };
-        if stream.is_null() {
-            let error = last_error();
-            // SAFETY: fdopendir failed, so `dup` is still ours to close.
-            unsafe { libc::close(dup) };
-            return Err(error);
-        }
-        // The duplicate shares the file offset with our descriptor: start from the top.
-        // SAFETY: `stream` is a valid DIR*.
-        unsafe { libc::rewinddir(stream) };
         let mut entries = Vec::new();
-        let result = loop {
-            // SAFETY: errno is thread-local; reset it to tell end-of-directory from failure.
-            unsafe { *libc::__errno_location() = 0 };
-            // SAFETY: `stream` is a valid DIR*; the returned entry stays valid until the next
-            // readdir or closedir on it, and is copied out before either.
-            let entry = unsafe { libc::readdir(stream) };
-            if entry.is_null() {
-                let errno = unsafe { *libc::__errno_location() };
-                break if errno == 0 {
-                    Ok(())
-                } else {
-                    Err(io::Error::from_raw_os_error(errno))
-                };
-            }
-            // SAFETY: d_name is a NUL-terminated array inside the entry.
-            let (name, d_type) = unsafe {
-                (
-                    CStr::from_ptr((*entry).d_name.as_ptr()).to_bytes().to_vec(),
-                    (*entry).d_type,
-                )
-            };
+        for (name, d_type) in sys::fd::read_dir(self.fd.as_fd())? {
             if name == b"." || name == b".." {
                 continue;
             }
@@ -512,10 +428,7 @@ impl Dir {
                 name: OsString::from_vec(name),
                 kind,
             });
-        };
-        // SAFETY: `stream` is valid and closed exactly once.
-        unsafe { libc::closedir(stream) };
-        result?;
+        }
         entries.sort_unstable_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
         Ok(entries)
     }
@@ -556,16 +469,7 @@ impl Dir {
     /// read-only filesystem, or a directory another user owns without write access, says
     /// no): a document there cannot be recorded.
     pub fn writable(&self) -> bool {
-        // SAFETY: faccessat on our directory descriptor with a NUL-terminated "." and no
-        // pointers kept.
-        unsafe {
-            libc::faccessat(
-                self.fd.as_raw_fd(),
-                c".".as_ptr(),
-                libc::W_OK | libc::X_OK,
-                libc::AT_EACCESS,
-            ) == 0
-        }
+        sys::fd::faccessat_effective(self.fd.as_fd(), c".", libc::W_OK | libc::X_OK).is_ok()
     }
 
     /// Reads the regular file `name` of this directory (see `read_entry`).
@@ -704,14 +608,10 @@ fn reopen_for_read(
     let proc_path = format!("/proc/self/fd/{}\0", named.fd.as_raw_fd());
     let cproc = CStr::from_bytes_with_nul(proc_path.as_bytes())
         .map_err(|_| ReadError::Io(io::Error::other("bad descriptor path")))?;
-    // SAFETY: NUL-terminated path; the kernel returns a new descriptor or -1.
-    let fd = unsafe { libc::open(cproc.as_ptr(), REOPEN_FLAGS) };
-    let fd = if fd >= 0 {
-        // SAFETY: `fd` was just returned by open.
-        unsafe { OwnedFd::from_raw_fd(fd) }
-    } else {
+    let fd = match sys::fd::open(cproc, REOPEN_FLAGS) {
+        Ok(fd) => fd,
         // No /proc: resolve again (the inode is compared below).
-        resolve_at(dir, real_path, path, policy, REOPEN_FLAGS)?
+        Err(_) => resolve_at(dir, real_path, path, policy, REOPEN_FLAGS)?,
     };
     let meta = fstat(fd.as_fd())?;
     if meta.dev != named.meta.dev || meta.ino != named.meta.ino || !meta.is_regular() {
@@ -866,29 +766,13 @@ fn resolve_beneath(
     flags: libc::c_int,
 ) -> Result<OwnedFd, ReadError> {
     let cpath = cstring(relative.as_os_str())?;
-    // SAFETY: open_how is plain old data; all-zero is its documented default.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = flags as u64;
-    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
-    // SAFETY: openat2 takes a live directory descriptor, a NUL-terminated path and a pointer
-    // to an open_how of the given size; it returns a new descriptor or -1.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir.as_raw_fd(),
-            cpath.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    if fd >= 0 {
-        // SAFETY: the kernel returned a new descriptor that nobody else owns.
-        return Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
-    }
-    let error = last_error();
-    match error.raw_os_error() {
-        Some(libc::ENOSYS) | Some(libc::EPERM) => walk_beneath(dir, relative, flags),
-        _ => Err(error.into()),
+    let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    match sys::fd::openat2(dir, &cpath, flags as u64, resolve) {
+        Ok(fd) => Ok(fd),
+        Err(error) => match error.raw_os_error() {
+            Some(libc::ENOSYS) | Some(libc::EPERM) => walk_beneath(dir, relative, flags),
+            _ => Err(error.into()),
+        },
     }
 }
 
@@ -949,8 +833,9 @@ fn walk_beneath(
 mod as_owner {
     use super::{
         BorrowedFd, Dir, MAX_DOCUMENT_BYTES, NamedFile, NamedPathPolicy, OsStr, OwnedFd, Path,
-        PathBuf, ReadError, RunRoot, io, open_named_at, reopen_for_read,
+        PathBuf, ReadError, RunRoot, open_named_at, reopen_for_read,
     };
+    use crate::sys;
     use std::os::fd::AsFd;
     use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
     use std::sync::{Mutex, OnceLock};
@@ -1089,7 +974,7 @@ mod as_owner {
     /// The identity the helper thread wears.
     struct Identity {
         /// The thread's capabilities at its start, raised again for each switch.
-        start: Option<[CapData; 2]>,
+        start: Option<[sys::ids::CapData; 2]>,
         /// Its supplementary groups now.
         groups: Vec<libc::gid_t>,
         /// The owner whose identity it wears completely, if any.
@@ -1101,7 +986,7 @@ mod as_owner {
     impl Identity {
         fn start() -> Identity {
             Identity {
-                start: capget().ok(),
+                start: sys::ids::capget().ok(),
                 groups: own_groups(),
                 wearing: None,
                 accounts: None,
@@ -1117,20 +1002,19 @@ mod as_owner {
             self.wearing = None;
             let (gid, groups) = if owner == super::effective_uid() {
                 // flatline's own user: its own groups.
-                // SAFETY: getegid cannot fail.
-                (unsafe { libc::getegid() }, own_groups())
+                (sys::ids::getegid(), own_groups())
             } else {
                 self.accounts
                     .get_or_insert_with(Accounts::read)
                     .groups_of(owner)
             };
             if let Some(start) = self.start
-                && capset(&start).is_err()
+                && sys::ids::capset(&start).is_err()
             {
                 return false;
             }
             if groups != self.groups {
-                if set_groups(&groups).is_err() {
+                if sys::ids::set_thread_groups(&groups).is_err() {
                     return false;
                 }
                 self.groups = groups;
@@ -1142,7 +1026,7 @@ mod as_owner {
             for half in &mut none {
                 half.effective = 0;
             }
-            if capset(&none).is_err() {
+            if sys::ids::capset(&none).is_err() {
                 return false;
             }
             self.wearing = Some(owner);
@@ -1219,95 +1103,30 @@ mod as_owner {
 
     /// The calling thread's supplementary groups, sorted.
     fn own_groups() -> Vec<libc::gid_t> {
-        // SAFETY: a count query writes nothing.
-        let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
-        let mut groups = vec![0; usize::try_from(n).unwrap_or(0)];
-        // SAFETY: `groups` has room for `n` entries.
-        let got = unsafe { libc::getgroups(n, groups.as_mut_ptr()) };
-        groups.truncate(usize::try_from(got).unwrap_or(0));
+        let n = sys::ids::getgroups(&mut []).unwrap_or(0);
+        let mut groups = vec![0; n];
+        let got = sys::ids::getgroups(&mut groups).unwrap_or(0);
+        groups.truncate(got);
         groups.sort_unstable();
         groups
     }
 
-    fn set_groups(groups: &[libc::gid_t]) -> io::Result<()> {
-        // SAFETY: the raw system call changes only the calling thread's groups (glibc's
-        // wrapper would change every thread's); `groups` is a valid array of that length.
-        let rc = unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
-    }
-
     fn set_fsuid(uid: u32) -> bool {
-        // SAFETY: setfsuid changes only the calling thread's fs uid and touches no memory.
-        unsafe { libc::syscall(libc::SYS_setfsuid, uid) };
+        sys::ids::setfsuid(uid);
         // An invalid id changes nothing and returns the current one: the switch's check.
-        // SAFETY: as above.
-        let now = unsafe { libc::syscall(libc::SYS_setfsuid, u32::MAX) };
-        now as u32 == uid
+        sys::ids::setfsuid(u32::MAX) == uid
     }
 
     fn set_fsgid(gid: libc::gid_t) -> bool {
-        // SAFETY: setfsgid changes only the calling thread's fs gid and touches no memory.
-        unsafe { libc::syscall(libc::SYS_setfsgid, gid) };
-        // SAFETY: as above.
-        let now = unsafe { libc::syscall(libc::SYS_setfsgid, u32::MAX) };
-        now as u32 == gid
-    }
-
-    /// `struct __user_cap_header_struct`.
-    #[repr(C)]
-    struct CapHeader {
-        version: u32,
-        pid: libc::c_int,
-    }
-
-    /// `struct __user_cap_data_struct`: two of them hold the 64 bits of version 3.
-    #[repr(C)]
-    #[derive(Debug, Clone, Copy, Default)]
-    struct CapData {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-
-    const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-
-    /// The calling thread's capabilities.
-    fn capget() -> io::Result<[CapData; 2]> {
-        let mut header = CapHeader {
-            version: CAPABILITY_VERSION_3,
-            pid: 0,
-        };
-        let mut data = [CapData::default(); 2];
-        // SAFETY: a version-3 header and room for the two data structs it fills.
-        let rc = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(data)
-    }
-
-    /// Sets the calling thread's capabilities (pid 0: this thread only).
-    fn capset(data: &[CapData; 2]) -> io::Result<()> {
-        let mut header = CapHeader {
-            version: CAPABILITY_VERSION_3,
-            pid: 0,
-        };
-        // SAFETY: a version-3 header and the two data structs it reads.
-        let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        sys::ids::setfsgid(gid);
+        sys::ids::setfsgid(u32::MAX) == gid
     }
 
     /// Whether flatline holds any effective capability (read once, on the first call, before
     /// any helper changes its own).
     pub fn has_effective_capabilities() -> bool {
         static HAS: OnceLock<bool> = OnceLock::new();
-        *HAS.get_or_init(|| match capget() {
+        *HAS.get_or_init(|| match sys::ids::capget() {
             Ok(data) => data.iter().any(|half| half.effective != 0),
             // Unknown: assume the worst, and read through the helper.
             Err(_) => true,
@@ -1317,8 +1136,7 @@ mod as_owner {
 
 /// The uid flatline runs as (effective).
 pub fn effective_uid() -> u32 {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() }
+    sys::ids::geteuid()
 }
 
 /// Renders a path for a one-line message: lossy UTF-8 with control characters escaped.
@@ -1464,8 +1282,7 @@ mod tests {
         std::fs::write(dir.join("big"), vec![b'x'; 100]).unwrap();
         symlink("small", dir.join("link")).unwrap();
         let fifo = CString::new(dir.join("fifo").as_os_str().as_bytes()).unwrap();
-        // SAFETY: test-only mkfifo on a fresh path.
-        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        crate::sys::fd::mkfifo(&fifo, 0o600).unwrap();
         let handle = Dir::open(&dir).unwrap();
         let mut buf = Vec::new();
         handle.read_file(OsStr::new("small"), 10, &mut buf).unwrap();

@@ -10,7 +10,7 @@ use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fmt;
 use std::fs::{File, Permissions, TryLockError};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use super::read::{self as files, Dir, FileMeta};
 use crate::core::time::{self, Millis};
+use crate::sys;
+use crate::sys::fd::{mkdirat, renameat, unlinkat};
 
 /// What went wrong with a write; `Display` gives the "what is wrong" part of
 /// `flatline: PATH: what is wrong` (no path inside).
@@ -288,12 +290,7 @@ fn ends_mid_line(file: &File, size: u64) -> bool {
 
 /// fsync of a directory descriptor, which makes the renames and creations in it durable.
 pub fn sync_dir(dir: &Dir) -> Result<(), StoreError> {
-    // SAFETY: `dir.fd()` is a live descriptor borrowed for the duration of the call.
-    let rc = unsafe { libc::fsync(dir.fd().as_raw_fd()) };
-    if rc != 0 {
-        return Err(StoreError::Io(io::Error::last_os_error()));
-    }
-    Ok(())
+    sys::fd::fsync(dir.fd()).map_err(StoreError::Io)
 }
 
 /// Removes flatline's own leftover temp files (`.<name>.flatline.<pid>.tmp`) among
@@ -1078,35 +1075,17 @@ pub fn group_id(name: &str) -> io::Result<Option<u32>> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))?;
     let mut buf: Vec<libc::c_char> = vec![0; 1024];
     loop {
-        // SAFETY: all-zero bytes are a valid `group` (null pointers, zero gid); it is only
-        // read after getgrnam_r reports success.
-        let mut group: libc::group = unsafe { std::mem::zeroed() };
-        let mut found: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call: a NUL-terminated name, a `group` to
-        // fill, a buffer of `buf.len()` bytes for its strings, and the result pointer.
-        let rc = unsafe {
-            libc::getgrnam_r(
-                cname.as_ptr(),
-                &mut group,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut found,
-            )
-        };
-        if rc == libc::ERANGE && buf.len() < 1 << 20 {
-            buf.resize(buf.len() * 4, 0);
-            continue;
+        match sys::ids::getgrnam_r(&cname, &mut buf) {
+            Err(error) if error.raw_os_error() == Some(libc::ERANGE) && buf.len() < 1 << 20 => {
+                buf.resize(buf.len() * 4, 0);
+            }
+            found => return found,
         }
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-        return Ok((!found.is_null()).then_some(group.gr_gid));
     }
 }
 
 fn effective_gid() -> u32 {
-    // SAFETY: getegid cannot fail.
-    unsafe { libc::getegid() }
+    sys::ids::getegid()
 }
 
 /// Whether this process may give a file group `gid`: root may give any; others only their
@@ -1117,15 +1096,14 @@ fn in_group(gid: u32) -> bool {
     }
     let mut groups: Vec<libc::gid_t> = vec![0; 256];
     loop {
-        let len = libc::c_int::try_from(groups.len()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: `groups` has room for `len` gids; getgroups writes at most that many.
-        let n = unsafe { libc::getgroups(len, groups.as_mut_ptr()) };
-        if n >= 0 {
-            groups.truncate(n as usize);
-            return groups.contains(&gid);
-        }
-        if io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) || groups.len() > 1 << 16
-        {
+        let error = match sys::ids::getgroups(&mut groups) {
+            Ok(n) => {
+                groups.truncate(n);
+                return groups.contains(&gid);
+            }
+            Err(error) => error,
+        };
+        if error.raw_os_error() != Some(libc::EINVAL) || groups.len() > 1 << 16 {
             return false;
         }
         groups.resize(groups.len() * 4, 0);
@@ -1313,36 +1291,6 @@ fn entry_name(name: &OsStr) -> io::Result<CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))
 }
 
-fn unlinkat(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
-    // SAFETY: `dir` is a live descriptor and `name` is NUL-terminated; flags 0 removes a
-    // non-directory entry without following it.
-    let rc = unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-fn renameat(dir: BorrowedFd<'_>, from: &CStr, to: &CStr) -> io::Result<()> {
-    // SAFETY: `dir` is a live descriptor and both names are NUL-terminated single entries of
-    // it; rename never follows a symlink at either name.
-    let rc =
-        unsafe { libc::renameat(dir.as_raw_fd(), from.as_ptr(), dir.as_raw_fd(), to.as_ptr()) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-fn mkdirat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
-    // SAFETY: `dir` is a live descriptor and `name` is NUL-terminated.
-    let rc = unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// The integration tests' way to show that a change made by another writer between
 /// flatline's read and its rename is detected (debug builds only).
 /// `FLATLINE_TEST_INTERFERE=<file name>:<count>` makes the first `<count>` checked replaces
@@ -1494,8 +1442,7 @@ mod tests {
 
     fn mkfifo(path: &Path) {
         let cpath = CString::new(path.as_os_str().as_bytes()).unwrap();
-        // SAFETY: test-only mkfifo on a fresh, NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(cpath.as_ptr(), 0o600) }, 0);
+        crate::sys::fd::mkfifo(&cpath, 0o600).unwrap();
     }
 
     fn name(text: &str) -> &OsStr {
