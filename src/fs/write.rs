@@ -16,8 +16,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::read::{self as files, Dir, FileMeta};
+use super::meta::FileMeta;
+use super::read::Dir;
 use crate::core::time::{self, Millis};
+use crate::fs as files;
 use crate::sys;
 use crate::sys::fd::{mkdirat, renameat, unlinkat};
 
