@@ -12,12 +12,17 @@
 //!   `text` (previews and escapes, SPEC §7), `time` (milliseconds, RFC 3339, durations).
 //! - `model/`: what the files say: the lenient framework, delegations, team documents.
 //! - `fs/`: the file system beneath a run: `read` (descriptors, bounded reads that never follow
-//!   a symlink, named paths read as their owner), `write` (atomic checked writes, the lock).
+//!   a symlink), `meta` (what `fstat` says, whose word a document is, `ReadError`), `range`
+//!   (sparse reads), `named` (paths documents name) read as their owner (`owner`), `write`
+//!   (atomic checked writes) through `temp` files, `lock` and `state_dir` (the run lock),
+//!   `group` (the lock group).
 //! - `proc/`: the system's processes: `host` (flatline's own facts, the process table),
 //!   `observe` (is the pid alive, and which process is it), `signal` (signals and waits).
+//! - `sys/`: every `unsafe` block and libc call, thin wrappers returning `io::Result`: `fd`,
+//!   `pid`, `ids` (credentials of the owner's reader thread), `host` (clocks, limits).
 //! - `output/`: the formats (json, table, prometheus) and `diag` (problems on stderr).
-//! - `cmd/`: the subcommands `status`, `refresh`, `reclaim`, `fanin` and `beat` (each still with its
-//!   own run loop, until `shell/` has the shared one).
+//! - `cmd/`: the subcommands `status`, `refresh`, `reclaim`, `fanin` and `beat` (each still
+//!   with its own run loop, until `shell/` has the shared one).
 //! - `shell/`: `commit` (the write-retry loop every writing command uses).
 //! - `cli/`: `flags` (the one table of commands and flags), `parse`, `help`, `man`, `config`
 //!   (the command line resolved against the environment).
