@@ -12,11 +12,13 @@ use std::time::{Duration, Instant};
 use super::group::write_in_dir_group;
 use super::meta::FileMeta;
 use super::read::Dir;
-use super::state_dir::{check_state_file, open_lock_file, open_state_dir};
-use super::temp::entry_name;
+use super::write::temp::entry_name;
 use crate::core::time::{self, Millis};
 use crate::fs as files;
 use crate::sys::fd::unlinkat;
+use state_dir::{check_state_file, open_lock_file, open_state_dir};
+
+mod state_dir;
 
 /// Why the run lock could not be taken.
 #[derive(Debug)]

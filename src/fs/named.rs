@@ -2,14 +2,18 @@
 //! run directory without a symlink (`openat2`) and checked before they are read.
 
 use super::meta::{FOREIGN_OWNER, FileMeta, ReadError};
-use super::owner::{self as as_owner, effective_uid};
 use super::read::{Dir, cstring, fstat, lstatat, openat};
 use crate::sys;
+use owner as as_owner;
 use std::ffi::{CStr, OsStr};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
+
+pub(in crate::fs) mod owner;
+
+pub use owner::effective_uid;
 
 /// Where a path named inside a document may lead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

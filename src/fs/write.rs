@@ -15,11 +15,13 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 
 use super::read::Dir;
-use super::temp::{
-    TempFile, check_replaceable, entry_name, lstat_settled, open_error, open_existing,
-};
 use crate::fs as files;
 use crate::sys;
+use temp::{TempFile, check_replaceable, entry_name, lstat_settled, open_error, open_existing};
+
+pub(in crate::fs) mod temp;
+
+pub use temp::*;
 
 /// What went wrong with a write; `Display` gives the "what is wrong" part of
 /// `flatline: PATH: what is wrong` (no path inside).

@@ -1,6 +1,6 @@
 use super::*;
+use crate::fs::named::owner as as_owner;
 use crate::fs::named::walk_beneath;
-use crate::fs::owner as as_owner;
 use crate::fs::*;
 use std::os::unix::fs::symlink;
 

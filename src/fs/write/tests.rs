@@ -2,7 +2,7 @@ use super::*;
 use crate::fs::FileMeta;
 use crate::fs::group::*;
 use crate::fs::lock::*;
-use crate::fs::temp::{is_temp_name, random_temp_name, remove_stale_temps, temp_name};
+use crate::fs::write::temp::{is_temp_name, random_temp_name, remove_stale_temps, temp_name};
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, symlink};

@@ -8,10 +8,10 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 
-use super::meta::FileMeta;
-use super::read::Dir;
-use super::write::{PERMISSION_BITS, READ_FLAGS, StoreError, TEMP_FLAGS, TEMP_MODE};
+use super::{PERMISSION_BITS, READ_FLAGS, StoreError, TEMP_FLAGS, TEMP_MODE};
 use crate::fs as files;
+use crate::fs::meta::FileMeta;
+use crate::fs::read::Dir;
 use crate::sys::fd::{renameat, unlinkat};
 
 /// Removes flatline's own leftover temp files (`.<name>.flatline.<pid>.tmp`) among
@@ -49,7 +49,7 @@ pub fn temp_name(name: &OsStr) -> OsString {
 }
 
 /// The temp name with a random part, when `temp_name` is taken (see `TempFile::create`).
-pub(super) fn random_temp_name(name: &OsStr, random: &str) -> OsString {
+pub(in crate::fs) fn random_temp_name(name: &OsStr, random: &str) -> OsString {
     let mut temp = Vec::with_capacity(name.len() + 48);
     temp.push(b'.');
     temp.extend_from_slice(name.as_bytes());
@@ -83,10 +83,10 @@ pub fn is_temp_name(name: &OsStr) -> bool {
 }
 
 /// A temp file beside its target, unlinked on drop unless it was renamed over the target.
-pub(super) struct TempFile<'a> {
+pub(in crate::fs) struct TempFile<'a> {
     dir: &'a Dir,
     name: CString,
-    pub(super) file: File,
+    pub(in crate::fs) file: File,
     renamed: bool,
 }
 
@@ -96,7 +96,7 @@ impl<'a> TempFile<'a> {
     /// writer of the directory may plant a directory or a FIFO there to make every write fail
     /// (a reclaim record that never lands). A regular file is removed once; whatever cannot
     /// be removed is left alone, and a name with a random part is taken instead.
-    pub(super) fn create(dir: &'a Dir, name: &OsStr) -> Result<TempFile<'a>, StoreError> {
+    pub(in crate::fs) fn create(dir: &'a Dir, name: &OsStr) -> Result<TempFile<'a>, StoreError> {
         let temp = entry_name(&temp_name(name))?;
         let first = match files::openat(dir.fd(), &temp, TEMP_FLAGS, TEMP_MODE) {
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
@@ -142,7 +142,7 @@ impl<'a> TempFile<'a> {
     }
 
     /// Gives the temp file the original's owner, group and mode, and checks they stuck.
-    pub(super) fn keep_ownership(&self, original: &FileMeta) -> Result<(), StoreError> {
+    pub(in crate::fs) fn keep_ownership(&self, original: &FileMeta) -> Result<(), StoreError> {
         let mode = original.mode & PERMISSION_BITS;
         let temp = files::fstat(self.file.as_fd()).map_err(StoreError::KeepOwnership)?;
         if temp.uid != original.uid || temp.gid != original.gid {
@@ -167,13 +167,13 @@ impl<'a> TempFile<'a> {
         Ok(())
     }
 
-    pub(super) fn fill(&self, content: &[u8]) -> Result<(), StoreError> {
+    pub(in crate::fs) fn fill(&self, content: &[u8]) -> Result<(), StoreError> {
         (&self.file).write_all(content)?;
         self.file.sync_all()?;
         Ok(())
     }
 
-    pub(super) fn rename_over(mut self, target: &CStr) -> Result<(), StoreError> {
+    pub(in crate::fs) fn rename_over(mut self, target: &CStr) -> Result<(), StoreError> {
         renameat(self.dir.fd(), &self.name, target)?;
         self.renamed = true;
         Ok(())
@@ -192,7 +192,7 @@ impl Drop for TempFile<'_> {
 /// Opens the existing regular file `name` for reading and checks it may be replaced.
 /// lstat of an entry that another writer may be renaming over right now: a stat that lands
 /// on the old inode as it loses its name reports no link at all; look again (a few times).
-pub(super) fn lstat_settled(dir: &Dir, name: &OsStr) -> Result<FileMeta, StoreError> {
+pub(in crate::fs) fn lstat_settled(dir: &Dir, name: &OsStr) -> Result<FileMeta, StoreError> {
     let mut attempts = 0;
     loop {
         let meta = files::lstatat(dir.fd(), name).map_err(|error| match error.raw_os_error() {
@@ -208,7 +208,7 @@ pub(super) fn lstat_settled(dir: &Dir, name: &OsStr) -> Result<FileMeta, StoreEr
     }
 }
 
-pub(super) fn open_existing(
+pub(in crate::fs) fn open_existing(
     dir: &Dir,
     name: &OsStr,
     cname: &CStr,
@@ -233,7 +233,7 @@ pub(super) fn open_existing(
     }
 }
 
-pub(super) fn check_replaceable(meta: &FileMeta) -> Result<(), StoreError> {
+pub(in crate::fs) fn check_replaceable(meta: &FileMeta) -> Result<(), StoreError> {
     if meta.mode & libc::S_IFMT == libc::S_IFLNK {
         return Err(StoreError::Symlink);
     }
@@ -246,7 +246,7 @@ pub(super) fn check_replaceable(meta: &FileMeta) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub(super) fn open_error(error: io::Error) -> StoreError {
+pub(in crate::fs) fn open_error(error: io::Error) -> StoreError {
     match error.raw_os_error() {
         Some(libc::ELOOP) => StoreError::Symlink,
         _ => StoreError::Io(error),
@@ -255,7 +255,7 @@ pub(super) fn open_error(error: io::Error) -> StoreError {
 
 /// A single directory entry name as a C string: no NUL, no '/', not empty, not `.` or `..`,
 /// so that every `*at` call stays inside the directory it is given.
-pub(super) fn entry_name(name: &OsStr) -> io::Result<CString> {
+pub(in crate::fs) fn entry_name(name: &OsStr) -> io::Result<CString> {
     let bytes = name.as_bytes();
     if bytes.is_empty() || bytes == b"." || bytes == b".." || bytes.contains(&b'/') {
         return Err(io::Error::new(

@@ -8,13 +8,13 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::group::{effective_gid, in_group};
-use super::lock::{LOCK_FILE, LockError, SHARED_FILE_MODE, STATE_DIR, STATE_DIR_MODE, STATE_FILE};
-use super::meta::FileMeta;
-use super::read::Dir;
-use super::temp::entry_name;
-use super::write::{PERMISSION_BITS, READ_FLAGS};
+use super::{LOCK_FILE, LockError, SHARED_FILE_MODE, STATE_DIR, STATE_DIR_MODE, STATE_FILE};
 use crate::fs as files;
+use crate::fs::group::{effective_gid, in_group};
+use crate::fs::meta::FileMeta;
+use crate::fs::read::Dir;
+use crate::fs::write::temp::entry_name;
+use crate::fs::write::{PERMISSION_BITS, READ_FLAGS};
 use crate::sys::fd::mkdirat;
 
 pub(super) fn open_state_dir(

@@ -7,9 +7,9 @@
 //! identity only when the owner changes: the documents of one owner cost one switch, and a
 //! round trip per file. The main thread never changes identity.
 
-use super::meta::ReadError;
-use super::named::{NamedFile, NamedPathPolicy, RunRoot, open_named_at, reopen_for_read};
-use super::read::{Dir, MAX_DOCUMENT_BYTES};
+use super::{NamedFile, NamedPathPolicy, RunRoot, open_named_at, reopen_for_read};
+use crate::fs::meta::ReadError;
+use crate::fs::read::{Dir, MAX_DOCUMENT_BYTES};
 use crate::sys;
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -241,7 +241,11 @@ impl Accounts {
 
 /// The primary gid and the sorted supplementary groups of `uid`, from the text of
 /// `/etc/passwd` and `/etc/group`.
-pub(super) fn groups_of(passwd: &[u8], group: &[u8], uid: u32) -> (libc::gid_t, Vec<libc::gid_t>) {
+pub(in crate::fs) fn groups_of(
+    passwd: &[u8],
+    group: &[u8],
+    uid: u32,
+) -> (libc::gid_t, Vec<libc::gid_t>) {
     let fields = |line: &'_ [u8]| -> Vec<Vec<u8>> {
         line.split(|&b| b == b':').map(<[u8]>::to_vec).collect()
     };
