@@ -13,9 +13,9 @@
 //! - `model/`: what the files say: the lenient framework, delegations, team documents.
 //! - `fs/`: the file system beneath a run: `read` (descriptors, bounded reads that never follow
 //!   a symlink), `meta` (what `fstat` says, whose word a document is, `ReadError`), `range`
-//!   (sparse reads), `named` (paths documents name) read as their owner (`owner`), `write`
-//!   (atomic checked writes) through `temp` files, `lock` and `state_dir` (the run lock),
-//!   `group` (the lock group).
+//!   (sparse reads), `named` (paths documents name) read as their owner (`named::owner`),
+//!   `write` (atomic checked writes) through `write::temp` files, `lock` (the run lock, with
+//!   `lock::state_dir`), `group` (the lock group).
 //! - `proc/`: the system's processes: `host` (flatline's own facts, the process table),
 //!   `observe` (is the pid alive, and which process is it), `signal` (signals and waits).
 //! - `sys/`: every `unsafe` block and libc call, thin wrappers returning `io::Result`: `fd`,
