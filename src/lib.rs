@@ -18,7 +18,7 @@
 //!   `lock::state_dir`), `group` (the lock group).
 //! - `proc/`: the system's processes: `host` (flatline's own facts, the process table),
 //!   `observe` (is the pid alive, and which process is it), `signal` (signals and waits).
-//! - `sys/`: every `unsafe` block and libc call, thin wrappers returning `io::Result`: `fd`,
+//! - `sys/`: every libc and raw system call, thin wrappers returning `io::Result`: `fd`,
 //!   `pid`, `ids` (credentials of the owner's reader thread), `host` (clocks, limits).
 //! - `output/`: the formats (json, table, prometheus) and `diag` (problems on stderr).
 //! - `cmd/`: the subcommands `status`, `refresh`, `reclaim`, `fanin` and `beat` (each still
