@@ -12,24 +12,30 @@
 //!   `text` (previews and escapes, SPEC §7), `time` (milliseconds, RFC 3339, durations).
 //! - `model/`: what the files say: the lenient framework, delegations, team documents.
 //! - `fs/`: the file system beneath a run: `read` (descriptors, bounded reads that never follow
-//!   a symlink, named paths read as their owner), `write` (atomic checked writes, the lock).
+//!   a symlink), `meta` (what `fstat` says, whose word a document is, `ReadError`), `range`
+//!   (sparse reads), `named` (paths documents name) read as their owner (`named::owner`),
+//!   `write` (atomic checked writes) through `write::temp` files, `lock` (the run lock, with
+//!   `lock::state_dir`), `group` (the lock group).
 //! - `proc/`: the system's processes: `host` (flatline's own facts, the process table),
 //!   `observe` (is the pid alive, and which process is it), `signal` (signals and waits).
+//! - `sys/`: every libc and raw system call, thin wrappers returning `io::Result`: `fd`,
+//!   `pid`, `ids` (credentials of the owner's reader thread), `host` (clocks, limits).
 //! - `output/`: the formats (json, table, prometheus) and `diag` (problems on stderr).
-//! - `cmd/`: the subcommands `status`, `refresh`, `reclaim` and `fanin` (each still with its
-//!   own run loop, until `shell/` has the shared one).
+//! - `cmd/`: the subcommands `status`, `refresh`, `reclaim`, `fanin` and `beat` (each still
+//!   with its own run loop, until `shell/` has the shared one).
 //! - `shell/`: `commit` (the write-retry loop every writing command uses).
-//! - `cli/`: `flags` (the one table of commands and flags), `parse`, `help`, `man`.
+//! - `cli/`: `flags` (the one table of commands and flags), `parse`, `help`, `man`, `config`
+//!   (the command line resolved against the environment).
+//! - `interrupt`: the signals and the deadline that end a run early (`Stop`); `exit`: the codes.
 //! - Still flat, to move next: `scan`, `resume`, `runstate`, `reported`, the commands
-//!   `team` (health-events), `beat` and `sweep`, `config`, `stop`, `exit`.
+//!   `team` (health-events) and `sweep`.
 
-pub mod beat;
 pub mod cli;
 pub mod cmd;
-pub mod config;
 pub mod core;
 pub mod exit;
 pub mod fs;
+pub mod interrupt;
 pub mod model;
 pub mod output;
 pub mod proc;
@@ -38,11 +44,11 @@ pub mod resume;
 pub mod runstate;
 pub mod scan;
 pub mod shell;
-pub mod stop;
+mod sys;
 pub mod team;
 
 use cli::{Command, Mode};
-use cmd::{fanin, reclaim, refresh, status, sweep};
+use cmd::{beat, fanin, reclaim, refresh, status, sweep};
 use exit::Exit;
 use output::Diagnostics;
 use std::ffi::OsString;
@@ -55,7 +61,7 @@ where
     I::Item: Into<OsString>,
 {
     // Signals first: a SIGTERM during start-up must already be a clean stop.
-    let stop = match stop::Stop::install() {
+    let stop = match interrupt::Stop::install() {
         Ok(stop) => stop,
         Err(error) => {
             eprintln!("flatline: cannot install signal handlers: {error}");
@@ -81,7 +87,7 @@ where
         }
         Mode::Run(command) => command,
     };
-    let config = match config::resolve(low, command, config::stdout_is_terminal()) {
+    let config = match cli::config::resolve(low, command, cli::config::stdout_is_terminal()) {
         Ok(config) => config,
         Err(error) => return usage_error(&mut diag, &error.0),
     };
@@ -105,7 +111,7 @@ where
 /// A run the deadline ended always says so on stderr (SPEC §4). The scan says how far it
 /// got when the deadline stops it there; a deadline noticed elsewhere (waiting for a lock,
 /// for workers to exit, between phases) is said here.
-fn say_deadline_passed(config: &config::Config, diag: &mut Diagnostics, exit: Exit) {
+fn say_deadline_passed(config: &cli::config::Config, diag: &mut Diagnostics, exit: Exit) {
     if exit != Exit::Deadline
         || diag
             .errors

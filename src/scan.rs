@@ -5,7 +5,7 @@
 //! inode); `delegations/` is listed once and sorted by name; hidden files and
 //! `*.result.json` are skipped; each document is read once into a reused buffer.
 
-use crate::config::Config;
+use crate::cli::config::Config;
 use crate::core::identity::{self, Host, Observation};
 use crate::core::lifecycle::{
     self, ChildStatus, ProcessFacts, StreamFacts, StreamInode, Times, View,
@@ -15,10 +15,10 @@ use crate::exit::Exit;
 use crate::fs::{
     self, Dir, Entry, FileMeta, MAX_DOCUMENT_BYTES, NamedPathPolicy, ReadError, RunRoot,
 };
+use crate::interrupt::Stop;
 use crate::model::{self, Delegation, DocError};
 use crate::output::Diagnostics;
 use crate::proc;
-use crate::stop::Stop;
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashSet;
 use std::ffi::OsStr;

@@ -6,17 +6,17 @@
 //! the run, no symlinks, regular files of the spec's owner or root. Inboxes and outboxes are
 //! counted streaming, whatever their size.
 
-use crate::config::Config;
+use crate::cli::config::Config;
 use crate::core::health::{self, Beat, Health, WorkerView};
 use crate::core::time::Millis;
 use crate::exit::Exit;
 use crate::fs::{self, MAX_DOCUMENT_BYTES, NamedPathPolicy, ReadError};
+use crate::interrupt::Stop;
 use crate::model::{self, WorkerSpec};
 use crate::output::{Diagnostics, Output, PathText, Ts};
 use crate::runstate::{self, RunState};
 use crate::scan::{self, Run};
 use crate::shell::{self, Access};
-use crate::stop::Stop;
 use serde::Serialize;
 use std::borrow::Cow;
 use std::ffi::OsStr;

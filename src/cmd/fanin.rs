@@ -8,17 +8,17 @@
 //! can write a delegation or a file in `task-cards/` cannot join another owner's card, lift
 //! its lane gate, inject a thread id into its record or get its delegations stamped.
 
-use crate::config::Config;
+use crate::cli::config::Config;
 use crate::core::plan::fan_in::{CardDoc, FanIn, Member, Stamp, decide_owned};
 use crate::core::time::Millis;
 use crate::exit::Exit;
 use crate::fs::{self, FileMeta, MAX_DOCUMENT_BYTES};
+use crate::interrupt::Stop;
 use crate::model::{self, Delegation};
 use crate::output::{Diagnostics, Output, PathText, Ts};
 use crate::scan::{self, LazyHost, Run};
 use crate::shell::commit::{self, ApplyError, DocChange, object_mut, ts};
 use crate::shell::{self, Access};
-use crate::stop::Stop;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;

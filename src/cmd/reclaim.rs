@@ -8,14 +8,15 @@
 //! once, waits for all of them against one deadline, sends SIGKILL to survivors, and records
 //! only the workers whose processes are confirmed gone.
 
+use crate::cli::config::Config;
 use crate::cmd::refresh;
-use crate::config::Config;
 use crate::core::identity::{self, Identity, Observation, Pid};
 use crate::core::lifecycle::{ProcessFacts, ReclaimState, State};
 use crate::core::plan::reclaim::{Reclaim, Termination, Triage, triage, uid_allowed};
 use crate::core::plan::refresh::Change;
 use crate::exit::Exit;
 use crate::fs::RunLock;
+use crate::interrupt::Stop;
 use crate::model::Int;
 use crate::output::{Diagnostics, Output, Ts};
 use crate::proc::{self, OpenError, Sent, Signal, Target, Waited};
@@ -25,7 +26,6 @@ use crate::shell::commit::{
     self, ApplyError, DocChange, Place, Written, lifecycle_mut, object_mut, set_status, ts,
 };
 use crate::shell::{self, Access};
-use crate::stop::Stop;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
@@ -1943,7 +1943,7 @@ mod tests {
         ])
         .unwrap();
         let command = low.command.unwrap();
-        let config = crate::config::resolve(low, command, false).unwrap();
+        let config = crate::cli::config::resolve(low, command, false).unwrap();
         let host = LazyHost::default();
         let change = Reclaim {
             state: State::Stale,
@@ -1995,7 +1995,7 @@ mod tests {
         ])
         .unwrap();
         let command = low.command.unwrap();
-        let config = crate::config::resolve(low, command, false).unwrap();
+        let config = crate::cli::config::resolve(low, command, false).unwrap();
         let host = LazyHost::default();
         let now = crate::core::time::parse_rfc3339("2026-11-22T08:00:00Z").unwrap();
         let stale = br#"{"delegation_id":"d","child_agent":{"status":"running"},"worker_lifecycle":{"last_progress_at":"2026-11-22T06:00:00Z"}}"#;
@@ -2118,7 +2118,7 @@ mod tests {
     fn a_note_speaks_only_for_the_process_it_signalled() {
         let low = crate::cli::parse(["reclaim", "--dry-run", "run"]).unwrap();
         let command = low.command.unwrap();
-        let config = crate::config::resolve(low, command, false).unwrap();
+        let config = crate::cli::config::resolve(low, command, false).unwrap();
         let host = LazyHost::default();
         let noted = note("d.json", (77, 5));
         let matches = |lifecycle: &str| {

@@ -5,7 +5,7 @@
 //! the document's JSON. The shell (`run`, `refresh_one`) stats or reads the stream, writes
 //! through the store, and re-reads and recomputes when another writer got there first.
 
-use crate::config::Config;
+use crate::cli::config::Config;
 use crate::core::digest::{self as events, Digest, Outcome};
 use crate::core::identity::Fingerprint;
 use crate::core::lifecycle::{self, ProcessFacts, StreamInode, Times};
@@ -211,7 +211,7 @@ impl std::fmt::Display for StreamError {
 /// The head of a long stream that is always digested: format, thread and session ids
 /// (SPEC §1.4).
 pub const STREAM_HEAD_BYTES: u64 = 1 << 20;
-pub use crate::config::DEFAULT_MAX_STREAM_READ;
+pub use crate::cli::config::DEFAULT_MAX_STREAM_READ;
 /// Memory the digests remembered in one run may take, roughly; past it streams are digested
 /// again when named again (each read is still bounded).
 const DIGEST_CACHE_BYTES: usize = 64 << 20;
@@ -533,7 +533,7 @@ fn stream_replaced(recorded: StreamInode, found: StreamInode) -> String {
 }
 
 /// `flatline refresh`.
-pub fn run(config: &Config, diag: &mut Diagnostics, stop: &crate::stop::Stop) -> Exit {
+pub fn run(config: &Config, diag: &mut Diagnostics, stop: &crate::interrupt::Stop) -> Exit {
     let runs = scan::open_runs(&config.run_dirs, diag);
     let mut output = Output::for_runs(config, &runs);
     let host = LazyHost::default();

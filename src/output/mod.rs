@@ -117,7 +117,7 @@ impl Output {
     }
 
     /// The output of a command over these runs (the json header names them).
-    pub fn for_runs(config: &crate::config::Config, runs: &[crate::scan::Run]) -> Output {
+    pub fn for_runs(config: &crate::cli::config::Config, runs: &[crate::scan::Run]) -> Output {
         let header = Header {
             run_dirs: runs
                 .iter()
@@ -130,7 +130,7 @@ impl Output {
 
     /// The output a command's configuration asks for: stdout (also `--output -`), or
     /// `--output FILE`.
-    pub fn for_config(config: &crate::config::Config, header: Header) -> Output {
+    pub fn for_config(config: &crate::cli::config::Config, header: Header) -> Output {
         match &config.output {
             Some(path) if path.as_os_str() != "-" => {
                 let buffer = SharedBuffer::default();
@@ -314,7 +314,7 @@ impl Output {
         if let Some((path, buffer)) = self.file.take() {
             // An incomplete run never replaces a complete file: the old one stays, and its
             // age tells the monitoring that runs are failing (SPEC §4).
-            if crate::stop::cut_short() {
+            if crate::interrupt::cut_short() {
                 Diagnostics::new(stderr_is_journal()).warning(
                     &path,
                     "not replaced: the run stopped before it finished; the file keeps the last complete output",

@@ -4,13 +4,13 @@
 //! that cannot be locked is reported and skipped, and the first stop ends the loop. The
 //! session also knows where a run cut short stopped (`resume`) and the run's `.flatline/`.
 
-use crate::config::Config;
+use crate::cli::config::Config;
 use crate::exit::Exit;
 use crate::fs::{Dir, RunLock};
+use crate::interrupt::Stop;
 use crate::output::Diagnostics;
 use crate::scan::{self, Run};
 use crate::shell::commit;
-use crate::stop::Stop;
 
 /// What a command does with a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,11 +24,11 @@ mod write;
 #[cfg(test)]
 mod tests;
 
-use crate::config::Config;
+use crate::cli::config::Config;
 use crate::exit::Exit;
+use crate::interrupt::Stop;
 use crate::output::{Diagnostics, Output};
 use crate::scan::LazyHost;
-use crate::stop::Stop;
 use state::{Env, Sweep};
 
 /// `flatline sweep`.

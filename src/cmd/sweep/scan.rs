@@ -6,11 +6,11 @@
 use super::changes::{Changes, in_memory};
 use super::signal::{self, RunRef};
 use super::state::{Entry, Env, RunState, Sweep, count, skipped_record};
+use crate::cli::config::Config;
 use crate::cmd::fanin::{self, CardFile, MemberFile};
 use crate::cmd::reclaim::{self, Kill, TargetInfo};
 use crate::cmd::refresh;
 use crate::cmd::status::RunMetrics;
-use crate::config::Config;
 use crate::core::lifecycle::ReclaimState;
 use crate::core::plan::fan_in::Member;
 use crate::core::plan::reclaim::{Reclaim, Termination, Triage, triage};

@@ -5,16 +5,16 @@
 
 use super::changes::Changes;
 use super::state::{Entry, Env, Sweep, count, skipped_record};
+use crate::cli::config::Config;
 use crate::cmd::reclaim::{self, Kill};
-use crate::config::Config;
 use crate::core::plan::reclaim::Termination;
 use crate::exit::Exit;
 use crate::fs::RunLock;
+use crate::interrupt::Stop;
 use crate::output::Diagnostics;
 use crate::reported;
 use crate::scan::{LazyHost, Run};
 use crate::shell::commit::{self, DocChange, Place};
-use crate::stop::Stop;
 use serde_json::{Map, json};
 use std::time::{Duration, Instant};
 

@@ -3,17 +3,17 @@
 
 use super::changes::Changes;
 use super::signal::{Signals, Tree};
+use crate::cli::config::Config;
 use crate::cmd::fanin::{CardFile, MemberFile};
 use crate::cmd::reclaim::{self, Kill, TargetInfo};
 use crate::cmd::status::RunMetrics;
-use crate::config::Config;
 use crate::core::plan::fan_in::Member;
 use crate::exit::Exit;
 use crate::fs::RunLock;
+use crate::interrupt::Stop;
 use crate::output::Output;
 use crate::reported::Reported;
 use crate::scan::{LazyHost, Listing, Run};
-use crate::stop::Stop;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::ffi::OsString;

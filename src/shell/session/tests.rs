@@ -38,7 +38,7 @@ fn config(args: &[&str], runs: &[PathBuf]) -> Config {
     all.extend(runs.iter().map(|run| run.as_os_str().to_os_string()));
     let low = crate::cli::parse(all).unwrap();
     let command = low.command.unwrap();
-    crate::config::resolve(low, command, false).unwrap()
+    crate::cli::config::resolve(low, command, false).unwrap()
 }
 
 fn names(visited: &[PathBuf]) -> Vec<String> {
