@@ -33,14 +33,9 @@ pub mod fs;
 pub mod model;
 pub mod output;
 pub mod proc;
-pub mod reported;
-pub mod resume;
-pub mod runstate;
-pub mod scan;
 pub mod shell;
 pub mod stop;
 pub mod sweep;
-pub mod team;
 
 use cli::{Command, Mode};
 use cmd::{fanin, reclaim, refresh, status};
@@ -94,7 +89,7 @@ where
         Command::Status => status::run(&config, &mut diag, &stop),
         Command::Refresh => refresh::run(&config, &mut diag, &stop),
         Command::Reclaim => reclaim::run(&config, &mut diag, &stop),
-        Command::HealthEvents => team::run(&config, &mut diag, &stop),
+        Command::HealthEvents => cmd::health_events::run(&config, &mut diag, &stop),
         Command::Beat => beat::run(&config, &mut diag, &stop),
         Command::FanIn => fanin::run(&config, &mut diag, &stop),
         Command::Sweep => sweep::run(&config, &mut diag, &stop),

@@ -23,9 +23,9 @@ use crate::core::plan::refresh::Change;
 use crate::exit::Exit;
 use crate::fs::RunLock;
 use crate::output::{Diagnostics, Metrics, Output};
-use crate::reported::{self, Reported};
-use crate::scan::{self, LazyHost, Listing, Run};
 use crate::shell::commit::{self, ApplyError, DocChange, Place, Written};
+use crate::shell::runs::{self as scan, LazyHost, Listing, Run};
+use crate::shell::state::reported::{self, Reported};
 use crate::stop::Stop;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashSet};
@@ -204,7 +204,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         let ledger = match &lock {
             Some(lock) => reclaim::load_ledger(lock, host.get()).unwrap_or_else(|error| {
                 diag.error(
-                    &crate::runstate::path_of(&run.path),
+                    &crate::shell::state::path_of(&run.path),
                     &error,
                     Exit::FileProblem,
                 );
@@ -219,7 +219,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             let mut resume = scan::Resume {
                 start: lock
                     .as_ref()
-                    .and_then(|lock| crate::resume::start(lock.state_dir())),
+                    .and_then(|lock| crate::shell::state::resume::start(lock.state_dir())),
                 stopped_at: None,
             };
             let mut visited = 0usize;
@@ -489,7 +489,12 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 );
             }
             if let Some(lock) = &lock {
-                crate::resume::record(lock.state_dir(), run, resume.stopped_at.as_deref(), diag);
+                crate::shell::state::resume::record(
+                    lock.state_dir(),
+                    run,
+                    resume.stopped_at.as_deref(),
+                    diag,
+                );
             }
         }
         states.push(RunState {
@@ -868,7 +873,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             .collect();
         if let Err(error) = reclaim::forget_notes(lock, me, &unlanded, &state.seen_orphans) {
             diag.error(
-                &crate::runstate::path_of(&state.run.path),
+                &crate::shell::state::path_of(&state.run.path),
                 &error,
                 Exit::FileProblem,
             );
@@ -916,7 +921,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 None
             };
             let dir = state_dir.or(dry_dir.as_ref());
-            match crate::team::health_events_for_run(
+            match crate::cmd::health_events::health_events_for_run(
                 state.run,
                 config,
                 dir,
@@ -988,7 +993,7 @@ fn read_reported(run: &Run, lock: Option<&RunLock>, config: &Config) -> Reported
             opened.as_ref()
         }
     };
-    let state = dir.and_then(|dir| crate::runstate::RunState::read(dir).ok());
+    let state = dir.and_then(|dir| crate::shell::state::RunState::read(dir).ok());
     Reported::new(
         state.as_ref().and_then(|s| s.section(reported::SECTION)),
         config.all,
@@ -1002,8 +1007,8 @@ fn write_reported(state: &RunState<'_>, complete: bool, diag: &mut Diagnostics) 
     let Some(lock) = &state.lock else {
         return;
     };
-    let path = crate::runstate::path_of(&state.run.path);
-    let mut stored = match crate::runstate::RunState::read(lock.state_dir()) {
+    let path = crate::shell::state::path_of(&state.run.path);
+    let mut stored = match crate::shell::state::RunState::read(lock.state_dir()) {
         Ok(stored) => stored,
         // Already reported by the health transitions; never replace what cannot be read.
         Err(_) => return,
@@ -1192,7 +1197,7 @@ impl Signals {
                 .collect();
             if let Err(error) = reclaim::note_before_signal(lock, &notes, at.seen_orphans) {
                 diag.error(
-                    &crate::runstate::path_of(&at.run.path),
+                    &crate::shell::state::path_of(&at.run.path),
                     &format!("cannot note the targets before signalling them: {error}"),
                     Exit::FileProblem,
                 );

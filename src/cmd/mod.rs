@@ -2,6 +2,7 @@
 //! shared loop (`shell/`) will leave them only the orchestration.
 
 pub mod fanin;
+pub mod health_events;
 pub mod reclaim;
 pub mod refresh;
 pub mod status;

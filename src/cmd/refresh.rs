@@ -18,10 +18,10 @@ use crate::exit::Exit;
 use crate::fs::{self, NamedPathPolicy, ReadError, RunRoot};
 use crate::model::Delegation;
 use crate::output::{Diagnostics, Output, Ts};
-use crate::scan::{self, LazyHost, Run};
 use crate::shell::commit::{
     self, ApplyError, DocChange, Place, lifecycle_mut, object_mut, set_status, ts,
 };
+use crate::shell::runs::{self as scan, LazyHost, Run};
 use serde_json::{Map, Value, json};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -553,7 +553,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &crate::stop::Stop) ->
         let mut resume = scan::Resume {
             start: lock
                 .as_ref()
-                .and_then(|lock| crate::resume::start(lock.state_dir())),
+                .and_then(|lock| crate::shell::state::resume::start(lock.state_dir())),
             stopped_at: None,
         };
         let result = scan::for_each_in_listing_from(
@@ -600,7 +600,12 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &crate::stop::Stop) ->
         );
         commit::sync(&listing.dir, wrote, diag);
         if let Some(lock) = &lock {
-            crate::resume::record(lock.state_dir(), run, resume.stopped_at.as_deref(), diag);
+            crate::shell::state::resume::record(
+                lock.state_dir(),
+                run,
+                resume.stopped_at.as_deref(),
+                diag,
+            );
         }
         if let Err(exit) = result {
             diag.raise(exit);

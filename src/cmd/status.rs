@@ -3,15 +3,15 @@
 //! One pass: list, read, parse, look at the process, compute the view, print, forget. No
 //! document outlives its record, so memory stays flat however many files there are.
 
+use crate::cmd::health_events::{self as team, WorkerRecord, WorkerSummary, WorkerTally};
 use crate::config::Config;
 use crate::core::lifecycle::{Tally, View};
 use crate::exit::Exit;
 use crate::fs;
 use crate::model::Int;
 use crate::output::{Diagnostics, JsonWriter, Metrics, Output, PathText, Ts, WriteJson};
-use crate::scan::{self, LazyHost};
+use crate::shell::runs::{self as scan, LazyHost};
 use crate::stop::Stop;
-use crate::team::{self, WorkerRecord, WorkerSummary, WorkerTally};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::BTreeMap;

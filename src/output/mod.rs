@@ -117,7 +117,7 @@ impl Output {
     }
 
     /// The output of a command over these runs (the json header names them).
-    pub fn for_runs(config: &crate::config::Config, runs: &[crate::scan::Run]) -> Output {
+    pub fn for_runs(config: &crate::config::Config, runs: &[crate::shell::runs::Run]) -> Output {
         let header = Header {
             run_dirs: runs
                 .iter()

@@ -11,7 +11,7 @@ use crate::core::time::{self, Millis};
 use crate::exit::Exit;
 use crate::fs::{self, Dir, Replaced};
 use crate::output::{Diagnostics, Output, PathText};
-use crate::scan::Run;
+use crate::shell::runs::Run;
 use crate::stop::Stop;
 use serde::Serialize;
 use serde_json::{Map, Value, json};

@@ -215,9 +215,9 @@ fn prepare_identity(run: &Run, config: &Config, host: &LazyHost, diag: &mut Diag
     let state_dir = run.dir().open_child(OsStr::new(".flatline")).ok().flatten();
     // A state that cannot be read is reported by its other readers and never rewritten
     // here: a fresh object would erase the other concerns' sections.
-    let (mut state, readable) = match state_dir.as_ref().map(crate::runstate::RunState::read) {
+    let (mut state, readable) = match state_dir.as_ref().map(crate::shell::state::RunState::read) {
         Some(Ok(state)) => (state, true),
-        Some(Err(_)) | None => (crate::runstate::RunState::default(), false),
+        Some(Err(_)) | None => (crate::shell::state::RunState::default(), false),
     };
     let real_now = crate::proc::now_ms();
     let clock = identity::note_clock(
@@ -253,7 +253,7 @@ fn prepare_identity(run: &Run, config: &Config, host: &LazyHost, diag: &mut Diag
         }
         if let Err(error) = state.write_if_changed(dir) {
             diag.error(
-                &crate::runstate::path_of(&run.path),
+                &crate::shell::state::path_of(&run.path),
                 &error.to_string(),
                 Exit::FileProblem,
             );
