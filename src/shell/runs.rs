@@ -39,6 +39,13 @@ impl Run {
     }
 }
 
+/// A run is named by the path the operator typed (the json header lists them).
+impl AsRef<Path> for Run {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// Opens each RUN_DIR once. A missing or unreadable one is reported (exit 4) and left out.
 pub fn open_runs(paths: &[PathBuf], diag: &mut Diagnostics) -> Vec<Run> {
     let mut seen = HashSet::new();
@@ -235,14 +242,7 @@ fn prepare_identity(run: &Run, config: &Config, host: &LazyHost, diag: &mut Diag
              workers without a process_fingerprint are unverifiable (never gone or reused)",
         );
     }
-    let writing = !config.dry_run
-        && matches!(
-            config.command,
-            crate::cli::Command::Refresh
-                | crate::cli::Command::Reclaim
-                | crate::cli::Command::Sweep
-                | crate::cli::Command::FanIn
-        );
+    let writing = config.writes_runs();
     if writing
         && readable
         && let Some(dir) = &state_dir
@@ -461,10 +461,7 @@ fn inspect_with<R>(
         policy,
         host,
         // The uid guard of the commands that signal needs the process's real uid.
-        matches!(
-            config.command,
-            crate::cli::Command::Reclaim | crate::cli::Command::Sweep
-        ),
+        config.signals_workers(),
     );
     let stream = stream(&delegation, &facts);
     let mut view = lifecycle::view_with_stream(
