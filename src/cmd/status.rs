@@ -3,7 +3,6 @@
 //! One pass: list, read, parse, look at the process, compute the view, print, forget. No
 //! document outlives its record, so memory stays flat however many files there are.
 
-use crate::cmd::health_events::{self as team, WorkerRecord, WorkerSummary, WorkerTally};
 use crate::config::Config;
 use crate::core::lifecycle::{Tally, View};
 use crate::exit::Exit;
@@ -11,6 +10,7 @@ use crate::fs;
 use crate::model::Int;
 use crate::output::{Diagnostics, JsonWriter, Metrics, Output, PathText, Ts, WriteJson};
 use crate::shell::runs::{self as scan, LazyHost};
+use crate::shell::workers::{self as team, WorkerRecord, WorkerSummary, WorkerTally};
 use crate::stop::Stop;
 use serde::Serialize;
 use std::borrow::Cow;

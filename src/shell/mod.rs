@@ -5,3 +5,4 @@
 pub mod commit;
 pub mod runs;
 pub mod state;
+pub mod workers;
