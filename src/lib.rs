@@ -15,13 +15,16 @@
 //!   a symlink, named paths read as their owner), `write` (atomic checked writes, the lock).
 //! - `proc/`: the system's processes: `host` (flatline's own facts, the process table),
 //!   `observe` (is the pid alive, and which process is it), `signal` (signals and waits).
-//! - `output/`: the formats (json, table, prometheus) and `diag` (problems on stderr).
-//! - `cmd/`: the subcommands `status`, `refresh`, `reclaim` and `fanin` (each still with its
-//!   own run loop, until `shell/` has the shared one).
-//! - `shell/`: `commit` (the write-retry loop every writing command uses).
+//! - `output/`: the formats (json, table, prometheus), `Format` (re-exported by `cli`) and
+//!   `diag` (problems on stderr).
+//! - `shell/`: `runs` (the scan: listing, process facts, stream facts, the walk over
+//!   `delegations/`), `workers` (the heartbeat workers of the team layout), `state`
+//!   (`.flatline/state.json` and its `resume` and `reported` sections), `commit` (the
+//!   write-retry loop every writing command uses).
+//! - `cmd/`: the subcommands `status`, `refresh`, `reclaim`, `fanin` and `health_events`
+//!   (each still with its own run loop, until `shell/` has the shared one).
 //! - `cli/`: `flags` (the one table of commands and flags), `parse`, `help`, `man`.
-//! - Still flat, to move next: `scan`, `resume`, `runstate`, `reported`, the commands
-//!   `team` (health-events), `beat` and `sweep`, `config`, `stop`, `exit`.
+//! - Still flat, to move next: the commands `beat` and `sweep`, `config`, `stop`, `exit`.
 
 pub mod beat;
 pub mod cli;
