@@ -299,62 +299,15 @@ pub fn for_each_worker(
             return Err(exit);
         }
         let dir_path = listing.dir.join(&entry.name);
-        let worker_dir = match entry.kind {
-            fs::EntryKind::Dir | fs::EntryKind::Unknown | fs::EntryKind::Symlink => {
-                match listing.dir.open_child(&entry.name) {
-                    Ok(Some(dir)) => dir,
-                    Ok(None) => continue,
-                    Err(error) if error.raw_os_error() == Some(libc::ENOTDIR) => continue,
-                    Err(error) => {
-                        let message = if error.raw_os_error() == Some(libc::ELOOP) {
-                            "is a symlink, refused".to_string()
-                        } else {
-                            fs::io_message(&error)
-                        };
-                        diag.error(&dir_path, &message, Exit::FileProblem);
-                        continue;
-                    }
-                }
-            }
-            // A stray file next to the worker directories is not a worker.
-            _ => continue,
+        let Some(worker_dir) = open_worker_dir(&listing.dir, entry, &dir_path, diag) else {
+            continue;
         };
         let spec_path = dir_path.join("worker-spec.json");
-        let spec_meta = match worker_dir.read_file(
-            OsStr::new("worker-spec.json"),
-            MAX_DOCUMENT_BYTES,
-            &mut spec_buf,
-        ) {
-            Ok(meta) => meta,
-            Err(ReadError::NotFound) => {
-                diag.error(
-                    &dir_path,
-                    "a worker directory without worker-spec.json",
-                    Exit::FileProblem,
-                );
-                continue;
-            }
-            Err(error) => {
-                diag.error(&spec_path, &error.to_string(), Exit::FileProblem);
-                continue;
-            }
+        let Some((spec_meta, spec)) =
+            read_spec(&worker_dir, &dir_path, &spec_path, &mut spec_buf, diag)
+        else {
+            continue;
         };
-        let spec: WorkerSpec<'_> = match model::parse_object(&spec_buf) {
-            Ok(spec) => spec,
-            Err(error) => {
-                diag.error(&spec_path, &error.to_string(), Exit::FileProblem);
-                continue;
-            }
-        };
-        let mut wrong = Vec::new();
-        spec.wrong_types(&mut String::new(), &mut wrong);
-        if !wrong.is_empty() {
-            let problems: Vec<String> = wrong
-                .iter()
-                .map(|w| format!("{} is {}, expected {}", w.path, w.found, w.expected))
-                .collect();
-            diag.error(&spec_path, &problems.join("; "), Exit::FileProblem);
-        }
         let dir_name = entry.name.to_string_lossy();
         let worker_dir = PathBuf::from("workers").join(&entry.name);
         // A path the spec names (`true`), or the default file in the worker's directory.
@@ -435,6 +388,79 @@ pub fn for_each_worker(
         visit(worker, diag)?;
     }
     Ok(())
+}
+
+/// Opens a worker directory of `workers/` without following a symlink; `None` for an entry
+/// that is not a worker directory (a problem is reported).
+fn open_worker_dir(
+    dir: &fs::Dir,
+    entry: &fs::Entry,
+    dir_path: &Path,
+    diag: &mut Diagnostics,
+) -> Option<fs::Dir> {
+    match entry.kind {
+        fs::EntryKind::Dir | fs::EntryKind::Unknown | fs::EntryKind::Symlink => {
+            match dir.open_child(&entry.name) {
+                Ok(Some(dir)) => Some(dir),
+                Ok(None) => None,
+                Err(error) if error.raw_os_error() == Some(libc::ENOTDIR) => None,
+                Err(error) => {
+                    let message = if error.raw_os_error() == Some(libc::ELOOP) {
+                        "is a symlink, refused".to_string()
+                    } else {
+                        fs::io_message(&error)
+                    };
+                    diag.error(dir_path, &message, Exit::FileProblem);
+                    None
+                }
+            }
+        }
+        // A stray file next to the worker directories is not a worker.
+        _ => None,
+    }
+}
+
+/// Reads and parses `worker-spec.json` of a worker directory; wrong types are reported and
+/// the spec kept, a missing or unparsable spec is reported and `None`.
+fn read_spec<'b>(
+    dir: &fs::Dir,
+    dir_path: &Path,
+    spec_path: &Path,
+    buf: &'b mut Vec<u8>,
+    diag: &mut Diagnostics,
+) -> Option<(fs::FileMeta, WorkerSpec<'b>)> {
+    let spec_meta = match dir.read_file(OsStr::new("worker-spec.json"), MAX_DOCUMENT_BYTES, buf) {
+        Ok(meta) => meta,
+        Err(ReadError::NotFound) => {
+            diag.error(
+                dir_path,
+                "a worker directory without worker-spec.json",
+                Exit::FileProblem,
+            );
+            return None;
+        }
+        Err(error) => {
+            diag.error(spec_path, &error.to_string(), Exit::FileProblem);
+            return None;
+        }
+    };
+    let spec: WorkerSpec<'_> = match model::parse_object(buf) {
+        Ok(spec) => spec,
+        Err(error) => {
+            diag.error(spec_path, &error.to_string(), Exit::FileProblem);
+            return None;
+        }
+    };
+    let mut wrong = Vec::new();
+    spec.wrong_types(&mut String::new(), &mut wrong);
+    if !wrong.is_empty() {
+        let problems: Vec<String> = wrong
+            .iter()
+            .map(|w| format!("{} is {}, expected {}", w.path, w.found, w.expected))
+            .collect();
+        diag.error(spec_path, &problems.join("; "), Exit::FileProblem);
+    }
+    Some((spec_meta, spec))
 }
 
 /// Counts of one workers summary row.
