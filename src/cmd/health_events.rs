@@ -8,10 +8,11 @@ use crate::fs;
 use crate::output::{Diagnostics, Output, PathText};
 use crate::shell::runs::{self as scan, Run};
 use crate::shell::state::{self as runstate, RunState};
-use crate::shell::workers::{WorkerTally, for_each_worker, missing_warning};
+use crate::shell::workers::{Worker, WorkerTally, for_each_worker, missing_warning};
 use crate::stop::Stop;
 use serde::Serialize;
 use std::ffi::OsStr;
+use std::path::Path;
 
 /// An action record of `health-events`: one appended event.
 #[derive(Debug, Serialize)]
@@ -144,20 +145,7 @@ pub fn health_events_for_run(
     let known_missing = parse_missing_paths(state.section(MISSING_PATHS_SECTION));
     let mut missing: Vec<(String, &'static str)> = Vec::new();
     let result = for_each_worker(run, config, diag, stop, |worker, diag| {
-        for (what, path) in &worker.missing_paths {
-            let entry = (worker.worker_id.clone(), *what);
-            if !known_missing.contains(&(entry.0.clone(), what.to_string())) {
-                diag.warning(
-                    &worker.spec_path,
-                    &format!(
-                        "{what} {} does not exist ({})",
-                        fs::display_path(path),
-                        missing_warning(what)
-                    ),
-                );
-            }
-            missing.push(entry);
-        }
+        note_missing_paths(&worker, &known_missing, &mut missing, diag);
         let before = previous
             .iter()
             .find(|(name, _)| *name == worker.worker_id)
@@ -203,24 +191,7 @@ pub fn health_events_for_run(
         diag.error(&events_path, &error.to_string(), Exit::FileProblem);
         outcome = "failed";
     }
-    for emitted in &records {
-        let record = EventRecord {
-            kind: "action",
-            command: "health-events",
-            action: emitted.kind,
-            outcome,
-            run_dir: PathText(&run.path),
-            path: PathText(&events_path),
-            worker_id: &emitted.worker_id,
-            event_id: &emitted.event_id,
-            previous_health: emitted.before.map(Health::as_str),
-            health: emitted.current.as_str(),
-            message: &emitted.message,
-        };
-        output
-            .record(&record)
-            .map_err(|error| crate::cmd::status::stdout_failed(diag, &error))?;
-    }
+    print_events(&records, outcome, run, &events_path, output, diag)?;
     // The baseline changes only when a health did; a run without change rewrites nothing.
     let unchanged = !first_run && next == previous;
     if outcome == "appended" && !unchanged {
@@ -245,6 +216,60 @@ pub fn health_events_for_run(
         );
     }
     Ok(tally)
+}
+
+/// Warns of each missing path of `worker` not already told in an earlier run, and notes
+/// every missing path in `missing` (to be remembered).
+fn note_missing_paths(
+    worker: &Worker,
+    known_missing: &[(String, String)],
+    missing: &mut Vec<(String, &'static str)>,
+    diag: &mut Diagnostics,
+) {
+    for (what, path) in &worker.missing_paths {
+        let entry = (worker.worker_id.clone(), *what);
+        if !known_missing.contains(&(entry.0.clone(), what.to_string())) {
+            diag.warning(
+                &worker.spec_path,
+                &format!(
+                    "{what} {} does not exist ({})",
+                    fs::display_path(path),
+                    missing_warning(what)
+                ),
+            );
+        }
+        missing.push(entry);
+    }
+}
+
+/// Prints the action record of each appended (or, in a dry run, planned) event.
+fn print_events(
+    records: &[Emitted],
+    outcome: &'static str,
+    run: &Run,
+    events_path: &Path,
+    output: &mut Output,
+    diag: &mut Diagnostics,
+) -> Result<(), Exit> {
+    for emitted in records {
+        let record = EventRecord {
+            kind: "action",
+            command: "health-events",
+            action: emitted.kind,
+            outcome,
+            run_dir: PathText(&run.path),
+            path: PathText(events_path),
+            worker_id: &emitted.worker_id,
+            event_id: &emitted.event_id,
+            previous_health: emitted.before.map(Health::as_str),
+            health: emitted.current.as_str(),
+            message: &emitted.message,
+        };
+        output
+            .record(&record)
+            .map_err(|error| crate::cmd::status::stdout_failed(diag, &error))?;
+    }
+    Ok(())
 }
 
 /// `flatline health-events`.

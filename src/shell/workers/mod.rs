@@ -303,91 +303,102 @@ pub fn for_each_worker(
             continue;
         };
         let spec_path = dir_path.join("worker-spec.json");
-        let Some((spec_meta, spec)) =
-            read_spec(&worker_dir, &dir_path, &spec_path, &mut spec_buf, diag)
-        else {
+        let Some(spec) = read_spec(&worker_dir, &dir_path, &spec_path, &mut spec_buf, diag) else {
             continue;
         };
-        let dir_name = entry.name.to_string_lossy();
-        let worker_dir = PathBuf::from("workers").join(&entry.name);
-        // A path the spec names (`true`), or the default file in the worker's directory.
-        let named = |field: Option<&str>, file: &str| match field.filter(|p| !p.is_empty()) {
-            Some(path) => (spec_path_in_run(&worker_dir, Path::new(path)), true),
-            None => (worker_dir.join(file), false),
-        };
-        let policy = NamedPathPolicy {
-            allow_outside: config.allow_outside_paths,
-            owner: crate::fs::guard_owner(&spec_meta),
-        };
-        let mut missing_paths = Vec::new();
-        let (beat_path, beat_named) = named(spec.heartbeat.str(), "heartbeat.json");
-        let beat = read_heartbeat(
-            run,
-            &beat_path,
-            policy,
-            spec_meta.mtime_ms,
-            &mut beat_buf,
-            &spec_path,
-            diag,
-        );
-        if beat_named && matches!(beat, Beat::Missing { .. }) {
-            missing_paths.push(("heartbeat", beat_path));
-        }
-        let mut view = health::health(&beat, config.now, &config.heartbeat);
-        let mut queue = |field: Option<&str>, file: &str, what: &'static str| {
-            let (path, is_named) = named(field, file);
-            let counted = count_queue_bounded(
-                run,
-                &path,
-                policy,
-                config.max_stream_read,
-                what,
-                &spec_path,
-                diag,
-            );
-            match counted {
-                QueueCount::Counted { count, truncated } => {
-                    if truncated {
-                        view.warnings.push(truncated_warning(what).into());
-                    }
-                    Some(count)
-                }
-                // A default file that is not there yet is an empty queue; a named one that
-                // is not there is a typo until it appears, never an empty queue.
-                QueueCount::Missing if !is_named => Some(0),
-                QueueCount::Missing => {
-                    missing_paths.push((what, path));
-                    None
-                }
-                QueueCount::Unreadable => None,
-            }
-        };
-        let inbox_count = queue(spec.inbox.str(), "inbox.jsonl", "inbox");
-        let outbox_count = queue(spec.outbox.str(), "outbox.jsonl", "outbox");
-        for (what, _) in &missing_paths {
-            view.warnings.push(missing_warning(what).into());
-        }
-        let spec_name = spec
-            .name
-            .str()
-            .filter(|name| !name.is_empty() && *name != dir_name)
-            .map(|name| crate::core::text::preview(name, 128));
-        if spec_name.is_some() {
-            view.warnings.push("spec_name_mismatch".into());
-        }
-        let worker = Worker {
-            spec_path,
-            worker_id: dir_name.into_owned(),
-            spec_name,
-            role: spec.role.str().map(|r| crate::core::text::preview(r, 128)),
-            view,
-            inbox_count,
-            outbox_count,
-            missing_paths,
-        };
+        let worker = read_worker(run, config, entry, spec_path, spec, &mut beat_buf, diag);
         visit(worker, diag)?;
     }
     Ok(())
+}
+
+/// The heartbeat, queues and warnings of one worker whose spec was read.
+fn read_worker(
+    run: &Run,
+    config: &Config,
+    entry: &fs::Entry,
+    spec_path: PathBuf,
+    (spec_meta, spec): (fs::FileMeta, WorkerSpec<'_>),
+    beat_buf: &mut Vec<u8>,
+    diag: &mut Diagnostics,
+) -> Worker {
+    let dir_name = entry.name.to_string_lossy();
+    let worker_dir = PathBuf::from("workers").join(&entry.name);
+    // A path the spec names (`true`), or the default file in the worker's directory.
+    let named = |field: Option<&str>, file: &str| match field.filter(|p| !p.is_empty()) {
+        Some(path) => (spec_path_in_run(&worker_dir, Path::new(path)), true),
+        None => (worker_dir.join(file), false),
+    };
+    let policy = NamedPathPolicy {
+        allow_outside: config.allow_outside_paths,
+        owner: crate::fs::guard_owner(&spec_meta),
+    };
+    let mut missing_paths = Vec::new();
+    let (beat_path, beat_named) = named(spec.heartbeat.str(), "heartbeat.json");
+    let beat = read_heartbeat(
+        run,
+        &beat_path,
+        policy,
+        spec_meta.mtime_ms,
+        beat_buf,
+        &spec_path,
+        diag,
+    );
+    if beat_named && matches!(beat, Beat::Missing { .. }) {
+        missing_paths.push(("heartbeat", beat_path));
+    }
+    let mut view = health::health(&beat, config.now, &config.heartbeat);
+    let mut queue = |field: Option<&str>, file: &str, what: &'static str| {
+        let (path, is_named) = named(field, file);
+        let counted = count_queue_bounded(
+            run,
+            &path,
+            policy,
+            config.max_stream_read,
+            what,
+            &spec_path,
+            diag,
+        );
+        match counted {
+            QueueCount::Counted { count, truncated } => {
+                if truncated {
+                    view.warnings.push(truncated_warning(what).into());
+                }
+                Some(count)
+            }
+            // A default file that is not there yet is an empty queue; a named one that
+            // is not there is a typo until it appears, never an empty queue.
+            QueueCount::Missing if !is_named => Some(0),
+            QueueCount::Missing => {
+                missing_paths.push((what, path));
+                None
+            }
+            QueueCount::Unreadable => None,
+        }
+    };
+    let inbox_count = queue(spec.inbox.str(), "inbox.jsonl", "inbox");
+    let outbox_count = queue(spec.outbox.str(), "outbox.jsonl", "outbox");
+    for (what, _) in &missing_paths {
+        view.warnings.push(missing_warning(what).into());
+    }
+    let spec_name = spec
+        .name
+        .str()
+        .filter(|name| !name.is_empty() && *name != dir_name)
+        .map(|name| crate::core::text::preview(name, 128));
+    if spec_name.is_some() {
+        view.warnings.push("spec_name_mismatch".into());
+    }
+    Worker {
+        spec_path,
+        worker_id: dir_name.into_owned(),
+        spec_name,
+        role: spec.role.str().map(|r| crate::core::text::preview(r, 128)),
+        view,
+        inbox_count,
+        outbox_count,
+        missing_paths,
+    }
 }
 
 /// Opens a worker directory of `workers/` without following a symlink; `None` for an entry
