@@ -18,17 +18,16 @@
 //!   `lock::state_dir`), `group` (the lock group).
 //! - `proc/`: the system's processes: `host` (flatline's own facts, the process table),
 //!   `observe` (is the pid alive, and which process is it), `signal` (signals and waits).
-//! - `sys/`: every libc and raw system call, thin wrappers returning `io::Result`: `fd`,
-//!   `pid`, `ids` (credentials of the owner's reader thread), `host` (clocks, limits).
-//! - `output/`: the formats (json, table, prometheus) and `diag` (problems on stderr).
-//! - `cmd/`: the subcommands `status`, `refresh`, `reclaim`, `fanin` and `beat` (each still
-//!   with its own run loop, until `shell/` has the shared one).
-//! - `shell/`: `commit` (the write-retry loop every writing command uses).
-//! - `cli/`: `flags` (the one table of commands and flags), `parse`, `help`, `man`, `config`
-//!   (the command line resolved against the environment).
-//! - `interrupt`: the signals and the deadline that end a run early (`Stop`); `exit`: the codes.
-//! - Still flat, to move next: `scan`, `resume`, `runstate`, `reported`, the commands
-//!   `team` (health-events) and `sweep`.
+//! - `output/`: the formats (json, table, prometheus), `Format` (re-exported by `cli`) and
+//!   `diag` (problems on stderr).
+//! - `shell/`: `runs` (the scan: listing, process facts, stream facts, the walk over
+//!   `delegations/`), `workers` (the heartbeat workers of the team layout), `state`
+//!   (`.flatline/state.json` and its `resume` and `reported` sections), `commit` (the
+//!   write-retry loop every writing command uses).
+//! - `cmd/`: the subcommands `status`, `refresh`, `reclaim`, `fanin` and `health_events`
+//!   (each still with its own run loop, until `shell/` has the shared one).
+//! - `cli/`: `flags` (the one table of commands and flags), `parse`, `help`, `man`.
+//! - Still flat, to move next: the commands `beat` and `sweep`, `config`, `stop`, `exit`.
 
 pub mod cli;
 pub mod cmd;
@@ -39,13 +38,8 @@ pub mod interrupt;
 pub mod model;
 pub mod output;
 pub mod proc;
-pub mod reported;
-pub mod resume;
-pub mod runstate;
-pub mod scan;
 pub mod shell;
 mod sys;
-pub mod team;
 
 use cli::{Command, Mode};
 use cmd::{beat, fanin, reclaim, refresh, status, sweep};
@@ -99,7 +93,7 @@ where
         Command::Status => status::run(&config, &mut diag, &stop),
         Command::Refresh => refresh::run(&config, &mut diag, &stop),
         Command::Reclaim => reclaim::run(&config, &mut diag, &stop),
-        Command::HealthEvents => team::run(&config, &mut diag, &stop),
+        Command::HealthEvents => cmd::health_events::run(&config, &mut diag, &stop),
         Command::Beat => beat::run(&config, &mut diag, &stop),
         Command::FanIn => fanin::run(&config, &mut diag, &stop),
         Command::Sweep => sweep::run(&config, &mut diag, &stop),

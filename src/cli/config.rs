@@ -88,6 +88,20 @@ impl Config {
         self.task_cards.is_empty()
             || card.is_some_and(|card| self.task_cards.iter().any(|c| c == card))
     }
+
+    /// Whether this command writes the runs it scans (and so may update their state file).
+    pub fn writes_runs(&self) -> bool {
+        !self.dry_run
+            && matches!(
+                self.command,
+                Command::Refresh | Command::Reclaim | Command::Sweep | Command::FanIn
+            )
+    }
+
+    /// Whether this command may signal workers (its uid guard needs their real uid).
+    pub fn signals_workers(&self) -> bool {
+        matches!(self.command, Command::Reclaim | Command::Sweep)
+    }
 }
 
 /// Resolves parsed arguments for `command`. `stdout_is_terminal` decides the default format.

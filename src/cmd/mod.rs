@@ -3,6 +3,7 @@
 
 pub mod beat;
 pub mod fanin;
+pub mod health_events;
 pub mod reclaim;
 pub mod refresh;
 pub mod status;

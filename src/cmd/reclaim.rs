@@ -20,11 +20,11 @@ use crate::interrupt::Stop;
 use crate::model::Int;
 use crate::output::{Diagnostics, Output, Ts};
 use crate::proc::{self, OpenError, Sent, Signal, Target, Waited};
-use crate::runstate::RunState as StateDoc;
-use crate::scan::{self, LazyHost, Listing, Run};
 use crate::shell::commit::{
     self, ApplyError, DocChange, Place, Written, lifecycle_mut, object_mut, set_status, ts,
 };
+use crate::shell::runs::{self as scan, LazyHost, Listing, Run};
+use crate::shell::state::RunState as StateDoc;
 use crate::shell::{self, Access};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashSet};
@@ -863,7 +863,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         let ledger = match &lock {
             Some(lock) => load_ledger(lock, host.get()).unwrap_or_else(|error| {
                 diag.error(
-                    &crate::runstate::path_of(&run.path),
+                    &crate::shell::state::path_of(&run.path),
                     &error,
                     Exit::FileProblem,
                 );
@@ -1118,7 +1118,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             .collect();
         if let Err(error) = forget_notes(lock, me, &unlanded, &state.seen_orphans) {
             diag.error(
-                &crate::runstate::path_of(&state.run.path),
+                &crate::shell::state::path_of(&state.run.path),
                 &error,
                 Exit::FileProblem,
             );
@@ -1804,7 +1804,7 @@ fn note_targets(
         }
         if let Err(error) = note_before_signal(lock, &notes, &state.seen_orphans) {
             diag.error(
-                &crate::runstate::path_of(&state.run.path),
+                &crate::shell::state::path_of(&state.run.path),
                 &format!("cannot note the targets before signalling them: {error}"),
                 Exit::FileProblem,
             );

@@ -18,10 +18,10 @@ use crate::exit::Exit;
 use crate::fs::{self, NamedPathPolicy, ReadError, RunRoot};
 use crate::model::Delegation;
 use crate::output::{Diagnostics, Output, Ts};
-use crate::scan::{self, LazyHost, Run};
 use crate::shell::commit::{
     self, ApplyError, DocChange, Place, lifecycle_mut, object_mut, set_status, ts,
 };
+use crate::shell::runs::{self as scan, LazyHost, Run};
 use crate::shell::{self, Access};
 use serde_json::{Map, Value, json};
 use std::cell::{Cell, RefCell};

@@ -12,7 +12,7 @@ use crate::exit::Exit;
 use crate::fs::{self, Dir, Replaced};
 use crate::interrupt::Stop;
 use crate::output::{Diagnostics, Output, PathText};
-use crate::scan::Run;
+use crate::shell::runs::Run;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::ffi::OsStr;

@@ -1,8 +1,13 @@
-//! shell: what every command shares between reading and printing. `session` is the run
-//! loop (open, lock, resume, stop); `commit` is the write-retry loop: a document change
-//! re-read and re-applied when another writer got there first. The tree kill is to come here.
+//! shell: what every command shares between reading and printing. `session` is the run loop
+//! (open, lock, resume, stop); `runs` is the scan (the runs, their listings, the view of each
+//! delegation file); `workers` reads the heartbeat workers; `state` is flatline's own memory of
+//! a run; `commit` is the write-retry loop: a document change re-read and re-applied when
+//! another writer got there first.
 
 pub mod commit;
+pub mod runs;
 pub mod session;
+pub mod state;
+pub mod workers;
 
 pub use session::{Access, Session, for_each_run};

@@ -9,8 +9,8 @@ use crate::exit::Exit;
 use crate::fs::{Dir, RunLock};
 use crate::interrupt::Stop;
 use crate::output::Diagnostics;
-use crate::scan::{self, Run};
 use crate::shell::commit;
+use crate::shell::runs::{self as scan, Run};
 
 /// What a command does with a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +36,7 @@ impl Session<'_> {
             start: self
                 .lock
                 .as_ref()
-                .and_then(|lock| crate::resume::start(lock.state_dir())),
+                .and_then(|lock| crate::shell::state::resume::start(lock.state_dir())),
             stopped_at: None,
         }
     }
@@ -44,7 +44,7 @@ impl Session<'_> {
     /// Records where this scan stopped (nowhere: it was complete), under the lock.
     pub fn record_resume(&self, resume: &scan::Resume, diag: &mut Diagnostics) {
         if let Some(lock) = &self.lock {
-            crate::resume::record(
+            crate::shell::state::resume::record(
                 lock.state_dir(),
                 self.run,
                 resume.stopped_at.as_deref(),

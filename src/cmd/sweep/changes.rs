@@ -7,8 +7,8 @@ use crate::cmd::refresh;
 use crate::core::plan::fan_in::Member;
 use crate::core::plan::reclaim::{Reclaim, Termination};
 use crate::core::plan::refresh::Change;
-use crate::scan;
 use crate::shell::commit::{ApplyError, DocChange};
+use crate::shell::runs as scan;
 use serde_json::{Map, Value};
 
 /// Every change sweep makes to one document, applied in order: refresh, reclaim, fan-in.

@@ -10,8 +10,8 @@ use crate::core::plan::reclaim::Termination;
 use crate::core::plan::refresh::Change;
 use crate::exit::Exit;
 use crate::output::{Diagnostics, Output};
-use crate::reported::{self, Reported};
 use crate::shell::commit;
+use crate::shell::state::reported::{self, Reported};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashSet};
 

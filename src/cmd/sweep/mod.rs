@@ -28,12 +28,12 @@ use crate::cli::config::Config;
 use crate::exit::Exit;
 use crate::interrupt::Stop;
 use crate::output::{Diagnostics, Output};
-use crate::scan::LazyHost;
+use crate::shell::runs::LazyHost;
 use state::{Env, Sweep};
 
 /// `flatline sweep`.
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
-    let runs = crate::scan::open_runs(&config.run_dirs, diag);
+    let runs = crate::shell::runs::open_runs(&config.run_dirs, diag);
     let host = LazyHost::default();
     let plan_table = crate::cmd::reclaim::PlanTable::default();
     let env = Env {

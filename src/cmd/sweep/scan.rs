@@ -17,10 +17,10 @@ use crate::core::plan::reclaim::{Reclaim, Termination, Triage, triage};
 use crate::exit::Exit;
 use crate::fs::RunLock;
 use crate::output::Diagnostics;
-use crate::reported::{self, Reported};
-use crate::scan::{self, Item, LazyHost, Run};
 use crate::shell::commit::Place;
+use crate::shell::runs::{self as scan, Item, LazyHost, Run};
 use crate::shell::session::{self, Access, Session, Visit};
+use crate::shell::state::reported::{self, Reported};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
@@ -188,7 +188,7 @@ fn load_ledger(
     match lock {
         Some(lock) => reclaim::load_ledger(lock, host.get()).unwrap_or_else(|error| {
             diag.error(
-                &crate::runstate::path_of(&run.path),
+                &crate::shell::state::path_of(&run.path),
                 &error,
                 Exit::FileProblem,
             );
@@ -477,8 +477,8 @@ fn join_card(
 /// unreadable state counts as none: the health transitions report it. A dry run takes no
 /// lock and creates nothing, but reads what is there.
 fn read_reported(session: &Session<'_>, config: &Config) -> Reported {
-    let state =
-        session.with_state_dir(|dir| dir.and_then(|dir| crate::runstate::RunState::read(dir).ok()));
+    let state = session
+        .with_state_dir(|dir| dir.and_then(|dir| crate::shell::state::RunState::read(dir).ok()));
     Reported::new(
         state.as_ref().and_then(|s| s.section(reported::SECTION)),
         config.all,

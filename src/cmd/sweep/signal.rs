@@ -12,9 +12,9 @@ use crate::exit::Exit;
 use crate::fs::RunLock;
 use crate::interrupt::Stop;
 use crate::output::Diagnostics;
-use crate::reported;
-use crate::scan::{LazyHost, Run};
 use crate::shell::commit::{self, DocChange, Place};
+use crate::shell::runs::{LazyHost, Run};
+use crate::shell::state::reported;
 use serde_json::{Map, json};
 use std::time::{Duration, Instant};
 
@@ -320,7 +320,7 @@ fn note(
         return true;
     };
     diag.error(
-        &crate::runstate::path_of(&at.run.path),
+        &crate::shell::state::path_of(&at.run.path),
         &format!("cannot note the targets before signalling them: {error}"),
         Exit::FileProblem,
     );

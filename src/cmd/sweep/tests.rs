@@ -593,7 +593,7 @@ fn only_a_member_that_surely_counts_keeps_its_card_from_being_ready() {
 #[test]
 fn a_sweep_prints_collapses_and_new_problems_the_rest_only_with_all() {
     use super::fan_in::fan_in_news;
-    use crate::reported::Reported;
+    use crate::shell::state::reported::Reported;
     let row = |value: serde_json::Value| value.as_object().cloned().unwrap();
     let collapsed =
         row(serde_json::json!({"task_card_id": "c", "ready": true, "outcome": "collapsed"}));

@@ -4,8 +4,8 @@
 use super::state::{Env, RunState, Sweep};
 use crate::exit::Exit;
 use crate::output::{Diagnostics, Metrics};
-use crate::reported;
 use crate::shell::session::with_state_dir;
+use crate::shell::state::reported;
 use serde_json::Value;
 
 /// Heartbeat transitions of every run still locked; the metrics of what the sweep saw.
@@ -17,7 +17,7 @@ pub(super) fn run(sweep: &mut Sweep<'_>, env: &Env<'_>, diag: &mut Diagnostics) 
     for state in sweep.states.iter().filter(|state| state.locked) {
         // A dry run has no lock but may still read a baseline that exists.
         let transitions = with_state_dir(state.run, state.lock.as_ref(), |dir| {
-            crate::team::health_events_for_run(
+            crate::cmd::health_events::health_events_for_run(
                 state.run,
                 env.config,
                 dir,
@@ -90,8 +90,8 @@ fn write_reported(state: &RunState<'_>, complete: bool, diag: &mut Diagnostics) 
     let Some(lock) = &state.lock else {
         return;
     };
-    let path = crate::runstate::path_of(&state.run.path);
-    let mut stored = match crate::runstate::RunState::read(lock.state_dir()) {
+    let path = crate::shell::state::path_of(&state.run.path);
+    let mut stored = match crate::shell::state::RunState::read(lock.state_dir()) {
         Ok(stored) => stored,
         // Already reported by the health transitions; never replace what cannot be read.
         Err(_) => return,

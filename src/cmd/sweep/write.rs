@@ -297,7 +297,7 @@ pub(super) fn run(
             crate::cmd::reclaim::forget_notes(lock, env.me, &unlanded, &state.seen_orphans)
         {
             diag.error(
-                &crate::runstate::path_of(&state.run.path),
+                &crate::shell::state::path_of(&state.run.path),
                 &error,
                 Exit::FileProblem,
             );
