@@ -12,7 +12,7 @@ use crate::cmd::refresh;
 use crate::config::Config;
 use crate::core::identity::{self, Identity, Observation, Pid};
 use crate::core::lifecycle::{ProcessFacts, ReclaimState, State};
-use crate::core::plan::reclaim::{Reclaim, Termination, Triage, triage, uid_allowed};
+use crate::core::plan::reclaim::{Reclaim, Termination, Triage, triage};
 use crate::core::plan::refresh::Change;
 use crate::exit::Exit;
 use crate::fs::RunLock;
@@ -24,6 +24,7 @@ use crate::scan::{self, LazyHost, Listing, Run};
 use crate::shell::commit::{
     self, ApplyError, DocChange, Place, Written, lifecycle_mut, object_mut, set_status, ts,
 };
+use crate::shell::tree_kill::{self, Descendant};
 pub use crate::shell::tree_kill::{Batch, Kill, finish, send_term, signal_all};
 use crate::stop::Stop;
 use serde_json::{Map, Value, json};
@@ -1175,18 +1176,12 @@ impl DryRunTarget {
         if config.only_process {
             return;
         }
-        for entry in identity::descendants(table, pid.get(), start_ticks) {
-            if entry.exited {
-                continue;
-            }
-            match identity::validate_found(entry.pid, host) {
-                Ok(found)
-                    if proc::real_uid(found)
-                        .is_some_and(|uid| uid_allowed(uid, owner, config.allow_foreign_uid)) =>
-                {
-                    self.would_signal.push(entry.pid)
+        for entry in tree_kill::live_descendants(table, pid.get(), start_ticks) {
+            match tree_kill::judge(entry.pid, owner, config.allow_foreign_uid, host) {
+                Descendant::Signal(_) => self.would_signal.push(entry.pid),
+                Descendant::Foreign | Descendant::Forbidden => {
+                    self.skipped_descendants.push(entry.pid)
                 }
-                _ => self.skipped_descendants.push(entry.pid),
             }
         }
     }

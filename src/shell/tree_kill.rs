@@ -32,6 +32,42 @@ pub fn termination(
     }
 }
 
+/// What the tree kill does with one descendant of a worker: the one descendant filter, used
+/// by the kill and by the dry-run plan alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Descendant {
+    /// It may be signalled: a valid pid whose real uid passes the uid guard.
+    Signal(Pid),
+    /// Another user's process (the uid guard): found, left alone, and said so.
+    Foreign,
+    /// Flatline itself, one of its ancestors, pid 0 or 1: never a target.
+    Forbidden,
+}
+
+/// The descendants of `root` still running (not zombies), from a snapshot of `/proc`.
+pub fn live_descendants(
+    table: &[identity::ProcEntry],
+    root: i32,
+    root_start: u64,
+) -> impl Iterator<Item = identity::ProcEntry> {
+    identity::descendants(table, root, root_start)
+        .into_iter()
+        .filter(|entry| !entry.exited)
+}
+
+/// Judges one descendant of a worker whose delegation file `owner` owns.
+pub fn judge(pid: i32, owner: u32, allow_foreign: bool, host: &identity::Host) -> Descendant {
+    // Never flatline itself or one of its ancestors, never pid 0 or 1.
+    let Ok(pid) = identity::validate_found(pid, host) else {
+        return Descendant::Forbidden;
+    };
+    if proc::real_uid(pid).is_some_and(|uid| uid_allowed(uid, owner, allow_foreign)) {
+        Descendant::Signal(pid)
+    } else {
+        Descendant::Foreign
+    }
+}
+
 /// One worker's processes being reclaimed: what was opened, sent and seen.
 #[derive(Debug)]
 pub struct Kill {
@@ -102,24 +138,21 @@ impl Kill {
     ) -> usize {
         let mut added = 0;
         for &(root, root_start) in roots {
-            for entry in identity::descendants(table, root, root_start) {
-                if entry.exited
-                    || entry.pid == self.pid.get()
+            for entry in live_descendants(table, root, root_start) {
+                if entry.pid == self.pid.get()
                     || self.descendants.iter().any(|d| d.pid().get() == entry.pid)
                     || self.skipped_descendants.contains(&entry.pid)
                 {
                     continue;
                 }
-                // Never flatline itself or one of its ancestors, never pid 0 or 1.
-                let Ok(pid) = identity::validate_found(entry.pid, host) else {
-                    continue;
+                let pid = match judge(entry.pid, self.owner, config.allow_foreign_uid, host) {
+                    Descendant::Signal(pid) => pid,
+                    Descendant::Foreign => {
+                        self.skipped_descendants.push(entry.pid);
+                        continue;
+                    }
+                    Descendant::Forbidden => continue,
                 };
-                let allowed = proc::real_uid(pid)
-                    .is_some_and(|uid| uid_allowed(uid, self.owner, config.allow_foreign_uid));
-                if !allowed {
-                    self.skipped_descendants.push(entry.pid);
-                    continue;
-                }
                 if let Ok(handle) = open_counted(pid, entry.start_ticks, budget) {
                     if let Some(signal) = signal {
                         handle.send(signal);

@@ -39,3 +39,38 @@ fn terminations_never_claim_a_death_that_was_not_seen() {
     }
     assert!(!Termination::Killed.needs_attention());
 }
+
+fn entry(pid: i32, ppid: i32, start_ticks: u64, exited: bool) -> identity::ProcEntry {
+    identity::ProcEntry {
+        pid,
+        ppid,
+        start_ticks,
+        exited,
+        kernel_thread: false,
+    }
+}
+
+#[test]
+fn the_descendant_filter_leaves_out_zombies_but_walks_through_them() {
+    let table = [
+        entry(100, 1, 50, false),
+        entry(101, 100, 60, false),
+        entry(102, 100, 61, true),
+        entry(103, 102, 62, false),
+        entry(104, 1, 70, false),
+    ];
+    let live: Vec<i32> = live_descendants(&table, 100, 50).map(|e| e.pid).collect();
+    assert_eq!(live, vec![101, 103]);
+}
+
+#[test]
+fn flatline_and_its_ancestors_are_never_a_descendant_to_signal() {
+    let host = identity::test_host();
+    for pid in [0, 1, host.self_pid, 999, 500] {
+        assert_eq!(
+            judge(pid, 0, true, &host),
+            Descendant::Forbidden,
+            "pid {pid}"
+        );
+    }
+}
