@@ -10,7 +10,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("core/health.rs", include_str!("health.rs")),
     ("core/identity.rs", include_str!("identity.rs")),
     ("core/identity/tests.rs", include_str!("identity/tests.rs")),
-    ("core/lifecycle.rs", include_str!("lifecycle.rs")),
+    ("core/lifecycle/mod.rs", include_str!("lifecycle/mod.rs")),
     (
         "core/lifecycle/tests.rs",
         include_str!("lifecycle/tests.rs"),
