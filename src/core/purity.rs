@@ -12,6 +12,19 @@ const SOURCES: &[(&str, &str)] = &[
     ("core/identity/tests.rs", include_str!("identity/tests.rs")),
     ("core/lifecycle/mod.rs", include_str!("lifecycle/mod.rs")),
     (
+        "core/lifecycle/baseline.rs",
+        include_str!("lifecycle/baseline.rs"),
+    ),
+    (
+        "core/lifecycle/state.rs",
+        include_str!("lifecycle/state.rs"),
+    ),
+    (
+        "core/lifecycle/thresholds.rs",
+        include_str!("lifecycle/thresholds.rs"),
+    ),
+    ("core/lifecycle/view.rs", include_str!("lifecycle/view.rs")),
+    (
         "core/lifecycle/tests.rs",
         include_str!("lifecycle/tests.rs"),
     ),

@@ -1,0 +1,378 @@
+//! The view of one delegation (SPEC §2): what a record prints and a plan decides on.
+
+use super::*;
+
+/// The lifecycle view of one delegation: everything a record prints and a plan decides on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct View<'a> {
+    pub delegation_id: Option<&'a str>,
+    pub task_card_id: Option<&'a str>,
+    pub work_kind: &'a str,
+    /// `child_agent.status` as recorded, or `queued` when missing.
+    pub status: &'a str,
+    pub child_status: ChildStatus,
+    pub state: State,
+    pub reclaim_state: ReclaimState,
+    /// The recorded `process_id` when it is an integer (valid or not).
+    pub process_id: Option<Int>,
+    pub process_alive: Option<bool>,
+    pub process_identity: Option<Identity>,
+    pub last_progress_at: Option<Millis>,
+    /// Which field the progress baseline came from.
+    pub progress_baseline: Option<&'static str>,
+    pub elapsed_since_progress_ms: Option<Millis>,
+    pub thresholds: Effective,
+    pub stale_at: Option<Millis>,
+    pub timed_out_at: Option<Millis>,
+    pub next_action: NextAction,
+    pub transition: &'static str,
+    pub recovery_action: Recovery,
+    pub recovery_reason: String,
+    pub summary: &'static str,
+    pub warnings: Vec<Warning>,
+    /// Human descriptions of malformed fields (wrong types, invalid timestamps), for the
+    /// one stderr line about this file.
+    pub malformed: Vec<String>,
+}
+
+impl View<'_> {
+    /// SPEC §2: what `--check` counts.
+    pub fn needs_attention(&self) -> bool {
+        if self.reclaim_state == ReclaimState::Reclaimed {
+            return false;
+        }
+        self.reclaim_state == ReclaimState::ReclaimNeeded
+            || self.state == State::Unknown
+            || self.next_action == NextAction::Finalize
+            || (self.child_status == ChildStatus::Running
+                && (self.warnings.contains(&Warning::InvalidProcessId)
+                    || self.process_identity == Some(Identity::Unverifiable)))
+            || self.warnings.contains(&Warning::StreamReplaced)
+            || self.warnings.contains(&Warning::StreamMissing)
+    }
+}
+
+pub(super) fn work_kind<'a>(doc: &'a Delegation<'a>) -> &'a str {
+    let non_empty = |text: Option<&'a str>| text.map(str::trim).filter(|t| !t.is_empty());
+    non_empty(doc.work_kind.str())
+        .or_else(|| non_empty(doc.worker_request.value().and_then(|r| r.work_kind.str())))
+        .or_else(|| {
+            non_empty(
+                doc.worker_launch_evidence
+                    .value()
+                    .and_then(|e| e.work_kind.str()),
+            )
+        })
+        .unwrap_or("worker")
+}
+
+/// The status string as recorded: `child_agent.status`, else `executor.status`.
+pub fn recorded_status<'a>(doc: &'a Delegation<'a>) -> Option<&'a str> {
+    doc.child_agent
+        .value()
+        .and_then(|c| c.status.str())
+        .or_else(|| doc.executor.value().and_then(|e| e.status.str()))
+}
+
+/// The child status, for callers that need only that.
+pub fn child_status(doc: &Delegation<'_>) -> ChildStatus {
+    recorded_status(doc).map_or(ChildStatus::Queued, ChildStatus::parse)
+}
+
+/// Whether the document says flatline (or an orchestrator) already reclaimed the worker.
+pub fn is_reclaimed(doc: &Delegation<'_>) -> bool {
+    doc.worker_lifecycle
+        .value()
+        .and_then(|l| l.reclaim_state.str())
+        == Some("reclaimed")
+}
+
+pub(super) fn summary_for(state: State, reclaimed: bool, next: NextAction) -> &'static str {
+    if reclaimed {
+        return "reclaimed after it stopped making progress; ask the operator how to recover";
+    }
+    if next == NextAction::Finalize {
+        return "running, but its process is gone: finalize with flatline refresh";
+    }
+    match state {
+        State::Queued => "queued and waiting for launch",
+        State::Launching => "launch requested, waiting for the worker to start",
+        State::RunningActive => "running with recent progress",
+        State::RunningQuiet => "running, quiet: no progress for a while",
+        State::Stale => "stale: no progress past the stale threshold; needs reclaim",
+        State::TimedOut => "timed out: past the timeout threshold; needs reclaim",
+        State::Returned => "returned; ready for fan-in",
+        State::Failed => "failed; needs follow-up",
+        State::Cancelled => "cancelled",
+        State::Unknown => "state unknown: see warnings",
+    }
+}
+
+pub(super) fn transition_for(state: State) -> &'static str {
+    match state {
+        State::Returned => "completed",
+        State::TimedOut => "reclaimable",
+        State::Stale => "stalled",
+        State::RunningQuiet => "quiet",
+        _ => "running",
+    }
+}
+
+/// The view of one delegation (SPEC §2) from its document alone, without the evidence of
+/// its stream. `times` must be `Times::of` the same document.
+pub fn view<'a>(
+    doc: &'a Delegation<'a>,
+    times: &Times,
+    now: Millis,
+    policy: &Thresholds,
+    process: &ProcessFacts,
+) -> View<'a> {
+    view_with_stream(doc, times, now, policy, process, &StreamFacts::NotLooked)
+}
+
+/// The view of one delegation (SPEC §2) with what a stat of its stream showed: the view
+/// never lags what the files already show.
+pub fn view_with_stream<'a>(
+    doc: &'a Delegation<'a>,
+    times: &Times,
+    now: Millis,
+    policy: &Thresholds,
+    process: &ProcessFacts,
+    stream: &StreamFacts,
+) -> View<'a> {
+    let lifecycle = doc.worker_lifecycle.value();
+    let mut warnings = Vec::new();
+    let mut malformed = Vec::new();
+
+    let mut wrong = Vec::new();
+    doc.wrong_types(&mut String::new(), &mut wrong);
+    for field in wrong {
+        malformed.push(format!(
+            "{} is {}, expected {}",
+            field.path, field.found, field.expected
+        ));
+        warnings.push(Warning::WrongType(field.path));
+    }
+    for path in &times.invalid {
+        malformed.push(format!("{path} is not an RFC 3339 timestamp"));
+        warnings.push(Warning::InvalidTimestamp(path));
+    }
+
+    let thresholds = effective_thresholds(lifecycle, policy, &mut warnings);
+    let status_text = recorded_status(doc);
+    let child_status = status_text.map_or(ChildStatus::Queued, ChildStatus::parse);
+    let reclaimed = is_reclaimed(doc);
+
+    let stream = if child_status == ChildStatus::Running && !reclaimed {
+        *stream
+    } else {
+        StreamFacts::NotLooked
+    };
+    let check = stream_check(recorded_stream_inode(lifecycle), &stream);
+    let (baseline, stream_skew) =
+        progress_baseline(times, &stream, check, now, policy.max_clock_skew);
+    match check {
+        StreamCheck::Replaced(_) => push_once(&mut warnings, Warning::StreamReplaced),
+        StreamCheck::Missing => push_once(&mut warnings, Warning::StreamMissing),
+        StreamCheck::Same | StreamCheck::Unchecked => {}
+    }
+    if stream
+        == (StreamFacts::Unusable {
+            not_readable_by_owner: true,
+        })
+    {
+        push_once(&mut warnings, Warning::StreamNotReadableByOwner);
+    }
+    if stream_skew.is_err() {
+        push_once(&mut warnings, Warning::ClockSkew);
+    }
+    // Age of the progress baseline; `None` when there is none or it is too far ahead.
+    let (elapsed, skew) = match baseline {
+        None => (None, None),
+        Some((at, _)) if at > now.saturating_add(policy.max_clock_skew) => {
+            (None, Some(Warning::ClockSkew))
+        }
+        Some((at, _)) if at > now => (Some(0), Some(Warning::ClockSkew)),
+        Some((at, _)) => (Some(now - at), None),
+    };
+
+    let mut cause = Cause::Progress;
+    let state = if reclaimed {
+        lifecycle
+            .and_then(|l| l.state.str())
+            .and_then(State::parse)
+            .unwrap_or(match child_status {
+                ChildStatus::Completed => State::Returned,
+                ChildStatus::Cancelled => State::Cancelled,
+                _ => State::Failed,
+            })
+    } else {
+        match child_status {
+            ChildStatus::Running => {
+                if let Some(warning) = skew {
+                    push_once(&mut warnings, warning);
+                }
+                match elapsed {
+                    None if baseline.is_none() => {
+                        push_once(&mut warnings, Warning::NoProgressBaseline);
+                        State::Unknown
+                    }
+                    None => State::Unknown,
+                    Some(age) => {
+                        // A stream written since the recorded baseline is a sign of a start.
+                        let stream_seen = matches!(baseline, Some((_, "stream_mtime")));
+                        let launching = is_launching(times, process.identity(), stream_seen);
+                        running_state(age, times, now, policy, thresholds, launching, &mut cause)
+                    }
+                }
+            }
+            ChildStatus::Completed => State::Returned,
+            ChildStatus::Failed => State::Failed,
+            ChildStatus::Cancelled => State::Cancelled,
+            ChildStatus::Queued => State::Queued,
+            ChildStatus::Other => {
+                push_once(&mut warnings, Warning::UnknownStatus);
+                State::Unknown
+            }
+        }
+    };
+
+    // While its stream is missing a worker is not judged on its progress: the evidence is
+    // gone, not necessarily the worker (SPEC §3.2). --max-runtime still applies.
+    let state = match state {
+        State::Stale | State::TimedOut
+            if check == StreamCheck::Missing && cause == Cause::Progress =>
+        {
+            let runtime = times.started_at.map(|at| (now - at).max(0));
+            match (policy.max_runtime, runtime) {
+                (Some(limit), Some(runtime)) if runtime >= limit => {
+                    cause = Cause::Runtime(runtime);
+                    State::TimedOut
+                }
+                _ => State::RunningQuiet,
+            }
+        }
+        state => state,
+    };
+
+    let reclaim_state = if reclaimed {
+        ReclaimState::Reclaimed
+    } else {
+        match state {
+            State::Stale | State::TimedOut => ReclaimState::ReclaimNeeded,
+            State::Returned => ReclaimState::Resumable,
+            _ => ReclaimState::NotNeeded,
+        }
+    };
+
+    let baseline_at = baseline.map(|(at, _)| at);
+    let stale_at = match (state, reclaimed) {
+        (State::Stale, false) => times.stale_at.or(baseline_at),
+        _ => times.stale_at,
+    };
+    let timed_out_at = match (state, reclaimed) {
+        (State::TimedOut, false) => times.timed_out_at.or(baseline_at),
+        _ => times.timed_out_at,
+    };
+
+    let process_id = lifecycle.and_then(|l| l.process_id.value().copied());
+    if let ProcessFacts::Invalid(_) = process {
+        push_once(&mut warnings, Warning::InvalidProcessId);
+    }
+    if recorded_fingerprint(lifecycle).is_err() {
+        push_once(&mut warnings, Warning::InvalidFingerprint);
+    }
+    let identity = process.identity();
+    let process_gone = matches!(identity, Some(Identity::Gone | Identity::Reused));
+
+    let next_action = if reclaimed {
+        NextAction::None
+    } else if child_status == ChildStatus::Running && process_gone {
+        NextAction::Finalize
+    } else {
+        match state {
+            State::Stale | State::TimedOut => NextAction::Reclaim,
+            State::Returned => NextAction::Advance,
+            State::Failed | State::Cancelled => NextAction::None,
+            _ => NextAction::AwaitWorker,
+        }
+    };
+
+    let age = elapsed.unwrap_or(0);
+    let (recovery_action, recovery_reason) = if reclaimed {
+        (
+            Recovery::AskOperator,
+            "the worker was reclaimed; ask the operator how to recover".to_string(),
+        )
+    } else {
+        match state {
+            State::Stale | State::TimedOut => (
+                Recovery::Reclaim,
+                reclaim_reason(state, cause, age, thresholds, policy),
+            ),
+            State::RunningQuiet => (
+                Recovery::Poll,
+                format!(
+                    "worker progress age {age} ms reached the quiet threshold {} ms",
+                    thresholds.quiet
+                ),
+            ),
+            State::Failed | State::Cancelled => (
+                Recovery::AskOperator,
+                format!(
+                    "the worker {}; ask the operator how to recover",
+                    if state == State::Failed {
+                        "failed"
+                    } else {
+                        "was cancelled"
+                    }
+                ),
+            ),
+            State::Returned => (
+                Recovery::Wait,
+                "the worker returned; wait for fan-in".to_string(),
+            ),
+            State::Queued | State::Launching => (
+                Recovery::Wait,
+                "the worker has not started; wait for launch".to_string(),
+            ),
+            State::Unknown => (
+                Recovery::Wait,
+                "the state cannot be determined; see warnings".to_string(),
+            ),
+            State::RunningActive => (
+                Recovery::Wait,
+                format!(
+                    "worker progress age {age} ms is below the quiet threshold {} ms",
+                    thresholds.quiet
+                ),
+            ),
+        }
+    };
+
+    View {
+        delegation_id: doc.delegation_id.str(),
+        task_card_id: doc.task_card_id.str(),
+        work_kind: work_kind(doc),
+        status: status_text.unwrap_or("queued"),
+        child_status,
+        state,
+        reclaim_state,
+        process_id,
+        process_alive: process.alive(),
+        process_identity: identity,
+        last_progress_at: times.last_progress_at,
+        progress_baseline: baseline.map(|(_, name)| name),
+        elapsed_since_progress_ms: elapsed,
+        thresholds,
+        stale_at,
+        timed_out_at,
+        next_action,
+        transition: transition_for(state),
+        recovery_action,
+        recovery_reason,
+        summary: summary_for(state, reclaimed, next_action),
+        warnings,
+        malformed,
+    }
+}
