@@ -31,7 +31,6 @@ use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::time::Instant;
 
 /// The nested-namespace guard (SPEC §3.1): for a delegation not owned by root, a worker whose
 /// `NSpid:` line has more than one entry (a sandbox) is not signalled without
@@ -500,7 +499,7 @@ pub fn test_pause_before_signal() {
     if let Some(path) = std::env::var_os("FLATLINE_TEST_PAUSE_BEFORE_SIGNAL") {
         let path = std::path::PathBuf::from(path);
         if std::fs::write(&path, b"paused\n").is_ok() {
-            let began = Instant::now();
+            let began = std::time::Instant::now();
             while path.exists() && began.elapsed() < std::time::Duration::from_secs(60) {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }

@@ -142,21 +142,7 @@ pub fn view_with_stream<'a>(
 ) -> View<'a> {
     let lifecycle = doc.worker_lifecycle.value();
     let mut warnings = Vec::new();
-    let mut malformed = Vec::new();
-
-    let mut wrong = Vec::new();
-    doc.wrong_types(&mut String::new(), &mut wrong);
-    for field in wrong {
-        malformed.push(format!(
-            "{} is {}, expected {}",
-            field.path, field.found, field.expected
-        ));
-        warnings.push(Warning::WrongType(field.path));
-    }
-    for path in &times.invalid {
-        malformed.push(format!("{path} is not an RFC 3339 timestamp"));
-        warnings.push(Warning::InvalidTimestamp(path));
-    }
+    let malformed = malformed_fields(doc, times, &mut warnings);
 
     let thresholds = effective_thresholds(lifecycle, policy, &mut warnings);
     let status_text = recorded_status(doc);
@@ -171,99 +157,31 @@ pub fn view_with_stream<'a>(
     let check = stream_check(recorded_stream_inode(lifecycle), &stream);
     let (baseline, stream_skew) =
         progress_baseline(times, &stream, check, now, policy.max_clock_skew);
-    match check {
-        StreamCheck::Replaced(_) => push_once(&mut warnings, Warning::StreamReplaced),
-        StreamCheck::Missing => push_once(&mut warnings, Warning::StreamMissing),
-        StreamCheck::Same | StreamCheck::Unchecked => {}
-    }
-    if stream
-        == (StreamFacts::Unusable {
-            not_readable_by_owner: true,
-        })
-    {
-        push_once(&mut warnings, Warning::StreamNotReadableByOwner);
-    }
-    if stream_skew.is_err() {
-        push_once(&mut warnings, Warning::ClockSkew);
-    }
-    // Age of the progress baseline; `None` when there is none or it is too far ahead.
-    let (elapsed, skew) = match baseline {
-        None => (None, None),
-        Some((at, _)) if at > now.saturating_add(policy.max_clock_skew) => {
-            (None, Some(Warning::ClockSkew))
-        }
-        Some((at, _)) if at > now => (Some(0), Some(Warning::ClockSkew)),
-        Some((at, _)) => (Some(now - at), None),
-    };
+    stream_warnings(check, &stream, stream_skew, &mut warnings);
+    let (elapsed, skew) = progress_age(baseline, now, policy.max_clock_skew);
 
     let mut cause = Cause::Progress;
     let state = if reclaimed {
-        lifecycle
-            .and_then(|l| l.state.str())
-            .and_then(State::parse)
-            .unwrap_or(match child_status {
-                ChildStatus::Completed => State::Returned,
-                ChildStatus::Cancelled => State::Cancelled,
-                _ => State::Failed,
-            })
+        reclaimed_state(lifecycle, child_status)
     } else {
-        match child_status {
-            ChildStatus::Running => {
-                if let Some(warning) = skew {
-                    push_once(&mut warnings, warning);
-                }
-                match elapsed {
-                    None if baseline.is_none() => {
-                        push_once(&mut warnings, Warning::NoProgressBaseline);
-                        State::Unknown
-                    }
-                    None => State::Unknown,
-                    Some(age) => {
-                        // A stream written since the recorded baseline is a sign of a start.
-                        let stream_seen = matches!(baseline, Some((_, "stream_mtime")));
-                        let launching = is_launching(times, process.identity(), stream_seen);
-                        running_state(age, times, now, policy, thresholds, launching, &mut cause)
-                    }
-                }
-            }
-            ChildStatus::Completed => State::Returned,
-            ChildStatus::Failed => State::Failed,
-            ChildStatus::Cancelled => State::Cancelled,
-            ChildStatus::Queued => State::Queued,
-            ChildStatus::Other => {
-                push_once(&mut warnings, Warning::UnknownStatus);
-                State::Unknown
-            }
-        }
+        let running = Running {
+            skew,
+            elapsed,
+            baseline,
+            times,
+            now,
+            policy,
+            thresholds,
+            process,
+        };
+        unreclaimed_state(child_status, &running, &mut warnings, &mut cause)
     };
 
     // While its stream is missing a worker is not judged on its progress: the evidence is
     // gone, not necessarily the worker (SPEC §3.2). --max-runtime still applies.
-    let state = match state {
-        State::Stale | State::TimedOut
-            if check == StreamCheck::Missing && cause == Cause::Progress =>
-        {
-            let runtime = times.started_at.map(|at| (now - at).max(0));
-            match (policy.max_runtime, runtime) {
-                (Some(limit), Some(runtime)) if runtime >= limit => {
-                    cause = Cause::Runtime(runtime);
-                    State::TimedOut
-                }
-                _ => State::RunningQuiet,
-            }
-        }
-        state => state,
-    };
+    let state = missing_stream_state(state, check, &mut cause, times, now, policy);
 
-    let reclaim_state = if reclaimed {
-        ReclaimState::Reclaimed
-    } else {
-        match state {
-            State::Stale | State::TimedOut => ReclaimState::ReclaimNeeded,
-            State::Returned => ReclaimState::Resumable,
-            _ => ReclaimState::NotNeeded,
-        }
-    };
+    let reclaim_state = reclaim_state_of(state, reclaimed);
 
     let baseline_at = baseline.map(|(at, _)| at);
     let stale_at = match (state, reclaimed) {
@@ -285,7 +203,220 @@ pub fn view_with_stream<'a>(
     let identity = process.identity();
     let process_gone = matches!(identity, Some(Identity::Gone | Identity::Reused));
 
-    let next_action = if reclaimed {
+    let next_action = next_action_of(state, reclaimed, child_status, process_gone);
+
+    let age = elapsed.unwrap_or(0);
+    let (recovery_action, recovery_reason) =
+        recovery(state, reclaimed, cause, age, thresholds, policy);
+
+    View {
+        delegation_id: doc.delegation_id.str(),
+        task_card_id: doc.task_card_id.str(),
+        work_kind: work_kind(doc),
+        status: status_text.unwrap_or("queued"),
+        child_status,
+        state,
+        reclaim_state,
+        process_id,
+        process_alive: process.alive(),
+        process_identity: identity,
+        last_progress_at: times.last_progress_at,
+        progress_baseline: baseline.map(|(_, name)| name),
+        elapsed_since_progress_ms: elapsed,
+        thresholds,
+        stale_at,
+        timed_out_at,
+        next_action,
+        transition: transition_for(state),
+        recovery_action,
+        recovery_reason,
+        summary: summary_for(state, reclaimed, next_action),
+        warnings,
+        malformed,
+    }
+}
+
+/// The fields of a document of the wrong type and its timestamps that do not parse: each a
+/// `malformed` line and a warning.
+fn malformed_fields(
+    doc: &Delegation<'_>,
+    times: &Times,
+    warnings: &mut Vec<Warning>,
+) -> Vec<String> {
+    let mut malformed = Vec::new();
+    let mut wrong = Vec::new();
+    doc.wrong_types(&mut String::new(), &mut wrong);
+    for field in wrong {
+        malformed.push(format!(
+            "{} is {}, expected {}",
+            field.path, field.found, field.expected
+        ));
+        warnings.push(Warning::WrongType(field.path));
+    }
+    for path in &times.invalid {
+        malformed.push(format!("{path} is not an RFC 3339 timestamp"));
+        warnings.push(Warning::InvalidTimestamp(path));
+    }
+    malformed
+}
+
+/// The warnings of what the stream check and the stream's facts found.
+fn stream_warnings(
+    check: StreamCheck,
+    stream: &StreamFacts,
+    stream_skew: Result<(), ()>,
+    warnings: &mut Vec<Warning>,
+) {
+    match check {
+        StreamCheck::Replaced(_) => push_once(warnings, Warning::StreamReplaced),
+        StreamCheck::Missing => push_once(warnings, Warning::StreamMissing),
+        StreamCheck::Same | StreamCheck::Unchecked => {}
+    }
+    if *stream
+        == (StreamFacts::Unusable {
+            not_readable_by_owner: true,
+        })
+    {
+        push_once(warnings, Warning::StreamNotReadableByOwner);
+    }
+    if stream_skew.is_err() {
+        push_once(warnings, Warning::ClockSkew);
+    }
+}
+
+/// Age of the progress baseline; `None` when there is none or it is too far ahead.
+fn progress_age(
+    baseline: Option<(Millis, &'static str)>,
+    now: Millis,
+    max_clock_skew: Millis,
+) -> (Option<Millis>, Option<Warning>) {
+    match baseline {
+        None => (None, None),
+        Some((at, _)) if at > now.saturating_add(max_clock_skew) => {
+            (None, Some(Warning::ClockSkew))
+        }
+        Some((at, _)) if at > now => (Some(0), Some(Warning::ClockSkew)),
+        Some((at, _)) => (Some(now - at), None),
+    }
+}
+
+/// The state a reclaimed worker was left in: as recorded, else from its status.
+fn reclaimed_state(lifecycle: Option<&Lifecycle<'_>>, child_status: ChildStatus) -> State {
+    lifecycle
+        .and_then(|l| l.state.str())
+        .and_then(State::parse)
+        .unwrap_or(match child_status {
+            ChildStatus::Completed => State::Returned,
+            ChildStatus::Cancelled => State::Cancelled,
+            _ => State::Failed,
+        })
+}
+
+/// What the state of a running worker is judged on.
+struct Running<'t> {
+    skew: Option<Warning>,
+    elapsed: Option<Millis>,
+    baseline: Option<(Millis, &'static str)>,
+    times: &'t Times,
+    now: Millis,
+    policy: &'t Thresholds,
+    thresholds: Effective,
+    process: &'t ProcessFacts,
+}
+
+/// The state of a worker that is not reclaimed, from its recorded status and, while it
+/// runs, the age of its progress baseline.
+fn unreclaimed_state(
+    child_status: ChildStatus,
+    running: &Running<'_>,
+    warnings: &mut Vec<Warning>,
+    cause: &mut Cause,
+) -> State {
+    match child_status {
+        ChildStatus::Running => {
+            if let Some(warning) = running.skew.clone() {
+                push_once(warnings, warning);
+            }
+            match running.elapsed {
+                None if running.baseline.is_none() => {
+                    push_once(warnings, Warning::NoProgressBaseline);
+                    State::Unknown
+                }
+                None => State::Unknown,
+                Some(age) => {
+                    // A stream written since the recorded baseline is a sign of a start.
+                    let stream_seen = matches!(running.baseline, Some((_, "stream_mtime")));
+                    let launching =
+                        is_launching(running.times, running.process.identity(), stream_seen);
+                    running_state(
+                        age,
+                        running.times,
+                        running.now,
+                        running.policy,
+                        running.thresholds,
+                        launching,
+                        cause,
+                    )
+                }
+            }
+        }
+        ChildStatus::Completed => State::Returned,
+        ChildStatus::Failed => State::Failed,
+        ChildStatus::Cancelled => State::Cancelled,
+        ChildStatus::Queued => State::Queued,
+        ChildStatus::Other => {
+            push_once(warnings, Warning::UnknownStatus);
+            State::Unknown
+        }
+    }
+}
+
+/// While its stream is missing a worker is not judged on its progress: the evidence is
+/// gone, not necessarily the worker (SPEC §3.2). --max-runtime still applies.
+fn missing_stream_state(
+    state: State,
+    check: StreamCheck,
+    cause: &mut Cause,
+    times: &Times,
+    now: Millis,
+    policy: &Thresholds,
+) -> State {
+    match state {
+        State::Stale | State::TimedOut
+            if check == StreamCheck::Missing && *cause == Cause::Progress =>
+        {
+            let runtime = times.started_at.map(|at| (now - at).max(0));
+            match (policy.max_runtime, runtime) {
+                (Some(limit), Some(runtime)) if runtime >= limit => {
+                    *cause = Cause::Runtime(runtime);
+                    State::TimedOut
+                }
+                _ => State::RunningQuiet,
+            }
+        }
+        state => state,
+    }
+}
+
+fn reclaim_state_of(state: State, reclaimed: bool) -> ReclaimState {
+    if reclaimed {
+        ReclaimState::Reclaimed
+    } else {
+        match state {
+            State::Stale | State::TimedOut => ReclaimState::ReclaimNeeded,
+            State::Returned => ReclaimState::Resumable,
+            _ => ReclaimState::NotNeeded,
+        }
+    }
+}
+
+fn next_action_of(
+    state: State,
+    reclaimed: bool,
+    child_status: ChildStatus,
+    process_gone: bool,
+) -> NextAction {
+    if reclaimed {
         NextAction::None
     } else if child_status == ChildStatus::Running && process_gone {
         NextAction::Finalize
@@ -296,10 +427,19 @@ pub fn view_with_stream<'a>(
             State::Failed | State::Cancelled => NextAction::None,
             _ => NextAction::AwaitWorker,
         }
-    };
+    }
+}
 
-    let age = elapsed.unwrap_or(0);
-    let (recovery_action, recovery_reason) = if reclaimed {
+/// What recovers the worker, and why (SPEC §2).
+fn recovery(
+    state: State,
+    reclaimed: bool,
+    cause: Cause,
+    age: Millis,
+    thresholds: Effective,
+    policy: &Thresholds,
+) -> (Recovery, String) {
+    if reclaimed {
         (
             Recovery::AskOperator,
             "the worker was reclaimed; ask the operator how to recover".to_string(),
@@ -348,31 +488,5 @@ pub fn view_with_stream<'a>(
                 ),
             ),
         }
-    };
-
-    View {
-        delegation_id: doc.delegation_id.str(),
-        task_card_id: doc.task_card_id.str(),
-        work_kind: work_kind(doc),
-        status: status_text.unwrap_or("queued"),
-        child_status,
-        state,
-        reclaim_state,
-        process_id,
-        process_alive: process.alive(),
-        process_identity: identity,
-        last_progress_at: times.last_progress_at,
-        progress_baseline: baseline.map(|(_, name)| name),
-        elapsed_since_progress_ms: elapsed,
-        thresholds,
-        stale_at,
-        timed_out_at,
-        next_action,
-        transition: transition_for(state),
-        recovery_action,
-        recovery_reason,
-        summary: summary_for(state, reclaimed, next_action),
-        warnings,
-        malformed,
     }
 }
