@@ -10,6 +10,7 @@
 
 use crate::config::Config;
 use crate::core::plan::fan_in::{CardDoc, FanIn, Member, Stamp, decide_owned};
+use crate::core::plan::recheck;
 use crate::core::time::Millis;
 use crate::exit::Exit;
 use crate::fs::{self, FileMeta, MAX_DOCUMENT_BYTES};
@@ -441,7 +442,7 @@ pub fn still_unstamped(
     stamp: FanInStamp,
 ) -> Result<Option<FanInStamp>, String> {
     scan::inspect(bytes, config, host, |doc, _, _, _| {
-        Member::of(doc).may_need_stamp().then_some(stamp)
+        recheck::stamp_applies(&Member::of(doc)).then_some(stamp)
     })
     .map_err(|error| error.to_string())
 }

@@ -12,6 +12,7 @@ use crate::cmd::refresh;
 use crate::config::Config;
 use crate::core::identity::{self, Identity, Observation, Pid};
 use crate::core::lifecycle::{ProcessFacts, ReclaimState, State};
+use crate::core::plan::recheck;
 use crate::core::plan::reclaim::{Reclaim, Termination, Triage, triage};
 use crate::core::plan::refresh::Change;
 use crate::exit::Exit;
@@ -437,12 +438,7 @@ pub fn still_needs_no_process_reclaim(
     change: &Reclaim,
 ) -> Result<Option<Reclaim>, String> {
     scan::inspect(bytes, config, host, |doc, _, facts, view| {
-        let running = crate::core::lifecycle::child_status(doc)
-            == crate::core::lifecycle::ChildStatus::Running;
-        (running
-            && view.reclaim_state == ReclaimState::ReclaimNeeded
-            && matches!(facts, ProcessFacts::NoPid))
-        .then(|| change.clone())
+        recheck::no_process_reclaim_applies(doc, facts, view).then(|| change.clone())
     })
     .map_err(|error| error.to_string())
 }

@@ -34,6 +34,11 @@ const SOURCES: &[(&str, &str)] = &[
         "core/plan/fan_in/tests.rs",
         include_str!("plan/fan_in/tests.rs"),
     ),
+    ("core/plan/recheck.rs", include_str!("plan/recheck.rs")),
+    (
+        "core/plan/recheck/tests.rs",
+        include_str!("plan/recheck/tests.rs"),
+    ),
     ("core/plan/reclaim.rs", include_str!("plan/reclaim.rs")),
     (
         "core/plan/reclaim/tests.rs",

@@ -143,19 +143,7 @@ pub fn recheck(
         None => bytes,
     };
     scan::inspect(bytes, config, host, |_, _, _, view| {
-        if view.reclaim_state != ReclaimState::ReclaimNeeded {
-            Some(match moved {
-                Some(mtime) => format!(
-                    "its event stream was written at {} since the plan",
-                    crate::core::time::format_rfc3339(mtime)
-                ),
-                None => "its document no longer needs a reclaim".to_string(),
-            })
-        } else if view.process_id != process_id {
-            Some("its document names another process now".to_string())
-        } else {
-            None
-        }
+        recheck::reclaim_dropped(view, moved, process_id)
     })
     .map_err(|error| error.to_string())
 }
