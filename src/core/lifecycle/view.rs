@@ -183,15 +183,7 @@ pub fn view_with_stream<'a>(
 
     let reclaim_state = reclaim_state_of(state, reclaimed);
 
-    let baseline_at = baseline.map(|(at, _)| at);
-    let stale_at = match (state, reclaimed) {
-        (State::Stale, false) => times.stale_at.or(baseline_at),
-        _ => times.stale_at,
-    };
-    let timed_out_at = match (state, reclaimed) {
-        (State::TimedOut, false) => times.timed_out_at.or(baseline_at),
-        _ => times.timed_out_at,
-    };
+    let (stale_at, timed_out_at) = since(state, reclaimed, times, baseline.map(|(at, _)| at));
 
     let process_id = lifecycle.and_then(|l| l.process_id.value().copied());
     if let ProcessFacts::Invalid(_) = process {
@@ -396,6 +388,24 @@ fn missing_stream_state(
         }
         state => state,
     }
+}
+
+/// When a worker became stale or timed out: as recorded, else (while it is) its baseline.
+fn since(
+    state: State,
+    reclaimed: bool,
+    times: &Times,
+    baseline_at: Option<Millis>,
+) -> (Option<Millis>, Option<Millis>) {
+    let stale_at = match (state, reclaimed) {
+        (State::Stale, false) => times.stale_at.or(baseline_at),
+        _ => times.stale_at,
+    };
+    let timed_out_at = match (state, reclaimed) {
+        (State::TimedOut, false) => times.timed_out_at.or(baseline_at),
+        _ => times.timed_out_at,
+    };
+    (stale_at, timed_out_at)
 }
 
 fn reclaim_state_of(state: State, reclaimed: bool) -> ReclaimState {
