@@ -2,12 +2,14 @@
 //! (open, lock, resume, stop); `runs` is the scan (the runs, their listings, the view of each
 //! delegation file); `workers` reads the heartbeat workers; `state` is flatline's own memory of
 //! a run; `commit` is the write-retry loop: a document change re-read and re-applied when
-//! another writer got there first.
+//! another writer got there first; `tree_kill` signals workers and their process trees
+//! together, all in one grace.
 
 pub mod commit;
 pub mod runs;
 pub mod session;
 pub mod state;
+pub mod tree_kill;
 pub mod workers;
 
 pub use session::{Access, Session, for_each_run};
