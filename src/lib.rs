@@ -1,16 +1,20 @@
 //! flatline: a watchdog for the worker processes of AI-agent orchestrators.
 //!
 //! The crate is a pure core (lifecycle views, event digests, plans) and a thin imperative
-//! shell (scan, proc, fs, output) around it; `main.rs` only parses, runs and exits.
+//! shell around it; `main.rs` only parses, runs and exits. ARCHITECTURE.md draws the layers.
 //!
-//! Where things live (the house is being moved into layers, issue 14; arrows point down):
+//! Where things live (arrows point down only: cmd → shell → output → fs/proc → sys; core and
+//! model import nothing above them):
 //!
-//! - `core/`: pure, and a unit test (`core/purity.rs`) keeps it so. `lifecycle` (the view of
+//! - `core/`: pure, and a unit test (`core/purity.rs`) keeps it so. `lifecycle/` (the view of
 //!   a delegation, SPEC §2), `identity` (the validated `Pid`, `/proc` parsing, the identity
 //!   window, SPEC §3.1), `digest/` (event streams, one file per agent shape), `health`
-//!   (team heartbeats, SPEC §5), `plan/` (the decisions of refresh, reclaim and fan-in),
-//!   `text` (previews and escapes, SPEC §7), `time` (milliseconds, RFC 3339, durations).
+//!   (team heartbeats, SPEC §5), `plan/` (the decisions of refresh, reclaim and fan-in, and
+//!   `recheck`: does a change still apply after a conflict), `text` (previews and escapes,
+//!   SPEC §7), `time` (milliseconds, RFC 3339, durations).
 //! - `model/`: what the files say: the lenient framework, delegations, team documents.
+//! - `sys/`: every `unsafe` and libc call, thin wrappers returning `io::Result`: `fd`, `pid`,
+//!   `ids` (credentials of the owner's reader thread), `host` (clocks, limits, randomness).
 //! - `fs/`: the file system beneath a run: `read` (descriptors, bounded reads that never follow
 //!   a symlink), `meta` (what `fstat` says, whose word a document is, `ReadError`), `range`
 //!   (sparse reads), `named` (paths documents name) read as their owner (`named::owner`),
@@ -18,16 +22,18 @@
 //!   `lock::state_dir`), `group` (the lock group).
 //! - `proc/`: the system's processes: `host` (flatline's own facts, the process table),
 //!   `observe` (is the pid alive, and which process is it), `signal` (signals and waits).
-//! - `output/`: the formats (json, table, prometheus), `Format` (re-exported by `cli`) and
-//!   `diag` (problems on stderr).
-//! - `shell/`: `runs` (the scan: listing, process facts, stream facts, the walk over
-//!   `delegations/`), `workers` (the heartbeat workers of the team layout), `state`
-//!   (`.flatline/state.json` and its `resume` and `reported` sections), `commit` (the
-//!   write-retry loop every writing command uses).
-//! - `cmd/`: the subcommands `status`, `refresh`, `reclaim`, `fanin` and `health_events`
-//!   (each still with its own run loop, until `shell/` has the shared one).
-//! - `cli/`: `flags` (the one table of commands and flags), `parse`, `help`, `man`.
-//! - Still flat, to move next: the commands `beat` and `sweep`, `config`, `stop`, `exit`.
+//! - `output/`: the formats (json, table, prometheus), `Format` and `diag` (problems on stderr).
+//! - `shell/`: `session` (the one run loop: open, lock, resume, stop), `runs` (the scan:
+//!   listing, process facts, stream facts, the walk over `delegations/`), `workers` (the
+//!   heartbeat workers of the team layout), `state` (`.flatline/state.json` and its `resume`
+//!   and `reported` sections), `commit` (the write-retry loop), `tree_kill` (a worker and its
+//!   descendants signalled in one grace).
+//! - `cmd/`: one module per subcommand: `status`, `refresh`, `reclaim`, `fanin`,
+//!   `health_events`, `beat`, and `sweep/` (its phases: scan, signal, fan-in, write,
+//!   transitions).
+//! - `cli/`: `flags` (the one table of commands and flags), `parse`, `help`, `man`, `config`
+//!   (the command line resolved against the environment).
+//! - `interrupt` (the signals and the deadline that end a run early) and `exit` (the codes).
 
 pub mod cli;
 pub mod cmd;
