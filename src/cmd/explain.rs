@@ -5,17 +5,17 @@
 //! tree waits on; `core::explain` assembles the evidence. The operands are RUN_DIR and then
 //! delegation ids (or file names); without ids, the delegations that need attention.
 
-use crate::config::Config;
+use crate::cli::config::Config;
 use crate::core::explain::{self, Inputs, Origin, StreamStat, UidFacts};
 use crate::core::identity::{self, Observation};
 use crate::core::lifecycle::{self, ProcessFacts, State};
 use crate::core::stall::{Previous, Stall, diagnose};
 use crate::exit::Exit;
 use crate::fs::{self, NamedPathPolicy};
+use crate::interrupt::Stop;
 use crate::output::Diagnostics;
 use crate::proc::stall::{StallReader, tree_pids};
-use crate::scan::{self, Item, LazyHost, Run};
-use crate::stop::Stop;
+use crate::shell::runs::{self as scan, Item, LazyHost, Run};
 
 /// `flatline explain RUN_DIR [ID...]`.
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {

@@ -6,15 +6,15 @@
 //! settled timer never rewrites `state.json` (SPEC §4, a run that changes nothing writes
 //! nothing).
 
-use crate::config::Config;
+use crate::cli::config::Config;
 use crate::core::explain::Origin;
 use crate::core::lifecycle::Thresholds;
 use crate::core::time::{Millis, format_rfc3339, parse_rfc3339};
 use crate::exit::Exit;
 use crate::fs::Dir;
 use crate::output::Diagnostics;
-use crate::runstate::{self, RunState};
-use crate::scan::Run;
+use crate::shell::runs::Run;
+use crate::shell::state::{self as runstate, RunState};
 use serde_json::{Map, Value, json};
 use std::ffi::OsStr;
 
