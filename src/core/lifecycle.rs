@@ -15,6 +15,7 @@ pub const STATES: &[&str] = &[
     "launching",
     "running_active",
     "running_quiet",
+    "running_busy",
     "stale",
     "timed_out",
     "returned",
@@ -32,6 +33,8 @@ pub enum State {
     Launching,
     RunningActive,
     RunningQuiet,
+    /// Past stale, but its process tree is busy (SPEC §11).
+    RunningBusy,
     Stale,
     TimedOut,
     Returned,
@@ -47,6 +50,7 @@ impl State {
             State::Launching => "launching",
             State::RunningActive => "running_active",
             State::RunningQuiet => "running_quiet",
+            State::RunningBusy => "running_busy",
             State::Stale => "stale",
             State::TimedOut => "timed_out",
             State::Returned => "returned",
@@ -62,6 +66,7 @@ impl State {
             "launching" => State::Launching,
             "running_active" | "running" => State::RunningActive,
             "running_quiet" => State::RunningQuiet,
+            "running_busy" => State::RunningBusy,
             "stale" => State::Stale,
             "timed_out" => State::TimedOut,
             "returned" => State::Returned,
@@ -620,6 +625,8 @@ pub struct View<'a> {
     /// Human descriptions of malformed fields (wrong types, invalid timestamps), for the
     /// one stderr line about this file.
     pub malformed: Vec<String>,
+    /// What the worker's process tree did (SPEC §11): set by the shell after the view.
+    pub activity: Option<crate::core::activity::Activity>,
 }
 
 impl View<'_> {
@@ -746,6 +753,9 @@ fn summary_for(state: State, reclaimed: bool, next: NextAction) -> &'static str 
         State::Launching => "launch requested, waiting for the worker to start",
         State::RunningActive => "running with recent progress",
         State::RunningQuiet => "running, quiet: no progress for a while",
+        State::RunningBusy => {
+            "running, busy: no events past the stale threshold, but its processes are working"
+        }
         State::Stale => "stale: no progress past the stale threshold; needs reclaim",
         State::TimedOut => "timed out: past the timeout threshold; needs reclaim",
         State::Returned => "returned; ready for fan-in",
@@ -957,7 +967,7 @@ pub fn view_with_stream<'a>(
                 Recovery::Reclaim,
                 reclaim_reason(state, cause, age, thresholds, policy),
             ),
-            State::RunningQuiet => (
+            State::RunningQuiet | State::RunningBusy => (
                 Recovery::Poll,
                 format!(
                     "worker progress age {age} ms reached the quiet threshold {} ms",
@@ -1021,6 +1031,7 @@ pub fn view_with_stream<'a>(
         summary: summary_for(state, reclaimed, next_action),
         warnings,
         malformed,
+        activity: None,
     }
 }
 
@@ -1118,6 +1129,7 @@ pub struct Tally {
     pub launching: u64,
     pub running: u64,
     pub running_quiet: u64,
+    pub running_busy: u64,
     pub returned: u64,
     pub completed: u64,
     pub failed: u64,
@@ -1140,6 +1152,7 @@ impl Tally {
             State::Launching => self.launching += 1,
             State::RunningActive => self.running += 1,
             State::RunningQuiet => self.running_quiet += 1,
+            State::RunningBusy => self.running_busy += 1,
             State::Returned => self.returned += 1,
             State::Stale if !reclaimed => self.stale += 1,
             State::TimedOut if !reclaimed => self.timed_out += 1,
@@ -1159,7 +1172,7 @@ impl Tally {
     }
 
     /// The counts in their printed order.
-    pub fn fields(&self) -> [(&'static str, u64); 14] {
+    pub fn fields(&self) -> [(&'static str, u64); 15] {
         [
             ("total", self.total),
             ("active", self.active),
@@ -1167,6 +1180,7 @@ impl Tally {
             ("launching", self.launching),
             ("running", self.running),
             ("running_quiet", self.running_quiet),
+            ("running_busy", self.running_busy),
             ("returned", self.returned),
             ("completed", self.completed),
             ("failed", self.failed),
@@ -1761,6 +1775,7 @@ mod tests {
                 launching: 1,
                 running: 1,
                 running_quiet: 1,
+                running_busy: 0,
                 returned: 1,
                 completed: 1,
                 failed: 0,
