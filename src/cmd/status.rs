@@ -8,6 +8,7 @@ use crate::core::lifecycle::{Tally, View};
 use crate::exit::Exit;
 use crate::fs;
 use crate::model::Int;
+use crate::output::activity::ActivityRecord;
 use crate::output::{Diagnostics, JsonWriter, Metrics, Output, PathText, Ts, WriteJson};
 use crate::scan::{self, LazyHost};
 use crate::stop::Stop;
@@ -48,6 +49,11 @@ pub struct DelegationRecord<'a> {
     pub summary: &'static str,
     pub needs_attention: bool,
     pub warnings: Vec<Cow<'static, str>>,
+    /// What the worker's process tree did (SPEC §11), or null.
+    pub activity: Option<ActivityRecord<'a>>,
+    /// What the quiet worker's tree waits on (SPEC §11): null until the stall diagnosis
+    /// fills it.
+    pub stall: Option<()>,
 }
 
 impl<'a> DelegationRecord<'a> {
@@ -81,6 +87,8 @@ impl<'a> DelegationRecord<'a> {
             summary: view.summary,
             needs_attention: view.needs_attention(),
             warnings: view.warnings.iter().map(|w| w.code()).collect(),
+            activity: view.activity.as_ref().map(ActivityRecord::new),
+            stall: None,
         }
     }
 }
@@ -143,6 +151,13 @@ impl WriteJson for DelegationRecord<'_> {
         out.bool(self.needs_attention);
         out.key(false, "warnings");
         out.strs(&self.warnings);
+        out.key(false, "activity");
+        match &self.activity {
+            Some(activity) => activity.write_json(out),
+            None => out.null(),
+        }
+        out.key(false, "stall");
+        out.null();
         out.end();
     }
 }
@@ -533,6 +548,8 @@ mod tests {
             summary: "ok",
             needs_attention: true,
             warnings: warnings.into_iter().map(Cow::Borrowed).collect(),
+            activity: None,
+            stall: None,
         }
     }
 

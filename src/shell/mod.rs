@@ -2,4 +2,5 @@
 //! write-retry loop: a document change re-read and re-applied when another writer got there
 //! first. The shared run loop and the tree kill are to come here.
 
+pub mod activity;
 pub mod commit;

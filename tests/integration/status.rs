@@ -50,7 +50,9 @@ fn a_full_record_has_every_field_in_order() {
         "recovery_reason": "worker progress age 60000 ms reached the stale threshold 45000 ms",
         "summary": "stale: no progress past the stale threshold; needs reclaim",
         "needs_attention": true,
-        "warnings": []
+        "warnings": [],
+        "activity": null,
+        "stall": null
     });
     let records = out.records();
     assert_eq!(records, vec![expected.clone()]);
