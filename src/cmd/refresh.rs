@@ -37,6 +37,11 @@ impl DocChange for Change {
                 then: Some(then), ..
             } => then.action(),
             Change::StreamSeen { then: None, .. } => "stream_recorded",
+            Change::Activity {
+                state: "running_busy",
+                ..
+            } => "busy",
+            Change::Activity { .. } => "busy_ended",
         }
     }
 
@@ -113,6 +118,20 @@ fn apply(doc: &mut Value, change: &Change, now: Millis) -> Result<(), ApplyError
             }
             let lifecycle = lifecycle_mut(object_mut(doc)?)?;
             lifecycle.insert("raw_events_inode".into(), inode_value(*inode));
+        }
+        Change::Activity {
+            state,
+            at,
+            fingerprint,
+        } => {
+            let lifecycle = lifecycle_mut(object)?;
+            lifecycle.insert("state".into(), json!(state));
+            if *state == "running_busy" {
+                lifecycle.insert("last_activity_at".into(), ts(*at));
+            }
+            if let Some(fingerprint) = fingerprint {
+                lifecycle.insert("process_fingerprint".into(), fingerprint_value(fingerprint));
+            }
         }
     }
     Ok(())
@@ -373,6 +392,10 @@ fn change_detail(change: &Change) -> Map<String, Value> {
         Change::StreamSeen { inode, then: None } => {
             detail.insert("raw_events_inode".into(), inode_value(*inode));
         }
+        Change::Activity { state, at, .. } => {
+            detail.insert("state".into(), json!(state));
+            detail.insert("last_activity_at".into(), json!(Ts(Some(*at))));
+        }
         Change::Finalize(finalization) => {
             let digest = finalization.digest.as_ref();
             detail.insert("status".into(), json!(finalization.verdict.status_name()));
@@ -512,6 +535,8 @@ pub fn plan(
         }
         change => change,
     };
+    let recorded_state = doc.worker_lifecycle.value().and_then(|l| l.state.str());
+    let change = crate::shell::activity::with_busy_mark(change, ctx.host, recorded_state, now);
     Ok(match (first_sight, change) {
         (_, Some(Change::Finalize(finalization))) => Some(Change::Finalize(finalization)),
         (Some(inode), then) => Some(Change::StreamSeen {

@@ -13,7 +13,8 @@ use crate::cli::Command;
 use crate::config::Config;
 use crate::core::activity::{self, ProcessSample, Sample, StoredSample};
 use crate::core::identity::{Host, Identity, Observation};
-use crate::core::lifecycle::{ChildStatus, ProcessFacts, Times, View};
+use crate::core::lifecycle::{ChildStatus, ProcessFacts, State, Times, View};
+use crate::core::plan::refresh::Change;
 use crate::core::time::{self, Millis};
 use crate::exit::Exit;
 use crate::fs::{Dir, ReadError};
@@ -43,6 +44,8 @@ pub struct Tracker {
     current: Option<String>,
     /// The delegation being inspected waits for the second look.
     defer_current: bool,
+    /// The state its view was given after a sample, for the running_busy mark.
+    judged: Option<State>,
 }
 
 /// A document left for the second look: its name and the bytes and metadata as read (the
@@ -62,6 +65,9 @@ struct RunSamples {
     read_bytes: Option<Vec<u8>>,
     /// Taken in this run.
     fresh: BTreeMap<String, StoredSample>,
+    /// The first samples of the documents set aside for the second look: what it compares
+    /// with, however often a document is inspected again.
+    first: BTreeMap<String, StoredSample>,
     /// Inspected in this run without a sample (not running, not verified): forgotten.
     unsampled: HashSet<String>,
     /// Documents left for the second look, in scan order, as read.
@@ -110,6 +116,20 @@ impl Tracker {
     /// The delegation file about to be inspected (`None` when done).
     pub fn set_current(&mut self, name: Option<&OsStr>) {
         self.current = name.map(|n| n.to_string_lossy().into_owned());
+        self.judged = None;
+    }
+
+    /// The lifecycle state to record for the delegation being inspected when it enters or
+    /// leaves `running_busy` (SPEC §11: the only writes activity causes), given the state
+    /// its document records.
+    pub fn busy_mark(&self, recorded: Option<&str>) -> Option<&'static str> {
+        let state = self.judged?;
+        let busy = state == State::RunningBusy;
+        match (busy, recorded == Some("running_busy")) {
+            (true, false) => Some("running_busy"),
+            (false, true) => Some(state.as_str()),
+            _ => None,
+        }
     }
 
     /// Whether the delegation just inspected waits for the second look (and is kept for it,
@@ -182,7 +202,7 @@ impl Tracker {
             host.pid_ns.unwrap_or(0),
         );
         let stored = if self.run.second_look {
-            self.run.fresh.get(&name).or(self.run.stored.get(&name))
+            self.run.first.get(&name).or(self.run.stored.get(&name))
         } else {
             self.run.stored.get(&name)
         };
@@ -209,8 +229,16 @@ impl Tracker {
             self.defer_current = true;
             let first = self.run.first_at.get_or_insert(current.at_ms);
             *first = (*first).min(current.at_ms);
+            self.run.first.insert(
+                name.clone(),
+                StoredSample {
+                    fingerprint: fingerprint.clone(),
+                    sample: current.clone(),
+                },
+            );
         }
         view.activity = Some(judged);
+        self.judged = Some(view.state);
         // Kept for the second look (the first sample is what it compares with) and stored
         // by a writing command at the end of the run.
         self.run.fresh.insert(
@@ -314,6 +342,31 @@ impl Tracker {
     }
 }
 
+/// Refresh's change with the running_busy mark of the delegation being inspected: alone
+/// when refresh has nothing else to write (or only a fingerprint, which it carries); a
+/// progress or a finalization writes the state itself.
+pub fn with_busy_mark(
+    change: Option<Change>,
+    host: &crate::scan::LazyHost,
+    recorded: Option<&str>,
+    now: Millis,
+) -> Option<Change> {
+    let mark = host.2.borrow().busy_mark(recorded);
+    match (change, mark) {
+        (None, Some(state)) => Some(Change::Activity {
+            state,
+            at: now,
+            fingerprint: None,
+        }),
+        (Some(Change::Fingerprint(fingerprint)), Some(state)) => Some(Change::Activity {
+            state,
+            at: now,
+            fingerprint: Some(fingerprint),
+        }),
+        (change, _) => change,
+    }
+}
+
 /// The path of a run's activity file, for messages.
 pub fn path_of(run_dir: &Path) -> std::path::PathBuf {
     run_dir.join(".flatline").join(FILE)
@@ -395,6 +448,21 @@ fn render(samples: &BTreeMap<String, StoredSample>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_busy_mark_is_written_only_when_entering_or_leaving_running_busy() {
+        let mut tracker = Tracker::default();
+        assert_eq!(tracker.busy_mark(Some("running_busy")), None, "not sampled");
+        tracker.judged = Some(State::RunningBusy);
+        assert_eq!(tracker.busy_mark(None), Some("running_busy"));
+        assert_eq!(tracker.busy_mark(Some("running_active")), Some("running_busy"));
+        assert_eq!(tracker.busy_mark(Some("running_busy")), None);
+        tracker.judged = Some(State::TimedOut);
+        assert_eq!(tracker.busy_mark(Some("running_busy")), Some("timed_out"));
+        assert_eq!(tracker.busy_mark(Some("running_quiet")), None);
+        tracker.set_current(None);
+        assert_eq!(tracker.busy_mark(Some("running_busy")), None, "another document");
+    }
 
     #[test]
     fn samples_survive_a_round_trip_through_the_file() {

@@ -76,6 +76,7 @@ sleep 0.2
 record "$run/delegations/busy.json" busy "$worker" 300 ',"stale_after_ms":1000,"timeout_after_ms":2000'
 "$bin" sweep --format=ndjson --activity-window 200ms "$run"
 alive "$worker" "after-sweep-1"
+echo "#doc $(tr -d '\n' < "$run/delegations/busy.json")"
 "$bin" status --format=ndjson --activity-window 200ms "$run"
 rm "$run/burn"
 # Stops burning; the stored sample turns older than the stale threshold (1 s).
@@ -87,11 +88,22 @@ alive "$worker" "after-sweep-2"
     if skipped(&notes) {
         return;
     }
+    let doc: Value = notes
+        .iter()
+        .find_map(|note| note.strip_prefix("doc "))
+        .map(|text| serde_json::from_str(text).unwrap())
+        .unwrap_or_default();
+    let notes: Vec<&String> = notes.iter().filter(|n| !n.starts_with("doc ")).collect();
     assert_eq!(
         notes,
         ["after-sweep-1 alive", "after-sweep-2 gone"],
         "{records:#?}\n{stderr}"
     );
+    // Entering running_busy is the one write activity causes: the state and when.
+    let lifecycle = &doc["worker_lifecycle"];
+    assert_eq!(lifecycle["state"], "running_busy", "{doc:#}");
+    assert!(lifecycle["last_activity_at"].is_string(), "{doc:#}");
+    assert_eq!(doc["child_agent"]["status"], "running");
     let status = of(&records, "delegation", "busy");
     assert_eq!(status.len(), 1, "{records:#?}");
     let record = status[0];
@@ -112,8 +124,9 @@ alive "$worker" "after-sweep-2"
     assert!(activity["processes"].as_u64().unwrap() >= 3, "{record:#}");
     assert!(activity["top"]["pid"].as_i64().is_some(), "{record:#}");
     assert_eq!(record["stall"], Value::Null);
-    // The first sweep reclaimed nothing; the second one did.
+    // The first sweep marked it busy and reclaimed nothing; the second one reclaimed it.
     let actions = of(&records, "action", "busy");
+    assert_eq!(actions[0]["action"], "busy", "{actions:#?}");
     assert!(
         actions.iter().any(|a| a["action"] == "reclaimed"),
         "{actions:#?}"
