@@ -112,3 +112,6 @@ impl Table {
         Some(sample)
     }
 }
+
+#[cfg(test)]
+mod tests;
