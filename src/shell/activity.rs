@@ -90,8 +90,17 @@ impl Tracker {
         self.run = RunSamples::default();
         self.current = None;
         self.defer_current = false;
-        if config.activity.is_none() {
+        let Some(policy) = config.activity else {
             return;
+        };
+        // One look at /proc serves every run of an invocation, unless it is older than the
+        // window (a process that repeats its passes must not sample an old table).
+        if self
+            .table
+            .as_ref()
+            .is_some_and(|table| crate::proc::now_ms() - table.at_ms > policy.window)
+        {
+            self.table = None;
         }
         let Ok(Some(dir)) = root.open_child(OsStr::new(".flatline")) else {
             return;
@@ -455,13 +464,20 @@ mod tests {
         assert_eq!(tracker.busy_mark(Some("running_busy")), None, "not sampled");
         tracker.judged = Some(State::RunningBusy);
         assert_eq!(tracker.busy_mark(None), Some("running_busy"));
-        assert_eq!(tracker.busy_mark(Some("running_active")), Some("running_busy"));
+        assert_eq!(
+            tracker.busy_mark(Some("running_active")),
+            Some("running_busy")
+        );
         assert_eq!(tracker.busy_mark(Some("running_busy")), None);
         tracker.judged = Some(State::TimedOut);
         assert_eq!(tracker.busy_mark(Some("running_busy")), Some("timed_out"));
         assert_eq!(tracker.busy_mark(Some("running_quiet")), None);
         tracker.set_current(None);
-        assert_eq!(tracker.busy_mark(Some("running_busy")), None, "another document");
+        assert_eq!(
+            tracker.busy_mark(Some("running_busy")),
+            None,
+            "another document"
+        );
     }
 
     #[test]

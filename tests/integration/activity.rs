@@ -191,6 +191,10 @@ sleep 0.2
 record "$run/delegations/make.json" make "$worker" 300
 "$bin" status --format=ndjson --activity-window 300ms "$run"
 "$bin" status --format=ndjson --no-activity "$run"
+"$bin" status --format=prometheus --activity-window 300ms "$run" \
+  | sed -n 's/^flatline_delegations{.*state="running_busy"} /#gauge running_busy /p'
+"$bin" status --format=text --activity-window 300ms "$run" | grep -q 'busy: .* CPU since the last sample' \
+  && echo "#text note"
 alive "$worker" "after-status"
 rm -f "$run/burn"
 "##,
@@ -198,7 +202,11 @@ rm -f "$run/burn"
     if skipped(&notes) {
         return;
     }
-    assert_eq!(notes, ["after-status alive"], "{records:#?}\n{stderr}");
+    assert_eq!(
+        notes,
+        ["gauge running_busy 1", "text note", "after-status alive"],
+        "{records:#?}\n{stderr}"
+    );
     let status = of(&records, "delegation", "make");
     assert_eq!(status.len(), 2, "{records:#?}");
     assert_eq!(status[0]["state"], "running_busy", "{:#}", status[0]);
