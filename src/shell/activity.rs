@@ -126,6 +126,7 @@ impl Tracker {
     pub fn set_current(&mut self, name: Option<&OsStr>) {
         self.current = name.map(|n| n.to_string_lossy().into_owned());
         self.judged = None;
+        self.defer_current = false;
     }
 
     /// The lifecycle state to record for the delegation being inspected when it enters or
@@ -247,7 +248,11 @@ impl Tracker {
             );
         }
         view.activity = Some(judged);
-        self.judged = Some(view.state);
+        // Only the commands that judge on the operator's thresholds record running_busy
+        // (refresh takes none: its marks would flap against the sweep's).
+        if matches!(config.command, Command::Reclaim | Command::Sweep) {
+            self.judged = Some(view.state);
+        }
         // Kept for the second look (the first sample is what it compares with) and stored
         // by a writing command at the end of the run.
         self.run.fresh.insert(
@@ -472,12 +477,25 @@ mod tests {
         tracker.judged = Some(State::TimedOut);
         assert_eq!(tracker.busy_mark(Some("running_busy")), Some("timed_out"));
         assert_eq!(tracker.busy_mark(Some("running_quiet")), None);
+        tracker.defer_current = true;
         tracker.set_current(None);
         assert_eq!(
             tracker.busy_mark(Some("running_busy")),
             None,
             "another document"
         );
+        // A set-aside that was not taken (the document was not visited) ends with it.
+        let meta = crate::fs::FileMeta {
+            dev: 0,
+            ino: 0,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            nlink: 1,
+            size: 0,
+            mtime_ms: 0,
+        };
+        assert!(!tracker.take_defer(OsStr::new("d.json"), meta, b"{}"));
     }
 
     #[test]
