@@ -10,7 +10,7 @@
 //! store the new samples; `status` writes nothing.
 
 use crate::cli::Command;
-use crate::config::Config;
+use crate::cli::config::Config;
 use crate::core::activity::{self, ProcessSample, Sample, StoredSample};
 use crate::core::identity::{Host, Identity, Observation};
 use crate::core::lifecycle::{ChildStatus, ProcessFacts, State, Times, View};
@@ -276,7 +276,7 @@ impl Tracker {
     pub fn second_look(
         &mut self,
         config: &Config,
-        stop: &crate::stop::Stop,
+        stop: &crate::interrupt::Stop,
         wait: bool,
     ) -> Result<(), Exit> {
         self.table = None;
@@ -361,7 +361,7 @@ impl Tracker {
 /// progress or a finalization writes the state itself.
 pub fn with_busy_mark(
     change: Option<Change>,
-    host: &crate::scan::LazyHost,
+    host: &crate::shell::runs::LazyHost,
     recorded: Option<&str>,
     now: Millis,
 ) -> Option<Change> {
