@@ -5,6 +5,7 @@
 //! another writer got there first; `tree_kill` signals workers and their process trees
 //! together, all in one grace.
 
+pub mod activity;
 pub mod commit;
 pub mod last_run;
 pub mod runs;
