@@ -98,6 +98,7 @@ where
         Command::Beat => beat::run(&config, &mut diag, &stop),
         Command::FanIn => fanin::run(&config, &mut diag, &stop),
         Command::Sweep => sweep::run(&config, &mut diag, &stop),
+        Command::Run => cmd::run::run(&config, &mut diag, &stop),
     };
     say_deadline_passed(&config, &mut diag, exit);
     exit

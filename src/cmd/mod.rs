@@ -4,4 +4,5 @@
 pub mod fanin;
 pub mod reclaim;
 pub mod refresh;
+pub mod run;
 pub mod status;

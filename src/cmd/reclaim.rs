@@ -935,7 +935,8 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                     return Ok(());
                 }
                 let decided = triage(item.facts, owner, config.allow_foreign_uid);
-                match nested_guard(decided, owner, config.allow_nested_pidns) {
+                let decided = nested_guard(decided, owner, config.allow_nested_pidns);
+                match crate::shell::launch::launcher_guard(decided, item.doc) {
                     Triage::Skip(termination) => skip(
                         place,
                         termination,
@@ -1180,7 +1181,9 @@ fn skip(
         place.path,
         &format!("not reclaimed ({}): {why}", termination.as_str()),
     );
-    diag.raise(Exit::Attention);
+    if termination.needs_attention() {
+        diag.raise(Exit::Attention);
+    }
     let mut detail = Map::new();
     detail.insert("state".into(), json!(state.as_str()));
     detail.insert("process_id".into(), json!(process_id));
@@ -1215,6 +1218,9 @@ fn skip_reason(termination: Termination, facts: &ProcessFacts, owner: u32) -> St
                     "process {pid} {runs_as}, the delegation file belongs to uid {owner} (see --allow-foreign-uid)"
                 )
             }
+        }
+        (Termination::SkippedLauncher, _) => {
+            "the flatline run that launched it is alive and watches it".to_string()
         }
         (Termination::SkippedUnverifiable, ProcessFacts::Checked { pid, .. }) => {
             format!("process {pid} cannot be verified as the worker")

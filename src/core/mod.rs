@@ -4,6 +4,7 @@
 pub mod digest;
 pub mod health;
 pub mod identity;
+pub mod launch;
 pub mod lifecycle;
 pub mod plan;
 pub mod text;

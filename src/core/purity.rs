@@ -10,6 +10,8 @@ const SOURCES: &[(&str, &str)] = &[
     ("core/health.rs", include_str!("health.rs")),
     ("core/identity.rs", include_str!("identity.rs")),
     ("core/lifecycle.rs", include_str!("lifecycle.rs")),
+    ("core/launch.rs", include_str!("launch.rs")),
+    ("core/launch/tests.rs", include_str!("launch/tests.rs")),
     ("core/plan/mod.rs", include_str!("plan/mod.rs")),
     ("core/plan/fan_in.rs", include_str!("plan/fan_in.rs")),
     ("core/plan/reclaim.rs", include_str!("plan/reclaim.rs")),

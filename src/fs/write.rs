@@ -1425,6 +1425,84 @@ mod test_hook {
     }
 }
 
+/// Places a new file `name` in `dir` holding `content`, never replacing anything (SPEC §12,
+/// `flatline run`'s queued delegation): a temp file with `mode` (and the group `group` when
+/// this user may give it), fsync, `renameat2(RENAME_NOREPLACE)` onto the name, directory
+/// fsync. A name already taken (whatever it is) is `Io(AlreadyExists)` and nothing changes;
+/// a reader never sees half a document.
+pub fn create_new(
+    dir: &Dir,
+    name: &OsStr,
+    content: &[u8],
+    mode: u32,
+    group: Option<u32>,
+) -> Result<(), StoreError> {
+    let cname = entry_name(name)?;
+    let mut temp = TempFile::create(dir, name)?;
+    if let Some(gid) = group.filter(|gid| in_group(*gid)) {
+        std::os::unix::fs::fchown(&temp.file, None, Some(gid))?;
+    }
+    temp.file
+        .set_permissions(Permissions::from_mode(mode & PERMISSION_BITS))?;
+    temp.fill(content)?;
+    rename_noreplace(dir.fd(), &temp.name, &cname)?;
+    temp.renamed = true;
+    sync_dir(dir)
+}
+
+/// Creates the directory `name` of `dir` with `mode` when it is missing, then opens it
+/// without following a symlink (a symlink or a non-directory there is an error).
+pub fn ensure_dir(dir: &Dir, name: &OsStr, mode: u32) -> io::Result<Dir> {
+    let cname = entry_name(name)?;
+    match mkdirat(dir.fd(), &cname, mode) {
+        Ok(()) => {}
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(error) => return Err(error),
+    }
+    dir.open_child(name)?
+        .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+}
+
+/// `renameat2(from, to, RENAME_NOREPLACE)` within one directory; where the kernel or the
+/// file system lacks it (ENOSYS, EINVAL), `linkat` + `unlinkat`, which never replaces either.
+fn rename_noreplace(dir: BorrowedFd<'_>, from: &CStr, to: &CStr) -> io::Result<()> {
+    // SAFETY: `dir` is a live descriptor and both names are NUL-terminated single entries of
+    // it; renameat2 with RENAME_NOREPLACE fails with EEXIST rather than replace `to`, and
+    // never follows a symlink at either name.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            dir.as_raw_fd(),
+            from.as_ptr(),
+            dir.as_raw_fd(),
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let error = io::Error::last_os_error();
+    if !matches!(error.raw_os_error(), Some(libc::ENOSYS | libc::EINVAL)) {
+        return Err(error);
+    }
+    // SAFETY: as above; linkat with flags 0 does not follow `from` and fails with EEXIST
+    // when `to` exists.
+    let rc = unsafe {
+        libc::linkat(
+            dir.as_raw_fd(),
+            from.as_ptr(),
+            dir.as_raw_fd(),
+            to.as_ptr(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    unlinkat(dir, from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
