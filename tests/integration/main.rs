@@ -20,6 +20,7 @@ mod random_input;
 mod reclaim;
 mod reclaim_safety;
 mod refresh;
+mod run;
 mod status;
 mod support;
 mod sweep;
