@@ -4,15 +4,15 @@
 //! documents are built by `core::launch`.
 
 use crate::config::Config;
-use crate::core::launch::{self, Ended, Queued};
+use crate::core::launch;
 use crate::exit::Exit;
 use crate::output::Diagnostics;
 use crate::scan::LazyHost;
 use crate::shell::launch::{
-    LaunchChange, LaunchError, LockPolicy, Prepared, Stdio, StreamFile, Watch, Watched,
+    LaunchChange, LaunchError, LockPolicy, Prepared, Stdio, Watch, Watched,
 };
 use crate::stop::Stop;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 
 /// `flatline run`.
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
@@ -39,10 +39,9 @@ fn launch_and_watch(
         group: config.lock_group,
         wait: config.wait,
     };
-    let now = crate::proc::now_ms();
     let id = match &config.run.id {
         Some(id) => id.clone(),
-        None => launch::new_id(now, &crate::proc::random_bytes()),
+        None => launch::new_id(crate::proc::now_ms(), &crate::proc::random_bytes()),
     };
     let name = OsString::from(format!("{id}.json"));
     if prepared.delegation_exists(&name) {
@@ -58,33 +57,10 @@ fn launch_and_watch(
     };
     let stream = prepared.open_stream(&id, config.run.stream.as_deref())?;
     let host = LazyHost::default();
-    let launcher = crate::shell::launch::launcher_fingerprint(host.get());
-    let command: Vec<String> = config
-        .run
-        .command
-        .iter()
-        .map(|arg| arg.to_string_lossy().into_owned())
-        .collect();
-    let rel = stream.rel.to_string_lossy().into_owned();
-    let queued = launch::queued_document(&Queued {
-        id: &id,
-        task_card: config.task_cards.first().map(String::as_str),
-        command: &command,
-        raw_events_file: &rel,
-        raw_events_inode: crate::core::lifecycle::StreamInode {
-            dev: stream.meta.dev,
-            ino: stream.meta.ino,
-        },
-        launcher_pid: i64::from(std::process::id()),
-        launcher_fingerprint: launcher.as_ref(),
-        quiet_after_ms: config.thresholds.quiet,
-        stale_after_ms: config.thresholds.stale,
-        timeout_after_ms: config.thresholds.timeout,
-        now,
-    });
-    prepared.place_queued(&name, &crate::model::render(&queued), &lock)?;
+    let now = crate::proc::now_ms();
+    crate::shell::launch::queue(&prepared, &id, &stream, config, host.get(), &lock, now)?;
     diag.notice(&format!("delegation {id}"));
-    let env = environment(&prepared, &id, &stream);
+    let env = crate::shell::launch::environment(&prepared, &id, &stream);
     let stdio = Stdio {
         stdin_inherit: config.run.stdin_inherit,
         stream: stream
@@ -99,14 +75,13 @@ fn launch_and_watch(
         match crate::shell::launch::spawn(&config.run.command, stdio, &env, host.get()) {
             Ok(spawned) => spawned,
             Err(error) => {
-                return not_started(
-                    &prepared,
-                    &name,
-                    &lock,
-                    &config.run.command[0],
-                    &error,
-                    diag,
+                let program = std::path::Path::new(&config.run.command[0]);
+                diag.error(
+                    program,
+                    &format!("cannot execute: {}", crate::fs::io_message(&error)),
+                    Exit::FileProblem,
                 );
+                return crate::shell::launch::not_started(&prepared, &name, &lock, &error);
             }
         };
     let recorded = spawned
@@ -146,49 +121,4 @@ fn launch_and_watch(
             Ok(ended.status())
         }
     }
-}
-
-/// The child's additions to the environment (SPEC §12).
-fn environment(
-    prepared: &Prepared,
-    id: &str,
-    stream: &StreamFile,
-) -> Vec<(&'static str, OsString)> {
-    let root = &prepared.run.root.real_path;
-    vec![
-        ("FLATLINE_RUN_DIR", root.clone().into_os_string()),
-        ("FLATLINE_DELEGATION_ID", OsString::from(id)),
-        ("FLATLINE_STREAM", root.join(&stream.rel).into_os_string()),
-    ]
-}
-
-/// COMMAND could not be executed: the queued delegation is finalized as failed with the
-/// status timeout(1) gives (127 not found, 126 cannot execute).
-fn not_started(
-    prepared: &Prepared,
-    name: &OsStr,
-    lock: &LockPolicy,
-    program: &OsStr,
-    error: &std::io::Error,
-    diag: &mut Diagnostics,
-) -> Result<u8, LaunchError> {
-    let status = launch::spawn_failure_status(error.raw_os_error());
-    diag.error(
-        std::path::Path::new(program),
-        &format!("cannot execute: {}", crate::fs::io_message(error)),
-        Exit::FileProblem,
-    );
-    let ended = Ended::Exited(i32::from(status));
-    let finalization = crate::core::plan::refresh::Finalization {
-        verdict: crate::core::digest::verdict_with_exit(&Default::default(), ended.exit_code()),
-        completed_at: crate::proc::now_ms(),
-        digest: None,
-        exit_code: ended.exit_code(),
-    };
-    let change = LaunchChange::Finished {
-        finalize: crate::core::plan::refresh::Change::Finalize(Box::new(finalization)),
-        ended,
-    };
-    crate::shell::launch::record(prepared, name, change, lock, crate::proc::now_ms())?;
-    Ok(status)
 }

@@ -12,8 +12,8 @@ mod watch;
 
 pub use files::{Prepared, StreamFile};
 pub use relay::Relay;
-pub use spawn::{Spawned, Stdio, launcher_fingerprint, spawn};
-pub use watch::{Watch, Watched, finish, watch};
+pub use spawn::{Spawned, Stdio, environment, launcher_fingerprint, spawn};
+pub use watch::{Watch, Watched, finish, not_started, watch};
 
 use crate::core::launch::{self, Ended, Started};
 use crate::core::plan::reclaim::{Reclaim, Triage};
@@ -209,4 +209,42 @@ pub fn launcher_guard(triage: Triage, doc: &crate::model::Delegation<'_>) -> Tri
             _ => false,
         };
     launch::launcher_guard(triage, alive)
+}
+
+/// Builds the complete `queued` delegation (SPEC §12) and places it under the run lock.
+pub fn queue(
+    prepared: &Prepared,
+    id: &str,
+    stream: &StreamFile,
+    config: &crate::config::Config,
+    host: &crate::core::identity::Host,
+    lock: &LockPolicy,
+    now: Millis,
+) -> Result<(), LaunchError> {
+    let launcher = launcher_fingerprint(host);
+    let command: Vec<String> = config
+        .run
+        .command
+        .iter()
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .collect();
+    let rel = stream.rel.to_string_lossy().into_owned();
+    let queued = launch::queued_document(&launch::Queued {
+        id,
+        task_card: config.task_cards.first().map(String::as_str),
+        command: &command,
+        raw_events_file: &rel,
+        raw_events_inode: crate::core::lifecycle::StreamInode {
+            dev: stream.meta.dev,
+            ino: stream.meta.ino,
+        },
+        launcher_pid: i64::from(std::process::id()),
+        launcher_fingerprint: launcher.as_ref(),
+        quiet_after_ms: config.thresholds.quiet,
+        stale_after_ms: config.thresholds.stale,
+        timeout_after_ms: config.thresholds.timeout,
+        now,
+    });
+    let name = std::ffi::OsString::from(format!("{id}.json"));
+    prepared.place_queued(&name, &crate::model::render(&queued), lock)
 }

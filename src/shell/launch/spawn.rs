@@ -140,3 +140,18 @@ pub fn launcher_fingerprint(host: &Host) -> Option<Fingerprint> {
         pidfd_ino,
     })
 }
+
+/// The child's additions to the environment (SPEC §12): absolute paths, so that a worker
+/// that changes its directory still finds them.
+pub fn environment(
+    prepared: &super::Prepared,
+    id: &str,
+    stream: &super::StreamFile,
+) -> Vec<(&'static str, OsString)> {
+    let root = &prepared.run.root.real_path;
+    vec![
+        ("FLATLINE_RUN_DIR", root.clone().into_os_string()),
+        ("FLATLINE_DELEGATION_ID", OsString::from(id)),
+        ("FLATLINE_STREAM", root.join(&stream.rel).into_os_string()),
+    ]
+}

@@ -199,3 +199,27 @@ pub fn finish(
     };
     record(w.prepared, w.name, change, w.lock, now)
 }
+
+/// COMMAND could not be executed: the queued delegation is finalized as failed, with the
+/// status timeout(1) gives (127 not found, 126 cannot execute) as its exit code.
+pub fn not_started(
+    prepared: &Prepared,
+    name: &OsStr,
+    lock: &LockPolicy,
+    error: &std::io::Error,
+) -> Result<u8, LaunchError> {
+    let status = crate::core::launch::spawn_failure_status(error.raw_os_error());
+    let ended = Ended::Exited(i32::from(status));
+    let finalization = Finalization {
+        verdict: digest::verdict_with_exit(&Default::default(), ended.exit_code()),
+        completed_at: crate::proc::now_ms(),
+        digest: None,
+        exit_code: ended.exit_code(),
+    };
+    let change = LaunchChange::Finished {
+        finalize: Change::Finalize(Box::new(finalization)),
+        ended,
+    };
+    record(prepared, name, change, lock, crate::proc::now_ms())?;
+    Ok(status)
+}
