@@ -688,3 +688,55 @@ fn a_run_worker_is_verified_by_fingerprint_never_by_window() {
     assert_eq!(record["termination"], "skipped_reused", "{record}");
     assert_eq!(record["action"], "finalized", "{record}");
 }
+
+/// SIGTERM to `run` reaches the worker's whole group, is recorded, and `run` exits as the
+/// worker did (128+15); the worker's child in its group ends too.
+const FORWARD: &str = r##"
+bin=$1; run=$2; agent=$3
+"$bin" run --run-dir "$run" --id fw -- "$agent" grandchild 2>/dev/null &
+launcher=$!
+wait_running "$run/delegations/fw.json" || echo "#never running"
+until grep -q grandchild_pid "$run/raw-events/fw.jsonl" 2>/dev/null; do sleep 0.01; done
+gc=$(sed -n 's/.*"grandchild_pid":\([0-9]*\).*/\1/p' "$run/raw-events/fw.jsonl")
+kill -TERM $launcher
+wait $launcher; echo "#exit $?"
+sleep 0.2
+alive "$gc" && echo "#grandchild alive"
+echo "#done"
+"##;
+
+#[test]
+fn signals_to_run_are_forwarded_to_the_workers_group_and_recorded() {
+    if !namespace_ok() {
+        return;
+    }
+    let run = Run::new();
+    let (out, notes) = in_namespace(FORWARD, &run);
+    assert_eq!(
+        notes.last().map(String::as_str),
+        Some("done"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        notes.iter().any(|n| n == "exit 143"),
+        "{notes:?}\n{}",
+        out.stderr
+    );
+    assert!(
+        !notes
+            .iter()
+            .any(|n| n == "grandchild alive" || n.starts_with("init got")),
+        "{notes:?}"
+    );
+    let d = doc(&run, "fw");
+    let forwarded = d["worker_lifecycle"]["forwarded_signals"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{d}"));
+    assert_eq!(forwarded.len(), 1, "{d}");
+    assert_eq!(forwarded[0]["signal"], "SIGTERM");
+    assert_eq!(d["worker_lifecycle"]["exit_signal"], 15, "{d}");
+    assert_eq!(d["child_agent"]["status"], "failed", "{d}");
+    assert_eq!(d["latest_failure"]["reason"], "interrupted", "{d}");
+}
