@@ -638,9 +638,13 @@ launcher=$!
 wait_running "$run/delegations/w.json" || echo "#never running"
 worker=$(sed -n 's/.*"process_id": \([0-9]*\).*/\1/p' "$run/delegations/w.json")
 kill -KILL $launcher; wait $launcher 2>/dev/null
-# The whole group: a pid that still names a process group is never handed out again.
+# The whole group: a pid that still names a process group (a zombie member included) is
+# never handed out again. Waited for without forking: pids must stay predictable.
+group_left() { local f s; for f in /proc/[0-9]*/stat; do
+  read -r s < "$f" 2>/dev/null || continue; s=${s##*) }; set -- $s
+  [ "$3" = "$worker" ] && return 0; done; return 1; }
 kill -KILL -- -"$worker"
-while [ -e "/proc/$worker" ]; do sleep 0.01; done
+while [ -e "/proc/$worker" ] || group_left; do sleep 0.01; done
 echo $((worker - 1)) > /proc/sys/kernel/ns_last_pid
 sleep 300 & decoy=$!
 echo "#worker=$worker decoy=$decoy"
@@ -739,4 +743,36 @@ fn signals_to_run_are_forwarded_to_the_workers_group_and_recorded() {
     assert_eq!(d["worker_lifecycle"]["exit_signal"], 15, "{d}");
     assert_eq!(d["child_agent"]["status"], "failed", "{d}");
     assert_eq!(d["latest_failure"]["reason"], "interrupted", "{d}");
+}
+
+/// The worker gets no descriptor of flatline's own (every one is O_CLOEXEC): no pidfd, no
+/// lock, no directory of the run; its stdout and stderr are the stream. (Descriptors that
+/// flatline itself inherited without O_CLOEXEC are not flatline's and pass through.)
+#[test]
+fn the_worker_inherits_no_descriptor_of_flatlines() {
+    let run = Run::new();
+    let out = launch(&run, &["--id", "fds", "--", "ls", "-l", "/proc/self/fd/"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let listing = String::from_utf8(run.read("raw-events/fds.jsonl")).unwrap();
+    let stream = std::fs::canonicalize(run.path().join("raw-events/fds.jsonl")).unwrap();
+    let run_dir = std::fs::canonicalize(run.path()).unwrap();
+    let mut seen = Vec::new();
+    for line in listing.lines().filter(|line| line.contains(" -> ")) {
+        let (left, target) = line.split_once(" -> ").unwrap();
+        let fd: u32 = left.rsplit(' ').next().unwrap().parse().unwrap();
+        seen.push(fd);
+        assert!(!target.contains("pidfd"), "{line}");
+        if fd == 1 || fd == 2 {
+            assert_eq!(Path::new(target), stream, "{line}");
+        } else if fd == 0 {
+            assert_eq!(target, "/dev/null", "{line}");
+        } else {
+            assert!(
+                !target.starts_with(run_dir.to_str().unwrap()),
+                "{line}\n{listing}"
+            );
+        }
+    }
+    seen.sort_unstable();
+    assert!(seen.starts_with(&[0, 1, 2]), "{listing}");
 }
