@@ -4,7 +4,7 @@
 
 use super::LaunchError;
 use crate::fs::{self, Dir, FileMeta};
-use crate::scan::Run;
+use crate::shell::runs::Run;
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io;

@@ -1,9 +1,9 @@
 //! launch: `flatline run`'s shell (SPEC §12). `files` prepares the run directory, the stream
 //! and the queued delegation; `spawn` starts the worker and takes its identity from a pidfd
-//! before it can be reaped; `watch` waits on that pidfd, judges the worker as sweep would,
-//! forwards signals and reclaims the tree; `relay` is `--tee`'s copy; here, every later
-//! change of the delegation, written under the run lock, and the launcher guard of reclaim.
-//! The documents themselves are built by `core::launch`.
+//! before it can be reaped; `watch` waits on that pidfd, judges the worker as sweep would
+//! (handing a stuck one back to `cmd::run` for the tree kill) and forwards signals; `relay` is
+//! `--tee`'s copy; here, every later change of the delegation, written under the run lock,
+//! and the launcher guard of reclaim. The documents themselves are built by `core::launch`.
 
 mod files;
 mod relay;
@@ -13,16 +13,16 @@ mod watch;
 pub use files::{Prepared, StreamFile};
 pub use relay::Relay;
 pub use spawn::{Spawned, Stdio, environment, launcher_fingerprint, spawn};
-pub use watch::{Watch, Watched, finish, not_started, watch};
+pub use watch::{RELAY_DRAIN, Stuck, Watch, Watched, ended_of, watch};
 
 use crate::core::launch::{self, Ended, Started};
 use crate::core::plan::reclaim::{Reclaim, Triage};
 use crate::core::plan::refresh::Change;
 use crate::core::time::Millis;
 use crate::fs::{self, RunLock};
-use crate::scan::Run;
+use crate::interrupt::Stop;
 use crate::shell::commit::{self, ApplyError, DocChange, Written};
-use crate::stop::Stop;
+use crate::shell::runs::Run;
 use serde_json::{Map, Value};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -216,7 +216,7 @@ pub fn queue(
     prepared: &Prepared,
     id: &str,
     stream: &StreamFile,
-    config: &crate::config::Config,
+    config: &crate::cli::config::Config,
     host: &crate::core::identity::Host,
     lock: &LockPolicy,
     now: Millis,

@@ -3,15 +3,17 @@
 //! wait status. The exit status is timeout(1)'s. The work is in `shell::launch`; the
 //! documents are built by `core::launch`.
 
-use crate::config::Config;
+mod end;
+
+use crate::cli::config::Config;
 use crate::core::launch;
 use crate::exit::Exit;
+use crate::interrupt::Stop;
 use crate::output::Diagnostics;
-use crate::scan::LazyHost;
 use crate::shell::launch::{
     LaunchChange, LaunchError, LockPolicy, Prepared, Stdio, Watch, Watched,
 };
-use crate::stop::Stop;
+use crate::shell::runs::LazyHost;
 use std::ffi::OsString;
 
 /// `flatline run`.
@@ -81,7 +83,7 @@ fn launch_and_watch(
                     &format!("cannot execute: {}", crate::fs::io_message(&error)),
                     Exit::FileProblem,
                 );
-                return crate::shell::launch::not_started(&prepared, &name, &lock, &error);
+                return end::not_started(&prepared, &name, &lock, &error);
             }
         };
     let recorded = spawned
@@ -115,9 +117,12 @@ fn launch_and_watch(
         stop,
     };
     match crate::shell::launch::watch(&watch, &mut spawned, diag)? {
-        Watched::Reclaimed => Ok(launch::RECLAIMED),
+        Watched::Stuck(stuck) => {
+            end::reclaim_tree(&watch, &mut spawned, &stuck, diag)?;
+            Ok(launch::RECLAIMED)
+        }
         Watched::Exited(ended) => {
-            crate::shell::launch::finish(&watch, &mut spawned, &stream, ended)?;
+            end::finish(&watch, &mut spawned, &stream, ended)?;
             Ok(ended.status())
         }
     }
