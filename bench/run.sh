@@ -297,6 +297,17 @@ fi
 echo
 
 # ---------------------------------------------------------------------------------------------
+# Activity sample of 200 live workers with trees of 5 processes (SPEC §8, §11): its own script.
+if activity=$(bench/activity.sh "$bin" 2>/dev/null); then
+  printf '%s\n' "$activity"
+  ratio=$(printf '%s\n' "$activity" | sed -n 's/.*: \([0-9.]*\) × floor.*/\1/p')
+  row "activity sample, 200 live workers × 5 processes" "$(printf '%s\n' "$activity" | sed -n 's/.*activity costs \([^;]*\);.*/\1/p')" "floor: one /proc scan + stat and io of each tree process" "${ratio:-?} × floor" "≤ 2 × floor" "$(verdict "${ratio:-99} <= 2")"
+else
+  fail "activity: bench/activity.sh failed"
+fi
+echo
+
+# ---------------------------------------------------------------------------------------------
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "## summary"

@@ -11,8 +11,9 @@
 //!   window, SPEC §3.1), `digest/` (event streams, one file per agent shape), `health`
 //!   (team heartbeats, SPEC §5), `plan/` (the decisions of refresh, reclaim and fan-in, and
 //!   `recheck`: does a change still apply after a conflict), `text` (previews and escapes,
-//!   SPEC §7), `time` (milliseconds, RFC 3339, durations), `launch` (`flatline run`'s
-//!   documents, exit statuses and launcher guard, SPEC §12).
+//!   SPEC §7), `time` (milliseconds, RFC 3339, durations), `activity` (is a quiet worker's
+//!   tree busy: the verdict of two samples, SPEC §11), `launch` (`flatline run`'s documents,
+//!   exit statuses and launcher guard, SPEC §12).
 //! - `model/`: what the files say: the lenient framework, delegations, team documents.
 //! - `sys/`: every `unsafe` and libc call, thin wrappers returning `io::Result`: `fd`, `pid`,
 //!   `ids` (credentials of the owner's reader thread), `host` (clocks, limits, randomness).
@@ -22,14 +23,16 @@
 //!   `write` (atomic checked writes) through `write::temp` files, `lock` (the run lock, with
 //!   `lock::state_dir`), `group` (the lock group).
 //! - `proc/`: the system's processes: `host` (flatline's own facts, the process table),
-//!   `observe` (is the pid alive, and which process is it), `signal` (signals and waits).
+//!   `observe` (is the pid alive, and which process is it), `signal` (signals and waits),
+//!   `activity` (a worker tree's CPU and I/O from one scan of `/proc`).
 //! - `output/`: the formats (json, table, prometheus), `Format` and `diag` (problems on stderr).
 //! - `shell/`: `session` (the one run loop: open, lock, resume, stop), `runs` (the scan:
 //!   listing, process facts, stream facts, the walk over `delegations/`), `workers` (the
 //!   heartbeat workers of the team layout), `state` (`.flatline/state.json` and its `resume`
 //!   and `reported` sections), `commit` (the write-retry loop), `tree_kill` (a worker and its
-//!   descendants signalled in one grace), `launch/` (`flatline run`: files, spawn, watch,
-//!   relay, records).
+//!   descendants signalled in one grace), `activity` (the samples of an invocation, kept in
+//!   `.flatline/activity.json`, and the second look), `launch/` (`flatline run`: files,
+//!   spawn, watch, relay, records).
 //! - `cmd/`: one module per subcommand: `status`, `refresh`, `reclaim`, `fanin`,
 //!   `health_events`, `beat`, `run/` (launch, and how its worker ends), and `sweep/` (its
 //!   phases: scan, signal, fan-in, write, transitions).

@@ -55,6 +55,8 @@ pub struct Config {
     /// `--identity-slack` and `--max-spawn-delay` (SPEC §3.1).
     pub identity: crate::core::identity::WindowPolicy,
     pub heartbeat: HeartbeatThresholds,
+    /// What makes a worker's tree busy (SPEC §11); `None` with `--no-activity`.
+    pub activity: Option<crate::core::activity::Policy>,
     pub run_id: Option<String>,
     /// beat: what to write and how often.
     pub beat: BeatConfig,
@@ -178,6 +180,15 @@ pub fn resolve(
                 .unwrap_or(crate::core::identity::DEFAULT_MAX_SPAWN_DELAY_MS),
         },
         heartbeat,
+        activity: (!low.no_activity).then(|| {
+            let defaults = crate::core::activity::Policy::default();
+            crate::core::activity::Policy {
+                busy_cpu_bp: low.busy_cpu_bp.unwrap_or(defaults.busy_cpu_bp),
+                busy_io: low.busy_io.unwrap_or(defaults.busy_io),
+                busy_limit: low.busy_limit.unwrap_or(defaults.busy_limit),
+                window: low.activity_window.unwrap_or(defaults.window),
+            }
+        }),
         run_id: low.run_id,
         beat: BeatConfig {
             status: low.beat_status,

@@ -265,6 +265,11 @@ pub enum FlagId {
     AllowNestedPidns,
     IdentitySlack,
     MaxSpawnDelay,
+    BusyCpu,
+    BusyIo,
+    BusyLimit,
+    ActivityWindow,
+    NoActivity,
     HeartbeatStale,
     HeartbeatDead,
     RunId,
@@ -675,6 +680,77 @@ pub const FLAGS: &[Flag] = &[
               earliest recorded sign of life, whatever launch time a delegation claims; a \
               launch later than that sign is ignored (warning launch_after_start). \
               Default 60s.",
+    },
+    Flag {
+        id: FlagId::BusyCpu,
+        long: "busy-cpu",
+        short: None,
+        value: Some("PERCENT"),
+        commands: VIEWERS,
+        about: "a tree that used this share of one CPU since the last sample is busy [5%]",
+        doc: "For a running worker whose process is alive and verified, flatline samples its \
+              process tree (the worker and its descendants) from /proc: per process the CPU \
+              of /proc/PID/stat (utime, stime and the reaped children's cutime and cstime) \
+              and the bytes of /proc/PID/io (rchar and wchar), on the real clock. The samples \
+              are kept in RUN_DIR/.flatline/activity.json (mode 0640) by refresh, reclaim and \
+              sweep; status compares with them and writes nothing. \
+              The tree is busy when, since the stored sample, it used at least PERCENT of one \
+              CPU over the interval (a number with an optional %, e.g. 5 or 2.5%; above 100 for \
+              several CPUs), or moved at least --busy-io, or a process of the tree started. \
+              A stale or timed-out worker whose tree is busy is running_busy instead: not \
+              reclaimed, for at most --busy-limit. \
+              A stored sample of another process, one older than the stale threshold, one \
+              younger than --activity-window, or one with higher totals than now counts as \
+              none. The default is 5%.",
+    },
+    Flag {
+        id: FlagId::BusyIo,
+        long: "busy-io",
+        short: None,
+        value: Some("SIZE"),
+        commands: VIEWERS,
+        about: "a tree that read or wrote this much since the last sample is busy [256K]",
+        doc: "Bytes read plus written by the worker's tree (rchar + wchar of /proc/PID/io, \
+              reaped children included) since the stored sample from which it is busy. \
+              Where io cannot be read (another user's process without CAP_SYS_PTRACE) the \
+              sample says so and CPU alone counts. \
+              SIZE is a number of bytes, or a number with the suffix K, M or G (powers of \
+              1024). The default is 256K.",
+    },
+    Flag {
+        id: FlagId::BusyLimit,
+        long: "busy-limit",
+        short: None,
+        value: Some("DURATION"),
+        commands: VIEWERS,
+        about: "a busy tree defers a stale verdict for at most this progress age [60min]",
+        doc: "A busy worker stays running_busy only while its progress age is below this; \
+              from then on it is judged on its timestamps alone (stale or timed_out) however \
+              busy it is. --stuck-after caps it too, and --max-runtime bounds every worker. \
+              The default is 60min.",
+    },
+    Flag {
+        id: FlagId::ActivityWindow,
+        long: "activity-window",
+        short: None,
+        value: Some("DURATION"),
+        commands: VIEWERS,
+        about: "sample a worker about to be reclaimed without a usable sample again after this [500ms]",
+        doc: "A worker about to be judged stale or timed out without a usable stored sample \
+              (flatline just deployed, or the sample is too old) is sampled again once this \
+              long has passed since its first sample, at the end of the scan of its run: at \
+              most one such wait per invocation, across every RUN_DIR. Samples taken less \
+              than this apart are never compared. The default is 500ms.",
+    },
+    Flag {
+        id: FlagId::NoActivity,
+        long: "no-activity",
+        short: None,
+        value: None,
+        commands: VIEWERS,
+        about: "judge on timestamps alone: no process samples, no running_busy",
+        doc: "Restores the timestamp-only verdict: no process tree is sampled, no sample is \
+              stored and no worker is running_busy.",
     },
     Flag {
         id: FlagId::HeartbeatStale,

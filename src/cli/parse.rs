@@ -55,6 +55,11 @@ pub struct LowArgs {
     pub allow_nested_pidns: bool,
     pub identity_slack: Option<Millis>,
     pub max_spawn_delay: Option<Millis>,
+    pub busy_cpu_bp: Option<u32>,
+    pub busy_io: Option<u64>,
+    pub busy_limit: Option<Millis>,
+    pub activity_window: Option<Millis>,
+    pub no_activity: bool,
     pub heartbeat_stale: Option<Millis>,
     pub heartbeat_dead: Option<Millis>,
     pub run_id: Option<String>,
@@ -287,6 +292,32 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("'{}' is too large", crate::core::text::escape_control(text)))
 }
 
+/// A share of one CPU: `5`, `5%`, `2.5%`, `150%`, in hundredths of a percent.
+pub fn parse_percent(flag: &Flag, text: &str) -> Result<u32, UsageError> {
+    let bad = || {
+        UsageError(format!(
+            "--{}: '{}' is not a percentage (e.g. 5 or 2.5%)",
+            flag.long,
+            crate::core::text::escape_control(text)
+        ))
+    };
+    let number = text.strip_suffix('%').unwrap_or(text);
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty()
+        || fraction.len() > 2
+        || !(whole.bytes().chain(fraction.bytes())).all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let whole: u32 = whole.parse().map_err(|_| bad())?;
+    let hundredths: u32 = format!("{fraction:0<2}").parse().map_err(|_| bad())?;
+    whole
+        .checked_mul(100)
+        .and_then(|bp| bp.checked_add(hundredths))
+        .filter(|bp| *bp > 0)
+        .ok_or_else(bad)
+}
+
 pub(super) fn duration(flag: &Flag, value: &str) -> Result<Millis, UsageError> {
     time::parse_duration(value).map_err(|message| UsageError(format!("--{}: {message}", flag.long)))
 }
@@ -379,6 +410,15 @@ pub(super) fn apply(
         FlagId::AllowForeignUid => low.allow_foreign_uid = true,
         FlagId::AllowNestedPidns => low.allow_nested_pidns = true,
         FlagId::IdentitySlack => low.identity_slack = Some(duration(flag, &text)?),
+        FlagId::BusyCpu => low.busy_cpu_bp = Some(parse_percent(flag, &text)?),
+        FlagId::BusyIo => {
+            let bytes = parse_size(&text)
+                .map_err(|message| UsageError(format!("--{}: {message}", flag.long)))?;
+            low.busy_io = Some(bytes);
+        }
+        FlagId::BusyLimit => low.busy_limit = Some(positive_duration(flag, &text)?),
+        FlagId::ActivityWindow => low.activity_window = Some(positive_duration(flag, &text)?),
+        FlagId::NoActivity => low.no_activity = true,
         FlagId::MaxSpawnDelay => low.max_spawn_delay = Some(duration(flag, &text)?),
         FlagId::HeartbeatStale => low.heartbeat_stale = Some(positive_duration(flag, &text)?),
         FlagId::HeartbeatDead => low.heartbeat_dead = Some(positive_duration(flag, &text)?),

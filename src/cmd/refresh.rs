@@ -136,6 +136,8 @@ pub fn plan(
         }
         change => change,
     };
+    let recorded_state = doc.worker_lifecycle.value().and_then(|l| l.state.str());
+    let change = crate::shell::activity::with_busy_mark(change, ctx.host, recorded_state, now);
     Ok(match (first_sight, change) {
         (_, Some(Change::Finalize(finalization))) => Some(Change::Finalize(finalization)),
         (Some(inode), then) => Some(Change::StreamSeen {

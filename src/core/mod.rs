@@ -1,6 +1,7 @@
 //! core: the pure decisions — views, plans, digests, health. Nothing here touches files,
 //! processes, the clock or the environment; the layers above read, call in here, and act.
 
+pub mod activity;
 pub mod digest;
 pub mod health;
 pub mod identity;

@@ -6,6 +6,8 @@
 /// Every source file under `core/` and `model/`, as compiled into this test.
 const SOURCES: &[(&str, &str)] = &[
     ("core/mod.rs", include_str!("mod.rs")),
+    ("core/activity.rs", include_str!("activity.rs")),
+    ("core/activity/tests.rs", include_str!("activity/tests.rs")),
     ("core/purity.rs", include_str!("purity.rs")),
     ("core/health.rs", include_str!("health.rs")),
     ("core/identity.rs", include_str!("identity.rs")),

@@ -8,6 +8,7 @@
 //! stderr is for people: one line per problem, `flatline: PATH: what is wrong`, with
 //! journald priority prefixes when stderr is the journal.
 
+pub mod activity;
 mod diag;
 mod format;
 mod json;

@@ -210,6 +210,7 @@ pub(super) fn note(row: &Map<String, Value>) -> String {
     {
         words.push("pid reused".into());
     }
+    words.extend(super::activity::notes(row));
     if words.is_empty() {
         return "-".into();
     }

@@ -5,6 +5,7 @@
 //! another writer got there first; `tree_kill` signals workers and their process trees
 //! together, all in one grace; `launch` is `flatline run`'s spawn, watch and records.
 
+pub mod activity;
 pub mod commit;
 pub mod launch;
 pub mod runs;

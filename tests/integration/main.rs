@@ -1,5 +1,6 @@
 //! Integration tests: the real binary on temporary run directories (one test binary).
 
+mod activity;
 mod adversarial;
 mod cli;
 mod concurrency;

@@ -50,7 +50,9 @@ fn a_full_record_has_every_field_in_order() {
         "recovery_reason": "worker progress age 60000 ms reached the stale threshold 45000 ms",
         "summary": "stale: no progress past the stale threshold; needs reclaim",
         "needs_attention": true,
-        "warnings": []
+        "warnings": [],
+        "activity": null,
+        "stall": null
     });
     let records = out.records();
     assert_eq!(records, vec![expected.clone()]);
@@ -299,13 +301,13 @@ fn summary_rows_count_per_card() {
         summaries,
         vec![
             json!({"kind": "summary", "scope": "delegations", "run_dir": run_dir, "task_card_id": null, "total": 1, "active": 1, "queued": 1,
-                   "launching": 0, "running": 0, "running_quiet": 0, "returned": 0, "completed": 0, "failed": 0,
+                   "launching": 0, "running": 0, "running_quiet": 0, "running_busy": 0, "returned": 0, "completed": 0, "failed": 0,
                    "cancelled": 0, "stale": 0, "timed_out": 0, "reclaim_needed": 0, "reclaimed": 0}),
             json!({"kind": "summary", "scope": "delegations", "run_dir": run_dir, "task_card_id": "card-1", "total": 3, "active": 2, "queued": 0,
-                   "launching": 0, "running": 1, "running_quiet": 0, "returned": 1, "completed": 1, "failed": 0,
+                   "launching": 0, "running": 1, "running_quiet": 0, "running_busy": 0, "returned": 1, "completed": 1, "failed": 0,
                    "cancelled": 0, "stale": 1, "timed_out": 0, "reclaim_needed": 1, "reclaimed": 0}),
             json!({"kind": "summary", "scope": "delegations", "run_dir": run_dir, "task_card_id": "card-2", "total": 1, "active": 0, "queued": 0,
-                   "launching": 0, "running": 0, "running_quiet": 0, "returned": 0, "completed": 0, "failed": 1,
+                   "launching": 0, "running": 0, "running_quiet": 0, "running_busy": 0, "returned": 0, "completed": 0, "failed": 1,
                    "cancelled": 0, "stale": 0, "timed_out": 0, "reclaim_needed": 0, "reclaimed": 1}),
         ]
     );

@@ -13,6 +13,11 @@ impl DocChange for Change {
                 then: Some(then), ..
             } => then.action(),
             Change::StreamSeen { then: None, .. } => "stream_recorded",
+            Change::Activity {
+                state: "running_busy",
+                ..
+            } => "busy",
+            Change::Activity { .. } => "busy_ended",
         }
     }
 
@@ -89,6 +94,20 @@ pub(super) fn apply(doc: &mut Value, change: &Change, now: Millis) -> Result<(),
             }
             let lifecycle = lifecycle_mut(object_mut(doc)?)?;
             lifecycle.insert("raw_events_inode".into(), inode_value(*inode));
+        }
+        Change::Activity {
+            state,
+            at,
+            fingerprint,
+        } => {
+            let lifecycle = lifecycle_mut(object)?;
+            lifecycle.insert("state".into(), json!(state));
+            if *state == "running_busy" {
+                lifecycle.insert("last_activity_at".into(), ts(*at));
+            }
+            if let Some(fingerprint) = fingerprint {
+                lifecycle.insert("process_fingerprint".into(), fingerprint_value(fingerprint));
+            }
         }
     }
     Ok(())
@@ -182,6 +201,10 @@ pub(super) fn change_detail(change: &Change) -> Map<String, Value> {
         } => detail = change_detail(then),
         Change::StreamSeen { inode, then: None } => {
             detail.insert("raw_events_inode".into(), inode_value(*inode));
+        }
+        Change::Activity { state, at, .. } => {
+            detail.insert("state".into(), json!(state));
+            detail.insert("last_activity_at".into(), json!(Ts(Some(*at))));
         }
         Change::Finalize(finalization) => {
             let digest = finalization.digest.as_ref();

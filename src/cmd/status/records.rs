@@ -33,6 +33,11 @@ pub struct DelegationRecord<'a> {
     pub summary: &'static str,
     pub needs_attention: bool,
     pub warnings: Vec<Cow<'static, str>>,
+    /// What the worker's process tree did (SPEC §11), or null.
+    pub activity: Option<crate::output::activity::ActivityRecord<'a>>,
+    /// What the quiet worker's tree waits on (SPEC §11): null until the stall diagnosis
+    /// fills it.
+    pub stall: Option<()>,
 }
 
 impl<'a> DelegationRecord<'a> {
@@ -66,6 +71,11 @@ impl<'a> DelegationRecord<'a> {
             summary: view.summary,
             needs_attention: view.needs_attention(),
             warnings: view.warnings.iter().map(|w| w.code()).collect(),
+            activity: view
+                .activity
+                .as_ref()
+                .map(crate::output::activity::ActivityRecord::new),
+            stall: None,
         }
     }
 }
@@ -128,6 +138,13 @@ impl WriteJson for DelegationRecord<'_> {
         out.bool(self.needs_attention);
         out.key(false, "warnings");
         out.strs(&self.warnings);
+        out.key(false, "activity");
+        match &self.activity {
+            Some(activity) => activity.write_json(out),
+            None => out.null(),
+        }
+        out.key(false, "stall");
+        out.null();
         out.end();
     }
 }

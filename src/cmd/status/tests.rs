@@ -32,6 +32,8 @@ fn record<'a>(path: &'a Path, text: &'a str, warnings: Vec<&'static str>) -> Del
         summary: "ok",
         needs_attention: true,
         warnings: warnings.into_iter().map(Cow::Borrowed).collect(),
+        activity: None,
+        stall: None,
     }
 }
 

@@ -25,6 +25,7 @@ pub const STATES: &[&str] = &[
     "launching",
     "running_active",
     "running_quiet",
+    "running_busy",
     "stale",
     "timed_out",
     "returned",
@@ -42,6 +43,8 @@ pub enum State {
     Launching,
     RunningActive,
     RunningQuiet,
+    /// Past stale, but its process tree is busy (SPEC §11).
+    RunningBusy,
     Stale,
     TimedOut,
     Returned,
@@ -57,6 +60,7 @@ impl State {
             State::Launching => "launching",
             State::RunningActive => "running_active",
             State::RunningQuiet => "running_quiet",
+            State::RunningBusy => "running_busy",
             State::Stale => "stale",
             State::TimedOut => "timed_out",
             State::Returned => "returned",
@@ -72,6 +76,7 @@ impl State {
             "launching" => State::Launching,
             "running_active" | "running" => State::RunningActive,
             "running_quiet" => State::RunningQuiet,
+            "running_busy" => State::RunningBusy,
             "stale" => State::Stale,
             "timed_out" => State::TimedOut,
             "returned" => State::Returned,
@@ -183,6 +188,7 @@ pub struct Tally {
     pub launching: u64,
     pub running: u64,
     pub running_quiet: u64,
+    pub running_busy: u64,
     pub returned: u64,
     pub completed: u64,
     pub failed: u64,
@@ -205,6 +211,7 @@ impl Tally {
             State::Launching => self.launching += 1,
             State::RunningActive => self.running += 1,
             State::RunningQuiet => self.running_quiet += 1,
+            State::RunningBusy => self.running_busy += 1,
             State::Returned => self.returned += 1,
             State::Stale if !reclaimed => self.stale += 1,
             State::TimedOut if !reclaimed => self.timed_out += 1,
@@ -224,7 +231,7 @@ impl Tally {
     }
 
     /// The counts in their printed order.
-    pub fn fields(&self) -> [(&'static str, u64); 14] {
+    pub fn fields(&self) -> [(&'static str, u64); 15] {
         [
             ("total", self.total),
             ("active", self.active),
@@ -232,6 +239,7 @@ impl Tally {
             ("launching", self.launching),
             ("running", self.running),
             ("running_quiet", self.running_quiet),
+            ("running_busy", self.running_busy),
             ("returned", self.returned),
             ("completed", self.completed),
             ("failed", self.failed),

@@ -577,6 +577,7 @@ fn summary_counts() {
             launching: 1,
             running: 1,
             running_quiet: 1,
+            running_busy: 0,
             returned: 1,
             completed: 1,
             failed: 0,

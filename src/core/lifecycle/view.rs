@@ -33,6 +33,8 @@ pub struct View<'a> {
     /// Human descriptions of malformed fields (wrong types, invalid timestamps), for the
     /// one stderr line about this file.
     pub malformed: Vec<String>,
+    /// What the worker's process tree did (SPEC §11): set by the shell after the view.
+    pub activity: Option<crate::core::activity::Activity>,
 }
 
 impl View<'_> {
@@ -99,6 +101,9 @@ pub(super) fn summary_for(state: State, reclaimed: bool, next: NextAction) -> &'
         State::Launching => "launch requested, waiting for the worker to start",
         State::RunningActive => "running with recent progress",
         State::RunningQuiet => "running, quiet: no progress for a while",
+        State::RunningBusy => {
+            "running, busy: no events past the stale threshold, but its processes are working"
+        }
         State::Stale => "stale: no progress past the stale threshold; needs reclaim",
         State::TimedOut => "timed out: past the timeout threshold; needs reclaim",
         State::Returned => "returned; ready for fan-in",
@@ -225,6 +230,7 @@ pub fn view_with_stream<'a>(
         summary: summary_for(state, reclaimed, next_action),
         warnings,
         malformed,
+        activity: None,
     }
 }
 
@@ -460,7 +466,7 @@ fn recovery(
                 Recovery::Reclaim,
                 reclaim_reason(state, cause, age, thresholds, policy),
             ),
-            State::RunningQuiet => (
+            State::RunningQuiet | State::RunningBusy => (
                 Recovery::Poll,
                 format!(
                     "worker progress age {age} ms reached the quiet threshold {} ms",

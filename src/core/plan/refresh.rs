@@ -82,6 +82,13 @@ pub enum Change {
         inode: StreamInode,
         then: Option<Box<Change>>,
     },
+    /// A live worker entered or left `running_busy` (SPEC §11): its lifecycle `state`, with
+    /// `last_activity_at` when entering, and the fingerprint when it is new.
+    Activity {
+        state: &'static str,
+        at: Millis,
+        fingerprint: Option<Fingerprint>,
+    },
 }
 
 /// Whether the stream holds anything newer than the recorded progress.

@@ -18,7 +18,12 @@ use std::path::Path;
 /// The host facts, read on first use: a run without running workers never reads them. It
 /// also carries what the identity decision knows about the run being scanned (`RunIdentity`).
 #[derive(Debug, Default)]
-pub struct LazyHost(OnceCell<Host>, pub(super) RefCell<RunIdentity>);
+pub struct LazyHost(
+    OnceCell<Host>,
+    pub(super) RefCell<RunIdentity>,
+    /// The activity samples of this invocation (SPEC §11).
+    pub RefCell<crate::shell::activity::Tracker>,
+);
 
 impl LazyHost {
     pub fn get(&self) -> &Host {
@@ -335,6 +340,11 @@ pub(super) fn inspect_with<R>(
         &facts,
         &stream,
     );
+    if config.activity.is_some() && matches!(facts, ProcessFacts::Checked { .. }) {
+        host.2
+            .borrow_mut()
+            .judge(&mut view, &times, &facts, config, host.get());
+    }
     // The window's own warnings, when the window was what decided (no fingerprint).
     let fingerprinted = matches!(
         crate::core::lifecycle::recorded_fingerprint(lifecycle),

@@ -86,6 +86,9 @@ pub fn for_each_in_listing_from(
     visit: &mut dyn FnMut(Item<'_>, &mut Diagnostics) -> Result<(), Exit>,
 ) -> Result<(), Exit> {
     prepare_identity(run, config, host, diag);
+    host.2
+        .borrow_mut()
+        .begin_run(&run.path, run.dir(), config, diag);
     let mut documents: Vec<&Entry> = listing
         .entries
         .iter()
@@ -112,6 +115,9 @@ pub fn for_each_in_listing_from(
             return Err(exit);
         }
         done += 1;
+        if host.2.borrow().window_passed(config) {
+            second_look(run, listing, config, host, diag, stop, false, visit)?;
+        }
         path.push(&entry.name);
         let result = match read {
             Ok((meta, bytes)) => visit_bytes(
@@ -125,15 +131,70 @@ pub fn for_each_in_listing_from(
         path.pop();
         result
     };
-    if documents.len() < PREFETCH_FROM {
-        return one_at_a_time(&listing.dir, &documents, each);
+    let result = if documents.len() < PREFETCH_FROM {
+        one_at_a_time(&listing.dir, &documents, each)
+    } else {
+        prefetch::run(
+            &listing.dir,
+            &documents,
+            Some((&run.root, config.allow_outside_paths)),
+            each,
+        )
+    };
+    let result =
+        result.and_then(|()| second_look(run, listing, config, host, diag, stop, true, visit));
+    let names: Vec<&OsStr> = documents.iter().map(|e| e.name.as_os_str()).collect();
+    host.2
+        .borrow_mut()
+        .finish_run(&run.path, run.dir(), &names, config, diag);
+    result
+}
+
+/// The second look of SPEC §11: the workers about to be judged stale without a usable
+/// activity sample were left aside by the scan; once `--activity-window` has passed since
+/// their first sample (checked between files, or waited for at the end of the scan, the one
+/// wait of this invocation) they are sampled again and visited, compared with their first
+/// sample, from the bytes they were read with.
+#[allow(clippy::too_many_arguments)]
+fn second_look(
+    run: &Run,
+    listing: &Listing,
+    config: &Config,
+    host: &LazyHost,
+    diag: &mut Diagnostics,
+    stop: &Stop,
+    wait: bool,
+    visit: &mut dyn FnMut(Item<'_>, &mut Diagnostics) -> Result<(), Exit>,
+) -> Result<(), Exit> {
+    let deferred = host.2.borrow_mut().take_deferred();
+    if deferred.is_empty() {
+        return Ok(());
     }
-    prefetch::run(
-        &listing.dir,
-        &documents,
-        Some((&run.root, config.allow_outside_paths)),
-        each,
-    )
+    host.2.borrow_mut().second_look(config, stop, wait)?;
+    for document in deferred {
+        if let Some(exit) = stop.check() {
+            return Err(exit);
+        }
+        let Some(entry) = listing.entries.iter().find(|e| e.name == document.name) else {
+            continue;
+        };
+        let path = run.path.join("delegations").join(&entry.name);
+        visit_bytes(
+            run,
+            listing,
+            entry,
+            &path,
+            document.meta,
+            &document.bytes,
+            None,
+            config,
+            host,
+            diag,
+            visit,
+        )?;
+    }
+    host.2.borrow_mut().end_second_look();
+    Ok(())
 }
 
 /// Says on stderr that the deadline stopped a run, and how far it got (SPEC §4).
@@ -315,6 +376,7 @@ pub(super) fn visit_bytes(
     // The stream of this document is stated as its owner while it is inspected.
     let owner = fs::guard_owner(&meta);
     host.1.borrow_mut().owner = Some(owner);
+    host.2.borrow_mut().set_current(Some(&entry.name));
     let result = inspect_ahead(
         run,
         owner,
@@ -325,6 +387,9 @@ pub(super) fn visit_bytes(
         |doc, times, facts, view| {
             host.1.borrow_mut().owner = None;
             if !config.card_selected(doc.task_card_id.str()) {
+                return Ok(());
+            }
+            if host.2.borrow_mut().take_defer(&entry.name, meta, bytes) {
                 return Ok(());
             }
             if !view.malformed.is_empty() {
@@ -345,6 +410,7 @@ pub(super) fn visit_bytes(
         },
     );
     host.1.borrow_mut().owner = None;
+    host.2.borrow_mut().set_current(None);
     if std::mem::take(&mut host.1.borrow_mut().newly_foreign) {
         diag.warning(
             path,

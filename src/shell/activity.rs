@@ -1,0 +1,532 @@
+//! activity: the samples of running workers' process trees across one invocation (SPEC §11).
+//!
+//! The scan calls `Tracker::judge` for each delegation it inspects: a live, verified worker's
+//! tree is sampled (one `/proc` table per look), compared with the sample kept in
+//! `RUN_DIR/.flatline/activity.json`, and a stale or timed-out worker whose tree is busy is
+//! turned `running_busy`. A worker about to be judged stale without a usable sample is left
+//! for the second look: once per invocation, at the end of a run's scan, flatline waits until
+//! `--activity-window` has passed since the first sample, takes a fresh table and inspects
+//! those workers again. Writing commands (refresh, reclaim, sweep; not with `--dry-run`)
+//! store the new samples; `status` writes nothing.
+
+use crate::cli::Command;
+use crate::cli::config::Config;
+use crate::core::activity::{self, ProcessSample, Sample, StoredSample};
+use crate::core::identity::{Host, Identity, Observation};
+use crate::core::lifecycle::{ChildStatus, ProcessFacts, State, Times, View};
+use crate::core::plan::refresh::Change;
+use crate::core::time::{self, Millis};
+use crate::exit::Exit;
+use crate::fs::{Dir, ReadError};
+use crate::output::Diagnostics;
+use crate::proc::activity::Table;
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::{OsStr, OsString};
+use std::path::Path;
+
+/// The file name inside `.flatline/`.
+pub const FILE: &str = "activity.json";
+/// Mode of a new file: the lock group may read it (SPEC §11).
+pub const MODE: u32 = 0o640;
+const MAX_BYTES: usize = 16 << 20;
+
+/// What one invocation knows of activity; reset per run by `begin_run`.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    /// The current look at `/proc`, read on first need.
+    table: Option<Table>,
+    /// The second look (the one wait of this invocation) has been used.
+    window_used: bool,
+    /// The run being scanned.
+    run: RunSamples,
+    /// The delegation file being inspected.
+    current: Option<String>,
+    /// The delegation being inspected waits for the second look.
+    defer_current: bool,
+    /// The state its view was given after a sample, for the running_busy mark.
+    judged: Option<State>,
+}
+
+/// A document left for the second look: its name and the bytes and metadata as read (the
+/// second look decides on the same document, without reading it again).
+#[derive(Debug)]
+pub struct Deferred {
+    pub name: OsString,
+    pub meta: crate::fs::FileMeta,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+struct RunSamples {
+    /// As read from `activity.json`, by delegation file name.
+    stored: BTreeMap<String, StoredSample>,
+    /// The file's bytes as read (a run that changes nothing writes nothing).
+    read_bytes: Option<Vec<u8>>,
+    /// Taken in this run.
+    fresh: BTreeMap<String, StoredSample>,
+    /// The first samples of the documents set aside for the second look: what it compares
+    /// with, however often a document is inspected again.
+    first: BTreeMap<String, StoredSample>,
+    /// Inspected in this run without a sample (not running, not verified): forgotten.
+    unsampled: HashSet<String>,
+    /// Documents left for the second look, in scan order, as read.
+    deferred: Vec<Deferred>,
+    /// The second look is running: compare with this run's first samples.
+    second_look: bool,
+    /// When the first sample of a deferred worker was taken (real clock).
+    first_at: Option<Millis>,
+}
+
+impl Tracker {
+    /// Starts a run: reads its stored samples (a missing file is none).
+    pub fn begin_run(
+        &mut self,
+        run_path: &Path,
+        root: &Dir,
+        config: &Config,
+        diag: &mut Diagnostics,
+    ) {
+        self.run = RunSamples::default();
+        self.current = None;
+        self.defer_current = false;
+        let Some(policy) = config.activity else {
+            return;
+        };
+        // One look at /proc serves every run of an invocation, unless it is older than the
+        // window (a process that repeats its passes must not sample an old table).
+        if self
+            .table
+            .as_ref()
+            .is_some_and(|table| crate::proc::now_ms() - table.at_ms > policy.window)
+        {
+            self.table = None;
+        }
+        let Ok(Some(dir)) = root.open_child(OsStr::new(".flatline")) else {
+            return;
+        };
+        let mut buf = Vec::new();
+        match dir.read_file(OsStr::new(FILE), MAX_BYTES, &mut buf) {
+            Ok(_) => match parse(&buf) {
+                Some(stored) => {
+                    self.run.stored = stored;
+                    self.run.read_bytes = Some(buf);
+                }
+                None => diag.warning(
+                    &path_of(run_path),
+                    "not a flatline activity document; its samples are ignored and replaced",
+                ),
+            },
+            Err(ReadError::NotFound) => {}
+            Err(error) => diag.error(&path_of(run_path), &error.to_string(), Exit::FileProblem),
+        }
+    }
+
+    /// The delegation file about to be inspected (`None` when done).
+    pub fn set_current(&mut self, name: Option<&OsStr>) {
+        self.current = name.map(|n| n.to_string_lossy().into_owned());
+        self.judged = None;
+        self.defer_current = false;
+    }
+
+    /// The lifecycle state to record for the delegation being inspected when it enters or
+    /// leaves `running_busy` (SPEC §11: the only writes activity causes), given the state
+    /// its document records.
+    pub fn busy_mark(&self, recorded: Option<&str>) -> Option<&'static str> {
+        let state = self.judged?;
+        let busy = state == State::RunningBusy;
+        match (busy, recorded == Some("running_busy")) {
+            (true, false) => Some("running_busy"),
+            (false, true) => Some(state.as_str()),
+            _ => None,
+        }
+    }
+
+    /// Whether the delegation just inspected waits for the second look (and is kept for it,
+    /// with the bytes and metadata it was read with).
+    pub fn take_defer(&mut self, name: &OsStr, meta: crate::fs::FileMeta, bytes: &[u8]) -> bool {
+        if !std::mem::take(&mut self.defer_current) {
+            return false;
+        }
+        self.run.deferred.push(Deferred {
+            name: name.to_os_string(),
+            meta,
+            bytes: bytes.to_vec(),
+        });
+        true
+    }
+
+    /// Whether documents wait for the second look and `--activity-window` has passed since
+    /// their first sample: checked between files, so they are decided without a wait.
+    pub fn window_passed(&self, config: &Config) -> bool {
+        let window = config.activity.map_or(0, |policy| policy.window);
+        match self.run.first_at {
+            Some(first) if !self.run.deferred.is_empty() => {
+                crate::proc::now_ms() >= first.saturating_add(window)
+            }
+            _ => false,
+        }
+    }
+
+    /// Samples a running, verified worker's tree, compares it with the stored sample and,
+    /// when it is busy, defers a stale or timed-out verdict (SPEC §11).
+    pub fn judge(
+        &mut self,
+        view: &mut View<'_>,
+        times: &Times,
+        facts: &ProcessFacts,
+        config: &Config,
+        host: &Host,
+    ) {
+        let Some(policy) = config.activity else {
+            return;
+        };
+        if config.command == Command::FanIn {
+            return;
+        }
+        let Some(name) = self.current.clone() else {
+            return;
+        };
+        let (pid, start_ticks) = match facts {
+            ProcessFacts::Checked {
+                pid,
+                observation: Observation::Alive { start_ticks, .. },
+                identity: Identity::Verified,
+            } if view.child_status == ChildStatus::Running => (pid.get(), *start_ticks),
+            _ => {
+                self.run.unsampled.insert(name);
+                return;
+            }
+        };
+        let Some(current) = self.table.get_or_insert_with(Table::read).sample(
+            pid,
+            start_ticks,
+            host.ticks_per_second,
+        ) else {
+            return;
+        };
+        let fingerprint = activity::fingerprint_key(
+            pid,
+            start_ticks,
+            host.boot_id.as_deref().unwrap_or(""),
+            host.pid_ns.unwrap_or(0),
+        );
+        let stored = if self.run.second_look {
+            self.run.first.get(&name).or(self.run.stored.get(&name))
+        } else {
+            self.run.stored.get(&name)
+        };
+        let judged = activity::verdict(
+            stored,
+            &current,
+            &fingerprint,
+            &policy,
+            view.thresholds.stale,
+            current.at_ms,
+        );
+        let deferrable = activity::deferrable(view, times, config.now, &config.thresholds, &policy);
+        if deferrable && judged.is_busy() {
+            activity::defer(view, times, &judged);
+        } else if deferrable
+            && judged.has_no_sample()
+            && !self.window_used
+            && !self.run.second_look
+            && matches!(
+                config.command,
+                Command::Status | Command::Reclaim | Command::Sweep
+            )
+        {
+            self.defer_current = true;
+            let first = self.run.first_at.get_or_insert(current.at_ms);
+            *first = (*first).min(current.at_ms);
+            self.run.first.insert(
+                name.clone(),
+                StoredSample {
+                    fingerprint: fingerprint.clone(),
+                    sample: current.clone(),
+                },
+            );
+        }
+        view.activity = Some(judged);
+        // Only the commands that judge on the operator's thresholds record running_busy
+        // (refresh takes none: its marks would flap against the sweep's).
+        if matches!(config.command, Command::Reclaim | Command::Sweep) {
+            self.judged = Some(view.state);
+        }
+        // Kept for the second look (the first sample is what it compares with) and stored
+        // by a writing command at the end of the run.
+        self.run.fresh.insert(
+            name,
+            StoredSample {
+                fingerprint,
+                sample: current,
+            },
+        );
+    }
+
+    /// The documents left for the second look; empty when there is none.
+    pub fn take_deferred(&mut self) -> Vec<Deferred> {
+        std::mem::take(&mut self.run.deferred)
+    }
+
+    /// Starts the second look of the documents just taken: with `wait` (the end of a run's
+    /// scan; this invocation's one wait) first waits, in short steps so that a signal or the
+    /// deadline ends it, until `--activity-window` has passed since their first sample; then
+    /// takes a fresh table of `/proc`.
+    pub fn second_look(
+        &mut self,
+        config: &Config,
+        stop: &crate::interrupt::Stop,
+        wait: bool,
+    ) -> Result<(), Exit> {
+        self.table = None;
+        self.run.second_look = true;
+        if !wait {
+            return Ok(());
+        }
+        self.window_used = true;
+        let window = config.activity.map_or(0, |policy| policy.window);
+        let until = self
+            .run
+            .first_at
+            .unwrap_or_else(crate::proc::now_ms)
+            .saturating_add(window);
+        loop {
+            if let Some(exit) = stop.check() {
+                return Err(exit);
+            }
+            let now = crate::proc::now_ms();
+            if now >= until {
+                break;
+            }
+            let step = u64::try_from((until - now).min(50)).unwrap_or(50);
+            std::thread::sleep(std::time::Duration::from_millis(step));
+        }
+        self.table = None;
+        Ok(())
+    }
+
+    /// Ends a second look: later documents are compared with the stored samples again, and
+    /// may start a new batch.
+    pub fn end_second_look(&mut self) {
+        self.run.second_look = false;
+        self.run.first_at = None;
+    }
+
+    /// Ends a run: a writing command stores this run's samples in `.flatline/activity.json`
+    /// (under the run lock it holds); forgets the table so the next run looks afresh.
+    pub fn finish_run(
+        &mut self,
+        run_path: &Path,
+        root: &Dir,
+        names: &[&OsStr],
+        config: &Config,
+        diag: &mut Diagnostics,
+    ) {
+        let writing = !config.dry_run
+            && config.activity.is_some()
+            && matches!(
+                config.command,
+                Command::Refresh | Command::Reclaim | Command::Sweep
+            );
+        let run = std::mem::take(&mut self.run);
+        if !writing {
+            return;
+        }
+        let listed: HashSet<String> = names
+            .iter()
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect();
+        let mut samples = run.stored;
+        samples.retain(|name, _| listed.contains(name) && !run.unsampled.contains(name));
+        samples.extend(run.fresh);
+        let bytes = render(&samples);
+        if samples.is_empty() && run.read_bytes.is_none() {
+            return;
+        }
+        if run.read_bytes.as_deref() == Some(bytes.as_slice()) {
+            return;
+        }
+        let Ok(Some(dir)) = root.open_child(OsStr::new(".flatline")) else {
+            return;
+        };
+        if let Err(error) = crate::fs::write_in_dir_group(&dir, OsStr::new(FILE), &bytes, MODE) {
+            diag.error(&path_of(run_path), &error.to_string(), Exit::FileProblem);
+        }
+    }
+}
+
+/// Refresh's change with the running_busy mark of the delegation being inspected: alone
+/// when refresh has nothing else to write (or only a fingerprint, which it carries); a
+/// progress or a finalization writes the state itself.
+pub fn with_busy_mark(
+    change: Option<Change>,
+    host: &crate::shell::runs::LazyHost,
+    recorded: Option<&str>,
+    now: Millis,
+) -> Option<Change> {
+    let mark = host.2.borrow().busy_mark(recorded);
+    match (change, mark) {
+        (None, Some(state)) => Some(Change::Activity {
+            state,
+            at: now,
+            fingerprint: None,
+        }),
+        (Some(Change::Fingerprint(fingerprint)), Some(state)) => Some(Change::Activity {
+            state,
+            at: now,
+            fingerprint: Some(fingerprint),
+        }),
+        (change, _) => change,
+    }
+}
+
+/// The path of a run's activity file, for messages.
+pub fn path_of(run_dir: &Path) -> std::path::PathBuf {
+    run_dir.join(".flatline").join(FILE)
+}
+
+/// The stored samples of an activity document; `None` when it is not one.
+fn parse(bytes: &[u8]) -> Option<BTreeMap<String, StoredSample>> {
+    let value: Value = serde_json::from_slice(bytes).ok()?;
+    let samples = value.get("samples")?.as_object()?;
+    let mut found = BTreeMap::new();
+    for (name, entry) in samples {
+        // One malformed entry is one worker without a sample, not a lost file.
+        if let Some(sample) = parse_entry(entry) {
+            found.insert(name.clone(), sample);
+        }
+    }
+    Some(found)
+}
+
+fn parse_entry(entry: &Value) -> Option<StoredSample> {
+    let procs = entry
+        .get("procs")
+        .and_then(Value::as_array)
+        .map(|procs| {
+            procs
+                .iter()
+                .filter_map(|p| {
+                    Some(ProcessSample {
+                        pid: i32::try_from(p.get(0)?.as_i64()?).ok()?,
+                        start_ticks: p.get(1)?.as_u64()?,
+                        cpu_ms: p.get(2)?.as_u64()?,
+                        comm: p.get(3)?.as_str()?.to_owned(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(StoredSample {
+        fingerprint: entry.get("fingerprint")?.as_str()?.to_owned(),
+        sample: Sample {
+            at_ms: time::parse_rfc3339(entry.get("at")?.as_str()?)?,
+            cpu_ms: entry.get("cpu_ms")?.as_u64()?,
+            io_bytes: match entry.get("io_bytes")? {
+                Value::Null => None,
+                value => Some(value.as_u64()?),
+            },
+            processes: entry.get("processes")?.as_u64()?,
+            newest_start: entry.get("newest_start")?.as_u64()?,
+            procs,
+        },
+    })
+}
+
+fn render(samples: &BTreeMap<String, StoredSample>) -> Vec<u8> {
+    let mut map = Map::new();
+    for (name, stored) in samples {
+        let sample = &stored.sample;
+        let procs: Vec<Value> = sample
+            .procs
+            .iter()
+            .map(|p| json!([p.pid, p.start_ticks, p.cpu_ms, p.comm]))
+            .collect();
+        map.insert(
+            name.clone(),
+            json!({
+                "fingerprint": stored.fingerprint,
+                "at": time::format_rfc3339(sample.at_ms),
+                "cpu_ms": sample.cpu_ms,
+                "io_bytes": sample.io_bytes,
+                "processes": sample.processes,
+                "newest_start": sample.newest_start,
+                "procs": procs,
+            }),
+        );
+    }
+    crate::model::render(&json!({"schema_version": 1, "samples": map}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_busy_mark_is_written_only_when_entering_or_leaving_running_busy() {
+        let mut tracker = Tracker::default();
+        assert_eq!(tracker.busy_mark(Some("running_busy")), None, "not sampled");
+        tracker.judged = Some(State::RunningBusy);
+        assert_eq!(tracker.busy_mark(None), Some("running_busy"));
+        assert_eq!(
+            tracker.busy_mark(Some("running_active")),
+            Some("running_busy")
+        );
+        assert_eq!(tracker.busy_mark(Some("running_busy")), None);
+        tracker.judged = Some(State::TimedOut);
+        assert_eq!(tracker.busy_mark(Some("running_busy")), Some("timed_out"));
+        assert_eq!(tracker.busy_mark(Some("running_quiet")), None);
+        tracker.defer_current = true;
+        tracker.set_current(None);
+        assert_eq!(
+            tracker.busy_mark(Some("running_busy")),
+            None,
+            "another document"
+        );
+        // A set-aside that was not taken (the document was not visited) ends with it.
+        let meta = crate::fs::FileMeta {
+            dev: 0,
+            ino: 0,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            nlink: 1,
+            size: 0,
+            mtime_ms: 0,
+        };
+        assert!(!tracker.take_defer(OsStr::new("d.json"), meta, b"{}"));
+    }
+
+    #[test]
+    fn samples_survive_a_round_trip_through_the_file() {
+        let mut samples = BTreeMap::new();
+        samples.insert(
+            "d1.json".to_string(),
+            StoredSample {
+                fingerprint: "boot/1/4242/99".into(),
+                sample: Sample {
+                    at_ms: 1_700_000_000_123,
+                    cpu_ms: 4_500,
+                    io_bytes: None,
+                    processes: 2,
+                    newest_start: 120,
+                    procs: vec![ProcessSample {
+                        pid: 4242,
+                        start_ticks: 99,
+                        cpu_ms: 4_500,
+                        comm: "co\"dex".into(),
+                    }],
+                },
+            },
+        );
+        let bytes = render(&samples);
+        assert_eq!(parse(&bytes), Some(samples));
+        assert_eq!(parse(b"[]"), None);
+        // A malformed entry is dropped, the others kept.
+        let partial = br#"{"samples":{"a.json":{"fingerprint":1},"b.json":{"fingerprint":"f","at":"2026-01-01T00:00:00.000Z","cpu_ms":1,"io_bytes":2,"processes":1,"newest_start":3}}}"#;
+        let parsed = parse(partial).unwrap();
+        assert_eq!(parsed.len(), 1);
+        assert_eq!(parsed["b.json"].sample.io_bytes, Some(2));
+    }
+}
