@@ -23,6 +23,9 @@ pub enum Exit {
     Busy,
     /// The command line is wrong.
     Usage,
+    /// `flatline run`'s status, as timeout(1)'s (SPEC §6): the worker's own, or 124–127,
+    /// or 128+N. Passed on as it is, never combined with another.
+    Launch(u8),
 }
 
 impl Exit {
@@ -36,6 +39,7 @@ impl Exit {
             Exit::Busy => 75,
             Exit::Deadline => 124,
             Exit::Signal(n) => 128 + n,
+            Exit::Launch(code) => i32::from(code),
         }
     }
 
@@ -49,6 +53,7 @@ impl Exit {
             Exit::Signal(_) => 5,
             Exit::Busy => 6,
             Exit::Usage => 7,
+            Exit::Launch(_) => 8,
         }
     }
 

@@ -13,7 +13,8 @@
 //!   `recheck`: does a change still apply after a conflict), `text` (previews and escapes,
 //!   SPEC §7), `time` (milliseconds, RFC 3339, durations), `activity` (is a quiet worker's
 //!   tree busy: the verdict of two samples, SPEC §11), `stall` (what a quiet worker's tree
-//!   waits on, SPEC §11) and `explain` (the evidence behind a verdict, SPEC §13).
+//!   waits on, SPEC §11), `explain` (the evidence behind a verdict, SPEC §13) and `launch`
+//!   (`flatline run`'s documents, exit statuses and launcher guard, SPEC §12).
 //! - `model/`: what the files say: the lenient framework, delegations, team documents.
 //! - `sys/`: every `unsafe` and libc call, thin wrappers returning `io::Result`: `fd`, `pid`,
 //!   `ids` (credentials of the owner's reader thread), `host` (clocks, limits, randomness).
@@ -33,10 +34,11 @@
 //!   and `reported` sections), `commit` (the write-retry loop), `tree_kill` (a worker and its
 //!   descendants signalled in one grace), `activity` (the samples of an invocation, kept in
 //!   `.flatline/activity.json`, and the second look), `last_run` (each writing command's
-//!   configuration, in `state.json`).
+//!   configuration, in `state.json`), `launch/` (`flatline run`: files, spawn, watch, relay,
+//!   records).
 //! - `cmd/`: one module per subcommand: `status`, `refresh`, `reclaim`, `fanin`,
-//!   `health_events`, `beat`, `explain`, and `sweep/` (its phases: scan, signal, fan-in,
-//!   write, transitions).
+//!   `health_events`, `beat`, `explain`, `run/` (launch, and how its worker ends), and
+//!   `sweep/` (its phases: scan, signal, fan-in, write, transitions).
 //! - `cli/`: `flags` (the one table of commands and flags), `parse`, `help`, `man`, `config`
 //!   (the command line resolved against the environment).
 //! - `interrupt` (the signals and the deadline that end a run early) and `exit` (the codes).
@@ -110,6 +112,7 @@ where
         Command::FanIn => fanin::run(&config, &mut diag, &stop),
         Command::Sweep => sweep::run(&config, &mut diag, &stop),
         Command::Explain => cmd::explain::run(&config, &mut diag, &stop),
+        Command::Run => cmd::run::run(&config, &mut diag, &stop),
     };
     say_deadline_passed(&config, &mut diag, exit);
     exit

@@ -61,7 +61,25 @@ pub struct Config {
     /// beat: what to write and how often.
     pub beat: BeatConfig,
     pub quiet: bool,
+    /// `flatline run`'s options (SPEC §12).
+    pub run: RunConfig,
 }
+
+/// `flatline run`'s options, resolved: the run directory is `config.run_dirs[0]`.
+#[derive(Debug, Clone, Default)]
+pub struct RunConfig {
+    pub id: Option<String>,
+    pub stream: Option<PathBuf>,
+    pub stderr: Option<PathBuf>,
+    pub stdin_inherit: bool,
+    pub tee: bool,
+    pub no_watch: bool,
+    /// COMMAND and its arguments, never empty.
+    pub command: Vec<std::ffi::OsString>,
+}
+
+/// `--wait` of `flatline run` when not given: it shares the run with a sweep timer.
+pub const DEFAULT_RUN_WAIT_MS: Millis = 10_000;
 
 /// `flatline beat`'s options.
 #[derive(Debug, Clone, Default)]
@@ -112,6 +130,7 @@ pub fn resolve(
     command: Command,
     stdout_is_terminal: bool,
 ) -> Result<Config, UsageError> {
+    let low = run_operands(low, command)?;
     check_operands_and_now(&low, command)?;
     let (thresholds, heartbeat) = resolve_thresholds(&low)?;
     check_command_flags(&low, command)?;
@@ -178,7 +197,42 @@ pub fn resolve(
             while_pid: low.while_pid,
         },
         quiet: low.quiet,
+        run: RunConfig {
+            id: low.run.id,
+            stream: low.run.stream,
+            stderr: low.run.stderr,
+            stdin_inherit: low.run.stdin_inherit,
+            tee: low.run.tee,
+            no_watch: low.run.no_watch,
+            command: low.run.command,
+        },
     })
+}
+
+/// `flatline run`: its one run directory (--run-dir, else $FLATLINE_RUN_DIR, else the
+/// current directory, SPEC §12) becomes the operand, and --wait defaults to 10 s.
+fn run_operands(mut low: LowArgs, command: Command) -> Result<LowArgs, UsageError> {
+    if command != Command::Run {
+        return Ok(low);
+    }
+    if low.run.command.is_empty() {
+        return Err(UsageError(
+            "run needs a COMMAND (flatline run [OPTIONS] -- COMMAND [ARG...])".into(),
+        ));
+    }
+    let dir = low
+        .run
+        .run_dir
+        .take()
+        .or_else(|| {
+            std::env::var_os("FLATLINE_RUN_DIR")
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from("."));
+    low.operands = vec![dir.into_os_string()];
+    low.wait = low.wait.or(Some(DEFAULT_RUN_WAIT_MS));
+    Ok(low)
 }
 
 /// The operands a command needs, and `--now` only where no signal can follow.
@@ -387,6 +441,21 @@ mod tests {
             resolve_args(&["status"])
                 .unwrap_err()
                 .contains("needs at least one RUN_DIR")
+        );
+    }
+
+    #[test]
+    fn run_resolves_its_directory_and_its_lock_wait() {
+        let config = resolve_args(&["run", "--run-dir", "r", "--", "true"]).unwrap();
+        assert_eq!(config.run_dirs, [PathBuf::from("r")]);
+        assert_eq!(config.wait, Some(Duration::from_secs(10)));
+        assert_eq!(config.run.command, ["true"]);
+        let config = resolve_args(&["run", "--wait", "1s", "--", "true"]).unwrap();
+        assert_eq!(config.wait, Some(Duration::from_secs(1)));
+        assert!(
+            resolve_args(&["run", "--run-dir", "r"])
+                .unwrap_err()
+                .contains("run needs a COMMAND")
         );
     }
 

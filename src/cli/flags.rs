@@ -11,6 +11,7 @@ pub enum Command {
     FanIn,
     Sweep,
     Explain,
+    Run,
 }
 
 pub struct CommandDef {
@@ -174,6 +175,43 @@ pub const COMMANDS: &[CommandDef] = &[
               (kind explain). Exit status 2 for an ID that names no delegation.",
         writes: "nothing",
     },
+    CommandDef {
+        command: Command::Run,
+        name: "run",
+        operands: "COMMAND [ARG...]",
+        about: "launch one worker under watch: record it, stream its output, reclaim it if stuck",
+        doc: "Launches COMMAND as a worker of the run directory (--run-dir, else \
+              $FLATLINE_RUN_DIR, else the current directory), like timeout(1) but judged on \
+              progress. \
+              Before the worker runs, a complete queued delegation \
+              RUN_DIR/delegations/ID.json is placed without replacing anything (an existing id \
+              is a usage error), with queued_at and launch_requested_at; the event stream \
+              RUN_DIR/raw-events/ID.jsonl is created (never through a symlink, never an \
+              existing file unless --stream names it) and becomes the worker's stdout and \
+              stderr. \
+              Once the child is spawned its identity is taken from a pidfd before it can be \
+              reaped (start ticks, boot id, pid namespace, pidfs inode) and the delegation \
+              becomes running with started_at, process_id, process_started_at and \
+              process_fingerprint, plus worker_launch_evidence (launch_source, command, \
+              raw_events_file, raw_events_inode, launcher): the worker is verified from birth, \
+              never by the identity window. \
+              The child gets stdin /dev/null (unless --stdin inherit), its own process group, \
+              and FLATLINE_RUN_DIR, FLATLINE_DELEGATION_ID and FLATLINE_STREAM in its \
+              environment. \
+              While it runs, flatline run applies the verdict of sweep to it and reclaims its \
+              whole tree when it is stale or timed out (exit 124); SIGINT, SIGTERM and SIGHUP \
+              are forwarded to its process group and recorded. When it exits, the delegation is \
+              finalized at once from the wait status (exit_code or exit_signal) and the \
+              stream's digest. A sweep leaves the delegation to flatline run while run is \
+              alive (skipped_launcher), and takes over once it is gone. \
+              The exit status is that of timeout(1): the child's own, 124 reclaimed, 125 \
+              flatline run failed (a worker that cannot be recorded is killed), 126 COMMAND \
+              cannot be executed, 127 not found, 128+N the child died of signal N. \
+              The delegation id (--id, else a new unique one) is printed on stderr. \
+              Options of flatline run come before COMMAND; from COMMAND on (or after --), \
+              every argument is the worker's.",
+        writes: "its own delegation and event stream (under RUN_DIR/.flatline/lock); signals its own child's tree",
+    },
 ];
 
 impl Command {
@@ -203,12 +241,13 @@ pub(super) const BEAT: u32 = 1 << (Command::Beat as u32);
 pub(super) const FAN_IN: u32 = 1 << (Command::FanIn as u32);
 pub(super) const SWEEP: u32 = 1 << (Command::Sweep as u32);
 pub(super) const EXPLAIN: u32 = 1 << (Command::Explain as u32);
+pub(super) const RUN: u32 = 1 << (Command::Run as u32);
 /// The commands over run directories (all but beat).
 pub(super) const ALL: u32 = STATUS | REFRESH | RECLAIM | HEALTH_EVENTS | FAN_IN | SWEEP;
 /// The commands that look at heartbeat workers.
 pub(super) const HEARTBEAT_READERS: u32 = STATUS | HEALTH_EVENTS | SWEEP;
 /// The commands that look at lifecycle thresholds.
-pub(super) const VIEWERS: u32 = STATUS | RECLAIM | SWEEP | EXPLAIN;
+pub(super) const VIEWERS: u32 = STATUS | RECLAIM | SWEEP | EXPLAIN | RUN;
 /// The commands that write.
 pub(super) const WRITERS: u32 = REFRESH | RECLAIM | HEALTH_EVENTS | FAN_IN | SWEEP;
 /// The commands that read event streams.
@@ -266,6 +305,13 @@ pub enum FlagId {
     Help,
     Version,
     Generate,
+    RunDir,
+    Id,
+    Stream,
+    Stderr,
+    Stdin,
+    Tee,
+    NoWatch,
 }
 
 pub struct Flag {
@@ -398,7 +444,7 @@ pub const FLAGS: &[Flag] = &[
         long: "task-card",
         short: None,
         value: Some("ID"),
-        commands: ALL | EXPLAIN,
+        commands: ALL | EXPLAIN | RUN,
         about: "only delegations of this task card (repeatable)",
         doc: "Limits every record and every action to delegations whose task_card_id is ID. \
               May be given several times.",
@@ -498,7 +544,7 @@ pub const FLAGS: &[Flag] = &[
         long: "max-stream-read",
         short: None,
         value: Some("SIZE"),
-        commands: PATH_READERS,
+        commands: PATH_READERS | RUN,
         about: "read at most this much of one event stream, inbox or outbox [32M]",
         doc: "Bounds what is read of one file that a document names, whatever its size. \
               An event stream longer than SIZE is read as its first 1M (format, thread and \
@@ -517,7 +563,7 @@ pub const FLAGS: &[Flag] = &[
         long: "wait",
         short: None,
         value: Some("DURATION"),
-        commands: WRITERS,
+        commands: WRITERS | RUN,
         about: "wait this long for another flatline's lock instead of exiting 75",
         doc: "Writing commands hold an exclusive lock on RUN_DIR/.flatline/lock for the whole \
               run. \
@@ -530,7 +576,7 @@ pub const FLAGS: &[Flag] = &[
         long: "lock-group",
         short: None,
         value: Some("GROUP"),
-        commands: WRITERS,
+        commands: WRITERS | RUN,
         about: "the group that may take the run lock [the run directory's group]",
         doc: "A new RUN_DIR/.flatline/ is created mode 0750 and its lock and state.json \
               mode 0640 with this group (a name or a numeric gid; default: the run \
@@ -576,7 +622,7 @@ pub const FLAGS: &[Flag] = &[
         long: "grace",
         short: None,
         value: Some("DURATION"),
-        commands: SIGNALLERS,
+        commands: SIGNALLERS | RUN,
         about: "time between SIGTERM and SIGKILL, for all workers together [2s]",
         doc: "After SIGTERM (and SIGCONT) reach every process of every worker, flatline waits \
               for all of them together until this much time has passed, then sends SIGKILL \
@@ -588,7 +634,7 @@ pub const FLAGS: &[Flag] = &[
         long: "kill-wait",
         short: None,
         value: Some("DURATION"),
-        commands: SIGNALLERS,
+        commands: SIGNALLERS | RUN,
         about: "how long to wait for processes to vanish after SIGKILL [500ms]",
         doc: "After SIGKILL, flatline waits up to this long for the processes to exit; one \
               still alive is reported as survived and its delegation stays reclaim_needed. \
@@ -847,5 +893,88 @@ pub const FLAGS: &[Flag] = &[
         about: "print the man page (roff) and exit",
         doc: "Prints the manual page in roff, generated from the same table as this help, and \
               exits.",
+    },
+    Flag {
+        id: FlagId::RunDir,
+        long: "run-dir",
+        short: None,
+        value: Some("DIR"),
+        commands: RUN,
+        about: "the run directory of the worker [$FLATLINE_RUN_DIR, else .]",
+        doc: "The run directory that flatline run records its worker in; it must exist, and \
+              delegations/ and raw-events/ are created in it when absent. \
+              The default is $FLATLINE_RUN_DIR, else the current directory.",
+    },
+    Flag {
+        id: FlagId::Id,
+        long: "id",
+        short: None,
+        value: Some("ID"),
+        commands: RUN,
+        about: "the delegation id of the worker [a new unique id]",
+        doc: "The delegation id (and file name delegations/ID.json) of the worker: letters, \
+              digits, '.', '_' and '-', at most 128. \
+              An id that already has a delegation is a usage error. \
+              The default is a new unique id, printed on stderr.",
+    },
+    Flag {
+        id: FlagId::Stream,
+        long: "stream",
+        short: None,
+        value: Some("FILE"),
+        commands: RUN,
+        about: "the worker's event stream [RUN_DIR/raw-events/ID.jsonl]",
+        doc: "Where the worker's stdout goes: a path beneath the run directory (a relative \
+              one is taken from it), never through a symlink. \
+              A new file is created; an existing one is appended to only when it is a regular \
+              file with one link owned by flatline run's user. \
+              The default is raw-events/ID.jsonl, which must not exist yet.",
+    },
+    Flag {
+        id: FlagId::Stderr,
+        long: "stderr",
+        short: None,
+        value: Some("FILE"),
+        commands: RUN,
+        about: "send the worker's stderr to FILE instead of its stream",
+        doc: "Appends the worker's stderr to FILE, a path beneath the run directory, never \
+              through a symlink (created when missing; an existing one must be a regular file \
+              with one link owned by flatline run's user). \
+              By default stderr goes to the event stream with stdout.",
+    },
+    Flag {
+        id: FlagId::Stdin,
+        long: "stdin",
+        short: None,
+        value: Some("inherit|null"),
+        commands: RUN,
+        about: "the worker's stdin: /dev/null, or flatline run's own [null]",
+        doc: "null (the default) gives the worker /dev/null as stdin, so that an agent CLI \
+              can never hang reading a pipe nobody closes. \
+              inherit gives it flatline run's own stdin; on a terminal the worker then stays \
+              in the foreground process group, and SIGINT from the terminal reaches it \
+              directly.",
+    },
+    Flag {
+        id: FlagId::Tee,
+        long: "tee",
+        short: None,
+        value: None,
+        commands: RUN,
+        about: "also copy the worker's stdout to flatline run's stdout",
+        doc: "Gives the worker a pipe as stdout and copies what it writes both to its event \
+              stream and to flatline run's stdout. \
+              Without it the stream file itself is the worker's stdout: nothing is copied, \
+              and a killed flatline run breaks nothing.",
+    },
+    Flag {
+        id: FlagId::NoWatch,
+        long: "no-watch",
+        short: None,
+        value: None,
+        commands: RUN,
+        about: "only record and wait: never reclaim the worker",
+        doc: "Records the worker and waits for it, finalizing its delegation when it exits, \
+              but never judges its progress: a sweep reclaims it if it gets stuck.",
     },
 ];

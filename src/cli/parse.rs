@@ -68,8 +68,24 @@ pub struct LowArgs {
     pub every: Option<Millis>,
     pub while_pid: Option<i64>,
     pub quiet: bool,
+    /// `flatline run`'s own options and its COMMAND.
+    pub run: RunArgs,
     /// Flags seen, to check they apply to the command.
     pub(super) seen: Vec<FlagId>,
+}
+
+/// `flatline run`'s options as typed (SPEC §12); `command` is everything after the first
+/// operand (or after `--`), taken as it is, options included.
+#[derive(Debug, Clone, Default)]
+pub struct RunArgs {
+    pub run_dir: Option<PathBuf>,
+    pub id: Option<String>,
+    pub stream: Option<PathBuf>,
+    pub stderr: Option<PathBuf>,
+    pub stdin_inherit: bool,
+    pub tee: bool,
+    pub no_watch: bool,
+    pub command: Vec<OsString>,
 }
 
 impl LowArgs {
@@ -135,6 +151,11 @@ where
                     // `flatline status`, or `flatline --help status`.
                     let name = value.to_string_lossy();
                     low.command = Some(find_command(&name).ok_or_else(|| unknown_command(&name))?);
+                } else if low.command == Some(Command::Run) {
+                    // `run [OPTIONS] [--] COMMAND [ARG...]`: the worker's argv is taken
+                    // as it is, its options included.
+                    low.run.command.push(value.clone());
+                    low.run.command.extend(parser.raw_args()?);
                 } else {
                     low.operands.push(value.clone());
                 }
@@ -416,6 +437,32 @@ pub(super) fn apply(
             );
         }
         FlagId::Quiet => low.quiet = true,
+        FlagId::RunDir => low.run.run_dir = Some(PathBuf::from(non_empty(flag, text)?)),
+        FlagId::Id => {
+            if !crate::model::safe_id(&text) {
+                return Err(UsageError(format!(
+                    "--id: '{}' is not a delegation id (letters, digits, '.', '_', '-'; at most 128)",
+                    crate::core::text::escape_control(&text)
+                )));
+            }
+            low.run.id = Some(text);
+        }
+        FlagId::Stream => low.run.stream = Some(PathBuf::from(non_empty(flag, text)?)),
+        FlagId::Stderr => low.run.stderr = Some(PathBuf::from(non_empty(flag, text)?)),
+        FlagId::Stdin => {
+            low.run.stdin_inherit = match text.as_str() {
+                "inherit" => true,
+                "null" => false,
+                _ => {
+                    return Err(UsageError(format!(
+                        "--stdin: '{}' is neither inherit nor null",
+                        crate::core::text::escape_control(&text)
+                    )));
+                }
+            }
+        }
+        FlagId::Tee => low.run.tee = true,
+        FlagId::NoWatch => low.run.no_watch = true,
         FlagId::Help => low.help = true,
         FlagId::Version => low.version = true,
         FlagId::Generate => {

@@ -275,3 +275,32 @@ fn the_man_page_documents_every_flag() {
         );
     }
 }
+
+#[test]
+fn run_takes_the_workers_argv_as_it_is() {
+    let low = parse([
+        "run", "--id", "w1", "--tee", "--", "codex", "exec", "--json", "do it",
+    ])
+    .unwrap();
+    assert_eq!(low.command, Some(Command::Run));
+    assert_eq!(low.run.id.as_deref(), Some("w1"));
+    assert!(low.run.tee);
+    assert_eq!(low.run.command, ["codex", "exec", "--json", "do it"]);
+    // Without `--`, the first operand starts the argv: its options are the worker's.
+    let low = parse(["run", "--no-watch", "sh", "-c", "echo --stale-after"]).unwrap();
+    assert!(low.run.no_watch);
+    assert_eq!(low.run.command, ["sh", "-c", "echo --stale-after"]);
+    assert_eq!(low.stale_after, None);
+}
+
+#[test]
+fn run_options_are_checked() {
+    assert!(parse(["run", "--id", "../x", "--", "true"]).is_err());
+    assert!(parse(["run", "--stdin", "pipe", "--", "true"]).is_err());
+    let low = parse(["run", "--stdin", "inherit", "--", "true"]).unwrap();
+    assert!(low.run.stdin_inherit);
+    // Run's own flags apply to run alone; the scan's --format does not apply to run.
+    assert!(parse(["status", "--tee", "r"]).is_err());
+    assert!(parse(["run", "--format", "json", "--", "true"]).is_err());
+    assert!(parse(["run", "--now", "2026-11-22T08:00:00Z", "--", "true"]).is_err());
+}

@@ -7,5 +7,6 @@ pub mod fanin;
 pub mod health_events;
 pub mod reclaim;
 pub mod refresh;
+pub mod run;
 pub mod status;
 pub mod sweep;

@@ -214,7 +214,8 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                     return Ok(());
                 }
                 let decided = triage(item.facts, owner, config.allow_foreign_uid);
-                match nested_guard(decided, owner, config.allow_nested_pidns) {
+                let decided = nested_guard(decided, owner, config.allow_nested_pidns);
+                match crate::shell::launch::launcher_guard(decided, item.doc) {
                     Triage::Skip(termination) => skip(
                         place,
                         termination,
@@ -443,6 +444,9 @@ pub fn still_needs_no_process_reclaim(
 fn skip_reason(termination: Termination, facts: &ProcessFacts, owner: u32) -> String {
     match (termination, facts) {
         (Termination::SkippedInvalidPid, ProcessFacts::Invalid(invalid)) => invalid.to_string(),
+        (Termination::SkippedLauncher, _) => {
+            "the flatline run that launched it is alive and watches it".to_string()
+        }
         (
             Termination::SkippedForeign,
             ProcessFacts::Checked {

@@ -6,6 +6,7 @@ pub mod digest;
 pub mod explain;
 pub mod health;
 pub mod identity;
+pub mod launch;
 pub mod lifecycle;
 pub mod plan;
 pub mod stall;

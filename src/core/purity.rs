@@ -32,6 +32,8 @@ const SOURCES: &[(&str, &str)] = &[
         "core/lifecycle/tests.rs",
         include_str!("lifecycle/tests.rs"),
     ),
+    ("core/launch.rs", include_str!("launch.rs")),
+    ("core/launch/tests.rs", include_str!("launch/tests.rs")),
     ("core/plan/mod.rs", include_str!("plan/mod.rs")),
     ("core/plan/fan_in.rs", include_str!("plan/fan_in.rs")),
     (

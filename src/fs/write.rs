@@ -379,5 +379,42 @@ mod test_hook {
     }
 }
 
+/// Places a new file `name` in `dir` holding `content`, never replacing anything (SPEC §12,
+/// `flatline run`'s queued delegation): a temp file with `mode` (and the group `group` when
+/// this user may give it), fsync, `renameat2(RENAME_NOREPLACE)` onto the name, directory
+/// fsync. A name already taken (whatever it is) is `Io(AlreadyExists)` and nothing changes;
+/// a reader never sees half a document.
+pub fn create_new(
+    dir: &Dir,
+    name: &OsStr,
+    content: &[u8],
+    mode: u32,
+    group: Option<u32>,
+) -> Result<(), StoreError> {
+    let cname = entry_name(name)?;
+    let temp = TempFile::create(dir, name)?;
+    if let Some(gid) = group.filter(|gid| super::group::in_group(*gid)) {
+        std::os::unix::fs::fchown(&temp.file, None, Some(gid))?;
+    }
+    temp.file
+        .set_permissions(Permissions::from_mode(mode & PERMISSION_BITS))?;
+    temp.fill(content)?;
+    temp.rename_new(&cname)?;
+    sync_dir(dir)
+}
+
+/// Creates the directory `name` of `dir` with `mode` when it is missing, then opens it
+/// without following a symlink (a symlink or a non-directory there is an error).
+pub fn ensure_dir(dir: &Dir, name: &OsStr, mode: u32) -> io::Result<Dir> {
+    let cname = entry_name(name)?;
+    match sys::fd::mkdirat(dir.fd(), &cname, mode) {
+        Ok(()) => {}
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(error) => return Err(error),
+    }
+    dir.open_child(name)?
+        .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+}
+
 #[cfg(test)]
 mod tests;

@@ -20,10 +20,20 @@ lenient_object! {
 }
 
 lenient_object! {
+    /// `worker_launch_evidence.launcher`: the `flatline run` that launched the worker.
+    pub struct Launcher<'de> {
+        pid: Int = "pid",
+        fingerprint: Fingerprint<'de> = "fingerprint",
+    }
+}
+
+lenient_object! {
     /// `worker_launch_evidence`: the launch record.
     pub struct LaunchEvidence<'de> {
         work_kind: Text<'de> = "work_kind",
         raw_events_file: Text<'de> = "raw_events_file",
+        launch_source: Text<'de> = "launch_source",
+        launcher: Launcher<'de> = "launcher",
     }
 }
 

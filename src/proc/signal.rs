@@ -305,3 +305,94 @@ pub fn wait_for_exit(
         }
     }
 }
+
+/// A child of flatline's own that it has not reaped yet (`flatline run`'s worker): while
+/// nobody has waited for it, its pid cannot be recycled, and so neither can the process
+/// group it leads. Holds a pidfd for polling and for the fingerprint. The caller reaps it
+/// (`std::process::Child::wait`) only once `exited` says so, and sends nothing after that.
+#[derive(Debug)]
+pub struct OwnChild {
+    pid: Pid,
+    pidfd: Option<OwnedFd>,
+    start_ticks: Option<u64>,
+}
+
+/// The signals `flatline run` forwards to its worker's process group (SPEC §12).
+pub const FORWARDED: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+impl OwnChild {
+    /// Opens the child `pid`: a pidfd, then its start time (a zombie has both).
+    pub fn open(pid: Pid) -> OwnChild {
+        let pidfd = if pidfds_refused_for_tests() {
+            None
+        } else {
+            pidfd_open(pid.get()).ok()
+        };
+        let start_ticks = stat_of(pid).map(|stat| stat.start_ticks);
+        OwnChild {
+            pid,
+            pidfd,
+            start_ticks,
+        }
+    }
+
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Its start time in clock ticks after boot (`None`: `/proc` did not show it).
+    pub fn start_ticks(&self) -> Option<u64> {
+        self.start_ticks
+    }
+
+    /// The pidfs inode of its pidfd, where the kernel has one.
+    pub fn pidfd_ino(&self) -> Option<u64> {
+        self.pidfd.as_ref().and_then(super::observe::pidfd_ino)
+    }
+
+    /// Waits up to `timeout_ms` (less when a signal interrupts the poll); true once it has
+    /// exited (it is a zombie, waiting to be reaped).
+    pub fn exited(&self, timeout_ms: i32) -> bool {
+        match &self.pidfd {
+            Some(fd) => poll_exited(&[fd.as_raw_fd()], timeout_ms.max(0))[0],
+            None => {
+                std::thread::sleep(std::time::Duration::from_millis(
+                    timeout_ms.clamp(0, 100) as u64
+                ));
+                stat_of(self.pid).is_none_or(|stat| stat.exited())
+            }
+        }
+    }
+
+    /// Forwards `signal` (SIGINT, SIGTERM, SIGHUP or SIGKILL; any other is not sent) to
+    /// the process group it leads when `group`, else to it alone. The child is unreaped, so
+    /// neither its pid nor its group id can have been recycled.
+    pub fn send(&self, signal: libc::c_int, group: bool) -> Sent {
+        if !FORWARDED.contains(&signal) && signal != libc::SIGKILL {
+            return Sent::NotPermitted;
+        }
+        let sent = match (&self.pidfd, group) {
+            (_, true) => sys::pid::kill_group(self.pid.get(), signal),
+            (Some(fd), false) => sys::pid::pidfd_send_signal(fd.as_fd(), signal),
+            (None, false) => sys::pid::kill(self.pid.get(), signal),
+        };
+        match sent {
+            Ok(()) => Sent::Delivered,
+            Err(error) if error.raw_os_error() == Some(libc::ESRCH) => Sent::Gone,
+            Err(_) => Sent::NotPermitted,
+        }
+    }
+}
+
+/// flatline's own identity for a `launcher` record: its start time and its pidfs inode.
+pub fn own_identity_parts() -> (Option<u64>, Option<u64>) {
+    let pid = sys::pid::getpid();
+    let start_ticks = super::host::read_stat(pid)
+        .ok()
+        .flatten()
+        .map(|stat| stat.start_ticks);
+    let ino = pidfd_open(pid)
+        .ok()
+        .and_then(|fd| super::observe::pidfd_ino(&fd));
+    (start_ticks, ino)
+}

@@ -3,11 +3,12 @@
 //! delegation file); `workers` reads the heartbeat workers; `state` is flatline's own memory of
 //! a run; `commit` is the write-retry loop: a document change re-read and re-applied when
 //! another writer got there first; `tree_kill` signals workers and their process trees
-//! together, all in one grace.
+//! together, all in one grace; `launch` is `flatline run`'s spawn, watch and records.
 
 pub mod activity;
 pub mod commit;
 pub mod last_run;
+pub mod launch;
 pub mod runs;
 pub mod session;
 pub mod state;

@@ -203,6 +203,46 @@ pub fn renameat(dir: BorrowedFd<'_>, from: &CStr, to: &CStr) -> io::Result<()> {
     Ok(())
 }
 
+/// `renameat2(dir, from, dir, to, RENAME_NOREPLACE)`: within one directory, never replacing
+/// `to` (EEXIST); where the kernel or the file system lacks it (ENOSYS, EINVAL), `linkat` +
+/// `unlinkat`, which never replaces either.
+pub fn rename_noreplace(dir: BorrowedFd<'_>, from: &CStr, to: &CStr) -> io::Result<()> {
+    // SAFETY: `dir` is a live descriptor and both names are NUL-terminated; renameat2 with
+    // RENAME_NOREPLACE fails with EEXIST rather than replace `to`, and follows no symlink.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            dir.as_raw_fd(),
+            from.as_ptr(),
+            dir.as_raw_fd(),
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let error = last_error();
+    if !matches!(error.raw_os_error(), Some(libc::ENOSYS | libc::EINVAL)) {
+        return Err(error);
+    }
+    // SAFETY: as above; linkat with flags 0 does not follow `from` and fails with EEXIST when
+    // `to` exists.
+    let rc = unsafe {
+        libc::linkat(
+            dir.as_raw_fd(),
+            from.as_ptr(),
+            dir.as_raw_fd(),
+            to.as_ptr(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(last_error());
+    }
+    unlinkat(dir, from)
+}
+
 /// `mkdirat(dir, name, mode)`.
 pub fn mkdirat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
     // SAFETY: `dir` is a live descriptor and `name` is NUL-terminated.

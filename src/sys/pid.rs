@@ -19,6 +19,20 @@ pub fn kill(pid: libc::pid_t, signal: libc::c_int) -> io::Result<()> {
     Ok(())
 }
 
+/// `kill(-pgid, signal)`: the process group `pgid` leads. Refused (EINVAL) for a `pgid`
+/// below 2, so that it can never become `kill(0)` or `kill(-1)` (every process).
+pub fn kill_group(pgid: libc::pid_t, signal: libc::c_int) -> io::Result<()> {
+    if pgid < 2 {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: kill takes two integers and touches no memory of ours; `-pgid` ≤ -2 names one
+    // process group.
+    if unsafe { libc::kill(-pgid, signal) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// `pidfd_open(pid, 0)`: a descriptor for the process holding `pid` now.
 pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; opening a

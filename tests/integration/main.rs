@@ -21,6 +21,7 @@ mod random_input;
 mod reclaim;
 mod reclaim_safety;
 mod refresh;
+mod run;
 mod stall;
 mod status;
 mod support;

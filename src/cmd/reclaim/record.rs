@@ -234,7 +234,9 @@ pub(super) fn skip(
         place.path,
         &format!("not reclaimed ({}): {why}", termination.as_str()),
     );
-    diag.raise(Exit::Attention);
+    if termination.needs_attention() {
+        diag.raise(Exit::Attention);
+    }
     let mut detail = Map::new();
     detail.insert("state".into(), json!(state.as_str()));
     detail.insert("process_id".into(), json!(process_id));

@@ -532,10 +532,13 @@ fn after_of(
 ) -> After {
     After {
         reclaim_needed: view.reclaim_state == ReclaimState::ReclaimNeeded,
-        triage: reclaim::nested_guard(
-            triage(facts, owner, config.allow_foreign_uid),
-            owner,
-            config.allow_nested_pidns,
+        triage: crate::shell::launch::launcher_guard(
+            reclaim::nested_guard(
+                triage(facts, owner, config.allow_foreign_uid),
+                owner,
+                config.allow_nested_pidns,
+            ),
+            doc,
         ),
         info: TargetInfo {
             state: view.state,

@@ -37,6 +37,9 @@ pub enum Termination {
     SkippedForeign,
     /// The worker of a non-root delegation lives in a nested pid namespace (SPEC §3.1).
     SkippedNested,
+    /// The worker's `flatline run` is alive and verified: it watches the worker itself
+    /// (SPEC §12). Not a problem: nothing needs a person.
+    SkippedLauncher,
 }
 
 impl Termination {
@@ -56,6 +59,7 @@ impl Termination {
             Termination::SkippedUnverifiable => "skipped_unverifiable",
             Termination::SkippedForeign => "skipped_foreign",
             Termination::SkippedNested => "skipped_nested",
+            Termination::SkippedLauncher => "skipped_launcher",
         }
     }
 

@@ -173,6 +173,14 @@ impl<'a> TempFile<'a> {
         Ok(())
     }
 
+    /// Renames the temp file to `target` only if nothing has that name (SPEC §12): never
+    /// replaces anything; a name taken is `Io(AlreadyExists)`.
+    pub(in crate::fs) fn rename_new(mut self, target: &CStr) -> Result<(), StoreError> {
+        crate::sys::fd::rename_noreplace(self.dir.fd(), &self.name, target)?;
+        self.renamed = true;
+        Ok(())
+    }
+
     pub(in crate::fs) fn rename_over(mut self, target: &CStr) -> Result<(), StoreError> {
         renameat(self.dir.fd(), &self.name, target)?;
         self.renamed = true;

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# bench/launch.sh: `flatline run` (SPEC §8, §12), side by side with its floors.
+#   1. the --tee relay: a producer writing SIZE bytes through `flatline run --tee` (stream
+#      file + run's stdout on /dev/null) against the same producer piped into a splice(2)
+#      pipe-to-file copy (bench/splice.c) on the same filesystem;
+#   2. launch overhead: `flatline run --no-watch -- /bin/true` (queued delegation placed,
+#      spawn, pidfd + fingerprint, running record, wait, final record: three fsynced
+#      writes) against a bare fork+exec of /bin/true.
+# Usage: bench/launch.sh [BIN] [SIZE_MIB]   (default target/release/flatline, 256)
+set -euo pipefail
+export LC_ALL=C
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+bin=$(realpath "${1:-target/release/flatline}")
+mib=${2:-256}
+bytes=$((mib * 1048576))
+[ -x "$bin" ] || { echo "bench: $bin is not built (make build)" >&2; exit 1; }
+work=$(mktemp -d "${TMPDIR:-/tmp}/flatline-launch.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+cc -O2 -o "$work/abrun" bench/abrun.c
+cc -O2 -o "$work/splice" bench/splice.c
+mkdir -p "$work/run"
+echo "# flatline run benchmarks ($(date -u +%Y-%m-%dT%H:%MZ))"
+echo "machine: $(nproc) cores, Linux $(uname -r); temp dir $(findmnt -n -o FSTYPE -T "$work" 2>/dev/null || stat -f -c %T "$work") ($work)"
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+report() { awk -F'\t' '{ printf "  %-14s median %9.3f ms  (min %.3f, max %.3f; %d runs)  user %.1f ms  sys %.1f ms\n", $1, $3, $4, $5, $2, $6, $7 }'; }
+median() { awk -F'\t' -v n="$1" '$1 == n { print $3 }' "$2"; }
+
+echo "## --tee relay: $mib MiB through a pipe to the stream file"
+clean='rm -rf "$0"/delegations "$0"/raw-events'
+"$work/abrun" 11 2 \
+  relay sh -c "$clean; exec \"\$1\" run --run-dir \"\$0\" --tee --no-watch -- head -c $bytes /dev/zero 2>/dev/null" "$work/run" "$bin" \
+  :: splice sh -c "$clean; head -c $bytes /dev/zero | \"\$1\" \"\$0\"/splice.out" "$work/run" "$work/splice" \
+  > "$work/relay.tsv"
+report < "$work/relay.tsv"
+relay=$(median relay "$work/relay.tsv")
+floor=$(median splice "$work/relay.tsv")
+echo "  throughput: relay $(awk -v b=$bytes -v t="$relay" 'BEGIN{printf "%.0f", b/1048576/(t/1000)}') MiB/s, splice $(awk -v b=$bytes -v t="$floor" 'BEGIN{printf "%.0f", b/1048576/(t/1000)}') MiB/s; relay/splice speed ratio $(awk -v a="$floor" -v b="$relay" 'BEGIN{printf "%.2f", a/b}') (target ≥ 0.8)"
+
+echo "## launch overhead: flatline run -- /bin/true vs a bare fork+exec"
+"$work/abrun" 41 3 \
+  run sh -c "$clean; exec \"\$1\" run --run-dir \"\$0\" --no-watch -- /bin/true 2>/dev/null" "$work/run" "$bin" \
+  :: bare sh -c 'exec /bin/true' \
+  > "$work/launch.tsv"
+report < "$work/launch.tsv"
+run=$(median run "$work/launch.tsv")
+bare=$(median bare "$work/launch.tsv")
+echo "  overhead: $(awk -v a="$run" -v b="$bare" 'BEGIN{printf "%.2f", a-b}') ms per launch (target ≤ 2 ms to the delegation written; this is launch to the final record, three fsynced writes included)"

@@ -1,0 +1,129 @@
+//! run: launches one worker under watch (SPEC §12) — records it queued, spawns it, records
+//! its identity taken at birth, watches it as sweep would, and finalizes it from its real
+//! wait status. The exit status is timeout(1)'s. The work is in `shell::launch`; the
+//! documents are built by `core::launch`.
+
+mod end;
+
+use crate::cli::config::Config;
+use crate::core::launch;
+use crate::exit::Exit;
+use crate::interrupt::Stop;
+use crate::output::Diagnostics;
+use crate::shell::launch::{
+    LaunchChange, LaunchError, LockPolicy, Prepared, Stdio, Watch, Watched,
+};
+use crate::shell::runs::LazyHost;
+use std::ffi::OsString;
+
+/// `flatline run`.
+pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
+    match launch_and_watch(config, diag, stop) {
+        Ok(status) => Exit::Launch(status),
+        Err(error) => {
+            diag.error(&error.path, &error.message, Exit::FileProblem);
+            if error.usage {
+                Exit::Usage
+            } else {
+                Exit::Launch(launch::RUN_FAILED)
+            }
+        }
+    }
+}
+
+fn launch_and_watch(
+    config: &Config,
+    diag: &mut Diagnostics,
+    stop: &Stop,
+) -> Result<u8, LaunchError> {
+    let prepared = Prepared::prepare(&config.run_dirs[0])?;
+    let lock = LockPolicy {
+        group: config.lock_group,
+        wait: config.wait,
+    };
+    let id = match &config.run.id {
+        Some(id) => id.clone(),
+        None => launch::new_id(crate::proc::now_ms(), &crate::proc::random_bytes()),
+    };
+    let name = OsString::from(format!("{id}.json"));
+    if prepared.delegation_exists(&name) {
+        return Err(LaunchError::usage(
+            &prepared.delegations.join(&name),
+            "a delegation with this id already exists".into(),
+        ));
+    }
+    // --stderr first: a refused one must not leave a new stream behind.
+    let stderr = match &config.run.stderr {
+        Some(path) => Some(prepared.open_stderr(path)?),
+        None => None,
+    };
+    let stream = prepared.open_stream(&id, config.run.stream.as_deref())?;
+    let host = LazyHost::default();
+    let now = crate::proc::now_ms();
+    crate::shell::launch::queue(&prepared, &id, &stream, config, host.get(), &lock, now)?;
+    diag.notice(&format!("delegation {id}"));
+    let env = crate::shell::launch::environment(&prepared, &id, &stream);
+    let stdio = Stdio {
+        stdin_inherit: config.run.stdin_inherit,
+        stream: stream
+            .file
+            .try_clone()
+            .map_err(|e| LaunchError::failed(&prepared.run.path, e.to_string()))?,
+        stderr,
+        tee: config.run.tee,
+    };
+    let started_at = crate::proc::now_ms();
+    let mut spawned =
+        match crate::shell::launch::spawn(&config.run.command, stdio, &env, host.get()) {
+            Ok(spawned) => spawned,
+            Err(error) => {
+                let program = std::path::Path::new(&config.run.command[0]);
+                diag.error(
+                    program,
+                    &format!("cannot execute: {}", crate::fs::io_message(&error)),
+                    Exit::FileProblem,
+                );
+                return end::not_started(&prepared, &name, &lock, &error);
+            }
+        };
+    let recorded = spawned
+        .started(host.get(), started_at)
+        .ok_or_else(|| {
+            LaunchError::failed(
+                &prepared.run.path,
+                "the worker's fingerprint cannot be read".into(),
+            )
+        })
+        .and_then(|started| {
+            crate::shell::launch::record(
+                &prepared,
+                &name,
+                LaunchChange::Running(started),
+                &lock,
+                crate::proc::now_ms(),
+            )
+        });
+    if let Err(error) = recorded {
+        // A worker that cannot be recorded must not run unwatched (SPEC §12).
+        spawned.kill_and_reap();
+        return Err(error);
+    }
+    let watch = Watch {
+        prepared: &prepared,
+        name: &name,
+        config,
+        lock: &lock,
+        host: &host,
+        stop,
+    };
+    match crate::shell::launch::watch(&watch, &mut spawned, diag)? {
+        Watched::Stuck(stuck) => {
+            end::reclaim_tree(&watch, &mut spawned, &stuck, diag)?;
+            Ok(launch::RECLAIMED)
+        }
+        Watched::Exited(ended) => {
+            end::finish(&watch, &mut spawned, &stream, ended)?;
+            Ok(ended.status())
+        }
+    }
+}
