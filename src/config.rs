@@ -59,6 +59,8 @@ pub struct Config {
     /// beat: what to write and how often.
     pub beat: BeatConfig,
     pub quiet: bool,
+    /// doctor: `--check-unit FILE`.
+    pub check_unit: Option<PathBuf>,
 }
 
 /// `flatline beat`'s options.
@@ -96,7 +98,7 @@ pub fn resolve(
     command: Command,
     stdout_is_terminal: bool,
 ) -> Result<Config, UsageError> {
-    if low.operands.is_empty() {
+    if low.operands.is_empty() && !(command == Command::Doctor && low.check_unit.is_some()) {
         return Err(UsageError(if command == Command::Beat {
             "beat needs a HEARTBEAT_FILE".to_string()
         } else {
@@ -227,6 +229,7 @@ pub fn resolve(
             while_pid: low.while_pid,
         },
         quiet: low.quiet,
+        check_unit: low.check_unit,
     })
 }
 

@@ -43,7 +43,7 @@ pub mod sweep;
 pub mod team;
 
 use cli::{Command, Mode};
-use cmd::{fanin, reclaim, refresh, status};
+use cmd::{doctor, fanin, reclaim, refresh, status};
 use exit::Exit;
 use output::Diagnostics;
 use std::ffi::OsString;
@@ -98,6 +98,7 @@ where
         Command::Beat => beat::run(&config, &mut diag, &stop),
         Command::FanIn => fanin::run(&config, &mut diag, &stop),
         Command::Sweep => sweep::run(&config, &mut diag, &stop),
+        Command::Doctor => doctor::run(&config, &mut diag, &stop),
     };
     say_deadline_passed(&config, &mut diag, exit);
     exit

@@ -10,6 +10,7 @@ pub enum Command {
     Beat,
     FanIn,
     Sweep,
+    Doctor,
 }
 
 pub struct CommandDef {
@@ -151,6 +152,35 @@ pub const COMMANDS: &[CommandDef] = &[
               The heartbeat's directory is not a run directory: no lock is taken.",
         writes: "HEARTBEAT_FILE",
     },
+    CommandDef {
+        command: Command::Doctor,
+        name: "doctor",
+        operands: "[RUN_DIR...]",
+        about: "check run directories and their deployment; say how to fix each finding",
+        doc: "Checks each RUN_DIR and the host it runs on, and prints one finding per problem \
+              with how to fix it: not a run directory; RUN_DIR/.flatline/ owned by neither \
+              the user that runs flatline (the unit's User=, root when absent, with \
+              --check-unit; else the caller) nor the run directory's owner, writable by group \
+              or others, or its lock and state.json with permissions for others or several \
+              links; members of the lock group that are uids of worker processes or owners of \
+              delegations other than the orchestrator (the run directory's owner); every \
+              directory beneath RUN_DIR without the sticky bit that users other than its \
+              owner can write (another writer could swap one worker's stream for another's); \
+              paths named by worker specs and delegations that do not resolve under the rules \
+              for named files (resolved, never opened); running delegations missing the \
+              timestamps process identity needs; recorded timestamps further in the future \
+              than --max-clock-skew; fingerprints of another pid namespace; kernel.pid_max \
+              below 4194304; Yama ptrace_scope 3; /proc mounted with hidepid; pidfd_open and \
+              openat2 unavailable; fs.protected_hardlinks 0. \
+              With --check-unit FILE, the unit's ExecStart= command lines are read as \
+              systemd reads them (prefixes -@+!: stripped, %i, %I and %f replaced by a \
+              scratch run directory, quoting and escapes applied, ${VAR} expanded from \
+              Environment= and reported when it cannot be) and run through flatline's own \
+              parser; an unquoted space inside a duration is warned about. \
+              Exit status 0 when nothing was found, 1 when something was, 2 for a usage \
+              error.",
+        writes: "nothing",
+    },
 ];
 
 impl Command {
@@ -179,6 +209,7 @@ pub(super) const HEALTH_EVENTS: u32 = 1 << (Command::HealthEvents as u32);
 pub(super) const BEAT: u32 = 1 << (Command::Beat as u32);
 pub(super) const FAN_IN: u32 = 1 << (Command::FanIn as u32);
 pub(super) const SWEEP: u32 = 1 << (Command::Sweep as u32);
+pub(super) const DOCTOR: u32 = 1 << (Command::Doctor as u32);
 /// The commands over run directories (all but beat).
 pub(super) const ALL: u32 = STATUS | REFRESH | RECLAIM | HEALTH_EVENTS | FAN_IN | SWEEP;
 /// The commands that look at heartbeat workers.
@@ -237,6 +268,7 @@ pub enum FlagId {
     Help,
     Version,
     Generate,
+    CheckUnit,
 }
 
 pub struct Flag {
@@ -259,7 +291,7 @@ pub const FLAGS: &[Flag] = &[
         long: "format",
         short: None,
         value: Some("FORMAT"),
-        commands: ALL,
+        commands: ALL | DOCTOR,
         about: "output format: text, ndjson, json, tsv or prometheus",
         doc: "How records are printed on stdout. \
               text: an aligned table and a one-line tally, for people. \
@@ -275,7 +307,7 @@ pub const FLAGS: &[Flag] = &[
         long: "now",
         short: None,
         value: Some("RFC3339"),
-        commands: ALL,
+        commands: ALL | DOCTOR,
         about: "take this instant as the current time",
         doc: "Uses this instant instead of the wall clock for every age and every timestamp \
               flatline writes, so that a run can be reproduced exactly. \
@@ -357,7 +389,7 @@ pub const FLAGS: &[Flag] = &[
         long: "max-clock-skew",
         short: None,
         value: Some("DURATION"),
-        commands: VIEWERS,
+        commands: VIEWERS | DOCTOR,
         about: "trust progress timestamps at most this far in the future [60s]",
         doc: "A progress baseline in the future by no more than this is taken as age 0 with \
               the warning clock_skew; one further in the future is not trusted: the state is \
@@ -455,7 +487,7 @@ pub const FLAGS: &[Flag] = &[
         long: "allow-outside-paths",
         short: None,
         value: None,
-        commands: PATH_READERS,
+        commands: PATH_READERS | DOCTOR,
         about: "accept absolute paths outside the run directory in documents",
         doc: "Paths named inside documents (event streams; heartbeat, inbox and outbox files) \
               are untrusted: a relative path is resolved beneath RUN_DIR (a worker spec's from \
@@ -533,7 +565,7 @@ pub const FLAGS: &[Flag] = &[
         long: "output",
         short: None,
         value: Some("FILE"),
-        commands: ALL,
+        commands: ALL | DOCTOR,
         about: "write the output to FILE atomically instead of stdout",
         doc: "Writes what would go to stdout to FILE instead, atomically (a temporary file in \
               the same directory, fsync, rename), so that a reader such as node_exporter's \
@@ -714,7 +746,7 @@ pub const FLAGS: &[Flag] = &[
         long: "quiet",
         short: Some('q'),
         value: None,
-        commands: ALL,
+        commands: ALL | DOCTOR,
         about: "print no records; problems still go to stderr",
         doc: "Prints nothing on stdout. \
               Problems are still reported on stderr and the exit status is unchanged.",
@@ -747,5 +779,22 @@ pub const FLAGS: &[Flag] = &[
         about: "print the man page (roff) and exit",
         doc: "Prints the manual page in roff, generated from the same table as this help, and \
               exits.",
+    },
+    Flag {
+        id: FlagId::CheckUnit,
+        long: "check-unit",
+        short: None,
+        value: Some("FILE"),
+        commands: DOCTOR,
+        about: "doctor: run a systemd unit's ExecStart= through flatline's parser",
+        doc: "Reads the systemd unit FILE as systemd would (continuation lines, User=, \
+              Environment=) and checks each ExecStart= command line: prefixes stripped, \
+              specifiers %i, %I and %f resolved for a scratch run directory, split with \
+              systemd's quoting, ${VAR} and $VAR expanded from Environment= (a variable the \
+              unit does not set is a finding), then parsed and resolved by flatline itself, \
+              so that an option flatline refuses is found before the timer runs. \
+              A duration option followed by an unquoted word that is itself a duration \
+              (--deadline 1h 30min) is a finding. \
+              The unit's User= (root when absent) is the user .flatline/ is checked against.",
     },
 ];

@@ -84,6 +84,8 @@ pub struct LowArgs {
     pub every: Option<Millis>,
     pub while_pid: Option<i64>,
     pub quiet: bool,
+    /// doctor: `--check-unit FILE`.
+    pub check_unit: Option<PathBuf>,
     /// Flags seen, to check they apply to the command.
     pub(super) seen: Vec<FlagId>,
 }
@@ -397,6 +399,7 @@ pub(super) fn apply(
             );
         }
         FlagId::Quiet => low.quiet = true,
+        FlagId::CheckUnit => low.check_unit = Some(PathBuf::from(non_empty(flag, text)?)),
         FlagId::Help => low.help = true,
         FlagId::Version => low.version = true,
         FlagId::Generate => {

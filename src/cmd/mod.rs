@@ -1,6 +1,7 @@
 //! cmd: one file per subcommand. Today they still hold their own run loops and writes; the
 //! shared loop (`shell/`) will leave them only the orchestration.
 
+pub mod doctor;
 pub mod fanin;
 pub mod reclaim;
 pub mod refresh;

@@ -2,12 +2,14 @@
 //! processes, the clock or the environment; the layers above read, call in here, and act.
 
 pub mod digest;
+pub mod doctor;
 pub mod health;
 pub mod identity;
 pub mod lifecycle;
 pub mod plan;
 pub mod text;
 pub mod time;
+pub mod unit;
 
 #[cfg(test)]
 mod purity;

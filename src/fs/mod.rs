@@ -2,6 +2,7 @@
 //! ever following a symlink (directory descriptors, bounded reads, named paths read as their
 //! owner); `write` makes atomic, checked, durable writes and holds the run lock.
 
+pub mod doctor;
 mod read;
 mod write;
 

@@ -892,6 +892,31 @@ fn resolve_beneath(
     }
 }
 
+/// Whether the kernel lets flatline call `openat2` (Linux 5.6, and no seccomp filter
+/// refusing it); without it named paths are resolved by a component walk (doctor says so).
+pub fn openat2_available() -> bool {
+    // SAFETY: open_how is plain old data; all-zero is its documented default.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
+    // SAFETY: openat2 takes AT_FDCWD, a NUL-terminated path and a pointer to an open_how of
+    // the given size; it returns a new descriptor or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            c"/".as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: the kernel returned a new descriptor that nobody else owns; dropping closes it.
+    drop(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+    true
+}
+
 fn walk_beneath(
     dir: BorrowedFd<'_>,
     relative: &Path,

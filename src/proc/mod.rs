@@ -5,6 +5,7 @@
 //! pure identity decision live in `core::identity`; this module makes the observations the
 //! decision is made on, and sends signals only to a `Pid`.
 
+pub mod doctor;
 mod host;
 mod observe;
 mod signal;

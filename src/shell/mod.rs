@@ -3,3 +3,4 @@
 //! first. The shared run loop and the tree kill are to come here.
 
 pub mod commit;
+pub mod doctor;

@@ -6,6 +6,7 @@ mod concurrency;
 mod crash;
 mod deploy;
 mod deployment;
+mod doctor;
 mod fanin;
 mod fanin_ownership;
 mod filesec;
