@@ -73,6 +73,7 @@ where
         Mode::Help(Some(command)) => return print(&cli::command_help_text(command)),
         Mode::Version => return print(&cli::version_text()),
         Mode::Man => return print(&cli::man_page()),
+        Mode::Completions(shell) => return print(&cli::completions(shell)),
         Mode::Usage => {
             // Bare `flatline`: a mistake more often than a question; usage on stderr, exit 2.
             let _ = std::io::stderr()

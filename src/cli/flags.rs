@@ -774,11 +774,14 @@ pub const FLAGS: &[Flag] = &[
         id: FlagId::Generate,
         long: "generate",
         short: None,
-        value: Some("man"),
+        value: Some("TARGET"),
         commands: 0,
-        about: "print the man page (roff) and exit",
-        doc: "Prints the manual page in roff, generated from the same table as this help, and \
-              exits.",
+        about: "print the man page (man) or shell completions (bash, zsh, fish) and exit",
+        doc: "Prints what TARGET names, generated from the same table as this help, and exits: \
+              man, the manual page in roff; bash, zsh or fish, the completion script for that \
+              shell (make install puts them where each shell looks: \
+              share/bash-completion/completions/flatline, share/zsh/site-functions/_flatline \
+              and share/fish/vendor_completions.d/flatline.fish under PREFIX).",
     },
     Flag {
         id: FlagId::CheckUnit,

@@ -35,6 +35,8 @@ pub enum Mode {
     Help(Option<Command>),
     Version,
     Man,
+    /// `--generate bash|zsh|fish`.
+    Completions(Shell),
     /// No command: the usage goes to stderr, exit 2.
     Usage,
 }
@@ -47,6 +49,8 @@ pub struct LowArgs {
     pub help: bool,
     pub version: bool,
     pub generate_man: bool,
+    /// `--generate bash|zsh|fish`.
+    pub generate_completions: Option<Shell>,
     pub format: Option<Format>,
     pub now: Option<Millis>,
     pub quiet_after: Option<Millis>,
@@ -98,6 +102,8 @@ impl LowArgs {
             Mode::Version
         } else if self.generate_man {
             Mode::Man
+        } else if let Some(shell) = self.generate_completions {
+            Mode::Completions(shell)
         } else {
             match self.command {
                 Some(command) => Mode::Run(command),
@@ -402,14 +408,16 @@ pub(super) fn apply(
         FlagId::CheckUnit => low.check_unit = Some(PathBuf::from(non_empty(flag, text)?)),
         FlagId::Help => low.help = true,
         FlagId::Version => low.version = true,
-        FlagId::Generate => {
-            if text != "man" {
+        FlagId::Generate => match (text.as_str(), Shell::parse(&text)) {
+            ("man", _) => low.generate_man = true,
+            (_, Some(shell)) => low.generate_completions = Some(shell),
+            _ => {
                 return Err(UsageError(format!(
-                    "--generate: unknown target '{text}' (only 'man')"
+                    "--generate: unknown target '{text}' (use {})",
+                    GENERATE_TARGETS.join(", ")
                 )));
             }
-            low.generate_man = true;
-        }
+        },
     }
     Ok(())
 }
@@ -422,7 +430,7 @@ pub(super) fn non_empty(flag: &Flag, text: String) -> Result<String, UsageError>
 }
 
 pub(super) fn check_applicability(low: &LowArgs) -> Result<(), UsageError> {
-    if low.help || low.version || low.generate_man {
+    if low.help || low.version || low.generate_man || low.generate_completions.is_some() {
         return Ok(());
     }
     let Some(command) = low.command else {

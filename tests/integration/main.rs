@@ -2,6 +2,7 @@
 
 mod adversarial;
 mod cli;
+mod completions;
 mod concurrency;
 mod crash;
 mod deploy;
