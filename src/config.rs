@@ -61,6 +61,8 @@ pub struct Config {
     pub quiet: bool,
     /// doctor: `--check-unit FILE`.
     pub check_unit: Option<PathBuf>,
+    /// `sweep --every`: the interval between passes (`deadline` is then per pass).
+    pub sweep_every: Option<Duration>,
 }
 
 /// `flatline beat`'s options.
@@ -204,6 +206,11 @@ pub fn resolve(
         deadline: low
             .deadline
             .or((command == Command::Sweep).then_some(DEFAULT_SWEEP_DEADLINE_MS))
+            // `sweep --every`: each pass ends before the next is due (SPEC §9).
+            .map(|deadline| match (command, low.every) {
+                (Command::Sweep, Some(every)) => deadline.min(every),
+                _ => deadline,
+            })
             .map(std_duration),
         // `--output -` is stdout, as for most Unix tools.
         output: low.output.filter(|path| path.as_os_str() != "-"),
@@ -230,6 +237,10 @@ pub fn resolve(
         },
         quiet: low.quiet,
         check_unit: low.check_unit,
+        sweep_every: low
+            .every
+            .filter(|_| command == Command::Sweep)
+            .map(std_duration),
     })
 }
 
@@ -339,6 +350,20 @@ mod tests {
             ])
             .is_ok()
         );
+    }
+
+    #[test]
+    fn sweep_every_bounds_each_pass_by_the_interval() {
+        let config = resolve_args(&["sweep", "--every", "1m", "run"]).unwrap();
+        assert_eq!(config.sweep_every, Some(Duration::from_secs(60)));
+        assert_eq!(config.deadline, Some(Duration::from_secs(60)));
+        let config =
+            resolve_args(&["sweep", "--every", "1h", "--deadline", "4min", "run"]).unwrap();
+        assert_eq!(config.deadline, Some(Duration::from_secs(240)));
+        let config = resolve_args(&["sweep", "run"]).unwrap();
+        assert_eq!(config.sweep_every, None);
+        assert_eq!(config.deadline, Some(Duration::from_secs(300)));
+        assert!(resolve_args(&["status", "--every", "1s", "run"]).is_err());
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub mod sweep;
 pub mod team;
 
 use cli::{Command, Mode};
-use cmd::{doctor, fanin, reclaim, refresh, status};
+use cmd::{doctor, every, fanin, reclaim, refresh, status};
 use exit::Exit;
 use output::Diagnostics;
 use std::ffi::OsString;
@@ -88,8 +88,9 @@ where
         Err(error) => return usage_error(&mut diag, &error.0),
     };
     let stop = match config.deadline {
-        Some(deadline) => stop.with_deadline(deadline),
-        None => stop,
+        // `sweep --every`: the deadline bounds each pass, not the service (cmd::every).
+        Some(deadline) if config.sweep_every.is_none() => stop.with_deadline(deadline),
+        _ => stop,
     };
     let exit = match command {
         Command::Status => status::run(&config, &mut diag, &stop),
@@ -98,6 +99,7 @@ where
         Command::HealthEvents => team::run(&config, &mut diag, &stop),
         Command::Beat => beat::run(&config, &mut diag, &stop),
         Command::FanIn => fanin::run(&config, &mut diag, &stop),
+        Command::Sweep if config.sweep_every.is_some() => every::run(&config, &mut diag, &stop),
         Command::Sweep => sweep::run(&config, &mut diag, &stop),
         Command::Doctor => doctor::run(&config, &mut diag, &stop),
     };

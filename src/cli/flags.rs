@@ -722,12 +722,19 @@ pub const FLAGS: &[Flag] = &[
         long: "every",
         short: None,
         value: Some("DURATION"),
-        commands: BEAT,
-        about: "beat again every DURATION until --while-pid exits or a signal arrives",
-        doc: "Writes the heartbeat again every DURATION. \
+        commands: BEAT | SWEEP,
+        about: "beat, or sweep, again every DURATION until a signal arrives",
+        doc: "beat: writes the heartbeat again every DURATION. \
               The loop ends when the process --while-pid exits, or when flatline receives \
               SIGINT, SIGTERM or SIGHUP; a final heartbeat with status stopped is written \
-              then.",
+              then. \
+              sweep: for minimal containers without a timer, repeats the sweep every \
+              DURATION, each pass exactly a fresh one-shot sweep (every run's lock taken and \
+              released, every file read again, its own --deadline, at most DURATION), \
+              sleeping between passes. \
+              SIGTERM, SIGINT or SIGHUP between passes ends it with exit status 0 (the \
+              service stopped normally); within a pass, the pass stops before its next side \
+              effect and flatline exits 128+N.",
     },
     Flag {
         id: FlagId::WhilePid,

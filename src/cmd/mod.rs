@@ -2,6 +2,7 @@
 //! shared loop (`shell/`) will leave them only the orchestration.
 
 pub mod doctor;
+pub mod every;
 pub mod fanin;
 pub mod reclaim;
 pub mod refresh;
