@@ -63,6 +63,11 @@ pub struct Config {
     pub check_unit: Option<PathBuf>,
     /// `sweep --every`: the interval between passes (`deadline` is then per pass).
     pub sweep_every: Option<Duration>,
+    /// `--delegation ID`: only `delegations/ID.json` (empty: every delegation).
+    pub delegations: Vec<String>,
+    /// finalize: `--as` and `--note`.
+    pub finalize_as: Option<String>,
+    pub note: Option<String>,
 }
 
 /// `flatline beat`'s options.
@@ -87,6 +92,16 @@ fn std_duration(ms: Millis) -> Duration {
 }
 
 impl Config {
+    /// Whether `--delegation` lets the file `delegations/NAME` through (SPEC §13: the file
+    /// name, never the delegation_id inside, picks it).
+    pub fn delegation_selected(&self, name: &std::ffi::OsStr) -> bool {
+        self.delegations.is_empty()
+            || self
+                .delegations
+                .iter()
+                .any(|id| name.as_encoded_bytes().strip_suffix(b".json") == Some(id.as_bytes()))
+    }
+
     /// Whether `--task-card` lets this card through.
     pub fn card_selected(&self, card: Option<&str>) -> bool {
         self.task_cards.is_empty()
@@ -241,6 +256,9 @@ pub fn resolve(
             .every
             .filter(|_| command == Command::Sweep)
             .map(std_duration),
+        delegations: low.delegations,
+        finalize_as: low.finalize_as,
+        note: low.note,
     })
 }
 
@@ -373,6 +391,19 @@ mod tests {
                 .unwrap_err()
                 .contains("needs at least one RUN_DIR")
         );
+    }
+
+    #[test]
+    fn delegation_filter_matches_file_names() {
+        use std::ffi::OsStr;
+        let config =
+            resolve_args(&["status", "--delegation", "a", "--delegation", "b.c", "run"]).unwrap();
+        assert!(config.delegation_selected(OsStr::new("a.json")));
+        assert!(config.delegation_selected(OsStr::new("b.c.json")));
+        assert!(!config.delegation_selected(OsStr::new("a.jsonx")));
+        assert!(!config.delegation_selected(OsStr::new("ab.json")));
+        let all = resolve_args(&["status", "run"]).unwrap();
+        assert!(all.delegation_selected(OsStr::new("x.json")));
     }
 
     #[test]

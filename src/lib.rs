@@ -43,7 +43,7 @@ pub mod sweep;
 pub mod team;
 
 use cli::{Command, Mode};
-use cmd::{doctor, every, fanin, reclaim, refresh, status};
+use cmd::{doctor, every, fanin, finalize, reclaim, refresh, status};
 use exit::Exit;
 use output::Diagnostics;
 use std::ffi::OsString;
@@ -102,6 +102,7 @@ where
         Command::Sweep if config.sweep_every.is_some() => every::run(&config, &mut diag, &stop),
         Command::Sweep => sweep::run(&config, &mut diag, &stop),
         Command::Doctor => doctor::run(&config, &mut diag, &stop),
+        Command::Finalize => finalize::run(&config, &mut diag, &stop),
     };
     say_deadline_passed(&config, &mut diag, exit);
     exit

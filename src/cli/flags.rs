@@ -11,6 +11,7 @@ pub enum Command {
     FanIn,
     Sweep,
     Doctor,
+    Finalize,
 }
 
 pub struct CommandDef {
@@ -181,6 +182,25 @@ pub const COMMANDS: &[CommandDef] = &[
               error.",
         writes: "nothing",
     },
+    CommandDef {
+        command: Command::Finalize,
+        name: "finalize",
+        operands: "RUN_DIR",
+        about: "an operator closes a running delegation that can never be verified",
+        doc: "Marks the running delegation --delegation ID (RUN_DIR/delegations/ID.json) \
+              terminal, as --as says (failed or cancelled), without signalling anything, \
+              under the run lock: child_agent.status, executor.status and \
+              worker_lifecycle.state become that status, reclaim_state not_needed, \
+              latest_failure {stage operator, reason operator, summary with --note}, and \
+              updated_at, completed_at and returned_at now. \
+              It is for a delegation whose process can never be verified (a pid recycled \
+              within the identity window, pid 1 written by a broken orchestrator), which \
+              would otherwise make every sweep exit 1 forever. \
+              A delegation that is already terminal is left as it is (exit 0); an unknown id \
+              is a usage error (exit 2); another file claiming the same delegation_id is a \
+              problem (duplicate_delegation_id, exit 1) and nothing is written.",
+        writes: "one delegation (atomically, under RUN_DIR/.flatline/lock)",
+    },
 ];
 
 impl Command {
@@ -210,6 +230,7 @@ pub(super) const BEAT: u32 = 1 << (Command::Beat as u32);
 pub(super) const FAN_IN: u32 = 1 << (Command::FanIn as u32);
 pub(super) const SWEEP: u32 = 1 << (Command::Sweep as u32);
 pub(super) const DOCTOR: u32 = 1 << (Command::Doctor as u32);
+pub(super) const FINALIZE: u32 = 1 << (Command::Finalize as u32);
 /// The commands over run directories (all but beat).
 pub(super) const ALL: u32 = STATUS | REFRESH | RECLAIM | HEALTH_EVENTS | FAN_IN | SWEEP;
 /// The commands that look at heartbeat workers.
@@ -269,6 +290,9 @@ pub enum FlagId {
     Version,
     Generate,
     CheckUnit,
+    Delegation,
+    FinalizeAs,
+    Note,
 }
 
 pub struct Flag {
@@ -291,7 +315,7 @@ pub const FLAGS: &[Flag] = &[
         long: "format",
         short: None,
         value: Some("FORMAT"),
-        commands: ALL | DOCTOR,
+        commands: ALL | DOCTOR | FINALIZE,
         about: "output format: text, ndjson, json, tsv or prometheus",
         doc: "How records are printed on stdout. \
               text: an aligned table and a one-line tally, for people. \
@@ -307,7 +331,7 @@ pub const FLAGS: &[Flag] = &[
         long: "now",
         short: None,
         value: Some("RFC3339"),
-        commands: ALL | DOCTOR,
+        commands: ALL | DOCTOR | FINALIZE,
         about: "take this instant as the current time",
         doc: "Uses this instant instead of the wall clock for every age and every timestamp \
               flatline writes, so that a run can be reproduced exactly. \
@@ -459,7 +483,7 @@ pub const FLAGS: &[Flag] = &[
         long: "dry-run",
         short: None,
         value: None,
-        commands: WRITERS,
+        commands: WRITERS | FINALIZE,
         about: "print what would be done; write nothing",
         doc: "Prints the action records of what would be done, and writes nothing: no \
               delegation, no lock, no RUN_DIR/.flatline directory. \
@@ -520,7 +544,7 @@ pub const FLAGS: &[Flag] = &[
         long: "wait",
         short: None,
         value: Some("DURATION"),
-        commands: WRITERS,
+        commands: WRITERS | FINALIZE,
         about: "wait this long for another flatline's lock instead of exiting 75",
         doc: "Writing commands hold an exclusive lock on RUN_DIR/.flatline/lock for the whole \
               run. \
@@ -533,7 +557,7 @@ pub const FLAGS: &[Flag] = &[
         long: "lock-group",
         short: None,
         value: Some("GROUP"),
-        commands: WRITERS,
+        commands: WRITERS | FINALIZE,
         about: "the group that may take the run lock [the run directory's group]",
         doc: "A new RUN_DIR/.flatline/ is created mode 0750 and its lock and state.json \
               mode 0640 with this group (a name or a numeric gid; default: the run \
@@ -753,7 +777,7 @@ pub const FLAGS: &[Flag] = &[
         long: "quiet",
         short: Some('q'),
         value: None,
-        commands: ALL | DOCTOR,
+        commands: ALL | DOCTOR | FINALIZE,
         about: "print no records; problems still go to stderr",
         doc: "Prints nothing on stdout. \
               Problems are still reported on stderr and the exit status is unchanged.",
@@ -806,5 +830,39 @@ pub const FLAGS: &[Flag] = &[
               A duration option followed by an unquoted word that is itself a duration \
               (--deadline 1h 30min) is a finding. \
               The unit's User= (root when absent) is the user .flatline/ is checked against.",
+    },
+    Flag {
+        id: FlagId::Delegation,
+        long: "delegation",
+        short: None,
+        value: Some("ID"),
+        commands: STATUS | REFRESH | RECLAIM | FINALIZE,
+        about: "only the delegation in RUN_DIR/delegations/ID.json (repeatable)",
+        doc: "Limits every record and every action to the delegation whose file is \
+              RUN_DIR/delegations/ID.json (the file name picks it; the delegation_id inside \
+              is not trusted to). \
+              May be given several times; heartbeat workers are left out. \
+              finalize needs exactly one.",
+    },
+    Flag {
+        id: FlagId::FinalizeAs,
+        long: "as",
+        short: None,
+        value: Some("STATUS"),
+        commands: FINALIZE,
+        about: "finalize: the terminal status, failed or cancelled",
+        doc: "The status finalize gives the delegation: failed (the worker's work is lost) or \
+              cancelled (nobody wants it any more). Required.",
+    },
+    Flag {
+        id: FlagId::Note,
+        long: "note",
+        short: None,
+        value: Some("TEXT"),
+        commands: FINALIZE,
+        about: "finalize: why, recorded in latest_failure.summary",
+        doc: "A sentence recorded in latest_failure.summary and result_summary, so that the \
+              next person knows why the delegation was closed by hand. Control characters \
+              are dropped.",
     },
 ];

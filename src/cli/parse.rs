@@ -90,6 +90,12 @@ pub struct LowArgs {
     pub quiet: bool,
     /// doctor: `--check-unit FILE`.
     pub check_unit: Option<PathBuf>,
+    /// `--delegation ID` (repeatable): file names under `delegations/`, without `.json`.
+    pub delegations: Vec<String>,
+    /// finalize: `--as failed|cancelled`.
+    pub finalize_as: Option<String>,
+    /// finalize: `--note TEXT`.
+    pub note: Option<String>,
     /// Flags seen, to check they apply to the command.
     pub(super) seen: Vec<FlagId>,
 }
@@ -406,6 +412,25 @@ pub(super) fn apply(
         }
         FlagId::Quiet => low.quiet = true,
         FlagId::CheckUnit => low.check_unit = Some(PathBuf::from(non_empty(flag, text)?)),
+        FlagId::Delegation => {
+            if !crate::model::safe_id(&text) {
+                return Err(UsageError(format!(
+                    "--delegation: '{}' is not a delegation file name (letters, digits, '.', '_' and '-', at most 128)",
+                    crate::core::text::escape_control(&text)
+                )));
+            }
+            low.delegations.push(text);
+        }
+        FlagId::FinalizeAs => {
+            if !matches!(text.as_str(), "failed" | "cancelled") {
+                return Err(UsageError(format!(
+                    "--as: '{}' is not failed or cancelled",
+                    crate::core::text::escape_control(&text)
+                )));
+            }
+            low.finalize_as = Some(text);
+        }
+        FlagId::Note => low.note = Some(non_empty(flag, text)?),
         FlagId::Help => low.help = true,
         FlagId::Version => low.version = true,
         FlagId::Generate => match (text.as_str(), Shell::parse(&text)) {

@@ -4,6 +4,7 @@
 pub mod doctor;
 pub mod every;
 pub mod fanin;
+pub mod finalize;
 pub mod reclaim;
 pub mod refresh;
 pub mod status;

@@ -225,8 +225,9 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             interrupted = Some(exit);
             break;
         }
-        // Heartbeat workers belong to no task card: --task-card leaves them out.
-        if !config.task_cards.is_empty() {
+        // Heartbeat workers belong to no task card: --task-card (and --delegation) leaves
+        // them out.
+        if !config.task_cards.is_empty() || !config.delegations.is_empty() {
             seen.add_to(&mut metrics, &run.root.real_path, None);
             continue;
         }

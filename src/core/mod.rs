@@ -3,6 +3,7 @@
 
 pub mod digest;
 pub mod doctor;
+pub mod finalize;
 pub mod health;
 pub mod identity;
 pub mod lifecycle;

@@ -9,6 +9,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("core/purity.rs", include_str!("purity.rs")),
     ("core/health.rs", include_str!("health.rs")),
     ("core/doctor.rs", include_str!("doctor.rs")),
+    ("core/finalize.rs", include_str!("finalize.rs")),
     ("core/doctor/tests.rs", include_str!("doctor/tests.rs")),
     ("core/unit.rs", include_str!("unit.rs")),
     ("core/unit/tests.rs", include_str!("unit/tests.rs")),

@@ -1,0 +1,72 @@
+//! `--delegation ID` (SPEC §13): status, refresh and reclaim look at delegations/ID.json
+//! only (the file name picks it), and leave heartbeat workers out.
+
+use crate::support::*;
+use serde_json::json;
+
+const CODEX_SUCCESS: &str = include_str!("../fixtures/streams/codex-exec-commands.jsonl");
+
+#[test]
+fn status_and_refresh_act_on_the_named_delegations_only() {
+    let run = Run::new();
+    for id in ["a", "b", "c"] {
+        let mut doc = delegation(
+            id,
+            "running",
+            json!({"started_at": at(-120_000), "last_progress_at": at(-60_000)}),
+        );
+        doc["worker_launch_evidence"] =
+            json!({"raw_events_file": format!("raw-events/{id}.jsonl")});
+        run.delegation(id, &doc);
+        let stream = run.write(&format!("raw-events/{id}.jsonl"), CODEX_SUCCESS);
+        set_mtime_ms(&stream, NOW_MS - 10_000);
+    }
+    // "b.json" claims to be "a": the file name decides.
+    let mut liar = run.read_json("delegations/b.json");
+    liar["delegation_id"] = json!("a");
+    write_json(&run.delegation_path("b.json"), &liar);
+    run.write(
+        "workers/w/worker-spec.json",
+        br#"{"name":"w","heartbeat":"heartbeat.json"}"#,
+    );
+    let out = status(&run, &["--delegation", "a", "--delegation", "c"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let paths: Vec<String> = out
+        .records()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            run.delegation_path("a.json").to_string_lossy().to_string(),
+            run.delegation_path("c.json").to_string_lossy().to_string()
+        ]
+    );
+    let out = flatline([
+        "refresh",
+        "--format",
+        "ndjson",
+        "--now",
+        NOW,
+        "--delegation",
+        "c",
+        run.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let records = out.records();
+    assert_eq!(records.len(), 1, "{}", out.stdout);
+    assert_eq!(records[0]["delegation_id"], "c");
+    assert_eq!(records[0]["action"], "finalized");
+    assert_eq!(
+        run.read_json("delegations/a.json")["child_agent"]["status"],
+        "running"
+    );
+    assert_eq!(
+        run.read_json("delegations/c.json")["child_agent"]["status"],
+        "completed"
+    );
+    // Not a file name: a usage error, before anything is read.
+    let out = status(&run, &["--delegation", "../b"]);
+    assert_eq!(out.code, 2, "{out:?}");
+}
