@@ -68,6 +68,8 @@ pub struct Config {
     /// finalize: `--as` and `--note`.
     pub finalize_as: Option<String>,
     pub note: Option<String>,
+    /// status: `--attention`, only what needs a person (and problems as records).
+    pub attention: bool,
 }
 
 /// `flatline beat`'s options.
@@ -259,6 +261,7 @@ pub fn resolve(
         delegations: low.delegations,
         finalize_as: low.finalize_as,
         note: low.note,
+        attention: low.attention,
     })
 }
 

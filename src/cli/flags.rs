@@ -293,6 +293,7 @@ pub enum FlagId {
     Delegation,
     FinalizeAs,
     Note,
+    Attention,
 }
 
 pub struct Flag {
@@ -864,5 +865,20 @@ pub const FLAGS: &[Flag] = &[
         doc: "A sentence recorded in latest_failure.summary and result_summary, so that the \
               next person knows why the delegation was closed by hand. Control characters \
               are dropped.",
+    },
+    Flag {
+        id: FlagId::Attention,
+        long: "attention",
+        short: None,
+        value: None,
+        commands: STATUS,
+        about: "only what needs a person, with unreadable files as problem records",
+        doc: "Prints only the records that need attention, the set --check counts: a worker \
+              that needs reclaim, a state of unknown, a running worker whose process is gone \
+              or whose process id is invalid or unverifiable, a replaced or missing stream, a \
+              stalled or dead heartbeat worker; plus every file that could not be read, \
+              parsed or used, and a run lock held across runs, as a record of kind problem \
+              ({kind, run_dir, path, message}) besides its line on standard error. \
+              Nothing printed means nothing needs a person.",
     },
 ];

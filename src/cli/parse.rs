@@ -96,6 +96,8 @@ pub struct LowArgs {
     pub finalize_as: Option<String>,
     /// finalize: `--note TEXT`.
     pub note: Option<String>,
+    /// status: `--attention`.
+    pub attention: bool,
     /// Flags seen, to check they apply to the command.
     pub(super) seen: Vec<FlagId>,
 }
@@ -431,6 +433,7 @@ pub(super) fn apply(
             low.finalize_as = Some(text);
         }
         FlagId::Note => low.note = Some(non_empty(flag, text)?),
+        FlagId::Attention => low.attention = true,
         FlagId::Help => low.help = true,
         FlagId::Version => low.version = true,
         FlagId::Generate => match (text.as_str(), Shell::parse(&text)) {

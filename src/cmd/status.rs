@@ -197,9 +197,21 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         let mut cards = CardTallies::default();
         let mut seen = RunMetrics::default();
         // A holder that kept the run lock across several runs needs a person (SPEC §4).
+        let problems_before = diag.errors.len();
         if let Some(streak) = crate::fs::lock_held(run.dir()) {
             diag.warning(&run.path.join(".flatline/lock"), &streak.to_string());
             attention = true;
+            if config.attention {
+                let lock = run
+                    .path
+                    .join(".flatline/lock")
+                    .to_string_lossy()
+                    .into_owned();
+                let message = streak.to_string();
+                if let Err(error) = output.record(&ProblemRecord::new(run, &lock, &message)) {
+                    stdout_failed(diag, &error);
+                }
+            }
         }
         let result = scan::for_each_delegation(run, config, &host, diag, stop, |item, diag| {
             let view = item.view;
@@ -211,7 +223,9 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             if want_cards {
                 cards.add(view);
             }
-            if !state_selected(config, view.state.as_str()) {
+            if !state_selected(config, view.state.as_str())
+                || (config.attention && !view.needs_attention())
+            {
                 return Ok(());
             }
             output
@@ -220,6 +234,11 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         });
         for (card, tally) in cards.rows() {
             summaries.push(json_value(&summary_record(&run.path, card, tally)));
+        }
+        if config.attention {
+            // Copied: printing may add an error of its own (stdout failed).
+            let problems = diag.errors[problems_before..].to_vec();
+            print_problems(run, &problems, &mut output, diag);
         }
         if let Err(exit) = result {
             interrupted = Some(exit);
@@ -237,7 +256,9 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             attention |= health.needs_attention();
             workers.add(health);
             workers_overall.add(health);
-            if !state_selected(config, health.as_str()) {
+            if !state_selected(config, health.as_str())
+                || (config.attention && !health.needs_attention())
+            {
                 return Ok(());
             }
             output
@@ -293,6 +314,43 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
 }
 
 pub use crate::output::stdout_failed;
+
+/// With `--attention`, a file that could not be read or used is a record too (SPEC §13):
+/// `kind: "problem"`, so that a pipe sees everything that needs a person.
+#[derive(Debug, Serialize)]
+pub struct ProblemRecord<'a> {
+    pub kind: &'static str,
+    pub run_dir: PathText<'a>,
+    pub path: &'a str,
+    pub message: &'a str,
+}
+
+impl<'a> ProblemRecord<'a> {
+    pub fn new(run: &'a scan::Run, path: &'a str, message: &'a str) -> ProblemRecord<'a> {
+        ProblemRecord {
+            kind: "problem",
+            run_dir: PathText(&run.path),
+            path,
+            message,
+        }
+    }
+}
+
+/// The problems one run reported on stderr, printed as records.
+fn print_problems(
+    run: &scan::Run,
+    problems: &[crate::output::ErrorEntry],
+    output: &mut Output,
+    diag: &mut Diagnostics,
+) {
+    for problem in problems {
+        let record = ProblemRecord::new(run, &problem.path, &problem.message);
+        if let Err(error) = output.record(&record) {
+            stdout_failed(diag, &error);
+            return;
+        }
+    }
+}
 
 /// The `--summary` tallies of one run, by task card (no allocation per delegation: a card's
 /// id is copied once, when the card is first seen).

@@ -70,3 +70,64 @@ fn status_and_refresh_act_on_the_named_delegations_only() {
     let out = status(&run, &["--delegation", "../b"]);
     assert_eq!(out.code, 2, "{out:?}");
 }
+
+#[test]
+fn attention_prints_only_what_needs_a_person_and_problems_as_records() {
+    let run = Run::new();
+    run.delegation("done", &delegation("done", "completed", json!({})));
+    run.delegation(
+        "fresh",
+        &delegation(
+            "fresh",
+            "running",
+            json!({"started_at": at(-5_000), "last_progress_at": at(-1_000)}),
+        ),
+    );
+    run.delegation(
+        "stuck",
+        &delegation(
+            "stuck",
+            "running",
+            json!({"started_at": at(-3_600_000), "last_progress_at": at(-3_600_000)}),
+        ),
+    );
+    run.write("delegations/broken.json", b"{\"delegation_id\": ");
+    let out = status(&run, &["--attention"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    let records = out.records();
+    let kinds: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap(),
+                r["delegation_id"].as_str().or(r["path"].as_str()).unwrap(),
+            )
+        })
+        .collect();
+    let broken = run
+        .delegation_path("broken.json")
+        .to_string_lossy()
+        .to_string();
+    assert_eq!(
+        kinds,
+        [("delegation", "stuck"), ("problem", broken.as_str())],
+        "{}",
+        out.stdout
+    );
+    assert_eq!(records[1]["run_dir"], run.path().to_string_lossy().as_ref());
+    assert!(
+        records[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid JSON"),
+        "{}",
+        records[1]
+    );
+    // The problem is still said on stderr, as without --attention.
+    assert!(out.stderr.contains("broken.json"), "{}", out.stderr);
+    // Nothing needs a person: nothing is printed.
+    let quiet = Run::new();
+    quiet.delegation("done", &delegation("done", "completed", json!({})));
+    let out = status(&quiet, &["--attention"]);
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{out:?}");
+}
