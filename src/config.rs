@@ -70,6 +70,8 @@ pub struct Config {
     pub note: Option<String>,
     /// status: `--attention`, only what needs a person (and problems as records).
     pub attention: bool,
+    /// reclaim: `--force`, an operator's reclaim of the `--delegation` workers.
+    pub force: bool,
 }
 
 /// `flatline beat`'s options.
@@ -129,6 +131,11 @@ pub fn resolve(
             "--now is refused by {} without --dry-run: flatline never signals on a clock it did not read itself",
             command.name()
         )));
+    }
+    if low.force && low.delegations.is_empty() {
+        return Err(UsageError(
+            "--force needs --delegation ID: an operator's reclaim names its worker".into(),
+        ));
     }
     let stale = low
         .stale_after
@@ -262,6 +269,7 @@ pub fn resolve(
         finalize_as: low.finalize_as,
         note: low.note,
         attention: low.attention,
+        force: low.force,
     })
 }
 

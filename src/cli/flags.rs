@@ -294,6 +294,7 @@ pub enum FlagId {
     FinalizeAs,
     Note,
     Attention,
+    Force,
 }
 
 pub struct Flag {
@@ -880,5 +881,22 @@ pub const FLAGS: &[Flag] = &[
               parsed or used, and a run lock held across runs, as a record of kind problem \
               ({kind, run_dir, path, message}) besides its line on standard error. \
               Nothing printed means nothing needs a person.",
+    },
+    Flag {
+        id: FlagId::Force,
+        long: "force",
+        short: None,
+        value: None,
+        commands: RECLAIM,
+        about: "reclaim the --delegation worker although it makes progress (an operator's)",
+        doc: "An operator's reclaim of the delegations named with --delegation (required): a \
+              running worker (any sub-state, stale or not) is reclaimed without the progress \
+              re-check, and recorded as cancelled: child_agent.status, executor.status and \
+              worker_lifecycle.state cancelled, latest_failure.reason operator. \
+              Every identity and uid guard still holds: only a live, verified process of the \
+              delegation file's owner is signalled (with its tree); an unverifiable, invalid \
+              or foreign one is skipped (exit 1), and one without a process id is not forced. \
+              Two files with one delegation_id are a problem (duplicate_delegation_id) and \
+              --force acts on neither.",
     },
 ];

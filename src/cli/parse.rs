@@ -98,6 +98,8 @@ pub struct LowArgs {
     pub note: Option<String>,
     /// status: `--attention`.
     pub attention: bool,
+    /// reclaim: `--force` (with `--delegation`).
+    pub force: bool,
     /// Flags seen, to check they apply to the command.
     pub(super) seen: Vec<FlagId>,
 }
@@ -434,6 +436,7 @@ pub(super) fn apply(
         }
         FlagId::Note => low.note = Some(non_empty(flag, text)?),
         FlagId::Attention => low.attention = true,
+        FlagId::Force => low.force = true,
         FlagId::Help => low.help = true,
         FlagId::Version => low.version = true,
         FlagId::Generate => match (text.as_str(), Shell::parse(&text)) {

@@ -184,6 +184,20 @@ fn close(
     }
 }
 
+/// For each named delegation file (`ID.json`) that another document of the listing claims by
+/// its `delegation_id`, that other file: the operator's tools act on neither (SPEC §13).
+pub fn duplicated(
+    listing: &scan::Listing,
+    ids: &[String],
+) -> std::collections::HashMap<OsString, OsString> {
+    ids.iter()
+        .filter_map(|id| {
+            let own = OsString::from(format!("{id}.json"));
+            duplicate_of(listing, id, &own).map(|other| (own, other))
+        })
+        .collect()
+}
+
 /// Another document of the listing whose `delegation_id` is `id` (SPEC §13: two files with
 /// one delegation_id are a problem, and the operator's tools act on neither).
 fn duplicate_of(listing: &scan::Listing, id: &str, own: &OsString) -> Option<OsString> {

@@ -96,16 +96,21 @@ impl DocChange for Reclaim {
         object.insert("updated_at".into(), ts(now));
         object.insert("completed_at".into(), ts(now));
         object.insert("result_summary".into(), json!(summary));
+        // An operator's reclaim (--force) cancels; one for lack of progress fails.
+        let (status, reason) = match self.by_operator() {
+            true => ("cancelled", "operator"),
+            false => ("failed", "timeout"),
+        };
         object.insert(
             "latest_failure".into(),
             json!({
                 "stage": "execution",
-                "reason": "timeout",
+                "reason": reason,
                 "summary": summary,
                 "recorded_at": ts(now),
             }),
         );
-        set_status(object, "failed");
+        set_status(object, status);
         object.insert(
             "reclaim".into(),
             json!({
@@ -116,7 +121,12 @@ impl DocChange for Reclaim {
             }),
         );
         let lifecycle = lifecycle_mut(object)?;
-        lifecycle.insert("state".into(), json!(self.state.as_str()));
+        let state = if self.by_operator() {
+            "cancelled"
+        } else {
+            self.state.as_str()
+        };
+        lifecycle.insert("state".into(), json!(state));
         lifecycle.insert("reclaim_state".into(), json!("reclaimed"));
         lifecycle.insert("process_last_seen_at".into(), ts(now));
         lifecycle.insert("returned_at".into(), ts(now));
@@ -537,7 +547,7 @@ pub fn recheck(
         None => bytes,
     };
     scan::inspect(bytes, config, host, |_, _, _, view| {
-        if view.reclaim_state != ReclaimState::ReclaimNeeded {
+        if view.reclaim_state != ReclaimState::ReclaimNeeded && !forced(config, view) {
             Some(match moved {
                 Some(mtime) => format!(
                     "its event stream was written at {} since the plan",
@@ -552,6 +562,13 @@ pub fn recheck(
         }
     })
     .map_err(|error| error.to_string())
+}
+
+/// Whether `reclaim --delegation ID --force` takes this delegation although it does not need
+/// reclaim: an operator's reclaim of a running worker (any sub-state) that is not reclaimed
+/// yet. The identity and uid guards of `triage` still decide whether anything is signalled.
+fn forced(config: &Config, view: &crate::core::lifecycle::View<'_>) -> bool {
+    config.force && view.status == "running" && view.reclaim_state != ReclaimState::Reclaimed
 }
 
 /// The size of a document once `apply` changed it, as it would be written.
@@ -877,6 +894,10 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             None => Ledger::default(),
         };
         let mut seen_orphans = Vec::new();
+        let duplicated = match config.force {
+            true => crate::cmd::finalize::duplicated(&listing, &config.delegations),
+            false => Default::default(),
+        };
         let result = scan::for_each_in_listing(
             run,
             &listing,
@@ -916,7 +937,18 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                         return commit::report(place, &written, &mut output, diag);
                     }
                 }
-                if view.reclaim_state != ReclaimState::ReclaimNeeded {
+                if view.reclaim_state != ReclaimState::ReclaimNeeded && !forced(config, view) {
+                    return Ok(());
+                }
+                // --force acts on neither of two files with one delegation_id (SPEC §13).
+                if config.force
+                    && let Some(other) = duplicated.get(item.name)
+                {
+                    let message = format!(
+                        "duplicate_delegation_id: {} claims the same delegation_id; --force acts on neither",
+                        other.to_string_lossy()
+                    );
+                    diag.error(item.path, &message, Exit::Attention);
                     return Ok(());
                 }
                 let owner = crate::fs::guard_owner(&item.meta);
@@ -934,7 +966,13 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                     );
                     return Ok(());
                 }
-                let decided = triage(item.facts, owner, config.allow_foreign_uid);
+                let decided = match triage(item.facts, owner, config.allow_foreign_uid) {
+                    // --force is for a live, verified worker: no process, nothing to force.
+                    Triage::NoProcess if config.force => {
+                        Triage::Skip(Termination::SkippedInvalidPid)
+                    }
+                    decided => decided,
+                };
                 match nested_guard(decided, owner, config.allow_nested_pidns) {
                     Triage::Skip(termination) => skip(
                         place,

@@ -13,6 +13,7 @@ mod fanin;
 mod fanin_ownership;
 mod filesec;
 mod finalize;
+mod force;
 mod huge_stream;
 mod identity;
 mod kubernetes;
