@@ -636,7 +636,8 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     // records are printed once the stamps are written.
     let mut failed_cards: Vec<(usize, String)> = Vec::new();
     let mut fan_rows: Vec<(usize, Map<String, Value>)> = Vec::new();
-    if interrupted.is_none() {
+    // --delegation: the scan saw some members of a card only, so no card is judged.
+    if interrupted.is_none() && config.delegations.is_empty() {
         for (run_index, state) in states.iter_mut().enumerate() {
             if !state.locked {
                 continue;
@@ -900,9 +901,9 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         }
     }
 
-    // 5. Heartbeat transitions.
+    // 5. Heartbeat transitions (none with --delegation, which names delegations only).
     let mut metrics = Metrics::default();
-    if interrupted.is_none() {
+    if interrupted.is_none() && config.delegations.is_empty() {
         for state in states.iter().filter(|state| state.locked) {
             let state_dir = state.lock.as_ref().map(|lock| lock.state_dir());
             let dry_dir = if state_dir.is_none() {
@@ -939,7 +940,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
 
     // Interrupted: no further side effect; what was printed may be printed again.
     if interrupted.is_none() {
-        let complete = config.task_cards.is_empty();
+        let complete = config.task_cards.is_empty() && config.delegations.is_empty();
         for state in &states {
             write_reported(state, complete, diag);
         }

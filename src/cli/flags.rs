@@ -838,12 +838,13 @@ pub const FLAGS: &[Flag] = &[
         long: "delegation",
         short: None,
         value: Some("ID"),
-        commands: STATUS | REFRESH | RECLAIM | FINALIZE,
+        commands: STATUS | REFRESH | RECLAIM | SWEEP | FINALIZE,
         about: "only the delegation in RUN_DIR/delegations/ID.json (repeatable)",
         doc: "Limits every record and every action to the delegation whose file is \
               RUN_DIR/delegations/ID.json (the file name picks it; the delegation_id inside \
               is not trusted to). \
-              May be given several times; heartbeat workers are left out. \
+              May be given several times; heartbeat workers are left out, and sweep judges \
+              no task card's fan-in (it saw only some of its members). \
               finalize needs exactly one.",
     },
     Flag {

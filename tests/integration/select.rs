@@ -131,3 +131,59 @@ fn attention_prints_only_what_needs_a_person_and_problems_as_records() {
     let out = status(&quiet, &["--attention"]);
     assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{out:?}");
 }
+
+#[test]
+fn sweep_with_delegation_finalizes_it_and_judges_no_card() {
+    let run = Run::new();
+    let now = real_now_ms();
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    let mut finishing = delegation(
+        "a",
+        "running",
+        json!({"process_id": pid, "started_at": rfc3339(now - 120_000), "last_progress_at": rfc3339(now - 60_000)}),
+    );
+    finishing["worker_launch_evidence"] = json!({"raw_events_file": "raw-events/a.jsonl"});
+    run.delegation("a", &finishing);
+    let stream = run.write("raw-events/a.jsonl", CODEX_SUCCESS);
+    set_mtime_ms(&stream, now - 10_000);
+    run.delegation("b", &delegation("b", "completed", json!({})));
+    let sweep = |extra: &[&str]| {
+        let mut args = vec!["sweep", "--format", "ndjson"];
+        args.extend_from_slice(extra);
+        args.push(run.path().to_str().unwrap());
+        flatline(args)
+    };
+    let out = sweep(&["--delegation", "a"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let kinds: Vec<(String, String)> = out
+        .records()
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap_or("").into(),
+                r["delegation_id"].as_str().unwrap_or("").into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [("action".to_string(), "a".to_string())],
+        "{}",
+        out.stdout
+    );
+    // Both members are done now, but only a sweep that sees the whole card collapses it.
+    assert!(
+        run.read_json("delegations/b.json")
+            .get("fan_in_collapsed_at")
+            .is_none()
+    );
+    let out = sweep(&[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.records().iter().any(|r| r["kind"] == "fan_in"),
+        "{}",
+        out.stdout
+    );
+}
