@@ -13,7 +13,7 @@ pub enum Exit {
     Attention,
     /// A file could not be read, parsed or written (including a write conflict).
     FileProblem,
-    /// A RUN_DIR cannot be used (missing, not a directory, unsafe `.flatline/`).
+    /// A RUN_DIR cannot be used (missing, not a directory, an untrusted `.flatline/`).
     RunUnusable,
     /// The `--deadline` passed before the run finished.
     Deadline,

@@ -1,49 +1,56 @@
 //! flatline: a watchdog for the worker processes of AI-agent orchestrators.
 //!
 //! The crate is a pure core (lifecycle views, event digests, plans) and a thin imperative
-//! shell (scan, proc, fs, output) around it; `main.rs` only parses, runs and exits.
+//! shell around it; `main.rs` only parses, runs and exits. ARCHITECTURE.md draws the layers.
 //!
-//! Where things live (the house is being moved into layers, issue 14; arrows point down):
+//! Where things live (arrows point down only: cmd → shell → output → fs/proc → sys; core and
+//! model import nothing above them):
 //!
-//! - `core/`: pure, and a unit test (`core/purity.rs`) keeps it so. `lifecycle` (the view of
+//! - `core/`: pure, and a unit test (`core/purity.rs`) keeps it so. `lifecycle/` (the view of
 //!   a delegation, SPEC §2), `identity` (the validated `Pid`, `/proc` parsing, the identity
 //!   window, SPEC §3.1), `digest/` (event streams, one file per agent shape), `health`
-//!   (team heartbeats, SPEC §5), `plan/` (the decisions of refresh, reclaim and fan-in),
-//!   `text` (previews and escapes, SPEC §7), `time` (milliseconds, RFC 3339, durations).
+//!   (team heartbeats, SPEC §5), `plan/` (the decisions of refresh, reclaim and fan-in, and
+//!   `recheck`: does a change still apply after a conflict), `text` (previews and escapes,
+//!   SPEC §7), `time` (milliseconds, RFC 3339, durations).
 //! - `model/`: what the files say: the lenient framework, delegations, team documents.
+//! - `sys/`: every `unsafe` and libc call, thin wrappers returning `io::Result`: `fd`, `pid`,
+//!   `ids` (credentials of the owner's reader thread), `host` (clocks, limits, randomness).
 //! - `fs/`: the file system beneath a run: `read` (descriptors, bounded reads that never follow
-//!   a symlink, named paths read as their owner), `write` (atomic checked writes, the lock).
+//!   a symlink), `meta` (what `fstat` says, whose word a document is, `ReadError`), `range`
+//!   (sparse reads), `named` (paths documents name) read as their owner (`named::owner`),
+//!   `write` (atomic checked writes) through `write::temp` files, `lock` (the run lock, with
+//!   `lock::state_dir`), `group` (the lock group).
 //! - `proc/`: the system's processes: `host` (flatline's own facts, the process table),
 //!   `observe` (is the pid alive, and which process is it), `signal` (signals and waits).
-//! - `output/`: the formats (json, table, prometheus) and `diag` (problems on stderr).
-//! - `cmd/`: the subcommands `status`, `refresh`, `reclaim` and `fanin` (each still with its
-//!   own run loop, until `shell/` has the shared one).
-//! - `shell/`: `commit` (the write-retry loop every writing command uses).
-//! - `cli/`: `flags` (the one table of commands and flags), `parse`, `help`, `man`.
-//! - Still flat, to move next: `scan`, `resume`, `runstate`, `reported`, the commands
-//!   `team` (health-events), `beat` and `sweep`, `config`, `stop`, `exit`.
+//! - `output/`: the formats (json, table, prometheus), `Format` and `diag` (problems on stderr).
+//! - `shell/`: `session` (the one run loop: open, lock, resume, stop), `runs` (the scan:
+//!   listing, process facts, stream facts, the walk over `delegations/`), `workers` (the
+//!   heartbeat workers of the team layout), `state` (`.flatline/state.json` and its `resume`
+//!   and `reported` sections), `commit` (the write-retry loop), `tree_kill` (a worker and its
+//!   descendants signalled in one grace).
+//! - `cmd/`: one module per subcommand: `status`, `refresh`, `reclaim`, `fanin`,
+//!   `health_events`, `beat`, and `sweep/` (its phases: scan, signal, fan-in, write,
+//!   transitions); `every` (`sweep --every`), and the operator's tools `doctor` (with
+//!   `core::doctor`, `core::unit`, `fs::doctor`, `proc::doctor`, `shell::doctor`) and
+//!   `finalize` (with `core::finalize`), SPEC §13.
+//! - `cli/`: `flags` (the one table of commands and flags), `parse`, `help`, `man`, `config`
+//!   (the command line resolved against the environment), `complete` (shell completions).
+//! - `interrupt` (the signals and the deadline that end a run early) and `exit` (the codes).
 
-pub mod beat;
 pub mod cli;
 pub mod cmd;
-pub mod config;
 pub mod core;
 pub mod exit;
 pub mod fs;
+pub mod interrupt;
 pub mod model;
 pub mod output;
 pub mod proc;
-pub mod reported;
-pub mod resume;
-pub mod runstate;
-pub mod scan;
 pub mod shell;
-pub mod stop;
-pub mod sweep;
-pub mod team;
+mod sys;
 
 use cli::{Command, Mode};
-use cmd::{doctor, every, fanin, finalize, reclaim, refresh, status};
+use cmd::{beat, doctor, every, fanin, finalize, reclaim, refresh, status, sweep};
 use exit::Exit;
 use output::Diagnostics;
 use std::ffi::OsString;
@@ -56,7 +63,7 @@ where
     I::Item: Into<OsString>,
 {
     // Signals first: a SIGTERM during start-up must already be a clean stop.
-    let stop = match stop::Stop::install() {
+    let stop = match interrupt::Stop::install() {
         Ok(stop) => stop,
         Err(error) => {
             eprintln!("flatline: cannot install signal handlers: {error}");
@@ -83,7 +90,7 @@ where
         }
         Mode::Run(command) => command,
     };
-    let config = match config::resolve(low, command, config::stdout_is_terminal()) {
+    let config = match cli::config::resolve(low, command, cli::config::stdout_is_terminal()) {
         Ok(config) => config,
         Err(error) => return usage_error(&mut diag, &error.0),
     };
@@ -96,7 +103,7 @@ where
         Command::Status => status::run(&config, &mut diag, &stop),
         Command::Refresh => refresh::run(&config, &mut diag, &stop),
         Command::Reclaim => reclaim::run(&config, &mut diag, &stop),
-        Command::HealthEvents => team::run(&config, &mut diag, &stop),
+        Command::HealthEvents => cmd::health_events::run(&config, &mut diag, &stop),
         Command::Beat => beat::run(&config, &mut diag, &stop),
         Command::FanIn => fanin::run(&config, &mut diag, &stop),
         Command::Sweep if config.sweep_every.is_some() => every::run(&config, &mut diag, &stop),
@@ -111,7 +118,7 @@ where
 /// A run the deadline ended always says so on stderr (SPEC §4). The scan says how far it
 /// got when the deadline stops it there; a deadline noticed elsewhere (waiting for a lock,
 /// for workers to exit, between phases) is said here.
-fn say_deadline_passed(config: &config::Config, diag: &mut Diagnostics, exit: Exit) {
+fn say_deadline_passed(config: &cli::config::Config, diag: &mut Diagnostics, exit: Exit) {
     if exit != Exit::Deadline
         || diag
             .errors

@@ -5,6 +5,7 @@
 //! page differs). Parsing only records what was typed (`LowArgs`); `config` resolves it.
 
 mod complete;
+pub mod config;
 mod flags;
 mod help;
 mod man;

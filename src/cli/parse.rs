@@ -5,28 +5,7 @@ use crate::core::time::{self, Millis};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-/// Output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Text,
-    Ndjson,
-    Json,
-    Tsv,
-    Prometheus,
-}
-
-impl Format {
-    fn parse(text: &str) -> Option<Format> {
-        match text {
-            "text" => Some(Format::Text),
-            "ndjson" => Some(Format::Ndjson),
-            "json" => Some(Format::Json),
-            "tsv" => Some(Format::Tsv),
-            "prometheus" => Some(Format::Prometheus),
-            _ => None,
-        }
-    }
-}
+pub use crate::output::Format;
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]

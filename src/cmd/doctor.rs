@@ -1,14 +1,14 @@
 //! doctor: checks run directories, the host and a systemd unit, and says how to fix each
 //! finding (SPEC §13). Exit 0 clean, 1 findings, 2 usage. Writes nothing.
 
-use crate::config::Config;
+use crate::cli::config::Config;
 use crate::core::doctor::{self, Finding};
 use crate::core::unit;
 use crate::exit::Exit;
 use crate::fs::doctor::Accounts;
+use crate::interrupt::Stop;
 use crate::output::{Diagnostics, Header, Output};
 use crate::shell::doctor::{Expected, check_run};
-use crate::stop::Stop;
 use serde::Serialize;
 use std::path::Path;
 
@@ -44,7 +44,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         groups.push((None, findings));
     }
     let mut host = crate::proc::doctor::host_facts();
-    host.openat2 = crate::fs::openat2_available();
+    host.openat2 = crate::fs::doctor::openat2_available();
     host.root = caller == 0;
     groups.push((None, doctor::host_findings(&host)));
     for path in &config.run_dirs {
@@ -182,7 +182,9 @@ fn check_exec_start(value: &str, parsed: &unit::Unit, scratch: &str, out: &mut V
     }));
     let args: Vec<&str> = argv[1..].iter().map(|w| w.text.as_str()).collect();
     let resolved = crate::cli::parse(args.iter().copied()).and_then(|low| match low.mode() {
-        crate::cli::Mode::Run(command) => crate::config::resolve(low, command, false).map(|_| ()),
+        crate::cli::Mode::Run(command) => {
+            crate::cli::config::resolve(low, command, false).map(|_| ())
+        }
         _ => Err(crate::cli::UsageError("it runs no command".into())),
     });
     if let Err(error) = resolved {

@@ -3,10 +3,10 @@
 //! again, its own deadline (at most the interval) and its own diagnostics. Between passes
 //! flatline only sleeps, holding nothing; a signal there ends it with exit 0.
 
-use crate::config::Config;
+use crate::cli::config::Config;
 use crate::exit::Exit;
+use crate::interrupt::Stop;
 use crate::output::Diagnostics;
-use crate::stop::Stop;
 use std::time::{Duration, Instant};
 
 /// How often the sleep between passes looks at the signal flag.
@@ -15,7 +15,7 @@ const TICK: Duration = Duration::from_millis(50);
 /// `flatline sweep --every DURATION`.
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     let Some(interval) = config.sweep_every else {
-        return crate::sweep::run(config, diag, stop);
+        return crate::cmd::sweep::run(config, diag, stop);
     };
     loop {
         let started = Instant::now();
@@ -45,7 +45,7 @@ fn pass(config: &Config, stop: &Stop) -> Exit {
         }
         None => (stop.clone(), None),
     };
-    crate::sweep::run(&pass, &mut diag, &stop)
+    crate::cmd::sweep::run(&pass, &mut diag, &stop)
 }
 
 /// Sleeps until `until`; true when a signal arrived meanwhile.

@@ -8,21 +8,29 @@
 //! can write a delegation or a file in `task-cards/` cannot join another owner's card, lift
 //! its lane gate, inject a thread id into its record or get its delegations stamped.
 
-use crate::config::Config;
+use crate::cli::config::Config;
 use crate::core::plan::fan_in::{CardDoc, FanIn, Member, Stamp, decide_owned};
+use crate::core::plan::recheck;
 use crate::core::time::Millis;
 use crate::exit::Exit;
 use crate::fs::{self, FileMeta, MAX_DOCUMENT_BYTES};
+use crate::interrupt::Stop;
 use crate::model::{self, Delegation};
 use crate::output::{Diagnostics, Output, PathText, Ts};
-use crate::scan::{self, LazyHost, Run};
 use crate::shell::commit::{self, ApplyError, DocChange, object_mut, ts};
-use crate::stop::Stop;
+use crate::shell::runs::{self as scan, LazyHost, Run};
+use crate::shell::{self, Access};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
+
+mod read;
+mod record;
+
+pub use read::*;
+pub use record::*;
 
 /// The uid a document speaks for (SPEC §1.3): its owner's, when the file has one link and is
 /// not writable by "other", and, owned by root, not by its group either (a root-owned 0666
@@ -41,237 +49,6 @@ impl Member {
             ..Member::of(doc)
         }
     }
-}
-
-/// The collapse stamp on one document: `fan_in_collapsed_at` and `updated_at`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FanInStamp {
-    pub at: Millis,
-}
-
-impl DocChange for FanInStamp {
-    fn action(&self) -> &'static str {
-        "fan_in_stamped"
-    }
-
-    fn detail(&self) -> Map<String, Value> {
-        let mut detail = Map::new();
-        detail.insert("fan_in_collapsed_at".into(), json!(Ts(Some(self.at))));
-        detail
-    }
-
-    fn apply(&self, doc: &mut Value, _now: Millis) -> Result<(), ApplyError> {
-        let object = object_mut(doc)?;
-        object.insert("fan_in_collapsed_at".into(), ts(self.at));
-        object.insert("updated_at".into(), ts(self.at));
-        Ok(())
-    }
-}
-
-/// A `fan_in` record (SPEC §3.4, §7).
-#[derive(Debug, Serialize)]
-pub struct FanInRecord<'a> {
-    pub kind: &'static str,
-    pub run_dir: PathText<'a>,
-    pub task_card_id: &'a str,
-    pub ready: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub collapsed_at: Option<Ts>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub completed: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub failed: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cancelled: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub summary: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub thread_ids: Option<&'a [String]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub active: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub waiting_lanes: Option<&'a [String]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub warnings: Option<&'a [String]>,
-    /// Delegations (file names without `.json`) that name the card but are not its owner's.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub foreign_members: Option<&'a [String]>,
-}
-
-impl<'a> FanInRecord<'a> {
-    /// The record of a decision; `outcome` says what this run did for a ready card
-    /// (`collapsed`, `already_collapsed`, `dry_run`, `failed`).
-    pub fn new(
-        run: &'a Run,
-        card: &'a str,
-        decision: &'a FanIn,
-        collapsed_at: Millis,
-        outcome: &'static str,
-    ) -> FanInRecord<'a> {
-        let empty = FanInRecord {
-            kind: "fan_in",
-            run_dir: PathText(&run.path),
-            task_card_id: card,
-            ready: true,
-            outcome: None,
-            collapsed_at: None,
-            completed: None,
-            failed: None,
-            cancelled: None,
-            summary: None,
-            thread_ids: None,
-            active: None,
-            waiting_lanes: None,
-            warnings: None,
-            foreign_members: None,
-        };
-        match decision {
-            FanIn::NotReady {
-                active,
-                waiting_lanes,
-                warnings,
-            } => FanInRecord {
-                ready: false,
-                active: Some(*active),
-                waiting_lanes: (!waiting_lanes.is_empty()).then_some(waiting_lanes.as_slice()),
-                warnings: (!warnings.is_empty()).then_some(warnings.as_slice()),
-                ..empty
-            },
-            FanIn::Collapse { counts, .. } | FanIn::Collapsed { counts, .. } => FanInRecord {
-                outcome: Some(outcome),
-                collapsed_at: Some(Ts(Some(collapsed_at))),
-                completed: Some(counts.completed),
-                failed: Some(counts.failed),
-                cancelled: Some(counts.cancelled),
-                summary: Some(counts.summary()),
-                thread_ids: Some(&counts.thread_ids),
-                ..empty
-            },
-        }
-    }
-}
-
-/// A delegation of a card, with what a stamp would need to be written.
-#[derive(Debug)]
-pub struct MemberFile {
-    pub member: Member,
-    pub name: OsString,
-    pub path: PathBuf,
-    /// The bytes as read, kept only while a stamp may be needed.
-    pub bytes: Option<Vec<u8>>,
-}
-
-/// A task card document, read.
-#[derive(Debug)]
-pub struct CardFile {
-    pub doc: CardDoc,
-    pub name: OsString,
-    pub bytes: Vec<u8>,
-}
-
-/// Reads `RUN_DIR/task-cards/*.json`. A card's document is `<id>.json` and nothing else: a
-/// file whose `task_card_id` names another card is a problem (`duplicate_task_card`), never
-/// a second card, and is remembered in that card's `claimed_by`; a card with such claims and
-/// no document of its own is `missing` (not decided).
-pub fn read_cards(
-    run: &Run,
-    config: &Config,
-    diag: &mut Diagnostics,
-) -> (Option<scan::Listing>, BTreeMap<String, CardFile>) {
-    let mut cards = BTreeMap::new();
-    let Some(listing) = scan::list_for_writing(run, "task-cards", config, diag) else {
-        return (None, cards);
-    };
-    let mut buf = Vec::new();
-    for entry in &listing.entries {
-        if !scan::is_document_name(&entry.name) {
-            continue;
-        }
-        let path = scan::entry_path(run, "task-cards", &entry.name);
-        let meta = match listing.dir.read_entry(entry, MAX_DOCUMENT_BYTES, &mut buf) {
-            Ok(meta) => meta,
-            Err(error) => {
-                diag.error(&path, &error.to_string(), Exit::FileProblem);
-                continue;
-            }
-        };
-        // What a card's rewrite could not keep is a problem before anything is decided on it.
-        if let Err(error) = model::check_document(&buf) {
-            diag.error(&path, &error.to_string(), Exit::FileProblem);
-            continue;
-        }
-        let value: Value = match serde_json::from_slice(&buf) {
-            Ok(value @ Value::Object(_)) => value,
-            Ok(_) => {
-                diag.error(&path, "not a JSON object", Exit::FileProblem);
-                continue;
-            }
-            Err(error) => {
-                diag.error(
-                    &path,
-                    &model::syntax_error(&buf, &error).to_string(),
-                    Exit::FileProblem,
-                );
-                continue;
-            }
-        };
-        let file_name = entry.name.to_string_lossy();
-        let stem = file_name.trim_end_matches(".json").to_string();
-        let id = value
-            .get("task_card_id")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| stem.clone());
-        if id != stem {
-            diag.error(
-                &path,
-                &format!(
-                    "duplicate_task_card: claims task card {:?}, whose document can only be task-cards/{}.json; not a card",
-                    crate::core::text::preview(&id, 128),
-                    crate::core::text::preview(&id, 128),
-                ),
-                Exit::FileProblem,
-            );
-            // Neither the card it claims nor the card its name says may be decided without a
-            // document of its own: either may have lost it to a rename.
-            for card in [id, stem] {
-                let claimed = cards.entry(card).or_insert_with(|| CardFile {
-                    doc: CardDoc {
-                        missing: true,
-                        ..CardDoc::default()
-                    },
-                    name: OsString::new(),
-                    bytes: Vec::new(),
-                });
-                claimed
-                    .doc
-                    .claimed_by
-                    .push(crate::core::text::preview(&file_name, 128));
-            }
-            continue;
-        }
-        let claimed_by = cards
-            .remove(&id)
-            .map(|placeholder| placeholder.doc.claimed_by)
-            .unwrap_or_default();
-        let owner = owned_document(&meta);
-        cards.insert(
-            id,
-            CardFile {
-                doc: CardDoc {
-                    owner: owner.unwrap_or(meta.uid),
-                    foreign: owner.is_none(),
-                    claimed_by,
-                    ..CardDoc::of(&value)
-                },
-                name: entry.name.clone(),
-                bytes: std::mem::take(&mut buf),
-            },
-        );
-    }
-    (Some(listing), cards)
 }
 
 /// How the stamp of one delegation is committed: written at once (`fan-in`), or added to
@@ -441,7 +218,7 @@ pub fn still_unstamped(
     stamp: FanInStamp,
 ) -> Result<Option<FanInStamp>, String> {
     scan::inspect(bytes, config, host, |doc, _, _, _| {
-        Member::of(doc).may_need_stamp().then_some(stamp)
+        recheck::stamp_applies(&Member::of(doc)).then_some(stamp)
     })
     .map_err(|error| error.to_string())
 }
@@ -452,14 +229,8 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     let mut output = Output::for_runs(config, &runs);
     let host = LazyHost::default();
     let mut named_not_ready = false;
-    for run in &runs {
-        if let Some(exit) = stop.check() {
-            diag.raise(exit);
-            break;
-        }
-        let Some(_lock) = commit::lock_run(run, config, stop, diag) else {
-            continue;
-        };
+    let looped = shell::for_each_run(&runs, Access::Write, config, diag, stop, |session, diag| {
+        let run = session.run;
         let listing = scan::list_for_writing(run, "delegations", config, diag);
         let mut members: BTreeMap<String, Vec<MemberFile>> = BTreeMap::new();
         if let Some(listing) = &listing {
@@ -488,10 +259,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                     Ok(())
                 },
             );
-            if let Err(exit) = result {
-                diag.raise(exit);
-                break;
-            }
+            result?;
         }
         let (card_listing, cards) = read_cards(run, config, diag);
         let mut wrote_delegations = false;
@@ -531,12 +299,13 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                 if let Some(card_listing) = &card_listing {
                     commit::sync(&card_listing.dir, outcome.wrote_cards, diag);
                 }
+                Ok(())
             }
-            Err(exit) => {
-                diag.raise(exit);
-                break;
-            }
+            Err(exit) => Err(exit),
         }
+    });
+    if let Err(exit) = looped {
+        diag.raise(exit);
     }
     if let Err(error) = output.finish::<Value>(&[], &diag.errors.clone(), "") {
         crate::cmd::status::stdout_failed(diag, &error);
@@ -548,41 +317,4 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn meta(uid: u32, mode: u32, nlink: u64) -> FileMeta {
-        FileMeta {
-            dev: 1,
-            ino: 2,
-            mode: libc::S_IFREG | mode,
-            uid,
-            gid: uid,
-            nlink,
-            size: 0,
-            mtime_ms: 0,
-        }
-    }
-
-    #[test]
-    fn a_document_speaks_for_its_owner_only_with_one_link_and_safe_modes() {
-        assert_eq!(owned_document(&meta(0, 0o644, 1)), Some(0));
-        assert_eq!(owned_document(&meta(0, 0o640, 1)), Some(0));
-        assert_eq!(owned_document(&meta(0, 0o664, 1)), None);
-        assert_eq!(owned_document(&meta(0, 0o666, 1)), None);
-        assert_eq!(owned_document(&meta(0, 0o644, 2)), None);
-        assert_eq!(owned_document(&meta(1000, 0o664, 1)), Some(1000));
-        assert_eq!(owned_document(&meta(1000, 0o646, 1)), None);
-        assert_eq!(owned_document(&meta(1000, 0o644, 3)), None);
-    }
-
-    #[test]
-    fn the_stamp_sets_two_fields() {
-        let mut doc = json!({"a": 1});
-        FanInStamp { at: 0 }.apply(&mut doc, 5).unwrap();
-        assert_eq!(
-            doc,
-            json!({"a": 1, "fan_in_collapsed_at": "1970-01-01T00:00:00.000Z", "updated_at": "1970-01-01T00:00:00.000Z"})
-        );
-    }
-}
+mod tests;

@@ -1,15 +1,15 @@
 //! finalize: an operator closes a running delegation by hand, without signalling anything,
 //! under the run lock (SPEC §13).
 
-use crate::config::Config;
+use crate::cli::config::Config;
 use crate::core::finalize::{self, Decision};
 use crate::core::time::Millis;
 use crate::exit::Exit;
 use crate::fs::MAX_DOCUMENT_BYTES;
+use crate::interrupt::Stop;
 use crate::output::{Diagnostics, Output};
-use crate::scan::{self, Run};
 use crate::shell::commit::{self, ApplyError, DocChange, Place, Target};
-use crate::stop::Stop;
+use crate::shell::runs::{self as scan, Run};
 use serde_json::{Map, Value, json};
 use std::ffi::OsString;
 

@@ -1,10 +1,13 @@
 //! cmd: one file per subcommand. Today they still hold their own run loops and writes; the
 //! shared loop (`shell/`) will leave them only the orchestration.
 
+pub mod beat;
 pub mod doctor;
 pub mod every;
 pub mod fanin;
 pub mod finalize;
+pub mod health_events;
 pub mod reclaim;
 pub mod refresh;
 pub mod status;
+pub mod sweep;

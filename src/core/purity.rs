@@ -14,11 +14,46 @@ const SOURCES: &[(&str, &str)] = &[
     ("core/unit.rs", include_str!("unit.rs")),
     ("core/unit/tests.rs", include_str!("unit/tests.rs")),
     ("core/identity.rs", include_str!("identity.rs")),
-    ("core/lifecycle.rs", include_str!("lifecycle.rs")),
+    ("core/identity/tests.rs", include_str!("identity/tests.rs")),
+    ("core/lifecycle/mod.rs", include_str!("lifecycle/mod.rs")),
+    (
+        "core/lifecycle/baseline.rs",
+        include_str!("lifecycle/baseline.rs"),
+    ),
+    (
+        "core/lifecycle/state.rs",
+        include_str!("lifecycle/state.rs"),
+    ),
+    (
+        "core/lifecycle/thresholds.rs",
+        include_str!("lifecycle/thresholds.rs"),
+    ),
+    ("core/lifecycle/view.rs", include_str!("lifecycle/view.rs")),
+    (
+        "core/lifecycle/tests.rs",
+        include_str!("lifecycle/tests.rs"),
+    ),
     ("core/plan/mod.rs", include_str!("plan/mod.rs")),
     ("core/plan/fan_in.rs", include_str!("plan/fan_in.rs")),
+    (
+        "core/plan/fan_in/tests.rs",
+        include_str!("plan/fan_in/tests.rs"),
+    ),
+    ("core/plan/recheck.rs", include_str!("plan/recheck.rs")),
+    (
+        "core/plan/recheck/tests.rs",
+        include_str!("plan/recheck/tests.rs"),
+    ),
     ("core/plan/reclaim.rs", include_str!("plan/reclaim.rs")),
+    (
+        "core/plan/reclaim/tests.rs",
+        include_str!("plan/reclaim/tests.rs"),
+    ),
     ("core/plan/refresh.rs", include_str!("plan/refresh.rs")),
+    (
+        "core/plan/refresh/tests.rs",
+        include_str!("plan/refresh/tests.rs"),
+    ),
     ("core/text.rs", include_str!("text.rs")),
     ("core/time.rs", include_str!("time.rs")),
     ("core/digest/mod.rs", include_str!("digest/mod.rs")),

@@ -188,3 +188,13 @@ impl Accounts {
         uids
     }
 }
+
+/// Whether the kernel lets flatline call `openat2` (Linux 5.6, and no seccomp filter
+/// refusing it); without it named paths are resolved by a component walk (doctor says so).
+pub fn openat2_available() -> bool {
+    let Ok(root) = Dir::open(std::path::Path::new("/")) else {
+        return false;
+    };
+    let flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
+    crate::sys::fd::openat2(root.fd(), c".", flags, 0).is_ok()
+}

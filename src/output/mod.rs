@@ -9,22 +9,24 @@
 //! journald priority prefixes when stderr is the journal.
 
 mod diag;
+mod format;
 mod json;
 mod prometheus;
 mod table;
 
 pub use diag::{Diagnostics, Level, stderr_is_journal, stdout_failed};
+pub use format::Format;
 pub use json::{
     JsonWriter, PathText, SafeFormatter, Ts, WriteJson, to_string_safe, to_writer_safe,
 };
 pub use prometheus::Metrics;
 pub use table::{TEXT_WINDOW, human_duration};
 
-use crate::cli::Format;
 use crate::core::time::Millis;
 use serde::ser::Serialize;
 use serde_json::{Map, Value};
 use std::io::{self, BufWriter, Write};
+use std::path::Path;
 use table::{TextTables, text_row, tsv_lines};
 
 /// Where records go.
@@ -117,11 +119,11 @@ impl Output {
     }
 
     /// The output of a command over these runs (the json header names them).
-    pub fn for_runs(config: &crate::config::Config, runs: &[crate::scan::Run]) -> Output {
+    pub fn for_runs(config: &crate::cli::config::Config, runs: &[impl AsRef<Path>]) -> Output {
         let header = Header {
             run_dirs: runs
                 .iter()
-                .map(|run| run.path.to_string_lossy().into_owned())
+                .map(|run| run.as_ref().to_string_lossy().into_owned())
                 .collect(),
             checked_at: config.now,
         };
@@ -130,7 +132,7 @@ impl Output {
 
     /// The output a command's configuration asks for: stdout (also `--output -`), or
     /// `--output FILE`.
-    pub fn for_config(config: &crate::config::Config, header: Header) -> Output {
+    pub fn for_config(config: &crate::cli::config::Config, header: Header) -> Output {
         match &config.output {
             Some(path) if path.as_os_str() != "-" => {
                 let buffer = SharedBuffer::default();
@@ -314,7 +316,7 @@ impl Output {
         if let Some((path, buffer)) = self.file.take() {
             // An incomplete run never replaces a complete file: the old one stays, and its
             // age tells the monitoring that runs are failing (SPEC §4).
-            if crate::stop::cut_short() {
+            if crate::interrupt::cut_short() {
                 Diagnostics::new(stderr_is_journal()).warning(
                     &path,
                     "not replaced: the run stopped before it finished; the file keeps the last complete output",

@@ -32,7 +32,7 @@ pub fn host_facts() -> HostFacts {
         ptrace_scope: read_number("/proc/sys/kernel/yama/ptrace_scope")
             .and_then(|n| u32::try_from(n).ok()),
         hidepid: hidepid(),
-        pidfd: super::observe::pidfd_open(std::process::id() as libc::pid_t).is_ok(),
+        pidfd: crate::sys::pid::pidfd_open(std::process::id() as libc::pid_t).is_ok(),
         // Filled in by the caller, which may ask the fs layer.
         openat2: true,
         protected_hardlinks: read_number("/proc/sys/fs/protected_hardlinks")

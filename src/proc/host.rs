@@ -3,13 +3,13 @@
 
 use crate::core::identity::{Host, Pid, ProcEntry, Stat, nspid_depth, parse_stat, parse_status};
 use crate::core::time::Millis;
+use crate::sys;
 use std::io;
 
 impl Host {
     /// Reads the host facts from `/proc` and the real clocks (never `--now`).
     pub fn read() -> Host {
-        // SAFETY: getpid cannot fail.
-        let self_pid = unsafe { libc::getpid() };
+        let self_pid = sys::pid::getpid();
         Host {
             self_pid,
             ancestors: ancestors_of(self_pid),
@@ -24,8 +24,7 @@ impl Host {
             pid_ns: std::fs::metadata("/proc/self/ns/pid")
                 .ok()
                 .map(|meta| std::os::unix::fs::MetadataExt::ino(&meta)),
-            // SAFETY: sysconf with a valid name has no preconditions.
-            ticks_per_second: match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
+            ticks_per_second: match sys::host::sysconf(libc::_SC_CLK_TCK) {
                 ticks if ticks > 0 => ticks,
                 _ => 100,
             },
@@ -35,12 +34,11 @@ impl Host {
 }
 
 pub(super) fn clock_ms(clock: libc::clockid_t) -> Millis {
-    let mut ts = libc::timespec {
+    // The clock ids are constants the kernel knows; a failure would read as zero.
+    let ts = sys::host::clock_gettime(clock).unwrap_or(libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid out-pointer and the clock ids are constants the kernel knows.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
+    });
     ts.tv_sec.saturating_mul(1000) + ts.tv_nsec / 1_000_000
 }
 
@@ -148,22 +146,16 @@ pub(super) const DESCRIPTOR_RESERVE: u64 = 64;
 /// per process; systemd's default soft limit is 1024). Returns how many more descriptors
 /// flatline may open for pidfds now, keeping a reserve for everything else.
 pub fn raise_descriptor_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit into the struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+    let Ok(mut limit) = sys::host::getrlimit(libc::RLIMIT_NOFILE) else {
         return 0;
-    }
+    };
     if limit.rlim_cur < limit.rlim_max {
         let raised = libc::rlimit {
             rlim_cur: limit.rlim_max,
             rlim_max: limit.rlim_max,
         };
-        // SAFETY: setrlimit reads one rlimit we own; raising the soft limit up to the hard
-        // limit needs no privilege and changes nothing else.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        // Raising the soft limit up to the hard limit needs no privilege.
+        if sys::host::setrlimit(libc::RLIMIT_NOFILE, &raised).is_ok() {
             limit.rlim_cur = limit.rlim_max;
         }
     }
@@ -201,17 +193,14 @@ pub fn random_bytes() -> [u8; 16] {
     let mut bytes = [0u8; 16];
     let mut filled = 0;
     while filled < bytes.len() {
-        // SAFETY: getrandom writes at most the given length into the buffer's tail.
-        let n = unsafe {
-            libc::getrandom(bytes[filled..].as_mut_ptr().cast(), bytes.len() - filled, 0)
-        };
-        if n <= 0 {
+        let n = sys::host::getrandom(&mut bytes[filled..]).unwrap_or(0);
+        if n == 0 {
             // getrandom cannot fail on a supported kernel; without it ids stay unique enough
             // from the clock and the pid for one run.
             let fallback = now_ms() as u128 ^ (u128::from(std::process::id()) << 64);
             return fallback.to_le_bytes();
         }
-        filled += n as usize;
+        filled += n;
     }
     bytes
 }

@@ -4,8 +4,9 @@
 use super::host::read_proc;
 use super::signal::pidfds_refused_for_tests;
 use crate::core::identity::{Host, Observation, Pid, parse_stat, parse_status};
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use crate::sys;
+use crate::sys::pid::pidfd_open;
+use std::os::fd::{AsFd, OwnedFd};
 
 /// `fstatfs(pidfd).f_type` of a pidfd on pidfs (Linux ≥ 6.9), whose inodes are unique per
 /// process for the boot.
@@ -13,10 +14,12 @@ pub const PIDFS_MAGIC: i64 = 0x5049_4446;
 
 /// `kill(pid, 0)`: true when a process or thread holds the pid (EPERM counts: it exists).
 pub(super) fn exists(pid: Pid) -> bool {
-    // SAFETY: signal 0 performs only the existence and permission checks; `pid` is a
-    // validated positive pid, never 0 or -1, so no process group is addressed.
-    let rc = unsafe { libc::kill(pid.get(), 0) };
-    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    // Signal 0 performs only the existence and permission checks; `pid` is a validated
+    // positive pid, never 0 or -1, so no process group is addressed.
+    match sys::pid::kill(pid.get(), 0) {
+        Ok(()) => true,
+        Err(error) => error.raw_os_error() == Some(libc::EPERM),
+    }
 }
 
 /// Looks at the process holding `pid` now.
@@ -130,37 +133,15 @@ pub(super) fn probe_of_errno(errno: Option<i32>) -> Probe {
 /// and inodes are 64 bits: before Linux 6.9 every pidfd shares one anonymous inode, which
 /// would tell nothing. `None`: the field cannot be read and is skipped, never a mismatch.
 pub fn pidfd_ino(fd: &OwnedFd) -> Option<u64> {
-    // SAFETY: an all-zero statfs is a valid out-buffer for fstatfs.
-    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `fd` is an open descriptor we own and `fs` a valid out-pointer.
-    if unsafe { libc::fstatfs(fd.as_raw_fd(), &mut fs) } != 0 {
-        return None;
-    }
+    let fs = sys::fd::fstatfs(fd.as_fd()).ok()?;
     #[allow(clippy::unnecessary_cast)]
     if fs.f_type as i64 != PIDFS_MAGIC {
         return None;
     }
-    // SAFETY: an all-zero stat is a valid out-buffer for fstat.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `fd` is an open descriptor we own and `st` a valid out-pointer.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-        return None;
-    }
+    let st = sys::fd::fstat(fd.as_fd()).ok()?;
     if std::mem::size_of_val(&st.st_ino) < 8 {
         return None;
     }
     #[allow(clippy::useless_conversion)]
     Some(u64::from(st.st_ino))
-}
-
-/// `pidfd_open(pid, 0)`: a descriptor for the process holding `pid` now.
-pub(super) fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; opening a
-    // pidfd sends nothing to the process.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel returned a new descriptor that nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
 }

@@ -2,10 +2,11 @@
 //! start time), and waiting on many processes against one deadline.
 
 use super::host::read_stat;
-use super::observe::pidfd_open;
 use crate::core::identity::{Pid, Stat};
+use crate::sys;
+use crate::sys::pid::pidfd_open;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 /// The signals flatline sends, and no other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,20 +145,9 @@ impl Target {
 
     /// Sends `signal` to this process, and to no other. The one place flatline signals.
     pub fn send(&self, signal: Signal) -> Sent {
-        let rc = match &self.handle {
-            Handle::PidFd(fd) => {
-                // SAFETY: pidfd_send_signal on a pidfd we own, with no siginfo and no flags;
-                // a pidfd addresses exactly one process, never a group.
-                unsafe {
-                    libc::syscall(
-                        libc::SYS_pidfd_send_signal,
-                        fd.as_raw_fd(),
-                        signal.number(),
-                        std::ptr::null::<libc::siginfo_t>(),
-                        0,
-                    )
-                }
-            }
+        let sent = match &self.handle {
+            // A pidfd addresses exactly one process, never a group.
+            Handle::PidFd(fd) => sys::pid::pidfd_send_signal(fd.as_fd(), signal.number()),
             Handle::Kill => {
                 match stat_of(self.pid) {
                     None => return Sent::Gone,
@@ -165,17 +155,15 @@ impl Target {
                     Some(stat) if stat.start_ticks != self.start_ticks => return Sent::Changed,
                     Some(_) => {}
                 }
-                // SAFETY: `self.pid` is a validated pid ≥ 2 (never 0 or -1, so never a
-                // process group), and its start time was checked just above.
-                i64::from(unsafe { libc::kill(self.pid.get(), signal.number()) })
+                // `self.pid` is a validated pid ≥ 2 (never 0 or -1, so never a process
+                // group), and its start time was checked just above.
+                sys::pid::kill(self.pid.get(), signal.number())
             }
         };
-        if rc == 0 {
-            return Sent::Delivered;
-        }
-        match io::Error::last_os_error().raw_os_error() {
-            Some(libc::ESRCH) => Sent::Gone,
-            _ => Sent::NotPermitted,
+        match sent {
+            Ok(()) => Sent::Delivered,
+            Err(error) if error.raw_os_error() == Some(libc::ESRCH) => Sent::Gone,
+            Err(_) => Sent::NotPermitted,
         }
     }
 
@@ -204,9 +192,8 @@ pub(super) fn poll_exited(fds: &[libc::c_int], timeout_ms: libc::c_int) -> Vec<b
             revents: 0,
         })
         .collect();
-    // SAFETY: `polls` is a valid array of pollfd of the given length for the whole call.
-    let rc = unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, timeout_ms) };
-    if rc <= 0 {
+    let ready = sys::pid::poll(&mut polls, timeout_ms).unwrap_or(0);
+    if ready == 0 {
         // Timeout, or EINTR from a signal: nothing more is known.
         return vec![false; fds.len()];
     }

@@ -77,25 +77,14 @@ fn observing_real_processes() {
         Observation::Alive { start_ms, uid, .. } => {
             let now = crate::proc::now_ms();
             assert!((now - start_ms).abs() < 5_000, "start {start_ms} now {now}");
-            // SAFETY: getuid cannot fail.
-            assert_eq!(uid, Some(unsafe { libc::getuid() }));
+            assert_eq!(uid, Some(crate::sys::ids::getuid()));
         }
         other => panic!("expected alive, got {other:?}"),
     }
     child.kill().unwrap();
     // Wait for the exit without reaping (WNOWAIT): the child stays a zombie.
-    // SAFETY: a zeroed siginfo_t is a valid out-buffer for waitid.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    // SAFETY: waits on our own child only; WNOWAIT leaves it unreaped.
-    let rc = unsafe {
-        libc::waitid(
-            libc::P_PID,
-            child.id(),
-            &mut info,
-            libc::WEXITED | libc::WNOWAIT,
-        )
-    };
-    assert_eq!(rc, 0);
+    // Waits on our own child only; WNOWAIT leaves it unreaped.
+    crate::sys::pid::wait_exit_no_reap(child.id()).unwrap();
     assert_eq!(observe(pid, &host, false), Observation::Zombie);
     child.wait().unwrap();
     assert_eq!(observe(pid, &host, false), Observation::Exited);

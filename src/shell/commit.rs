@@ -6,13 +6,13 @@
 //! recomputed — up to `MAX_RECOMPUTE` times, then a conflict is reported and the file left
 //! alone. Each outcome becomes one action record.
 
-use crate::config::Config;
+use crate::cli::config::Config;
 use crate::core::time::{self, Millis};
 use crate::exit::Exit;
 use crate::fs::{self, Dir, Replaced};
+use crate::interrupt::Stop;
 use crate::output::{Diagnostics, Output, PathText};
-use crate::scan::Run;
-use crate::stop::Stop;
+use crate::shell::runs::Run;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::ffi::OsStr;
@@ -346,3 +346,6 @@ pub fn sync(dir: &Dir, wrote: bool, diag: &mut Diagnostics) {
         diag.error(dir.path(), &error.to_string(), Exit::FileProblem);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,13 +2,13 @@
 //! directory, delegations, worker specs and the paths they name) and collects the findings.
 //! Nothing is written, no lock is taken, and named files are resolved, never opened.
 
-use crate::config::Config;
+use crate::cli::config::Config;
 use crate::core::doctor::{self, DelegationFacts, Finding};
 use crate::core::lifecycle::{self, ChildStatus, Times};
 use crate::fs::doctor::{Accounts, lock_gid, state_dir_facts, walk_dirs};
 use crate::fs::{self, Dir, MAX_DOCUMENT_BYTES, NamedPathPolicy, ReadError, RunRoot};
 use crate::model::{self, WorkerSpec};
-use crate::scan;
+use crate::shell::runs as scan;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
@@ -264,7 +264,7 @@ fn check_workers(root: &RunRoot, path: &Path, config: &Config) -> Vec<Finding> {
             let Some(named) = field.str().filter(|p| !p.is_empty()) else {
                 continue;
             };
-            let in_run = crate::team::spec_path_in_run(&base, Path::new(named));
+            let in_run = crate::shell::workers::spec_path_in_run(&base, Path::new(named));
             findings.extend(resolve(root, &in_run, policy, &shown, what));
         }
     }

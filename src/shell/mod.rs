@@ -1,6 +1,16 @@
-//! shell: what every command shares between reading and printing. `commit` is the
-//! write-retry loop: a document change re-read and re-applied when another writer got there
-//! first. The shared run loop and the tree kill are to come here.
+//! shell: what every command shares between reading and printing. `session` is the run loop
+//! (open, lock, resume, stop); `runs` is the scan (the runs, their listings, the view of each
+//! delegation file); `workers` reads the heartbeat workers; `state` is flatline's own memory of
+//! a run; `commit` is the write-retry loop: a document change re-read and re-applied when
+//! another writer got there first; `tree_kill` signals workers and their process trees
+//! together, all in one grace.
 
 pub mod commit;
 pub mod doctor;
+pub mod runs;
+pub mod session;
+pub mod state;
+pub mod tree_kill;
+pub mod workers;
+
+pub use session::{Access, Session, for_each_run};

@@ -206,7 +206,7 @@ fn every_shipped_unit_starts_a_command_line_flatline_accepts() {
         let flatline::cli::Mode::Run(command) = low.mode() else {
             panic!("{}: {argv:?} runs no command", unit.display());
         };
-        let config = flatline::config::resolve(low, command, false).unwrap_or_else(|error| {
+        let config = flatline::cli::config::resolve(low, command, false).unwrap_or_else(|error| {
             panic!("{}: {argv:?}: usage error: {}", unit.display(), error.0)
         });
         assert_eq!(config.run_dirs, [run.path().to_path_buf()]);

@@ -93,14 +93,14 @@ fn unit_capabilities() -> Vec<String> {
     caps
 }
 
-fn accepts(name: &str, argv: &[String]) -> flatline::config::Config {
+fn accepts(name: &str, argv: &[String]) -> flatline::cli::config::Config {
     assert!(argv[0].ends_with("/flatline"), "{name}: runs {:?}", argv[0]);
     let low = flatline::cli::parse(argv[1..].iter().map(String::as_str))
         .unwrap_or_else(|e| panic!("{name}: {argv:?}: usage error: {}", e.0));
     let flatline::cli::Mode::Run(command) = low.mode() else {
         panic!("{name}: {argv:?} runs no command");
     };
-    flatline::config::resolve(low, command, false)
+    flatline::cli::config::resolve(low, command, false)
         .unwrap_or_else(|e| panic!("{name}: {argv:?}: usage error: {}", e.0))
 }
 

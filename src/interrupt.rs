@@ -1,4 +1,4 @@
-//! stop: the signals and the deadline that end a run early, checked between units of work.
+//! interrupt: the signals and the deadline that end a run early, checked between units of work.
 //!
 //! SIGINT, SIGTERM and SIGHUP only set a flag (signal-hook); the shell checks it before each
 //! side effect, never inside an atomic write, records what was completed and exits 128+N. A

@@ -111,6 +111,20 @@ impl Config {
         self.task_cards.is_empty()
             || card.is_some_and(|card| self.task_cards.iter().any(|c| c == card))
     }
+
+    /// Whether this command writes the runs it scans (and so may update their state file).
+    pub fn writes_runs(&self) -> bool {
+        !self.dry_run
+            && matches!(
+                self.command,
+                Command::Refresh | Command::Reclaim | Command::Sweep | Command::FanIn
+            )
+    }
+
+    /// Whether this command may signal workers (its uid guard needs their real uid).
+    pub fn signals_workers(&self) -> bool {
+        matches!(self.command, Command::Reclaim | Command::Sweep)
+    }
 }
 
 /// Resolves parsed arguments for `command`. `stdout_is_terminal` decides the default format.
@@ -119,88 +133,9 @@ pub fn resolve(
     command: Command,
     stdout_is_terminal: bool,
 ) -> Result<Config, UsageError> {
-    if low.operands.is_empty() && !(command == Command::Doctor && low.check_unit.is_some()) {
-        return Err(UsageError(if command == Command::Beat {
-            "beat needs a HEARTBEAT_FILE".to_string()
-        } else {
-            format!("{} needs at least one RUN_DIR", command.name())
-        }));
-    }
-    if low.now.is_some() && !low.dry_run && matches!(command, Command::Reclaim | Command::Sweep) {
-        return Err(UsageError(format!(
-            "--now is refused by {} without --dry-run: flatline never signals on a clock it did not read itself",
-            command.name()
-        )));
-    }
-    if low.force && low.delegations.is_empty() {
-        return Err(UsageError(
-            "--force needs --delegation ID: an operator's reclaim names its worker".into(),
-        ));
-    }
-    let stale = low
-        .stale_after
-        .unwrap_or(crate::core::lifecycle::DEFAULT_STALE_MS);
-    if let Some(timeout) = low.timeout_after
-        && timeout < stale
-    {
-        return Err(UsageError(format!(
-            "--timeout-after {} is below the stale threshold {} (--stale-after); the timeout must not come first",
-            time::format_duration(timeout),
-            time::format_duration(stale)
-        )));
-    }
-    if let Some(quiet) = low.quiet_after
-        && quiet > stale
-    {
-        return Err(UsageError(format!(
-            "--quiet-after {} is above the stale threshold {} (--stale-after)",
-            time::format_duration(quiet),
-            time::format_duration(stale)
-        )));
-    }
-    let thresholds = Thresholds {
-        quiet: low.quiet_after,
-        stale: low.stale_after,
-        timeout: low.timeout_after,
-        stuck: low.stuck_after,
-        max_runtime: low.max_runtime,
-        launch_timeout: low.launch_timeout,
-        max_clock_skew: low
-            .max_clock_skew
-            .unwrap_or(crate::core::lifecycle::DEFAULT_MAX_CLOCK_SKEW_MS),
-    };
-    let heartbeat = HeartbeatThresholds {
-        stale: low
-            .heartbeat_stale
-            .unwrap_or(crate::core::health::DEFAULT_HEARTBEAT_STALE_MS),
-        dead: low
-            .heartbeat_dead
-            .unwrap_or(crate::core::health::DEFAULT_HEARTBEAT_DEAD_MS),
-        max_clock_skew: thresholds.max_clock_skew,
-    };
-    if heartbeat.stale >= heartbeat.dead {
-        return Err(UsageError(format!(
-            "--heartbeat-stale {} must be below --heartbeat-dead {}",
-            time::format_duration(heartbeat.stale),
-            time::format_duration(heartbeat.dead)
-        )));
-    }
-    if command == Command::Beat {
-        if low.operands.len() != 1 {
-            return Err(UsageError("beat takes exactly one HEARTBEAT_FILE".into()));
-        }
-        if low.while_pid.is_some() && low.every.is_none() {
-            return Err(UsageError("--while-pid goes with --every".into()));
-        }
-    }
-    if low.format == Some(Format::Prometheus)
-        && !matches!(command, Command::Status | Command::Sweep)
-    {
-        return Err(UsageError(format!(
-            "--format prometheus applies to status and sweep, not {}",
-            command.name()
-        )));
-    }
+    check_operands_and_now(&low, command)?;
+    let (thresholds, heartbeat) = resolve_thresholds(&low)?;
+    check_command_flags(&low, command)?;
     let format = low.format.unwrap_or(if stdout_is_terminal {
         Format::Text
     } else {
@@ -271,6 +206,103 @@ pub fn resolve(
         attention: low.attention,
         force: low.force,
     })
+}
+
+/// The operands a command needs, and `--now` only where no signal can follow.
+fn check_operands_and_now(low: &LowArgs, command: Command) -> Result<(), UsageError> {
+    if low.operands.is_empty() && !(command == Command::Doctor && low.check_unit.is_some()) {
+        return Err(UsageError(if command == Command::Beat {
+            "beat needs a HEARTBEAT_FILE".to_string()
+        } else {
+            format!("{} needs at least one RUN_DIR", command.name())
+        }));
+    }
+    if low.now.is_some() && !low.dry_run && matches!(command, Command::Reclaim | Command::Sweep) {
+        return Err(UsageError(format!(
+            "--now is refused by {} without --dry-run: flatline never signals on a clock it did not read itself",
+            command.name()
+        )));
+    }
+    if low.force && low.delegations.is_empty() {
+        return Err(UsageError(
+            "--force needs --delegation ID: an operator's reclaim names its worker".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The thresholds of views and heartbeats, checked for their order.
+fn resolve_thresholds(low: &LowArgs) -> Result<(Thresholds, HeartbeatThresholds), UsageError> {
+    let stale = low
+        .stale_after
+        .unwrap_or(crate::core::lifecycle::DEFAULT_STALE_MS);
+    if let Some(timeout) = low.timeout_after
+        && timeout < stale
+    {
+        return Err(UsageError(format!(
+            "--timeout-after {} is below the stale threshold {} (--stale-after); the timeout must not come first",
+            time::format_duration(timeout),
+            time::format_duration(stale)
+        )));
+    }
+    if let Some(quiet) = low.quiet_after
+        && quiet > stale
+    {
+        return Err(UsageError(format!(
+            "--quiet-after {} is above the stale threshold {} (--stale-after)",
+            time::format_duration(quiet),
+            time::format_duration(stale)
+        )));
+    }
+    let thresholds = Thresholds {
+        quiet: low.quiet_after,
+        stale: low.stale_after,
+        timeout: low.timeout_after,
+        stuck: low.stuck_after,
+        max_runtime: low.max_runtime,
+        launch_timeout: low.launch_timeout,
+        max_clock_skew: low
+            .max_clock_skew
+            .unwrap_or(crate::core::lifecycle::DEFAULT_MAX_CLOCK_SKEW_MS),
+    };
+    let heartbeat = HeartbeatThresholds {
+        stale: low
+            .heartbeat_stale
+            .unwrap_or(crate::core::health::DEFAULT_HEARTBEAT_STALE_MS),
+        dead: low
+            .heartbeat_dead
+            .unwrap_or(crate::core::health::DEFAULT_HEARTBEAT_DEAD_MS),
+        max_clock_skew: thresholds.max_clock_skew,
+    };
+    if heartbeat.stale >= heartbeat.dead {
+        return Err(UsageError(format!(
+            "--heartbeat-stale {} must be below --heartbeat-dead {}",
+            time::format_duration(heartbeat.stale),
+            time::format_duration(heartbeat.dead)
+        )));
+    }
+    Ok((thresholds, heartbeat))
+}
+
+/// Flags that only make sense with some commands.
+fn check_command_flags(low: &LowArgs, command: Command) -> Result<(), UsageError> {
+    if command == Command::Beat {
+        if low.operands.len() != 1 {
+            return Err(UsageError("beat takes exactly one HEARTBEAT_FILE".into()));
+        }
+        if low.while_pid.is_some() && low.every.is_none() {
+            return Err(UsageError("--while-pid goes with --every".into()));
+        }
+    }
+    if low.format == Some(Format::Prometheus)
+        && !matches!(command, Command::Status | Command::Sweep)
+    {
+        return Err(UsageError(format!(
+            "--format prometheus applies to status and sweep, not {}",
+            command.name()
+        )));
+    }
+    Ok(())
 }
 
 /// `--lock-group GROUP`: a numeric gid as it is, or a group name looked up.

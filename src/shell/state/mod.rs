@@ -7,6 +7,9 @@
 //! another's memory. The file is written only under the run lock, atomically, and only when
 //! some section changed.
 
+pub mod reported;
+pub mod resume;
+
 use crate::fs::{Dir, ReadError};
 use serde_json::{Map, Value};
 use std::ffi::OsStr;

@@ -5,13 +5,13 @@
 //! fsync, rename, directory fsync) so a reader sees the old heartbeat or the new one, never
 //! a mix.
 
-use crate::config::Config;
+use crate::cli::config::Config;
 use crate::core::time;
 use crate::exit::Exit;
 use crate::fs::{self, Dir};
+use crate::interrupt::Stop;
 use crate::output::Diagnostics;
 use crate::proc::Watch;
-use crate::stop::Stop;
 use serde_json::json;
 use std::path::Path;
 

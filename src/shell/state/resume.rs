@@ -9,8 +9,8 @@
 use crate::exit::Exit;
 use crate::fs::Dir;
 use crate::output::Diagnostics;
-use crate::runstate::{self, RunState};
-use crate::scan::Run;
+use crate::shell::runs::Run;
+use crate::shell::state::{self as runstate, RunState};
 use serde_json::{Value, json};
 use std::ffi::{OsStr, OsString};
 

@@ -1,0 +1,165 @@
+//! The records status prints: one per delegation, one summary row per run or card.
+
+use super::*;
+
+/// A delegation record (SPEC §7), in print order.
+#[derive(Debug, Serialize)]
+pub struct DelegationRecord<'a> {
+    pub kind: &'static str,
+    pub run_dir: PathText<'a>,
+    pub path: PathText<'a>,
+    pub delegation_id: Option<&'a str>,
+    pub task_card_id: Option<&'a str>,
+    pub work_kind: &'a str,
+    pub status: &'a str,
+    pub state: &'static str,
+    pub reclaim_state: &'static str,
+    pub process_id: Option<Int>,
+    pub process_alive: Option<bool>,
+    pub process_identity: Option<&'static str>,
+    pub last_progress_at: Ts,
+    pub progress_baseline: Option<&'static str>,
+    pub elapsed_since_progress_ms: Option<i64>,
+    pub quiet_after_ms: i64,
+    pub stale_after_ms: i64,
+    pub timeout_after_ms: i64,
+    pub stale_at: Ts,
+    pub timed_out_at: Ts,
+    pub next_action: &'static str,
+    pub transition: &'static str,
+    pub classification: &'static str,
+    pub recovery_action: &'static str,
+    pub recovery_reason: &'a str,
+    pub summary: &'static str,
+    pub needs_attention: bool,
+    pub warnings: Vec<Cow<'static, str>>,
+}
+
+impl<'a> DelegationRecord<'a> {
+    pub fn new(run_dir: &'a Path, path: &'a Path, view: &'a View<'a>) -> DelegationRecord<'a> {
+        DelegationRecord {
+            kind: "delegation",
+            run_dir: PathText(run_dir),
+            path: PathText(path),
+            delegation_id: view.delegation_id,
+            task_card_id: view.task_card_id,
+            work_kind: view.work_kind,
+            status: view.status,
+            state: view.state.as_str(),
+            reclaim_state: view.reclaim_state.as_str(),
+            process_id: view.process_id,
+            process_alive: view.process_alive,
+            process_identity: view.process_identity.map(|identity| identity.as_str()),
+            last_progress_at: Ts(view.last_progress_at),
+            progress_baseline: view.progress_baseline,
+            elapsed_since_progress_ms: view.elapsed_since_progress_ms,
+            quiet_after_ms: view.thresholds.quiet,
+            stale_after_ms: view.thresholds.stale,
+            timeout_after_ms: view.thresholds.timeout,
+            stale_at: Ts(view.stale_at),
+            timed_out_at: Ts(view.timed_out_at),
+            next_action: view.next_action.as_str(),
+            transition: view.transition,
+            classification: view.transition,
+            recovery_action: view.recovery_action.as_str(),
+            recovery_reason: &view.recovery_reason,
+            summary: view.summary,
+            needs_attention: view.needs_attention(),
+            warnings: view.warnings.iter().map(|w| w.code()).collect(),
+        }
+    }
+}
+
+impl WriteJson for DelegationRecord<'_> {
+    fn write_json(&self, out: &mut JsonWriter<'_>) {
+        out.key(true, "kind");
+        out.str(self.kind);
+        out.key(false, "run_dir");
+        out.path(self.run_dir.0);
+        out.key(false, "path");
+        out.path(self.path.0);
+        out.key(false, "delegation_id");
+        out.opt_str(self.delegation_id);
+        out.key(false, "task_card_id");
+        out.opt_str(self.task_card_id);
+        out.key(false, "work_kind");
+        out.str(self.work_kind);
+        out.key(false, "status");
+        out.str(self.status);
+        out.key(false, "state");
+        out.str(self.state);
+        out.key(false, "reclaim_state");
+        out.str(self.reclaim_state);
+        out.key(false, "process_id");
+        out.opt_int(self.process_id);
+        out.key(false, "process_alive");
+        out.opt_bool(self.process_alive);
+        out.key(false, "process_identity");
+        out.opt_str(self.process_identity);
+        out.key(false, "last_progress_at");
+        out.ts(self.last_progress_at);
+        out.key(false, "progress_baseline");
+        out.opt_str(self.progress_baseline);
+        out.key(false, "elapsed_since_progress_ms");
+        out.opt_int(self.elapsed_since_progress_ms);
+        out.key(false, "quiet_after_ms");
+        out.int(self.quiet_after_ms);
+        out.key(false, "stale_after_ms");
+        out.int(self.stale_after_ms);
+        out.key(false, "timeout_after_ms");
+        out.int(self.timeout_after_ms);
+        out.key(false, "stale_at");
+        out.ts(self.stale_at);
+        out.key(false, "timed_out_at");
+        out.ts(self.timed_out_at);
+        out.key(false, "next_action");
+        out.str(self.next_action);
+        out.key(false, "transition");
+        out.str(self.transition);
+        out.key(false, "classification");
+        out.str(self.classification);
+        out.key(false, "recovery_action");
+        out.str(self.recovery_action);
+        out.key(false, "recovery_reason");
+        out.str(self.recovery_reason);
+        out.key(false, "summary");
+        out.str(self.summary);
+        out.key(false, "needs_attention");
+        out.bool(self.needs_attention);
+        out.key(false, "warnings");
+        out.strs(&self.warnings);
+        out.end();
+    }
+}
+
+/// A `--summary` row: the run, the card, then the counts in SPEC §6 order.
+#[derive(Debug)]
+pub struct SummaryRecord {
+    pub run_dir: String,
+    pub task_card_id: Option<String>,
+    pub tally: Tally,
+}
+
+impl Serialize for SummaryRecord {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let fields = self.tally.fields();
+        let mut map = serializer.serialize_map(Some(4 + fields.len()))?;
+        map.serialize_entry("kind", "summary")?;
+        map.serialize_entry("scope", "delegations")?;
+        map.serialize_entry("run_dir", &self.run_dir)?;
+        map.serialize_entry("task_card_id", &self.task_card_id)?;
+        for (name, count) in fields {
+            map.serialize_entry(name, &count)?;
+        }
+        map.end()
+    }
+}
+
+pub(super) fn summary_record(run_dir: &Path, card: Option<String>, tally: Tally) -> SummaryRecord {
+    SummaryRecord {
+        run_dir: run_dir.to_string_lossy().into_owned(),
+        task_card_id: card,
+        tally,
+    }
+}

@@ -1,0 +1,73 @@
+use super::*;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
+fn record<'a>(path: &'a Path, text: &'a str, warnings: Vec<&'static str>) -> DelegationRecord<'a> {
+    DelegationRecord {
+        kind: "delegation",
+        run_dir: PathText(Path::new("/runs/r1")),
+        path: PathText(path),
+        delegation_id: Some(text),
+        task_card_id: None,
+        work_kind: text,
+        status: "running",
+        state: "running_active",
+        reclaim_state: "not_needed",
+        process_id: Some(-170_141_183_460_469_231_731_687_303_715_884_105_728),
+        process_alive: None,
+        process_identity: Some("verified"),
+        last_progress_at: Ts(Some(1_795_334_400_123)),
+        progress_baseline: None,
+        elapsed_since_progress_ms: Some(-5),
+        quiet_after_ms: 0,
+        stale_after_ms: i64::MAX,
+        timeout_after_ms: i64::MIN,
+        stale_at: Ts(None),
+        timed_out_at: Ts(Some(crate::core::time::MIN_MS)),
+        next_action: "wait",
+        transition: "none",
+        classification: "none",
+        recovery_action: "none",
+        recovery_reason: text,
+        summary: "ok",
+        needs_attention: true,
+        warnings: warnings.into_iter().map(Cow::Borrowed).collect(),
+    }
+}
+
+#[test]
+fn hand_written_json_is_byte_for_byte_serde_json() {
+    let texts = [
+        "",
+        "plain",
+        "exactly8",
+        "quote\" in the middle of a long text",
+        "back\\slash",
+        "tab\there, newline\n, nul \u{0}, unit sep \u{1f}, del \u{7f}",
+        "non-ASCII — ünïcödé ✓ 日本",
+        "\u{1b}[31m escape at the start",
+        "ends with a control \u{8}",
+        "bidi \u{202e}reversed\u{2069}, separator \u{2028}, c1 \u{9b}, alm \u{61c}",
+    ];
+    let odd_name = OsStr::from_bytes(b"/runs/r1/delegations/\xff\xfe\"x.json");
+    let paths = [
+        Path::new("/runs/r1/delegations/d1.json"),
+        Path::new(odd_name),
+    ];
+    for text in texts {
+        for path in paths {
+            for warnings in [vec![], vec!["clock_skew", "a\"b"]] {
+                let record = record(path, text, warnings);
+                let mut fast = Vec::new();
+                record.write_json(&mut JsonWriter(&mut fast));
+                let mut serde = Vec::new();
+                crate::output::to_writer_safe(&mut serde, &record).unwrap();
+                assert_eq!(
+                    String::from_utf8_lossy(&fast),
+                    String::from_utf8_lossy(&serde),
+                    "text {text:?}, path {path:?}"
+                );
+            }
+        }
+    }
+}
