@@ -50,7 +50,7 @@ pub mod shell;
 mod sys;
 
 use cli::{Command, Mode};
-use cmd::{beat, doctor, every, fanin, finalize, reclaim, refresh, status, sweep};
+use cmd::{beat, doctor, every, fanin, finalize, reclaim, refresh, status, sweep, watch};
 use exit::Exit;
 use output::Diagnostics;
 use std::ffi::OsString;
@@ -100,6 +100,7 @@ where
         _ => stop,
     };
     let exit = match command {
+        Command::Status if config.watch.is_some() => watch::run(&config, &mut diag, &stop),
         Command::Status => status::run(&config, &mut diag, &stop),
         Command::Refresh => refresh::run(&config, &mut diag, &stop),
         Command::Reclaim => reclaim::run(&config, &mut diag, &stop),

@@ -37,6 +37,7 @@ pub fn choices(id: FlagId) -> Option<&'static [&'static str]> {
     match id {
         FlagId::Format => Some(&["text", "ndjson", "json", "tsv", "prometheus"]),
         FlagId::Generate => Some(GENERATE_TARGETS),
+        FlagId::Color => Some(&["auto", "always", "never"]),
         _ => None,
     }
 }

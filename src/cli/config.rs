@@ -72,6 +72,10 @@ pub struct Config {
     pub attention: bool,
     /// reclaim: `--force`, an operator's reclaim of the `--delegation` workers.
     pub force: bool,
+    /// status: `--watch`, the interval between iterations.
+    pub watch: Option<Duration>,
+    /// `--color`, resolved: colour states in text tables.
+    pub color: bool,
 }
 
 /// `flatline beat`'s options.
@@ -205,6 +209,12 @@ pub fn resolve(
         note: low.note,
         attention: low.attention,
         force: low.force,
+        watch: low.watch.map(std_duration),
+        color: color_wanted(
+            low.color.as_deref(),
+            stdout_is_terminal,
+            std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty()),
+        ),
     })
 }
 
@@ -303,6 +313,16 @@ fn check_command_flags(low: &LowArgs, command: Command) -> Result<(), UsageError
         )));
     }
     Ok(())
+}
+
+/// `--color WHEN`: always and never decide alone; auto colours a terminal unless `NO_COLOR`
+/// is set to something (no-color.org).
+pub fn color_wanted(when: Option<&str>, terminal: bool, no_color: bool) -> bool {
+    match when {
+        Some("always") => true,
+        Some("never") => false,
+        _ => terminal && !no_color,
+    }
 }
 
 /// `--lock-group GROUP`: a numeric gid as it is, or a group name looked up.
@@ -447,6 +467,16 @@ mod tests {
         assert!(!config.delegation_selected(OsStr::new("ab.json")));
         let all = resolve_args(&["status", "run"]).unwrap();
         assert!(all.delegation_selected(OsStr::new("x.json")));
+    }
+
+    #[test]
+    fn color_is_auto_always_or_never_and_no_color_turns_auto_off() {
+        assert!(color_wanted(None, true, false));
+        assert!(!color_wanted(None, false, false));
+        assert!(!color_wanted(Some("auto"), true, true));
+        assert!(color_wanted(Some("always"), false, true));
+        assert!(!color_wanted(Some("never"), true, false));
+        assert!(resolve_args(&["status", "--color", "sometimes", "run"]).is_err());
     }
 
     #[test]

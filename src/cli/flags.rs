@@ -295,6 +295,8 @@ pub enum FlagId {
     Note,
     Attention,
     Force,
+    Watch,
+    Color,
 }
 
 pub struct Flag {
@@ -899,5 +901,35 @@ pub const FLAGS: &[Flag] = &[
               or foreign one is skipped (exit 1), and one without a process id is not forced. \
               Two files with one delegation_id are a problem (duplicate_delegation_id) and \
               --force acts on neither.",
+    },
+    Flag {
+        id: FlagId::Watch,
+        long: "watch",
+        short: None,
+        value: Some("DURATION"),
+        commands: STATUS,
+        about: "status again every DURATION: redraw the table, or print only what changed",
+        doc: "Runs status again every DURATION, each time on the real clock (unless --now) and \
+              every file read again. \
+              In text (on a terminal) the table is redrawn; in ndjson the first iteration \
+              prints every record and the later ones only the records in which a field other \
+              than the ages (elapsed_since_progress_ms, heartbeat_age_ms), checked_at and \
+              the activity counters changed. \
+              SIGINT, SIGTERM or SIGHUP ends it with exit status 0.",
+    },
+    Flag {
+        id: FlagId::Color,
+        long: "color",
+        short: None,
+        value: Some("WHEN"),
+        commands: ALL,
+        about: "colour states in text tables: auto, always or never [auto]",
+        doc: "Colours the STATE and HEALTH cells of text tables: red for what needs reclaim, \
+              is unknown, failed or dead; yellow for quiet, launching, busy, stalled or \
+              starting; green for active, returned or healthy; cyan for reclaimed or \
+              cancelled. \
+              auto (the default) colours only when standard output is a terminal and the \
+              environment variable NO_COLOR is unset or empty; always and never decide \
+              alone. Other formats are never coloured.",
     },
 ];

@@ -79,6 +79,10 @@ pub struct LowArgs {
     pub attention: bool,
     /// reclaim: `--force` (with `--delegation`).
     pub force: bool,
+    /// status: `--watch DURATION`.
+    pub watch: Option<Millis>,
+    /// `--color auto|always|never`.
+    pub color: Option<String>,
     /// Flags seen, to check they apply to the command.
     pub(super) seen: Vec<FlagId>,
 }
@@ -416,6 +420,16 @@ pub(super) fn apply(
         FlagId::Note => low.note = Some(non_empty(flag, text)?),
         FlagId::Attention => low.attention = true,
         FlagId::Force => low.force = true,
+        FlagId::Watch => low.watch = Some(positive_duration(flag, &text)?),
+        FlagId::Color => {
+            if !matches!(text.as_str(), "auto" | "always" | "never") {
+                return Err(UsageError(format!(
+                    "--color: '{}' is not auto, always or never",
+                    crate::core::text::escape_control(&text)
+                )));
+            }
+            low.color = Some(text);
+        }
         FlagId::Help => low.help = true,
         FlagId::Version => low.version = true,
         FlagId::Generate => match (text.as_str(), Shell::parse(&text)) {

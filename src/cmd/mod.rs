@@ -11,3 +11,4 @@ pub mod reclaim;
 pub mod refresh;
 pub mod status;
 pub mod sweep;
+pub mod watch;

@@ -26,8 +26,30 @@ pub use records::*;
 
 /// `flatline status`.
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
+    run_to(config, diag, stop, None)
+}
+
+/// `run` with its output written to `sink` instead of stdout (`status --watch`).
+pub fn run_to(
+    config: &Config,
+    diag: &mut Diagnostics,
+    stop: &Stop,
+    sink: Option<Box<dyn std::io::Write>>,
+) -> Exit {
     let runs = scan::open_runs(&config.run_dirs, diag);
-    let mut output = Output::for_runs(config, &runs);
+    let mut output = match sink {
+        None => Output::for_runs(config, &runs),
+        Some(sink) => {
+            let header = crate::output::Header {
+                run_dirs: runs
+                    .iter()
+                    .map(|run| run.path.to_string_lossy().into_owned())
+                    .collect(),
+                checked_at: config.now,
+            };
+            Output::new(config.format, config.quiet, header, sink).colored(config.color)
+        }
+    };
     let host = LazyHost::default();
     let mut summaries: Vec<serde_json::Value> = Vec::new();
     let mut overall = Tally::default();

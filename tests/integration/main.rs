@@ -31,3 +31,4 @@ mod status;
 mod support;
 mod sweep;
 mod team;
+mod watch;
