@@ -37,19 +37,7 @@ pub fn run_to(
     sink: Option<Box<dyn std::io::Write>>,
 ) -> Exit {
     let runs = scan::open_runs(&config.run_dirs, diag);
-    let mut output = match sink {
-        None => Output::for_runs(config, &runs),
-        Some(sink) => {
-            let header = crate::output::Header {
-                run_dirs: runs
-                    .iter()
-                    .map(|run| run.path.to_string_lossy().into_owned())
-                    .collect(),
-                checked_at: config.now,
-            };
-            Output::new(config.format, config.quiet, header, sink).colored(config.color)
-        }
-    };
+    let mut output = output_for(config, &runs, sink);
     let host = LazyHost::default();
     let mut summaries: Vec<serde_json::Value> = Vec::new();
     let mut overall = Tally::default();
@@ -70,15 +58,7 @@ pub fn run_to(
             diag.warning(&run.path.join(".flatline/lock"), &streak.to_string());
             attention = true;
             if config.attention {
-                let lock = run
-                    .path
-                    .join(".flatline/lock")
-                    .to_string_lossy()
-                    .into_owned();
-                let message = streak.to_string();
-                if let Err(error) = output.record(&ProblemRecord::new(run, &lock, &message)) {
-                    stdout_failed(diag, &error);
-                }
+                print_lock_held(run, &streak.to_string(), &mut output, diag);
             }
         }
         let result = scan::for_each_delegation(run, config, &host, diag, stop, |item, diag| {
@@ -198,6 +178,37 @@ impl<'a> ProblemRecord<'a> {
             path,
             message,
         }
+    }
+}
+
+/// Where status prints: stdout or `--output` as configured, or `sink` (`--watch`).
+fn output_for(
+    config: &Config,
+    runs: &[scan::Run],
+    sink: Option<Box<dyn std::io::Write>>,
+) -> Output {
+    let Some(sink) = sink else {
+        return Output::for_runs(config, runs);
+    };
+    let header = crate::output::Header {
+        run_dirs: runs
+            .iter()
+            .map(|run| run.path.to_string_lossy().into_owned())
+            .collect(),
+        checked_at: config.now,
+    };
+    Output::new(config.format, config.quiet, header, sink).colored(config.color)
+}
+
+/// With `--attention`, a run lock held across runs as a problem record.
+fn print_lock_held(run: &scan::Run, message: &str, output: &mut Output, diag: &mut Diagnostics) {
+    let lock = run
+        .path
+        .join(".flatline/lock")
+        .to_string_lossy()
+        .into_owned();
+    if let Err(error) = output.record(&ProblemRecord::new(run, &lock, message)) {
+        stdout_failed(diag, &error);
     }
 }
 
