@@ -7,6 +7,9 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 BINDIR := $(PREFIX)/bin
 MANDIR := $(PREFIX)/share/man/man1
+BASHDIR := $(PREFIX)/share/bash-completion/completions
+ZSHDIR  := $(PREFIX)/share/zsh/site-functions
+FISHDIR := $(PREFIX)/share/fish/vendor_completions.d
 BIN    := target/release/flatline
 # The static binary needs an explicit target: with it, crt-static applies to the binary
 # and not to the build scripts and proc-macros, which cannot be static.
@@ -66,9 +69,15 @@ install: build
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)
 	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/flatline
 	install -m 0644 man/flatline.1 $(DESTDIR)$(MANDIR)/flatline.1
+	install -d $(DESTDIR)$(BASHDIR) $(DESTDIR)$(ZSHDIR) $(DESTDIR)$(FISHDIR)
+	$(BIN) --generate bash > $(DESTDIR)$(BASHDIR)/flatline
+	$(BIN) --generate zsh > $(DESTDIR)$(ZSHDIR)/_flatline
+	$(BIN) --generate fish > $(DESTDIR)$(FISHDIR)/flatline.fish
+	chmod 0644 $(DESTDIR)$(BASHDIR)/flatline $(DESTDIR)$(ZSHDIR)/_flatline $(DESTDIR)$(FISHDIR)/flatline.fish
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/flatline $(DESTDIR)$(MANDIR)/flatline.1
+	rm -f $(DESTDIR)$(BASHDIR)/flatline $(DESTDIR)$(ZSHDIR)/_flatline $(DESTDIR)$(FISHDIR)/flatline.fish
 
 clean:
 	$(CARGO) clean

@@ -26,6 +26,16 @@ pub fn cut_short() -> bool {
     CUT_SHORT.load(Ordering::SeqCst)
 }
 
+/// Ends a pass's watchdog when dropped (see `Stop::for_pass`).
+#[derive(Debug)]
+pub struct PassGuard(Arc<AtomicBool>);
+
+impl Drop for PassGuard {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Stop {
     signal: Arc<AtomicUsize>,
@@ -89,6 +99,52 @@ impl Stop {
         self
     }
 
+    /// This `Stop` with a deadline `after` from now for one pass of `sweep --every`: the
+    /// same signals, and a watchdog that ends the process only while the returned guard
+    /// lives (a pass that finished must not be ended by its watchdog later).
+    pub fn for_pass(&self, after: Duration) -> (Stop, PassGuard) {
+        // Each pass is a fresh run: an earlier pass cut short says nothing about this one.
+        CUT_SHORT.store(false, Ordering::SeqCst);
+        let finished = Arc::new(AtomicBool::new(false));
+        let guard = PassGuard(finished.clone());
+        let Some(deadline) = Instant::now()
+            .checked_add(after)
+            .filter(|deadline| deadline.checked_add(WATCHDOG_GRACE).is_some())
+        else {
+            return (self.clone(), guard);
+        };
+        let _ = std::thread::Builder::new()
+            .name("flatline-pass-watchdog".into())
+            .spawn(move || {
+                let end = deadline + WATCHDOG_GRACE;
+                while !finished.load(Ordering::SeqCst) {
+                    let now = Instant::now();
+                    if now >= end {
+                        eprintln!(
+                            "flatline: the deadline passed and a read did not return; exiting"
+                        );
+                        // The only exit outside main: the main thread is stuck.
+                        std::process::exit(Exit::Deadline.code());
+                    }
+                    std::thread::sleep((end - now).min(Duration::from_millis(200)));
+                }
+            });
+        let stop = Stop {
+            signal: self.signal.clone(),
+            deadline: Some(deadline),
+        };
+        (stop, guard)
+    }
+
+    /// A signal that arrived, without marking the run cut short (`sweep --every` between
+    /// passes: nothing is left undone there).
+    pub fn signalled(&self) -> Option<Exit> {
+        match self.signal.load(Ordering::SeqCst) {
+            0 => None,
+            number => Some(Exit::Signal(i32::try_from(number).unwrap_or(15))),
+        }
+    }
+
     /// Why the run must stop now, if it must. Once it says so, the run is incomplete
     /// (`cut_short`).
     pub fn check(&self) -> Option<Exit> {
@@ -147,6 +203,23 @@ mod tests {
     fn a_deadline_past_what_the_clock_holds_is_no_deadline() {
         let stop = Stop::never().with_deadline(Duration::MAX);
         assert_eq!(stop.remaining(), None);
+    }
+
+    #[test]
+    fn a_pass_has_its_own_deadline_and_the_same_signals() {
+        let signal = Arc::new(AtomicUsize::new(0));
+        let stop = Stop {
+            signal: signal.clone(),
+            deadline: None,
+        };
+        let (pass, guard) = stop.for_pass(Duration::ZERO);
+        assert_eq!(pass.check(), Some(Exit::Deadline));
+        assert_eq!(stop.check(), None);
+        drop(guard);
+        signal.store(15, Ordering::SeqCst);
+        assert_eq!(stop.signalled(), Some(Exit::Signal(15)));
+        let (pass, _guard) = stop.for_pass(Duration::from_secs(60));
+        assert_eq!(pass.check(), Some(Exit::Signal(15)));
     }
 
     #[test]

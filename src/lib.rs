@@ -37,10 +37,13 @@
 //!   configuration, in `state.json`), `launch/` (`flatline run`: files, spawn, watch, relay,
 //!   records).
 //! - `cmd/`: one module per subcommand: `status`, `refresh`, `reclaim`, `fanin`,
-//!   `health_events`, `beat`, `explain`, `run/` (launch, and how its worker ends), and
-//!   `sweep/` (its phases: scan, signal, fan-in, write, transitions).
+//!   `health_events`, `beat`, `explain`, `run/` (launch, and how its worker ends),
+//!   `sweep/` (its phases: scan, signal, fan-in, write, transitions), `every` (`sweep
+//!   --every`), and the operator's tools `doctor` (with `core::doctor`, `core::unit`,
+//!   `fs::doctor`, `proc::doctor`, `shell::doctor`), `watch` and `finalize` (with
+//!   `core::finalize`), SPEC §13.
 //! - `cli/`: `flags` (the one table of commands and flags), `parse`, `help`, `man`, `config`
-//!   (the command line resolved against the environment).
+//!   (the command line resolved against the environment), `complete` (shell completions).
 //! - `interrupt` (the signals and the deadline that end a run early) and `exit` (the codes).
 
 pub mod cli;
@@ -56,7 +59,7 @@ pub mod shell;
 mod sys;
 
 use cli::{Command, Mode};
-use cmd::{beat, fanin, reclaim, refresh, status, sweep};
+use cmd::{beat, doctor, every, fanin, finalize, reclaim, refresh, status, sweep, watch};
 use exit::Exit;
 use output::Diagnostics;
 use std::ffi::OsString;
@@ -86,6 +89,7 @@ where
         Mode::Help(Some(command)) => return print(&cli::command_help_text(command)),
         Mode::Version => return print(&cli::version_text()),
         Mode::Man => return print(&cli::man_page()),
+        Mode::Completions(shell) => return print(&cli::completions(shell)),
         Mode::Usage => {
             // Bare `flatline`: a mistake more often than a question; usage on stderr, exit 2.
             let _ = std::io::stderr()
@@ -100,19 +104,24 @@ where
         Err(error) => return usage_error(&mut diag, &error.0),
     };
     let stop = match config.deadline {
-        Some(deadline) => stop.with_deadline(deadline),
-        None => stop,
+        // `sweep --every`: the deadline bounds each pass, not the service (cmd::every).
+        Some(deadline) if config.sweep_every.is_none() => stop.with_deadline(deadline),
+        _ => stop,
     };
     let exit = match command {
+        Command::Status if config.watch.is_some() => watch::run(&config, &mut diag, &stop),
         Command::Status => status::run(&config, &mut diag, &stop),
         Command::Refresh => refresh::run(&config, &mut diag, &stop),
         Command::Reclaim => reclaim::run(&config, &mut diag, &stop),
         Command::HealthEvents => cmd::health_events::run(&config, &mut diag, &stop),
         Command::Beat => beat::run(&config, &mut diag, &stop),
         Command::FanIn => fanin::run(&config, &mut diag, &stop),
+        Command::Sweep if config.sweep_every.is_some() => every::run(&config, &mut diag, &stop),
         Command::Sweep => sweep::run(&config, &mut diag, &stop),
         Command::Explain => cmd::explain::run(&config, &mut diag, &stop),
         Command::Run => cmd::run::run(&config, &mut diag, &stop),
+        Command::Doctor => doctor::run(&config, &mut diag, &stop),
+        Command::Finalize => finalize::run(&config, &mut diag, &stop),
     };
     say_deadline_passed(&config, &mut diag, exit);
     exit

@@ -63,6 +63,23 @@ pub struct Config {
     pub quiet: bool,
     /// `flatline run`'s options (SPEC §12).
     pub run: RunConfig,
+    /// doctor: `--check-unit FILE`.
+    pub check_unit: Option<PathBuf>,
+    /// `sweep --every`: the interval between passes (`deadline` is then per pass).
+    pub sweep_every: Option<Duration>,
+    /// `--delegation ID`: only `delegations/ID.json` (empty: every delegation).
+    pub delegations: Vec<String>,
+    /// finalize: `--as` and `--note`.
+    pub finalize_as: Option<String>,
+    pub note: Option<String>,
+    /// status: `--attention`, only what needs a person (and problems as records).
+    pub attention: bool,
+    /// reclaim: `--force`, an operator's reclaim of the `--delegation` workers.
+    pub force: bool,
+    /// status: `--watch`, the interval between iterations.
+    pub watch: Option<Duration>,
+    /// `--color`, resolved: colour states in text tables.
+    pub color: bool,
 }
 
 /// `flatline run`'s options, resolved: the run directory is `config.run_dirs[0]`.
@@ -103,6 +120,16 @@ fn std_duration(ms: Millis) -> Duration {
 }
 
 impl Config {
+    /// Whether `--delegation` lets the file `delegations/NAME` through (SPEC §13: the file
+    /// name, never the delegation_id inside, picks it).
+    pub fn delegation_selected(&self, name: &std::ffi::OsStr) -> bool {
+        self.delegations.is_empty()
+            || self
+                .delegations
+                .iter()
+                .any(|id| name.as_encoded_bytes().strip_suffix(b".json") == Some(id.as_bytes()))
+    }
+
     /// Whether `--task-card` lets this card through.
     pub fn card_selected(&self, card: Option<&str>) -> bool {
         self.task_cards.is_empty()
@@ -163,6 +190,11 @@ pub fn resolve(
         deadline: low
             .deadline
             .or((command == Command::Sweep).then_some(DEFAULT_SWEEP_DEADLINE_MS))
+            // `sweep --every`: each pass ends before the next is due (SPEC §9).
+            .map(|deadline| match (command, low.every) {
+                (Command::Sweep, Some(every)) => deadline.min(every),
+                _ => deadline,
+            })
             .map(std_duration),
         // `--output -` is stdout, as for most Unix tools.
         output: low.output.filter(|path| path.as_os_str() != "-"),
@@ -206,6 +238,22 @@ pub fn resolve(
             no_watch: low.run.no_watch,
             command: low.run.command,
         },
+        check_unit: low.check_unit,
+        sweep_every: low
+            .every
+            .filter(|_| command == Command::Sweep)
+            .map(std_duration),
+        delegations: low.delegations,
+        finalize_as: low.finalize_as,
+        note: low.note,
+        attention: low.attention,
+        force: low.force,
+        watch: low.watch.map(std_duration),
+        color: color_wanted(
+            low.color.as_deref(),
+            stdout_is_terminal,
+            std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty()),
+        ),
     })
 }
 
@@ -237,7 +285,7 @@ fn run_operands(mut low: LowArgs, command: Command) -> Result<LowArgs, UsageErro
 
 /// The operands a command needs, and `--now` only where no signal can follow.
 fn check_operands_and_now(low: &LowArgs, command: Command) -> Result<(), UsageError> {
-    if low.operands.is_empty() {
+    if low.operands.is_empty() && !(command == Command::Doctor && low.check_unit.is_some()) {
         return Err(UsageError(if command == Command::Beat {
             "beat needs a HEARTBEAT_FILE".to_string()
         } else {
@@ -249,6 +297,11 @@ fn check_operands_and_now(low: &LowArgs, command: Command) -> Result<(), UsageEr
             "--now is refused by {} without --dry-run: flatline never signals on a clock it did not read itself",
             command.name()
         )));
+    }
+    if low.force && low.delegations.is_empty() {
+        return Err(UsageError(
+            "--force needs --delegation ID: an operator's reclaim names its worker".into(),
+        ));
     }
     Ok(())
 }
@@ -325,6 +378,16 @@ fn check_command_flags(low: &LowArgs, command: Command) -> Result<(), UsageError
         )));
     }
     Ok(())
+}
+
+/// `--color WHEN`: always and never decide alone; auto colours a terminal unless `NO_COLOR`
+/// is set to something (no-color.org).
+pub fn color_wanted(when: Option<&str>, terminal: bool, no_color: bool) -> bool {
+    match when {
+        Some("always") => true,
+        Some("never") => false,
+        _ => terminal && !no_color,
+    }
 }
 
 /// `--lock-group GROUP`: a numeric gid as it is, or a group name looked up.
@@ -436,6 +499,20 @@ mod tests {
     }
 
     #[test]
+    fn sweep_every_bounds_each_pass_by_the_interval() {
+        let config = resolve_args(&["sweep", "--every", "1m", "run"]).unwrap();
+        assert_eq!(config.sweep_every, Some(Duration::from_secs(60)));
+        assert_eq!(config.deadline, Some(Duration::from_secs(60)));
+        let config =
+            resolve_args(&["sweep", "--every", "1h", "--deadline", "4min", "run"]).unwrap();
+        assert_eq!(config.deadline, Some(Duration::from_secs(240)));
+        let config = resolve_args(&["sweep", "run"]).unwrap();
+        assert_eq!(config.sweep_every, None);
+        assert_eq!(config.deadline, Some(Duration::from_secs(300)));
+        assert!(resolve_args(&["status", "--every", "1s", "run"]).is_err());
+    }
+
+    #[test]
     fn run_dirs_are_required() {
         assert!(
             resolve_args(&["status"])
@@ -457,6 +534,29 @@ mod tests {
                 .unwrap_err()
                 .contains("run needs a COMMAND")
         );
+    }
+
+    #[test]
+    fn delegation_filter_matches_file_names() {
+        use std::ffi::OsStr;
+        let config =
+            resolve_args(&["status", "--delegation", "a", "--delegation", "b.c", "run"]).unwrap();
+        assert!(config.delegation_selected(OsStr::new("a.json")));
+        assert!(config.delegation_selected(OsStr::new("b.c.json")));
+        assert!(!config.delegation_selected(OsStr::new("a.jsonx")));
+        assert!(!config.delegation_selected(OsStr::new("ab.json")));
+        let all = resolve_args(&["status", "run"]).unwrap();
+        assert!(all.delegation_selected(OsStr::new("x.json")));
+    }
+
+    #[test]
+    fn color_is_auto_always_or_never_and_no_color_turns_auto_off() {
+        assert!(color_wanted(None, true, false));
+        assert!(!color_wanted(None, false, false));
+        assert!(!color_wanted(Some("auto"), true, true));
+        assert!(color_wanted(Some("always"), false, true));
+        assert!(!color_wanted(Some("never"), true, false));
+        assert!(resolve_args(&["status", "--color", "sometimes", "run"]).is_err());
     }
 
     #[test]

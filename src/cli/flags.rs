@@ -12,6 +12,8 @@ pub enum Command {
     Sweep,
     Explain,
     Run,
+    Doctor,
+    Finalize,
 }
 
 pub struct CommandDef {
@@ -212,6 +214,54 @@ pub const COMMANDS: &[CommandDef] = &[
               every argument is the worker's.",
         writes: "its own delegation and event stream (under RUN_DIR/.flatline/lock); signals its own child's tree",
     },
+    CommandDef {
+        command: Command::Doctor,
+        name: "doctor",
+        operands: "[RUN_DIR...]",
+        about: "check run directories and their deployment; say how to fix each finding",
+        doc: "Checks each RUN_DIR and the host it runs on, and prints one finding per problem \
+              with how to fix it: not a run directory; RUN_DIR/.flatline/ owned by neither \
+              the user that runs flatline (the unit's User=, root when absent, with \
+              --check-unit; else the caller) nor the run directory's owner, writable by group \
+              or others, or its lock and state.json with permissions for others or several \
+              links; members of the lock group that are uids of worker processes or owners of \
+              delegations other than the orchestrator (the run directory's owner); every \
+              directory beneath RUN_DIR without the sticky bit that users other than its \
+              owner can write (another writer could swap one worker's stream for another's); \
+              paths named by worker specs and delegations that do not resolve under the rules \
+              for named files (resolved, never opened); running delegations missing the \
+              timestamps process identity needs; recorded timestamps further in the future \
+              than --max-clock-skew; fingerprints of another pid namespace; kernel.pid_max \
+              below 4194304; Yama ptrace_scope 3; /proc mounted with hidepid; pidfd_open and \
+              openat2 unavailable; fs.protected_hardlinks 0. \
+              With --check-unit FILE, the unit's ExecStart= command lines are read as \
+              systemd reads them (prefixes -@+!: stripped, %i, %I and %f replaced by a \
+              scratch run directory, quoting and escapes applied, ${VAR} expanded from \
+              Environment= and reported when it cannot be) and run through flatline's own \
+              parser; an unquoted space inside a duration is warned about. \
+              Exit status 0 when nothing was found, 1 when something was, 2 for a usage \
+              error.",
+        writes: "nothing",
+    },
+    CommandDef {
+        command: Command::Finalize,
+        name: "finalize",
+        operands: "RUN_DIR",
+        about: "an operator closes a running delegation that can never be verified",
+        doc: "Marks the running delegation --delegation ID (RUN_DIR/delegations/ID.json) \
+              terminal, as --as says (failed or cancelled), without signalling anything, \
+              under the run lock: child_agent.status, executor.status and \
+              worker_lifecycle.state become that status, reclaim_state not_needed, \
+              latest_failure {stage operator, reason operator, summary with --note}, and \
+              updated_at, completed_at and returned_at now. \
+              It is for a delegation whose process can never be verified (a pid recycled \
+              within the identity window, pid 1 written by a broken orchestrator), which \
+              would otherwise make every sweep exit 1 forever. \
+              A delegation that is already terminal is left as it is (exit 0); an unknown id \
+              is a usage error (exit 2); another file claiming the same delegation_id is a \
+              problem (duplicate_delegation_id, exit 1) and nothing is written.",
+        writes: "one delegation (atomically, under RUN_DIR/.flatline/lock)",
+    },
 ];
 
 impl Command {
@@ -242,6 +292,8 @@ pub(super) const FAN_IN: u32 = 1 << (Command::FanIn as u32);
 pub(super) const SWEEP: u32 = 1 << (Command::Sweep as u32);
 pub(super) const EXPLAIN: u32 = 1 << (Command::Explain as u32);
 pub(super) const RUN: u32 = 1 << (Command::Run as u32);
+pub(super) const DOCTOR: u32 = 1 << (Command::Doctor as u32);
+pub(super) const FINALIZE: u32 = 1 << (Command::Finalize as u32);
 /// The commands over run directories (all but beat).
 pub(super) const ALL: u32 = STATUS | REFRESH | RECLAIM | HEALTH_EVENTS | FAN_IN | SWEEP;
 /// The commands that look at heartbeat workers.
@@ -312,6 +364,14 @@ pub enum FlagId {
     Stdin,
     Tee,
     NoWatch,
+    CheckUnit,
+    Delegation,
+    FinalizeAs,
+    Note,
+    Attention,
+    Force,
+    Watch,
+    Color,
 }
 
 pub struct Flag {
@@ -334,7 +394,7 @@ pub const FLAGS: &[Flag] = &[
         long: "format",
         short: None,
         value: Some("FORMAT"),
-        commands: ALL | EXPLAIN,
+        commands: ALL | EXPLAIN | DOCTOR | FINALIZE,
         about: "output format: text, ndjson, json, tsv or prometheus",
         doc: "How records are printed on stdout. \
               text: an aligned table and a one-line tally, for people. \
@@ -350,7 +410,7 @@ pub const FLAGS: &[Flag] = &[
         long: "now",
         short: None,
         value: Some("RFC3339"),
-        commands: ALL | EXPLAIN,
+        commands: ALL | EXPLAIN | DOCTOR | FINALIZE,
         about: "take this instant as the current time",
         doc: "Uses this instant instead of the wall clock for every age and every timestamp \
               flatline writes, so that a run can be reproduced exactly. \
@@ -432,7 +492,7 @@ pub const FLAGS: &[Flag] = &[
         long: "max-clock-skew",
         short: None,
         value: Some("DURATION"),
-        commands: VIEWERS,
+        commands: VIEWERS | DOCTOR,
         about: "trust progress timestamps at most this far in the future [60s]",
         doc: "A progress baseline in the future by no more than this is taken as age 0 with \
               the warning clock_skew; one further in the future is not trusted: the state is \
@@ -502,7 +562,7 @@ pub const FLAGS: &[Flag] = &[
         long: "dry-run",
         short: None,
         value: None,
-        commands: WRITERS,
+        commands: WRITERS | FINALIZE,
         about: "print what would be done; write nothing",
         doc: "Prints the action records of what would be done, and writes nothing: no \
               delegation, no lock, no RUN_DIR/.flatline directory. \
@@ -530,7 +590,7 @@ pub const FLAGS: &[Flag] = &[
         long: "allow-outside-paths",
         short: None,
         value: None,
-        commands: PATH_READERS | EXPLAIN,
+        commands: PATH_READERS | EXPLAIN | DOCTOR,
         about: "accept absolute paths outside the run directory in documents",
         doc: "Paths named inside documents (event streams; heartbeat, inbox and outbox files) \
               are untrusted: a relative path is resolved beneath RUN_DIR (a worker spec's from \
@@ -563,7 +623,7 @@ pub const FLAGS: &[Flag] = &[
         long: "wait",
         short: None,
         value: Some("DURATION"),
-        commands: WRITERS | RUN,
+        commands: WRITERS | RUN | FINALIZE,
         about: "wait this long for another flatline's lock instead of exiting 75",
         doc: "Writing commands hold an exclusive lock on RUN_DIR/.flatline/lock for the whole \
               run. \
@@ -576,7 +636,7 @@ pub const FLAGS: &[Flag] = &[
         long: "lock-group",
         short: None,
         value: Some("GROUP"),
-        commands: WRITERS | RUN,
+        commands: WRITERS | RUN | FINALIZE,
         about: "the group that may take the run lock [the run directory's group]",
         doc: "A new RUN_DIR/.flatline/ is created mode 0750 and its lock and state.json \
               mode 0640 with this group (a name or a numeric gid; default: the run \
@@ -608,7 +668,7 @@ pub const FLAGS: &[Flag] = &[
         long: "output",
         short: None,
         value: Some("FILE"),
-        commands: ALL,
+        commands: ALL | DOCTOR,
         about: "write the output to FILE atomically instead of stdout",
         doc: "Writes what would go to stdout to FILE instead, atomically (a temporary file in \
               the same directory, fsync, rename), so that a reader such as node_exporter's \
@@ -836,12 +896,19 @@ pub const FLAGS: &[Flag] = &[
         long: "every",
         short: None,
         value: Some("DURATION"),
-        commands: BEAT,
-        about: "beat again every DURATION until --while-pid exits or a signal arrives",
-        doc: "Writes the heartbeat again every DURATION. \
+        commands: BEAT | SWEEP,
+        about: "beat, or sweep, again every DURATION until a signal arrives",
+        doc: "beat: writes the heartbeat again every DURATION. \
               The loop ends when the process --while-pid exits, or when flatline receives \
               SIGINT, SIGTERM or SIGHUP; a final heartbeat with status stopped is written \
-              then.",
+              then. \
+              sweep: for minimal containers without a timer, repeats the sweep every \
+              DURATION, each pass exactly a fresh one-shot sweep (every run's lock taken and \
+              released, every file read again, its own --deadline, at most DURATION), \
+              sleeping between passes. \
+              SIGTERM, SIGINT or SIGHUP between passes ends it with exit status 0 (the \
+              service stopped normally); within a pass, the pass stops before its next side \
+              effect and flatline exits 128+N.",
     },
     Flag {
         id: FlagId::WhilePid,
@@ -860,7 +927,7 @@ pub const FLAGS: &[Flag] = &[
         long: "quiet",
         short: Some('q'),
         value: None,
-        commands: ALL | EXPLAIN,
+        commands: ALL | EXPLAIN | DOCTOR | FINALIZE,
         about: "print no records; problems still go to stderr",
         doc: "Prints nothing on stdout. \
               Problems are still reported on stderr and the exit status is unchanged.",
@@ -888,11 +955,128 @@ pub const FLAGS: &[Flag] = &[
         id: FlagId::Generate,
         long: "generate",
         short: None,
-        value: Some("man"),
+        value: Some("TARGET"),
         commands: 0,
-        about: "print the man page (roff) and exit",
-        doc: "Prints the manual page in roff, generated from the same table as this help, and \
-              exits.",
+        about: "print the man page (man) or shell completions (bash, zsh, fish) and exit",
+        doc: "Prints what TARGET names, generated from the same table as this help, and exits: \
+              man, the manual page in roff; bash, zsh or fish, the completion script for that \
+              shell (make install puts them where each shell looks: \
+              share/bash-completion/completions/flatline, share/zsh/site-functions/_flatline \
+              and share/fish/vendor_completions.d/flatline.fish under PREFIX).",
+    },
+    Flag {
+        id: FlagId::CheckUnit,
+        long: "check-unit",
+        short: None,
+        value: Some("FILE"),
+        commands: DOCTOR,
+        about: "doctor: run a systemd unit's ExecStart= through flatline's parser",
+        doc: "Reads the systemd unit FILE as systemd would (continuation lines, User=, \
+              Environment=) and checks each ExecStart= command line: prefixes stripped, \
+              specifiers %i, %I and %f resolved for a scratch run directory, split with \
+              systemd's quoting, ${VAR} and $VAR expanded from Environment= (a variable the \
+              unit does not set is a finding), then parsed and resolved by flatline itself, \
+              so that an option flatline refuses is found before the timer runs. \
+              A duration option followed by an unquoted word that is itself a duration \
+              (--deadline 1h 30min) is a finding. \
+              The unit's User= (root when absent) is the user .flatline/ is checked against.",
+    },
+    Flag {
+        id: FlagId::Delegation,
+        long: "delegation",
+        short: None,
+        value: Some("ID"),
+        commands: STATUS | REFRESH | RECLAIM | SWEEP | FINALIZE,
+        about: "only the delegation in RUN_DIR/delegations/ID.json (repeatable)",
+        doc: "Limits every record and every action to the delegation whose file is \
+              RUN_DIR/delegations/ID.json (the file name picks it; the delegation_id inside \
+              is not trusted to). \
+              May be given several times; heartbeat workers are left out, and sweep judges \
+              no task card's fan-in (it saw only some of its members). \
+              finalize needs exactly one.",
+    },
+    Flag {
+        id: FlagId::FinalizeAs,
+        long: "as",
+        short: None,
+        value: Some("STATUS"),
+        commands: FINALIZE,
+        about: "finalize: the terminal status, failed or cancelled",
+        doc: "The status finalize gives the delegation: failed (the worker's work is lost) or \
+              cancelled (nobody wants it any more). Required.",
+    },
+    Flag {
+        id: FlagId::Note,
+        long: "note",
+        short: None,
+        value: Some("TEXT"),
+        commands: FINALIZE,
+        about: "finalize: why, recorded in latest_failure.summary",
+        doc: "A sentence recorded in latest_failure.summary and result_summary, so that the \
+              next person knows why the delegation was closed by hand. Control characters \
+              are dropped.",
+    },
+    Flag {
+        id: FlagId::Attention,
+        long: "attention",
+        short: None,
+        value: None,
+        commands: STATUS,
+        about: "only what needs a person, with unreadable files as problem records",
+        doc: "Prints only the records that need attention, the set --check counts: a worker \
+              that needs reclaim, a state of unknown, a running worker whose process is gone \
+              or whose process id is invalid or unverifiable, a replaced or missing stream, a \
+              stalled or dead heartbeat worker; plus every file that could not be read, \
+              parsed or used, and a run lock held across runs, as a record of kind problem \
+              ({kind, run_dir, path, message}) besides its line on standard error. \
+              Nothing printed means nothing needs a person.",
+    },
+    Flag {
+        id: FlagId::Force,
+        long: "force",
+        short: None,
+        value: None,
+        commands: RECLAIM,
+        about: "reclaim the --delegation worker although it makes progress (an operator's)",
+        doc: "An operator's reclaim of the delegations named with --delegation (required): a \
+              running worker (any sub-state, stale or not) is reclaimed without the progress \
+              re-check, and recorded as cancelled: child_agent.status, executor.status and \
+              worker_lifecycle.state cancelled, latest_failure.reason operator. \
+              Every identity and uid guard still holds: only a live, verified process of the \
+              delegation file's owner is signalled (with its tree); an unverifiable, invalid \
+              or foreign one is skipped (exit 1), and one without a process id is not forced. \
+              Two files with one delegation_id are a problem (duplicate_delegation_id) and \
+              --force acts on neither.",
+    },
+    Flag {
+        id: FlagId::Watch,
+        long: "watch",
+        short: None,
+        value: Some("DURATION"),
+        commands: STATUS,
+        about: "status again every DURATION: redraw the table, or print only what changed",
+        doc: "Runs status again every DURATION, each time on the real clock (unless --now) and \
+              every file read again. \
+              In text (on a terminal) the table is redrawn; in ndjson the first iteration \
+              prints every record and the later ones only the records in which a field other \
+              than the ages (elapsed_since_progress_ms, heartbeat_age_ms), checked_at and \
+              the activity counters changed. \
+              SIGINT, SIGTERM or SIGHUP ends it with exit status 0.",
+    },
+    Flag {
+        id: FlagId::Color,
+        long: "color",
+        short: None,
+        value: Some("WHEN"),
+        commands: ALL,
+        about: "colour states in text tables: auto, always or never [auto]",
+        doc: "Colours the STATE and HEALTH cells of text tables: red for what needs reclaim, \
+              is unknown, failed or dead; yellow for quiet, launching, busy, stalled or \
+              starting; green for active, returned or healthy; cyan for reclaimed or \
+              cancelled. \
+              auto (the default) colours only when standard output is a terminal and the \
+              environment variable NO_COLOR is unset or empty; always and never decide \
+              alone. Other formats are never coloured.",
     },
     Flag {
         id: FlagId::RunDir,

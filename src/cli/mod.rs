@@ -4,12 +4,14 @@
 //! prints them, and `man/flatline.1` is generated from them (a test fails when the committed
 //! page differs). Parsing only records what was typed (`LowArgs`); `config` resolves it.
 
+mod complete;
 pub mod config;
 mod flags;
 mod help;
 mod man;
 mod parse;
 
+pub use complete::*;
 pub use flags::*;
 pub use help::*;
 pub use man::*;

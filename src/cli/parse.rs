@@ -14,6 +14,8 @@ pub enum Mode {
     Help(Option<Command>),
     Version,
     Man,
+    /// `--generate bash|zsh|fish`.
+    Completions(Shell),
     /// No command: the usage goes to stderr, exit 2.
     Usage,
 }
@@ -26,6 +28,8 @@ pub struct LowArgs {
     pub help: bool,
     pub version: bool,
     pub generate_man: bool,
+    /// `--generate bash|zsh|fish`.
+    pub generate_completions: Option<Shell>,
     pub format: Option<Format>,
     pub now: Option<Millis>,
     pub quiet_after: Option<Millis>,
@@ -70,6 +74,22 @@ pub struct LowArgs {
     pub quiet: bool,
     /// `flatline run`'s own options and its COMMAND.
     pub run: RunArgs,
+    /// doctor: `--check-unit FILE`.
+    pub check_unit: Option<PathBuf>,
+    /// `--delegation ID` (repeatable): file names under `delegations/`, without `.json`.
+    pub delegations: Vec<String>,
+    /// finalize: `--as failed|cancelled`.
+    pub finalize_as: Option<String>,
+    /// finalize: `--note TEXT`.
+    pub note: Option<String>,
+    /// status: `--attention`.
+    pub attention: bool,
+    /// reclaim: `--force` (with `--delegation`).
+    pub force: bool,
+    /// status: `--watch DURATION`.
+    pub watch: Option<Millis>,
+    /// `--color auto|always|never`.
+    pub color: Option<String>,
     /// Flags seen, to check they apply to the command.
     pub(super) seen: Vec<FlagId>,
 }
@@ -96,6 +116,8 @@ impl LowArgs {
             Mode::Version
         } else if self.generate_man {
             Mode::Man
+        } else if let Some(shell) = self.generate_completions {
+            Mode::Completions(shell)
         } else {
             match self.command {
                 Some(command) => Mode::Run(command),
@@ -463,16 +485,50 @@ pub(super) fn apply(
         }
         FlagId::Tee => low.run.tee = true,
         FlagId::NoWatch => low.run.no_watch = true,
-        FlagId::Help => low.help = true,
-        FlagId::Version => low.version = true,
-        FlagId::Generate => {
-            if text != "man" {
+        FlagId::CheckUnit => low.check_unit = Some(PathBuf::from(non_empty(flag, text)?)),
+        FlagId::Delegation => {
+            if !crate::model::safe_id(&text) {
                 return Err(UsageError(format!(
-                    "--generate: unknown target '{text}' (only 'man')"
+                    "--delegation: '{}' is not a delegation file name (letters, digits, '.', '_' and '-', at most 128)",
+                    crate::core::text::escape_control(&text)
                 )));
             }
-            low.generate_man = true;
+            low.delegations.push(text);
         }
+        FlagId::FinalizeAs => {
+            if !matches!(text.as_str(), "failed" | "cancelled") {
+                return Err(UsageError(format!(
+                    "--as: '{}' is not failed or cancelled",
+                    crate::core::text::escape_control(&text)
+                )));
+            }
+            low.finalize_as = Some(text);
+        }
+        FlagId::Note => low.note = Some(non_empty(flag, text)?),
+        FlagId::Attention => low.attention = true,
+        FlagId::Force => low.force = true,
+        FlagId::Watch => low.watch = Some(positive_duration(flag, &text)?),
+        FlagId::Color => {
+            if !matches!(text.as_str(), "auto" | "always" | "never") {
+                return Err(UsageError(format!(
+                    "--color: '{}' is not auto, always or never",
+                    crate::core::text::escape_control(&text)
+                )));
+            }
+            low.color = Some(text);
+        }
+        FlagId::Help => low.help = true,
+        FlagId::Version => low.version = true,
+        FlagId::Generate => match (text.as_str(), Shell::parse(&text)) {
+            ("man", _) => low.generate_man = true,
+            (_, Some(shell)) => low.generate_completions = Some(shell),
+            _ => {
+                return Err(UsageError(format!(
+                    "--generate: unknown target '{text}' (use {})",
+                    GENERATE_TARGETS.join(", ")
+                )));
+            }
+        },
     }
     Ok(())
 }
@@ -485,7 +541,7 @@ pub(super) fn non_empty(flag: &Flag, text: String) -> Result<String, UsageError>
 }
 
 pub(super) fn check_applicability(low: &LowArgs) -> Result<(), UsageError> {
-    if low.help || low.version || low.generate_man {
+    if low.help || low.version || low.generate_man || low.generate_completions.is_some() {
         return Ok(());
     }
     let Some(command) = low.command else {

@@ -2,11 +2,15 @@
 //! shared loop (`shell/`) will leave them only the orchestration.
 
 pub mod beat;
+pub mod doctor;
+pub mod every;
 pub mod explain;
 pub mod fanin;
+pub mod finalize;
 pub mod health_events;
 pub mod reclaim;
 pub mod refresh;
 pub mod run;
 pub mod status;
 pub mod sweep;
+pub mod watch;

@@ -156,6 +156,10 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             None => Ledger::default(),
         };
         let mut seen_orphans = Vec::new();
+        let duplicated = match config.force {
+            true => crate::cmd::finalize::duplicated(&listing, &config.delegations),
+            false => Default::default(),
+        };
         let result = scan::for_each_in_listing(
             run,
             &listing,
@@ -195,7 +199,19 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                         return commit::report(place, &written, &mut output, diag);
                     }
                 }
-                if view.reclaim_state != ReclaimState::ReclaimNeeded {
+                let forced = config.force && recheck::operator_may_force(view);
+                if view.reclaim_state != ReclaimState::ReclaimNeeded && !forced {
+                    return Ok(());
+                }
+                // --force acts on neither of two files with one delegation_id (SPEC §13).
+                if config.force
+                    && let Some(other) = duplicated.get(item.name)
+                {
+                    let message = format!(
+                        "duplicate_delegation_id: {} claims the same delegation_id; --force acts on neither",
+                        other.to_string_lossy()
+                    );
+                    diag.error(item.path, &message, Exit::Attention);
                     return Ok(());
                 }
                 let owner = crate::fs::guard_owner(&item.meta);
@@ -213,7 +229,13 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
                     );
                     return Ok(());
                 }
-                let decided = triage(item.facts, owner, config.allow_foreign_uid);
+                let decided = match triage(item.facts, owner, config.allow_foreign_uid) {
+                    // --force is for a live, verified worker: no process, nothing to force.
+                    Triage::NoProcess if config.force => {
+                        Triage::Skip(Termination::SkippedInvalidPid)
+                    }
+                    decided => decided,
+                };
                 let decided = nested_guard(decided, owner, config.allow_nested_pidns);
                 match crate::shell::launch::launcher_guard(decided, item.doc) {
                     Triage::Skip(termination) => skip(

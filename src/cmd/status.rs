@@ -26,8 +26,18 @@ pub use records::*;
 
 /// `flatline status`.
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
+    run_to(config, diag, stop, None)
+}
+
+/// `run` with its output written to `sink` instead of stdout (`status --watch`).
+pub fn run_to(
+    config: &Config,
+    diag: &mut Diagnostics,
+    stop: &Stop,
+    sink: Option<Box<dyn std::io::Write>>,
+) -> Exit {
     let runs = scan::open_runs(&config.run_dirs, diag);
-    let mut output = Output::for_runs(config, &runs);
+    let mut output = output_for(config, &runs, sink);
     let host = LazyHost::default();
     let mut summaries: Vec<serde_json::Value> = Vec::new();
     let mut overall = Tally::default();
@@ -43,9 +53,13 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         let mut cards = CardTallies::default();
         let mut seen = RunMetrics::default();
         // A holder that kept the run lock across several runs needs a person (SPEC §4).
+        let problems_before = diag.errors.len();
         if let Some(streak) = crate::fs::lock_held(run.dir()) {
             diag.warning(&run.path.join(".flatline/lock"), &streak.to_string());
             attention = true;
+            if config.attention {
+                print_lock_held(run, &streak.to_string(), &mut output, diag);
+            }
         }
         let result = scan::for_each_delegation(run, config, &host, diag, stop, |item, diag| {
             let view = item.view;
@@ -57,7 +71,9 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             if want_cards {
                 cards.add(view);
             }
-            if !state_selected(config, view.state.as_str()) {
+            if !state_selected(config, view.state.as_str())
+                || (config.attention && !view.needs_attention())
+            {
                 return Ok(());
             }
             output
@@ -67,9 +83,15 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         for (card, tally) in cards.rows() {
             summaries.push(json_value(&summary_record(&run.path, card, tally)));
         }
+        if config.attention {
+            // Copied: printing may add an error of its own (stdout failed).
+            let problems = diag.errors[problems_before..].to_vec();
+            print_problems(run, &problems, &mut output, diag);
+        }
         result?;
-        // Heartbeat workers belong to no task card: --task-card leaves them out.
-        if !config.task_cards.is_empty() {
+        // Heartbeat workers belong to no task card: --task-card (and --delegation) leaves
+        // them out.
+        if !config.task_cards.is_empty() || !config.delegations.is_empty() {
             seen.add_to(&mut metrics, &run.root.real_path, None);
             return Ok(());
         }
@@ -79,7 +101,9 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             attention |= health.needs_attention();
             workers.add(health);
             workers_overall.add(health);
-            if !state_selected(config, health.as_str()) {
+            if !state_selected(config, health.as_str())
+                || (config.attention && !health.needs_attention())
+            {
                 return Ok(());
             }
             output
@@ -135,6 +159,74 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
 }
 
 pub use crate::output::stdout_failed;
+
+/// With `--attention`, a file that could not be read or used is a record too (SPEC §13):
+/// `kind: "problem"`, so that a pipe sees everything that needs a person.
+#[derive(Debug, Serialize)]
+pub struct ProblemRecord<'a> {
+    pub kind: &'static str,
+    pub run_dir: PathText<'a>,
+    pub path: &'a str,
+    pub message: &'a str,
+}
+
+impl<'a> ProblemRecord<'a> {
+    pub fn new(run: &'a scan::Run, path: &'a str, message: &'a str) -> ProblemRecord<'a> {
+        ProblemRecord {
+            kind: "problem",
+            run_dir: PathText(&run.path),
+            path,
+            message,
+        }
+    }
+}
+
+/// Where status prints: stdout or `--output` as configured, or `sink` (`--watch`).
+fn output_for(
+    config: &Config,
+    runs: &[scan::Run],
+    sink: Option<Box<dyn std::io::Write>>,
+) -> Output {
+    let Some(sink) = sink else {
+        return Output::for_runs(config, runs);
+    };
+    let header = crate::output::Header {
+        run_dirs: runs
+            .iter()
+            .map(|run| run.path.to_string_lossy().into_owned())
+            .collect(),
+        checked_at: config.now,
+    };
+    Output::new(config.format, config.quiet, header, sink).colored(config.color)
+}
+
+/// With `--attention`, a run lock held across runs as a problem record.
+fn print_lock_held(run: &scan::Run, message: &str, output: &mut Output, diag: &mut Diagnostics) {
+    let lock = run
+        .path
+        .join(".flatline/lock")
+        .to_string_lossy()
+        .into_owned();
+    if let Err(error) = output.record(&ProblemRecord::new(run, &lock, message)) {
+        stdout_failed(diag, &error);
+    }
+}
+
+/// The problems one run reported on stderr, printed as records.
+fn print_problems(
+    run: &scan::Run,
+    problems: &[crate::output::ErrorEntry],
+    output: &mut Output,
+    diag: &mut Diagnostics,
+) {
+    for problem in problems {
+        let record = ProblemRecord::new(run, &problem.path, &problem.message);
+        if let Err(error) = output.record(&record) {
+            stdout_failed(diag, &error);
+            return;
+        }
+    }
+}
 
 /// The `--summary` tallies of one run, by task card (no allocation per delegation: a card's
 /// id is copied once, when the card is first seen).

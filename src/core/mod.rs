@@ -3,7 +3,9 @@
 
 pub mod activity;
 pub mod digest;
+pub mod doctor;
 pub mod explain;
+pub mod finalize;
 pub mod health;
 pub mod identity;
 pub mod launch;
@@ -12,6 +14,7 @@ pub mod plan;
 pub mod stall;
 pub mod text;
 pub mod time;
+pub mod unit;
 
 #[cfg(test)]
 mod purity;

@@ -5,6 +5,7 @@
 //! atomic, checked, durable writes through a `write::temp` file; `lock` (with
 //! `lock::state_dir`) holds the run lock; `group` gives the lock group.
 
+pub mod doctor;
 mod group;
 mod lock;
 mod meta;

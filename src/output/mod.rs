@@ -146,7 +146,7 @@ impl Output {
                 output.file = Some((path.clone(), buffer));
                 output
             }
-            _ => Output::stdout(config.format, config.quiet, header),
+            _ => Output::stdout(config.format, config.quiet, header).colored(config.color),
         }
     }
 
@@ -161,6 +161,12 @@ impl Output {
     /// The records kept by a capturing output.
     pub fn into_rows(self) -> Vec<Map<String, Value>> {
         self.rows
+    }
+
+    /// States and healths coloured in text tables (`--color`, resolved in `cli::config`).
+    pub fn colored(mut self, color: bool) -> Output {
+        self.tables.color = color;
+        self
     }
 
     /// Output on the process's stdout.

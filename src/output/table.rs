@@ -304,6 +304,21 @@ pub(super) fn text_row(row: &Map<String, Value>) -> TextRow {
     TextRow { table, cells }
 }
 
+/// The ANSI colour of a state or health cell with `--color` (SPEC §13): red for what needs
+/// reclaim or is unknown or dead, yellow for what is getting there, green for what is fine.
+pub(super) fn state_color(column: &str, value: &str) -> Option<&'static str> {
+    if column != "state" && column != "health" {
+        return None;
+    }
+    match value {
+        "stale" | "timed_out" | "unknown" | "dead" | "failed" => Some("\x1b[31m"),
+        "running_quiet" | "launching" | "stalled" | "starting" | "running_busy" => Some("\x1b[33m"),
+        "running_active" | "returned" | "healthy" => Some("\x1b[32m"),
+        "reclaimed" | "cancelled" => Some("\x1b[36m"),
+        _ => None,
+    }
+}
+
 /// A table whose columns and widths are fixed.
 #[derive(Debug, Clone)]
 pub(super) struct FixedTable {
@@ -347,10 +362,20 @@ impl FixedTable {
         }
     }
 
-    fn line(&self, cells: &[&str], out: &mut String) {
+    fn line(&self, cells: &[&str], color: bool, out: &mut String) {
         let mut line = String::new();
         for (i, cell) in cells.iter().enumerate() {
-            line.push_str(cell);
+            match color
+                .then(|| state_color(self.columns.get(i).map_or("", String::as_str), cell))
+                .flatten()
+            {
+                Some(code) => {
+                    line.push_str(code);
+                    line.push_str(cell);
+                    line.push_str("\x1b[0m");
+                }
+                None => line.push_str(cell),
+            }
             if i + 1 < cells.len() {
                 let pad = self.widths[i].saturating_sub(cell.chars().count()) + 2;
                 line.extend(std::iter::repeat_n(' ', pad));
@@ -363,12 +388,12 @@ impl FixedTable {
     fn header(&self, out: &mut String) {
         let headers: Vec<String> = self.columns.iter().map(|c| header_name(c)).collect();
         let cells: Vec<&str> = headers.iter().map(String::as_str).collect();
-        self.line(&cells, out);
+        self.line(&cells, false, out);
     }
 
-    fn row(&self, row: &TextRow, out: &mut String) {
+    fn row(&self, row: &TextRow, color: bool, out: &mut String) {
         let cells: Vec<&str> = self.columns.iter().map(|c| row.cell(c)).collect();
-        self.line(&cells, out);
+        self.line(&cells, color, out);
     }
 }
 
@@ -383,6 +408,8 @@ pub(super) struct TextTables {
     fixed: Option<Vec<FixedTable>>,
     /// The table of the row printed last, and whether anything was printed.
     last: Option<String>,
+    /// `--color`: states and healths coloured (SPEC §13).
+    pub(super) color: bool,
 }
 
 impl TextTables {
@@ -412,7 +439,7 @@ impl TextTables {
                     table.header(&mut out);
                     self.last = Some(row.table.clone());
                 }
-                table.row(&row, &mut out);
+                table.row(&row, self.color, &mut out);
             }
         }
         out
@@ -440,7 +467,7 @@ impl TextTables {
             }
             table.header(&mut out);
             for row in rows {
-                table.row(row, &mut out);
+                table.row(row, self.color, &mut out);
             }
             self.last = Some(name.to_string());
             tables.push(table);

@@ -6,6 +6,7 @@
 //! decision is made on, and sends signals only to a `Pid`.
 
 pub mod activity;
+pub mod doctor;
 mod host;
 mod observe;
 mod signal;

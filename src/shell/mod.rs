@@ -7,6 +7,7 @@
 
 pub mod activity;
 pub mod commit;
+pub mod doctor;
 pub mod last_run;
 pub mod launch;
 pub mod runs;

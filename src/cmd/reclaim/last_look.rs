@@ -143,7 +143,12 @@ pub fn recheck(
         None => bytes,
     };
     scan::inspect(bytes, config, host, |_, _, _, view| {
-        recheck::reclaim_dropped(view, moved, process_id)
+        if config.force {
+            // An operator's reclaim: progress since the plan does not drop it.
+            recheck::forced_reclaim_dropped(view, process_id)
+        } else {
+            recheck::reclaim_dropped(view, moved, process_id)
+        }
     })
     .map_err(|error| error.to_string())
 }

@@ -33,16 +33,21 @@ impl DocChange for Reclaim {
         object.insert("updated_at".into(), ts(now));
         object.insert("completed_at".into(), ts(now));
         object.insert("result_summary".into(), json!(summary));
+        // An operator's reclaim (--force) cancels; one for lack of progress fails.
+        let (status, reason) = match self.by_operator() {
+            true => ("cancelled", "operator"),
+            false => ("failed", "timeout"),
+        };
         object.insert(
             "latest_failure".into(),
             json!({
                 "stage": "execution",
-                "reason": "timeout",
+                "reason": reason,
                 "summary": summary,
                 "recorded_at": ts(now),
             }),
         );
-        set_status(object, "failed");
+        set_status(object, status);
         object.insert(
             "reclaim".into(),
             json!({
@@ -53,7 +58,12 @@ impl DocChange for Reclaim {
             }),
         );
         let lifecycle = lifecycle_mut(object)?;
-        lifecycle.insert("state".into(), json!(self.state.as_str()));
+        let state = if self.by_operator() {
+            "cancelled"
+        } else {
+            self.state.as_str()
+        };
+        lifecycle.insert("state".into(), json!(state));
         lifecycle.insert("reclaim_state".into(), json!("reclaimed"));
         lifecycle.insert("process_last_seen_at".into(), ts(now));
         lifecycle.insert("returned_at".into(), ts(now));

@@ -82,7 +82,8 @@ pub(super) fn collapse(
 ) -> (Vec<Row>, Vec<(usize, String)>) {
     let mut failed_cards: Vec<(usize, String)> = Vec::new();
     let mut fan_rows: Vec<Row> = Vec::new();
-    if sweep.interrupted.is_some() {
+    // --delegation: the scan saw some members of a card only, so no card is judged.
+    if sweep.interrupted.is_some() || !env.config.delegations.is_empty() {
         return (fan_rows, failed_cards);
     }
     for (run_index, state) in sweep.states.iter_mut().enumerate() {

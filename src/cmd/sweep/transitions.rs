@@ -11,7 +11,8 @@ use serde_json::Value;
 /// Heartbeat transitions of every run still locked; the metrics of what the sweep saw.
 pub(super) fn run(sweep: &mut Sweep<'_>, env: &Env<'_>, diag: &mut Diagnostics) -> Metrics {
     let mut metrics = Metrics::default();
-    if sweep.interrupted.is_some() {
+    // None with --delegation, which names delegations only.
+    if sweep.interrupted.is_some() || !env.config.delegations.is_empty() {
         return metrics;
     }
     for state in sweep.states.iter().filter(|state| state.locked) {
@@ -50,7 +51,7 @@ pub(super) fn finish(
     diag: &mut Diagnostics,
 ) -> Exit {
     if sweep.interrupted.is_none() {
-        let complete = env.config.task_cards.is_empty();
+        let complete = env.config.task_cards.is_empty() && env.config.delegations.is_empty();
         for state in &sweep.states {
             write_reported(state, complete, diag);
             if let Some(lock) = &state.lock {

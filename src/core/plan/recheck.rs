@@ -50,6 +50,26 @@ pub fn reclaim_dropped(
     }
 }
 
+/// The last look before an operator's reclaim (`reclaim --delegation ID --force`, SPEC
+/// §13): progress does not drop it; a document that is no longer running, is reclaimed
+/// already, or names another process does.
+pub fn forced_reclaim_dropped(view: &View<'_>, process_id: Option<Int>) -> Option<String> {
+    if !operator_may_force(view) {
+        Some("its document is no longer running".to_string())
+    } else if view.process_id != process_id {
+        Some("its document names another process now".to_string())
+    } else {
+        None
+    }
+}
+
+/// Whether an operator's `--force` may take this delegation although it does not need a
+/// reclaim: running (any sub-state) and not reclaimed yet. The identity and uid guards of
+/// triage still decide whether anything is signalled.
+pub fn operator_may_force(view: &View<'_>) -> bool {
+    view.status == "running" && view.reclaim_state != ReclaimState::Reclaimed
+}
+
 /// A fan-in stamp planned by `sweep` with other changes: still applies while the member is
 /// unstamped, the changes that were to end it still do (or none were needed), and it is over
 /// (ended by these changes, or not queued or running again meanwhile).

@@ -153,6 +153,13 @@ pub struct Reclaim {
 }
 
 impl Reclaim {
+    /// Whether an operator asked for it (`reclaim --delegation ID --force`, SPEC §13): only
+    /// then is a worker that is neither stale nor timed out reclaimed. Recorded as
+    /// `cancelled`, reason `operator`.
+    pub fn by_operator(&self) -> bool {
+        !matches!(self.state, State::Stale | State::TimedOut)
+    }
+
     /// "Worker process 4242 exceeded the bounded timeout and was reclaimed by flatline
     /// (killed)."
     pub fn summary(&self) -> String {
@@ -160,6 +167,12 @@ impl Reclaim {
             Some(pid) => format!("Worker process {pid}"),
             None => "Worker (no process recorded)".to_string(),
         };
+        if self.by_operator() {
+            return format!(
+                "{who} was cancelled by an operator with flatline reclaim --force ({}).",
+                self.termination.as_str()
+            );
+        }
         let what = if self.state == State::TimedOut {
             "exceeded the bounded timeout"
         } else {

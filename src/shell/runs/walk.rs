@@ -92,7 +92,7 @@ pub fn for_each_in_listing_from(
     let mut documents: Vec<&Entry> = listing
         .entries
         .iter()
-        .filter(|entry| is_document_name(&entry.name))
+        .filter(|entry| is_document_name(&entry.name) && config.delegation_selected(&entry.name))
         .collect();
     if resume.start.is_some() {
         // The listing is sorted by the bytes of the names, as `OsStr` compares them.

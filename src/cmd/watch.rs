@@ -1,0 +1,158 @@
+//! `status --watch DURATION` (SPEC §13): the status again every DURATION. On a terminal in
+//! text the table is redrawn; in ndjson a record is printed only when something other than
+//! its ages, `checked_at` and activity counters changed since the previous iteration (the
+//! first iteration prints every record). A signal between iterations ends it with exit 0.
+
+use crate::cli::config::Config;
+use crate::exit::Exit;
+use crate::interrupt::Stop;
+use crate::output::{Diagnostics, Format};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often the sleep between iterations looks at the signal flag.
+const TICK: Duration = Duration::from_millis(50);
+
+/// Fields that change by themselves as time passes: not a change worth a record.
+const VOLATILE: &[&str] = &[
+    "elapsed_since_progress_ms",
+    "heartbeat_age_ms",
+    "checked_at",
+    "activity",
+];
+
+/// What one iteration printed, kept in memory.
+#[derive(Debug, Clone, Default)]
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.0.lock() {
+            Ok(mut bytes) => {
+                bytes.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            Err(_) => Err(std::io::Error::other("watch buffer poisoned")),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Sink {
+    fn take(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .map(|mut bytes| std::mem::take(&mut *bytes))
+            .unwrap_or_default()
+    }
+}
+
+/// `flatline status --watch DURATION`.
+pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
+    let Some(interval) = config.watch else {
+        return crate::cmd::status::run(config, diag, stop);
+    };
+    let mut previous: HashMap<String, Value> = HashMap::new();
+    loop {
+        let started = Instant::now();
+        let mut pass = config.clone();
+        if !pass.now_given {
+            pass.now = crate::proc::now_ms();
+        }
+        let sink = Sink::default();
+        let mut pass_diag = Diagnostics::new(crate::output::stderr_is_journal());
+        let exit =
+            crate::cmd::status::run_to(&pass, &mut pass_diag, stop, Some(Box::new(sink.clone())));
+        if let Exit::Signal(_) = exit {
+            return Exit::Ok;
+        }
+        let printed = sink.take();
+        let shown = match config.format {
+            Format::Ndjson => changed_lines(&printed, &mut previous),
+            // A redraw: home, clear, the whole table.
+            Format::Text => [b"\x1b[H\x1b[2J".as_slice(), &printed].concat(),
+            _ => printed,
+        };
+        if crate::output::write_stdout(&shown).is_err() {
+            return Exit::Ok;
+        }
+        if sleep_until(started + interval, stop) {
+            return Exit::Ok;
+        }
+    }
+}
+
+/// The ndjson lines whose record changed (but for `VOLATILE` fields) since the previous
+/// iteration, keyed by kind and path (or run directory and card for summary rows).
+fn changed_lines(printed: &[u8], previous: &mut HashMap<String, Value>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in printed.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let Ok(Value::Object(mut record)) = serde_json::from_slice::<Value>(line) else {
+            out.extend_from_slice(line);
+            out.push(b'\n');
+            continue;
+        };
+        for field in VOLATILE {
+            record.remove(*field);
+        }
+        let key = key_of(&record);
+        let value = Value::Object(record);
+        if previous.get(&key) != Some(&value) {
+            out.extend_from_slice(line);
+            out.push(b'\n');
+            previous.insert(key, value);
+        }
+    }
+    out
+}
+
+fn key_of(record: &Map<String, Value>) -> String {
+    let field = |name: &str| record.get(name).map(Value::to_string).unwrap_or_default();
+    format!(
+        "{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}",
+        field("kind"),
+        field("run_dir"),
+        field("path"),
+        field("task_card_id"),
+        field("scope")
+    )
+}
+
+/// Sleeps until `until`; true when a signal arrived meanwhile.
+fn sleep_until(until: Instant, stop: &Stop) -> bool {
+    loop {
+        if stop.signalled().is_some() {
+            return true;
+        }
+        let now = Instant::now();
+        if now >= until {
+            return false;
+        }
+        std::thread::sleep((until - now).min(TICK));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_records_that_changed_beyond_their_ages_are_printed_again() {
+        let mut previous = HashMap::new();
+        let first = b"{\"kind\":\"delegation\",\"path\":\"a\",\"state\":\"running_active\",\"elapsed_since_progress_ms\":1}\n{\"kind\":\"delegation\",\"path\":\"b\",\"state\":\"queued\"}\n";
+        assert_eq!(changed_lines(first, &mut previous), first.to_vec());
+        let aged = b"{\"kind\":\"delegation\",\"path\":\"a\",\"state\":\"running_active\",\"elapsed_since_progress_ms\":900}\n{\"kind\":\"delegation\",\"path\":\"b\",\"state\":\"queued\"}\n";
+        assert_eq!(changed_lines(aged, &mut previous), b"".to_vec());
+        let moved = b"{\"kind\":\"delegation\",\"path\":\"a\",\"state\":\"stale\",\"elapsed_since_progress_ms\":60000}\n{\"kind\":\"delegation\",\"path\":\"b\",\"state\":\"queued\"}\n";
+        assert_eq!(
+            changed_lines(moved, &mut previous),
+            b"{\"kind\":\"delegation\",\"path\":\"a\",\"state\":\"stale\",\"elapsed_since_progress_ms\":60000}\n".to_vec()
+        );
+    }
+}
