@@ -9,6 +9,7 @@ mod deployment;
 mod fanin;
 mod fanin_ownership;
 mod filesec;
+mod fuzz_replay;
 mod huge_stream;
 mod identity;
 mod lock;
