@@ -4,6 +4,7 @@ mod adversarial;
 mod cli;
 mod concurrency;
 mod crash;
+mod crash_writers;
 mod deploy;
 mod deployment;
 mod fanin;
