@@ -3,6 +3,7 @@
 mod adversarial;
 mod cli;
 mod concurrency;
+mod concurrency_uid;
 mod crash;
 mod crash_writers;
 mod deploy;
