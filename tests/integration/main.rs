@@ -23,6 +23,7 @@ mod random_input;
 mod reclaim;
 mod reclaim_safety;
 mod refresh;
+mod seed_defects;
 mod status;
 mod support;
 mod sweep;
