@@ -5,6 +5,7 @@ mod cli;
 mod concurrency;
 mod concurrency_uid;
 mod crash;
+mod crash_signal;
 mod crash_writers;
 mod deploy;
 mod deployment;
