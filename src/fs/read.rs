@@ -210,8 +210,23 @@ impl Dir {
     /// Opens the regular file `name` of this directory (see `open_entry`).
     fn open_file(&self, name: &OsStr) -> Result<(File, FileMeta), ReadError> {
         let cname = cstring(name)?;
-        let fd = openat(self.fd(), &cname, READ_FLAGS, 0)?;
-        let meta = fstat(fd.as_fd())?;
+        let mut attempts = 0;
+        let (fd, meta) = loop {
+            let fd = openat(self.fd(), &cname, READ_FLAGS, 0)?;
+            super::race::after_open();
+            let meta = fstat(fd.as_fd())?;
+            // No link left: another writer renamed a new file over this one between the open
+            // and the fstat. Its owner's word is the new file's: open the name again.
+            if meta.nlink != 0 {
+                break (fd, meta);
+            }
+            attempts += 1;
+            if attempts >= super::race::SETTLE_ATTEMPTS {
+                return Err(ReadError::Io(io::Error::other(
+                    "was replaced again and again while it was opened, not read",
+                )));
+            }
+        };
         if !meta.is_regular() {
             return Err(ReadError::NotRegular(meta.kind()));
         }

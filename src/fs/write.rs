@@ -128,6 +128,12 @@ pub(crate) fn replace_checked_with(
     // The owner, group and mode to keep, from lstat: the original is opened only once, for
     // the comparison below.
     let meta = lstat_settled(dir, name)?;
+    // Still no link after settling: other writers are renaming files over this one right
+    // now. That is a change, never a hard-link refusal: the caller recomputes from what the
+    // entry holds, and reports a conflict if it keeps changing.
+    if meta.nlink == 0 {
+        return read_current(dir, name, &cname).map(Replaced::Changed);
+    }
     check_replaceable(&meta)?;
     // A document that is not its owner's word (SPEC §1.3) is never replaced.
     if let Some(reason) = meta.foreign_reason() {
@@ -147,11 +153,24 @@ pub(crate) fn replace_checked_with(
         .take(files::MAX_DOCUMENT_BYTES as u64 + 1)
         .read_to_end(&mut bytes)?;
     let too_long = bytes.len() > files::MAX_DOCUMENT_BYTES;
-    if too_long || now.dev != meta.dev || now.ino != meta.ino || bytes != expected {
+    // No link left on the file just read: a new one was renamed over it after the open.
+    let replaced = now.nlink == 0;
+    if too_long || replaced || now.dev != meta.dev || now.ino != meta.ino || bytes != expected {
         return Ok(Replaced::Changed(bytes));
     }
     temp.rename_over(&cname)?;
     Ok(Replaced::Written)
+}
+
+/// What the entry `name` holds now (at most one byte past the document limit), for a
+/// `Replaced::Changed`.
+fn read_current(dir: &Dir, name: &OsStr, cname: &std::ffi::CStr) -> Result<Vec<u8>, StoreError> {
+    let (current, _) = open_existing(dir, name, cname)?;
+    let mut bytes = Vec::new();
+    File::from(current)
+        .take(files::MAX_DOCUMENT_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Atomically writes a file flatline owns (state.json, the --output file, a heartbeat file):

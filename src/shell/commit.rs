@@ -306,6 +306,15 @@ pub fn lock_run(
             for (path, message) in lock.notices() {
                 diag.warning(path, message);
             }
+            // A run killed while it replaced state.json left its temp file here.
+            match lock.state_dir().entries() {
+                Ok(entries) => clean_temps(lock.state_dir(), &entries, diag),
+                Err(error) => diag.error(
+                    lock.state_dir().path(),
+                    &fs::io_message(&error),
+                    Exit::FileProblem,
+                ),
+            }
             Some(Some(lock))
         }
         Err(fs::LockError::Busy(busy)) => {

@@ -1724,8 +1724,29 @@ fn capped_at_now(verb: &str, run: &Run) -> Outcome {
     ])
 }
 
+/// Copies the run into a tmpfs mounted `strictatime` in a private mount namespace (every
+/// read of a file updates its access time there, whatever the host's mount options), then
+/// runs `refresh` on the copy with its address space capped at 1 GiB. Prints flatline's
+/// stdout, then `ATIME <stream before> <stream after> <twin before> <twin after>`.
+const STRICTATIME_REFRESH: &str = r#"set -e
+src=$1 m=$2 bin=$3 mtime=$4
+mount -t tmpfs -o strictatime,mode=0755 flatline-atime "$m"
+cp -a --sparse=always "$src/delegations" "$src/raw-events" "$m/"
+printf '{}\n' > "$m/twin.jsonl"
+touch -d "@$mtime" "$m/raw-events/live.jsonl" "$m/twin.jsonl"
+a0=$(stat -c %x "$m/raw-events/live.jsonl"); t0=$(stat -c %x "$m/twin.jsonl")
+(ulimit -v 1048576; exec "$bin" refresh --format=ndjson "$m")
+cat "$m/twin.jsonl" >/dev/null
+a1=$(stat -c %x "$m/raw-events/live.jsonl"); t1=$(stat -c %x "$m/twin.jsonl")
+echo "ATIME $a0|$a1|$t0|$t1"
+"#;
+
 #[test]
 fn a_2_gb_sparse_stream_of_a_live_worker_is_only_stated() {
+    if !is_root() || !have("unshare") {
+        eprintln!("SKIPPED: needs root and unshare to mount a strictatime tmpfs");
+        return;
+    }
     let worker = Proc::sleep();
     let now = real_now_ms();
     let run = Run::new();
@@ -1737,37 +1758,41 @@ fn a_2_gb_sparse_stream_of_a_live_worker_is_only_stated() {
     );
     doc["worker_launch_evidence"] = json!({"raw_events_file": "raw-events/live.jsonl"});
     run.delegation("live", &doc);
-    let stream = sparse_stream(&run, "live");
-    // Newer than the recorded progress, and already in the past when flatline runs.
-    set_mtime_ms(&stream, now + 1);
-    while real_now_ms() <= now + 1 {
+    sparse_stream(&run, "live");
+    // The stream is newer than the recorded progress (whole seconds: `touch -d @S`), and in
+    // the past when flatline runs (it is stamped after the worker started).
+    let mtime_s = now / 1000 + 1;
+    while real_now_ms() <= mtime_s * 1000 {
         std::thread::yield_now();
     }
-    // relatime updates the access time of a file read whose access time is not newer than
-    // its modification time: the stream's must stay as it was set. A twin file, read, shows
-    // that the file system keeps access times at all.
-    let accessed = |path: &Path| std::fs::metadata(path).unwrap().accessed().unwrap();
-    let twin = run.write("twin.jsonl", "{}\n");
-    set_mtime_ms(&twin, now + 1);
-    let twin_before = accessed(&twin);
-    let before = accessed(&stream);
-    let out = capped(&[
-        OsStr::new("refresh"),
-        OsStr::new("--format=ndjson"),
-        run.arg(),
-    ]);
+    let mount = TempDir::new("strictatime");
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "bash", "-c"])
+        .arg(STRICTATIME_REFRESH)
+        .arg("bash")
+        .arg(run.path())
+        .arg(mount.path())
+        .arg(bin())
+        .arg(mtime_s.to_string());
+    let out = run_command(&mut cmd, HANG_GUARD);
     assert_no_crash(&out);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    let (records, atimes) = out
+        .stdout
+        .split_once("ATIME ")
+        .expect("the script ran to its end");
+    let record: Value = serde_json::from_str(records.trim()).unwrap();
     assert_fields(
-        &out.by_action("live"),
-        json!({"action": "progressed", "last_progress_at": rfc3339(now + 1)}),
+        &record,
+        json!({"action": "progressed", "last_progress_at": rfc3339(mtime_s * 1000)}),
     );
-    std::fs::read(&twin).unwrap();
-    if accessed(&twin) == twin_before {
-        eprintln!("SKIPPED the read check: this file system does not update access times");
-        return;
-    }
-    assert_eq!(accessed(&stream), before, "a live worker's stream was read");
+    let atimes: Vec<&str> = atimes.trim().split('|').collect();
+    // strictatime: the twin, read once by cat, shows that every read moves the access time.
+    assert_ne!(
+        atimes[2], atimes[3],
+        "the tmpfs keeps no access times: {atimes:?}"
+    );
+    assert_eq!(atimes[0], atimes[1], "a live worker's stream was read");
 }
 
 #[test]

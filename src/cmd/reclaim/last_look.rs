@@ -43,7 +43,9 @@ pub fn last_look(
         Ok(meta) if !meta.is_regular() => {
             return Gate::Unrecordable(format!("is {}, not a regular file", meta.kind()));
         }
-        Ok(meta) if meta.nlink != 1 => {
+        // No link at all: another writer is renaming a new file over it right now; the
+        // re-read below and the checked replace see the new one.
+        Ok(meta) if meta.nlink > 1 => {
             return Gate::Unrecordable(format!(
                 "has {} hard links, so it is never replaced",
                 meta.nlink

@@ -11,6 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use super::{PERMISSION_BITS, READ_FLAGS, StoreError, TEMP_FLAGS, TEMP_MODE};
 use crate::fs as files;
 use crate::fs::meta::FileMeta;
+use crate::fs::race;
 use crate::fs::read::Dir;
 use crate::sys::fd::{renameat, unlinkat};
 
@@ -203,11 +204,13 @@ impl Drop for TempFile<'_> {
 pub(in crate::fs) fn lstat_settled(dir: &Dir, name: &OsStr) -> Result<FileMeta, StoreError> {
     let mut attempts = 0;
     loop {
-        let meta = files::lstatat(dir.fd(), name).map_err(|error| match error.raw_os_error() {
-            Some(libc::ENOENT) => StoreError::Io(error),
-            _ => open_error(error),
-        })?;
-        if meta.nlink == 0 && attempts < 8 {
+        let mut meta =
+            files::lstatat(dir.fd(), name).map_err(|error| match error.raw_os_error() {
+                Some(libc::ENOENT) => StoreError::Io(error),
+                _ => open_error(error),
+            })?;
+        race::after_stat(&mut meta);
+        if meta.nlink == 0 && attempts < race::SETTLE_ATTEMPTS {
             attempts += 1;
             std::thread::yield_now();
             continue;
@@ -223,9 +226,12 @@ pub(in crate::fs) fn open_existing(
 ) -> Result<(OwnedFd, FileMeta), StoreError> {
     let mut attempts = 0;
     loop {
-        // Refuse devices before opening them: an open alone can have side effects.
-        check_replaceable(&lstat_settled(dir, name)?)?;
+        // Refuse devices before opening them: an open alone can have side effects. An entry
+        // still being replaced (no link after settling) is checked for its kind only: the
+        // file opened next is looked at again.
+        check_settled(&lstat_settled(dir, name)?)?;
         let fd = files::openat(dir.fd(), cname, READ_FLAGS, 0).map_err(open_error)?;
+        race::after_open();
         let meta = files::fstat(fd.as_fd())?;
         // No link left: another writer renamed a new file over this one between the open
         // and the fstat. That is a change like any other: look at the new file.
@@ -239,6 +245,16 @@ pub(in crate::fs) fn open_existing(
         check_replaceable(&meta)?;
         return Ok((fd, meta));
     }
+}
+
+/// `check_replaceable` for a stat that may show no link at all: a file another writer
+/// renamed a new one over while it was stat'ed. Its kind is checked; its link count says
+/// nothing about the entry's current file.
+pub(in crate::fs) fn check_settled(meta: &FileMeta) -> Result<(), StoreError> {
+    if meta.nlink == 0 {
+        return check_replaceable(&FileMeta { nlink: 1, ..*meta });
+    }
+    check_replaceable(meta)
 }
 
 pub(in crate::fs) fn check_replaceable(meta: &FileMeta) -> Result<(), StoreError> {
