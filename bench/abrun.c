@@ -15,7 +15,8 @@
  *
  * Prints one tab-separated line per command on stdout:
  *   name runs wall_median_ms wall_min_ms wall_max_ms user_median_ms sys_median_ms
- *   maxrss_median_kib maxrss_min_kib maxrss_max_kib
+ *   maxrss_median_kib maxrss_min_kib maxrss_max_kib wall_p90_ms
+ * (p90: the value at rank ceil(0.9 n) of the n sorted wall times; the nearest-rank method.)
  * Built by bench/run.sh with `cc -O2`; only libc.
  */
 #define _GNU_SOURCE
@@ -55,6 +56,12 @@ static int cmp(const void *a, const void *b) {
 static double median(double *v, int n) {
     qsort(v, n, sizeof *v, cmp);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* The nearest-rank percentile of v[0..n), which must be sorted. */
+static double percentile(const double *v, int n, int pct) {
+    int rank = (pct * n + 99) / 100;
+    return v[rank < 1 ? 0 : rank - 1];
 }
 
 static void run(struct command *c, int slot) {
@@ -162,8 +169,9 @@ int main(int argc, char **argv) {
         double wall = median(c->wall, n);
         double user = median(c->user, n), sys = median(c->sys, n);
         double rss = median(c->rss, n);
-        printf("%s\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.0f\t%.0f\t%.0f\n", c->name, n, wall,
-               c->wall[0], c->wall[n - 1], user, sys, rss, c->rss[0], c->rss[n - 1]);
+        printf("%s\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.0f\t%.0f\t%.0f\t%.3f\n", c->name, n, wall,
+               c->wall[0], c->wall[n - 1], user, sys, rss, c->rss[0], c->rss[n - 1],
+               percentile(c->wall, n, 90));
         fflush(stdout);
     }
     return 0;

@@ -1,4 +1,4 @@
-//! The event-digest benchmark (SPEC §8: ≥ 200 MB/s on a Codex stream).
+//! The event-digest benchmark (SPEC §8: ≥ 500 MB/s on a Codex stream).
 //!
 //! Writes a deterministic Codex `exec --json` stream of about 200 MB to the temp directory,
 //! digests it several times from a `File` (page cache warm after the first read) and prints
@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use flatline::core::digest::{self as events, Digest};
 
-const TARGET_MB_PER_S: f64 = 200.0;
+const TARGET_MB_PER_S: f64 = 500.0;
 const FULL_MB: u64 = 200;
 const SMOKE_MB: u64 = 2;
-const RUNS: usize = 7;
+const RUNS: usize = 31;
 
 fn main() {
     if let Err(err) = run() {
@@ -72,7 +72,7 @@ fn run() -> io::Result<()> {
     if let Some(digest) = last {
         let verdict = events::verdict(&digest);
         println!(
-            "verdict: {} (format {}, terminal {}, {} lines, {} JSON); min {:.0} MB/s; target {TARGET_MB_PER_S:.0} MB/s {}",
+            "verdict: {} (format {}, terminal {}, {} lines, {} JSON); p90 {:.0} MB/s; min {:.0} MB/s; target {TARGET_MB_PER_S:.0} MB/s {}",
             verdict.status_name(),
             digest.format.map_or("-", |format| format.as_str()),
             digest
@@ -81,6 +81,8 @@ fn run() -> io::Result<()> {
                 .map_or("-", |terminal| terminal.event),
             digest.lines,
             digest.json_lines,
+            // The 90th percentile of the times (nearest rank) is the 10th of the rates.
+            megabytes / seconds(times[(times.len() * 9).div_ceil(10) - 1]),
             megabytes / seconds(times[times.len() - 1]),
             if rate >= TARGET_MB_PER_S {
                 "met"
