@@ -82,6 +82,17 @@ fn std_duration(ms: Millis) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
+impl<'a> From<&'a Config> for crate::output::Settings<'a> {
+    fn from(config: &'a Config) -> Self {
+        crate::output::Settings {
+            format: config.format,
+            quiet: config.quiet,
+            file: config.output.as_deref(),
+            now: config.now,
+        }
+    }
+}
+
 impl Config {
     /// Whether `--task-card` lets this card through.
     pub fn card_selected(&self, card: Option<&str>) -> bool {
