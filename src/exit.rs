@@ -2,6 +2,30 @@
 //!
 //! This table is the one the man page and README print (`TABLE`); a test keeps them equal.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set once a stop (a signal or the deadline, `interrupt::Stop::check`) has told the run to
+/// stop: some work was left undone. Process-wide because the one place that must know, the
+/// end of `--output` (an incomplete run never replaces a complete file, SPEC §4), is reached
+/// from every command, wherever the stop was noticed. It lives here, beneath `output` and
+/// `interrupt`, so that output need not name the signals.
+static CUT_SHORT: AtomicBool = AtomicBool::new(false);
+
+/// Whether a signal or the deadline stopped this run before it finished its work.
+pub fn cut_short() -> bool {
+    CUT_SHORT.load(Ordering::SeqCst)
+}
+
+/// Records that the run stops before it finished its work (`cut_short`).
+pub(crate) fn mark_cut_short() {
+    CUT_SHORT.store(true, Ordering::SeqCst);
+}
+
+/// Forgets an earlier pass's stop: `sweep --every` starts each pass as a fresh invocation.
+pub(crate) fn clear_cut_short() {
+    CUT_SHORT.store(false, Ordering::SeqCst);
+}
+
 /// An exit status. Ordered by precedence: when several apply, the one listed first wins
 /// (SPEC §7), so combining two is `max` by rank.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,23 +8,14 @@
 use crate::exit::Exit;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+pub use crate::exit::cut_short;
 use std::time::{Duration, Instant};
 
 const SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
 /// How long the watchdog waits past the deadline before it ends the process itself.
 pub const WATCHDOG_GRACE: Duration = Duration::from_secs(5);
-
-/// Set once any `check` has told the run to stop: some work was left undone. Process-wide
-/// because the one place that must know, the end of `--output` (an incomplete run never
-/// replaces a complete file, SPEC §4), is reached from every command, wherever the stop was
-/// noticed.
-static CUT_SHORT: AtomicBool = AtomicBool::new(false);
-
-/// Whether a signal or the deadline stopped this run before it finished its work.
-pub fn cut_short() -> bool {
-    CUT_SHORT.load(Ordering::SeqCst)
-}
 
 /// Ends a pass's watchdog when dropped (see `Stop::for_pass`).
 #[derive(Debug)]
@@ -104,7 +95,7 @@ impl Stop {
     /// lives (a pass that finished must not be ended by its watchdog later).
     pub fn for_pass(&self, after: Duration) -> (Stop, PassGuard) {
         // Each pass is a fresh run: an earlier pass cut short says nothing about this one.
-        CUT_SHORT.store(false, Ordering::SeqCst);
+        crate::exit::clear_cut_short();
         let finished = Arc::new(AtomicBool::new(false));
         let guard = PassGuard(finished.clone());
         let Some(deadline) = Instant::now()
@@ -156,7 +147,7 @@ impl Stop {
             number => Some(Exit::Signal(i32::try_from(number).unwrap_or(15))),
         };
         if exit.is_some() {
-            CUT_SHORT.store(true, Ordering::SeqCst);
+            crate::exit::mark_cut_short();
         }
         exit
     }

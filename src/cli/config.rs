@@ -119,6 +119,18 @@ fn std_duration(ms: Millis) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
+impl<'a> From<&'a Config> for crate::output::Settings<'a> {
+    fn from(config: &'a Config) -> Self {
+        crate::output::Settings {
+            format: config.format,
+            quiet: config.quiet,
+            file: config.output.as_deref(),
+            now: config.now,
+            color: config.color,
+        }
+    }
+}
+
 impl Config {
     /// Whether `--delegation` lets the file `delegations/NAME` through (SPEC §13: the file
     /// name, never the delegation_id inside, picks it).

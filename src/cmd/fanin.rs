@@ -171,7 +171,7 @@ pub fn fan_in_run(
         record.foreign_members = (!foreign_members.is_empty()).then_some(&foreign_members);
         output
             .record(&record)
-            .map_err(|error| crate::cmd::status::stdout_failed(diag, &error))?;
+            .map_err(|error| crate::output::stdout_failed(diag, &error))?;
     }
     Ok(outcome)
 }
@@ -308,7 +308,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         diag.raise(exit);
     }
     if let Err(error) = output.finish::<Value>(&[], &diag.errors.clone(), "") {
-        crate::cmd::status::stdout_failed(diag, &error);
+        crate::output::stdout_failed(diag, &error);
     }
     if named_not_ready {
         diag.raise(Exit::Attention);

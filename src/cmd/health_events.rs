@@ -268,7 +268,7 @@ fn print_events(
         };
         output
             .record(&record)
-            .map_err(|error| crate::cmd::status::stdout_failed(diag, &error))?;
+            .map_err(|error| crate::output::stdout_failed(diag, &error))?;
     }
     Ok(())
 }
@@ -287,7 +287,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         diag.raise(exit);
     }
     if let Err(error) = output.finish::<serde_json::Value>(&[], &diag.errors.clone(), "") {
-        crate::cmd::status::stdout_failed(diag, &error);
+        crate::output::stdout_failed(diag, &error);
     }
     diag.exit
 }

@@ -439,7 +439,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     if plan_document {
         print_plan_document(output, diag);
     } else if let Err(error) = output.finish::<Value>(&[], &diag.errors.clone(), "") {
-        crate::cmd::status::stdout_failed(diag, &error);
+        crate::output::stdout_failed(diag, &error);
     }
     if let Some(exit) = interrupted {
         diag.raise(exit);

@@ -224,7 +224,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &crate::interrupt::Sto
         diag.raise(exit);
     }
     if let Err(error) = output.finish::<Value>(&[], &diag.errors.clone(), "") {
-        crate::cmd::status::stdout_failed(diag, &error);
+        crate::output::stdout_failed(diag, &error);
     }
     diag.exit
 }

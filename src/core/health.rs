@@ -106,43 +106,48 @@ fn seconds(ms: Millis) -> Millis {
 
 /// The health of a worker (SPEC §5). Pure.
 pub fn health(beat: &Beat<'_>, now: Millis, thresholds: &HeartbeatThresholds) -> WorkerView {
-    let mut warnings: Vec<Cow<'static, str>> = Vec::new();
-    let (bytes, mtime) = match beat {
-        Beat::Unreadable => {
-            return WorkerView {
-                health: Health::Unknown,
-                heartbeat_status: None,
-                last_heartbeat: None,
-                heartbeat_age_ms: None,
-                message: "The heartbeat file cannot be read".into(),
-                warnings: vec!["heartbeat_unreadable".into()],
-            };
-        }
-        Beat::Missing { spec_mtime_ms } => {
-            let age = (now - spec_mtime_ms).max(0);
-            let (health, message) = if age < thresholds.dead {
-                (Health::Starting, "Starting: no heartbeat yet".to_string())
-            } else {
-                (
-                    Health::Dead,
-                    format!(
-                        "No heartbeat since the worker spec was written {}s ago (threshold: {}s)",
-                        seconds(age),
-                        seconds(thresholds.dead)
-                    ),
-                )
-            };
-            return WorkerView {
-                health,
-                heartbeat_status: None,
-                last_heartbeat: None,
-                heartbeat_age_ms: None,
-                message,
-                warnings,
-            };
-        }
-        Beat::Read { bytes, mtime_ms } => (*bytes, *mtime_ms),
+    match beat {
+        Beat::Unreadable => WorkerView {
+            health: Health::Unknown,
+            heartbeat_status: None,
+            last_heartbeat: None,
+            heartbeat_age_ms: None,
+            message: "The heartbeat file cannot be read".into(),
+            warnings: vec!["heartbeat_unreadable".into()],
+        },
+        Beat::Missing { spec_mtime_ms } => missing(*spec_mtime_ms, now, thresholds),
+        Beat::Read { bytes, mtime_ms } => read(bytes, *mtime_ms, now, thresholds),
+    }
+}
+
+/// No heartbeat file yet: starting until the dead threshold after the spec was written.
+fn missing(spec_mtime_ms: Millis, now: Millis, thresholds: &HeartbeatThresholds) -> WorkerView {
+    let age = (now - spec_mtime_ms).max(0);
+    let (health, message) = if age < thresholds.dead {
+        (Health::Starting, "Starting: no heartbeat yet".to_string())
+    } else {
+        (
+            Health::Dead,
+            format!(
+                "No heartbeat since the worker spec was written {}s ago (threshold: {}s)",
+                seconds(age),
+                seconds(thresholds.dead)
+            ),
+        )
     };
+    WorkerView {
+        health,
+        heartbeat_status: None,
+        last_heartbeat: None,
+        heartbeat_age_ms: None,
+        message,
+        warnings: Vec::new(),
+    }
+}
+
+/// A heartbeat file was read: its status and stamp (or mtime), judged by age.
+fn read(bytes: &[u8], mtime: Millis, now: Millis, thresholds: &HeartbeatThresholds) -> WorkerView {
+    let mut warnings: Vec<Cow<'static, str>> = Vec::new();
     let parsed: Option<HeartbeatDoc<'_>> = model::parse_object(bytes).ok();
     let status = parsed
         .as_ref()
@@ -183,7 +188,20 @@ pub fn health(beat: &Beat<'_>, now: Millis, thresholds: &HeartbeatThresholds) ->
         warnings.push("clock_skew".into());
     }
     let age = (now - last).max(0);
-    let (health, message) = if age >= thresholds.dead {
+    let (health, message) = by_age(age, thresholds);
+    WorkerView {
+        health,
+        heartbeat_status: status,
+        last_heartbeat: Some(last),
+        heartbeat_age_ms: Some(age),
+        message,
+        warnings,
+    }
+}
+
+/// Dead, stalled or healthy by the heartbeat's age, with the message that says why.
+fn by_age(age: Millis, thresholds: &HeartbeatThresholds) -> (Health, String) {
+    if age >= thresholds.dead {
         (
             Health::Dead,
             format!(
@@ -206,14 +224,6 @@ pub fn health(beat: &Beat<'_>, now: Millis, thresholds: &HeartbeatThresholds) ->
             Health::Healthy,
             format!("Heartbeat fresh ({}s ago)", seconds(age)),
         )
-    };
-    WorkerView {
-        health,
-        heartbeat_status: status,
-        last_heartbeat: Some(last),
-        heartbeat_age_ms: Some(age),
-        message,
-        warnings,
     }
 }
 

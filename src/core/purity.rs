@@ -1,7 +1,8 @@
 //! The purity rule, executable: no file under `core/` or `model/` names a module of the
 //! layers above them (`sys`, `fs`, `proc`, `shell`, `output`, `cmd`, `cli`) or one of the
 //! flat modules that still do I/O. A new file under `core/` or `model/` must be listed in
-//! `SOURCES`, which a second test checks against the directories.
+//! `SOURCES`, which a second test checks against the directories. The same rule, read from
+//! the source tree at test time, keeps every other layer's arrows pointing down (`LAYERS`).
 
 /// Every source file under `core/` and `model/`, as compiled into this test.
 const SOURCES: &[(&str, &str)] = &[
@@ -196,5 +197,67 @@ fn the_rule_sees_paths_and_groups() {
     assert_eq!(
         crate_modules(source),
         ["core", "model", "process", "model", "files"]
+    );
+}
+
+/// Each layer beneath the commands and the modules it must not name (the layers above it):
+/// arrows point down only (cmd → shell → output → fs/proc → sys). `interrupt` (the signals
+/// and the deadline) belongs to the run loop, above output.
+const LAYERS: &[(&str, &[&str])] = &[
+    (
+        "sys",
+        &["fs", "proc", "output", "shell", "cmd", "cli", "interrupt"],
+    ),
+    ("fs", &["output", "shell", "cmd", "cli", "interrupt"]),
+    (
+        "proc",
+        &["fs", "output", "shell", "cmd", "cli", "interrupt"],
+    ),
+    ("output", &["shell", "cmd", "cli", "interrupt"]),
+    ("shell", &["cmd"]),
+];
+
+/// Every `.rs` file under `src/DIR`, relative to `src/`, with its text.
+fn sources_under(dir: &str) -> Vec<(String, String)> {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found = Vec::new();
+    let mut dirs = vec![src.join(dir)];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                let relative = path
+                    .strip_prefix(&src)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                found.push((relative, std::fs::read_to_string(&path).unwrap()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn no_layer_names_a_layer_above_it() {
+    let mut offences = Vec::new();
+    for (layer, above) in LAYERS {
+        let files = sources_under(layer);
+        assert!(!files.is_empty(), "no source under src/{layer}");
+        for (file, source) in files {
+            for name in crate_modules(&source) {
+                if above.contains(&name.as_str()) {
+                    offences.push(format!("{file} names the module `{name}` above it"));
+                }
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "upward paths:\n{}",
+        offences.join("\n")
     );
 }

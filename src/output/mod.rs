@@ -43,9 +43,8 @@ pub struct Output {
     opened: bool,
     /// json: records written so far (for commas).
     written: u64,
-    /// `capture`: every record, kept for `into_rows`.
-    rows: Vec<Map<String, Value>>,
-    capturing: bool,
+    /// `capture`: the buffer its ndjson records go to, read back by `into_rows`.
+    captured: Option<SharedBuffer>,
     /// text: the bounded window of rows and the widths fixed from it.
     tables: TextTables,
     /// tsv: the header line last printed (a record with other fields prints a new one).
@@ -77,12 +76,26 @@ impl Write for SharedBuffer {
 }
 
 impl SharedBuffer {
-    fn take(&self) -> Vec<u8> {
+    /// Everything written so far, leaving the buffer empty.
+    pub fn take(&self) -> Vec<u8> {
         self.0
             .lock()
             .map(|mut b| std::mem::take(&mut *b))
             .unwrap_or_default()
     }
+}
+
+/// What a command's configuration says about its output (`cli::config::Config` turns into
+/// one, so output does not name the command line).
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<'a> {
+    pub format: Format,
+    pub quiet: bool,
+    /// `--output`: a file, or stdout when absent or `-`.
+    pub file: Option<&'a Path>,
+    pub now: Millis,
+    /// `--color`, resolved: colour states in text tables.
+    pub color: bool,
 }
 
 /// The json document's fields that are known before the first record.
@@ -109,8 +122,7 @@ impl Output {
             failed: None,
             opened: false,
             written: 0,
-            rows: Vec::new(),
-            capturing: false,
+            captured: None,
             tables: TextTables::default(),
             tsv_columns: Vec::new(),
             header,
@@ -120,7 +132,8 @@ impl Output {
     }
 
     /// The output of a command over these runs (the json header names them).
-    pub fn for_runs(config: &crate::cli::config::Config, runs: &[impl AsRef<Path>]) -> Output {
+    pub fn for_runs<'a>(config: impl Into<Settings<'a>>, runs: &[impl AsRef<Path>]) -> Output {
+        let config = config.into();
         let header = Header {
             run_dirs: runs
                 .iter()
@@ -133,8 +146,9 @@ impl Output {
 
     /// The output a command's configuration asks for: stdout (also `--output -`), or
     /// `--output FILE`.
-    pub fn for_config(config: &crate::cli::config::Config, header: Header) -> Output {
-        match &config.output {
+    pub fn for_config<'a>(config: impl Into<Settings<'a>>, header: Header) -> Output {
+        let config = config.into();
+        match config.file {
             Some(path) if path.as_os_str() != "-" => {
                 let buffer = SharedBuffer::default();
                 let mut output = Output::new(
@@ -143,24 +157,38 @@ impl Output {
                     header,
                     Box::new(buffer.clone()),
                 );
-                output.file = Some((path.clone(), buffer));
+                output.file = Some((path.to_path_buf(), buffer));
                 output
             }
             _ => Output::stdout(config.format, config.quiet, header).colored(config.color),
         }
     }
 
-    /// Records kept as JSON objects instead of printed (`into_rows`), for a command that
-    /// prints its own document.
+    /// Records as ndjson into `writer`, whatever the command line asked for: for a command
+    /// or a phase that reads them back (`read_ndjson`) to print its own document.
+    pub fn ndjson(writer: Box<dyn Write>) -> Output {
+        Output::new(Format::Ndjson, false, Header::default(), writer)
+    }
+
+    /// `ndjson` into a buffer of its own, read back by `into_rows`.
     pub fn capture() -> Output {
-        let mut output = Output::new(Format::Tsv, false, Header::default(), Box::new(io::sink()));
-        output.capturing = true;
+        let buffer = SharedBuffer::default();
+        let mut output = Output::ndjson(Box::new(buffer.clone()));
+        output.captured = Some(buffer);
         output
     }
 
-    /// The records kept by a capturing output.
-    pub fn into_rows(self) -> Vec<Map<String, Value>> {
-        self.rows
+    /// The records a `capture` output was given, as JSON objects.
+    pub fn into_rows(mut self) -> Vec<Map<String, Value>> {
+        match self.captured.take() {
+            Some(buffer) if self.flush().is_ok() => read_ndjson(&buffer.take()),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Hands what is buffered to the writer (`finish` does it too).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 
     /// States and healths coloured in text tables (`--color`, resolved in `cli::config`).
@@ -238,9 +266,7 @@ impl Output {
             }
             Format::Tsv | Format::Text => {
                 if let Value::Object(map) = serde_json::to_value(record)? {
-                    if self.capturing {
-                        self.rows.push(map);
-                    } else if self.format == Format::Tsv {
+                    if self.format == Format::Tsv {
                         let text = tsv_lines(&mut self.tsv_columns, &map);
                         self.write(text.as_bytes())?;
                     } else {
@@ -323,7 +349,7 @@ impl Output {
         if let Some((path, buffer)) = self.file.take() {
             // An incomplete run never replaces a complete file: the old one stays, and its
             // age tells the monitoring that runs are failing (SPEC §4).
-            if crate::interrupt::cut_short() {
+            if crate::exit::cut_short() {
                 Diagnostics::new(stderr_is_journal()).warning(
                     &path,
                     "not replaced: the run stopped before it finished; the file keeps the last complete output",
@@ -333,12 +359,6 @@ impl Output {
             write_file_atomically(&path, &buffer.take())?;
         }
         Ok(())
-    }
-
-    /// True when records are held until `finish` (a capturing output; text holds at most
-    /// `TEXT_WINDOW` rows).
-    pub fn buffers(&self) -> bool {
-        self.capturing
     }
 }
 
@@ -355,6 +375,14 @@ fn write_file_atomically(path: &std::path::Path, bytes: &[u8]) -> io::Result<()>
     let dir = crate::fs::Dir::open(parent)?;
     crate::fs::write_atomic(&dir, name, bytes, 0o644)
         .map_err(|error| io::Error::other(format!("{}: {error}", path.display())))
+}
+
+/// The records of an ndjson output (`Output::ndjson`), one JSON object per line.
+pub fn read_ndjson(bytes: &[u8]) -> Vec<Map<String, Value>> {
+    serde_json::Deserializer::from_slice(bytes)
+        .into_iter::<Map<String, Value>>()
+        .map_while(Result::ok)
+        .collect()
 }
 
 /// Writes a whole text to stdout at once; a closed pipe is not an error.

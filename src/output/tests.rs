@@ -368,3 +368,46 @@ fn a_closed_pipe_is_the_end_of_output_not_an_error() {
     }
     output.finish::<Value>(&[], &[], "").unwrap();
 }
+
+#[derive(serde::Serialize)]
+struct Sample {
+    kind: &'static str,
+    text: String,
+    big: u64,
+    none: Option<u32>,
+}
+
+#[test]
+fn records_written_to_a_writer_read_back_as_the_objects_they_serialize_to() {
+    let records = [
+        Sample {
+            kind: "action",
+            text: "tab\t quote\" \u{2028} \u{1f642}".into(),
+            big: u64::MAX,
+            none: None,
+        },
+        Sample {
+            kind: "fan_in",
+            text: String::new(),
+            big: 0,
+            none: None,
+        },
+    ];
+    let expected: Vec<Map<String, Value>> = records
+        .iter()
+        .map(|record| match serde_json::to_value(record).unwrap() {
+            Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        })
+        .collect();
+    let buffer = SharedBuffer::default();
+    let mut output = Output::ndjson(Box::new(buffer.clone()));
+    let mut captured = Output::capture();
+    for record in &records {
+        output.record(record).unwrap();
+        captured.record(record).unwrap();
+    }
+    output.flush().unwrap();
+    assert_eq!(read_ndjson(&buffer.take()), expected);
+    assert_eq!(captured.into_rows(), expected);
+}

@@ -13,6 +13,7 @@ use crate::fs::{self, Dir, Replaced};
 use crate::interrupt::Stop;
 use crate::output::{Diagnostics, Output, PathText};
 use crate::shell::runs::Run;
+pub use crate::shell::runs::clean_temps;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::ffi::OsStr;
@@ -338,14 +339,6 @@ pub fn lock_run(
             diag.error(&lock_path, &fs::io_message(&error), Exit::RunUnusable);
             None
         }
-    }
-}
-
-/// Removes flatline's leftover temp files from a directory it is about to write (the lock
-/// is held, so no other flatline is writing there).
-pub fn clean_temps(dir: &Dir, entries: &[fs::Entry], diag: &mut Diagnostics) {
-    if let Err(error) = fs::remove_stale_temps(dir, entries) {
-        diag.error(dir.path(), &error.to_string(), Exit::FileProblem);
     }
 }
 

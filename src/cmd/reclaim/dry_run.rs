@@ -195,6 +195,6 @@ pub(super) fn print_plan_document(output: Output, diag: &mut Diagnostics) {
     let mut text = crate::output::to_string_safe(&document).unwrap_or_default();
     text.push('\n');
     if let Err(error) = crate::output::write_stdout(text.as_bytes()) {
-        crate::cmd::status::stdout_failed(diag, &error);
+        crate::output::stdout_failed(diag, &error);
     }
 }

@@ -80,7 +80,7 @@ pub(super) fn finish(
         .metrics(&metrics)
         .and_then(|()| sweep.output.finish::<Value>(&[], &diag.errors.clone(), ""));
     if let Err(error) = finished {
-        crate::cmd::status::stdout_failed(diag, &error);
+        crate::output::stdout_failed(diag, &error);
     }
     if let Some(exit) = sweep.interrupted {
         diag.raise(exit);

@@ -198,6 +198,38 @@ impl Digester {
 
     fn event(&mut self, line: Line<'_>) {
         let kind = line.kind.0.as_deref();
+        let (shape, gemini_delta) = self.shaped_event(kind, &line);
+        if !gemini_delta {
+            self.gemini_delta_run = None;
+        }
+
+        let mut generic = shape.is_none() && self.generic_message(line.message.0.as_ref());
+        generic |= self.generic_usage([
+            line.usage.0,
+            line.response.0.and_then(|response| response.usage.0),
+            line.payload.0.and_then(|payload| payload.usage.0),
+        ]);
+        // Shape-specific usage comes last so that it wins on its own line.
+        if shape == Some(Format::Gemini)
+            && kind == Some("result")
+            && let Some(stats) = line.stats.0
+        {
+            self.usage(stats);
+        }
+
+        match shape {
+            Some(format) => self.saw_shape(format),
+            None if generic && self.digest.format.is_none() => {
+                self.digest.format = Some(Format::Generic);
+            }
+            None => {}
+        }
+    }
+
+    /// Reads one line by its `type`: the agent shape it names (if any) and whether it was
+    /// a Gemini assistant delta.
+    #[inline]
+    fn shaped_event(&mut self, kind: Option<&str>, line: &Line<'_>) -> (Option<Format>, bool) {
         let mut shape = None;
         let mut gemini_delta = false;
         match kind {
@@ -218,7 +250,7 @@ impl Digester {
             }
             Some("turn.failed") => {
                 shape = Some(Format::Codex);
-                self.codex_turn_failed(&line);
+                self.codex_turn_failed(line);
             }
             // Codex and Gemini both print warnings and retries as `error` lines; they are not
             // terminal and say nothing about the shape.
@@ -248,11 +280,11 @@ impl Digester {
             Some("result") if line.subtype.0.is_some() => {
                 shape = Some(Format::Claude);
                 self.thread_id(line.session_id.0.as_deref());
-                self.claude_result(&line);
+                self.claude_result(line);
             }
             Some("result") if line.status.0.is_some() => {
                 shape = Some(Format::Gemini);
-                self.gemini_result(&line);
+                self.gemini_result(line);
             }
             Some("init") => {
                 shape = Some(Format::Gemini);
@@ -279,41 +311,23 @@ impl Digester {
                     }
                 }
             }
-            None => {
-                if let Some(msg) = line.msg.0.as_ref().filter(|msg| msg.kind.0.is_some()) {
-                    shape = Some(Format::CodexLegacy);
-                    self.legacy_event(msg);
-                } else if let Some(role) = line.role.0.as_deref() {
-                    shape = Some(Format::Kimi);
-                    self.kimi_message(role, line.content.0.as_ref());
-                }
-            }
+            None => shape = self.untyped_event(line),
             _ => {}
         }
-        if !gemini_delta {
-            self.gemini_delta_run = None;
-        }
+        (shape, gemini_delta)
+    }
 
-        let mut generic = shape.is_none() && self.generic_message(line.message.0.as_ref());
-        generic |= self.generic_usage([
-            line.usage.0,
-            line.response.0.and_then(|response| response.usage.0),
-            line.payload.0.and_then(|payload| payload.usage.0),
-        ]);
-        // Shape-specific usage comes last so that it wins on its own line.
-        if shape == Some(Format::Gemini)
-            && kind == Some("result")
-            && let Some(stats) = line.stats.0
-        {
-            self.usage(stats);
-        }
-
-        match shape {
-            Some(format) => self.saw_shape(format),
-            None if generic && self.digest.format.is_none() => {
-                self.digest.format = Some(Format::Generic);
-            }
-            None => {}
+    /// A line without `type`: Codex's legacy `msg` envelope or a Kimi message.
+    #[inline]
+    fn untyped_event(&mut self, line: &Line<'_>) -> Option<Format> {
+        if let Some(msg) = line.msg.0.as_ref().filter(|msg| msg.kind.0.is_some()) {
+            self.legacy_event(msg);
+            Some(Format::CodexLegacy)
+        } else if let Some(role) = line.role.0.as_deref() {
+            self.kimi_message(role, line.content.0.as_ref());
+            Some(Format::Kimi)
+        } else {
+            None
         }
     }
 

@@ -199,65 +199,78 @@ pub enum FanIn {
 pub fn decide(members: &[Member], card: Option<&CardDoc>) -> FanIn {
     let waiting_lanes = card.map(|c| c.waiting_lanes.clone()).unwrap_or_default();
     if members.is_empty() {
-        let Some(card) = card else {
+        return decide_by_card(card, waiting_lanes);
+    }
+    decide_by_members(members, waiting_lanes)
+}
+
+/// A card without delegations: its worker_result_envelope status is the one member.
+fn decide_by_card(card: Option<&CardDoc>, waiting_lanes: Vec<String>) -> FanIn {
+    let Some(card) = card else {
+        return FanIn::NotReady {
+            active: 0,
+            waiting_lanes,
+            warnings: vec!["no delegation and no task card document".into()],
+        };
+    };
+    let counts = match envelope_counts(card) {
+        Ok(counts) => counts,
+        Err(warning) => {
             return FanIn::NotReady {
                 active: 0,
                 waiting_lanes,
-                warnings: vec!["no delegation and no task card document".into()],
-            };
-        };
-        let status = card
-            .envelope_status
-            .as_deref()
-            .map(|s| s.trim().to_ascii_lowercase());
-        let counts = match status.as_deref() {
-            Some("completed" | "passed" | "success") => Counts {
-                completed: 1,
-                ..Counts::default()
-            },
-            Some("failed" | "error") => Counts {
-                failed: 1,
-                ..Counts::default()
-            },
-            Some("cancelled" | "canceled") => Counts {
-                cancelled: 1,
-                ..Counts::default()
-            },
-            other => {
-                let warning = match other {
-                    Some(_) => format!(
-                        "worker_result_envelope status '{}' is not terminal",
-                        crate::core::text::escape_control(
-                            card.envelope_status.as_deref().unwrap_or("")
-                        )
-                    ),
-                    None => "no delegation and no worker_result_envelope status".to_string(),
-                };
-                return FanIn::NotReady {
-                    active: 0,
-                    waiting_lanes,
-                    warnings: vec![warning],
-                };
-            }
-        };
-        if !waiting_lanes.is_empty() {
-            return FanIn::NotReady {
-                active: 0,
-                waiting_lanes,
-                warnings: Vec::new(),
+                warnings: vec![warning],
             };
         }
-        return match card.collapsed_at {
-            Some(at) => FanIn::Collapsed {
-                counts,
-                collapsed_at: at,
-            },
-            None => FanIn::Collapse {
-                counts,
-                stamp: Stamp::CardDocument,
-            },
+    };
+    if !waiting_lanes.is_empty() {
+        return FanIn::NotReady {
+            active: 0,
+            waiting_lanes,
+            warnings: Vec::new(),
         };
     }
+    match card.collapsed_at {
+        Some(at) => FanIn::Collapsed {
+            counts,
+            collapsed_at: at,
+        },
+        None => FanIn::Collapse {
+            counts,
+            stamp: Stamp::CardDocument,
+        },
+    }
+}
+
+/// The counts a terminal envelope status stands for, or the warning why it does not count.
+fn envelope_counts(card: &CardDoc) -> Result<Counts, String> {
+    let status = card
+        .envelope_status
+        .as_deref()
+        .map(|s| s.trim().to_ascii_lowercase());
+    match status.as_deref() {
+        Some("completed" | "passed" | "success") => Ok(Counts {
+            completed: 1,
+            ..Counts::default()
+        }),
+        Some("failed" | "error") => Ok(Counts {
+            failed: 1,
+            ..Counts::default()
+        }),
+        Some("cancelled" | "canceled") => Ok(Counts {
+            cancelled: 1,
+            ..Counts::default()
+        }),
+        Some(_) => Err(format!(
+            "worker_result_envelope status '{}' is not terminal",
+            crate::core::text::escape_control(card.envelope_status.as_deref().unwrap_or(""))
+        )),
+        None => Err("no delegation and no worker_result_envelope status".to_string()),
+    }
+}
+
+/// A card with delegations: ready when none is active and no lane waits.
+fn decide_by_members(members: &[Member], waiting_lanes: Vec<String>) -> FanIn {
     let active = members.iter().filter(|m| m.is_active()).count() as u64;
     let warnings: Vec<String> = members
         .iter()
@@ -277,20 +290,7 @@ pub fn decide(members: &[Member], card: Option<&CardDoc>) -> FanIn {
             warnings,
         };
     }
-    let mut counts = Counts::default();
-    for member in members {
-        match member.status {
-            ChildStatus::Completed => {
-                counts.completed += 1;
-                if let Some(thread) = &member.thread_id {
-                    counts.thread_ids.push(thread.clone());
-                }
-            }
-            ChildStatus::Cancelled => counts.cancelled += 1,
-            // Failed, and anything a reclaim ended.
-            _ => counts.failed += 1,
-        }
-    }
+    let counts = member_counts(members);
     let lacking: Vec<usize> = members
         .iter()
         .enumerate()
@@ -312,6 +312,25 @@ pub fn decide(members: &[Member], card: Option<&CardDoc>) -> FanIn {
         counts,
         stamp: Stamp::Delegations(lacking),
     }
+}
+
+/// The terminal members counted by outcome, with the threads of the completed ones.
+fn member_counts(members: &[Member]) -> Counts {
+    let mut counts = Counts::default();
+    for member in members {
+        match member.status {
+            ChildStatus::Completed => {
+                counts.completed += 1;
+                if let Some(thread) = &member.thread_id {
+                    counts.thread_ids.push(thread.clone());
+                }
+            }
+            ChildStatus::Cancelled => counts.cancelled += 1,
+            // Failed, and anything a reclaim ended.
+            _ => counts.failed += 1,
+        }
+    }
+    counts
 }
 
 /// Which members of a card count, by index (SPEC §3.4).

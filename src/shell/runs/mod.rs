@@ -151,9 +151,17 @@ pub fn list_for_writing(
 ) -> Option<Listing> {
     let listing = list_child(run, name, diag)?;
     if !config.dry_run {
-        crate::shell::commit::clean_temps(&listing.dir, &listing.entries, diag);
+        clean_temps(&listing.dir, &listing.entries, diag);
     }
     Some(listing)
+}
+
+/// Removes flatline's leftover temp files from a directory it is about to write (the lock
+/// is held, so no other flatline is writing there).
+pub fn clean_temps(dir: &Dir, entries: &[Entry], diag: &mut Diagnostics) {
+    if let Err(error) = fs::remove_stale_temps(dir, entries) {
+        diag.error(dir.path(), &error.to_string(), Exit::FileProblem);
+    }
 }
 
 /// `<name>.json` that is neither hidden nor a `*.result.json`.
