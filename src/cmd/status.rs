@@ -74,18 +74,14 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             return Ok(());
         }
         let mut workers = WorkerTally::default();
-        let result = team::for_each_worker(run, config, diag, stop, |worker, diag| {
-            let health = worker.view.health;
-            attention |= health.needs_attention();
-            workers.add(health);
-            workers_overall.add(health);
-            if !state_selected(config, health.as_str()) {
-                return Ok(());
-            }
-            output
-                .record(&WorkerRecord::new(run, &worker))
-                .map_err(|error| stdout_failed(diag, &error))
-        });
+        let result = list_workers(
+            run,
+            config,
+            &mut output,
+            (&mut workers, &mut workers_overall, &mut attention),
+            diag,
+            stop,
+        );
         seen.add_to(&mut metrics, &run.root.real_path, Some(&workers));
         if workers.total > 0 {
             summaries.push(json_value(&WorkerSummary {
@@ -105,26 +101,9 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             }
         }
     }
-    let tally = match (overall.total, workers_overall.total) {
-        (_, 0) => text_tally(&overall),
-        (0, _) => worker_tally(&workers_overall),
-        _ => format!(
-            "{}; {}",
-            text_tally(&overall),
-            worker_tally(&workers_overall)
-        ),
-    };
+    let tally = tally_text(&overall, &workers_overall);
     add_run_facts(&mut metrics, config.now, diag.errors.len());
-    let finished = output
-        .metrics(&metrics)
-        .and_then(|()| output.finish(&summaries, &diag.errors.clone(), &tally));
-    if let Err(error) = finished {
-        diag.error(
-            Path::new("stdout"),
-            &fs::io_message(&error),
-            Exit::FileProblem,
-        );
-    }
+    finish(output, &metrics, &summaries, &tally, diag);
     if let Some(exit) = interrupted {
         diag.raise(exit);
     }
@@ -135,6 +114,59 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
 }
 
 pub use crate::output::stdout_failed;
+
+/// The heartbeat workers of one run, each printed unless `--state` leaves it out; their
+/// health is added to `workers` (this run), `overall` and `attention`.
+fn list_workers(
+    run: &scan::Run,
+    config: &Config,
+    output: &mut Output,
+    (workers, overall, attention): (&mut WorkerTally, &mut WorkerTally, &mut bool),
+    diag: &mut Diagnostics,
+    stop: &Stop,
+) -> Result<(), Exit> {
+    team::for_each_worker(run, config, diag, stop, |worker, diag| {
+        let health = worker.view.health;
+        *attention |= health.needs_attention();
+        workers.add(health);
+        overall.add(health);
+        if !state_selected(config, health.as_str()) {
+            return Ok(());
+        }
+        output
+            .record(&WorkerRecord::new(run, &worker))
+            .map_err(|error| stdout_failed(diag, &error))
+    })
+}
+
+/// The text tally: delegations, heartbeat workers, or both.
+fn tally_text(overall: &Tally, workers_overall: &WorkerTally) -> String {
+    match (overall.total, workers_overall.total) {
+        (_, 0) => text_tally(overall),
+        (0, _) => worker_tally(workers_overall),
+        _ => format!("{}; {}", text_tally(overall), worker_tally(workers_overall)),
+    }
+}
+
+/// The metrics and the closing document; a failed stdout is a file problem.
+fn finish(
+    mut output: Output,
+    metrics: &Metrics,
+    summaries: &[serde_json::Value],
+    tally: &str,
+    diag: &mut Diagnostics,
+) {
+    let finished = output
+        .metrics(metrics)
+        .and_then(|()| output.finish(summaries, &diag.errors.clone(), tally));
+    if let Err(error) = finished {
+        diag.error(
+            Path::new("stdout"),
+            &fs::io_message(&error),
+            Exit::FileProblem,
+        );
+    }
+}
 
 /// The `--summary` tallies of one run, by task card (no allocation per delegation: a card's
 /// id is copied once, when the card is first seen).
