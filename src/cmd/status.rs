@@ -8,21 +8,18 @@ use crate::core::lifecycle::{Tally, View};
 use crate::exit::Exit;
 use crate::fs;
 use crate::interrupt::Stop;
-use crate::model::Int;
-use crate::output::{Diagnostics, JsonWriter, Metrics, Output, PathText, Ts, WriteJson};
+use crate::output::{Diagnostics, Metrics, Output};
 use crate::shell::runs::{self as scan, LazyHost};
 use crate::shell::workers::{self as team, WorkerRecord, WorkerSummary, WorkerTally};
 use crate::shell::{self, Access};
 use serde::Serialize;
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
 mod metrics;
-mod records;
 
+pub use crate::output::{DelegationRecord, SummaryRecord};
 pub use metrics::*;
-pub use records::*;
 
 /// `flatline status`.
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
@@ -260,5 +257,10 @@ fn text_tally(tally: &Tally) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests;
+fn summary_record(run_dir: &Path, card: Option<String>, tally: Tally) -> SummaryRecord {
+    SummaryRecord {
+        run_dir: run_dir.to_string_lossy().into_owned(),
+        task_card_id: card,
+        tally,
+    }
+}
