@@ -19,7 +19,7 @@ use crate::exit::Exit;
 use crate::fs::RunLock;
 use crate::interrupt::Stop;
 use crate::model::Int;
-use crate::output::{Diagnostics, Output, Ts};
+use crate::output::{Diagnostics, Output, SkippedDetail, Ts};
 use crate::proc;
 use crate::shell::commit::{
     self, ApplyError, DocChange, Place, Written, lifecycle_mut, object_mut, set_status, ts,

@@ -171,5 +171,15 @@ pub struct SkippedDetail<'a> {
     pub reason: &'a str,
 }
 
+impl SkippedDetail<'_> {
+    /// The detail as the fields of an action record, in this order.
+    pub fn fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(fields)) => fields,
+            _ => serde_json::Map::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;
