@@ -70,28 +70,7 @@ pub fn fan_in_run(
     diag: &mut Diagnostics,
 ) -> Result<FanInOutcome, Exit> {
     let mut outcome = FanInOutcome::default();
-    // A card known only from files that name it otherwise, with no member, has nothing to
-    // decide: its problem lines say all there is (unless it is named with --task-card).
-    let mut ids: Vec<&String> = members
-        .keys()
-        .chain(
-            cards
-                .iter()
-                .filter(|(_, c)| !c.doc.missing)
-                .map(|(id, _)| id),
-        )
-        .collect();
-    ids.sort();
-    ids.dedup();
-    if !config.task_cards.is_empty() {
-        ids.retain(|id| config.task_cards.contains(id));
-        for named in &config.task_cards {
-            if !ids.contains(&named) {
-                ids.push(named);
-            }
-        }
-    }
-    let ids: Vec<String> = ids.into_iter().cloned().collect();
+    let ids = card_ids(config, members, cards);
     for id in &ids {
         let files = members.get(id).map(Vec::as_slice).unwrap_or(&[]);
         let list: Vec<Member> = files.iter().map(|f| f.member.clone()).collect();
@@ -126,31 +105,9 @@ pub fn fan_in_run(
                         }
                         Stamp::CardDocument => {
                             if let (Some(dir), Some(card)) = (card_dir, card) {
-                                let target = commit::Target {
-                                    dir,
-                                    name: &card.name,
-                                    bytes: &card.bytes,
-                                };
-                                let written = commit::write_change(
-                                    target,
-                                    stamp_change,
-                                    now,
-                                    false,
-                                    |current| {
-                                        model::check_document(current)
-                                            .map_err(|e| e.to_string())?;
-                                        let value: Value = serde_json::from_slice(current)
-                                            .map_err(|e| e.to_string())?;
-                                        Ok((CardDoc::of(&value).collapsed_at.is_none())
-                                            .then_some(stamp_change))
-                                    },
-                                );
-                                outcome.wrote_cards |= written.wrote();
-                                ok &= report_failure(
-                                    &run.path.join("task-cards").join(&card.name),
-                                    &written,
-                                    diag,
-                                );
+                                let (wrote, stamped) = stamp_card(run, dir, card, now, diag);
+                                outcome.wrote_cards |= wrote;
+                                ok &= stamped;
                             }
                         }
                     }
@@ -174,6 +131,65 @@ pub fn fan_in_run(
             .map_err(|error| crate::output::stdout_failed(diag, &error))?;
     }
     Ok(outcome)
+}
+
+/// The cards to decide: every card with a member or a document, in order (those named with
+/// `--task-card` only, and all of those).
+fn card_ids(
+    config: &Config,
+    members: &BTreeMap<String, Vec<MemberFile>>,
+    cards: &BTreeMap<String, CardFile>,
+) -> Vec<String> {
+    // A card known only from files that name it otherwise, with no member, has nothing to
+    // decide: its problem lines say all there is (unless it is named with --task-card).
+    let mut ids: Vec<&String> = members
+        .keys()
+        .chain(
+            cards
+                .iter()
+                .filter(|(_, c)| !c.doc.missing)
+                .map(|(id, _)| id),
+        )
+        .collect();
+    ids.sort();
+    ids.dedup();
+    if !config.task_cards.is_empty() {
+        ids.retain(|id| config.task_cards.contains(id));
+        for named in &config.task_cards {
+            if !ids.contains(&named) {
+                ids.push(named);
+            }
+        }
+    }
+    ids.into_iter().cloned().collect()
+}
+
+/// Stamps a card's own document (`Stamp::CardDocument`): returns whether it wrote, and
+/// whether the stamp is there (a failure is reported).
+fn stamp_card(
+    run: &Run,
+    dir: &fs::Dir,
+    card: &CardFile,
+    now: Millis,
+    diag: &mut Diagnostics,
+) -> (bool, bool) {
+    let stamp_change = FanInStamp { at: now };
+    let target = commit::Target {
+        dir,
+        name: &card.name,
+        bytes: &card.bytes,
+    };
+    let written = commit::write_change(target, stamp_change, now, false, |current| {
+        model::check_document(current).map_err(|e| e.to_string())?;
+        let value: Value = serde_json::from_slice(current).map_err(|e| e.to_string())?;
+        Ok((CardDoc::of(&value).collapsed_at.is_none()).then_some(stamp_change))
+    });
+    let ok = report_failure(
+        &run.path.join("task-cards").join(&card.name),
+        &written,
+        diag,
+    );
+    (written.wrote(), ok)
 }
 
 /// What a fan-in pass did.
@@ -232,35 +248,10 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     let looped = shell::for_each_run(&runs, Access::Write, config, diag, stop, |session, diag| {
         let run = session.run;
         let listing = scan::list_for_writing(run, "delegations", config, diag);
-        let mut members: BTreeMap<String, Vec<MemberFile>> = BTreeMap::new();
-        if let Some(listing) = &listing {
-            let result = scan::for_each_in_listing(
-                run,
-                listing,
-                config,
-                &host,
-                diag,
-                stop,
-                &mut |item, _| {
-                    let Some(card) = item.doc.task_card_id.str() else {
-                        return Ok(());
-                    };
-                    let member = Member::of_file(item.doc, &item.meta);
-                    let bytes = member.may_need_stamp().then(|| item.bytes.to_vec());
-                    members
-                        .entry(card.to_string())
-                        .or_default()
-                        .push(MemberFile {
-                            member,
-                            name: item.name.to_os_string(),
-                            path: item.path.to_path_buf(),
-                            bytes,
-                        });
-                    Ok(())
-                },
-            );
-            result?;
-        }
+        let members = match &listing {
+            Some(listing) => gather_members(run, listing, config, &host, diag, stop)?,
+            None => BTreeMap::new(),
+        };
         let (card_listing, cards) = read_cards(run, config, diag);
         let mut wrote_delegations = false;
         let delegation_dir = listing.as_ref().map(|l| &l.dir);
@@ -314,6 +305,37 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         diag.raise(Exit::Attention);
     }
     diag.exit
+}
+
+/// The members of every card, from one scan of `delegations/` (the bytes kept only of those
+/// that may need a stamp).
+fn gather_members(
+    run: &Run,
+    listing: &scan::Listing,
+    config: &Config,
+    host: &LazyHost,
+    diag: &mut Diagnostics,
+    stop: &Stop,
+) -> Result<BTreeMap<String, Vec<MemberFile>>, Exit> {
+    let mut members: BTreeMap<String, Vec<MemberFile>> = BTreeMap::new();
+    scan::for_each_in_listing(run, listing, config, host, diag, stop, &mut |item, _| {
+        let Some(card) = item.doc.task_card_id.str() else {
+            return Ok(());
+        };
+        let member = Member::of_file(item.doc, &item.meta);
+        let bytes = member.may_need_stamp().then(|| item.bytes.to_vec());
+        members
+            .entry(card.to_string())
+            .or_default()
+            .push(MemberFile {
+                member,
+                name: item.name.to_os_string(),
+                path: item.path.to_path_buf(),
+                bytes,
+            });
+        Ok(())
+    })?;
+    Ok(members)
 }
 
 #[cfg(test)]

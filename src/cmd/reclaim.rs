@@ -19,7 +19,7 @@ use crate::exit::Exit;
 use crate::fs::RunLock;
 use crate::interrupt::Stop;
 use crate::model::Int;
-use crate::output::{Diagnostics, Output, Ts};
+use crate::output::{Diagnostics, Output, SkippedDetail, Ts};
 use crate::proc;
 use crate::shell::commit::{
     self, ApplyError, DocChange, Place, Written, lifecycle_mut, object_mut, set_status, ts,
@@ -37,12 +37,16 @@ use std::path::PathBuf;
 mod dry_run;
 mod last_look;
 mod notes;
+mod phases;
 mod record;
+mod visit;
 
 pub use dry_run::*;
 pub use last_look::*;
 pub use notes::*;
+use phases::Reclaiming;
 pub use record::*;
+use visit::Visit;
 
 /// The nested-namespace guard (SPEC §3.1): for a delegation not owned by root, a worker whose
 /// `NSpid:` line has more than one entry (a sandbox) is not signalled without
@@ -125,320 +129,55 @@ impl Pending {
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     let runs = scan::open_runs(&config.run_dirs, diag);
     let plan_document = config.dry_run && config.format == crate::cli::Format::Json;
-    let mut output = if plan_document {
+    let output = if plan_document {
         Output::capture()
     } else {
         Output::for_runs(config, &runs)
     };
-    let host = LazyHost::default();
-    let plan_table = PlanTable::default();
-    let mut states: Vec<RunState<'_>> = Vec::new();
-    let mut pending: Vec<Pending> = Vec::new();
-    let mut interrupted = None;
-
-    let looped = shell::for_each_run(&runs, Access::Write, config, diag, stop, |session, diag| {
-        let (run, lock) = (session.run, session.lock);
-        let Some(listing) = scan::list_for_writing(run, "delegations", config, diag) else {
-            return Ok(());
-        };
-        let index = states.len();
-        let ctx = refresh::Context::new(run, config, &host);
-        let mut wrote = false;
-        let ledger = match &lock {
-            Some(lock) => load_ledger(lock, host.get()).unwrap_or_else(|error| {
-                diag.error(
-                    &crate::shell::state::path_of(&run.path),
-                    &error,
-                    Exit::FileProblem,
-                );
-                Ledger::default()
-            }),
-            None => Ledger::default(),
-        };
-        let mut seen_orphans = Vec::new();
-        let duplicated = match config.force {
-            true => crate::cmd::finalize::duplicated(&listing, &config.delegations),
-            false => Default::default(),
-        };
-        let result = scan::for_each_in_listing(
-            run,
-            &listing,
-            config,
-            &host,
-            diag,
-            stop,
-            &mut |item, diag| {
-                let view = item.view;
-                let place = Place {
-                    command: "reclaim",
-                    run,
-                    path: item.path,
-                    delegation_id: view.delegation_id,
-                };
-                let name = item.name.to_string_lossy();
-                // Another flatline signalled it and is waiting out its grace: its own.
-                if ledger.theirs.contains(name.as_ref()) {
-                    return Ok(());
-                }
-                if let Some(note) = ledger.orphans.get(name.as_ref()) {
-                    seen_orphans.push(name.to_string());
-                    let boot_id = host.get().boot_id.clone();
-                    if note_matches(note, view)
-                        && noted_process_gone(note, boot_id.as_deref(), &proc::start_ticks_of)
-                    {
-                        if crate::core::lifecycle::is_reclaimed(item.doc) {
-                            return Ok(());
-                        }
-                        let target = commit::Target {
-                            dir: item.dir,
-                            name: item.name,
-                            bytes: item.bytes,
-                        };
-                        let written = complete_orphan(target, note, view, config, stop);
-                        wrote |= written.wrote();
-                        return commit::report(place, &written, &mut output, diag);
-                    }
-                }
-                let forced = config.force && recheck::operator_may_force(view);
-                if view.reclaim_state != ReclaimState::ReclaimNeeded && !forced {
-                    return Ok(());
-                }
-                // --force acts on neither of two files with one delegation_id (SPEC §13).
-                if config.force
-                    && let Some(other) = duplicated.get(item.name)
-                {
-                    let message = format!(
-                        "duplicate_delegation_id: {} claims the same delegation_id; --force acts on neither",
-                        other.to_string_lossy()
-                    );
-                    diag.error(item.path, &message, Exit::Attention);
-                    return Ok(());
-                }
-                let owner = crate::fs::guard_owner(&item.meta);
-                if config.dry_run {
-                    print_dry_run(
-                        view,
-                        item.facts,
-                        owner,
-                        config,
-                        &host,
-                        &plan_table,
-                        place,
-                        &mut output,
-                        diag,
-                    );
-                    return Ok(());
-                }
-                let decided = match triage(item.facts, owner, config.allow_foreign_uid) {
-                    // --force is for a live, verified worker: no process, nothing to force.
-                    Triage::NoProcess if config.force => {
-                        Triage::Skip(Termination::SkippedInvalidPid)
-                    }
-                    decided => decided,
-                };
-                let decided = nested_guard(decided, owner, config.allow_nested_pidns);
-                match crate::shell::launch::launcher_guard(decided, item.doc) {
-                    Triage::Skip(termination) => skip(
-                        place,
-                        termination,
-                        view.state,
-                        view.process_id,
-                        item.facts,
-                        owner,
-                        &mut output,
-                        diag,
-                    ),
-                    Triage::Finalize(termination) => {
-                        let planned = refresh::plan(&ctx, item.doc, item.times, item.facts, owner);
-                        let target = commit::Target {
-                            dir: item.dir,
-                            name: item.name,
-                            bytes: item.bytes,
-                        };
-                        let written = finalize(
-                            target,
-                            planned,
-                            termination,
-                            config,
-                            &ctx,
-                            owner,
-                            place,
-                            &mut output,
-                            diag,
-                        )?;
-                        wrote |= written;
-                        Ok(())
-                    }
-                    Triage::NoProcess => {
-                        let change = Reclaim {
-                            state: view.state,
-                            termination: Termination::NoProcess,
-                            process_id: None,
-                            stale_at: view.stale_at,
-                            timed_out_at: view.timed_out_at,
-                            signal_via: None,
-                            descendants_signalled: Vec::new(),
-                            survivors: Vec::new(),
-                        };
-                        let target = commit::Target {
-                            dir: item.dir,
-                            name: item.name,
-                            bytes: item.bytes,
-                        };
-                        let again = change.clone();
-                        let written = commit::write_change(
-                            target,
-                            change,
-                            config.now,
-                            config.dry_run,
-                            |bytes| still_needs_no_process_reclaim(bytes, config, &host, &again),
-                        );
-                        wrote |= written.wrote();
-                        commit::report(place, &written, &mut output, diag)
-                    }
-                    Triage::Signal {
-                        pid, start_ticks, ..
-                    } => {
-                        pending.push(Pending {
-                            run: index,
-                            name: item.name.to_os_string(),
-                            path: item.path.to_path_buf(),
-                            bytes: item.bytes.to_vec(),
-                            owner,
-                            delegation_id: view.delegation_id.map(str::to_string),
-                            info: TargetInfo {
-                                state: view.state,
-                                process_id: view.process_id,
-                                stale_at: view.stale_at,
-                                timed_out_at: view.timed_out_at,
-                            },
-                            kill: Kill::new(pid, start_ticks, owner),
-                        });
-                        Ok(())
-                    }
-                }
-            },
-        );
-        states.push(RunState {
-            run,
-            lock,
-            listing,
-            wrote,
-            seen_orphans,
-            locked: true,
-        });
-        result
-    });
-    if let Err(exit) = looped {
-        interrupted = Some(exit);
-    }
-
-    if !config.dry_run && interrupted.is_none() && !pending.is_empty() {
-        test_pause_before_signal();
-        pending.retain(|target| {
-            let state = &states[target.run];
-            let planned = Planned {
-                run: state.run,
-                dir: &state.listing.dir,
-                name: &target.name,
-                owner: target.owner,
-                process_id: target.info.process_id,
-            };
-            let record = placeholder_record(&target.info);
-            gate(
-                &planned,
-                &target.info,
-                config,
-                &host,
-                &|doc| record.apply(doc, config.now),
-                target.place(&states),
-                &mut output,
-                diag,
-            )
-        });
+    let mut work = Reclaiming {
+        config,
+        host: LazyHost::default(),
+        states: Vec::new(),
+        pending: Vec::new(),
+        output,
+    };
+    let mut interrupted = work.scan(&runs, diag, stop).err();
+    let signalling = !config.dry_run && interrupted.is_none();
+    if signalling {
+        work.gate(diag);
     }
     let me = own_identity();
     let mut unlanded: Vec<(usize, String)> = Vec::new();
-    if !config.dry_run && interrupted.is_none() && !pending.is_empty() {
+    if signalling && !work.pending.is_empty() {
         note_targets(
-            &mut pending,
-            &mut states,
+            &mut work.pending,
+            &mut work.states,
             config,
             me,
-            &host,
-            &mut output,
+            &work.host,
+            &mut work.output,
             diag,
         );
     }
-    if !config.dry_run && interrupted.is_none() && !pending.is_empty() {
-        let host_facts = host.get();
-        // Nothing but waiting until the records: the lock is let go meanwhile.
-        for state in states.iter_mut() {
-            if let Some(lock) = &mut state.lock {
-                let _ = lock.release();
-            }
-        }
-        let mut kills: Vec<&mut Kill> = pending.iter_mut().map(|p| &mut p.kill).collect();
-        match signal_all(&mut kills, config, host_facts, stop) {
-            Ok(()) => {}
-            Err(exit) => interrupted = Some(exit),
-        }
-        for state in states.iter_mut() {
-            if let Some(lock) = &mut state.lock {
-                let wait = stop.remaining().unwrap_or(commit::LANDING_PATIENCE);
-                if let Err(error) = lock.reacquire(Some(wait), &|| false) {
-                    diag.error(
-                        &state.run.path.join(".flatline/lock"),
-                        &format!(
-                            "could not take the run's lock again after the grace ({error}); \
-                             its reclaims stay noted in state.json for the next run"
-                        ),
-                        Exit::FileProblem,
-                    );
-                    state.locked = false;
-                }
-            }
-        }
+    if signalling && !work.pending.is_empty() {
+        interrupted = work.signal(diag, stop).err();
         unlanded = record_all(
-            &mut pending,
-            &mut states,
+            &mut work.pending,
+            &mut work.states,
             config,
-            &host,
+            &work.host,
             stop,
-            &mut output,
+            &mut work.output,
             diag,
         );
     }
-    // The notes of this run's records that landed, and the orphans it saw, are done.
-    for state in states.iter().filter(|s| s.locked) {
-        let Some(lock) = &state.lock else {
-            continue;
-        };
-        let index = states
-            .iter()
-            .position(|s| std::ptr::eq(s, state))
-            .unwrap_or(usize::MAX);
-        let unlanded: Vec<String> = unlanded
-            .iter()
-            .filter(|(run, _)| *run == index)
-            .map(|(_, name)| name.clone())
-            .collect();
-        if let Err(error) = forget_notes(lock, me, &unlanded, &state.seen_orphans) {
-            diag.error(
-                &crate::shell::state::path_of(&state.run.path),
-                &error,
-                Exit::FileProblem,
-            );
-        }
-        crate::shell::last_run::record(lock.state_dir(), state.run, config, diag.exit, diag);
-    }
-
-    for state in &states {
+    work.forget_done_notes(me, &unlanded, diag);
+    for state in &work.states {
         commit::sync(&state.listing.dir, state.wrote, diag);
     }
     if plan_document {
-        print_plan_document(output, diag);
-    } else if let Err(error) = output.finish::<Value>(&[], &diag.errors.clone(), "") {
+        print_plan_document(work.output, diag);
+    } else if let Err(error) = work.output.finish::<Value>(&[], &diag.errors.clone(), "") {
         crate::output::stdout_failed(diag, &error);
     }
     if let Some(exit) = interrupted {

@@ -8,21 +8,18 @@ use crate::core::lifecycle::{Tally, View};
 use crate::exit::Exit;
 use crate::fs;
 use crate::interrupt::Stop;
-use crate::model::Int;
-use crate::output::{Diagnostics, JsonWriter, Metrics, Output, PathText, Ts, WriteJson};
+use crate::output::{Diagnostics, Metrics, Output, PathText};
 use crate::shell::runs::{self as scan, LazyHost};
 use crate::shell::workers::{self as team, WorkerRecord, WorkerSummary, WorkerTally};
 use crate::shell::{self, Access};
 use serde::Serialize;
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
 mod metrics;
-mod records;
 
+pub use crate::output::{DelegationRecord, SummaryRecord};
 pub use metrics::*;
-pub use records::*;
 
 /// `flatline status`.
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
@@ -96,20 +93,14 @@ pub fn run_to(
             return Ok(());
         }
         let mut workers = WorkerTally::default();
-        let result = team::for_each_worker(run, config, diag, stop, |worker, diag| {
-            let health = worker.view.health;
-            attention |= health.needs_attention();
-            workers.add(health);
-            workers_overall.add(health);
-            if !state_selected(config, health.as_str())
-                || (config.attention && !health.needs_attention())
-            {
-                return Ok(());
-            }
-            output
-                .record(&WorkerRecord::new(run, &worker))
-                .map_err(|error| stdout_failed(diag, &error))
-        });
+        let result = list_workers(
+            run,
+            config,
+            &mut output,
+            (&mut workers, &mut workers_overall, &mut attention),
+            diag,
+            stop,
+        );
         seen.add_to(&mut metrics, &run.root.real_path, Some(&workers));
         if workers.total > 0 {
             summaries.push(json_value(&WorkerSummary {
@@ -129,26 +120,9 @@ pub fn run_to(
             }
         }
     }
-    let tally = match (overall.total, workers_overall.total) {
-        (_, 0) => text_tally(&overall),
-        (0, _) => worker_tally(&workers_overall),
-        _ => format!(
-            "{}; {}",
-            text_tally(&overall),
-            worker_tally(&workers_overall)
-        ),
-    };
+    let tally = tally_text(&overall, &workers_overall);
     add_run_facts(&mut metrics, config.now, diag.errors.len());
-    let finished = output
-        .metrics(&metrics)
-        .and_then(|()| output.finish(&summaries, &diag.errors.clone(), &tally));
-    if let Err(error) = finished {
-        diag.error(
-            Path::new("stdout"),
-            &fs::io_message(&error),
-            Exit::FileProblem,
-        );
-    }
+    finish(output, &metrics, &summaries, &tally, diag);
     if let Some(exit) = interrupted {
         diag.raise(exit);
     }
@@ -225,6 +199,61 @@ fn print_problems(
             stdout_failed(diag, &error);
             return;
         }
+    }
+}
+
+/// The heartbeat workers of one run, each printed unless `--state` leaves it out; their
+/// health is added to `workers` (this run), `overall` and `attention`.
+fn list_workers(
+    run: &scan::Run,
+    config: &Config,
+    output: &mut Output,
+    (workers, overall, attention): (&mut WorkerTally, &mut WorkerTally, &mut bool),
+    diag: &mut Diagnostics,
+    stop: &Stop,
+) -> Result<(), Exit> {
+    team::for_each_worker(run, config, diag, stop, |worker, diag| {
+        let health = worker.view.health;
+        *attention |= health.needs_attention();
+        workers.add(health);
+        overall.add(health);
+        if !state_selected(config, health.as_str())
+            || (config.attention && !health.needs_attention())
+        {
+            return Ok(());
+        }
+        output
+            .record(&WorkerRecord::new(run, &worker))
+            .map_err(|error| stdout_failed(diag, &error))
+    })
+}
+
+/// The text tally: delegations, heartbeat workers, or both.
+fn tally_text(overall: &Tally, workers_overall: &WorkerTally) -> String {
+    match (overall.total, workers_overall.total) {
+        (_, 0) => text_tally(overall),
+        (0, _) => worker_tally(workers_overall),
+        _ => format!("{}; {}", text_tally(overall), worker_tally(workers_overall)),
+    }
+}
+
+/// The metrics and the closing document; a failed stdout is a file problem.
+fn finish(
+    mut output: Output,
+    metrics: &Metrics,
+    summaries: &[serde_json::Value],
+    tally: &str,
+    diag: &mut Diagnostics,
+) {
+    let finished = output
+        .metrics(metrics)
+        .and_then(|()| output.finish(summaries, &diag.errors.clone(), tally));
+    if let Err(error) = finished {
+        diag.error(
+            Path::new("stdout"),
+            &fs::io_message(&error),
+            Exit::FileProblem,
+        );
     }
 }
 
@@ -320,5 +349,10 @@ fn text_tally(tally: &Tally) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests;
+fn summary_record(run_dir: &Path, card: Option<String>, tally: Tally) -> SummaryRecord {
+    SummaryRecord {
+        run_dir: run_dir.to_string_lossy().into_owned(),
+        task_card_id: card,
+        tally,
+    }
+}

@@ -13,6 +13,7 @@ mod diag;
 mod format;
 mod json;
 mod prometheus;
+mod records;
 mod table;
 
 pub use diag::{Diagnostics, Level, stderr_is_journal, stdout_failed};
@@ -21,6 +22,7 @@ pub use json::{
     JsonWriter, PathText, SafeFormatter, Ts, WriteJson, to_string_safe, to_writer_safe,
 };
 pub use prometheus::Metrics;
+pub use records::{DelegationRecord, SkippedDetail, SummaryRecord};
 pub use table::{TEXT_WINDOW, human_duration};
 
 use crate::core::time::Millis;

@@ -191,11 +191,13 @@ pub fn gate(
             (Termination::SkippedUnrecordable, why)
         }
     };
-    let mut detail = Map::new();
-    detail.insert("state".into(), json!(info.state.as_str()));
-    detail.insert("process_id".into(), json!(info.process_id));
-    detail.insert("termination".into(), json!(termination.as_str()));
-    detail.insert("reason".into(), json!(why));
+    let detail = SkippedDetail {
+        state: info.state.as_str(),
+        process_id: info.process_id,
+        termination: termination.as_str(),
+        reason: &why,
+    }
+    .fields();
     // A failing stdout stops the printing, never the work.
     let _ = place.record("skipped", "not_written", detail, output, diag);
     false

@@ -235,17 +235,7 @@ pub(super) fn note_targets(
         if !refused.contains(&target.run) {
             return true;
         }
-        let mut detail = Map::new();
-        detail.insert("state".into(), json!(target.info.state.as_str()));
-        detail.insert("process_id".into(), json!(target.info.process_id));
-        detail.insert(
-            "termination".into(),
-            json!(Termination::SkippedUnrecordable.as_str()),
-        );
-        detail.insert(
-            "reason".into(),
-            json!("its signal could not be noted in .flatline/state.json first"),
-        );
+        let detail = unrecordable_detail(&target.info);
         let _ = target
             .place(states)
             .record("skipped", "not_written", detail, output, diag);
@@ -315,4 +305,16 @@ pub(super) fn complete_orphan(
     commit::write_change_landing(target, change, config.now, stop, |_| {
         Ok(Some(again.clone()))
     })
+}
+
+/// The detail of a target whose signal could not be noted in `state.json` first (reclaim
+/// and sweep): left alone.
+pub fn unrecordable_detail(info: &TargetInfo) -> Map<String, Value> {
+    SkippedDetail {
+        state: info.state.as_str(),
+        process_id: info.process_id,
+        termination: Termination::SkippedUnrecordable.as_str(),
+        reason: "its signal could not be noted in .flatline/state.json first",
+    }
+    .fields()
 }

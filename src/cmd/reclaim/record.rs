@@ -247,11 +247,13 @@ pub(super) fn skip(
     if termination.needs_attention() {
         diag.raise(Exit::Attention);
     }
-    let mut detail = Map::new();
-    detail.insert("state".into(), json!(state.as_str()));
-    detail.insert("process_id".into(), json!(process_id));
-    detail.insert("termination".into(), json!(termination.as_str()));
-    detail.insert("reason".into(), json!(why));
+    let detail = SkippedDetail {
+        state: state.as_str(),
+        process_id,
+        termination: termination.as_str(),
+        reason: &why,
+    }
+    .fields();
     place.record("skipped", "not_written", detail, output, diag)
 }
 

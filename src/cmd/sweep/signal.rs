@@ -15,7 +15,6 @@ use crate::output::Diagnostics;
 use crate::shell::commit::{self, DocChange, Place};
 use crate::shell::runs::{LazyHost, Run};
 use crate::shell::state::reported;
-use serde_json::{Map, json};
 use std::time::{Duration, Instant};
 
 /// How long targets found by the scan wait for others to join their batch before SIGTERM:
@@ -335,17 +334,7 @@ fn note(
             path: &entry.path,
             delegation_id: entry.delegation_id.as_deref(),
         };
-        let mut detail = Map::new();
-        detail.insert("state".into(), json!(info.state.as_str()));
-        detail.insert("process_id".into(), json!(info.process_id));
-        detail.insert(
-            "termination".into(),
-            json!(Termination::SkippedUnrecordable.as_str()),
-        );
-        detail.insert(
-            "reason".into(),
-            json!("its signal could not be noted in .flatline/state.json first"),
-        );
+        let detail = reclaim::unrecordable_detail(&info);
         count(&mut sweep.tallies, "skipped");
         let _ = place.record("skipped", "not_written", detail, &mut sweep.output, diag);
     }

@@ -73,3 +73,18 @@ fn hand_written_json_is_byte_for_byte_serde_json() {
         }
     }
 }
+
+#[test]
+fn a_skipped_detail_keeps_the_field_order_of_the_action_record() {
+    let detail = SkippedDetail {
+        state: "stale",
+        process_id: Some(42),
+        termination: "foreign_uid",
+        reason: "why",
+    }
+    .fields();
+    assert_eq!(
+        serde_json::to_string(&detail).unwrap_or_default(),
+        r#"{"state":"stale","process_id":42,"termination":"foreign_uid","reason":"why"}"#
+    );
+}

@@ -1,6 +1,12 @@
-//! The records status prints: one per delegation, one summary row per run or card.
+//! The records flatline prints, as types: one per delegation (SPEC §7), one `--summary` row
+//! per run or card. Each is serialized one way, in print order.
 
-use super::*;
+use super::{JsonWriter, PathText, Ts, WriteJson};
+use crate::core::lifecycle::{Tally, View};
+use crate::model::Int;
+use serde::Serialize;
+use std::borrow::Cow;
+use std::path::Path;
 
 /// A delegation record (SPEC §7), in print order.
 #[derive(Debug, Serialize)]
@@ -173,10 +179,24 @@ impl Serialize for SummaryRecord {
     }
 }
 
-pub(super) fn summary_record(run_dir: &Path, card: Option<String>, tally: Tally) -> SummaryRecord {
-    SummaryRecord {
-        run_dir: run_dir.to_string_lossy().into_owned(),
-        task_card_id: card,
-        tally,
+/// The detail of a `skipped` action record: a worker left alone, and why.
+#[derive(Debug, Serialize)]
+pub struct SkippedDetail<'a> {
+    pub state: &'static str,
+    pub process_id: Option<Int>,
+    pub termination: &'static str,
+    pub reason: &'a str,
+}
+
+impl SkippedDetail<'_> {
+    /// The detail as the fields of an action record, in this order.
+    pub fn fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(fields)) => fields,
+            _ => serde_json::Map::new(),
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;
