@@ -31,7 +31,7 @@ for k in $(seq 1 "$iters"); do
     printf '{"delegation_id":"w%s","task_card_id":"c","child_agent":{"status":"running"},"executor":{"status":"running"},"worker_lifecycle":{"process_id":%s,"started_at":"%s","last_progress_at":"%s","process_fingerprint":{"start_ticks":%s,"boot_id":"%s","pid_ns":%s}}}\n' \
       "$w" "$pid" "$old_start" "$old_progress" "$ticks" "$boot" "$ns" > "$run/delegations/w$w.json"
   done
-  "$bin" "$verb" --format=ndjson --grace=300ms "$run" >/dev/null 2>&1 &
+  "$bin" "$verb" --format=ndjson --grace=300ms --activity-window=50ms "$run" >/dev/null 2>&1 &
   fl=$!
   delay=$(( (RANDOM * 32768 + RANDOM) % (span_ms * 1000) ))
   sleep "$(printf '%d.%06d' $((delay / 1000000)) $((delay % 1000000)))"
@@ -41,7 +41,7 @@ for k in $(seq 1 "$iters"); do
     rec=unrecorded; grep -q '"reclaimed"' "$run/delegations/w$w.json" && rec=recorded
     echo "AFTER_KILL $k $w $(state "${pids[$w]}") $rec"
   done
-  "$bin" "$verb" --format=ndjson --grace=300ms "$run" > "$run/next.out" 2> "$run/next.err"
+  "$bin" "$verb" --format=ndjson --grace=300ms --activity-window=50ms "$run" > "$run/next.out" 2> "$run/next.err"
   echo "NEXT_EXIT $k $?"
   for w in 0 1 2; do
     echo "FINAL $k $w $(state "${pids[$w]}")"

@@ -209,6 +209,12 @@ fn check_state(bytes: &[u8], old: Option<&Vec<u8>>, new: &[u8], when: &str) {
         if let Some(clock) = doc.get_mut("clock").and_then(Value::as_object_mut) {
             clock.insert("realtime_minus_boottime_ms".into(), json!(0));
         }
+        // last_run says since when runs had this configuration: the real clock of the run.
+        if let Some(runs) = doc.get_mut("last_run").and_then(Value::as_object_mut) {
+            for entry in runs.values_mut().filter_map(Value::as_object_mut) {
+                entry.insert("since".into(), json!(0));
+            }
+        }
         match doc {
             Value::Object(map) => map,
             other => panic!("{when}: state.json is not an object: {other}"),
