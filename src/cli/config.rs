@@ -178,6 +178,7 @@ pub fn resolve(
     } else {
         Format::Ndjson
     });
+    let (identity, activity) = (identity_policy(&low), activity_policy(&low));
     Ok(Config {
         command,
         run_dirs: low.operands.into_iter().map(PathBuf::from).collect(),
@@ -215,24 +216,9 @@ pub fn resolve(
         only_process: low.only_process,
         allow_foreign_uid: low.allow_foreign_uid,
         allow_nested_pidns: low.allow_nested_pidns,
-        identity: crate::core::identity::WindowPolicy {
-            slack: low
-                .identity_slack
-                .unwrap_or(crate::core::identity::DEFAULT_IDENTITY_SLACK_MS),
-            max_spawn_delay: low
-                .max_spawn_delay
-                .unwrap_or(crate::core::identity::DEFAULT_MAX_SPAWN_DELAY_MS),
-        },
+        identity,
         heartbeat,
-        activity: (!low.no_activity).then(|| {
-            let defaults = crate::core::activity::Policy::default();
-            crate::core::activity::Policy {
-                busy_cpu_bp: low.busy_cpu_bp.unwrap_or(defaults.busy_cpu_bp),
-                busy_io: low.busy_io.unwrap_or(defaults.busy_io),
-                busy_limit: low.busy_limit.unwrap_or(defaults.busy_limit),
-                window: low.activity_window.unwrap_or(defaults.window),
-            }
-        }),
+        activity,
         run_id: low.run_id,
         beat: BeatConfig {
             status: low.beat_status,
@@ -266,6 +252,31 @@ pub fn resolve(
             stdout_is_terminal,
             std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty()),
         ),
+    })
+}
+
+/// The identity window's policy (SPEC §3.1): `--identity-slack`, `--max-spawn-delay`.
+fn identity_policy(low: &LowArgs) -> crate::core::identity::WindowPolicy {
+    crate::core::identity::WindowPolicy {
+        slack: low
+            .identity_slack
+            .unwrap_or(crate::core::identity::DEFAULT_IDENTITY_SLACK_MS),
+        max_spawn_delay: low
+            .max_spawn_delay
+            .unwrap_or(crate::core::identity::DEFAULT_MAX_SPAWN_DELAY_MS),
+    }
+}
+
+/// Activity evidence's policy (SPEC §11), or none with `--no-activity`.
+fn activity_policy(low: &LowArgs) -> Option<crate::core::activity::Policy> {
+    (!low.no_activity).then(|| {
+        let defaults = crate::core::activity::Policy::default();
+        crate::core::activity::Policy {
+            busy_cpu_bp: low.busy_cpu_bp.unwrap_or(defaults.busy_cpu_bp),
+            busy_io: low.busy_io.unwrap_or(defaults.busy_io),
+            busy_limit: low.busy_limit.unwrap_or(defaults.busy_limit),
+            window: low.activity_window.unwrap_or(defaults.window),
+        }
     })
 }
 

@@ -4,6 +4,7 @@
 //! prints them, and `man/flatline.1` is generated from them (a test fails when the committed
 //! page differs). Parsing only records what was typed (`LowArgs`); `config` resolves it.
 
+mod apply;
 mod complete;
 pub mod config;
 mod flags;

@@ -51,13 +51,7 @@ pub fn run_to(
         let mut seen = RunMetrics::default();
         // A holder that kept the run lock across several runs needs a person (SPEC §4).
         let problems_before = diag.errors.len();
-        if let Some(streak) = crate::fs::lock_held(run.dir()) {
-            diag.warning(&run.path.join(".flatline/lock"), &streak.to_string());
-            attention = true;
-            if config.attention {
-                print_lock_held(run, &streak.to_string(), &mut output, diag);
-            }
-        }
+        attention |= note_lock_held(run, config, &mut output, diag);
         let result = scan::for_each_delegation(run, config, &host, diag, stop, |item, diag| {
             let view = item.view;
             seen.add(view);
@@ -113,13 +107,7 @@ pub fn run_to(
     if let Err(exit) = looped {
         interrupted = Some(exit);
     }
-    if config.summary && config.format != crate::cli::Format::Json {
-        for row in &summaries {
-            if output.record(row).is_err() {
-                break;
-            }
-        }
-    }
+    print_summary_rows(config, &summaries, &mut output);
     let tally = tally_text(&overall, &workers_overall);
     add_run_facts(&mut metrics, config.now, diag.errors.len());
     finish(output, &metrics, &summaries, &tally, diag);
@@ -130,6 +118,35 @@ pub fn run_to(
         diag.raise(Exit::Attention);
     }
     diag.exit
+}
+
+/// A holder that kept the run lock across several runs needs a person (SPEC §4): a warning,
+/// and with `--attention` a problem record. Whether it was held.
+fn note_lock_held(
+    run: &scan::Run,
+    config: &Config,
+    output: &mut Output,
+    diag: &mut Diagnostics,
+) -> bool {
+    let Some(streak) = crate::fs::lock_held(run.dir()) else {
+        return false;
+    };
+    diag.warning(&run.path.join(".flatline/lock"), &streak.to_string());
+    if config.attention {
+        print_lock_held(run, &streak.to_string(), output, diag);
+    }
+    true
+}
+
+/// `--summary` rows after the records (in json they are the document's `summary`).
+fn print_summary_rows(config: &Config, summaries: &[serde_json::Value], output: &mut Output) {
+    if config.summary && config.format != crate::cli::Format::Json {
+        for row in summaries {
+            if output.record(row).is_err() {
+                break;
+            }
+        }
+    }
 }
 
 pub use crate::output::stdout_failed;
