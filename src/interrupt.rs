@@ -159,6 +159,21 @@ impl Stop {
     }
 }
 
+/// Sleeps until `until`, waking every 50 ms to look for a signal; true when one arrived.
+pub fn sleep_until(until: std::time::Instant, stop: &Stop) -> bool {
+    const TICK: Duration = Duration::from_millis(50);
+    loop {
+        if stop.signalled().is_some() {
+            return true;
+        }
+        let now = std::time::Instant::now();
+        if now >= until {
+            return false;
+        }
+        std::thread::sleep((until - now).min(TICK));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

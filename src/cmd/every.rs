@@ -7,10 +7,7 @@ use crate::cli::config::Config;
 use crate::exit::Exit;
 use crate::interrupt::Stop;
 use crate::output::Diagnostics;
-use std::time::{Duration, Instant};
-
-/// How often the sleep between passes looks at the signal flag.
-const TICK: Duration = Duration::from_millis(50);
+use std::time::Instant;
 
 /// `flatline sweep --every DURATION`.
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
@@ -24,7 +21,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         if let Exit::Signal(_) = exit {
             return exit;
         }
-        if sleep_until(started + interval, stop) {
+        if crate::interrupt::sleep_until(started + interval, stop) {
             // Stopped between passes: the service ended normally.
             return Exit::Ok;
         }
@@ -46,18 +43,4 @@ fn pass(config: &Config, stop: &Stop) -> Exit {
         None => (stop.clone(), None),
     };
     crate::cmd::sweep::run(&pass, &mut diag, &stop)
-}
-
-/// Sleeps until `until`; true when a signal arrived meanwhile.
-fn sleep_until(until: Instant, stop: &Stop) -> bool {
-    loop {
-        if stop.signalled().is_some() {
-            return true;
-        }
-        let now = Instant::now();
-        if now >= until {
-            return false;
-        }
-        std::thread::sleep((until - now).min(TICK));
-    }
 }

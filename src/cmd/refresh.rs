@@ -7,7 +7,6 @@
 
 use crate::cli::config::Config;
 use crate::core::digest::{self as events, Digest, Outcome};
-use crate::core::identity::Fingerprint;
 use crate::core::lifecycle::{self, ProcessFacts, StreamInode, Times};
 use crate::core::plan::refresh::{
     Case, Change, Finalization, Stream, case_of, decide, failure_summary, fingerprint_to_stamp,

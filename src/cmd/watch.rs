@@ -11,10 +11,7 @@ use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-/// How often the sleep between iterations looks at the signal flag.
-const TICK: Duration = Duration::from_millis(50);
+use std::time::Instant;
 
 /// Fields that change by themselves as time passes: not a change worth a record.
 const VOLATILE: &[&str] = &[
@@ -82,7 +79,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         if crate::output::write_stdout(&shown).is_err() {
             return Exit::Ok;
         }
-        if sleep_until(started + interval, stop) {
+        if crate::interrupt::sleep_until(started + interval, stop) {
             return Exit::Ok;
         }
     }
@@ -122,20 +119,6 @@ fn key_of(record: &Map<String, Value>) -> String {
         field("task_card_id"),
         field("scope")
     )
-}
-
-/// Sleeps until `until`; true when a signal arrived meanwhile.
-fn sleep_until(until: Instant, stop: &Stop) -> bool {
-    loop {
-        if stop.signalled().is_some() {
-            return true;
-        }
-        let now = Instant::now();
-        if now >= until {
-            return false;
-        }
-        std::thread::sleep((until - now).min(TICK));
-    }
 }
 
 #[cfg(test)]

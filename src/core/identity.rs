@@ -402,6 +402,20 @@ pub fn validate_found(pid: i32, host: &Host) -> Result<Pid, InvalidPid> {
     validate_value(Int::from(pid), host)
 }
 
+/// A fingerprint as delegations record it (SPEC §3.1); `pidfd_ino` only where the kernel has a
+/// pidfs inode: a missing field is skipped, never a mismatch.
+pub fn fingerprint_json(fingerprint: &Fingerprint) -> serde_json::Value {
+    let mut value = serde_json::json!({
+        "start_ticks": fingerprint.start_ticks,
+        "boot_id": fingerprint.boot_id,
+        "pid_ns": fingerprint.pid_ns,
+    });
+    if let (Some(ino), Some(object)) = (fingerprint.pidfd_ino, value.as_object_mut()) {
+        object.insert("pidfd_ino".into(), serde_json::json!(ino));
+    }
+    value
+}
+
 #[cfg(test)]
 pub(crate) fn test_host() -> Host {
     Host {

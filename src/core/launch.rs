@@ -93,18 +93,6 @@ pub fn new_id(now: Millis, random: &[u8]) -> String {
     format!("run-{stamp}-{hex}")
 }
 
-pub fn fingerprint_json(fingerprint: &Fingerprint) -> Value {
-    let mut value = json!({
-        "start_ticks": fingerprint.start_ticks,
-        "boot_id": fingerprint.boot_id,
-        "pid_ns": fingerprint.pid_ns,
-    });
-    if let (Some(ino), Some(object)) = (fingerprint.pidfd_ino, value.as_object_mut()) {
-        object.insert("pidfd_ino".into(), json!(ino));
-    }
-    value
-}
-
 fn ts(ms: Millis) -> Value {
     Value::String(time::format_rfc3339(ms))
 }
@@ -117,7 +105,7 @@ pub fn queued_document(queued: &Queued<'_>) -> Value {
         "fingerprint".into(),
         queued
             .launcher_fingerprint
-            .map_or(Value::Null, fingerprint_json),
+            .map_or(Value::Null, crate::core::identity::fingerprint_json),
     );
     let inode = json!({"dev": queued.raw_events_inode.dev, "ino": queued.raw_events_inode.ino});
     let mut lifecycle = Map::new();
@@ -210,7 +198,7 @@ pub fn apply_running(doc: &mut Value, started: &Started, now: Millis) -> Result<
     lifecycle.insert("process_started_at".into(), ts(started.process_started_at));
     lifecycle.insert(
         "process_fingerprint".into(),
-        fingerprint_json(&started.fingerprint),
+        crate::core::identity::fingerprint_json(&started.fingerprint),
     );
     Ok(())
 }

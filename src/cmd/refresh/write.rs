@@ -30,18 +30,7 @@ impl DocChange for Change {
     }
 }
 
-pub fn fingerprint_value(fingerprint: &Fingerprint) -> Value {
-    let mut value = json!({
-        "start_ticks": fingerprint.start_ticks,
-        "boot_id": fingerprint.boot_id,
-        "pid_ns": fingerprint.pid_ns,
-    });
-    // Only where the kernel has a pidfs inode; a missing field is skipped, never a mismatch.
-    if let (Some(ino), Some(object)) = (fingerprint.pidfd_ino, value.as_object_mut()) {
-        object.insert("pidfd_ino".into(), json!(ino));
-    }
-    value
-}
+pub use crate::core::identity::fingerprint_json as fingerprint_value;
 
 /// Keeps the identity window's anchor (SPEC §3.1) with flatline's first progress write to a
 /// delegation whose identity rests on the window (a recorded pid, no fingerprint): from then
