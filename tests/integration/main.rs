@@ -22,6 +22,7 @@ mod reclaim;
 mod reclaim_safety;
 mod refresh;
 mod stall;
+mod stall_records;
 mod status;
 mod support;
 mod sweep;
