@@ -244,7 +244,7 @@ impl Tracker {
             && !self.run.second_look
             && matches!(
                 config.command,
-                Command::Status | Command::Reclaim | Command::Sweep
+                Command::Status | Command::Explain | Command::Reclaim | Command::Sweep
             )
         {
             self.defer_current = true;

@@ -12,7 +12,7 @@ use serde_json::Value;
 use std::time::Duration;
 
 /// `$1` run directory, `$2` flatline. Output lines are tagged: `S` status ndjson, `P`
-/// prometheus, `N` status --no-activity, `A` activity.json after two refreshes, `R` status
+/// prometheus, `E` explain of busy and py, `N` status --no-activity, `A` activity.json after two refreshes, `R` status
 /// after them; `#` the script's notes.
 const WORKERS: &str = r##"
 run=$1; bin=$2
@@ -46,6 +46,7 @@ for i in $(seq 60); do
 done
 sed 's/^/S /' <<< "$out"
 "$bin" status "$run" --now "$later" --format prometheus | sed 's/^/P /'
+"$bin" explain "$run" busy py --now "$later" --format ndjson | sed 's/^/E /'
 "$bin" status "$run" --now "$later" --format ndjson --no-activity | sed 's/^/N /'
 # The first refresh stores samples, the second diagnoses against them and stores that
 # (refresh takes no --activity-window: the default 500 ms must pass between the two).
@@ -107,6 +108,29 @@ fn status_records_and_gauges_carry_the_stall() {
     let busy = by_id(&status, "busy");
     assert_eq!(busy["state"], "running_busy", "{busy:#}");
     assert_eq!(busy["stall"], Value::Null, "{busy:#}");
+
+    // explain takes the activity sample as status does: busy there too, the same stall.
+    let explained = tagged(&out.stdout, "E ");
+    let busy_explained = by_id(&explained, "busy");
+    assert_eq!(
+        busy_explained["state"], "running_busy",
+        "{busy_explained:#}"
+    );
+    assert_eq!(
+        busy_explained["activity"]["busy"], true,
+        "{busy_explained:#}"
+    );
+    assert_eq!(busy_explained["stall"], Value::Null, "{busy_explained:#}");
+    let py_explained = by_id(&explained, "py");
+    assert_eq!(
+        py_explained["stall"]["code"], "stdin_pipe",
+        "{py_explained:#}"
+    );
+    assert_eq!(py_explained["activity"]["busy"], false, "{py_explained:#}");
+    assert!(
+        py_explained["activity"]["cpu_ms"].is_u64(),
+        "{py_explained:#}"
+    );
 
     // The gauge: one delegation per code, every code printed, with HELP and TYPE.
     let prometheus: Vec<&str> = out
