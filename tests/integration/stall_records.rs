@@ -12,7 +12,7 @@ use serde_json::Value;
 use std::time::Duration;
 
 /// `$1` run directory, `$2` flatline. Output lines are tagged: `S` status ndjson, `P`
-/// prometheus, `E` explain of busy and py, `N` status --no-activity, `A` activity.json after two refreshes, `R` status
+/// prometheus, `E` explain of busy and py, `N` status --no-activity, `X` explain with it, `A` activity.json after two refreshes, `R` status
 /// after them; `#` the script's notes.
 const WORKERS: &str = r##"
 run=$1; bin=$2
@@ -48,6 +48,7 @@ sed 's/^/S /' <<< "$out"
 "$bin" status "$run" --now "$later" --format prometheus | sed 's/^/P /'
 "$bin" explain "$run" busy py --now "$later" --format ndjson | sed 's/^/E /'
 "$bin" status "$run" --now "$later" --format ndjson --no-activity | sed 's/^/N /'
+"$bin" explain "$run" py stopped --now "$later" --format ndjson --no-activity | sed 's/^/X /'
 # The first refresh stores samples, the second diagnoses against them and stores that
 # (refresh takes no --activity-window: the default 500 ms must pass between the two).
 "$bin" refresh "$run" --now "$later" --format ndjson > /dev/null
@@ -165,6 +166,13 @@ fn status_records_and_gauges_carry_the_stall() {
     // --no-activity: no sample, no diagnosis.
     let plain = tagged(&out.stdout, "N ");
     assert_eq!(plain.len(), 4, "{plain:#?}");
+    for record in &plain {
+        assert_eq!(record["stall"], Value::Null, "{record:#}");
+        assert_eq!(record["activity"], Value::Null, "{record:#}");
+    }
+
+    let plain = tagged(&out.stdout, "X ");
+    assert_eq!(plain.len(), 2, "{plain:#?}");
     for record in &plain {
         assert_eq!(record["stall"], Value::Null, "{record:#}");
         assert_eq!(record["activity"], Value::Null, "{record:#}");
