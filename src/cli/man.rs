@@ -291,7 +291,8 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
             "With --format prometheus, status and sweep print gauges instead of records: \
              flatline_delegations{run,state}, flatline_delegations_reclaim_needed{run}, \
              flatline_delegations_needing_attention{run}, \
-             flatline_oldest_progress_age_seconds{run}, flatline_workers{run,health}, \
+             flatline_oldest_progress_age_seconds{run}, flatline_stalls{run,code}, \
+             flatline_workers{run,health}, \
              flatline_file_problems and flatline_last_run_timestamp_seconds, and for sweep \
              flatline_sweep_actions{action} and flatline_sweep_reclaimed_workers. \
              With --output FILE in node_exporter's textfile directory the file is replaced \

@@ -122,7 +122,7 @@ fn explain_one(
             foreign: item.meta.foreign_reason(),
             process_uid,
         },
-        stall: stall_of(item, reader),
+        stall: stall(item, config, reader),
     })
 }
 
@@ -151,6 +151,17 @@ fn stream_stat(run: &Run, item: &Item<'_>, config: &Config) -> StreamStat {
             path: shown,
             why: error.to_string(),
         },
+    }
+}
+
+/// The stall status gives (taken with the activity sample, SPEC §11); without a usable
+/// sample (no stored one, and no second look for this worker) explain diagnoses the tree
+/// itself. `--no-activity` reads nothing more: no stall.
+fn stall(item: &Item<'_>, config: &Config, reader: &mut StallReader) -> Option<Stall> {
+    config.activity?;
+    match &item.view.activity {
+        Some(activity) if !activity.has_no_sample() => item.view.stall.clone(),
+        _ => item.view.stall.clone().or_else(|| stall_of(item, reader)),
     }
 }
 

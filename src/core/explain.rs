@@ -124,12 +124,28 @@ pub fn explain(input: &Inputs<'_>) -> Value {
         "thresholds": thresholds(input),
         "process": process(input),
         "uid_guard": uid_guard(input),
-        "activity": Value::Null,
+        "activity": view.activity.as_ref().map_or(Value::Null, activity),
         "stall": input.stall.as_ref().map_or(Value::Null, |s| json!({
             "code": s.code.as_str(), "detail": s.detail, "since": format_rfc3339(s.since),
         })),
         "next": {"action": view.next_action.as_str(), "sweep": next, "why": why},
         "warnings": view.warnings.iter().map(|w| w.code()).collect::<Vec<_>>(),
+    })
+}
+
+/// The activity sample of the worker's tree, as status takes it (SPEC §11).
+fn activity(a: &crate::core::activity::Activity) -> Value {
+    json!({
+        "busy": a.is_busy(),
+        "cpu_ms": a.cpu_ms,
+        "io_bytes": a.io_bytes,
+        "processes": a.processes,
+        "cpu_ms_since": a.cpu_ms_since,
+        "io_bytes_since": a.io_bytes_since,
+        "since": ts(a.since),
+        "top": a.top.as_ref().map(|t| json!({
+            "pid": t.pid, "comm": t.comm, "cpu_ms_since": t.cpu_ms_since,
+        })),
     })
 }
 
@@ -525,7 +541,7 @@ fn process_lines(record: &Value) -> Vec<(&'static str, String)> {
     vec![
         ("process", process),
         ("uid guard", format!("{verdict}: {}", s(&g["why"]))),
-        ("activity", "not sampled by explain".into()),
+        ("activity", activity_text(&record["activity"])),
         ("stall", stall),
         (
             "next",
@@ -536,6 +552,29 @@ fn process_lines(record: &Value) -> Vec<(&'static str, String)> {
             ),
         ),
     ]
+}
+
+/// The activity line of the text form.
+fn activity_text(a: &Value) -> String {
+    if a.is_null() {
+        return "not sampled (no live, verified process, or --no-activity)".into();
+    }
+    let mut text = format!("{} process(es), {} ms CPU", a["processes"], a["cpu_ms"]);
+    match (&a["since"], &a["cpu_ms_since"]) {
+        (Value::String(since), Value::Number(cpu)) => {
+            text.push_str(&format!("; {cpu} ms CPU since the sample of {since}"));
+        }
+        _ => text.push_str("; no usable earlier sample"),
+    }
+    if let Some(top) = a["top"].as_object() {
+        text.push_str(&format!(", top {} {}", s(&top["comm"]), s(&top["pid"])));
+    }
+    text.push_str(if a["busy"] == Value::Bool(true) {
+        ": busy"
+    } else {
+        ": not busy"
+    });
+    text
 }
 
 #[cfg(test)]

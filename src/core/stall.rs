@@ -22,6 +22,24 @@ pub enum StallCode {
 }
 
 impl StallCode {
+    /// Every code, in the order the Prometheus series are printed.
+    pub const ALL: [StallCode; 7] = [
+        StallCode::StdinPipe,
+        StallCode::PeerClosed,
+        StallCode::Stopped,
+        StallCode::DiskWait,
+        StallCode::NetworkWait,
+        StallCode::Idle,
+        StallCode::Unknown,
+    ];
+
+    /// The code named by `as_str`, as stored with the activity sample.
+    pub fn parse(text: &str) -> Option<StallCode> {
+        StallCode::ALL
+            .into_iter()
+            .find(|code| code.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             StallCode::StdinPipe => "stdin_pipe",

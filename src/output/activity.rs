@@ -3,6 +3,7 @@
 
 use super::{JsonWriter, Ts, WriteJson};
 use crate::core::activity::Activity;
+use crate::core::stall::Stall;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -41,6 +42,37 @@ impl<'a> ActivityRecord<'a> {
                 cpu_ms_since: top.cpu_ms_since,
             }),
         }
+    }
+}
+
+/// `stall` in a delegation record (SPEC §11 "Diagnosis"): what the quiet worker's tree
+/// waits on, since when, and the evidence in words.
+#[derive(Debug, Serialize)]
+pub struct StallRecord<'a> {
+    pub code: &'static str,
+    pub detail: &'a str,
+    pub since: Ts,
+}
+
+impl<'a> StallRecord<'a> {
+    pub fn new(stall: &'a Stall) -> StallRecord<'a> {
+        StallRecord {
+            code: stall.code.as_str(),
+            detail: &stall.detail,
+            since: Ts(Some(stall.since)),
+        }
+    }
+}
+
+impl WriteJson for StallRecord<'_> {
+    fn write_json(&self, out: &mut JsonWriter<'_>) {
+        out.key(true, "code");
+        out.str(self.code);
+        out.key(false, "detail");
+        out.str(self.detail);
+        out.key(false, "since");
+        out.ts(self.since);
+        out.end();
     }
 }
 
@@ -143,6 +175,25 @@ mod tests {
             );
             activity.top = None;
         }
+    }
+
+    #[test]
+    fn the_hand_written_stall_is_serde_json_s() {
+        let stall = Stall {
+            code: crate::core::stall::StallCode::StdinPipe,
+            detail: "process 7 (\"py\u{1b}\") is in read on fd 0".into(),
+            since: 1_700_000_000_123,
+        };
+        let record = StallRecord::new(&stall);
+        let mut bytes = Vec::new();
+        record.write_json(&mut JsonWriter(&mut bytes));
+        let text = String::from_utf8(bytes).unwrap();
+        assert_eq!(text, super::super::to_string_safe(&record).unwrap());
+        assert!(text.starts_with("{\"code\":\"stdin_pipe\","), "{text}");
+        assert!(
+            text.ends_with("\"since\":\"2023-11-14T22:13:20.123Z\"}"),
+            "{text}"
+        );
     }
 
     #[test]

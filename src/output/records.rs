@@ -41,9 +41,8 @@ pub struct DelegationRecord<'a> {
     pub warnings: Vec<Cow<'static, str>>,
     /// What the worker's process tree did (SPEC §11), or null.
     pub activity: Option<crate::output::activity::ActivityRecord<'a>>,
-    /// What the quiet worker's tree waits on (SPEC §11): null until the stall diagnosis
-    /// fills it.
-    pub stall: Option<()>,
+    /// What the quiet worker's tree waits on (SPEC §11), or null.
+    pub stall: Option<crate::output::activity::StallRecord<'a>>,
 }
 
 impl<'a> DelegationRecord<'a> {
@@ -81,7 +80,10 @@ impl<'a> DelegationRecord<'a> {
                 .activity
                 .as_ref()
                 .map(crate::output::activity::ActivityRecord::new),
-            stall: None,
+            stall: view
+                .stall
+                .as_ref()
+                .map(crate::output::activity::StallRecord::new),
         }
     }
 }
@@ -150,7 +152,10 @@ impl WriteJson for DelegationRecord<'_> {
             None => out.null(),
         }
         out.key(false, "stall");
-        out.null();
+        match &self.stall {
+            Some(stall) => stall.write_json(out),
+            None => out.null(),
+        }
         out.end();
     }
 }

@@ -57,6 +57,11 @@ impl Table {
         table
     }
 
+    /// The processes of the table, for the tree of a worker.
+    pub fn entries(&self) -> &[ProcEntry] {
+        &self.entries
+    }
+
     /// The number of processes in the table.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -31,6 +31,8 @@ pub const FILE: &str = "activity.json";
 pub const MODE: u32 = 0o640;
 const MAX_BYTES: usize = 16 << 20;
 
+mod stall;
+
 /// What one invocation knows of activity; reset per run by `begin_run`.
 #[derive(Debug, Default)]
 pub struct Tracker {
@@ -46,6 +48,9 @@ pub struct Tracker {
     defer_current: bool,
     /// The state its view was given after a sample, for the running_busy mark.
     judged: Option<State>,
+    /// Reads what quiet trees wait on; one per run (it keeps each network namespace's TCP
+    /// table).
+    reader: crate::proc::stall::StallReader,
 }
 
 /// A document left for the second look: its name and the bytes and metadata as read (the
@@ -76,6 +81,10 @@ struct RunSamples {
     second_look: bool,
     /// When the first sample of a deferred worker was taken (real clock).
     first_at: Option<Millis>,
+    /// The stall diagnoses stored with the samples, by delegation file name.
+    stored_stalls: stall::Stalls,
+    /// This run's diagnoses (the second look's previous one is the first look's).
+    fresh_stalls: stall::Stalls,
 }
 
 impl Tracker {
@@ -88,6 +97,7 @@ impl Tracker {
         diag: &mut Diagnostics,
     ) {
         self.run = RunSamples::default();
+        self.reader = crate::proc::stall::StallReader::default();
         self.current = None;
         self.defer_current = false;
         let Some(policy) = config.activity else {
@@ -108,8 +118,9 @@ impl Tracker {
         let mut buf = Vec::new();
         match dir.read_file(OsStr::new(FILE), MAX_BYTES, &mut buf) {
             Ok(_) => match parse(&buf) {
-                Some(stored) => {
+                Some((stored, stalls)) => {
                     self.run.stored = stored;
+                    self.run.stored_stalls = stalls;
                     self.run.read_bytes = Some(buf);
                 }
                 None => diag.warning(
@@ -233,7 +244,7 @@ impl Tracker {
             && !self.run.second_look
             && matches!(
                 config.command,
-                Command::Status | Command::Reclaim | Command::Sweep
+                Command::Status | Command::Explain | Command::Reclaim | Command::Sweep
             )
         {
             self.defer_current = true;
@@ -247,6 +258,7 @@ impl Tracker {
                 },
             );
         }
+        self.diagnose_stall(&name, view, &judged, (pid, start_ticks), &fingerprint);
         view.activity = Some(judged);
         // Only the commands that judge on the operator's thresholds record running_busy
         // (refresh takes none: its marks would flap against the sweep's).
@@ -329,7 +341,7 @@ impl Tracker {
                 config.command,
                 Command::Refresh | Command::Reclaim | Command::Sweep
             );
-        let run = std::mem::take(&mut self.run);
+        let mut run = std::mem::take(&mut self.run);
         if !writing {
             return;
         }
@@ -337,10 +349,12 @@ impl Tracker {
             .iter()
             .map(|n| n.to_string_lossy().into_owned())
             .collect();
-        let mut samples = run.stored;
+        let mut samples = std::mem::take(&mut run.stored);
         samples.retain(|name, _| listed.contains(name) && !run.unsampled.contains(name));
-        samples.extend(run.fresh);
-        let bytes = render(&samples);
+        let fresh = std::mem::take(&mut run.fresh);
+        let stalls = run.stalls_to_store(&samples, &fresh);
+        samples.extend(fresh);
+        let bytes = render(&samples, &stalls);
         if samples.is_empty() && run.read_bytes.is_none() {
             return;
         }
@@ -386,18 +400,23 @@ pub fn path_of(run_dir: &Path) -> std::path::PathBuf {
     run_dir.join(".flatline").join(FILE)
 }
 
-/// The stored samples of an activity document; `None` when it is not one.
-fn parse(bytes: &[u8]) -> Option<BTreeMap<String, StoredSample>> {
+/// The stored samples of an activity document and the stall diagnoses kept with them;
+/// `None` when it is not one.
+fn parse(bytes: &[u8]) -> Option<(BTreeMap<String, StoredSample>, stall::Stalls)> {
     let value: Value = serde_json::from_slice(bytes).ok()?;
     let samples = value.get("samples")?.as_object()?;
     let mut found = BTreeMap::new();
+    let mut stalls = BTreeMap::new();
     for (name, entry) in samples {
         // One malformed entry is one worker without a sample, not a lost file.
         if let Some(sample) = parse_entry(entry) {
             found.insert(name.clone(), sample);
+            if let Some(previous) = stall::parse(entry) {
+                stalls.insert(name.clone(), previous);
+            }
         }
     }
-    Some(found)
+    Some((found, stalls))
 }
 
 fn parse_entry(entry: &Value) -> Option<StoredSample> {
@@ -434,7 +453,7 @@ fn parse_entry(entry: &Value) -> Option<StoredSample> {
     })
 }
 
-fn render(samples: &BTreeMap<String, StoredSample>) -> Vec<u8> {
+fn render(samples: &BTreeMap<String, StoredSample>, stalls: &stall::Stalls) -> Vec<u8> {
     let mut map = Map::new();
     for (name, stored) in samples {
         let sample = &stored.sample;
@@ -443,9 +462,7 @@ fn render(samples: &BTreeMap<String, StoredSample>) -> Vec<u8> {
             .iter()
             .map(|p| json!([p.pid, p.start_ticks, p.cpu_ms, p.comm]))
             .collect();
-        map.insert(
-            name.clone(),
-            json!({
+        let mut entry = json!({
                 "fingerprint": stored.fingerprint,
                 "at": time::format_rfc3339(sample.at_ms),
                 "cpu_ms": sample.cpu_ms,
@@ -453,8 +470,11 @@ fn render(samples: &BTreeMap<String, StoredSample>) -> Vec<u8> {
                 "processes": sample.processes,
                 "newest_start": sample.newest_start,
                 "procs": procs,
-            }),
-        );
+        });
+        if let (Some(previous), Some(object)) = (stalls.get(name), entry.as_object_mut()) {
+            object.insert("stall".into(), stall::render(previous));
+        }
+        map.insert(name.clone(), entry);
     }
     crate::model::render(&json!({"schema_version": 1, "samples": map}))
 }
@@ -520,12 +540,24 @@ mod tests {
                 },
             },
         );
-        let bytes = render(&samples);
-        assert_eq!(parse(&bytes), Some(samples));
+        let bytes = render(&samples, &BTreeMap::new());
+        assert_eq!(parse(&bytes), Some((samples.clone(), BTreeMap::new())));
         assert_eq!(parse(b"[]"), None);
+        // The stall diagnosis is kept with its sample (since and disk_wait across runs).
+        let previous = crate::core::stall::Previous {
+            stall: crate::core::stall::Stall {
+                code: crate::core::stall::StallCode::DiskWait,
+                detail: "process 4242 (co\"dex) is in disk sleep".into(),
+                since: 1_700_000_000_001,
+            },
+            disk_sleepers: vec![4242],
+        };
+        let stalls = BTreeMap::from([("d1.json".to_string(), previous)]);
+        let bytes = render(&samples, &stalls);
+        assert_eq!(parse(&bytes), Some((samples, stalls)));
         // A malformed entry is dropped, the others kept.
         let partial = br#"{"samples":{"a.json":{"fingerprint":1},"b.json":{"fingerprint":"f","at":"2026-01-01T00:00:00.000Z","cpu_ms":1,"io_bytes":2,"processes":1,"newest_start":3}}}"#;
-        let parsed = parse(partial).unwrap();
+        let (parsed, _) = parse(partial).unwrap();
         assert_eq!(parsed.len(), 1);
         assert_eq!(parsed["b.json"].sample.io_bytes, Some(2));
     }

@@ -35,6 +35,7 @@ mod run;
 mod seed_defects;
 mod select;
 mod stall;
+mod stall_records;
 mod status;
 mod support;
 mod sweep;

@@ -10,6 +10,8 @@ pub struct RunMetrics {
     pub attention: u64,
     /// The largest progress age of a running, unreclaimed delegation.
     pub oldest_progress_ms: Option<i64>,
+    /// Delegations by the stall their quiet worker's tree was diagnosed with (SPEC §11).
+    pub stalls: BTreeMap<&'static str, u64>,
 }
 
 impl RunMetrics {
@@ -20,6 +22,9 @@ impl RunMetrics {
         }
         if view.needs_attention() {
             self.attention += 1;
+        }
+        if let Some(stall) = &view.stall {
+            *self.stalls.entry(stall.code.as_str()).or_default() += 1;
         }
         let running = view.child_status == crate::core::lifecycle::ChildStatus::Running
             && view.reclaim_state != crate::core::lifecycle::ReclaimState::Reclaimed;
@@ -70,6 +75,15 @@ impl RunMetrics {
             vec![("run", run.clone())],
             self.oldest_progress_ms.unwrap_or(0) as f64 / 1000.0,
         );
+        for code in crate::core::stall::StallCode::ALL {
+            let code = code.as_str();
+            metrics.gauge(
+                "flatline_stalls",
+                "Delegations whose quiet worker's tree waits, by what it waits on.",
+                vec![("run", run.clone()), ("code", code.to_string())],
+                self.stalls.get(code).copied().unwrap_or(0) as f64,
+            );
+        }
         if let Some(workers) = workers {
             for (health, count) in workers.fields().into_iter().skip(1) {
                 metrics.gauge(

@@ -141,3 +141,28 @@ fn text_escapes_what_documents_wrote() {
     assert!(!text.contains('\u{1b}'), "{text:?}");
     assert!(text.contains("\\x1b"), "{text:?}");
 }
+
+#[test]
+fn the_activity_line_says_what_the_sample_showed() {
+    assert_eq!(
+        activity_text(&Value::Null),
+        "not sampled (no live, verified process, or --no-activity)"
+    );
+    let busy = serde_json::json!({
+        "busy": true, "cpu_ms": 50_000, "processes": 3, "cpu_ms_since": 48_100,
+        "since": "2026-11-22T07:59:00.000Z", "top": {"pid": 4300, "comm": "cargo"},
+    });
+    assert_eq!(
+        activity_text(&busy),
+        "3 process(es), 50000 ms CPU; 48100 ms CPU since the sample of \
+         2026-11-22T07:59:00.000Z, top cargo 4300: busy"
+    );
+    let first = serde_json::json!({
+        "busy": false, "cpu_ms": 10, "processes": 1, "cpu_ms_since": null,
+        "since": null, "top": null,
+    });
+    assert_eq!(
+        activity_text(&first),
+        "1 process(es), 10 ms CPU; no usable earlier sample: not busy"
+    );
+}

@@ -35,6 +35,8 @@ pub struct View<'a> {
     pub malformed: Vec<String>,
     /// What the worker's process tree did (SPEC §11): set by the shell after the view.
     pub activity: Option<crate::core::activity::Activity>,
+    /// What the quiet worker's tree waits on (SPEC §11 "Diagnosis"): set by the shell.
+    pub stall: Option<crate::core::stall::Stall>,
 }
 
 impl View<'_> {
@@ -231,6 +233,7 @@ pub fn view_with_stream<'a>(
         warnings,
         malformed,
         activity: None,
+        stall: None,
     }
 }
 
