@@ -5,7 +5,9 @@
 #      pipe-to-file copy (bench/splice.c) on the same filesystem;
 #   2. launch overhead: `flatline run --no-watch -- /bin/true` (queued delegation placed,
 #      spawn, pidfd + fingerprint, running record, wait, final record: three fsynced
-#      writes) against a bare fork+exec of /bin/true.
+#      writes) against a bare fork+exec of /bin/true;
+#   3. launch to the RUNNING record (SPEC §8's figure: the worker's identity on disk), read
+#      by bench/launch-running.c polling the delegation, against a bare fork+exec+wait.
 # Usage: bench/launch.sh [BIN] [SIZE_MIB]   (default target/release/flatline, 256)
 set -euo pipefail
 export LC_ALL=C
@@ -19,6 +21,8 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/flatline-launch.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cc -O2 -o "$work/abrun" bench/abrun.c
 cc -O2 -o "$work/splice" bench/splice.c
+cc -O2 -o "$work/launch-running" bench/launch-running.c
+cc -O2 -o "$work/floor" bench/floor.c
 mkdir -p "$work/run"
 echo "# flatline run benchmarks ($(date -u +%Y-%m-%dT%H:%MZ))"
 echo "machine: $(nproc) cores, Linux $(uname -r); temp dir $(findmnt -n -o FSTYPE -T "$work" 2>/dev/null || stat -f -c %T "$work") ($work)"
@@ -46,3 +50,9 @@ report < "$work/launch.tsv"
 run=$(median run "$work/launch.tsv")
 bare=$(median bare "$work/launch.tsv")
 echo "  overhead: $(awk -v a="$run" -v b="$bare" 'BEGIN{printf "%.2f", a-b}') ms per launch (target ≤ 2 ms to the delegation written; this is launch to the final record, three fsynced writes included)"
+
+echo "## launch to the running record vs a bare fork+exec+wait"
+rm -rf "$work/run/delegations" "$work/run/raw-events"
+"$work/launch-running" 41 "$bin" "$work/run" | sed 's/^/  /'
+echo "fsync of a 4 KiB write on this device: $("$work/floor" --fsync "$work/run" 30)"
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -277,6 +277,23 @@ pub fn deferrable(
         .is_some_and(|age| age < limit)
 }
 
+/// Whether a long-lived watch (`flatline run`) holds a reclaim for its next look: the
+/// verdict is deferrable by activity but the tree has no usable sample yet (too recent, or
+/// a total went down). Each such case ends within `--activity-window`, so the hold is short.
+pub fn awaits_sample(
+    activity: Option<&Activity>,
+    view: &View<'_>,
+    times: &Times,
+    now: Millis,
+    thresholds: &Thresholds,
+    policy: Option<&Policy>,
+) -> bool {
+    let (Some(activity), Some(policy)) = (activity, policy) else {
+        return false;
+    };
+    activity.has_no_sample() && deferrable(view, times, now, thresholds, policy)
+}
+
 /// Turns a stale or timed-out view whose tree is busy into `running_busy` (SPEC §11): no
 /// reclaim, next action `await_worker`, recovery `poll`. The caller checked `deferrable`.
 pub fn defer(view: &mut View<'_>, times: &Times, activity: &Activity) {

@@ -21,7 +21,7 @@ use crate::fs::{Dir, ReadError};
 use crate::output::Diagnostics;
 use crate::proc::activity::Table;
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
 
@@ -85,6 +85,8 @@ struct RunSamples {
     stored_stalls: stall::Stalls,
     /// This run's diagnoses (the second look's previous one is the first look's).
     fresh_stalls: stall::Stalls,
+    /// A long-lived watch's recent samples of each worker, oldest first (`roll`).
+    history: BTreeMap<String, VecDeque<StoredSample>>,
 }
 
 impl Tracker {
@@ -274,6 +276,28 @@ impl Tracker {
                 sample: current,
             },
         );
+    }
+
+    /// For a long-lived watch (`flatline run`), after each look: the samples just taken
+    /// become the stored ones of the next look, each worker compared with its newest
+    /// sample at least `window` older than the latest (so every look after the first
+    /// window has a usable sample); the next look reads `/proc` afresh.
+    pub fn roll(&mut self, window: Millis) {
+        for (name, fresh) in std::mem::take(&mut self.run.fresh) {
+            let history = self.run.history.entry(name.clone()).or_default();
+            let latest = fresh.sample.at_ms;
+            history.push_back(fresh);
+            while history
+                .get(1)
+                .is_some_and(|next| latest.saturating_sub(next.sample.at_ms) >= window)
+            {
+                history.pop_front();
+            }
+            if let Some(base) = history.front() {
+                self.run.stored.insert(name, base.clone());
+            }
+        }
+        self.table = None;
     }
 
     /// The documents left for the second look; empty when there is none.
@@ -516,6 +540,38 @@ mod tests {
             mtime_ms: 0,
         };
         assert!(!tracker.take_defer(OsStr::new("d.json"), meta, b"{}"));
+    }
+
+    fn stored_at(at_ms: Millis) -> StoredSample {
+        StoredSample {
+            fingerprint: "f".into(),
+            sample: Sample {
+                at_ms,
+                ..Sample::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_watch_compares_with_the_newest_sample_at_least_a_window_old() {
+        let mut tracker = Tracker::default();
+        let base = |tracker: &Tracker| tracker.run.stored.get("d.json").map(|s| s.sample.at_ms);
+        for (at, expected) in [
+            (1_000, 1_000),
+            (1_100, 1_000),
+            (1_200, 1_000),
+            (1_300, 1_100),
+            (1_400, 1_200),
+            // A late look: everything but the previous sample is older than the window.
+            (2_000, 1_400),
+        ] {
+            tracker.run.fresh.insert("d.json".into(), stored_at(at));
+            tracker.table = Some(Table::default());
+            tracker.roll(200);
+            assert_eq!(base(&tracker), Some(expected), "after the look at {at}");
+            assert!(tracker.run.fresh.is_empty());
+            assert!(tracker.table.is_none(), "the next look reads /proc afresh");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod completions;
 mod concurrency;
 mod concurrency_uid;
 mod crash;
+mod crash_run;
 mod crash_signal;
 mod crash_writers;
 mod deploy;

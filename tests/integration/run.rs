@@ -776,3 +776,65 @@ fn the_worker_inherits_no_descriptor_of_flatlines() {
     seen.sort_unstable();
     assert!(seen.starts_with(&[0, 1, 2]), "{listing}");
 }
+
+/// Activity in run's own watch (SPEC §11): a worker that burns CPU without printing a line
+/// is `running_busy`, not reclaimed at its stale threshold but once `--busy-limit` passed;
+/// with `--no-activity` the same worker is reclaimed at its stale threshold.
+const BUSY: &str = r##"
+bin=$1; run=$2
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+burn='while :; do :; done'
+t=$(ms)
+"$bin" run --run-dir "$run" --id busy --stale-after 1s --activity-window 200ms --busy-limit 3s --grace 300ms -- sh -c "$burn"; echo "#exit $?"
+echo "#busy_ms=$(( $(ms) - t ))"
+t=$(ms)
+"$bin" run --run-dir "$run" --id plain --stale-after 1s --no-activity --grace 300ms -- sh -c "$burn"; echo "#exit $?"
+echo "#plain_ms=$(( $(ms) - t ))"
+echo "#done"
+"##;
+
+fn millis_of(notes: &[String], key: &str) -> u64 {
+    notes
+        .iter()
+        .find_map(|n| n.strip_prefix(key))
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("{key}: {notes:?}"))
+}
+
+#[test]
+fn a_busy_worker_outlives_its_stale_threshold_until_the_busy_limit() {
+    if !namespace_ok() {
+        return;
+    }
+    let run = Run::new();
+    let (out, notes) = in_namespace(BUSY, &run);
+    assert_eq!(
+        notes.last().map(String::as_str),
+        Some("done"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert_eq!(
+        notes.iter().filter(|n| *n == "exit 124").count(),
+        2,
+        "{notes:?}\n{}",
+        out.stderr
+    );
+    assert!(
+        !notes.iter().any(|n| n.starts_with("init got")),
+        "{notes:?}"
+    );
+    // Busy: kept past the 1 s stale threshold, reclaimed only once the 3 s limit passed.
+    assert!(millis_of(&notes, "busy_ms=") >= 3_000, "{notes:?}");
+    // Without activity: reclaimed at the stale threshold, well before the busy limit.
+    assert!(millis_of(&notes, "plain_ms=") < 2_800, "{notes:?}");
+    for id in ["busy", "plain"] {
+        let doc = doc(&run, id);
+        assert_eq!(
+            doc["worker_lifecycle"]["reclaim_state"], "reclaimed",
+            "{doc}"
+        );
+        assert_eq!(doc["reclaim"]["termination"], "terminated", "{doc}");
+    }
+}

@@ -293,3 +293,45 @@ fn busy_defers_neither_the_max_runtime_nor_a_fresh_worker_nor_an_idle_tree() {
     assert_eq!(idle_view, view);
     assert_eq!(view.state, State::Stale);
 }
+
+#[test]
+fn a_watch_holds_a_reclaim_only_for_a_deferrable_verdict_without_a_sample() {
+    let text = running_doc(50_000);
+    let doc = crate::model::parse_delegation(text.as_bytes()).unwrap();
+    let times = Times::of(doc.worker_lifecycle.value());
+    let defaults = lifecycle::Thresholds::default();
+    let view = lifecycle::view(&doc, &times, NOW, &defaults, &ProcessFacts::NoPid);
+    let before = stored(T0, 0, Some(0), 2000);
+    let too_recent = judge(Some(&before), &sample(T0 + 10, 0, Some(0), 2000));
+    assert!(too_recent.has_no_sample());
+    let held = |activity: &Activity, thresholds: &lifecycle::Thresholds, on: bool| {
+        let view = lifecycle::view(&doc, &times, NOW, thresholds, &ProcessFacts::NoPid);
+        let policy = policy();
+        awaits_sample(
+            Some(activity),
+            &view,
+            &times,
+            NOW,
+            thresholds,
+            on.then_some(&policy),
+        )
+    };
+    assert!(held(&too_recent, &defaults, true));
+    // With --no-activity, with a usable sample, or past what busy may defer: no hold.
+    assert!(!held(&too_recent, &defaults, false));
+    let idle = judge(Some(&before), &sample(T0 + 10_000, 0, Some(0), 2000));
+    assert!(!held(&idle, &defaults, true));
+    let capped = lifecycle::Thresholds {
+        max_runtime: Some(40_000),
+        ..lifecycle::Thresholds::default()
+    };
+    assert!(!held(&too_recent, &capped, true));
+    assert!(!awaits_sample(
+        None,
+        &view,
+        &times,
+        NOW,
+        &defaults,
+        Some(&policy())
+    ));
+}

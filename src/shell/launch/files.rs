@@ -248,6 +248,9 @@ impl Prepared {
     ) -> Result<(), LaunchError> {
         let path = self.delegations.join(name);
         let _held = lock.take(&self.run)?;
+        // Kept durable (fsync, then the directory's): without it a power loss could leave a
+        // zero-length document under the new name, and the running record's own two fsyncs
+        // would still put launch-to-running above SPEC §8's 2 ms (BENCHMARKS.md, `flatline run`).
         match fs::create_new(&self.delegations, name, bytes, FILE_MODE, Some(self.gid)) {
             Ok(()) => Ok(()),
             Err(fs::StoreError::Io(error)) if error.kind() == io::ErrorKind::AlreadyExists => Err(

@@ -112,22 +112,40 @@ fn judge(w: &Watch<'_>) -> Option<Stuck> {
     let mut config = w.config.clone();
     config.now = crate::proc::now_ms();
     let owner = crate::fs::effective_uid();
-    crate::shell::runs::inspect_in(
+    // Activity (SPEC §11) as sweep judges it: the tracker samples this one worker's tree.
+    w.host.2.borrow_mut().set_current(Some(w.name));
+    let stuck = crate::shell::runs::inspect_in(
         &w.prepared.run,
         owner,
         &bytes,
         &config,
         w.host,
-        |_, _, _, view| {
+        |_, times, _, view| {
             let verified = view.process_identity == Some(crate::core::identity::Identity::Verified);
-            (view.reclaim_state == ReclaimState::ReclaimNeeded && verified).then_some(Stuck {
-                state: view.state,
-                process_id: view.process_id,
-                stale_at: view.stale_at,
-                timed_out_at: view.timed_out_at,
-            })
+            let holding = crate::core::activity::awaits_sample(
+                view.activity.as_ref(),
+                view,
+                times,
+                config.now,
+                &config.thresholds,
+                config.activity.as_ref(),
+            );
+            (view.reclaim_state == ReclaimState::ReclaimNeeded && verified && !holding).then_some(
+                Stuck {
+                    state: view.state,
+                    process_id: view.process_id,
+                    stale_at: view.stale_at,
+                    timed_out_at: view.timed_out_at,
+                },
+            )
         },
     )
     .ok()
-    .flatten()
+    .flatten();
+    let mut tracker = w.host.2.borrow_mut();
+    tracker.set_current(None);
+    if let Some(policy) = config.activity {
+        tracker.roll(policy.window);
+    }
+    stuck
 }
