@@ -14,6 +14,7 @@ mod format;
 mod json;
 mod prometheus;
 mod records;
+pub mod schema;
 mod table;
 
 pub use diag::{Diagnostics, Level, stderr_is_journal, stdout_failed};
