@@ -32,6 +32,7 @@ mod reclaim;
 mod reclaim_safety;
 mod refresh;
 mod run;
+mod schema;
 mod seed_defects;
 mod select;
 mod stall;
