@@ -89,6 +89,7 @@ where
         Mode::Help(Some(command)) => return print(&cli::command_help_text(command)),
         Mode::Version => return print(&cli::version_text()),
         Mode::Man => return print(&cli::man_page()),
+        Mode::Schema => return print(&output::schema::schema_text()),
         Mode::Completions(shell) => return print(&cli::completions(shell)),
         Mode::Usage => {
             // Bare `flatline`: a mistake more often than a question; usage on stderr, exit 2.

@@ -96,6 +96,7 @@ pub(super) fn apply(
         FlagId::Version => low.version = true,
         FlagId::Generate => match (text.as_str(), Shell::parse(&text)) {
             ("man", _) => low.generate_man = true,
+            ("schema", _) => low.generate_schema = true,
             (_, Some(shell)) => low.generate_completions = Some(shell),
             _ => {
                 return Err(UsageError(format!(

@@ -43,7 +43,7 @@ pub fn choices(id: FlagId) -> Option<&'static [&'static str]> {
 }
 
 /// What `--generate` writes.
-pub const GENERATE_TARGETS: &[&str] = &["man", "bash", "zsh", "fish"];
+pub const GENERATE_TARGETS: &[&str] = &["man", "schema", "bash", "zsh", "fish"];
 
 /// Whether a flag's value is a file name.
 fn takes_file(flag: &Flag) -> bool {

@@ -957,9 +957,10 @@ pub const FLAGS: &[Flag] = &[
         short: None,
         value: Some("TARGET"),
         commands: 0,
-        about: "print the man page (man) or shell completions (bash, zsh, fish) and exit",
+        about: "print the man page (man), the records' JSON Schema (schema) or shell completions (bash, zsh, fish) and exit",
         doc: "Prints what TARGET names, generated from the same table as this help, and exits: \
-              man, the manual page in roff; bash, zsh or fish, the completion script for that \
+              man, the manual page in roff; schema, the JSON Schema (draft 2020-12) of every \
+              record kind flatline prints, from the field table in src/output/schema.rs; bash, zsh or fish, the completion script for that \
               shell (make install puts them where each shell looks: \
               share/bash-completion/completions/flatline, share/zsh/site-functions/_flatline \
               and share/fish/vendor_completions.d/flatline.fish under PREFIX).",

@@ -16,6 +16,8 @@ pub enum Mode {
     Help(Option<Command>),
     Version,
     Man,
+    /// `--generate schema`: the records' JSON Schema.
+    Schema,
     /// `--generate bash|zsh|fish`.
     Completions(Shell),
     /// No command: the usage goes to stderr, exit 2.
@@ -30,6 +32,8 @@ pub struct LowArgs {
     pub help: bool,
     pub version: bool,
     pub generate_man: bool,
+    /// `--generate schema`.
+    pub generate_schema: bool,
     /// `--generate bash|zsh|fish`.
     pub generate_completions: Option<Shell>,
     pub format: Option<Format>,
@@ -118,6 +122,8 @@ impl LowArgs {
             Mode::Version
         } else if self.generate_man {
             Mode::Man
+        } else if self.generate_schema {
+            Mode::Schema
         } else if let Some(shell) = self.generate_completions {
             Mode::Completions(shell)
         } else {
@@ -366,7 +372,12 @@ pub(super) fn non_empty(flag: &Flag, text: String) -> Result<String, UsageError>
 }
 
 pub(super) fn check_applicability(low: &LowArgs) -> Result<(), UsageError> {
-    if low.help || low.version || low.generate_man || low.generate_completions.is_some() {
+    if low.help
+        || low.version
+        || low.generate_man
+        || low.generate_schema
+        || low.generate_completions.is_some()
+    {
         return Ok(());
     }
     let Some(command) = low.command else {

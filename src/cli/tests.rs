@@ -223,6 +223,7 @@ fn modes() {
     );
     assert_eq!(parse_ok(&["-V"]).mode(), Mode::Version);
     assert_eq!(parse_ok(&["--generate", "man"]).mode(), Mode::Man);
+    assert_eq!(parse_ok(&["--generate", "schema"]).mode(), Mode::Schema);
     assert_eq!(parse_ok(&[]).mode(), Mode::Usage);
     assert_eq!(parse_ok(&["--format=json"]).mode(), Mode::Usage);
     assert_eq!(parse_ok(&["help"]).mode(), Mode::Help(None));

@@ -14,6 +14,7 @@ mod format;
 mod json;
 mod prometheus;
 mod records;
+pub mod schema;
 mod table;
 
 pub use diag::{Diagnostics, Level, stderr_is_journal, stdout_failed};
@@ -285,6 +286,9 @@ impl Output {
         line.clear();
         line.extend_from_slice(separator);
         let mut result = to_json(&mut line);
+        if result.is_ok() && self.captured.is_none() {
+            add_schema_version(&mut line);
+        }
         if result.is_ok() {
             if self.format == Format::Ndjson {
                 line.push(b'\n');
@@ -323,7 +327,13 @@ impl Output {
                 Format::Json => {
                     self.open_json()?;
                     let mut tail = b"],\"summary\":".to_vec();
-                    to_writer_safe(&mut tail, summary)?;
+                    let mut rows = serde_json::to_value(summary)?;
+                    if let Value::Array(rows) = &mut rows {
+                        for row in rows.iter_mut().filter_map(Value::as_object_mut) {
+                            row.insert("schema_version".into(), SCHEMA_VERSION.into());
+                        }
+                    }
+                    to_writer_safe(&mut tail, &rows)?;
                     tail.extend_from_slice(b",\"errors\":");
                     to_writer_safe(&mut tail, errors)?;
                     tail.extend_from_slice(b"}\n");
@@ -362,6 +372,25 @@ impl Output {
         }
         Ok(())
     }
+}
+
+/// The version of the records' schema (SPEC §7): it changes only on a removal, a rename or
+/// a type change of a field.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Every record printed as JSON (ndjson lines, the json document's `records` and `summary`)
+/// ends with `"schema_version":1`: one rule, applied here to the record's compact JSON,
+/// so no record type carries the field itself. Captured records (`Output::capture`) are
+/// read back and printed again, and get it then. Text and tsv do not show it.
+fn add_schema_version(line: &mut Vec<u8>) {
+    if line.last() != Some(&b'}') {
+        return;
+    }
+    line.pop();
+    if line.last() != Some(&b'{') {
+        line.push(b',');
+    }
+    line.extend_from_slice(b"\"schema_version\":1}");
 }
 
 /// `--output FILE`: written atomically (temp, fsync, rename, directory fsync), as

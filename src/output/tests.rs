@@ -86,8 +86,8 @@ fn render(format: Format) -> String {
 fn ndjson_is_one_object_per_line() {
     assert_eq!(
         render(Format::Ndjson),
-        "{\"kind\":\"delegation\",\"delegation_id\":\"d1\",\"state\":\"stale\",\"elapsed_since_progress_ms\":90000,\"warnings\":[]}\n\
-         {\"kind\":\"delegation\",\"delegation_id\":\"d\\t2\\u001b\",\"state\":\"queued\",\"elapsed_since_progress_ms\":null,\"warnings\":[\"clock_skew\",\"x\"]}\n"
+        "{\"kind\":\"delegation\",\"delegation_id\":\"d1\",\"state\":\"stale\",\"elapsed_since_progress_ms\":90000,\"warnings\":[],\"schema_version\":1}\n\
+         {\"kind\":\"delegation\",\"delegation_id\":\"d\\t2\\u001b\",\"state\":\"queued\",\"elapsed_since_progress_ms\":null,\"warnings\":[\"clock_skew\",\"x\"],\"schema_version\":1}\n"
     );
 }
 
@@ -100,6 +100,12 @@ fn json_is_one_document() {
     assert_eq!(doc["records"].as_array().unwrap().len(), 2);
     assert_eq!(doc["summary"][0]["total"], 2);
     assert_eq!(doc["errors"], serde_json::json!([]));
+    // Every record and summary row ends with schema_version (SPEC §7).
+    for record in doc["records"].as_array().unwrap() {
+        let last = record.as_object().unwrap().iter().next_back().unwrap();
+        assert_eq!(last, (&"schema_version".to_string(), &serde_json::json!(1)));
+    }
+    assert_eq!(doc["summary"][0]["schema_version"], 1);
 }
 
 #[test]
@@ -408,6 +414,15 @@ fn records_written_to_a_writer_read_back_as_the_objects_they_serialize_to() {
         captured.record(record).unwrap();
     }
     output.flush().unwrap();
-    assert_eq!(read_ndjson(&buffer.take()), expected);
+    // Printed records end with schema_version; captured ones get it when printed again.
+    let printed: Vec<Map<String, Value>> = expected
+        .iter()
+        .cloned()
+        .map(|mut map| {
+            map.insert("schema_version".into(), 1.into());
+            map
+        })
+        .collect();
+    assert_eq!(read_ndjson(&buffer.take()), printed);
     assert_eq!(captured.into_rows(), expected);
 }

@@ -64,7 +64,7 @@ complete_words flatline beat --ev
             "sweep",
             "--check-unit",
             "text ndjson json tsv prometheus",
-            "man bash zsh fish",
+            "man schema bash zsh fish",
             "--every",
         ],
         "{}",

@@ -149,12 +149,28 @@ pub struct Outcome {
 
 impl Outcome {
     /// stdout as ndjson records.
+    /// Every record must carry `schema_version: 1` (SPEC §7), checked here. Output's records
+    /// end with it, and it is taken out of them so that tests comparing whole records compare
+    /// the record's own fields (`explain` objects, written elsewhere, keep it in place).
     pub fn records(&self) -> Vec<Value> {
         self.stdout
             .lines()
             .map(|line| {
-                serde_json::from_str(line)
-                    .unwrap_or_else(|e| panic!("bad ndjson line {line:?}: {e}"))
+                let mut record: Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("bad ndjson line {line:?}: {e}"));
+                assert_eq!(
+                    record["schema_version"], 1,
+                    "a record without schema_version 1: {line}"
+                );
+                if let Some(map) = record.as_object_mut()
+                    && map
+                        .keys()
+                        .next_back()
+                        .is_some_and(|key| key == "schema_version")
+                {
+                    map.shift_remove("schema_version");
+                }
+                record
             })
             .collect()
     }

@@ -171,7 +171,14 @@ pub fn print_dry_run(
 /// The json form of a dry run: `{worker_auto_reclaim_enabled, reclaim_needed_worker_count,
 /// targets, summary}` (SPEC §3.3.4).
 pub(super) fn print_plan_document(output: Output, diag: &mut Diagnostics) {
-    let targets = output.into_rows();
+    let mut targets = output.into_rows();
+    // Captured rows carry no schema_version (the printing adds it); these are printed here.
+    for target in &mut targets {
+        target.insert(
+            "schema_version".into(),
+            crate::output::SCHEMA_VERSION.into(),
+        );
+    }
     let count = targets.len();
     let stale = targets
         .iter()
