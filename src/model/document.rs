@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde::de::MapAccess;
 use std::fmt;
 
-use super::lenient::{Field, FromJson, Key, KeySeed, NumberSeed, Skip, skip_entries};
+use super::lenient::{Field, FromJson, Key, KeySeed, NumberSeed, Skip, Walk, skip_entries};
 
 /// Why a document could not be used at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +73,7 @@ struct Whole;
 impl<'de> FromJson<'de> for Whole {
     const EXPECTED: &'static str = "an object";
 
-    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Field<Self>, A::Error> {
+    fn from_map<W: Walk, A: MapAccess<'de>>(mut map: A) -> Result<Field<Self>, A::Error> {
         match map.next_key_seed(KeySeed)? {
             Some(Key::Number) => {
                 map.next_value_seed(NumberSeed)?;
