@@ -76,7 +76,6 @@ const SOURCES: &[(&str, &str)] = &[
     ("core/digest/gemini.rs", include_str!("digest/gemini.rs")),
     ("core/digest/generic.rs", include_str!("digest/generic.rs")),
     ("core/digest/kimi.rs", include_str!("digest/kimi.rs")),
-    ("core/digest/lenient.rs", include_str!("digest/lenient.rs")),
     ("core/digest/line.rs", include_str!("digest/line.rs")),
     ("core/digest/lines.rs", include_str!("digest/lines.rs")),
     ("core/digest/stream.rs", include_str!("digest/stream.rs")),

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde::de::MapAccess;
 use std::fmt;
 
-use super::lenient::{Field, FromJson, Key, KeySeed, NumberSeed, Skip, skip_entries};
+use super::lenient::{Complete, Field, FromJson, Walk};
 
 /// Why a document could not be used at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,19 +73,11 @@ struct Whole;
 impl<'de> FromJson<'de> for Whole {
     const EXPECTED: &'static str = "an object";
 
-    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Field<Self>, A::Error> {
-        match map.next_key_seed(KeySeed)? {
-            Some(Key::Number) => {
-                map.next_value_seed(NumberSeed)?;
-                Ok(Field::Wrong("a number"))
-            }
-            Some(Key::Name(first)) => {
-                map.next_value::<Skip>()?;
-                skip_entries(map, first)?;
-                Ok(Field::Value(Whole))
-            }
-            None => Ok(Field::Value(Whole)),
-        }
+    fn from_map<W: Walk, A: MapAccess<'de>>(map: A) -> Result<Field<Self>, A::Error> {
+        Ok(match Complete::map(map)? {
+            Some(_) => Field::Wrong("a number"),
+            None => Field::Value(Whole),
+        })
     }
 }
 

@@ -10,9 +10,14 @@
 //! or change — a lone surrogate escape, nesting beyond its limit, a duplicate key (the last
 //! would win), an object keyed `$serde_json::private::Number` (it would become a number) —
 //! makes the document a problem on read, before anything is decided on it (SPEC §1.3).
+//!
+//! Stream lines use the same types through `Lenient`: a line is read, never rewritten, so
+//! what it does not read is skimmed (`Skim`) and a wrong type is dropped, not reported.
 
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
@@ -51,6 +56,13 @@ impl<T> Field<T> {
     pub fn is_present(&self) -> bool {
         !matches!(self, Field::Absent | Field::Null)
     }
+
+    pub fn into_value(self) -> Option<T> {
+        match self {
+            Field::Value(value) => Some(value),
+            _ => None,
+        }
+    }
 }
 
 impl<'de> Field<Text<'de>> {
@@ -70,6 +82,9 @@ pub trait FromJson<'de>: Sized {
     /// What the field should hold, for messages ("a string").
     const EXPECTED: &'static str;
 
+    /// Whether strings are wanted at all: an escaped string is otherwise not copied.
+    const TAKES_TEXT: bool = false;
+
     fn from_str(_text: Cow<'de, str>) -> Option<Self> {
         None
     }
@@ -82,20 +97,65 @@ pub trait FromJson<'de>: Sized {
         None
     }
 
-    /// An object; the default walks it (or recognises an arbitrary-precision number).
-    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Field<Self>, A::Error> {
+    /// An array; the default walks it by `W`.
+    fn from_seq<W: Walk, A: SeqAccess<'de>>(seq: A) -> Result<Field<Self>, A::Error> {
+        W::seq(seq)?;
+        Ok(Field::Wrong("an array"))
+    }
+
+    /// An object; the default walks it by `W` (or recognises an arbitrary-precision number).
+    fn from_map<W: Walk, A: MapAccess<'de>>(map: A) -> Result<Field<Self>, A::Error> {
+        Ok(match W::map(map)? {
+            Some(digits) => number_field(&digits),
+            None => Field::Wrong("an object"),
+        })
+    }
+}
+
+/// How a value nobody reads is walked: completely for documents (`Complete`, the rules of
+/// `Skip`), skimmed for stream lines (`Skim`, serde's `IgnoredAny`), which are never rewritten.
+pub trait Walk {
+    fn seq<'de, A: SeqAccess<'de>>(seq: A) -> Result<(), A::Error>;
+
+    /// `Some(digits)` when the object is an arbitrary-precision number (`Complete` only).
+    fn map<'de, A: MapAccess<'de>>(map: A) -> Result<Option<String>, A::Error>;
+}
+
+/// Documents: every value walked by the rules of `Skip`.
+pub enum Complete {}
+
+impl Walk for Complete {
+    fn seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(())
+    }
+
+    fn map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Option<String>, A::Error> {
         match map.next_key_seed(KeySeed)? {
-            Some(Key::Number) => {
-                let text = map.next_value_seed(NumberSeed)?;
-                Ok(number_field(&text))
-            }
+            Some(Key::Number) => map.next_value_seed(NumberSeed).map(Some),
             Some(Key::Name(first)) => {
                 map.next_value::<Skip>()?;
-                skip_entries(map, first)?;
-                Ok(Field::Wrong("an object"))
+                skip_entries(map, first).map(|()| None)
             }
-            None => Ok(Field::Wrong("an object")),
+            None => Ok(None),
         }
+    }
+}
+
+/// Stream lines: what is not read is skimmed, fast.
+pub enum Skim {}
+
+impl Walk for Skim {
+    fn seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+
+    // With `arbitrary_precision`, a large or fractional number also arrives here, as a
+    // one-entry map; it is skimmed like any map.
+    fn map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Option<String>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
     }
 }
 
@@ -109,8 +169,9 @@ fn number_field<'de, T: FromJson<'de>>(text: &str) -> Field<T> {
     }
 }
 
-impl<'de> FromJson<'de> for Text<'de> {
+impl<'de: 'a, 'a> FromJson<'de> for Cow<'a, str> {
     const EXPECTED: &'static str = "a string";
+    const TAKES_TEXT: bool = true;
 
     fn from_str(text: Cow<'de, str>) -> Option<Self> {
         Some(text)
@@ -133,9 +194,21 @@ impl<'de> FromJson<'de> for bool {
     }
 }
 
-struct FieldVisitor<T>(PhantomData<T>);
+impl<'de> FromJson<'de> for Map<String, Value> {
+    const EXPECTED: &'static str = "an object";
 
-impl<'de, T: FromJson<'de>> Visitor<'de> for FieldVisitor<T> {
+    fn from_map<W: Walk, A: MapAccess<'de>>(map: A) -> Result<Field<Self>, A::Error> {
+        match Value::deserialize(MapAccessDeserializer::new(map))? {
+            Value::Object(object) => Ok(Field::Value(object)),
+            // A number in `arbitrary_precision` disguise.
+            _ => Ok(Field::Wrong("a number")),
+        }
+    }
+}
+
+struct FieldVisitor<T, W>(PhantomData<(T, W)>);
+
+impl<'de, T: FromJson<'de>, W: Walk> Visitor<'de> for FieldVisitor<T, W> {
     type Value = Field<T>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -147,6 +220,9 @@ impl<'de, T: FromJson<'de>> Visitor<'de> for FieldVisitor<T> {
     }
 
     fn visit_str<E: de::Error>(self, text: &str) -> Result<Field<T>, E> {
+        if !T::TAKES_TEXT {
+            return Ok(Field::Wrong("a string"));
+        }
         Ok(T::from_str(Cow::Owned(text.to_owned())).map_or(Field::Wrong("a string"), Field::Value))
     }
 
@@ -178,19 +254,35 @@ impl<'de, T: FromJson<'de>> Visitor<'de> for FieldVisitor<T> {
         Ok(Field::Null)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Field<T>, A::Error> {
-        while seq.next_element::<Skip>()?.is_some() {}
-        Ok(Field::Wrong("an array"))
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Field<T>, A::Error> {
+        T::from_seq::<W, A>(seq)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Field<T>, A::Error> {
-        T::from_map(map)
+        T::from_map::<W, A>(map)
     }
 }
 
 impl<'de, T: FromJson<'de>> Deserialize<'de> for Field<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(FieldVisitor(PhantomData))
+        deserializer.deserialize_any(FieldVisitor::<T, Complete>(PhantomData))
+    }
+}
+
+/// A field of a stream line: what `Field` would hold, a wrong type dropped rather than
+/// reported, and what is not read skimmed (`Skim`), so one odd field never fails its line.
+pub struct Lenient<T>(pub Option<T>);
+
+impl<T> Default for Lenient<T> {
+    fn default() -> Self {
+        Lenient(None)
+    }
+}
+
+impl<'de, T: FromJson<'de>> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let field = deserializer.deserialize_any(FieldVisitor::<T, Skim>(PhantomData))?;
+        Ok(Lenient(field.into_value()))
     }
 }
 
@@ -286,23 +378,12 @@ impl<'de> Visitor<'de> for SkipVisitor {
         Ok(Skip)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
-        while seq.next_element::<Skip>()?.is_some() {}
-        Ok(Skip)
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Skip, A::Error> {
+        Complete::seq(seq).map(|()| Skip)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
-        match map.next_key_seed(KeySeed)? {
-            Some(Key::Number) => {
-                map.next_value_seed(NumberSeed)?;
-            }
-            Some(Key::Name(first)) => {
-                map.next_value::<Skip>()?;
-                skip_entries(map, first)?;
-            }
-            None => {}
-        }
-        Ok(Skip)
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Skip, A::Error> {
+        Complete::map(map).map(|_| Skip)
     }
 }
 

@@ -17,7 +17,7 @@ macro_rules! lenient_object {
         impl<$de> $crate::model::FromJson<$de> for $name<$de> {
             const EXPECTED: &'static str = "an object";
 
-            fn from_map<A: ::serde::de::MapAccess<$de>>(
+            fn from_map<W: $crate::model::Walk, A: ::serde::de::MapAccess<$de>>(
                 mut map: A,
             ) -> Result<$crate::model::Field<Self>, A::Error> {
                 let mut out = Self::default();

@@ -7,7 +7,7 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{MapAccess, SeqAccess};
 use serde_json::{Map, Value};
 
-use super::lenient::{Accept, Lenient};
+use crate::model::{Field, FromJson, Lenient, Walk};
 
 pub(super) type Text<'a> = Lenient<Cow<'a, str>>;
 
@@ -136,9 +136,11 @@ pub(super) struct TextList<'a>(pub(super) Vec<Cow<'a, str>>);
 /// Objects read field by field through their own (lenient) derived reader.
 macro_rules! accept_object {
     ($($name:ident $(<$lifetime:lifetime>)?),* $(,)?) => {$(
-        impl<'de: 'a, 'a> Accept<'de> for $name $(<$lifetime>)? {
-            fn map<A: MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
-                Self::deserialize(MapAccessDeserializer::new(map)).map(Some)
+        impl<'de: 'a, 'a> FromJson<'de> for $name $(<$lifetime>)? {
+            const EXPECTED: &'static str = "an object";
+
+            fn from_map<W: Walk, A: MapAccess<'de>>(map: A) -> Result<Field<Self>, A::Error> {
+                Self::deserialize(MapAccessDeserializer::new(map)).map(Field::Value)
             }
         }
     )*};
@@ -153,40 +155,48 @@ accept_object!(
     Part<'a>
 );
 
-impl<'de: 'a, 'a> Accept<'de> for MessageField<'a> {
+impl<'de: 'a, 'a> FromJson<'de> for MessageField<'a> {
+    const EXPECTED: &'static str = "a string or an object";
     const TAKES_TEXT: bool = true;
 
-    fn text(text: Cow<'de, str>) -> Option<Self> {
+    fn from_str(text: Cow<'de, str>) -> Option<Self> {
         Some(MessageField::Text(text))
     }
 
-    fn map<A: MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
+    fn from_map<W: Walk, A: MapAccess<'de>>(map: A) -> Result<Field<Self>, A::Error> {
         MessageObject::deserialize(MapAccessDeserializer::new(map))
-            .map(|object| Some(MessageField::Object(object)))
+            .map(|object| Field::Value(MessageField::Object(object)))
     }
 }
 
-impl<'de: 'a, 'a> Accept<'de> for ErrorText<'a> {
+impl<'de: 'a, 'a> FromJson<'de> for ErrorText<'a> {
+    const EXPECTED: &'static str = "a string or an object";
     const TAKES_TEXT: bool = true;
 
-    fn text(text: Cow<'de, str>) -> Option<Self> {
+    fn from_str(text: Cow<'de, str>) -> Option<Self> {
         Some(ErrorText(text))
     }
 
-    fn map<A: MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
+    fn from_map<W: Walk, A: MapAccess<'de>>(map: A) -> Result<Field<Self>, A::Error> {
         let error = ErrorObject::deserialize(MapAccessDeserializer::new(map))?;
-        Ok(error.message.0.map(ErrorText))
+        Ok(error
+            .message
+            .0
+            .map_or(Field::Wrong("an object without a message"), |text| {
+                Field::Value(ErrorText(text))
+            }))
     }
 }
 
-impl<'de: 'a, 'a> Accept<'de> for Content<'a> {
+impl<'de: 'a, 'a> FromJson<'de> for Content<'a> {
+    const EXPECTED: &'static str = "a string or an array";
     const TAKES_TEXT: bool = true;
 
-    fn text(text: Cow<'de, str>) -> Option<Self> {
+    fn from_str(text: Cow<'de, str>) -> Option<Self> {
         Some(Content(vec![text]))
     }
 
-    fn seq<A: SeqAccess<'de>>(mut seq: A) -> Result<Option<Self>, A::Error> {
+    fn from_seq<W: Walk, A: SeqAccess<'de>>(mut seq: A) -> Result<Field<Self>, A::Error> {
         let mut parts = Vec::new();
         while let Some(part) = seq.next_element::<Lenient<Part<'a>>>()? {
             let Some(part) = part.0 else { continue };
@@ -196,22 +206,23 @@ impl<'de: 'a, 'a> Accept<'de> for Content<'a> {
                 parts.push(text);
             }
         }
-        Ok(Some(Content(parts)))
+        Ok(Field::Value(Content(parts)))
     }
 }
 
-impl<'de: 'a, 'a> Accept<'de> for TextList<'a> {
+impl<'de: 'a, 'a> FromJson<'de> for TextList<'a> {
+    const EXPECTED: &'static str = "a string or an array";
     const TAKES_TEXT: bool = true;
 
-    fn text(text: Cow<'de, str>) -> Option<Self> {
+    fn from_str(text: Cow<'de, str>) -> Option<Self> {
         Some(TextList(vec![text]))
     }
 
-    fn seq<A: SeqAccess<'de>>(mut seq: A) -> Result<Option<Self>, A::Error> {
+    fn from_seq<W: Walk, A: SeqAccess<'de>>(mut seq: A) -> Result<Field<Self>, A::Error> {
         let mut texts = Vec::new();
         while let Some(text) = seq.next_element::<Lenient<Cow<'a, str>>>()? {
             texts.extend(text.0);
         }
-        Ok(Some(TextList(texts)))
+        Ok(Field::Value(TextList(texts)))
     }
 }

@@ -17,7 +17,6 @@ mod format;
 mod gemini;
 mod generic;
 mod kimi;
-mod lenient;
 mod line;
 mod lines;
 mod stream;
