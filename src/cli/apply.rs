@@ -14,20 +14,7 @@ pub(super) fn apply(
 ) -> Result<(), UsageError> {
     let text = value.unwrap_or_default();
     match flag.id {
-        FlagId::Format => {
-            low.format = Some(Format::parse(&text).ok_or_else(|| {
-                UsageError(format!(
-                    "--format: unknown format '{text}' (use text, ndjson, json, tsv or prometheus)"
-                ))
-            })?);
-        }
-        FlagId::Now => {
-            low.now = Some(time::parse_rfc3339(&text).ok_or_else(|| {
-                UsageError(format!(
-                    "--now: '{text}' is not an RFC 3339 timestamp (e.g. 2026-11-22T08:00:00Z)"
-                ))
-            })?);
-        }
+        FlagId::Format | FlagId::Now => apply_format_and_now(low, flag, &text)?,
         FlagId::QuietAfter => low.quiet_after = Some(positive_duration(flag, &text)?),
         FlagId::StaleAfter => low.stale_after = Some(positive_duration(flag, &text)?),
         FlagId::TimeoutAfter => low.timeout_after = Some(positive_duration(flag, &text)?),
@@ -105,6 +92,28 @@ pub(super) fn apply(
                 )));
             }
         },
+    }
+    Ok(())
+}
+
+/// `--format` and `--now`: a known format, an RFC 3339 instant.
+fn apply_format_and_now(low: &mut LowArgs, flag: &Flag, text: &str) -> Result<(), UsageError> {
+    match flag.id {
+        FlagId::Format => {
+            low.format = Some(Format::parse(text).ok_or_else(|| {
+                UsageError(format!(
+                    "--format: unknown format '{text}' (use text, ndjson, json, tsv or prometheus)"
+                ))
+            })?);
+        }
+        FlagId::Now => {
+            low.now = Some(time::parse_rfc3339(text).ok_or_else(|| {
+                UsageError(format!(
+                    "--now: '{text}' is not an RFC 3339 timestamp (e.g. 2026-11-22T08:00:00Z)"
+                ))
+            })?);
+        }
+        _ => unreachable!("apply sends only --format and --now here"),
     }
     Ok(())
 }
