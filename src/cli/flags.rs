@@ -823,8 +823,10 @@ pub const FLAGS: &[Flag] = &[
         doc: "A worker about to be judged stale or timed out without a usable stored sample \
               (flatline just deployed, or the sample is too old) is sampled again once this \
               long has passed since its first sample, at the end of the scan of its run: at \
-              most one such wait per invocation, across every RUN_DIR. Samples taken less \
-              than this apart are never compared. The default is 500ms.",
+              most one such wait per invocation, across every RUN_DIR, with the run locks \
+              let go meanwhile (an orchestrator may write; what flatline writes afterwards is \
+              checked against the files again). Samples taken less than this apart are never \
+              compared. The default is 500ms.",
     },
     Flag {
         id: FlagId::NoActivity,

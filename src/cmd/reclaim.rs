@@ -72,8 +72,14 @@ struct RunState<'a> {
     wrote: bool,
     /// Orphaned notes this run completed or took over: dropped from `state.json`.
     seen_orphans: Vec<String>,
-    /// The lock is held (false once it could not be taken again after the waits).
-    locked: bool,
+}
+
+impl RunState<'_> {
+    /// The lock is held: true in a dry run (which takes none), false once it could not be
+    /// taken again after a wait (nothing more is written in that run).
+    fn locked(&self) -> bool {
+        self.lock.as_ref().is_none_or(RunLock::is_held)
+    }
 }
 
 /// A worker to signal, with everything needed to record it afterwards.

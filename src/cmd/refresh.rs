@@ -214,7 +214,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &crate::interrupt::Sto
         );
         commit::sync(&listing.dir, wrote, diag);
         session.record_resume(&resume, diag);
-        if let Some(lock) = &session.lock {
+        if let Some(lock) = session.lock.as_ref().filter(|lock| lock.is_held()) {
             crate::shell::last_run::record(lock.state_dir(), run, config, diag.exit, diag);
         }
         result

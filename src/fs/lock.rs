@@ -7,6 +7,8 @@ use std::fs::{File, TryLockError};
 use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::group::write_in_dir_group;
@@ -18,7 +20,10 @@ use crate::fs as files;
 use crate::sys::fd::unlinkat;
 use state_dir::{check_state_file, open_lock_file, open_state_dir};
 
+mod pause;
 mod state_dir;
+
+pub use pause::unlocked_while;
 
 /// Why the run lock could not be taken.
 #[derive(Debug)]
@@ -164,17 +169,24 @@ impl fmt::Display for HolderStreak {
 /// Holds `RUN_DIR/.flatline/lock` (exclusive flock) until dropped or released.
 #[derive(Debug)]
 pub struct RunLock {
-    state_dir: Dir,
-    /// Closing the descriptor (on drop) releases the flock.
-    lock: File,
-    held: bool,
+    core: Arc<Core>,
     notices: Vec<(PathBuf, String)>,
+}
+
+/// The lock file and its `.flatline/`, shared with the registry of the locks this thread
+/// holds (`pause`), which lets them all go while flatline only waits.
+#[derive(Debug)]
+pub(super) struct Core {
+    state_dir: Dir,
+    /// Closing the descriptor (when the `RunLock` is dropped) releases the flock.
+    lock: File,
+    held: AtomicBool,
 }
 
 impl RunLock {
     /// The `.flatline` directory (for state.json), opened without following symlinks.
     pub fn state_dir(&self) -> &Dir {
-        &self.state_dir
+        &self.core.state_dir
     }
 
     /// What the caller should say on stderr once (path, message): e.g. a creator outside
@@ -183,19 +195,16 @@ impl RunLock {
         &self.notices
     }
 
-    /// Whether the lock is held now (false between `release` and `reacquire`).
+    /// Whether the lock is held now (false between `release` and `reacquire`, and after a
+    /// `reacquire` that failed: nothing more may be written in the run then).
     pub fn is_held(&self) -> bool {
-        self.held
+        self.core.held.load(Ordering::Relaxed)
     }
 
     /// Lets go of the flock while flatline only waits (a grace, a kill wait), so that an
     /// orchestrator can write meanwhile. Documents must be read again before the next write.
-    pub fn release(&mut self) -> io::Result<()> {
-        if self.held {
-            self.lock.unlock()?;
-            self.held = false;
-        }
-        Ok(())
+    pub fn release(&self) -> io::Result<()> {
+        self.core.release()
     }
 
     /// Takes the flock again after `release`, as `lock_run` would (`Busy` at once without
@@ -203,11 +212,38 @@ impl RunLock {
     /// others only while `.flatline/lock` is still the file flatline locks: a lock file
     /// replaced meanwhile refuses the run.
     pub fn reacquire(
-        &mut self,
+        &self,
         wait: Option<Duration>,
         stop: &dyn Fn() -> bool,
     ) -> Result<(), LockError> {
-        if self.held {
+        self.core.reacquire(wait, stop)
+    }
+}
+
+impl Core {
+    /// The `.flatline` directory's path.
+    pub(super) fn path(&self) -> &std::path::Path {
+        self.state_dir.path()
+    }
+
+    pub(super) fn is_held(&self) -> bool {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn release(&self) -> io::Result<()> {
+        if self.held.load(Ordering::Relaxed) {
+            self.lock.unlock()?;
+            self.held.store(false, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    pub(super) fn reacquire(
+        &self,
+        wait: Option<Duration>,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<(), LockError> {
+        if self.held.load(Ordering::Relaxed) {
             return Ok(());
         }
         match acquire(&self.lock, wait, stop) {
@@ -234,7 +270,7 @@ impl RunLock {
                 ".flatline/lock was replaced while flatline waited without it, refused".into(),
             ));
         }
-        self.held = true;
+        self.held.store(true, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -315,12 +351,13 @@ pub fn lock_run_as(run: &Dir, request: &LockRequest<'_>) -> Result<RunLock, Lock
             format!("cannot remove it: {}", files::io_message(&error)),
         )),
     }
-    Ok(RunLock {
+    let core = Arc::new(Core {
         state_dir,
         lock,
-        held: true,
-        notices,
-    })
+        held: AtomicBool::new(true),
+    });
+    pause::register(&core);
+    Ok(RunLock { core, notices })
 }
 
 /// Whether `run` has a `lock_held` problem now: a recorded streak of `LOCK_HELD_RUNS` or

@@ -87,6 +87,8 @@ struct RunSamples {
     fresh_stalls: stall::Stalls,
     /// A long-lived watch's recent samples of each worker, oldest first (`roll`).
     history: BTreeMap<String, VecDeque<StoredSample>>,
+    /// The run's lock could not be taken again after the wait: nothing more is written.
+    lock_lost: bool,
 }
 
 impl Tracker {
@@ -307,18 +309,22 @@ impl Tracker {
 
     /// Starts the second look of the documents just taken: with `wait` (the end of a run's
     /// scan; this invocation's one wait) first waits, in short steps so that a signal or the
-    /// deadline ends it, until `--activity-window` has passed since their first sample; then
-    /// takes a fresh table of `/proc`.
+    /// deadline ends it, until `--activity-window` has passed since their first sample, with
+    /// every run lock let go meanwhile (SPEC §11); then takes a fresh table of `/proc`.
+    /// `Ok(false)`: this run's lock could not be taken again (reported), so its documents
+    /// are not looked at again and nothing more is written in it.
     pub fn second_look(
         &mut self,
+        run_path: &Path,
         config: &Config,
         stop: &crate::interrupt::Stop,
         wait: bool,
-    ) -> Result<(), Exit> {
+        diag: &mut Diagnostics,
+    ) -> Result<bool, Exit> {
         self.table = None;
         self.run.second_look = true;
         if !wait {
-            return Ok(());
+            return Ok(true);
         }
         self.window_used = true;
         let window = config.activity.map_or(0, |policy| policy.window);
@@ -327,19 +333,17 @@ impl Tracker {
             .first_at
             .unwrap_or_else(crate::proc::now_ms)
             .saturating_add(window);
-        loop {
-            if let Some(exit) = stop.check() {
-                return Err(exit);
-            }
-            let now = crate::proc::now_ms();
-            if now >= until {
-                break;
-            }
-            let step = u64::try_from((until - now).min(50)).unwrap_or(50);
-            std::thread::sleep(std::time::Duration::from_millis(step));
-        }
+        let (waited, lost) = crate::shell::commit::wait_unlocked(
+            || wait_until(until, stop),
+            stop,
+            "the activity window",
+            diag,
+        );
+        self.run.lock_lost = lost
+            .iter()
+            .any(|state_dir| state_dir.parent() == Some(run_path));
         self.table = None;
-        Ok(())
+        waited.map(|()| !self.run.lock_lost)
     }
 
     /// Ends a second look: later documents are compared with the stored samples again, and
@@ -366,7 +370,7 @@ impl Tracker {
                 Command::Refresh | Command::Reclaim | Command::Sweep
             );
         let mut run = std::mem::take(&mut self.run);
-        if !writing {
+        if !writing || run.lock_lost {
             return;
         }
         let listed: HashSet<String> = names
@@ -391,6 +395,22 @@ impl Tracker {
         if let Err(error) = crate::fs::write_in_dir_group(&dir, OsStr::new(FILE), &bytes, MODE) {
             diag.error(&path_of(run_path), &error.to_string(), Exit::FileProblem);
         }
+    }
+}
+
+/// Sleeps in short steps until the real clock reaches `until`, or a signal or the deadline
+/// says to stop.
+fn wait_until(until: Millis, stop: &crate::interrupt::Stop) -> Result<(), Exit> {
+    loop {
+        if let Some(exit) = stop.check() {
+            return Err(exit);
+        }
+        let now = crate::proc::now_ms();
+        if now >= until {
+            return Ok(());
+        }
+        let step = u64::try_from((until - now).min(50)).unwrap_or(50);
+        std::thread::sleep(std::time::Duration::from_millis(step));
     }
 }
 

@@ -342,6 +342,35 @@ pub fn lock_run(
     }
 }
 
+/// Runs `wait` with every run lock let go (flatline only waits: a grace, the activity
+/// window), then takes them again, each for the time the deadline leaves or
+/// `LANDING_PATIENCE`. A run whose lock cannot be taken again is reported (`after` says
+/// after what): nothing more is written there, and what it signalled stays noted in its
+/// state.json for the next run. Returns what `wait` returned and the `.flatline/` paths of
+/// the runs whose lock was lost.
+pub fn wait_unlocked<R>(
+    wait: impl FnOnce() -> R,
+    stop: &Stop,
+    after: &str,
+    diag: &mut Diagnostics,
+) -> (R, Vec<std::path::PathBuf>) {
+    let patience = stop.remaining().unwrap_or(LANDING_PATIENCE);
+    let (result, lost) = fs::unlocked_while(wait, patience);
+    let mut paths = Vec::with_capacity(lost.len());
+    for (state_dir, error) in lost {
+        diag.error(
+            &state_dir.join("lock"),
+            &format!(
+                "could not take the run's lock again after {after} ({error}); nothing more \
+                 is written there, and its reclaims stay noted in state.json for the next run"
+            ),
+            Exit::FileProblem,
+        );
+        paths.push(state_dir);
+    }
+    (result, paths)
+}
+
 /// Makes a batch of renames in `dir` durable: one fsync for the whole batch.
 pub fn sync(dir: &Dir, wrote: bool, diag: &mut Diagnostics) {
     if wrote && let Err(error) = fs::sync_dir(dir) {

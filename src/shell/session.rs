@@ -41,9 +41,10 @@ impl Session<'_> {
         }
     }
 
-    /// Records where this scan stopped (nowhere: it was complete), under the lock.
+    /// Records where this scan stopped (nowhere: it was complete), under the lock (not once
+    /// the lock was lost during a wait).
     pub fn record_resume(&self, resume: &scan::Resume, diag: &mut Diagnostics) {
-        if let Some(lock) = &self.lock {
+        if let Some(lock) = self.lock.as_ref().filter(|lock| lock.is_held()) {
             crate::shell::state::resume::record(
                 lock.state_dir(),
                 self.run,
@@ -54,7 +55,7 @@ impl Session<'_> {
     }
 
     /// Hands `f` the run's `.flatline/`: the lock's, or, in a dry run that took no lock, the
-    /// one that exists (opened to read; none is created).
+    /// one that exists (opened to read; none is created); none once the lock was lost.
     pub fn with_state_dir<R>(&self, f: impl FnOnce(Option<&Dir>) -> R) -> R {
         with_state_dir(self.run, self.lock.as_ref(), f)
     }
@@ -67,6 +68,8 @@ pub fn with_state_dir<R>(
     f: impl FnOnce(Option<&Dir>) -> R,
 ) -> R {
     match lock {
+        // The lock was lost during a wait: nothing more is written in the run.
+        Some(lock) if !lock.is_held() => f(None),
         Some(lock) => f(Some(lock.state_dir())),
         None => {
             let opened = run

@@ -264,3 +264,97 @@ fn without_live_workers_activity_changes_no_verdict() {
     assert!(!with.records().is_empty());
     assert_eq!(with.records(), without.records());
 }
+
+/// Waits (in the scenario) until the sweep in the background holds the run lock, then until
+/// the lock is free while that sweep is still running: the second look's wait (SPEC §11:
+/// "with the lock released while waiting"). Says `#free-during-wait` or `#held-throughout`.
+const WAIT_FOR_RELEASE: &str = r##"
+until ! flock -n "$run/.flatline/lock" true; do kill -0 $sw 2>/dev/null || break; sleep 0.01; done
+free=held-throughout
+while kill -0 $sw 2>/dev/null; do
+  if flock -n "$run/.flatline/lock" true; then free=free-during-wait; break; fi
+  sleep 0.02
+done
+"##;
+
+#[test]
+fn the_run_lock_is_released_while_the_second_look_waits() {
+    let run = Run::new();
+    let script = format!(
+        r##"
+sleep 300 & worker=$!
+record "$run/delegations/idle.json" idle "$worker" 300 ',"stale_after_ms":1000'
+# .flatline/lock exists before the sweep, so that a free lock is never a lock not made yet.
+"$bin" refresh --no-activity --format=ndjson "$run" > /dev/null
+"$bin" sweep --format=ndjson --activity-window 2s --grace 1s "$run" & sw=$!
+{WAIT_FOR_RELEASE}
+echo "#$free"
+wait $sw; echo "#exit $?"
+alive "$worker" "worker"
+"##
+    );
+    let (notes, records, stderr) = transcript(&run, &script);
+    if skipped(&notes) {
+        return;
+    }
+    assert_eq!(
+        notes,
+        ["free-during-wait", "exit 0", "worker gone"],
+        "{records:#?}\n{stderr}"
+    );
+    // Once the lock was taken again the sweep judged the worker and recorded its reclaim.
+    let actions = of(&records, "action", "idle");
+    assert!(
+        actions.iter().any(|a| a["action"] == "reclaimed"),
+        "{actions:#?}"
+    );
+    assert_eq!(
+        run.read_json("delegations/idle.json")["child_agent"]["status"],
+        "failed"
+    );
+    assert!(run.path().join(".flatline/activity.json").exists());
+}
+
+#[test]
+fn a_lock_taken_during_the_wait_and_kept_stops_every_write_of_that_run() {
+    let run = Run::new();
+    let script = format!(
+        r##"
+sleep 300 & worker=$!
+record "$run/delegations/idle.json" idle "$worker" 300 ',"stale_after_ms":1000'
+"$bin" refresh --no-activity --format=ndjson "$run" > /dev/null
+before=$(sha256sum < "$run/delegations/idle.json")
+"$bin" sweep --format=ndjson --activity-window 1s --deadline 3s "$run" & sw=$!
+{WAIT_FOR_RELEASE}
+echo "#$free"
+# An orchestrator takes the lock while the sweep waits, and keeps it past its deadline.
+flock "$run/.flatline/lock" sleep 5 &
+wait $sw; echo "#exit $?"
+alive "$worker" "worker"
+[ "$before" = "$(sha256sum < "$run/delegations/idle.json")" ] && echo "#document unchanged"
+"##
+    );
+    let (notes, records, stderr) = transcript(&run, &script);
+    if skipped(&notes) {
+        return;
+    }
+    assert_eq!(
+        notes,
+        [
+            "free-during-wait",
+            "exit 3",
+            "worker alive",
+            "document unchanged"
+        ],
+        "{records:#?}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("could not take the run's lock again after the activity window"),
+        "{stderr}"
+    );
+    assert!(!run.path().join(".flatline/activity.json").exists());
+    assert!(
+        records.iter().all(|r| r["action"] != "reclaimed"),
+        "{records:#?}"
+    );
+}

@@ -170,6 +170,9 @@ pub(super) fn rewrite_notes(
     keep: &dyn Fn(&Noted) -> bool,
     add: &[Noted],
 ) -> Result<(), String> {
+    if !lock.is_held() {
+        return Err("the run's lock was lost while flatline waited without it".into());
+    }
     let (mut state, notes) = read_notes(lock.state_dir())?;
     let entries: Vec<Value> = notes
         .iter()

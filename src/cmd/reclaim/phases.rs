@@ -73,7 +73,6 @@ impl<'r> Reclaiming<'r> {
                 listing,
                 wrote: visit.wrote,
                 seen_orphans: visit.seen_orphans,
-                locked: true,
             });
             result
         })
@@ -111,33 +110,17 @@ impl<'r> Reclaiming<'r> {
     }
 
     /// The signals: every lock let go, every target signalled in one grace, the locks taken
-    /// again (a run whose lock cannot be is left `locked: false`).
+    /// again (nothing more is written in a run whose lock cannot be).
     pub(super) fn signal(&mut self, diag: &mut Diagnostics, stop: &Stop) -> Result<(), Exit> {
         let host_facts = self.host.get();
-        // Nothing but waiting until the records: the lock is let go meanwhile.
-        for state in self.states.iter_mut() {
-            if let Some(lock) = &mut state.lock {
-                let _ = lock.release();
-            }
-        }
         let mut kills: Vec<&mut Kill> = self.pending.iter_mut().map(|p| &mut p.kill).collect();
-        let signalled = signal_all(&mut kills, self.config, host_facts, stop);
-        for state in self.states.iter_mut() {
-            if let Some(lock) = &mut state.lock {
-                let wait = stop.remaining().unwrap_or(commit::LANDING_PATIENCE);
-                if let Err(error) = lock.reacquire(Some(wait), &|| false) {
-                    diag.error(
-                        &state.run.path.join(".flatline/lock"),
-                        &format!(
-                            "could not take the run's lock again after the grace ({error}); \
-                             its reclaims stay noted in state.json for the next run"
-                        ),
-                        Exit::FileProblem,
-                    );
-                    state.locked = false;
-                }
-            }
-        }
+        // Nothing but waiting until the records: the locks are let go meanwhile.
+        let (signalled, _) = commit::wait_unlocked(
+            || signal_all(&mut kills, self.config, host_facts, stop),
+            stop,
+            "the grace",
+            diag,
+        );
         signalled
     }
 
@@ -148,7 +131,7 @@ impl<'r> Reclaiming<'r> {
         unlanded: &[(usize, String)],
         diag: &mut Diagnostics,
     ) {
-        for (index, state) in self.states.iter().enumerate().filter(|(_, s)| s.locked) {
+        for (index, state) in self.states.iter().enumerate().filter(|(_, s)| s.locked()) {
             let Some(lock) = &state.lock else {
                 continue;
             };

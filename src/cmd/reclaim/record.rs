@@ -324,7 +324,7 @@ pub(super) fn record_all(
     let mut unlanded = Vec::new();
     for target in pending.iter() {
         // Its run's lock could not be taken again: its note stays for the next run.
-        if !states[target.run].locked {
+        if !states[target.run].locked() {
             unlanded.push((target.run, target.name.to_string_lossy().into_owned()));
             continue;
         }

@@ -87,7 +87,7 @@ pub(super) fn collapse(
         return (fan_rows, failed_cards);
     }
     for (run_index, state) in sweep.states.iter_mut().enumerate() {
-        if !state.locked {
+        if !state.locked() {
             continue;
         }
         let mut fan_output = Output::capture();

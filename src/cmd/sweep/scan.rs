@@ -174,7 +174,6 @@ fn run<'r>(
         seen: scanning.seen,
         reported: scanning.reported,
         seen_orphans: scanning.seen_orphans,
-        locked: true,
     }
 }
 

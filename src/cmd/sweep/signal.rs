@@ -355,37 +355,22 @@ pub(super) fn wait(sweep: &mut Sweep<'_>, env: &Env<'_>, diag: &mut Diagnostics)
     if !sweep.signals.in_flight() {
         return;
     }
-    let release = sweep.interrupted.is_none();
-    // Nothing but waiting until the records: the locks are let go meanwhile.
-    if release {
-        for state in sweep.states.iter_mut() {
-            if let Some(lock) = &mut state.lock {
-                let _ = lock.release();
-            }
-        }
-    }
-    if let Err(exit) = sweep.signals.finish_all(&mut sweep.entries, &mut tree) {
+    // Nothing but waiting until the records: the locks are let go meanwhile (not once the
+    // run is stopped: it writes only what it must, at once).
+    let result = if sweep.interrupted.is_none() {
+        let (entries, signals) = (&mut sweep.entries, &mut sweep.signals);
+        commit::wait_unlocked(
+            || signals.finish_all(entries, &mut tree),
+            env.stop,
+            "the grace",
+            diag,
+        )
+        .0
+    } else {
+        sweep.signals.finish_all(&mut sweep.entries, &mut tree)
+    };
+    if let Err(exit) = result {
         sweep.interrupted.get_or_insert(exit);
-    }
-    if !release {
-        return;
-    }
-    for state in sweep.states.iter_mut() {
-        if let Some(lock) = &mut state.lock {
-            let wait = env.stop.remaining().unwrap_or(commit::LANDING_PATIENCE);
-            if let Err(error) = lock.reacquire(Some(wait), &|| false) {
-                diag.error(
-                    &state.run.path.join(".flatline/lock"),
-                    &format!(
-                        "could not take the run's lock again after the grace ({error}); \
-                         nothing more is written there, and its reclaims stay noted in \
-                         state.json for the next run"
-                    ),
-                    Exit::FileProblem,
-                );
-                state.locked = false;
-            }
-        }
     }
 }
 

@@ -53,12 +53,15 @@ pub(super) struct RunState<'a> {
     pub reported: Reported,
     /// Orphaned signal notes this sweep completed or took over (reclaim::Ledger).
     pub seen_orphans: Vec<String>,
-    /// The lock is held (false once it could not be taken again after the grace: nothing
-    /// more is written in that run).
-    pub locked: bool,
 }
 
 impl RunState<'_> {
+    /// The lock is held: true in a dry run (which takes none), false once it could not be
+    /// taken again after a wait (nothing more is written in that run).
+    pub fn locked(&self) -> bool {
+        self.lock.as_ref().is_none_or(RunLock::is_held)
+    }
+
     /// The fan-in facts of the member at `position` of `card`.
     pub fn member_mut(&mut self, card: &str, position: usize) -> Option<&mut Member> {
         self.members

@@ -15,7 +15,7 @@ pub(super) fn run(sweep: &mut Sweep<'_>, env: &Env<'_>, diag: &mut Diagnostics) 
     if sweep.interrupted.is_some() || !env.config.delegations.is_empty() {
         return metrics;
     }
-    for state in sweep.states.iter().filter(|state| state.locked) {
+    for state in sweep.states.iter().filter(|state| state.locked()) {
         // A dry run has no lock but may still read a baseline that exists.
         let transitions = with_state_dir(state.run, state.lock.as_ref(), |dir| {
             crate::cmd::health_events::health_events_for_run(
@@ -52,7 +52,7 @@ pub(super) fn finish(
 ) -> Exit {
     if sweep.interrupted.is_none() {
         let complete = env.config.task_cards.is_empty() && env.config.delegations.is_empty();
-        for state in &sweep.states {
+        for state in sweep.states.iter().filter(|state| state.locked()) {
             write_reported(state, complete, diag);
             if let Some(lock) = &state.lock {
                 let (dir, run) = (lock.state_dir(), state.run);

@@ -156,7 +156,7 @@ impl Writer for Commit<'_, '_> {
     }
 
     fn locked(&self, entry: &Entry) -> bool {
-        self.states[entry.run].locked
+        self.states[entry.run].locked()
     }
 
     fn write(
@@ -284,7 +284,7 @@ pub(super) fn run(
     }
     // The notes of this sweep's records that landed, and the orphans it saw, are done.
     for (index, state) in sweep.states.iter().enumerate() {
-        let (Some(lock), true) = (&state.lock, state.locked) else {
+        let (Some(lock), true) = (&state.lock, state.locked()) else {
             continue;
         };
         let unlanded: Vec<String> = sweep

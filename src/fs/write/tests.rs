@@ -505,7 +505,7 @@ fn release_lets_another_holder_in_and_reacquire_takes_it_back() {
     let scratch = Scratch::new("release");
     let run = scratch.dir();
     let never = || false;
-    let mut lock = lock_run(&run, None, &never).unwrap();
+    let lock = lock_run(&run, None, &never).unwrap();
     assert!(lock.is_held());
     lock.release().unwrap();
     assert!(!lock.is_held());

@@ -170,8 +170,11 @@ fn second_look(
     if deferred.is_empty() {
         return Ok(());
     }
-    host.2.borrow_mut().second_look(config, stop, wait)?;
-    for document in deferred {
+    let looking = host
+        .2
+        .borrow_mut()
+        .second_look(&run.path, config, stop, wait, diag)?;
+    for document in deferred.into_iter().filter(|_| looking) {
         if let Some(exit) = stop.check() {
             return Err(exit);
         }
