@@ -1,8 +1,9 @@
 //! interrupt: the signals and the deadline that end a run early, checked between units of work.
 //!
-//! SIGINT, SIGTERM and SIGHUP only set a flag (signal-hook); the shell checks it before each
-//! side effect, never inside an atomic write, records what was completed and exits 128+N. A
-//! second signal of the same kind ends the process at once. `--deadline` works the same way
+//! SIGINT, SIGTERM and SIGHUP (unless ignored when flatline started) only set a flag
+//! (signal-hook); the shell checks it before each side effect, never inside an atomic write,
+//! records what was completed and exits 128+N. A second signal of the same kind ends the
+//! process at once. `--deadline` works the same way
 //! (exit 124), with a watchdog thread as the last resort for a read that never returns.
 
 use crate::exit::Exit;
@@ -42,11 +43,16 @@ impl Stop {
         }
     }
 
-    /// Registers the signal handlers. Call first thing, before any work.
+    /// Registers the signal handlers. Call first thing, before any work. A signal ignored
+    /// when flatline started (`nohup`) stays ignored, for flatline and for the workers
+    /// `flatline run` starts (SPEC §12: their dispositions are the ones run was given).
     pub fn install() -> std::io::Result<Stop> {
         let signal = Arc::new(AtomicUsize::new(0));
         let seen = Arc::new(AtomicBool::new(false));
         for number in SIGNALS {
+            if crate::sys::host::is_ignored(number).unwrap_or(false) {
+                continue;
+            }
             // Order matters: the conditional shutdown must see the flag of an earlier signal,
             // so it is registered before the handler that sets it.
             signal_hook::flag::register_conditional_shutdown(number, 128 + number, seen.clone())?;

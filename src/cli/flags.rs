@@ -199,7 +199,8 @@ pub const COMMANDS: &[CommandDef] = &[
               never by the identity window. \
               The child gets stdin /dev/null (unless --stdin inherit), its own process group, \
               and FLATLINE_RUN_DIR, FLATLINE_DELEGATION_ID and FLATLINE_STREAM in its \
-              environment. \
+              environment; it waits before exec until it is recorded running, so COMMAND \
+              never runs unrecorded, even when flatline run is killed meanwhile. \
               While it runs, flatline run applies the verdict of sweep to it and reclaims its \
               whole tree when it is stale or timed out (exit 124); SIGINT, SIGTERM and SIGHUP \
               are forwarded to its process group and recorded. When it exits, the delegation is \
@@ -207,7 +208,7 @@ pub const COMMANDS: &[CommandDef] = &[
               stream's digest. A sweep leaves the delegation to flatline run while run is \
               alive (skipped_launcher), and takes over once it is gone. \
               The exit status is that of timeout(1): the child's own, 124 reclaimed, 125 \
-              flatline run failed (a worker that cannot be recorded is killed), 126 COMMAND \
+              flatline run failed (a worker that cannot be recorded never runs), 126 COMMAND \
               cannot be executed, 127 not found, 128+N the child died of signal N. \
               The delegation id (--id, else a new unique one) is printed on stderr. \
               Options of flatline run come before COMMAND; from COMMAND on (or after --), \

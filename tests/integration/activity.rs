@@ -268,6 +268,8 @@ fn without_live_workers_activity_changes_no_verdict() {
 /// Waits (in the scenario) until the sweep in the background holds the run lock, then until
 /// the lock is free while that sweep is still running: the second look's wait (SPEC §11:
 /// "with the lock released while waiting"). Says `#free-during-wait` or `#held-throughout`.
+/// The sweep scans a second document 400 ms after the first (`FLATLINE_TEST_SLOW_SCAN_MS`,
+/// debug builds), so that its hold before the wait is long enough to be seen.
 const WAIT_FOR_RELEASE: &str = r##"
 until ! flock -n "$run/.flatline/lock" true; do kill -0 $sw 2>/dev/null || break; sleep 0.01; done
 free=held-throughout
@@ -286,7 +288,8 @@ sleep 300 & worker=$!
 record "$run/delegations/idle.json" idle "$worker" 300 ',"stale_after_ms":1000'
 # .flatline/lock exists before the sweep, so that a free lock is never a lock not made yet.
 "$bin" refresh --no-activity --format=ndjson "$run" > /dev/null
-"$bin" sweep --format=ndjson --activity-window 2s --grace 1s "$run" & sw=$!
+echo '{{"delegation_id":"zz","child_agent":{{"status":"completed"}}}}' > "$run/delegations/zz.json"
+FLATLINE_TEST_SLOW_SCAN_MS=400 "$bin" sweep --format=ndjson --activity-window 2s --grace 1s "$run" & sw=$!
 {WAIT_FOR_RELEASE}
 echo "#$free"
 wait $sw; echo "#exit $?"
@@ -324,7 +327,8 @@ sleep 300 & worker=$!
 record "$run/delegations/idle.json" idle "$worker" 300 ',"stale_after_ms":1000'
 "$bin" refresh --no-activity --format=ndjson "$run" > /dev/null
 before=$(sha256sum < "$run/delegations/idle.json")
-"$bin" sweep --format=ndjson --activity-window 1s --deadline 3s "$run" & sw=$!
+echo '{{"delegation_id":"zz","child_agent":{{"status":"completed"}}}}' > "$run/delegations/zz.json"
+FLATLINE_TEST_SLOW_SCAN_MS=400 "$bin" sweep --format=ndjson --activity-window 1s --deadline 3s "$run" & sw=$!
 {WAIT_FOR_RELEASE}
 echo "#$free"
 # An orchestrator takes the lock while the sweep waits, and keeps it past its deadline.

@@ -30,7 +30,7 @@ for step in "$@"; do
   i=$((i + 1))
 done
 sleep 1.2
-"$bin" sweep --no-activity --grace 200ms "$run" >/dev/null 2>"$out/sweep.err"; echo "#sweep $?"
+"$bin" sweep --no-activity --grace 200ms --settle 200ms "$run" >/dev/null 2>"$out/sweep.err"; echo "#sweep $?"
 for doc in "$run"/delegations/*.json; do cp "$doc" "$out/swept-$(basename "$doc")"; done
 for t in "$run"/delegations/.*.tmp "$run"/.flatline/.*.tmp; do
   [ -e "$t" ] && echo "#temp $t"
@@ -136,15 +136,15 @@ fn run_killed_at_random_moments_leaves_a_whole_delegation_the_next_sweep_ends() 
             "running",
             "{when}: the sweep left it running: {swept}"
         );
-        // Killed while queued (before or just after the spawn, before the running record):
-        // the sweep has no pid to judge; the delegation stays queued until its launch
-        // timeout (SPEC §12's window between spawn and record; see the report of issue 18).
-        if state == "queued"
-            && std::fs::metadata(run.path().join(format!("raw-events/w{i}.jsonl")))
-                .is_ok_and(|meta| meta.len() > 0)
-        {
-            *seen.entry("queued, yet its worker ran".into()).or_default() += 1;
-        }
+        // The worker is held before exec until it is recorded running (SPEC §12): killed
+        // while queued, its command never ran (its stream is empty) and there is nothing
+        // to judge; the delegation stays queued until its launch timeout.
+        let ran = std::fs::metadata(run.path().join(format!("raw-events/w{i}.jsonl")))
+            .is_ok_and(|meta| meta.len() > 0);
+        assert!(
+            state != "queued" || !ran,
+            "{when}: killed while queued, yet its worker ran: {swept}"
+        );
         if state != "queued" {
             assert_ne!(
                 status(&swept),
@@ -152,13 +152,19 @@ fn run_killed_at_random_moments_leaves_a_whole_delegation_the_next_sweep_ends() 
                 "{when}: the sweep left it queued: {swept}"
             );
         }
-        if state == "running" && mode == "hang" {
+        if state == "running" && !ran {
+            assert_eq!(status(&swept), "failed", "{when}: {swept}");
+            *seen.entry("running, never ran".into()).or_default() += 1;
+        }
+        if state == "running" && mode == "hang" && ran {
             assert_eq!(
                 swept["worker_lifecycle"]["reclaim_state"], "reclaimed",
                 "{when}: {swept}"
             );
         }
-        if state == "running" && mode == "ok" {
+        // Killed between the running record and the go: recorded, never run (an empty
+        // stream, finalized failed once settled, above); else it ran to its end.
+        if state == "running" && mode == "ok" && ran {
             assert_eq!(status(&swept), "completed", "{when}: {swept}");
         }
     }

@@ -33,6 +33,7 @@ mod reclaim;
 mod reclaim_safety;
 mod refresh;
 mod run;
+mod run_birth;
 mod schema;
 mod seed_defects;
 mod select;

@@ -73,20 +73,12 @@ fn launch_and_watch(
         tee: config.run.tee,
     };
     let started_at = crate::proc::now_ms();
-    let mut spawned =
-        match crate::shell::launch::spawn(&config.run.command, stdio, &env, host.get()) {
-            Ok(spawned) => spawned,
-            Err(error) => {
-                let program = std::path::Path::new(&config.run.command[0]);
-                diag.error(
-                    program,
-                    &format!("cannot execute: {}", crate::fs::io_message(&error)),
-                    Exit::FileProblem,
-                );
-                return end::not_started(&prepared, &name, &lock, &error);
-            }
-        };
-    let recorded = spawned
+    // Forked and held before exec: the worker runs only once it is recorded (SPEC §12).
+    let held = match crate::shell::launch::spawn(&config.run.command, stdio, &env, host.get()) {
+        Ok(held) => held,
+        Err(error) => return cannot_execute(config, &prepared, &name, &lock, &error, diag),
+    };
+    let recorded = held
         .started(host.get(), started_at)
         .ok_or_else(|| {
             LaunchError::failed(
@@ -104,10 +96,14 @@ fn launch_and_watch(
             )
         });
     if let Err(error) = recorded {
-        // A worker that cannot be recorded must not run unwatched (SPEC §12).
-        spawned.kill_and_reap();
+        // A worker that cannot be recorded never runs (SPEC §12).
+        let _ = held.abort();
         return Err(error);
     }
+    let mut spawned = match held.go() {
+        Ok(spawned) => spawned,
+        Err(error) => return cannot_execute(config, &prepared, &name, &lock, &error, diag),
+    };
     let watch = Watch {
         prepared: &prepared,
         name: &name,
@@ -126,4 +122,23 @@ fn launch_and_watch(
             Ok(ended.status())
         }
     }
+}
+
+/// The command could not be executed (not found, not executable): said on stderr, and the
+/// delegation finalized with exit 127 or 126 (timeout(1)'s statuses).
+fn cannot_execute(
+    config: &Config,
+    prepared: &Prepared,
+    name: &std::ffi::OsStr,
+    lock: &LockPolicy,
+    error: &std::io::Error,
+    diag: &mut Diagnostics,
+) -> Result<u8, LaunchError> {
+    let program = std::path::Path::new(&config.run.command[0]);
+    diag.error(
+        program,
+        &format!("cannot execute: {}", crate::fs::io_message(error)),
+        Exit::FileProblem,
+    );
+    end::not_started(prepared, name, lock, error)
 }

@@ -9,7 +9,7 @@ use crate::core::time::Millis;
 use crate::proc::OwnChild;
 use std::ffi::OsString;
 use std::fs::File;
-use std::io;
+use std::io::{self, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 
@@ -35,14 +35,28 @@ pub struct Spawned {
     pub own_group: bool,
 }
 
-/// Spawns `command`. Every descriptor flatline holds is `O_CLOEXEC`; only the three given
-/// here reach the worker. `Err` carries exec's errno (ENOENT: not found).
+/// A worker forked but held before exec (SPEC §12: recorded before it runs): `go` lets
+/// it run, `abort` makes it exit without running anything. A `run` killed meanwhile
+/// leaves no worker behind: the child sees the end of file and exits.
+#[derive(Debug)]
+pub struct Held {
+    pub own: OwnChild,
+    go: File,
+    spawner: std::thread::JoinHandle<io::Result<Child>>,
+    relay_to: Option<File>,
+    own_group: bool,
+}
+
+/// Forks `command` and holds it before exec. Every descriptor flatline holds is
+/// `O_CLOEXEC`; only the three given here reach the worker. The fork and exec happen on a
+/// short-lived thread (`std::process::Command::spawn` returns only once the child has
+/// executed), which ends with `go` or `abort`.
 pub fn spawn(
     command: &[OsString],
     stdio: Stdio,
     env: &[(&str, OsString)],
     host: &Host,
-) -> io::Result<Spawned> {
+) -> io::Result<Held> {
     let Some((program, args)) = command.split_first() else {
         return Err(io::Error::from_raw_os_error(libc::ENOENT));
     };
@@ -74,36 +88,59 @@ pub fn spawn(
     if own_group {
         cmd.process_group(0);
     }
-    let mut child = cmd.spawn()?;
-    let relay = match (relay_to, child.stdout.take()) {
-        (Some(stream), Some(pipe)) => Some(Relay::start(pipe, stream)),
-        _ => None,
-    };
+    let gate = crate::sys::gate::install(&mut cmd)?;
+    let child_ends = gate.child_ends;
+    let spawner = std::thread::Builder::new()
+        .name("flatline-spawn".into())
+        .spawn(move || {
+            let spawned = cmd.spawn();
+            // The child's ends are closed once it has executed (or failed): a child that
+            // died before saying its pid is an end of file for the reader.
+            drop(child_ends);
+            spawned
+        })?;
+    let mut pid_bytes = [0u8; 4];
+    let said = File::from(gate.pid).read_exact(&mut pid_bytes);
+    let go = File::from(gate.go);
+    if said.is_err() {
+        drop(go);
+        return Err(join(spawner)
+            .err()
+            .unwrap_or_else(|| io::Error::other("the child exited before it could be recorded")));
+    }
     // The pid of a child nobody has waited for cannot be recycled: the identity taken now
     // is the worker's (SPEC §12, never by window).
-    let pid = i32::try_from(child.id())
-        .ok()
-        .and_then(|pid| crate::core::identity::validate_found(pid, host).ok());
+    let pid = crate::core::identity::validate_found(i32::from_ne_bytes(pid_bytes), host).ok();
     let Some(pid) = pid else {
-        let _ = child.kill();
-        let _ = child.wait();
+        // Never let go: the child exits before exec.
+        drop(go);
+        let _ = join(spawner);
         return Err(io::Error::other("the child's pid cannot be used"));
     };
-    Ok(Spawned {
-        child,
+    Ok(Held {
         own: OwnChild::open(pid),
-        relay,
+        go,
+        spawner,
+        relay_to,
         own_group,
     })
 }
 
-impl Spawned {
+/// The spawner thread's answer (a panic in it is an error, not a panic here).
+fn join(spawner: std::thread::JoinHandle<io::Result<Child>>) -> io::Result<Child> {
+    spawner
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("the spawning thread panicked")))
+}
+
+impl Held {
     pub fn pid(&self) -> Pid {
         self.own.pid()
     }
 
     /// The worker's identity for the `running` record; `None` when `/proc` or the host
-    /// cannot give a complete fingerprint (then it cannot be recorded: exit 125).
+    /// cannot give a complete fingerprint (then it cannot be recorded: exit 125). Taken
+    /// before exec, it is the worker's: exec keeps the pid and the start time.
     pub fn started(&self, host: &Host, started_at: Millis) -> Option<Started> {
         let start_ticks = self.own.start_ticks()?;
         Some(Started {
@@ -117,6 +154,42 @@ impl Spawned {
                 pidfd_ino: self.own.pidfd_ino(),
             },
         })
+    }
+
+    /// Lets the recorded worker run. `Err` carries exec's errno (ENOENT: not found); the
+    /// child has exited and been reaped then.
+    pub fn go(mut self) -> io::Result<Spawned> {
+        let let_go = self.go.write_all(&[1]);
+        drop(self.go);
+        let mut child = join(self.spawner)?;
+        if let Err(error) = let_go {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(error);
+        }
+        let relay = match (self.relay_to.take(), child.stdout.take()) {
+            (Some(stream), Some(pipe)) => Some(Relay::start(pipe, stream)),
+            _ => None,
+        };
+        Ok(Spawned {
+            child,
+            own: self.own,
+            relay,
+            own_group: self.own_group,
+        })
+    }
+
+    /// A worker that cannot be recorded never runs: the child exits before exec, and is
+    /// reaped.
+    pub fn abort(self) -> io::Result<Child> {
+        drop(self.go);
+        join(self.spawner)
+    }
+}
+
+impl Spawned {
+    pub fn pid(&self) -> Pid {
+        self.own.pid()
     }
 
     /// Kills the worker's group (the worker alone when it has none) and reaps it: for a

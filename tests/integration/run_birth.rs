@@ -1,0 +1,84 @@
+//! `flatline run` holds its worker between fork and exec until the worker is recorded
+//! running (SPEC §12: "the identity is verified at birth"): the command never runs
+//! unrecorded, and a `run` killed in between leaves no worker behind (crash_run.rs kills it
+//! at random moments). Signals ignored when `run` started stay ignored for the worker.
+
+use crate::support::*;
+use std::process::Command;
+use std::time::Duration;
+
+/// The command's first act: keep its delegation as it is when the command starts, and its
+/// pid (`sh` keeps the pid `run` recorded: exec does not change it).
+const FIRST_LOOK: &str = r##"cp "$FLATLINE_RUN_DIR/delegations/$FLATLINE_DELEGATION_ID.json" "$FLATLINE_RUN_DIR/first-look-$FLATLINE_DELEGATION_ID.json"
+echo $$ > "$FLATLINE_RUN_DIR/pid-$FLATLINE_DELEGATION_ID""##;
+
+#[test]
+fn the_command_starts_only_once_its_delegation_records_it_running() {
+    let run = Run::new();
+    for i in 0..5 {
+        let id = format!("w{i}");
+        let out = flatline([
+            "run",
+            "--run-dir",
+            run.path().to_str().unwrap(),
+            "--id",
+            &id,
+            "--",
+            "sh",
+            "-c",
+            FIRST_LOOK,
+        ]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let seen = run.read_json(&format!("first-look-{id}.json"));
+        let pid: i64 = std::fs::read_to_string(run.path().join(format!("pid-{id}")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(seen["child_agent"]["status"], "running", "{seen:#}");
+        let lifecycle = &seen["worker_lifecycle"];
+        assert_eq!(lifecycle["process_id"], pid, "{seen:#}");
+        assert!(
+            lifecycle["process_fingerprint"]["start_ticks"].is_u64(),
+            "{seen:#}"
+        );
+        assert_eq!(
+            run.read_json(&format!("delegations/{id}.json"))["child_agent"]["status"],
+            "failed",
+            "an exit without events is a failure"
+        );
+    }
+}
+
+/// The worker's `SigIgn` mask, as it printed it into its stream.
+fn ignored_by_worker(run: &Run, id: &str, ignore_hup: bool) -> u64 {
+    let trap = if ignore_hup { "trap '' HUP;" } else { "" };
+    let script = format!(
+        "{trap} exec \"$0\" run --run-dir \"$1\" --id {id} -- sh -c 'grep SigIgn /proc/self/status'"
+    );
+    let out = run_command(
+        Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .arg(bin())
+            .arg(run.path()),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.code, 0, "the worker's own status\n{}", out.stderr);
+    let stream =
+        std::fs::read_to_string(run.path().join(format!("raw-events/{id}.jsonl"))).unwrap();
+    let hex = stream
+        .trim()
+        .strip_prefix("SigIgn:")
+        .unwrap_or_else(|| panic!("{stream}"))
+        .trim();
+    u64::from_str_radix(hex, 16).unwrap()
+}
+
+#[test]
+fn a_signal_ignored_when_run_started_stays_ignored_for_the_worker() {
+    let run = Run::new();
+    let hup = 1u64 << (libc::SIGHUP - 1);
+    assert_eq!(ignored_by_worker(&run, "plain", false) & hup, 0);
+    assert_eq!(ignored_by_worker(&run, "nohup", true) & hup, hup);
+}
