@@ -16,11 +16,10 @@ use crate::exit::Exit;
 use crate::fs::{self, FileMeta, MAX_DOCUMENT_BYTES};
 use crate::interrupt::Stop;
 use crate::model::{self, Delegation};
-use crate::output::{Diagnostics, Output, PathText, Ts};
+use crate::output::{Diagnostics, FanInRecord, Output, Ts};
 use crate::shell::commit::{self, ApplyError, DocChange, object_mut, ts};
 use crate::shell::runs::{self as scan, LazyHost, Run};
 use crate::shell::{self, Access};
-use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -124,7 +123,7 @@ pub fn fan_in_run(
             }
         };
         outcome.records += 1;
-        let mut record = FanInRecord::new(run, id, &decision, collapsed_at, result);
+        let mut record = FanInRecord::new(&run.path, id, &decision, collapsed_at, result);
         record.foreign_members = (!foreign_members.is_empty()).then_some(&foreign_members);
         output
             .record(&record)

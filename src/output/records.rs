@@ -203,5 +203,11 @@ impl SkippedDetail<'_> {
     }
 }
 
+mod action;
+mod fan_in;
+
+pub use action::ActionRecord;
+pub use fan_in::FanInRecord;
+
 #[cfg(test)]
 mod tests;

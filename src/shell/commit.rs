@@ -11,10 +11,9 @@ use crate::core::time::{self, Millis};
 use crate::exit::Exit;
 use crate::fs::{self, Dir, Replaced};
 use crate::interrupt::Stop;
-use crate::output::{Diagnostics, Output, PathText};
+use crate::output::{ActionRecord, Diagnostics, Output, PathText};
 use crate::shell::runs::Run;
 pub use crate::shell::runs::clean_temps;
-use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::ffi::OsStr;
 use std::path::Path;
@@ -204,20 +203,6 @@ fn write_change_retrying<C: DocChange>(
             }
         }
     }
-}
-
-/// An action record (SPEC §7).
-#[derive(Debug, Serialize)]
-pub struct ActionRecord<'a> {
-    pub kind: &'static str,
-    pub command: &'static str,
-    pub action: &'static str,
-    pub outcome: &'static str,
-    pub run_dir: PathText<'a>,
-    pub path: PathText<'a>,
-    pub delegation_id: Option<&'a str>,
-    #[serde(flatten)]
-    pub detail: Map<String, Value>,
 }
 
 /// Where an action happened, for its record.
