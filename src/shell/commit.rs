@@ -14,6 +14,7 @@ use crate::interrupt::Stop;
 use crate::output::{ActionRecord, Diagnostics, Output, PathText};
 use crate::shell::runs::Run;
 pub use crate::shell::runs::clean_temps;
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::ffi::OsStr;
 use std::path::Path;
@@ -25,8 +26,10 @@ pub const MAX_RECOMPUTE: usize = 3;
 pub trait DocChange {
     /// The action record's `action` (`progressed`, `finalized`, `reclaimed`, ...).
     fn action(&self) -> &'static str;
+    /// What the action decided: the action record's fields after the common ones.
+    type Detail: Serialize;
     /// What the action decided, for the action record.
-    fn detail(&self) -> Map<String, Value>;
+    fn detail(&self) -> Self::Detail;
     /// Applies the change to the document. Touches only the fields flatline owns and, on
     /// error, nothing at all.
     fn apply(&self, doc: &mut Value, now: Millis) -> Result<(), ApplyError>;
@@ -216,11 +219,11 @@ pub struct Place<'a> {
 
 impl Place<'_> {
     /// Prints one action record.
-    pub fn record(
+    pub fn record<D: Serialize>(
         &self,
         action: &'static str,
         outcome: &'static str,
-        detail: Map<String, Value>,
+        detail: D,
         output: &mut Output,
         diag: &mut Diagnostics,
     ) -> Result<(), Exit> {

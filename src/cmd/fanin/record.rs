@@ -13,10 +13,12 @@ impl DocChange for FanInStamp {
         "fan_in_stamped"
     }
 
-    fn detail(&self) -> Map<String, Value> {
-        let mut detail = Map::new();
-        detail.insert("fan_in_collapsed_at".into(), json!(Ts(Some(self.at))));
-        detail
+    type Detail = StampDetail;
+
+    fn detail(&self) -> StampDetail {
+        StampDetail {
+            fan_in_collapsed_at: Ts(Some(self.at)),
+        }
     }
 
     fn apply(&self, doc: &mut Value, _now: Millis) -> Result<(), ApplyError> {

@@ -506,11 +506,16 @@ fn the_reclaim_names_the_action_and_every_detail_is_kept() {
     assert_eq!(stamp().action(), "fan_in_stamped");
     let both = with_stamp(marked(Termination::NoProcess));
     assert_eq!(both.action(), reclaim(Termination::NoProcess).action());
-    let detail = both.detail();
-    for (key, value) in reclaim(Termination::NoProcess)
-        .detail()
+    let fields = |detail: serde_json::Value| match detail {
+        serde_json::Value::Object(fields) => fields,
+        _ => serde_json::Map::new(),
+    };
+    let detail = fields(serde_json::to_value(both.detail()).unwrap());
+    let reclaim_detail = serde_json::to_value(reclaim(Termination::NoProcess).detail()).unwrap();
+    let stamp_detail = serde_json::to_value(FanInStamp { at: 7 }.detail()).unwrap();
+    for (key, value) in fields(reclaim_detail)
         .into_iter()
-        .chain(FanInStamp { at: 7 }.detail())
+        .chain(fields(stamp_detail))
     {
         assert_eq!(detail.get(&key), Some(&value), "{key}");
     }
@@ -594,16 +599,26 @@ fn only_a_member_that_surely_counts_keeps_its_card_from_being_ready() {
 fn a_sweep_prints_collapses_and_new_problems_the_rest_only_with_all() {
     use super::fan_in::fan_in_news;
     use crate::shell::state::reported::Reported;
-    let row = |value: serde_json::Value| value.as_object().cloned().unwrap();
-    let collapsed =
-        row(serde_json::json!({"task_card_id": "c", "ready": true, "outcome": "collapsed"}));
-    let already = row(
-        serde_json::json!({"task_card_id": "c", "ready": true, "outcome": "already_collapsed"}),
-    );
-    let waiting = row(serde_json::json!({"task_card_id": "c", "ready": false, "active": 1}));
-    let warned = row(
-        serde_json::json!({"task_card_id": "c", "ready": false, "active": 1, "warnings": ["unknown_status"]}),
-    );
+    let row = |ready: bool, outcome: Option<&'static str>, warnings: &[&str]| {
+        let mut record = crate::output::FanInRecord::new(
+            std::path::Path::new("run"),
+            "c",
+            &crate::core::plan::fan_in::FanIn::NotReady {
+                active: 1,
+                waiting_lanes: Vec::new(),
+                warnings: warnings.iter().map(|w| w.to_string()).collect(),
+            },
+            0,
+            "",
+        );
+        record.ready = ready;
+        record.outcome = outcome;
+        record
+    };
+    let collapsed = row(true, Some("collapsed"), &[]);
+    let already = row(true, Some("already_collapsed"), &[]);
+    let waiting = row(false, None, &[]);
+    let warned = row(false, None, &["unknown_status"]);
     let mut reported = Reported::new(None, false);
     assert!(fan_in_news(&mut reported, &collapsed, false));
     assert!(!fan_in_news(&mut reported, &already, false));

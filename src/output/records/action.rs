@@ -2,11 +2,10 @@
 
 use crate::output::PathText;
 use serde::Serialize;
-use serde_json::{Map, Value};
 
 /// An action record (SPEC §7).
 #[derive(Debug, Serialize)]
-pub struct ActionRecord<'a> {
+pub struct ActionRecord<'a, D> {
     pub kind: &'static str,
     pub command: &'static str,
     pub action: &'static str,
@@ -15,5 +14,5 @@ pub struct ActionRecord<'a> {
     pub path: PathText<'a>,
     pub delegation_id: Option<&'a str>,
     #[serde(flatten)]
-    pub detail: Map<String, Value>,
+    pub detail: D,
 }

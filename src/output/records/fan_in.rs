@@ -6,12 +6,13 @@ use crate::output::{PathText, Ts};
 use serde::Serialize;
 use std::path::Path;
 
-/// A `fan_in` record (SPEC §3.4, §7).
-#[derive(Debug, Serialize)]
+/// A `fan_in` record (SPEC §3.4, §7). It owns what it says, so a sweep can keep it until
+/// its writes are done and settle `outcome` and `active` on it before printing.
+#[derive(Debug, Clone, Serialize)]
 pub struct FanInRecord<'a> {
     pub kind: &'static str,
     pub run_dir: PathText<'a>,
-    pub task_card_id: &'a str,
+    pub task_card_id: String,
     pub ready: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<&'static str>,
@@ -26,16 +27,16 @@ pub struct FanInRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub thread_ids: Option<&'a [String]>,
+    pub thread_ids: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub waiting_lanes: Option<&'a [String]>,
+    pub waiting_lanes: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub warnings: Option<&'a [String]>,
+    pub warnings: Option<Vec<String>>,
     /// Delegations (file names without `.json`) that name the card but are not its owner's.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub foreign_members: Option<&'a [String]>,
+    pub foreign_members: Option<Vec<String>>,
 }
 
 impl<'a> FanInRecord<'a> {
@@ -43,15 +44,15 @@ impl<'a> FanInRecord<'a> {
     /// (`collapsed`, `already_collapsed`, `dry_run`, `failed`).
     pub fn new(
         run_dir: &'a Path,
-        card: &'a str,
-        decision: &'a FanIn,
+        card: &str,
+        decision: &FanIn,
         collapsed_at: Millis,
         outcome: &'static str,
     ) -> FanInRecord<'a> {
         let empty = FanInRecord {
             kind: "fan_in",
             run_dir: PathText(run_dir),
-            task_card_id: card,
+            task_card_id: card.to_string(),
             ready: true,
             outcome: None,
             collapsed_at: None,
@@ -73,8 +74,8 @@ impl<'a> FanInRecord<'a> {
             } => FanInRecord {
                 ready: false,
                 active: Some(*active),
-                waiting_lanes: (!waiting_lanes.is_empty()).then_some(waiting_lanes.as_slice()),
-                warnings: (!warnings.is_empty()).then_some(warnings.as_slice()),
+                waiting_lanes: (!waiting_lanes.is_empty()).then(|| waiting_lanes.clone()),
+                warnings: (!warnings.is_empty()).then(|| warnings.clone()),
                 ..empty
             },
             FanIn::Collapse { counts, .. } | FanIn::Collapsed { counts, .. } => FanInRecord {
@@ -84,7 +85,7 @@ impl<'a> FanInRecord<'a> {
                 failed: Some(counts.failed),
                 cancelled: Some(counts.cancelled),
                 summary: Some(counts.summary()),
-                thread_ids: Some(&counts.thread_ids),
+                thread_ids: Some(counts.thread_ids.clone()),
                 ..empty
             },
         }
