@@ -16,12 +16,11 @@ use crate::exit::Exit;
 use crate::fs::{self, FileMeta, MAX_DOCUMENT_BYTES};
 use crate::interrupt::Stop;
 use crate::model::{self, Delegation};
-use crate::output::{Diagnostics, Output, PathText, Ts};
+use crate::output::{Diagnostics, FanInRecord, Output, StampDetail, Ts};
 use crate::shell::commit::{self, ApplyError, DocChange, object_mut, ts};
 use crate::shell::runs::{self as scan, LazyHost, Run};
 use crate::shell::{self, Access};
-use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -56,17 +55,22 @@ impl Member {
 pub type StampDelegation<'a> =
     dyn FnMut(&str, usize, &MemberFile, FanInStamp, &mut Diagnostics) -> bool + 'a;
 
+/// What becomes of each card's `fan_in` record: printed at once (`fan-in`), or kept until
+/// the writes are done (`sweep`). An error ends the run's fan-in.
+pub type FanInRecords<'a, 'r> =
+    dyn FnMut(FanInRecord<'r>, &mut Diagnostics) -> Result<(), Exit> + 'a;
+
 /// Decides and commits the fan-in of every card of a run (those named with `--task-card`,
 /// or all). Returns whether a card named with `--task-card` was not ready.
 #[allow(clippy::too_many_arguments)]
-pub fn fan_in_run(
-    run: &Run,
+pub fn fan_in_run<'r>(
+    run: &'r Run,
     config: &Config,
     members: &BTreeMap<String, Vec<MemberFile>>,
     card_dir: Option<&fs::Dir>,
     cards: &BTreeMap<String, CardFile>,
     stamp_delegation: &mut StampDelegation<'_>,
-    output: &mut Output,
+    records: &mut FanInRecords<'_, 'r>,
     diag: &mut Diagnostics,
 ) -> Result<FanInOutcome, Exit> {
     let mut outcome = FanInOutcome::default();
@@ -124,11 +128,9 @@ pub fn fan_in_run(
             }
         };
         outcome.records += 1;
-        let mut record = FanInRecord::new(run, id, &decision, collapsed_at, result);
-        record.foreign_members = (!foreign_members.is_empty()).then_some(&foreign_members);
-        output
-            .record(&record)
-            .map_err(|error| crate::output::stdout_failed(diag, &error))?;
+        let mut record = FanInRecord::new(&run.path, id, &decision, collapsed_at, result);
+        record.foreign_members = (!foreign_members.is_empty()).then_some(foreign_members);
+        records(record, diag)?;
     }
     Ok(outcome)
 }
@@ -278,7 +280,11 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
             card_listing.as_ref().map(|l| &l.dir),
             &cards,
             &mut stamp,
-            &mut output,
+            &mut |record, diag| {
+                output
+                    .record(&record)
+                    .map_err(|error| crate::output::stdout_failed(diag, &error))
+            },
             diag,
         );
         match done {

@@ -7,10 +7,10 @@ use crate::core::time::Millis;
 use crate::exit::Exit;
 use crate::fs::MAX_DOCUMENT_BYTES;
 use crate::interrupt::Stop;
-use crate::output::{Diagnostics, Output};
+use crate::output::{Diagnostics, OperatorDetail, Output};
 use crate::shell::commit::{self, ApplyError, DocChange, Place, Target};
 use crate::shell::runs::{self as scan, Run};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::ffi::OsString;
 
 /// The change: the delegation becomes `status`, for the reason "operator".
@@ -25,12 +25,14 @@ impl DocChange for Close {
         "finalized"
     }
 
-    fn detail(&self) -> Map<String, Value> {
-        let mut detail = Map::new();
-        detail.insert("status".into(), json!(self.status));
-        detail.insert("reason".into(), json!("operator"));
-        detail.insert("summary".into(), json!(self.summary));
-        detail
+    type Detail = OperatorDetail;
+
+    fn detail(&self) -> OperatorDetail {
+        OperatorDetail {
+            status: self.status,
+            reason: "operator",
+            summary: self.summary.clone(),
+        }
     }
 
     fn apply(&self, doc: &mut Value, now: Millis) -> Result<(), ApplyError> {

@@ -19,7 +19,10 @@ use crate::exit::Exit;
 use crate::fs::RunLock;
 use crate::interrupt::Stop;
 use crate::model::Int;
-use crate::output::{Diagnostics, Output, SkippedDetail, Ts};
+use crate::output::{
+    ActionRecord, Diagnostics, DryRunDetail, FinalizedDetail, Output, PathText, ReclaimDetail,
+    SkippedDetail, Ts, UnsettledDetail, Versioned,
+};
 use crate::proc;
 use crate::shell::commit::{
     self, ApplyError, DocChange, Place, Written, lifecycle_mut, object_mut, set_status, ts,
@@ -29,7 +32,7 @@ use crate::shell::state::RunState as StateDoc;
 use crate::shell::tree_kill::{self, Descendant};
 pub use crate::shell::tree_kill::{Batch, Kill, finish, send_term, signal_all};
 use crate::shell::{self, Access};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -135,8 +138,9 @@ impl Pending {
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     let runs = scan::open_runs(&config.run_dirs, diag);
     let plan_document = config.dry_run && config.format == crate::cli::Format::Json;
+    // The json plan is one document printed at the end: the targets are kept, not printed.
     let output = if plan_document {
-        Output::capture()
+        Output::ndjson(Box::new(std::io::sink()))
     } else {
         Output::for_runs(config, &runs)
     };
@@ -146,6 +150,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         states: Vec::new(),
         pending: Vec::new(),
         output,
+        plan: plan_document.then(Vec::new),
     };
     let mut interrupted = work.scan(&runs, diag, stop).err();
     let signalling = !config.dry_run && interrupted.is_none();
@@ -181,8 +186,8 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     for state in &work.states {
         commit::sync(&state.listing.dir, state.wrote, diag);
     }
-    if plan_document {
-        print_plan_document(work.output, diag);
+    if let Some(plan) = &work.plan {
+        print_plan_document(plan, diag);
     } else if let Err(error) = work.output.finish::<Value>(&[], &diag.errors.clone(), "") {
         crate::output::stdout_failed(diag, &error);
     }

@@ -16,7 +16,7 @@ use crate::core::time::{self, Millis};
 use crate::exit::Exit;
 use crate::fs::{self, NamedPathPolicy, ReadError, RunRoot};
 use crate::model::Delegation;
-use crate::output::{Diagnostics, Output, Ts};
+use crate::output::{Diagnostics, FinalizeDetail, InodeRecord, Output, RefreshDetail, Ts};
 use crate::shell::commit::{
     self, ApplyError, DocChange, Place, lifecycle_mut, object_mut, set_status, ts,
 };

@@ -105,7 +105,7 @@ fn escaped_strings_are_owned_and_decoded() {
 }
 
 #[test]
-fn whole_document_errors() {
+fn a_document_that_is_not_an_object_is_refused() {
     assert_eq!(
         parse_delegation(b"[1,2]").unwrap_err(),
         DocError::NotObject("an array")
@@ -114,6 +114,10 @@ fn whole_document_errors() {
         parse_delegation(b"null").unwrap_err(),
         DocError::NotObject("null")
     );
+}
+
+#[test]
+fn invalid_json_says_where_and_what() {
     let truncated = parse_delegation(b"{\n  \"a\": 1,\n  \"b\": ")
         .unwrap_err()
         .to_string();
@@ -125,6 +129,10 @@ fn whole_document_errors() {
     assert!(bom.contains("byte order mark"), "{bom}");
     let trailing = parse_delegation(b"{} {}").unwrap_err().to_string();
     assert!(trailing.contains("trailing characters"), "{trailing}");
+}
+
+#[test]
+fn deep_nesting_is_refused_wherever_it_is() {
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     assert!(parse_delegation(deep.as_bytes()).is_err());
     // Skipped values are walked too: deep nesting there is refused at serde_json's
@@ -137,6 +145,10 @@ fn whole_document_errors() {
         "]".repeat(100_000)
     );
     assert!(parse_delegation(deep_field.as_bytes()).is_err());
+}
+
+#[test]
+fn invalid_utf8_and_control_characters_are_refused() {
     let utf8 = parse_delegation(b"{\"a\": \"\xff\"}")
         .unwrap_err()
         .to_string();

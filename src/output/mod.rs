@@ -23,7 +23,7 @@ pub use json::{
     JsonWriter, PathText, SafeFormatter, Ts, WriteJson, to_string_safe, to_writer_safe,
 };
 pub use prometheus::Metrics;
-pub use records::{DelegationRecord, SkippedDetail, SummaryRecord};
+pub use records::*;
 pub use table::{TEXT_WINDOW, human_duration};
 
 use crate::core::time::Millis;

@@ -184,24 +184,31 @@ impl Serialize for SummaryRecord {
     }
 }
 
-/// The detail of a `skipped` action record: a worker left alone, and why.
+/// A record as the json formats print it: its fields, then `schema_version` (what
+/// `Output` adds to the records it prints; for a document a command prints itself).
 #[derive(Debug, Serialize)]
-pub struct SkippedDetail<'a> {
-    pub state: &'static str,
-    pub process_id: Option<Int>,
-    pub termination: &'static str,
-    pub reason: &'a str,
+pub struct Versioned<T> {
+    #[serde(flatten)]
+    pub record: T,
+    pub schema_version: u64,
 }
 
-impl SkippedDetail<'_> {
-    /// The detail as the fields of an action record, in this order.
-    pub fn fields(&self) -> serde_json::Map<String, serde_json::Value> {
-        match serde_json::to_value(self) {
-            Ok(serde_json::Value::Object(fields)) => fields,
-            _ => serde_json::Map::new(),
+impl<T> Versioned<T> {
+    pub fn new(record: T) -> Versioned<T> {
+        Versioned {
+            record,
+            schema_version: super::SCHEMA_VERSION,
         }
     }
 }
+
+mod action;
+mod detail;
+mod fan_in;
+
+pub use action::ActionRecord;
+pub use detail::*;
+pub use fan_in::FanInRecord;
 
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,7 @@ use crate::core::time::{self, Millis};
 use crate::exit::Exit;
 use crate::fs::{self, Dir, Replaced};
 use crate::interrupt::Stop;
-use crate::output::{Diagnostics, Output, PathText};
+use crate::output::{ActionRecord, Diagnostics, Output, PathText};
 use crate::shell::runs::Run;
 pub use crate::shell::runs::clean_temps;
 use serde::Serialize;
@@ -26,8 +26,10 @@ pub const MAX_RECOMPUTE: usize = 3;
 pub trait DocChange {
     /// The action record's `action` (`progressed`, `finalized`, `reclaimed`, ...).
     fn action(&self) -> &'static str;
+    /// What the action decided: the action record's fields after the common ones.
+    type Detail: Serialize;
     /// What the action decided, for the action record.
-    fn detail(&self) -> Map<String, Value>;
+    fn detail(&self) -> Self::Detail;
     /// Applies the change to the document. Touches only the fields flatline owns and, on
     /// error, nothing at all.
     fn apply(&self, doc: &mut Value, now: Millis) -> Result<(), ApplyError>;
@@ -206,20 +208,6 @@ fn write_change_retrying<C: DocChange>(
     }
 }
 
-/// An action record (SPEC §7).
-#[derive(Debug, Serialize)]
-pub struct ActionRecord<'a> {
-    pub kind: &'static str,
-    pub command: &'static str,
-    pub action: &'static str,
-    pub outcome: &'static str,
-    pub run_dir: PathText<'a>,
-    pub path: PathText<'a>,
-    pub delegation_id: Option<&'a str>,
-    #[serde(flatten)]
-    pub detail: Map<String, Value>,
-}
-
 /// Where an action happened, for its record.
 #[derive(Clone, Copy)]
 pub struct Place<'a> {
@@ -231,11 +219,11 @@ pub struct Place<'a> {
 
 impl Place<'_> {
     /// Prints one action record.
-    pub fn record(
+    pub fn record<D: Serialize>(
         &self,
         action: &'static str,
         outcome: &'static str,
-        detail: Map<String, Value>,
+        detail: D,
         output: &mut Output,
         diag: &mut Diagnostics,
     ) -> Result<(), Exit> {

@@ -1,4 +1,4 @@
-//! What fan-in writes and prints: the stamp on a member, the fan_in record.
+//! What fan-in writes: the stamp on a member (its record is `output::FanInRecord`).
 
 use super::*;
 
@@ -13,10 +13,12 @@ impl DocChange for FanInStamp {
         "fan_in_stamped"
     }
 
-    fn detail(&self) -> Map<String, Value> {
-        let mut detail = Map::new();
-        detail.insert("fan_in_collapsed_at".into(), json!(Ts(Some(self.at))));
-        detail
+    type Detail = StampDetail;
+
+    fn detail(&self) -> StampDetail {
+        StampDetail {
+            fan_in_collapsed_at: Ts(Some(self.at)),
+        }
     }
 
     fn apply(&self, doc: &mut Value, _now: Millis) -> Result<(), ApplyError> {
@@ -24,90 +26,5 @@ impl DocChange for FanInStamp {
         object.insert("fan_in_collapsed_at".into(), ts(self.at));
         object.insert("updated_at".into(), ts(self.at));
         Ok(())
-    }
-}
-
-/// A `fan_in` record (SPEC §3.4, §7).
-#[derive(Debug, Serialize)]
-pub struct FanInRecord<'a> {
-    pub kind: &'static str,
-    pub run_dir: PathText<'a>,
-    pub task_card_id: &'a str,
-    pub ready: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub collapsed_at: Option<Ts>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub completed: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub failed: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cancelled: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub summary: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub thread_ids: Option<&'a [String]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub active: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub waiting_lanes: Option<&'a [String]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub warnings: Option<&'a [String]>,
-    /// Delegations (file names without `.json`) that name the card but are not its owner's.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub foreign_members: Option<&'a [String]>,
-}
-
-impl<'a> FanInRecord<'a> {
-    /// The record of a decision; `outcome` says what this run did for a ready card
-    /// (`collapsed`, `already_collapsed`, `dry_run`, `failed`).
-    pub fn new(
-        run: &'a Run,
-        card: &'a str,
-        decision: &'a FanIn,
-        collapsed_at: Millis,
-        outcome: &'static str,
-    ) -> FanInRecord<'a> {
-        let empty = FanInRecord {
-            kind: "fan_in",
-            run_dir: PathText(&run.path),
-            task_card_id: card,
-            ready: true,
-            outcome: None,
-            collapsed_at: None,
-            completed: None,
-            failed: None,
-            cancelled: None,
-            summary: None,
-            thread_ids: None,
-            active: None,
-            waiting_lanes: None,
-            warnings: None,
-            foreign_members: None,
-        };
-        match decision {
-            FanIn::NotReady {
-                active,
-                waiting_lanes,
-                warnings,
-            } => FanInRecord {
-                ready: false,
-                active: Some(*active),
-                waiting_lanes: (!waiting_lanes.is_empty()).then_some(waiting_lanes.as_slice()),
-                warnings: (!warnings.is_empty()).then_some(warnings.as_slice()),
-                ..empty
-            },
-            FanIn::Collapse { counts, .. } | FanIn::Collapsed { counts, .. } => FanInRecord {
-                outcome: Some(outcome),
-                collapsed_at: Some(Ts(Some(collapsed_at))),
-                completed: Some(counts.completed),
-                failed: Some(counts.failed),
-                cancelled: Some(counts.cancelled),
-                summary: Some(counts.summary()),
-                thread_ids: Some(&counts.thread_ids),
-                ..empty
-            },
-        }
     }
 }

@@ -1,4 +1,5 @@
 use super::*;
+use serde_json::json;
 
 fn meta(uid: u32, mode: u32, nlink: u64) -> FileMeta {
     FileMeta {

@@ -91,44 +91,77 @@ impl DryRunTarget {
     }
 
     /// The action record's detail: every field, always.
-    pub fn detail(&self) -> Map<String, Value> {
-        let mut detail = Map::new();
-        detail.insert("state".into(), json!(self.state.as_str()));
-        detail.insert("process_id".into(), json!(self.process_id));
-        detail.insert("process_identity".into(), json!(self.process_identity));
-        detail.insert("last_progress_at".into(), json!(Ts(self.last_progress_at)));
-        detail.insert(
-            "elapsed_since_progress_ms".into(),
-            json!(self.elapsed_since_progress_ms),
-        );
-        detail.insert("summary".into(), json!(self.summary));
-        detail.insert(
-            "termination".into(),
-            json!(self.termination.map(Termination::as_str)),
-        );
-        detail.insert("reason".into(), json!(self.reason));
-        detail.insert("would_signal".into(), json!(self.would_signal));
-        detail.insert(
-            "skipped_descendants".into(),
-            json!(self.skipped_descendants),
-        );
-        detail
+    pub fn detail(&self) -> DryRunDetail {
+        DryRunDetail {
+            state: self.state.as_str(),
+            process_id: self.process_id,
+            process_identity: self.process_identity,
+            last_progress_at: Ts(self.last_progress_at),
+            elapsed_since_progress_ms: self.elapsed_since_progress_ms,
+            summary: self.summary,
+            termination: self.termination.map(Termination::as_str),
+            reason: self.reason.clone(),
+            would_signal: self.would_signal.clone(),
+            skipped_descendants: self.skipped_descendants.clone(),
+        }
     }
 
-    /// Prints the plan record; a skipped target is said on stderr and needs attention, as
-    /// in a real run.
-    pub fn print(&self, place: Place<'_>, output: &mut Output, diag: &mut Diagnostics) {
+    /// A skipped target is said on stderr and needs attention, as in a real run.
+    pub fn warn(&self, path: &std::path::Path, diag: &mut Diagnostics) {
         if let (Some(termination), Some(why)) = (self.termination, &self.reason) {
             diag.warning(
-                place.path,
+                path,
                 &format!("would not be reclaimed ({}): {why}", termination.as_str()),
             );
         }
         if self.termination.is_some_and(Termination::needs_attention) {
             diag.raise(Exit::Attention);
         }
+    }
+
+    /// Prints the plan record, after `warn`.
+    pub fn print(&self, place: Place<'_>, output: &mut Output, diag: &mut Diagnostics) {
+        self.warn(place.path, diag);
         // A failing stdout stops the printing (reported where it failed), never the work.
         let _ = place.record(self.action, "dry_run", self.detail(), output, diag);
+    }
+}
+
+/// A dry-run target kept, with where it is, for the json plan document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedTarget {
+    pub command: &'static str,
+    pub run_dir: PathBuf,
+    pub path: PathBuf,
+    pub delegation_id: Option<String>,
+    pub target: DryRunTarget,
+}
+
+impl PlannedTarget {
+    /// Keeps `target` (said on stderr now, as `print` would).
+    pub fn keep(target: DryRunTarget, place: Place<'_>, diag: &mut Diagnostics) -> PlannedTarget {
+        target.warn(place.path, diag);
+        PlannedTarget {
+            command: place.command,
+            run_dir: place.run.path.clone(),
+            path: place.path.to_path_buf(),
+            delegation_id: place.delegation_id.map(str::to_string),
+            target,
+        }
+    }
+
+    /// Its action record, as `print` prints it.
+    pub fn record(&self) -> Versioned<ActionRecord<'_, DryRunDetail>> {
+        Versioned::new(ActionRecord {
+            kind: "action",
+            command: self.command,
+            action: self.target.action,
+            outcome: "dry_run",
+            run_dir: PathText(&self.run_dir),
+            path: PathText(&self.path),
+            delegation_id: self.delegation_id.as_deref(),
+            detail: self.target.detail(),
+        })
     }
 }
 
@@ -140,6 +173,28 @@ impl PlanTable {
     pub fn get(&self) -> &[identity::ProcEntry] {
         self.0.get_or_init(proc::process_table)
     }
+}
+
+/// Plans one dry-run target, with the pids it would signal.
+pub fn plan_dry_run(
+    view: &crate::core::lifecycle::View<'_>,
+    facts: &ProcessFacts,
+    owner: u32,
+    config: &Config,
+    host: &LazyHost,
+    table: &PlanTable,
+) -> DryRunTarget {
+    let mut target = DryRunTarget::plan(
+        view,
+        facts,
+        owner,
+        config.allow_foreign_uid,
+        config.allow_nested_pidns,
+    );
+    if target.signal.is_some() {
+        target.fill_pids(table.get(), config, host.get());
+    }
+    target
 }
 
 /// Plans and prints one dry-run target.
@@ -155,50 +210,35 @@ pub fn print_dry_run(
     output: &mut Output,
     diag: &mut Diagnostics,
 ) {
-    let mut target = DryRunTarget::plan(
-        view,
-        facts,
-        owner,
-        config.allow_foreign_uid,
-        config.allow_nested_pidns,
-    );
-    if target.signal.is_some() {
-        target.fill_pids(table.get(), config, host.get());
-    }
-    target.print(place, output, diag);
+    plan_dry_run(view, facts, owner, config, host, table).print(place, output, diag);
+}
+
+/// The json form of a dry run (SPEC §3.3.4), in this order.
+#[derive(serde::Serialize)]
+struct PlanDocument<'a> {
+    worker_auto_reclaim_enabled: bool,
+    reclaim_needed_worker_count: usize,
+    targets: Vec<Versioned<ActionRecord<'a, DryRunDetail>>>,
+    summary: String,
 }
 
 /// The json form of a dry run: `{worker_auto_reclaim_enabled, reclaim_needed_worker_count,
 /// targets, summary}` (SPEC §3.3.4).
-pub(super) fn print_plan_document(output: Output, diag: &mut Diagnostics) {
-    let mut targets = output.into_rows();
-    // Captured rows carry no schema_version (the printing adds it); these are printed here.
-    for target in &mut targets {
-        target.insert(
-            "schema_version".into(),
-            crate::output::SCHEMA_VERSION.into(),
-        );
-    }
-    let count = targets.len();
-    let stale = targets
-        .iter()
-        .filter(|t| t.get("state") == Some(&json!("stale")))
-        .count();
-    let timed_out = targets
-        .iter()
-        .filter(|t| t.get("state") == Some(&json!("timed_out")))
-        .count();
+pub(super) fn print_plan_document(plan: &[PlannedTarget], diag: &mut Diagnostics) {
+    let count = plan.len();
+    let in_state = |state: State| plan.iter().filter(|p| p.target.state == state).count();
+    let (stale, timed_out) = (in_state(State::Stale), in_state(State::TimedOut));
     let summary = if count == 0 {
         "No worker needs reclaim.".to_string()
     } else {
         format!("{count} worker(s) need reclaim ({stale} stale, {timed_out} timed out).")
     };
-    let document = json!({
-        "worker_auto_reclaim_enabled": true,
-        "reclaim_needed_worker_count": count,
-        "targets": targets,
-        "summary": summary,
-    });
+    let document = PlanDocument {
+        worker_auto_reclaim_enabled: true,
+        reclaim_needed_worker_count: count,
+        targets: plan.iter().map(PlannedTarget::record).collect(),
+        summary,
+    };
     let mut text = crate::output::to_string_safe(&document).unwrap_or_default();
     text.push('\n');
     if let Err(error) = crate::output::write_stdout(text.as_bytes()) {

@@ -195,9 +195,8 @@ pub fn gate(
         state: info.state.as_str(),
         process_id: info.process_id,
         termination: termination.as_str(),
-        reason: &why,
-    }
-    .fields();
+        reason: Some(&why),
+    };
     // A failing stdout stops the printing, never the work.
     let _ = place.record("skipped", "not_written", detail, output, diag);
     false

@@ -312,12 +312,11 @@ pub(super) fn complete_orphan(
 
 /// The detail of a target whose signal could not be noted in `state.json` first (reclaim
 /// and sweep): left alone.
-pub fn unrecordable_detail(info: &TargetInfo) -> Map<String, Value> {
+pub fn unrecordable_detail(info: &TargetInfo) -> SkippedDetail<'static> {
     SkippedDetail {
         state: info.state.as_str(),
         process_id: info.process_id,
         termination: Termination::SkippedUnrecordable.as_str(),
-        reason: "its signal could not be noted in .flatline/state.json first",
+        reason: Some("its signal could not be noted in .flatline/state.json first"),
     }
-    .fields()
 }

@@ -10,6 +10,8 @@ pub(super) struct Reclaiming<'r> {
     pub states: Vec<RunState<'r>>,
     pub pending: Vec<Pending>,
     pub output: Output,
+    /// `--dry-run --format json`: the targets, for the plan document.
+    pub plan: Option<Vec<PlannedTarget>>,
 }
 
 impl<'r> Reclaiming<'r> {
@@ -23,6 +25,7 @@ impl<'r> Reclaiming<'r> {
         let (config, host) = (self.config, &self.host);
         let plan_table = PlanTable::default();
         let (states, pending, output) = (&mut self.states, &mut self.pending, &mut self.output);
+        let plan = &mut self.plan;
         shell::for_each_run(runs, Access::Write, config, diag, stop, |session, diag| {
             let (run, lock) = (session.run, session.lock);
             let Some(listing) = scan::list_for_writing(run, "delegations", config, diag) else {
@@ -57,6 +60,7 @@ impl<'r> Reclaiming<'r> {
                 wrote: false,
                 output: &mut *output,
                 pending: &mut *pending,
+                plan: &mut *plan,
             };
             let result = scan::for_each_in_listing(
                 run,

@@ -8,19 +8,18 @@ impl DocChange for Reclaim {
         "reclaimed"
     }
 
-    fn detail(&self) -> Map<String, Value> {
-        let mut detail = Map::new();
-        detail.insert("state".into(), json!(self.state.as_str()));
-        detail.insert("process_id".into(), json!(self.process_id));
-        detail.insert("termination".into(), json!(self.termination.as_str()));
-        detail.insert("signal_via".into(), json!(self.signal_via));
-        detail.insert(
-            "descendants_signalled".into(),
-            json!(self.descendants_signalled),
-        );
-        detail.insert("survivors".into(), json!(self.survivors));
-        detail.insert("summary".into(), json!(self.summary()));
-        detail
+    type Detail = ReclaimDetail;
+
+    fn detail(&self) -> ReclaimDetail {
+        ReclaimDetail {
+            state: Some(self.state.as_str()),
+            process_id: self.process_id,
+            termination: self.termination.as_str(),
+            signal_via: self.signal_via,
+            descendants_signalled: self.descendants_signalled.clone(),
+            survivors: self.survivors.clone(),
+            summary: Some(self.summary()),
+        }
     }
 
     fn apply(&self, doc: &mut Value, now: i64) -> Result<(), ApplyError> {
@@ -133,11 +132,13 @@ impl DocChange for Finalized {
         "finalized"
     }
 
-    fn detail(&self) -> Map<String, Value> {
-        let mut detail = Map::new();
-        detail.insert("termination".into(), json!(self.termination.as_str()));
-        detail.extend(self.change.detail());
-        detail
+    type Detail = FinalizedDetail;
+
+    fn detail(&self) -> FinalizedDetail {
+        FinalizedDetail {
+            termination: self.termination.as_str(),
+            change: self.change.detail(),
+        }
     }
 
     fn apply(&self, doc: &mut Value, now: i64) -> Result<(), ApplyError> {
@@ -198,18 +199,16 @@ impl Kill {
     }
 
     /// The action record's detail for a worker that was not marked.
-    pub fn skipped_detail(&self, target: &TargetInfo) -> Map<String, Value> {
-        let mut detail = Map::new();
-        detail.insert("state".into(), json!(target.state.as_str()));
-        detail.insert("process_id".into(), json!(target.process_id));
-        detail.insert("termination".into(), json!(self.termination().as_str()));
-        detail.insert("signal_via".into(), json!(self.signal_via()));
-        detail.insert(
-            "descendants_signalled".into(),
-            json!(self.descendants_signalled()),
-        );
-        detail.insert("survivors".into(), json!(self.survivors));
-        detail
+    pub fn skipped_detail(&self, target: &TargetInfo) -> ReclaimDetail {
+        ReclaimDetail {
+            state: Some(target.state.as_str()),
+            process_id: target.process_id,
+            termination: self.termination().as_str(),
+            signal_via: self.signal_via(),
+            descendants_signalled: self.descendants_signalled(),
+            survivors: self.survivors.clone(),
+            summary: None,
+        }
     }
 }
 
@@ -251,9 +250,8 @@ pub(super) fn skip(
         state: state.as_str(),
         process_id,
         termination: termination.as_str(),
-        reason: &why,
-    }
-    .fields();
+        reason: Some(&why),
+    };
     place.record("skipped", "not_written", detail, output, diag)
 }
 
@@ -274,14 +272,10 @@ pub(super) fn finalize(
     let change = match planned {
         Ok(Some(change)) => change,
         Ok(None) => {
-            let mut detail = Map::new();
-            detail.insert("termination".into(), json!(termination.as_str()));
-            detail.insert(
-                "reason".into(),
-                json!(
-                    "its event stream has not settled yet; a later refresh or reclaim finalizes it"
-                ),
-            );
+            let detail = UnsettledDetail {
+                termination: termination.as_str(),
+                reason: "its event stream has not settled yet; a later refresh or reclaim finalizes it",
+            };
             place.record("skipped", "not_written", detail, output, diag)?;
             return Ok(false);
         }

@@ -21,6 +21,8 @@ pub(super) struct Visit<'a, 'o> {
     pub wrote: bool,
     pub output: &'o mut Output,
     pub pending: &'o mut Vec<Pending>,
+    /// The targets of a json plan document, kept instead of printed.
+    pub plan: &'o mut Option<Vec<PlannedTarget>>,
 }
 
 impl Visit<'_, '_> {
@@ -75,17 +77,12 @@ impl Visit<'_, '_> {
         }
         let owner = crate::fs::guard_owner(&item.meta);
         if self.config.dry_run {
-            print_dry_run(
-                view,
-                item.facts,
-                owner,
-                self.config,
-                self.host,
-                self.plan_table,
-                place,
-                self.output,
-                diag,
-            );
+            let (config, host, table) = (self.config, self.host, self.plan_table);
+            let target = plan_dry_run(view, item.facts, owner, config, host, table);
+            match self.plan.as_mut() {
+                Some(plan) => plan.push(PlannedTarget::keep(target, place, diag)),
+                None => target.print(place, self.output, diag),
+            }
             return Ok(());
         }
         self.triaged(item, owner, place, diag)

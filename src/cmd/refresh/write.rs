@@ -21,7 +21,9 @@ impl DocChange for Change {
         }
     }
 
-    fn detail(&self) -> Map<String, Value> {
+    type Detail = RefreshDetail;
+
+    fn detail(&self) -> RefreshDetail {
         change_detail(self)
     }
 
@@ -174,60 +176,44 @@ pub(super) fn apply_finalization(
 pub use crate::model::{safe_id, stream_path};
 
 /// What a change decided, for its action record.
-pub(super) fn change_detail(change: &Change) -> Map<String, Value> {
-    let mut detail = Map::new();
+pub(super) fn change_detail(change: &Change) -> RefreshDetail {
     match change {
-        Change::Progress { at, fingerprint } => {
-            detail.insert("last_progress_at".into(), json!(Ts(Some(*at))));
-            detail.insert("fingerprint_stamped".into(), json!(fingerprint.is_some()));
-        }
-        Change::Fingerprint(_) => {
-            detail.insert("fingerprint_stamped".into(), json!(true));
-        }
+        Change::Progress { at, fingerprint } => RefreshDetail::Progress {
+            last_progress_at: Ts(Some(*at)),
+            fingerprint_stamped: fingerprint.is_some(),
+        },
+        Change::Fingerprint(_) => RefreshDetail::Fingerprint {
+            fingerprint_stamped: true,
+        },
         // The record of what came with it reads as that change alone.
         Change::StreamSeen {
             then: Some(then), ..
-        } => detail = change_detail(then),
-        Change::StreamSeen { inode, then: None } => {
-            detail.insert("raw_events_inode".into(), inode_value(*inode));
-        }
-        Change::Activity { state, at, .. } => {
-            detail.insert("state".into(), json!(state));
-            detail.insert("last_activity_at".into(), json!(Ts(Some(*at))));
-        }
+        } => change_detail(then),
+        Change::StreamSeen { inode, then: None } => RefreshDetail::Stream {
+            raw_events_inode: InodeRecord {
+                dev: inode.dev,
+                ino: inode.ino,
+            },
+        },
+        Change::Activity { state, at, .. } => RefreshDetail::Activity {
+            state,
+            last_activity_at: Ts(Some(*at)),
+        },
         Change::Finalize(finalization) => {
             let digest = finalization.digest.as_ref();
-            detail.insert("status".into(), json!(finalization.verdict.status_name()));
-            detail.insert("reason".into(), json!(finalization.verdict.reason));
-            detail.insert(
-                "completed_at".into(),
-                json!(Ts(Some(finalization.completed_at))),
-            );
-            detail.insert(
-                "format".into(),
-                json!(digest.and_then(|d| d.format).map(|f| f.as_str())),
-            );
-            detail.insert(
-                "thread_id".into(),
-                json!(digest.and_then(|d| d.thread_id.clone())),
-            );
-            detail.insert(
-                "terminal_event".into(),
-                json!(digest.and_then(|d| d.terminal.as_ref()).map(|t| t.event)),
-            );
-            detail.insert(
-                "raw_events_bytes".into(),
-                json!(digest.map_or(0, |d| d.bytes)),
-            );
-            if let Some(digest) = digest.filter(|d| d.truncated) {
-                detail.insert("raw_output_truncated".into(), json!(true));
-                detail.insert(
-                    "raw_output_skipped_bytes".into(),
-                    json!(digest.skipped_bytes),
-                );
-            }
-            detail.insert("summary".into(), json!(result_summary(finalization)));
+            let truncated = digest.filter(|d| d.truncated);
+            RefreshDetail::Finalize(FinalizeDetail {
+                status: finalization.verdict.status_name(),
+                reason: finalization.verdict.reason,
+                completed_at: Ts(Some(finalization.completed_at)),
+                format: digest.and_then(|d| d.format).map(|f| f.as_str()),
+                thread_id: digest.and_then(|d| d.thread_id.clone()),
+                terminal_event: digest.and_then(|d| d.terminal.as_ref()).map(|t| t.event),
+                raw_events_bytes: digest.map_or(0, |d| d.bytes),
+                raw_output_truncated: truncated.map(|_| true),
+                raw_output_skipped_bytes: truncated.map(|d| d.skipped_bytes),
+                summary: result_summary(finalization),
+            })
         }
     }
-    detail
 }

@@ -7,9 +7,10 @@ use crate::cmd::refresh;
 use crate::core::plan::fan_in::Member;
 use crate::core::plan::reclaim::{Reclaim, Termination};
 use crate::core::plan::refresh::Change;
+use crate::output::SweepDetail;
 use crate::shell::commit::{ApplyError, DocChange};
 use crate::shell::runs as scan;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// Every change sweep makes to one document, applied in order: refresh, reclaim, fan-in.
 #[derive(Debug, Clone, Default)]
@@ -45,18 +46,14 @@ impl DocChange for Changes {
         }
     }
 
-    fn detail(&self) -> Map<String, Value> {
-        let mut detail = Map::new();
-        if let Some(refresh) = &self.refresh {
-            detail.extend(refresh.detail());
-        }
-        if let Some(reclaim) = &self.reclaim {
-            detail.extend(reclaim.detail());
-        }
-        if let Some(stamp) = &self.stamp {
-            detail.extend(stamp.detail());
-        }
-        detail
+    type Detail = SweepDetail;
+
+    fn detail(&self) -> SweepDetail {
+        SweepDetail::new(
+            self.refresh.as_ref().map(DocChange::detail),
+            self.reclaim.as_ref().map(DocChange::detail),
+            self.stamp.as_ref().map(DocChange::detail),
+        )
     }
 
     fn apply(&self, doc: &mut Value, now: i64) -> Result<(), ApplyError> {

@@ -9,10 +9,9 @@ use crate::core::plan::fan_in::{self, Member};
 use crate::core::plan::reclaim::Termination;
 use crate::core::plan::refresh::Change;
 use crate::exit::Exit;
-use crate::output::{Diagnostics, Output};
+use crate::output::{Diagnostics, FanInRecord};
 use crate::shell::commit;
 use crate::shell::state::reported::{self, Reported};
-use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashSet};
 
 /// A member a change of this sweep ends: (run, card, position among the card's members,
@@ -20,7 +19,7 @@ use std::collections::{BTreeMap, HashSet};
 pub(super) type Ended = (usize, String, usize, ChildStatus);
 
 /// A fan-in record of the run at that index, printed after the writes.
-pub(super) type Row = (usize, Map<String, Value>);
+pub(super) type Row<'r> = (usize, FanInRecord<'r>);
 
 /// The members this sweep's planned changes end, in the order their status is set: refresh
 /// finalizations first, then workers marked reclaimed without a process.
@@ -75,13 +74,13 @@ pub(super) fn mark_ended(sweep: &mut Sweep<'_>) {
 /// Fan-in on the resulting states of every run still locked; delegation stamps join the
 /// documents' changes. Returns the fan-in records (printed after the writes, `print`) and
 /// the cards that cannot be stamped.
-pub(super) fn collapse(
-    sweep: &mut Sweep<'_>,
+pub(super) fn collapse<'r>(
+    sweep: &mut Sweep<'r>,
     env: &Env<'_>,
     diag: &mut Diagnostics,
-) -> (Vec<Row>, Vec<(usize, String)>) {
+) -> (Vec<Row<'r>>, Vec<(usize, String)>) {
     let mut failed_cards: Vec<(usize, String)> = Vec::new();
-    let mut fan_rows: Vec<Row> = Vec::new();
+    let mut fan_rows: Vec<Row<'r>> = Vec::new();
     // --delegation: the scan saw some members of a card only, so no card is judged.
     if sweep.interrupted.is_some() || !env.config.delegations.is_empty() {
         return (fan_rows, failed_cards);
@@ -90,7 +89,6 @@ pub(super) fn collapse(
         if !state.locked() {
             continue;
         }
-        let mut fan_output = Output::capture();
         let mut stamps: Vec<(String, usize, FanInStamp)> = Vec::new();
         let mut collect =
             |card: &str, index: usize, _: &MemberFile, stamp: FanInStamp, _: &mut Diagnostics| {
@@ -104,14 +102,11 @@ pub(super) fn collapse(
             state.card_listing.as_ref().map(|l| &l.dir),
             &state.cards,
             &mut collect,
-            &mut fan_output,
+            &mut |record, _| {
+                fan_rows.push((run_index, record));
+                Ok(())
+            },
             diag,
-        );
-        fan_rows.extend(
-            fan_output
-                .into_rows()
-                .into_iter()
-                .map(|row| (run_index, row)),
         );
         match done {
             Ok(outcome) => {
@@ -161,27 +156,21 @@ pub(super) fn collapse(
 pub(super) fn print(
     sweep: &mut Sweep<'_>,
     env: &Env<'_>,
-    fan_rows: Vec<Row>,
+    fan_rows: Vec<Row<'_>>,
     failed_cards: &[(usize, String)],
     ended: &HashSet<(usize, String, usize)>,
 ) {
     for (run_index, mut row) in fan_rows {
-        let card = row
-            .get("task_card_id")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        if row.get("outcome").and_then(Value::as_str) == Some("collapsed")
-            && failed_cards.contains(&(run_index, card.clone()))
-        {
-            row.insert("outcome".into(), json!("failed"));
+        let card = row.task_card_id.clone();
+        if row.outcome == Some("collapsed") && failed_cards.contains(&(run_index, card.clone())) {
+            row.outcome = Some("failed");
             if let Some(collapsed) = sweep.tallies.actions.get_mut("fan_in_collapsed") {
                 *collapsed = collapsed.saturating_sub(1);
             }
         }
-        if row.get("ready") == Some(&json!(false)) {
+        if !row.ready {
             let active = active_after_writes(&sweep.states[run_index], run_index, &card, ended);
-            row.insert("active".into(), json!(active));
+            row.active = Some(active);
         }
         if !fan_in_news(&mut sweep.states[run_index].reported, &row, env.config.all) {
             continue;
@@ -196,22 +185,12 @@ pub(super) fn print(
 /// or that would in a dry run) always; a card not ready because of something a person must
 /// look at (its warnings: a status flatline does not know) when that first appears or
 /// changes; a card simply not ready yet, or already collapsed, only with `--all`.
-pub(super) fn fan_in_news(reported: &mut Reported, row: &Map<String, Value>, all: bool) -> bool {
-    let outcome = row.get("outcome").and_then(Value::as_str);
-    let ready = row.get("ready").and_then(Value::as_bool).unwrap_or(false);
-    let warned = row
-        .get("warnings")
-        .and_then(Value::as_array)
-        .is_some_and(|w| !w.is_empty());
-    if ready {
-        return all || outcome != Some("already_collapsed");
+pub(super) fn fan_in_news(reported: &mut Reported, row: &FanInRecord<'_>, all: bool) -> bool {
+    if row.ready {
+        return all || row.outcome != Some("already_collapsed");
     }
-    if warned {
-        let card = row
-            .get("task_card_id")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        return reported.problem(&reported::card_subject(card), row);
+    if row.warnings.as_ref().is_some_and(|w| !w.is_empty()) {
+        return reported.problem(&reported::card_subject(&row.task_card_id), row);
     }
     all
 }

@@ -366,13 +366,12 @@ fn triage_target(
             if termination.needs_attention() {
                 diag.raise(Exit::Attention);
             }
-            let mut detail = serde_json::Map::new();
-            detail.insert("state".into(), after.info.state.as_str().into());
-            detail.insert(
-                "process_id".into(),
-                serde_json::json!(after.info.process_id),
-            );
-            detail.insert("termination".into(), termination.as_str().into());
+            let detail = crate::output::SkippedDetail {
+                state: after.info.state.as_str(),
+                process_id: after.info.process_id,
+                termination: termination.as_str(),
+                reason: None,
+            };
             count(&mut sweep.tallies, "skipped");
             let subject = reported::delegation_subject(item.name);
             if scanning

@@ -14,7 +14,7 @@ use crate::interrupt::Stop;
 use crate::output::Output;
 use crate::shell::runs::{LazyHost, Listing, Run};
 use crate::shell::state::reported::Reported;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -82,11 +82,20 @@ pub(super) fn count(tallies: &mut Tallies, action: &'static str) {
     *tallies.actions.entry(action).or_default() += 1;
 }
 
-/// A skipped reclaim as a problem: the record's fields that say what it is.
-pub(super) fn skipped_record(detail: &Map<String, Value>) -> Map<String, Value> {
-    let mut record = detail.clone();
-    record.insert("action".into(), json!("skipped"));
-    record
+/// A skipped reclaim as a problem (`Reported`): what the worker's record says, and the
+/// action.
+#[derive(Debug, Serialize)]
+pub(super) struct SkippedProblem<'a, D> {
+    #[serde(flatten)]
+    pub detail: &'a D,
+    pub action: &'static str,
+}
+
+pub(super) fn skipped_record<D: Serialize>(detail: &D) -> SkippedProblem<'_, D> {
+    SkippedProblem {
+        detail,
+        action: "skipped",
+    }
 }
 
 /// What every phase reads and nobody changes.

@@ -80,11 +80,107 @@ fn a_skipped_detail_keeps_the_field_order_of_the_action_record() {
         state: "stale",
         process_id: Some(42),
         termination: "foreign_uid",
-        reason: "why",
-    }
-    .fields();
+        reason: Some("why"),
+    };
     assert_eq!(
         serde_json::to_string(&detail).unwrap_or_default(),
         r#"{"state":"stale","process_id":42,"termination":"foreign_uid","reason":"why"}"#
+    );
+}
+
+fn compact<T: serde::Serialize>(value: &T) -> String {
+    crate::output::to_string_safe(value).unwrap_or_default()
+}
+
+fn reclaim_detail(summary: Option<&str>) -> ReclaimDetail {
+    ReclaimDetail {
+        state: Some("timed_out"),
+        process_id: Some(42),
+        termination: "terminated",
+        signal_via: Some("pidfd"),
+        descendants_signalled: vec![43],
+        survivors: vec![],
+        summary: summary.map(str::to_string),
+    }
+}
+
+#[test]
+fn an_action_record_prints_its_common_fields_then_its_detail() {
+    let record = ActionRecord {
+        kind: "action",
+        command: "sweep",
+        action: "reclaimed",
+        outcome: "written",
+        run_dir: PathText(Path::new("run")),
+        path: PathText(Path::new("run/delegations/a.json")),
+        delegation_id: Some("a"),
+        detail: SweepDetail::new(
+            None,
+            Some(reclaim_detail(Some("gone"))),
+            Some(StampDetail {
+                fan_in_collapsed_at: Ts(Some(0)),
+            }),
+        ),
+    };
+    assert_eq!(
+        compact(&record),
+        r#"{"kind":"action","command":"sweep","action":"reclaimed","outcome":"written","run_dir":"run","path":"run/delegations/a.json","delegation_id":"a","state":"timed_out","process_id":42,"termination":"terminated","signal_via":"pidfd","descendants_signalled":[43],"survivors":[],"summary":"gone","fan_in_collapsed_at":"1970-01-01T00:00:00.000Z"}"#
+    );
+}
+
+#[test]
+fn a_field_refresh_and_reclaim_share_is_said_once_where_refresh_says_it() {
+    // An activity change then a reclaim: `state` keeps its place and is the reclaim's.
+    let detail = SweepDetail::new(
+        Some(RefreshDetail::Activity {
+            state: "running_quiet",
+            last_activity_at: Ts(Some(0)),
+        }),
+        Some(reclaim_detail(None)),
+        None,
+    );
+    assert_eq!(
+        compact(&detail),
+        r#"{"state":"timed_out","last_activity_at":"1970-01-01T00:00:00.000Z","process_id":42,"termination":"terminated","signal_via":"pidfd","descendants_signalled":[43],"survivors":[]}"#
+    );
+    // A finalization then a reclaim: `summary` likewise.
+    let finalize = FinalizeDetail {
+        status: "failed",
+        reason: None,
+        completed_at: Ts(None),
+        format: None,
+        thread_id: None,
+        terminal_event: None,
+        raw_events_bytes: 7,
+        raw_output_truncated: Some(true),
+        raw_output_skipped_bytes: Some(3),
+        summary: "finalized".into(),
+    };
+    let detail = SweepDetail::new(
+        Some(RefreshDetail::Finalize(finalize)),
+        Some(reclaim_detail(Some("reclaimed"))),
+        None,
+    );
+    assert_eq!(
+        compact(&detail),
+        r#"{"status":"failed","reason":null,"completed_at":null,"format":null,"thread_id":null,"terminal_event":null,"raw_events_bytes":7,"raw_output_truncated":true,"raw_output_skipped_bytes":3,"summary":"reclaimed","state":"timed_out","process_id":42,"termination":"terminated","signal_via":"pidfd","descendants_signalled":[43],"survivors":[]}"#
+    );
+}
+
+#[test]
+fn a_skipped_kill_has_no_summary_and_a_triage_skip_no_reason() {
+    assert_eq!(
+        compact(&reclaim_detail(None)),
+        r#"{"state":"timed_out","process_id":42,"termination":"terminated","signal_via":"pidfd","descendants_signalled":[43],"survivors":[]}"#
+    );
+    let detail = SkippedDetail {
+        state: "stale",
+        process_id: None,
+        termination: "skipped_foreign",
+        reason: None,
+    };
+    assert_eq!(
+        compact(&detail),
+        r#"{"state":"stale","process_id":null,"termination":"skipped_foreign"}"#
     );
 }

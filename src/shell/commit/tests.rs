@@ -50,6 +50,8 @@ impl DocChange for Set {
         "set"
     }
 
+    type Detail = Map<String, Value>;
+
     fn detail(&self) -> Map<String, Value> {
         Map::new()
     }

@@ -23,7 +23,7 @@ use crate::fs::{self, RunLock};
 use crate::interrupt::Stop;
 use crate::shell::commit::{self, ApplyError, DocChange, Written};
 use crate::shell::runs::Run;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -119,8 +119,10 @@ impl DocChange for LaunchChange {
         }
     }
 
-    fn detail(&self) -> Map<String, Value> {
-        Map::new()
+    type Detail = crate::output::NoDetail;
+
+    fn detail(&self) -> crate::output::NoDetail {
+        crate::output::NoDetail {}
     }
 
     fn apply(&self, doc: &mut Value, now: Millis) -> Result<(), ApplyError> {

@@ -8,6 +8,7 @@
 //! fingerprint of the problem last printed for each subject (a delegation file, a task card).
 //! Pure: the caller reads and writes the section under the run lock.
 
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// The section of `state.json` this concern owns.
@@ -50,16 +51,14 @@ impl Reported {
     /// Whether a problem about `subject` described by `record` is printed now: when it is
     /// new or changed since it was last printed, or always with `--all`. Remembered either
     /// way.
-    pub fn problem(&mut self, subject: &str, record: &Map<String, Value>) -> bool {
-        let print = self.is_news(subject, record) || self.all;
-        self.current
-            .insert(subject.to_string(), fingerprint(record));
+    pub fn problem(&mut self, subject: &str, record: &impl Serialize) -> bool {
+        let fingerprint = match serde_json::to_value(record) {
+            Ok(Value::Object(fields)) => fingerprint(&fields),
+            _ => Value::Object(Map::new()),
+        };
+        let print = self.previous.get(subject) != Some(&fingerprint) || self.all;
+        self.current.insert(subject.to_string(), fingerprint);
         print
-    }
-
-    /// Whether the problem differs from the one last printed for `subject`.
-    fn is_news(&self, subject: &str, record: &Map<String, Value>) -> bool {
-        self.previous.get(subject) != Some(&fingerprint(record))
     }
 
     /// The section to store, `None` when there is nothing to remember. After a complete
