@@ -2,6 +2,8 @@
 //! text the table is redrawn; in ndjson a record is printed only when something other than
 //! its ages, `checked_at` and activity counters changed since the previous iteration (the
 //! first iteration prints every record). A signal between iterations ends it with exit 0.
+//! One activity tracker lives across the iterations: each compares its samples with the
+//! previous iteration's, so only the first may wait for a second look (SPEC §11).
 
 use crate::cli::config::Config;
 use crate::exit::Exit;
@@ -56,7 +58,10 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         return crate::cmd::status::run(config, diag, stop);
     };
     let mut previous: HashMap<String, Value> = HashMap::new();
+    // The previous pass's activity samples are the next pass's stored ones (SPEC §13).
+    let mut tracker = crate::shell::activity::Tracker::for_watch();
     loop {
+        tracker.new_pass();
         let started = Instant::now();
         let mut pass = config.clone();
         if !pass.now_given {
@@ -64,8 +69,8 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         }
         let sink = Sink::default();
         let mut pass_diag = Diagnostics::new(crate::output::stderr_is_journal());
-        let exit =
-            crate::cmd::status::run_to(&pass, &mut pass_diag, stop, Some(Box::new(sink.clone())));
+        let into = Some(Box::new(sink.clone()) as Box<dyn Write>);
+        let exit = crate::cmd::status::run_to(&pass, &mut pass_diag, stop, into, &mut tracker);
         if let Exit::Signal(_) = exit {
             return Exit::Ok;
         }
