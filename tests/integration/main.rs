@@ -13,6 +13,7 @@ mod crash_writers;
 mod deploy;
 mod deployment;
 mod doctor;
+mod duplicates;
 mod every;
 mod fanin;
 mod fanin_ownership;
