@@ -40,6 +40,7 @@ mod select;
 mod stall;
 mod stall_records;
 mod status;
+mod strict;
 mod support;
 mod sweep;
 mod team;
