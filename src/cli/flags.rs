@@ -997,7 +997,11 @@ pub const FLAGS: &[Flag] = &[
               is not trusted to). \
               May be given several times; heartbeat workers are left out, and sweep judges \
               no task card's fan-in (it saw only some of its members). \
-              finalize needs exactly one.",
+              finalize needs exactly one. \
+              When another file of delegations/ claims the named file's delegation_id, the \
+              two are a problem (duplicate_delegation_id: a stderr line naming both files, a \
+              problem record with --attention, exit 1) and refresh, reclaim, sweep and \
+              finalize act on neither; status still shows the named one.",
     },
     Flag {
         id: FlagId::FinalizeAs,

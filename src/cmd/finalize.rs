@@ -126,12 +126,9 @@ fn close(
             &format!("no delegation '{id}' in {}", run.path.display()),
         );
     }
-    if let Some(other) = duplicate_of(&listing, id, &name) {
-        let message = format!(
-            "duplicate_delegation_id: {} claims the delegation_id '{id}' too; nothing is written",
-            other.to_string_lossy()
-        );
-        diag.error(&path, &message, Exit::Attention);
+    // Two files with one delegation_id: finalize acts on neither (SPEC §13).
+    if let Some(duplicate) = scan::duplicates::find(&listing, &[id.to_string()]).first() {
+        duplicate.report(run, diag);
         return Exit::Attention;
     }
     let mut bytes = Vec::new();
@@ -184,43 +181,4 @@ fn close(
         Ok(()) => Exit::Ok,
         Err(exit) => exit,
     }
-}
-
-/// For each named delegation file (`ID.json`) that another document of the listing claims by
-/// its `delegation_id`, that other file: the operator's tools act on neither (SPEC §13).
-pub fn duplicated(
-    listing: &scan::Listing,
-    ids: &[String],
-) -> std::collections::HashMap<OsString, OsString> {
-    ids.iter()
-        .filter_map(|id| {
-            let own = OsString::from(format!("{id}.json"));
-            duplicate_of(listing, id, &own).map(|other| (own, other))
-        })
-        .collect()
-}
-
-/// Another document of the listing whose `delegation_id` is `id` (SPEC §13: two files with
-/// one delegation_id are a problem, and the operator's tools act on neither).
-fn duplicate_of(listing: &scan::Listing, id: &str, own: &OsString) -> Option<OsString> {
-    let mut bytes = Vec::new();
-    for entry in &listing.entries {
-        if &entry.name == own || !scan::is_document_name(&entry.name) {
-            continue;
-        }
-        if listing
-            .dir
-            .read_entry(entry, MAX_DOCUMENT_BYTES, &mut bytes)
-            .is_err()
-        {
-            continue;
-        }
-        let claims = crate::model::parse_delegation(&bytes)
-            .ok()
-            .is_some_and(|doc| doc.delegation_id.str() == Some(id));
-        if claims {
-            return Some(entry.name.clone());
-        }
-    }
-    None
 }

@@ -9,6 +9,7 @@ use crate::exit::Exit;
 use crate::fs;
 use crate::interrupt::Stop;
 use crate::output::{Diagnostics, Metrics, Output, PathText};
+use crate::shell::activity::Tracker;
 use crate::shell::runs::{self as scan, LazyHost};
 use crate::shell::workers::{self as team, WorkerRecord, WorkerSummary, WorkerTally};
 use crate::shell::{self, Access};
@@ -23,19 +24,22 @@ pub use metrics::*;
 
 /// `flatline status`.
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
-    run_to(config, diag, stop, None)
+    run_to(config, diag, stop, None, &mut Tracker::default())
 }
 
-/// `run` with its output written to `sink` instead of stdout (`status --watch`).
+/// `run` with its output written to `sink` instead of stdout, and the activity samples of
+/// `tracker` (`status --watch` keeps them from one pass to the next).
 pub fn run_to(
     config: &Config,
     diag: &mut Diagnostics,
     stop: &Stop,
     sink: Option<Box<dyn std::io::Write>>,
+    tracker: &mut Tracker,
 ) -> Exit {
     let runs = scan::open_runs(&config.run_dirs, diag);
     let mut output = output_for(config, &runs, sink);
     let host = LazyHost::default();
+    host.2.replace(std::mem::take(tracker));
     let mut summaries: Vec<serde_json::Value> = Vec::new();
     let mut overall = Tally::default();
     let mut workers_overall = WorkerTally::default();
@@ -107,6 +111,7 @@ pub fn run_to(
     if let Err(exit) = looped {
         interrupted = Some(exit);
     }
+    *tracker = host.2.take();
     print_summary_rows(config, &summaries, &mut output);
     let tally = tally_text(&overall, &workers_overall);
     add_run_facts(&mut metrics, config.now, diag.errors.len());

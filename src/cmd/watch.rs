@@ -1,7 +1,10 @@
 //! `status --watch DURATION` (SPEC §13): the status again every DURATION. On a terminal in
 //! text the table is redrawn; in ndjson a record is printed only when something other than
-//! its ages, `checked_at` and activity counters changed since the previous iteration (the
-//! first iteration prints every record). A signal between iterations ends it with exit 0.
+//! its ages (in numbers or in words), `checked_at` and activity counters changed since the
+//! previous iteration (the first iteration prints every record). A signal between iterations
+//! ends it with exit 0.
+//! One activity tracker lives across the iterations: each compares its samples with the
+//! previous iteration's, so only the first may wait for a second look (SPEC §11).
 
 use crate::cli::config::Config;
 use crate::exit::Exit;
@@ -20,6 +23,10 @@ const VOLATILE: &[&str] = &[
     "checked_at",
     "activity",
 ];
+
+/// Texts that say an age (or activity counters) in words, by record kind: what they say
+/// beyond it is in the fields compared (state, recovery_action, thresholds, health).
+const VOLATILE_TEXT: &[(&str, &str)] = &[("delegation", "recovery_reason"), ("worker", "message")];
 
 /// What one iteration printed, kept in memory.
 #[derive(Debug, Clone, Default)]
@@ -56,7 +63,10 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         return crate::cmd::status::run(config, diag, stop);
     };
     let mut previous: HashMap<String, Value> = HashMap::new();
+    // The previous pass's activity samples are the next pass's stored ones (SPEC §13).
+    let mut tracker = crate::shell::activity::Tracker::for_watch();
     loop {
+        tracker.new_pass();
         let started = Instant::now();
         let mut pass = config.clone();
         if !pass.now_given {
@@ -64,8 +74,8 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         }
         let sink = Sink::default();
         let mut pass_diag = Diagnostics::new(crate::output::stderr_is_journal());
-        let exit =
-            crate::cmd::status::run_to(&pass, &mut pass_diag, stop, Some(Box::new(sink.clone())));
+        let into = Some(Box::new(sink.clone()) as Box<dyn Write>);
+        let exit = crate::cmd::status::run_to(&pass, &mut pass_diag, stop, into, &mut tracker);
         if let Exit::Signal(_) = exit {
             return Exit::Ok;
         }
@@ -96,6 +106,14 @@ fn changed_lines(printed: &[u8], previous: &mut HashMap<String, Value>) -> Vec<u
             continue;
         };
         for field in VOLATILE {
+            record.remove(*field);
+        }
+        let kind = record
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        for (_, field) in VOLATILE_TEXT.iter().filter(|(of, _)| *of == kind) {
             record.remove(*field);
         }
         let key = key_of(&record);
@@ -136,6 +154,33 @@ mod tests {
         assert_eq!(
             changed_lines(moved, &mut previous),
             b"{\"kind\":\"delegation\",\"path\":\"a\",\"state\":\"stale\",\"elapsed_since_progress_ms\":60000}\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn an_age_said_in_words_is_no_change_but_a_problem_message_is() {
+        let mut previous = HashMap::new();
+        let line = |kind: &str, field: &str, text: &str| {
+            format!("{{\"kind\":\"{kind}\",\"path\":\"a\",\"{field}\":\"{text}\"}}\n")
+        };
+        for (kind, field) in [("delegation", "recovery_reason"), ("worker", "message")] {
+            let first = line(kind, field, "age 1000 ms");
+            assert_eq!(
+                changed_lines(first.as_bytes(), &mut previous),
+                first.as_bytes()
+            );
+            let later = line(kind, field, "age 2000 ms");
+            assert!(changed_lines(later.as_bytes(), &mut previous).is_empty());
+        }
+        let first = line("problem", "message", "invalid JSON");
+        assert_eq!(
+            changed_lines(first.as_bytes(), &mut previous),
+            first.as_bytes()
+        );
+        let other = line("problem", "message", "not readable");
+        assert_eq!(
+            changed_lines(other.as_bytes(), &mut previous),
+            other.as_bytes()
         );
     }
 }

@@ -21,12 +21,13 @@ const ON: &[&str] = &["object", "null"];
 /// One field: its name, its JSON types, and whether every record of the kind has it.
 pub struct Field(pub &'static str, pub &'static [&'static str], pub bool);
 
-/// One record kind: `kind`, and the field and value that tell its variants apart (`scope`
-/// of a summary, `action` of an action record), if any.
+/// One record kind: `kind`, the field and value that tell its variants apart (`scope` of a
+/// summary, `action` of an action record), if any, and its fields: groups, in print order (a
+/// name in two groups keeps its first place and type).
 pub struct Kind {
     pub kind: &'static str,
     pub variant: Option<(&'static str, &'static str)>,
-    pub fields: &'static [Field],
+    pub fields: &'static [&'static [Field]],
 }
 
 const fn f(name: &'static str, types: &'static [&'static str]) -> Field {
@@ -38,24 +39,26 @@ const fn opt(name: &'static str, types: &'static [&'static str]) -> Field {
     Field(name, types, false)
 }
 
-const ACTION: [Field; 7] = [
+/// What every action record about a delegation starts with.
+const ACTION: &[Field] = &[
     f("command", S),
     f("action", S),
     f("outcome", S),
     f("run_dir", S),
     f("path", S),
     f("delegation_id", SN),
-    opt("state", S),
 ];
 
-/// A reclaim target's detail (reclaim and sweep, real or dry run).
-const RECLAIM_DETAIL: [Field; 12] = [
+/// A reclaim target (reclaim and sweep): the plan of a dry run, what the signals did, or
+/// why it was left alone.
+const TARGET: &[Field] = &[
+    opt("state", S),
     opt("process_id", IN),
     opt("process_identity", SN),
     opt("last_progress_at", SN),
     opt("elapsed_since_progress_ms", IN),
     opt("summary", S),
-    opt("termination", S),
+    opt("termination", SN),
     opt("reason", SN),
     opt("would_signal", A),
     opt("skipped_descendants", A),
@@ -64,7 +67,46 @@ const RECLAIM_DETAIL: [Field; 12] = [
     opt("survivors", A),
 ];
 
-const fn action(value: &'static str, fields: &'static [Field]) -> Kind {
+/// A finalization (refresh's, a reclaim target's whose process is gone, an operator's).
+const FINALIZATION: &[Field] = &[
+    opt("status", S),
+    opt("completed_at", S),
+    opt("format", SN),
+    opt("thread_id", SN),
+    opt("terminal_event", SN),
+    opt("raw_events_bytes", I),
+    opt("raw_output_truncated", B),
+    opt("raw_output_skipped_bytes", I),
+];
+
+/// What a sweep's refresh writes with a reclaim record in the same document.
+const REFRESH_MARKS: &[Field] = &[
+    opt("fingerprint_stamped", B),
+    opt("raw_events_inode", O),
+    opt("last_activity_at", S),
+];
+
+/// A worker entering or leaving `running_busy` (SPEC §11): the state recorded, and when.
+const ACTIVITY_MARK: &[Field] = &[f("state", S), f("last_activity_at", S)];
+
+/// A sweep's fan-in stamp on a member it also finalized or reclaimed.
+const STAMP: &[Field] = &[opt("fan_in_collapsed_at", S)];
+
+/// An event appended to `events.jsonl` (health-events and sweep, SPEC §5).
+const EVENT: &[Field] = &[
+    f("command", S),
+    f("action", S),
+    f("outcome", S),
+    f("run_dir", S),
+    f("path", S),
+    f("worker_id", S),
+    f("event_id", S),
+    f("previous_health", SN),
+    f("health", S),
+    f("message", S),
+];
+
+const fn action(value: &'static str, fields: &'static [&'static [Field]]) -> Kind {
     Kind {
         kind: "action",
         variant: Some(("action", value)),
@@ -72,29 +114,12 @@ const fn action(value: &'static str, fields: &'static [Field]) -> Kind {
     }
 }
 
-const RECLAIMED: [Field; 19] = concat_fields(&ACTION, &RECLAIM_DETAIL);
-
-const fn concat_fields<const N: usize>(a: &[Field], b: &[Field]) -> [Field; N] {
-    let mut out = [const { Field("", S, false) }; N];
-    let mut i = 0;
-    while i < a.len() {
-        out[i] = Field(a[i].0, a[i].1, a[i].2);
-        i += 1;
-    }
-    while i < N {
-        let j = i - a.len();
-        out[i] = Field(b[j].0, b[j].1, b[j].2);
-        i += 1;
-    }
-    out
-}
-
 /// Every record kind flatline prints, with its fields in print order.
 pub const KINDS: &[Kind] = &[
     Kind {
         kind: "delegation",
         variant: None,
-        fields: &[
+        fields: &[&[
             f("run_dir", S),
             f("path", S),
             f("delegation_id", SN),
@@ -124,12 +149,12 @@ pub const KINDS: &[Kind] = &[
             f("warnings", A),
             f("activity", ON),
             f("stall", ON),
-        ],
+        ]],
     },
     Kind {
         kind: "summary",
         variant: Some(("scope", "delegations")),
-        fields: &[
+        fields: &[&[
             f("run_dir", S),
             f("task_card_id", SN),
             f("total", I),
@@ -147,12 +172,12 @@ pub const KINDS: &[Kind] = &[
             f("timed_out", I),
             f("reclaim_needed", I),
             f("reclaimed", I),
-        ],
+        ]],
     },
     Kind {
         kind: "summary",
         variant: Some(("scope", "workers")),
-        fields: &[
+        fields: &[&[
             f("run_dir", S),
             f("total", I),
             f("healthy", I),
@@ -161,12 +186,12 @@ pub const KINDS: &[Kind] = &[
             f("stopped", I),
             f("starting", I),
             f("unknown", I),
-        ],
+        ]],
     },
     Kind {
         kind: "worker",
         variant: None,
-        fields: &[
+        fields: &[&[
             f("run_dir", S),
             f("path", S),
             f("worker_id", S),
@@ -181,12 +206,12 @@ pub const KINDS: &[Kind] = &[
             f("message", S),
             f("needs_attention", B),
             f("warnings", A),
-        ],
+        ]],
     },
     Kind {
         kind: "fan_in",
         variant: None,
-        fields: &[
+        fields: &[&[
             f("run_dir", S),
             f("task_card_id", S),
             f("ready", B),
@@ -201,28 +226,28 @@ pub const KINDS: &[Kind] = &[
             opt("waiting_lanes", A),
             opt("warnings", A),
             opt("foreign_members", A),
-        ],
+        ]],
     },
     Kind {
         kind: "problem",
         variant: None,
-        fields: &[f("run_dir", S), f("path", S), f("message", S)],
+        fields: &[&[f("run_dir", S), f("path", S), f("message", S)]],
     },
     Kind {
         kind: "finding",
         variant: None,
-        fields: &[
+        fields: &[&[
             f("run_dir", SN),
             f("check", S),
             f("path", SN),
             f("message", S),
             f("fix", S),
-        ],
+        ]],
     },
     Kind {
         kind: "explain",
         variant: None,
-        fields: &[
+        fields: &[&[
             f("run_dir", S),
             f("path", S),
             f("delegation_id", SN),
@@ -233,7 +258,7 @@ pub const KINDS: &[Kind] = &[
             f("verdict", S),
             f("timestamps", O),
             f("baseline", O),
-            f("stream", O),
+            f("stream", ON),
             f("configuration", O),
             f("thresholds", O),
             f("process", O),
@@ -242,9 +267,25 @@ pub const KINDS: &[Kind] = &[
             f("stall", ON),
             f("next", O),
             f("warnings", A),
-        ],
+        ]],
     },
-    action("reclaimed", &RECLAIMED),
+    action(
+        "progressed",
+        &[
+            ACTION,
+            &[f("last_progress_at", S), f("fingerprint_stamped", B)],
+        ],
+    ),
+    action("fingerprinted", &[ACTION, &[f("fingerprint_stamped", B)]]),
+    action("stream_recorded", &[ACTION, &[f("raw_events_inode", O)]]),
+    action("busy", &[ACTION, ACTIVITY_MARK]),
+    action("busy_ended", &[ACTION, ACTIVITY_MARK]),
+    action("finalized", &[ACTION, TARGET, FINALIZATION, STAMP]),
+    action("reclaimed", &[ACTION, TARGET, REFRESH_MARKS, STAMP]),
+    action("skipped", &[ACTION, TARGET]),
+    action("worker_stalled", &[EVENT]),
+    action("worker_dead", &[EVENT]),
+    action("worker_recovered", &[EVENT]),
 ];
 
 /// The JSON Schema of one kind (`additional`: whether other properties are allowed).
@@ -256,7 +297,7 @@ pub fn kind_schema(kind: &Kind, additional: bool) -> Value {
         properties.insert(name.into(), json!({"const": value}));
         required.push(json!(name));
     }
-    for Field(name, types, always) in kind.fields {
+    for Field(name, types, always) in kind.fields.iter().copied().flatten() {
         if !properties.contains_key(*name) {
             properties.insert((*name).into(), json!({"type": types}));
         }
@@ -294,4 +335,26 @@ pub fn schema_text() -> String {
     let mut text = serde_json::to_string_pretty(&schema(true)).unwrap_or_default();
     text.push('\n');
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_and_variant_has_one_subschema_and_each_field_one_type() {
+        let mut titles = std::collections::HashSet::new();
+        for kind in KINDS {
+            let title = kind_schema(kind, false)["title"].to_string();
+            assert!(titles.insert(title.clone()), "{title} twice");
+            // A name in two groups keeps its first type: the groups must agree on it.
+            let mut seen: Map<String, Value> = Map::new();
+            for Field(name, types, _) in kind.fields.iter().copied().flatten() {
+                let first = seen.entry(*name).or_insert_with(|| json!(types));
+                assert_eq!(*first, json!(types), "{title}: {name}");
+            }
+        }
+        let schema = schema(true);
+        assert_eq!(schema["oneOf"].as_array().map(Vec::len), Some(KINDS.len()));
+    }
 }

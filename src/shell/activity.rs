@@ -31,6 +31,7 @@ pub const FILE: &str = "activity.json";
 pub const MODE: u32 = 0o640;
 const MAX_BYTES: usize = 16 << 20;
 
+mod carry;
 mod stall;
 
 /// What one invocation knows of activity; reset per run by `begin_run`.
@@ -51,6 +52,8 @@ pub struct Tracker {
     /// Reads what quiet trees wait on; one per run (it keeps each network namespace's TCP
     /// table).
     reader: crate::proc::stall::StallReader,
+    /// `status --watch`: the previous passes' samples, by run (`carry`); `None` otherwise.
+    carried: Option<carry::Carried>,
 }
 
 /// A document left for the second look: its name and the bytes and metadata as read (the
@@ -116,6 +119,12 @@ impl Tracker {
         {
             self.table = None;
         }
+        self.read_stored(run_path, root, diag);
+        self.carry_in(run_path, policy.window, crate::proc::now_ms());
+    }
+
+    /// The samples (and stall diagnoses) kept in `.flatline/activity.json`; none when absent.
+    fn read_stored(&mut self, run_path: &Path, root: &Dir, diag: &mut Diagnostics) {
         let Ok(Some(dir)) = root.open_child(OsStr::new(".flatline")) else {
             return;
         };
@@ -369,6 +378,9 @@ impl Tracker {
                 config.command,
                 Command::Refresh | Command::Reclaim | Command::Sweep
             );
+        if let Some(policy) = config.activity {
+            self.carry_out(run_path, policy.window);
+        }
         let mut run = std::mem::take(&mut self.run);
         if !writing || run.lock_lost {
             return;

@@ -21,15 +21,25 @@ fn status_and_refresh_act_on_the_named_delegations_only() {
         let stream = run.write(&format!("raw-events/{id}.jsonl"), CODEX_SUCCESS);
         set_mtime_ms(&stream, NOW_MS - 10_000);
     }
-    // "b.json" claims to be "a": the file name decides.
+    // "b.json" claims to be "x": the file name decides (x.json names nothing).
     let mut liar = run.read_json("delegations/b.json");
-    liar["delegation_id"] = json!("a");
+    liar["delegation_id"] = json!("x");
     write_json(&run.delegation_path("b.json"), &liar);
     run.write(
         "workers/w/worker-spec.json",
         br#"{"name":"w","heartbeat":"heartbeat.json"}"#,
     );
-    let out = status(&run, &["--delegation", "a", "--delegation", "c"]);
+    let out = status(
+        &run,
+        &[
+            "--delegation",
+            "a",
+            "--delegation",
+            "c",
+            "--delegation",
+            "x",
+        ],
+    );
     assert_eq!(out.code, 0, "{out:?}");
     let paths: Vec<String> = out
         .records()

@@ -149,7 +149,8 @@ pub struct Outcome {
 
 impl Outcome {
     /// stdout as ndjson records.
-    /// Every record must carry `schema_version: 1` (SPEC §7), checked here. Output's records
+    /// Every record must carry `schema_version: 1` and fit the strict schema (SPEC §7),
+    /// checked here. Output's records
     /// end with it, and it is taken out of them so that tests comparing whole records compare
     /// the record's own fields (`explain` objects, written elsewhere, keep it in place).
     pub fn records(&self) -> Vec<Value> {
@@ -162,6 +163,8 @@ impl Outcome {
                     record["schema_version"], 1,
                     "a record without schema_version 1: {line}"
                 );
+                // Every record a test reads fits the published schema exactly (SPEC §7).
+                crate::strict::check(&record);
                 if let Some(map) = record.as_object_mut()
                     && map
                         .keys()

@@ -141,3 +141,75 @@ fn color_paints_states_in_text_tables_only_when_asked() {
     let ndjson = status(&run, &["--color", "always"]);
     assert!(!ndjson.stdout.contains("\\u001b") && !ndjson.stdout.contains('\x1b'));
 }
+
+/// SPEC §11/§13: in a watch the previous iteration's sample is the stored one, so a worker
+/// that turns stale between iterations is judged busy at once, without the second look's
+/// wait of `--activity-window` (4 s here: without the carried sample the busy record would
+/// come a whole window after the second iteration began).
+#[test]
+fn a_watch_iteration_judges_activity_against_the_previous_one_without_waiting() {
+    if !is_root() || !have("unshare") {
+        eprintln!("skipped: needs root and unshare");
+        return;
+    }
+    let run = Run::new();
+    let script = r##"
+bin=$1; run=$2
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+record() { # age_s extra
+  local ticks boot ns at
+  ticks=$(sed 's/.*) //' /proc/$worker/stat | cut -d' ' -f20)
+  boot=$(cat /proc/sys/kernel/random/boot_id)
+  ns=$(readlink /proc/self/ns/pid); ns=${ns#pid:[}; ns=${ns%]}
+  at=$(date -u -d "@$(( $(date +%s) - $1 ))" +%Y-%m-%dT%H:%M:%SZ)
+  printf '{"delegation_id":"w","child_agent":{"status":"running"},"worker_lifecycle":{"process_id":%s,"started_at":"%s","last_progress_at":"%s","process_fingerprint":{"start_ticks":%s,"boot_id":"%s","pid_ns":%s}%s}}\n' \
+    "$worker" "$at" "$at" "$ticks" "$boot" "$ns" "$2" > "$run/delegations/.w.tmp"
+  mv "$run/delegations/.w.tmp" "$run/delegations/w.json"
+}
+touch "$run/burn"
+bash -c 'while [ -e "$1" ]; do :; done' _ "$run/burn" & worker=$!
+sleep 0.2
+# Active at first: sampled, not judged stale, nothing to wait for.
+record 0 ',"stale_after_ms":600000'
+"$bin" status --watch 4s --activity-window 4s --format ndjson "$run" > "$run/out" 2> "$run/err" &
+watch=$!
+start=$(ms)
+until [ -s "$run/out" ]; do sleep 0.02; [ $(( $(ms) - start )) -gt 20000 ] && break; done
+first=$(ms)
+# Stale from now on: the second iteration needs an activity verdict.
+record 300 ',"stale_after_ms":10000,"timeout_after_ms":600000'
+until grep -q running_busy "$run/out"; do sleep 0.02; [ $(( $(ms) - first )) -gt 20000 ] && break; done
+busy=$(ms)
+kill -TERM $watch; wait $watch; echo "#exit $?"
+rm "$run/burn"
+echo "#ms $(( busy - first ))"
+cat "$run/out"
+cat "$run/err" >&2
+"##;
+    let mut command = pid_namespace_bash(script);
+    command.arg(bin()).arg(run.path());
+    let out = run_command(&mut command, Duration::from_secs(60));
+    let note = |name: &str| -> i64 {
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("#{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no #{name}: {out:?}"))
+    };
+    assert_eq!(note("exit"), 0, "{out:?}");
+    let records: Vec<Value> = out
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let states: Vec<&str> = records.iter().filter_map(|r| r["state"].as_str()).collect();
+    assert_eq!(states, ["running_active", "running_busy"], "{out:?}");
+    assert!(
+        records[1]["activity"]["cpu_ms_since"].as_u64().unwrap() > 0,
+        "{out:?}"
+    );
+    // The second iteration starts 4 s after the first; its verdict needs no 4 s wait.
+    let waited = note("ms");
+    assert!(waited < 6_500, "the busy verdict took {waited} ms: {out:?}");
+}

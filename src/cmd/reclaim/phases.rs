@@ -42,13 +42,8 @@ impl<'r> Reclaiming<'r> {
                 }),
                 None => Ledger::default(),
             };
-            let duplicated = match config.force {
-                true => crate::cmd::finalize::duplicated(&listing, &config.delegations),
-                false => Default::default(),
-            };
             let mut visit = Visit {
                 run,
-                duplicated,
                 index: states.len(),
                 config,
                 stop,

@@ -7,8 +7,6 @@ use crate::shell::runs::Item;
 /// One run's scan: what the per-document step reads and what it collects.
 pub(super) struct Visit<'a, 'o> {
     pub run: &'a Run,
-    /// With `--force`: the files that share a delegation_id with another (SPEC §13).
-    pub duplicated: std::collections::HashMap<std::ffi::OsString, std::ffi::OsString>,
     /// The index of this run's `RunState`.
     pub index: usize,
     pub config: &'a Config,
@@ -62,17 +60,6 @@ impl Visit<'_, '_> {
         }
         let forced = self.config.force && recheck::operator_may_force(view);
         if view.reclaim_state != ReclaimState::ReclaimNeeded && !forced {
-            return Ok(());
-        }
-        // --force acts on neither of two files with one delegation_id (SPEC §13).
-        if self.config.force
-            && let Some(other) = self.duplicated.get(item.name)
-        {
-            let message = format!(
-                "duplicate_delegation_id: {} claims the same delegation_id; --force acts on neither",
-                other.to_string_lossy()
-            );
-            diag.error(item.path, &message, Exit::Attention);
             return Ok(());
         }
         let owner = crate::fs::guard_owner(&item.meta);

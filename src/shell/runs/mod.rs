@@ -5,6 +5,7 @@
 //! inode); `delegations/` is listed once and sorted by name; hidden files and
 //! `*.result.json` are skipped; each document is read once into a reused buffer.
 
+pub mod duplicates;
 mod process;
 mod stream;
 mod walk;

@@ -94,6 +94,7 @@ pub fn for_each_in_listing_from(
         .iter()
         .filter(|entry| is_document_name(&entry.name) && config.delegation_selected(&entry.name))
         .collect();
+    leave_duplicates(run, listing, config, diag, &mut documents);
     if resume.start.is_some() {
         // The listing is sorted by the bytes of the names, as `OsStr` compares them.
         let names: Vec<&OsStr> = documents
@@ -148,6 +149,28 @@ pub fn for_each_in_listing_from(
         .borrow_mut()
         .finish_run(&run.path, run.dir(), &names, config, diag);
     result
+}
+
+/// `--delegation ID` names `ID.json`; another document claiming its delegation_id is a
+/// problem (SPEC §13), said here for every command. A writing command acts on neither file
+/// (the other is not selected); `status` still shows the selected one.
+fn leave_duplicates(
+    run: &Run,
+    listing: &Listing,
+    config: &Config,
+    diag: &mut Diagnostics,
+    documents: &mut Vec<&Entry>,
+) {
+    if config.delegations.is_empty() {
+        return;
+    }
+    let duplicates = super::duplicates::find(listing, &config.delegations);
+    for duplicate in &duplicates {
+        duplicate.report(run, diag);
+    }
+    if config.command != crate::cli::Command::Status {
+        documents.retain(|entry| !super::duplicates::is_duplicated(&duplicates, &entry.name));
+    }
 }
 
 /// The second look of SPEC §11: the workers about to be judged stale without a usable
