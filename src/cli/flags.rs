@@ -990,14 +990,15 @@ pub const FLAGS: &[Flag] = &[
         long: "delegation",
         short: None,
         value: Some("ID"),
-        commands: STATUS | REFRESH | RECLAIM | SWEEP | FINALIZE,
+        commands: STATUS | REFRESH | RECLAIM | SWEEP | FINALIZE | EXPLAIN,
         about: "only the delegation in RUN_DIR/delegations/ID.json (repeatable)",
         doc: "Limits every record and every action to the delegation whose file is \
               RUN_DIR/delegations/ID.json (the file name picks it; the delegation_id inside \
               is not trusted to). \
               May be given several times; heartbeat workers are left out, and sweep judges \
               no task card's fan-in (it saw only some of its members). \
-              finalize needs exactly one. \
+              finalize needs exactly one; explain explains each one named, whether it needs \
+              attention or not. \
               When another file of delegations/ claims the named file's delegation_id, the \
               two are a problem (duplicate_delegation_id: a stderr line naming both files, a \
               problem record with --attention, exit 1) and refresh, reclaim, sweep and \

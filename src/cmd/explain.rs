@@ -39,7 +39,8 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         let file = item.name.to_string_lossy();
         let stem = file.strip_suffix(".json").unwrap_or(&file);
         let wanted = if ids.is_empty() {
-            item.view.needs_attention()
+            // --delegation has chosen the file already (the walk reads no other).
+            !config.delegations.is_empty() || item.view.needs_attention()
         } else {
             let mut any = false;
             for (id, hit) in ids.iter().zip(found.iter_mut()) {

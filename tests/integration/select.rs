@@ -197,3 +197,40 @@ fn sweep_with_delegation_finalizes_it_and_judges_no_card() {
         out.stdout
     );
 }
+
+/// `explain --delegation ID` explains the named delegation whether it needs attention or
+/// not, and only it; without it, explain picks the ones that need attention.
+#[test]
+fn explain_explains_the_named_delegation_even_when_nothing_is_wrong() {
+    let run = Run::new();
+    run.delegation("done", &delegation("done", "completed", json!({})));
+    let stale = delegation(
+        "stale",
+        "running",
+        json!({"started_at": at(-3_600_000), "last_progress_at": at(-3_600_000)}),
+    );
+    run.delegation("stale", &stale);
+    let explain = |extra: &[&str]| {
+        let mut args = vec![
+            "explain",
+            run.path().to_str().unwrap(),
+            "--format",
+            "ndjson",
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--now", NOW]);
+        flatline(args)
+    };
+    let ids = |out: &Outcome| -> Vec<String> {
+        out.stdout
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .map(|record| record["delegation_id"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let named = explain(&["--delegation", "done"]);
+    assert_eq!(named.code, 0, "{}", named.stderr);
+    assert_eq!(ids(&named), ["done"], "{}", named.stdout);
+    let default = explain(&[]);
+    assert_eq!(ids(&default), ["stale"], "{}", default.stdout);
+}
