@@ -82,3 +82,39 @@ fn a_signal_ignored_when_run_started_stays_ignored_for_the_worker() {
     assert_eq!(ignored_by_worker(&run, "plain", false) & hup, 0);
     assert_eq!(ignored_by_worker(&run, "nohup", true) & hup, hup);
 }
+
+/// A dry run plans what the real reclaim and sweep do: a worker that a live `flatline run`
+/// watches is left to it (`skipped_launcher`), not shown as a target to reclaim.
+#[test]
+fn a_dry_run_leaves_a_live_runs_worker_to_it_as_the_real_reclaim_does() {
+    if !is_root() || !have("unshare") {
+        eprintln!("skipped: needs root and unshare");
+        return;
+    }
+    let run = Run::new();
+    let script = r##"bin=$1; run=$2
+"$bin" run --run-dir "$run" --id live --no-watch --stale-after 1s -- sleep 30 2>/dev/null & r=$!
+i=0
+until grep -q '"status": "running"' "$run/delegations/live.json" 2>/dev/null; do
+  i=$((i + 1)); [ $i -gt 400 ] && break; sleep 0.05
+done
+sleep 1.3
+"$bin" reclaim --dry-run --format ndjson "$run"
+"$bin" sweep --dry-run --format ndjson "$run"
+kill $r; wait $r
+"##;
+    let mut command = pid_namespace_bash(script);
+    command.arg(bin()).arg(run.path());
+    let out = run_command(&mut command, Duration::from_secs(60));
+    let records: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .filter(|record: &serde_json::Value| record["delegation_id"] == "live")
+        .collect();
+    assert_eq!(records.len(), 2, "{}\n{}", out.stdout, out.stderr);
+    for record in &records {
+        assert_eq!(record["action"], "skipped", "{record:#}");
+        assert_eq!(record["termination"], "skipped_launcher", "{record:#}");
+    }
+}

@@ -32,10 +32,8 @@ impl DryRunTarget {
         view: &crate::core::lifecycle::View<'_>,
         facts: &ProcessFacts,
         owner: u32,
-        allow_foreign: bool,
-        allow_nested: bool,
+        triage: Triage,
     ) -> DryRunTarget {
-        let triage = nested_guard(triage(facts, owner, allow_foreign), owner, allow_nested);
         let (action, termination, reason, signal) = match triage {
             Triage::Signal { pid, start_ticks } => {
                 ("reclaimed", None, None, Some((pid, start_ticks, owner)))
@@ -177,6 +175,7 @@ impl PlanTable {
 
 /// Plans one dry-run target, with the pids it would signal.
 pub fn plan_dry_run(
+    doc: &crate::model::Delegation<'_>,
     view: &crate::core::lifecycle::View<'_>,
     facts: &ProcessFacts,
     owner: u32,
@@ -184,13 +183,17 @@ pub fn plan_dry_run(
     host: &LazyHost,
     table: &PlanTable,
 ) -> DryRunTarget {
-    let mut target = DryRunTarget::plan(
-        view,
-        facts,
-        owner,
-        config.allow_foreign_uid,
-        config.allow_nested_pidns,
+    // The guards a real reclaim applies, the launcher's included: a worker that a live
+    // `flatline run` watches is skipped_launcher in the plan too.
+    let triage = crate::shell::launch::launcher_guard(
+        nested_guard(
+            triage(facts, owner, config.allow_foreign_uid),
+            owner,
+            config.allow_nested_pidns,
+        ),
+        doc,
     );
+    let mut target = DryRunTarget::plan(view, facts, owner, triage);
     if target.signal.is_some() {
         target.fill_pids(table.get(), config, host.get());
     }
@@ -200,6 +203,7 @@ pub fn plan_dry_run(
 /// Plans and prints one dry-run target.
 #[allow(clippy::too_many_arguments)]
 pub fn print_dry_run(
+    doc: &crate::model::Delegation<'_>,
     view: &crate::core::lifecycle::View<'_>,
     facts: &ProcessFacts,
     owner: u32,
@@ -210,7 +214,7 @@ pub fn print_dry_run(
     output: &mut Output,
     diag: &mut Diagnostics,
 ) {
-    plan_dry_run(view, facts, owner, config, host, table).print(place, output, diag);
+    plan_dry_run(doc, view, facts, owner, config, host, table).print(place, output, diag);
 }
 
 /// The json form of a dry run (SPEC §3.3.4), in this order.

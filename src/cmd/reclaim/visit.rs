@@ -65,7 +65,7 @@ impl Visit<'_, '_> {
         let owner = crate::fs::guard_owner(&item.meta);
         if self.config.dry_run {
             let (config, host, table) = (self.config, self.host, self.plan_table);
-            let target = plan_dry_run(view, item.facts, owner, config, host, table);
+            let target = plan_dry_run(item.doc, view, item.facts, owner, config, host, table);
             match self.plan.as_mut() {
                 Some(plan) => plan.push(PlannedTarget::keep(target, place, diag)),
                 None => target.print(place, self.output, diag),

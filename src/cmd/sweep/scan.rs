@@ -239,6 +239,7 @@ fn visit(
         && orphan.is_none();
     if dry_target {
         reclaim::print_dry_run(
+            item.doc,
             item.view,
             item.facts,
             owner,
