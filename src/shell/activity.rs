@@ -11,7 +11,7 @@
 
 use crate::cli::Command;
 use crate::cli::config::Config;
-use crate::core::activity::{self, ProcessSample, Sample, StoredSample};
+use crate::core::activity::{self, NoSample, ProcessSample, Sample, StoredSample, Verdict};
 use crate::core::identity::{Host, Identity, Observation};
 use crate::core::lifecycle::{ChildStatus, ProcessFacts, State, Times, View};
 use crate::core::plan::refresh::Change;
@@ -261,15 +261,19 @@ impl Tracker {
             )
         {
             self.defer_current = true;
-            let first = self.run.first_at.get_or_insert(current.at_ms);
-            *first = (*first).min(current.at_ms);
-            self.run.first.insert(
-                name.clone(),
-                StoredSample {
+            // A stored sample only too recent to compare with is the first sample: the
+            // second look waits out the rest of its window, not a whole one (a watch's
+            // previous pass, a sweep a moment ago).
+            let first = match (judged.verdict, stored) {
+                (Verdict::NoSample(NoSample::TooRecent), Some(stored)) => stored.clone(),
+                _ => StoredSample {
                     fingerprint: fingerprint.clone(),
                     sample: current.clone(),
                 },
-            );
+            };
+            let first_at = self.run.first_at.get_or_insert(first.sample.at_ms);
+            *first_at = (*first_at).min(first.sample.at_ms);
+            self.run.first.insert(name.clone(), first);
         }
         self.diagnose_stall(&name, view, &judged, (pid, start_ticks), &fingerprint);
         view.activity = Some(judged);
