@@ -35,8 +35,24 @@ const SOURCES: &[(&str, &str)] = &[
     ),
     ("core/lifecycle/view.rs", include_str!("lifecycle/view.rs")),
     (
-        "core/lifecycle/tests.rs",
-        include_str!("lifecycle/tests.rs"),
+        "core/lifecycle/tests/mod.rs",
+        include_str!("lifecycle/tests/mod.rs"),
+    ),
+    (
+        "core/lifecycle/tests/records.rs",
+        include_str!("lifecycle/tests/records.rs"),
+    ),
+    (
+        "core/lifecycle/tests/states.rs",
+        include_str!("lifecycle/tests/states.rs"),
+    ),
+    (
+        "core/lifecycle/tests/streams.rs",
+        include_str!("lifecycle/tests/streams.rs"),
+    ),
+    (
+        "core/lifecycle/tests/thresholds.rs",
+        include_str!("lifecycle/tests/thresholds.rs"),
     ),
     ("core/launch.rs", include_str!("launch.rs")),
     ("core/launch/tests.rs", include_str!("launch/tests.rs")),
@@ -79,7 +95,26 @@ const SOURCES: &[(&str, &str)] = &[
     ("core/digest/line.rs", include_str!("digest/line.rs")),
     ("core/digest/lines.rs", include_str!("digest/lines.rs")),
     ("core/digest/stream.rs", include_str!("digest/stream.rs")),
-    ("core/digest/tests.rs", include_str!("digest/tests.rs")),
+    (
+        "core/digest/tests/mod.rs",
+        include_str!("digest/tests/mod.rs"),
+    ),
+    (
+        "core/digest/tests/fields.rs",
+        include_str!("digest/tests/fields.rs"),
+    ),
+    (
+        "core/digest/tests/formats.rs",
+        include_str!("digest/tests/formats.rs"),
+    ),
+    (
+        "core/digest/tests/reading.rs",
+        include_str!("digest/tests/reading.rs"),
+    ),
+    (
+        "core/digest/tests/verdicts.rs",
+        include_str!("digest/tests/verdicts.rs"),
+    ),
     (
         "core/digest/transport.rs",
         include_str!("digest/transport.rs"),

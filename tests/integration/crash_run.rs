@@ -127,50 +127,64 @@ fn run_killed_at_random_moments_leaves_a_whole_delegation_the_next_sweep_ends() 
             expected,
             "{when}: not a version run writes"
         );
-        let swept: Value = serde_json::from_slice(
-            &std::fs::read(out.path().join(format!("swept-w{i}.json"))).unwrap(),
-        )
-        .unwrap_or_else(|e| panic!("{when}: swept not JSON ({e})"));
-        assert_ne!(
-            status(&swept),
-            "running",
-            "{when}: the sweep left it running: {swept}"
-        );
-        // The worker is held before exec until it is recorded running (SPEC §12): killed
-        // while queued, its command never ran (its stream is empty) and there is nothing
-        // to judge; the delegation stays queued until its launch timeout.
-        let ran = std::fs::metadata(run.path().join(format!("raw-events/w{i}.jsonl")))
-            .is_ok_and(|meta| meta.len() > 0);
-        assert!(
-            state != "queued" || !ran,
-            "{when}: killed while queued, yet its worker ran: {swept}"
-        );
-        if state != "queued" {
-            assert_ne!(
-                status(&swept),
-                "queued",
-                "{when}: the sweep left it queued: {swept}"
-            );
-        }
-        if state == "running" && !ran {
-            assert_eq!(status(&swept), "failed", "{when}: {swept}");
-            *seen.entry("running, never ran".into()).or_default() += 1;
-        }
-        if state == "running" && mode == "hang" && ran {
-            assert_eq!(
-                swept["worker_lifecycle"]["reclaim_state"], "reclaimed",
-                "{when}: {swept}"
-            );
-        }
-        // Killed between the running record and the go: recorded, never run (an empty
-        // stream, finalized failed once settled, above); else it ran to its end.
-        if state == "running" && mode == "ok" && ran {
-            assert_eq!(status(&swept), "completed", "{when}: {swept}");
-        }
+        check_swept(&run, &out, i, &when, &state, mode, &mut seen);
     }
     eprintln!("run: {KILLS} kills, delegation as left: {seen:?}");
     assert!(
         seen.get("running").copied().unwrap_or(0) >= KILLS / 10,
         "too few kills landed while the worker was recorded running: {seen:?}"
     );
+}
+
+/// What the sweep after kill `i` made of the delegation `run` left in `state`: never left
+/// running, never queued once it had started, failed, reclaimed or completed as its worker ran.
+fn check_swept(
+    run: &Run,
+    out: &TempDir,
+    i: usize,
+    when: &str,
+    state: &str,
+    mode: &str,
+    seen: &mut BTreeMap<String, usize>,
+) {
+    let swept: Value = serde_json::from_slice(
+        &std::fs::read(out.path().join(format!("swept-w{i}.json"))).unwrap(),
+    )
+    .unwrap_or_else(|e| panic!("{when}: swept not JSON ({e})"));
+    assert_ne!(
+        status(&swept),
+        "running",
+        "{when}: the sweep left it running: {swept}"
+    );
+    // The worker is held before exec until it is recorded running (SPEC §12): killed
+    // while queued, its command never ran (its stream is empty) and there is nothing
+    // to judge; the delegation stays queued until its launch timeout.
+    let ran = std::fs::metadata(run.path().join(format!("raw-events/w{i}.jsonl")))
+        .is_ok_and(|meta| meta.len() > 0);
+    assert!(
+        state != "queued" || !ran,
+        "{when}: killed while queued, yet its worker ran: {swept}"
+    );
+    if state != "queued" {
+        assert_ne!(
+            status(&swept),
+            "queued",
+            "{when}: the sweep left it queued: {swept}"
+        );
+    }
+    if state == "running" && !ran {
+        assert_eq!(status(&swept), "failed", "{when}: {swept}");
+        *seen.entry("running, never ran".into()).or_default() += 1;
+    }
+    if state == "running" && mode == "hang" && ran {
+        assert_eq!(
+            swept["worker_lifecycle"]["reclaim_state"], "reclaimed",
+            "{when}: {swept}"
+        );
+    }
+    // Killed between the running record and the go: recorded, never run (an empty
+    // stream, finalized failed once settled, above); else it ran to its end.
+    if state == "running" && mode == "ok" && ran {
+        assert_eq!(status(&swept), "completed", "{when}: {swept}");
+    }
 }

@@ -94,44 +94,7 @@ fn doctor_finds_each_misconfiguration_of_a_run_directory() {
         return;
     }
     let (run, _worker) = good_run();
-    // A directory others can write, without the sticky bit.
-    chmod(&run.path().join("raw-events"), 0o777);
-    // .flatline/ of a stranger, writable by its group; a lock readable by everyone, in the
-    // group of a delegation owner (nobody).
-    run.write(".flatline/lock", b"");
-    run.write(".flatline/state.json", b"{}");
-    chown(&run.path().join(".flatline"), 4242, 0);
-    chmod(&run.path().join(".flatline"), 0o770);
-    chmod(&run.path().join(".flatline/state.json"), 0o640);
-    chown(&run.path().join(".flatline/lock"), 0, 65534);
-    chmod(&run.path().join(".flatline/lock"), 0o644);
-    // A running worker without the timestamps identity needs, owned by nobody.
-    let bare = run.delegation(
-        "no-times",
-        &delegation("no-times", "running", json!({"process_id": 4_000_000})),
-    );
-    chown(&bare, 65534, 65534);
-    // A progress timestamp an hour ahead, a fingerprint of another pid namespace, and a
-    // stream outside the run.
-    run.delegation(
-        "skewed",
-        &json!({
-            "delegation_id": "skewed",
-            "child_agent": {"status": "running"},
-            "worker_launch_evidence": {"raw_events_file": "/etc/passwd"},
-            "worker_lifecycle": {
-                "started_at": at(-60_000),
-                "last_progress_at": at(3_600_000),
-                "process_id": 4_000_001,
-                "process_fingerprint": {"start_ticks": 1, "boot_id": boot_id(), "pid_ns": 1},
-            },
-        }),
-    );
-    run.write("delegations/broken.json", b"{\"delegation_id\": ");
-    run.write(
-        "workers/beta/worker-spec.json",
-        br#"{"name":"beta","heartbeat":"missing-heartbeat.json"}"#,
-    );
+    misconfigure(&run);
     let out = doctor(&[run.path().to_str().unwrap()]);
     assert_eq!(out.code, 1, "{out:?}");
     assert_eq!(
@@ -191,6 +154,48 @@ fn doctor_finds_each_misconfiguration_of_a_run_directory() {
     assert_eq!(
         temp_files(&run.path().join("delegations")),
         Vec::<String>::new()
+    );
+}
+
+/// One of each misconfiguration doctor finds, in a good run (needs root for the owners).
+fn misconfigure(run: &Run) {
+    // A directory others can write, without the sticky bit.
+    chmod(&run.path().join("raw-events"), 0o777);
+    // .flatline/ of a stranger, writable by its group; a lock readable by everyone, in the
+    // group of a delegation owner (nobody).
+    run.write(".flatline/lock", b"");
+    run.write(".flatline/state.json", b"{}");
+    chown(&run.path().join(".flatline"), 4242, 0);
+    chmod(&run.path().join(".flatline"), 0o770);
+    chmod(&run.path().join(".flatline/state.json"), 0o640);
+    chown(&run.path().join(".flatline/lock"), 0, 65534);
+    chmod(&run.path().join(".flatline/lock"), 0o644);
+    // A running worker without the timestamps identity needs, owned by nobody.
+    let bare = run.delegation(
+        "no-times",
+        &delegation("no-times", "running", json!({"process_id": 4_000_000})),
+    );
+    chown(&bare, 65534, 65534);
+    // A progress timestamp an hour ahead, a fingerprint of another pid namespace, and a
+    // stream outside the run.
+    run.delegation(
+        "skewed",
+        &json!({
+            "delegation_id": "skewed",
+            "child_agent": {"status": "running"},
+            "worker_launch_evidence": {"raw_events_file": "/etc/passwd"},
+            "worker_lifecycle": {
+                "started_at": at(-60_000),
+                "last_progress_at": at(3_600_000),
+                "process_id": 4_000_001,
+                "process_fingerprint": {"start_ticks": 1, "boot_id": boot_id(), "pid_ns": 1},
+            },
+        }),
+    );
+    run.write("delegations/broken.json", b"{\"delegation_id\": ");
+    run.write(
+        "workers/beta/worker-spec.json",
+        br#"{"name":"beta","heartbeat":"missing-heartbeat.json"}"#,
     );
 }
 

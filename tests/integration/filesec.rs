@@ -43,80 +43,8 @@ fn named_files_are_read_only_as_their_documents_owner_could() {
     }
     let run = Run::new();
     let long_ago = real_now_ms() - 3_600_000;
-    // Root's secrets inside the run: a 0600 file, and a 0644 file in a 0700 directory.
-    let secret = run.write(
-        "orchestrator-secret.txt",
-        "TOPSECRET-A orchestrator token\n",
-    );
-    chmod(&secret, 0o600);
-    let closed = run.write("private/notes.jsonl", "TOPSECRET-B behind a closed door\n");
-    chmod(&closed, 0o644);
-    chmod(&run.path().join("private"), 0o700);
-    // The agent's own stream: the control that must still work.
-    let own = run.write(
-        "raw-events/d-control.jsonl",
-        "CONTROL-OK the agent's own output\n",
-    );
-    chmod(&own, 0o600);
-    give_to_agent(&own);
-    for path in [&secret, &closed, &own] {
-        set_mtime_ms(path, long_ago);
-    }
-    let streams = [
-        ("d-secret", "orchestrator-secret.txt".to_string()),
-        ("d-closed", "private/notes.jsonl".to_string()),
-        ("d-environ", "/proc/1/environ".to_string()),
-        ("d-control", "raw-events/d-control.jsonl".to_string()),
-    ];
-    for (id, stream) in &streams {
-        let mut doc = delegation(
-            id,
-            "running",
-            json!({"process_id": "GONE_PID", "last_progress_at": rfc3339(long_ago - 60_000)}),
-        );
-        doc["worker_launch_evidence"] = json!({"raw_events_file": stream});
-        let text = serde_json::to_string_pretty(&doc)
-            .unwrap()
-            .replace("\"GONE_PID\"", "GONE_PID");
-        let path = run.write(&format!("delegations/{id}.json"), format!("{text}\n"));
-        give_to_agent(&path);
-    }
-    // Heartbeat workers of the agent: one names root's heartbeat and inbox, one its own.
-    let beat = |status: &str| {
-        format!(
-            "{{\"status\":\"{status}\",\"name\":\"w\",\"ts\":\"{}\"}}\n",
-            rfc3339(real_now_ms())
-        )
-    };
-    let root_beat = run.write("secret-heartbeat.json", beat("TOPSECRET-D"));
-    chmod(&root_beat, 0o600);
-    let root_inbox = run.write("secret-inbox.jsonl", "{\"m\":1}\n{\"m\":2}\n{\"m\":3}\n");
-    chmod(&root_inbox, 0o600);
-    let own_beat = run.write("workers/w-own/heartbeat.json", beat("alive"));
-    let own_inbox = run.write("workers/w-own/inbox.jsonl", "{\"m\":1}\n{\"m\":2}\n");
-    for path in [&own_beat, &own_inbox] {
-        chmod(path, 0o600);
-        give_to_agent(path);
-    }
-    let abs = |rel: &str| run.path().join(rel).display().to_string();
-    for (name, heartbeat, inbox) in [
-        (
-            "w-thief",
-            abs("secret-heartbeat.json"),
-            abs("secret-inbox.jsonl"),
-        ),
-        (
-            "w-own",
-            abs("workers/w-own/heartbeat.json"),
-            abs("workers/w-own/inbox.jsonl"),
-        ),
-    ] {
-        let spec = run.write(
-            &format!("workers/{name}/worker-spec.json"),
-            serde_json::to_vec(&json!({"name": name, "role": "r", "heartbeat": heartbeat, "inbox": inbox, "outbox": abs("workers/none.jsonl")})).unwrap(),
-        );
-        give_to_agent(&spec);
-    }
+    let streams = write_agent_delegations(&run, long_ago);
+    write_agent_workers(&run);
 
     let mut command = pid_namespace_bash(READ_AS_OWNER);
     command
@@ -162,9 +90,9 @@ fn named_files_are_read_only_as_their_documents_owner_could() {
     }
     for what in ["heartbeat", "inbox"] {
         let file = if what == "heartbeat" {
-            abs("secret-heartbeat.json")
+            abs_path(&run, "secret-heartbeat.json")
         } else {
-            abs("secret-inbox.jsonl")
+            abs_path(&run, "secret-inbox.jsonl")
         };
         let line = format!("{what} {file}: not_readable_by_owner");
         assert!(out.stderr.contains(&line), "{line}\n{}", out.stderr);
@@ -195,6 +123,94 @@ fn named_files_are_read_only_as_their_documents_owner_could() {
     let own = worker("w-own");
     assert_eq!(own["heartbeat_status"], "alive", "{own}");
     assert_eq!(own["inbox_count"], 2, "{own}");
+}
+
+/// `rel` in the run, as an absolute path.
+fn abs_path(run: &Run, rel: &str) -> String {
+    run.path().join(rel).display().to_string()
+}
+
+/// Root's secrets in the run, the agent's own stream, and a delegation of the agent's (an
+/// exited worker) naming each of them and /proc/1/environ as its stream.
+fn write_agent_delegations(run: &Run, long_ago: i64) -> [(&'static str, String); 4] {
+    // Root's secrets inside the run: a 0600 file, and a 0644 file in a 0700 directory.
+    let secret = run.write(
+        "orchestrator-secret.txt",
+        "TOPSECRET-A orchestrator token\n",
+    );
+    chmod(&secret, 0o600);
+    let closed = run.write("private/notes.jsonl", "TOPSECRET-B behind a closed door\n");
+    chmod(&closed, 0o644);
+    chmod(&run.path().join("private"), 0o700);
+    // The agent's own stream: the control that must still work.
+    let own = run.write(
+        "raw-events/d-control.jsonl",
+        "CONTROL-OK the agent's own output\n",
+    );
+    chmod(&own, 0o600);
+    give_to_agent(&own);
+    for path in [&secret, &closed, &own] {
+        set_mtime_ms(path, long_ago);
+    }
+    let streams = [
+        ("d-secret", "orchestrator-secret.txt".to_string()),
+        ("d-closed", "private/notes.jsonl".to_string()),
+        ("d-environ", "/proc/1/environ".to_string()),
+        ("d-control", "raw-events/d-control.jsonl".to_string()),
+    ];
+    for (id, stream) in &streams {
+        let mut doc = delegation(
+            id,
+            "running",
+            json!({"process_id": "GONE_PID", "last_progress_at": rfc3339(long_ago - 60_000)}),
+        );
+        doc["worker_launch_evidence"] = json!({"raw_events_file": stream});
+        let text = serde_json::to_string_pretty(&doc)
+            .unwrap()
+            .replace("\"GONE_PID\"", "GONE_PID");
+        let path = run.write(&format!("delegations/{id}.json"), format!("{text}\n"));
+        give_to_agent(&path);
+    }
+    streams
+}
+
+/// Heartbeat workers of the agent: one names root's heartbeat and inbox, one its own.
+fn write_agent_workers(run: &Run) {
+    // Heartbeat workers of the agent: one names root's heartbeat and inbox, one its own.
+    let beat = |status: &str| {
+        format!(
+            "{{\"status\":\"{status}\",\"name\":\"w\",\"ts\":\"{}\"}}\n",
+            rfc3339(real_now_ms())
+        )
+    };
+    let root_beat = run.write("secret-heartbeat.json", beat("TOPSECRET-D"));
+    chmod(&root_beat, 0o600);
+    let root_inbox = run.write("secret-inbox.jsonl", "{\"m\":1}\n{\"m\":2}\n{\"m\":3}\n");
+    chmod(&root_inbox, 0o600);
+    let own_beat = run.write("workers/w-own/heartbeat.json", beat("alive"));
+    let own_inbox = run.write("workers/w-own/inbox.jsonl", "{\"m\":1}\n{\"m\":2}\n");
+    for path in [&own_beat, &own_inbox] {
+        chmod(path, 0o600);
+        give_to_agent(path);
+    }
+    for (name, heartbeat, inbox) in [
+        (
+            "w-thief",
+            abs_path(run, "secret-heartbeat.json"),
+            abs_path(run, "secret-inbox.jsonl"),
+        ),
+        (
+            "w-own",
+            abs_path(run, "workers/w-own/heartbeat.json"),
+            abs_path(run, "workers/w-own/inbox.jsonl"),
+        ),
+    ] {
+        let spec = run.write(
+            &format!("workers/{name}/worker-spec.json"),
+            serde_json::to_vec(&json!({"name": name, "role": "r", "heartbeat": heartbeat, "inbox": inbox, "outbox": abs_path(run, "workers/none.jsonl")})).unwrap(),
+        );
+        give_to_agent(&spec);
+    }
 }
 
 const CODEX_SUCCESS: &str = include_str!("../fixtures/streams/codex-exec-commands.jsonl");

@@ -55,9 +55,22 @@ fn prometheus_metrics_pass_promtool_and_are_written_atomically() {
     if !have("promtool") {
         return;
     }
+    promtool_passes_the_file(&file);
+    promtool_passes_sweeps_metrics(&run);
+    // Only status and sweep speak prometheus.
+    let refused = flatline([
+        OsStr::new("refresh"),
+        OsStr::new("--format=prometheus"),
+        run.arg(),
+    ]);
+    assert_eq!(refused.code, 2);
+}
+
+/// promtool finds no problem in the metrics file status wrote.
+fn promtool_passes_the_file(file: &std::path::Path) {
     let mut check = Command::new("promtool")
         .args(["check", "metrics"])
-        .stdin(std::fs::File::open(&file).unwrap())
+        .stdin(std::fs::File::open(file).unwrap())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -81,7 +94,10 @@ fn prometheus_metrics_pass_promtool_and_are_written_atomically() {
         status.success() && problems.is_empty(),
         "promtool: {problems}"
     );
-    // sweep's metrics too (a dry run: nothing is signalled or written).
+}
+
+/// sweep's metrics too (a dry run: nothing is signalled or written).
+fn promtool_passes_sweeps_metrics(run: &Run) {
     let sweep = flatline([
         OsStr::new("sweep"),
         OsStr::new("--dry-run"),
@@ -113,13 +129,6 @@ fn prometheus_metrics_pass_promtool_and_are_written_atomically() {
         output.status.success() && output.stdout.is_empty() && output.stderr.is_empty(),
         "{output:?}"
     );
-    // Only status and sweep speak prometheus.
-    let refused = flatline([
-        OsStr::new("refresh"),
-        OsStr::new("--format=prometheus"),
-        run.arg(),
-    ]);
-    assert_eq!(refused.code, 2);
 }
 
 /// Runs `status` on a run with one bad file, stderr to a file, with `JOURNAL_STREAM` set

@@ -348,27 +348,7 @@ fn ten_thousand_mutated_delegations_never_crash_hang_or_plan_a_forbidden_signal(
     let (mut planned_signals, mut control_planned, mut records_seen, mut errors_seen) =
         (0, 0, 0, 0);
     for run_index in 0..RUNS {
-        let run = Run::new();
-        for i in 0..PER_RUN {
-            let id = format!("m{i:03}");
-            let bytes = if i == 0 {
-                serde_json::to_vec(&live_doc(&id, &pools)).unwrap()
-            } else {
-                mutated(&mut rng, &id, &pools)
-            };
-            run.write(&format!("delegations/{id}.json"), bytes);
-            if rng.chance(30) {
-                let mut stream = rng.pick(&STREAMS).as_bytes().to_vec();
-                for _ in 0..rng.below(4) {
-                    mangle(&mut rng, &mut stream);
-                }
-                let path = run.write(&format!("raw-events/{id}.jsonl"), stream);
-                // The live control's stream is old: a fresh one would be progress (SPEC §2)
-                // and take it out of the plan.
-                let control_age = if i == 0 { 3_600_000 } else { 0 };
-                set_mtime_ms(&path, NOW_MS - rng.below(60_000) as i64 - control_age);
-            }
-        }
+        let run = write_mutated_run(&mut rng, &pools);
         let what = |command: &str| format!("run {run_index} (seed {seed}), {command}");
 
         let (status, _) = run_flatline(&["status", "--format=ndjson", "--now", NOW], &run);
@@ -445,6 +425,33 @@ fn ten_thousand_mutated_delegations_never_crash_hang_or_plan_a_forbidden_signal(
         "most documents still give records"
     );
     assert!(live.child.id() > 0);
+}
+
+/// A run of PER_RUN documents: the live control first, then mutated ones, about a third with
+/// a mangled stream.
+fn write_mutated_run(rng: &mut XorShift, pools: &Pools) -> Run {
+    let run = Run::new();
+    for i in 0..PER_RUN {
+        let id = format!("m{i:03}");
+        let bytes = if i == 0 {
+            serde_json::to_vec(&live_doc(&id, pools)).unwrap()
+        } else {
+            mutated(rng, &id, pools)
+        };
+        run.write(&format!("delegations/{id}.json"), bytes);
+        if rng.chance(30) {
+            let mut stream = rng.pick(&STREAMS).as_bytes().to_vec();
+            for _ in 0..rng.below(4) {
+                mangle(rng, &mut stream);
+            }
+            let path = run.write(&format!("raw-events/{id}.jsonl"), stream);
+            // The live control's stream is old: a fresh one would be progress (SPEC §2)
+            // and take it out of the plan.
+            let control_age = if i == 0 { 3_600_000 } else { 0 };
+            set_mtime_ms(&path, NOW_MS - rng.below(60_000) as i64 - control_age);
+        }
+    }
+    run
 }
 
 const HEARTBEAT_RUNS: usize = 40;

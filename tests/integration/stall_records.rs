@@ -110,7 +110,14 @@ fn status_records_and_gauges_carry_the_stall() {
     assert_eq!(busy["state"], "running_busy", "{busy:#}");
     assert_eq!(busy["stall"], Value::Null, "{busy:#}");
 
-    // explain takes the activity sample as status does: busy there too, the same stall.
+    check_explain(&out);
+    check_gauge(&out, &run);
+    check_no_activity(&out);
+    check_stored_stall(&out);
+}
+
+/// explain takes the activity sample as status does: busy there too, the same stall.
+fn check_explain(out: &Outcome) {
     let explained = tagged(&out.stdout, "E ");
     let busy_explained = by_id(&explained, "busy");
     assert_eq!(
@@ -132,8 +139,10 @@ fn status_records_and_gauges_carry_the_stall() {
         py_explained["activity"]["cpu_ms"].is_u64(),
         "{py_explained:#}"
     );
+}
 
-    // The gauge: one delegation per code, every code printed, with HELP and TYPE.
+/// The stall gauge: one delegation per code, every code printed, with HELP and TYPE.
+fn check_gauge(out: &Outcome, run: &Run) {
     let prometheus: Vec<&str> = out
         .stdout
         .lines()
@@ -162,8 +171,10 @@ fn status_records_and_gauges_carry_the_stall() {
             .any(|l| l.starts_with("# HELP flatline_stalls ")),
         "{prometheus:#?}"
     );
+}
 
-    // --no-activity: no sample, no diagnosis.
+/// --no-activity: no sample, no diagnosis.
+fn check_no_activity(out: &Outcome) {
     let plain = tagged(&out.stdout, "N ");
     assert_eq!(plain.len(), 4, "{plain:#?}");
     for record in &plain {
@@ -177,8 +188,10 @@ fn status_records_and_gauges_carry_the_stall() {
         assert_eq!(record["stall"], Value::Null, "{record:#}");
         assert_eq!(record["activity"], Value::Null, "{record:#}");
     }
+}
 
-    // A writing command keeps the diagnosis with the sample; status carries `since` on.
+/// A writing command keeps the diagnosis with the sample; status carries `since` on.
+fn check_stored_stall(out: &Outcome) {
     let stored = tagged(&out.stdout, "A ");
     let stored_py = &stored[0]["samples"]["py.json"]["stall"];
     assert_eq!(stored_py["code"], "stdin_pipe", "{stored:#?}");
