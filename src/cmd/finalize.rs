@@ -203,12 +203,12 @@ pub fn duplicated(
 fn duplicate_of(listing: &scan::Listing, id: &str, own: &OsString) -> Option<OsString> {
     let mut bytes = Vec::new();
     for entry in &listing.entries {
-        if &entry.name == own || !scan::is_document_name(&entry.name) {
+        if entry.name == own || !scan::is_document_name(entry.name) {
             continue;
         }
         if listing
             .dir
-            .read_entry(entry, MAX_DOCUMENT_BYTES, &mut bytes)
+            .read_entry(&entry, MAX_DOCUMENT_BYTES, &mut bytes)
             .is_err()
         {
             continue;
@@ -217,7 +217,7 @@ fn duplicate_of(listing: &scan::Listing, id: &str, own: &OsString) -> Option<OsS
             .ok()
             .is_some_and(|doc| doc.delegation_id.str() == Some(id));
         if claims {
-            return Some(entry.name.clone());
+            return Some(entry.name.to_os_string());
         }
     }
     None

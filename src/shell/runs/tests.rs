@@ -1,9 +1,10 @@
+use super::documents::Documents;
 use super::walk::prefetch;
 use super::*;
 use crate::core::lifecycle::StreamFacts;
 
 /// A directory of `n` small documents, listed.
-fn listed(tag: &str, n: usize) -> (std::path::PathBuf, Dir, Vec<Entry>) {
+fn listed(tag: &str, n: usize) -> (std::path::PathBuf, Dir, Entries) {
     let path = std::env::temp_dir().join(format!("flatline-scan-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&path).unwrap();
     for i in 0..n {
@@ -17,11 +18,11 @@ fn listed(tag: &str, n: usize) -> (std::path::PathBuf, Dir, Vec<Entry>) {
 #[test]
 fn read_ahead_gives_every_file_in_order() {
     let (path, dir, entries) = listed("order", 300);
-    let documents: Vec<&Entry> = entries.iter().collect();
+    let documents = Documents::select(&entries, |_| true);
     let mut seen = Vec::new();
     prefetch::run(&dir, &documents, None, |entry, read, _| {
         let (_, bytes) = read.unwrap();
-        seen.push((entry.name.clone(), bytes.to_vec()));
+        seen.push((entry.name.to_os_string(), bytes.to_vec()));
         Ok(())
     })
     .unwrap();
@@ -41,7 +42,7 @@ fn read_ahead_ends_when_the_caller_stops_or_panics() {
     let (done, finished) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let (path, dir, entries) = listed("stop", 300);
-        let documents: Vec<&Entry> = entries.iter().collect();
+        let documents = Documents::select(&entries, |_| true);
         let mut calls = 0;
         let stopped = prefetch::run(&dir, &documents, None, |_, _, _| {
             calls += 1;
@@ -71,15 +72,50 @@ fn a_resumed_scan_starts_at_the_stored_name_and_wraps_around() {
         .into_iter()
         .map(OsStr::new)
         .collect();
-    assert_eq!(resume_point(&names, None), 0);
-    assert_eq!(resume_point(&names, Some(OsStr::new("a.json"))), 0);
-    assert_eq!(resume_point(&names, Some(OsStr::new("b.json"))), 1);
+    let at = |start: Option<&str>| resume_point(&names, |n| *n, start.map(OsStr::new));
+    assert_eq!(at(None), 0);
+    assert_eq!(at(Some("a.json")), 0);
+    assert_eq!(at(Some("b.json")), 1);
     // A file removed since: the next one after it.
-    assert_eq!(resume_point(&names, Some(OsStr::new("c.json"))), 2);
-    assert_eq!(resume_point(&names, Some(OsStr::new("d.json"))), 2);
+    assert_eq!(at(Some("c.json")), 2);
+    assert_eq!(at(Some("d.json")), 2);
     // Past the end: from the start.
-    assert_eq!(resume_point(&names, Some(OsStr::new("z.json"))), 0);
-    assert_eq!(resume_point(&[], Some(OsStr::new("a.json"))), 0);
+    assert_eq!(at(Some("z.json")), 0);
+    let none: [&OsStr; 0] = [];
+    assert_eq!(resume_point(&none, |n| *n, Some(OsStr::new("a.json"))), 0);
+}
+
+#[test]
+fn the_documents_of_a_listing_are_its_selected_entries_from_the_resume_point() {
+    let path = std::env::temp_dir().join(format!("flatline-scan-docs-{}", std::process::id()));
+    std::fs::create_dir_all(&path).unwrap();
+    for name in [
+        "d.json",
+        "a.json",
+        "notes.txt",
+        "b.json",
+        ".a.json.flatline.1.tmp",
+    ] {
+        std::fs::write(path.join(name), "{}").unwrap();
+    }
+    let dir = Dir::open(&path).unwrap();
+    let entries = dir.entries().unwrap();
+    let names = |documents: &Documents<'_>| -> Vec<String> {
+        documents
+            .iter()
+            .map(|e| e.name.to_string_lossy().into_owned())
+            .collect()
+    };
+    let mut documents = Documents::select(&entries, |e| is_document_name(e.name));
+    assert_eq!(documents.len(), 3);
+    assert_eq!(names(&documents), ["a.json", "b.json", "d.json"]);
+    documents.rotate_to(Some(OsStr::new("c.json")));
+    assert_eq!(names(&documents), ["d.json", "a.json", "b.json"]);
+    let mut all = Documents::select(&entries, |_| true);
+    all.rotate_to(None);
+    assert_eq!(all.len(), 5);
+    assert_eq!(names(&all)[0], ".a.json.flatline.1.tmp");
+    std::fs::remove_dir_all(path).unwrap();
 }
 
 #[test]
@@ -136,7 +172,7 @@ fn read_ahead_stats_streams_as_each_documents_owner() {
     };
     let dir = Dir::open(&path.join("delegations")).unwrap();
     let entries = dir.entries().unwrap();
-    let documents: Vec<&Entry> = entries.iter().collect();
+    let documents = Documents::select(&entries, |_| true);
     let mut seen = Vec::new();
     prefetch::run(&dir, &documents, Some((&root, false)), |_, _, ahead| {
         seen.push(ahead);

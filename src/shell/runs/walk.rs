@@ -1,6 +1,7 @@
 //! The walk over a listing: every delegation once, in file-name order (or from where a
 //! stopped run ended), read one at a time or ahead of the parser.
 
+use super::documents::Documents;
 use super::process::{Item, LazyHost, inspect_ahead, prepare_identity};
 use super::stream::stream_facts_ahead;
 use super::{Listing, Run, is_document_name, list_child};
@@ -60,14 +61,18 @@ pub struct Resume {
     pub stopped_at: Option<std::ffi::OsString>,
 }
 
-/// Where in the sorted `names` a scan resuming at `start` begins: the first name not below
-/// it (0 without one, or when every name is below it: the scan wraps around).
-pub fn resume_point(names: &[&OsStr], start: Option<&OsStr>) -> usize {
+/// Where in `items`, sorted by `name`, a scan resuming at `start` begins: the first name
+/// not below it (0 without one, or when every name is below it: the scan wraps around).
+pub fn resume_point<'n, T>(
+    items: &[T],
+    name: impl Fn(&T) -> &'n OsStr,
+    start: Option<&OsStr>,
+) -> usize {
     let Some(start) = start else {
         return 0;
     };
-    match names.partition_point(|name| *name < start) {
-        at if at == names.len() => 0,
+    match items.partition_point(|item| name(item) < start) {
+        at if at == items.len() => 0,
         at => at,
     }
 }
@@ -89,26 +94,17 @@ pub fn for_each_in_listing_from(
     host.2
         .borrow_mut()
         .begin_run(&run.path, run.dir(), config, diag);
-    let mut documents: Vec<&Entry> = listing
-        .entries
-        .iter()
-        .filter(|entry| is_document_name(&entry.name) && config.delegation_selected(&entry.name))
-        .collect();
-    if resume.start.is_some() {
-        // The listing is sorted by the bytes of the names, as `OsStr` compares them.
-        let names: Vec<&OsStr> = documents
-            .iter()
-            .map(|entry| entry.name.as_os_str())
-            .collect();
-        let at = resume_point(&names, resume.start.as_deref());
-        documents.rotate_left(at);
-    }
+    let mut documents = Documents::select(&listing.entries, |entry| {
+        is_document_name(entry.name) && config.delegation_selected(entry.name)
+    });
+    // The listing is sorted by the bytes of the names, as `OsStr` compares them.
+    documents.rotate_to(resume.start.as_deref());
     let total = documents.len();
     let mut done = 0usize;
     let mut path = run.path.join("delegations");
     let each = |entry: &Entry, read: Read, ahead: Option<StreamFacts>| {
         if let Some(exit) = stop.check() {
-            resume.stopped_at = Some(entry.name.clone());
+            resume.stopped_at = Some(entry.name.to_os_string());
             if exit == Exit::Deadline {
                 deadline_passed(&run.path, config, done, total, diag);
             }
@@ -118,7 +114,7 @@ pub fn for_each_in_listing_from(
         if host.2.borrow().window_passed(config) {
             second_look(run, listing, config, host, diag, stop, false, visit)?;
         }
-        path.push(&entry.name);
+        path.push(entry.name);
         let result = match read {
             Ok((meta, bytes)) => visit_bytes(
                 run, listing, entry, &path, meta, bytes, ahead, config, host, diag, visit,
@@ -143,10 +139,13 @@ pub fn for_each_in_listing_from(
     };
     let result =
         result.and_then(|()| second_look(run, listing, config, host, diag, stop, true, visit));
-    let names: Vec<&OsStr> = documents.iter().map(|e| e.name.as_os_str()).collect();
-    host.2
-        .borrow_mut()
-        .finish_run(&run.path, run.dir(), &names, config, diag);
+    host.2.borrow_mut().finish_run(
+        &run.path,
+        run.dir(),
+        documents.iter().map(|e| e.name),
+        config,
+        diag,
+    );
     result
 }
 
@@ -178,11 +177,11 @@ fn second_look(
         let Some(entry) = listing.entries.iter().find(|e| e.name == document.name) else {
             continue;
         };
-        let path = run.path.join("delegations").join(&entry.name);
+        let path = run.path.join("delegations").join(entry.name);
         visit_bytes(
             run,
             listing,
-            entry,
+            &entry,
             &path,
             document.meta,
             &document.bytes,
@@ -221,15 +220,15 @@ pub fn deadline_passed(
 /// Reads the documents one after the other, each into the same buffer.
 pub(super) fn one_at_a_time(
     dir: &Dir,
-    documents: &[&Entry],
+    documents: &Documents<'_>,
     mut each: impl FnMut(&Entry, Read<'_>, Option<StreamFacts>) -> Result<(), Exit>,
 ) -> Result<(), Exit> {
     let mut buf = Vec::with_capacity(16 * 1024);
-    for entry in documents {
+    for entry in documents.iter() {
         let read = dir
-            .read_entry(entry, MAX_DOCUMENT_BYTES, &mut buf)
+            .read_entry(&entry, MAX_DOCUMENT_BYTES, &mut buf)
             .map(|meta| (meta, buf.as_slice()));
-        each(entry, read, None)?;
+        each(&entry, read, None)?;
     }
     Ok(())
 }
@@ -247,6 +246,7 @@ pub(super) mod prefetch {
     use crate::core::lifecycle::StreamFacts;
     use crate::exit::Exit;
     use crate::fs::{self, Dir, Entry, FileMeta, MAX_DOCUMENT_BYTES, ReadError, RunRoot};
+    use crate::shell::runs::documents::Documents;
     use std::fs::File;
     use std::io::{Seek, SeekFrom};
     use std::sync::mpsc;
@@ -288,7 +288,7 @@ pub(super) mod prefetch {
     /// `--allow-outside-paths`), or `None` to leave that to the caller.
     pub fn run(
         dir: &Dir,
-        documents: &[&Entry],
+        documents: &Documents<'_>,
         streams: Option<(&RunRoot, bool)>,
         mut each: impl FnMut(&Entry, Read<'_>, Option<StreamFacts>) -> Result<(), Exit>,
     ) -> Result<(), Exit> {
@@ -333,7 +333,8 @@ pub(super) mod prefetch {
                 return super::one_at_a_time(dir, documents, &mut each);
             }
             let mut large = Vec::new();
-            for entry in documents {
+            for entry in documents.iter() {
+                let entry = &entry;
                 // One message per entry; none means the reader panicked, which the scope
                 // passes on when it ends.
                 let Ok((fetched, ahead)) = receiver.recv() else {
@@ -376,7 +377,7 @@ pub(super) fn visit_bytes(
     // The stream of this document is stated as its owner while it is inspected.
     let owner = fs::guard_owner(&meta);
     host.1.borrow_mut().owner = Some(owner);
-    host.2.borrow_mut().set_current(Some(&entry.name));
+    host.2.borrow_mut().set_current(Some(entry.name));
     let result = inspect_ahead(
         run,
         owner,
@@ -389,7 +390,7 @@ pub(super) fn visit_bytes(
             if !config.card_selected(doc.task_card_id.str()) {
                 return Ok(());
             }
-            if host.2.borrow_mut().take_defer(&entry.name, meta, bytes) {
+            if host.2.borrow_mut().take_defer(entry.name, meta, bytes) {
                 return Ok(());
             }
             if !view.malformed.is_empty() {
@@ -397,7 +398,7 @@ pub(super) fn visit_bytes(
             }
             let item = Item {
                 dir: &listing.dir,
-                name: &entry.name,
+                name: entry.name,
                 path,
                 meta,
                 bytes,
