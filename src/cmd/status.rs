@@ -17,6 +17,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 mod metrics;
+mod summary;
+
+use summary::{CardTallies, summary_record};
 
 pub use crate::output::{DelegationRecord, SummaryRecord};
 pub use metrics::*;
@@ -274,44 +277,6 @@ fn finish(
     }
 }
 
-/// The `--summary` tallies of one run, by task card (no allocation per delegation: a card's
-/// id is copied once, when the card is first seen).
-#[derive(Debug, Default)]
-struct CardTallies {
-    cards: BTreeMap<String, Tally>,
-    without_card: Option<Tally>,
-}
-
-impl CardTallies {
-    fn add(&mut self, view: &View<'_>) {
-        let tally = match view.task_card_id {
-            None => self.without_card.get_or_insert_with(Tally::default),
-            Some(card) => {
-                if !self.cards.contains_key(card) {
-                    self.cards.insert(card.to_string(), Tally::default());
-                }
-                match self.cards.get_mut(card) {
-                    Some(tally) => tally,
-                    None => return,
-                }
-            }
-        };
-        tally.add(view);
-    }
-
-    /// The rows in print order: delegations without a card first, then by card id.
-    fn rows(self) -> impl Iterator<Item = (Option<String>, Tally)> {
-        self.without_card
-            .map(|tally| (None, tally))
-            .into_iter()
-            .chain(
-                self.cards
-                    .into_iter()
-                    .map(|(card, tally)| (Some(card), tally)),
-            )
-    }
-}
-
 /// `--state` lets this state or health through.
 fn state_selected(config: &Config, state: &str) -> bool {
     config.states.is_empty() || config.states.iter().any(|s| s == state)
@@ -363,13 +328,5 @@ fn text_tally(tally: &Tally) -> String {
         format!("{} {noun}", tally.total)
     } else {
         format!("{} {noun}: {}", tally.total, parts.join(", "))
-    }
-}
-
-fn summary_record(run_dir: &Path, card: Option<String>, tally: Tally) -> SummaryRecord {
-    SummaryRecord {
-        run_dir: run_dir.to_string_lossy().into_owned(),
-        task_card_id: card,
-        tally,
     }
 }
