@@ -19,7 +19,7 @@ use std::path::Path;
 mod metrics;
 mod summary;
 
-use summary::{CardTallies, summary_record};
+use summary::{CardTallies, Summaries};
 
 pub use crate::output::{DelegationRecord, SummaryRecord};
 pub use metrics::*;
@@ -39,7 +39,7 @@ pub fn run_to(
     let runs = scan::open_runs(&config.run_dirs, diag);
     let mut output = output_for(config, &runs, sink);
     let host = LazyHost::default();
-    let mut summaries: Vec<serde_json::Value> = Vec::new();
+    let mut summaries = Summaries::default();
     let mut overall = Tally::default();
     let mut workers_overall = WorkerTally::default();
     let mut attention = false;
@@ -74,8 +74,8 @@ pub fn run_to(
                 .record_fast(&DelegationRecord::new(&run.path, item.path, view))
                 .map_err(|error| stdout_failed(diag, &error))
         });
-        for (card, tally) in cards.rows() {
-            summaries.push(json_value(&summary_record(&run.path, card, tally)));
+        if want_cards {
+            summaries.push_cards(&run.path, cards);
         }
         if config.attention {
             // Copied: printing may add an error of its own (stdout failed).
@@ -100,10 +100,7 @@ pub fn run_to(
         );
         seen.add_to(&mut metrics, &run.root.real_path, Some(&workers));
         if workers.total > 0 {
-            summaries.push(json_value(&WorkerSummary {
-                run_dir: run.path.to_string_lossy().into_owned(),
-                tally: workers,
-            }));
+            summaries.push_workers(&run.path, workers);
         }
         result
     });
@@ -142,10 +139,10 @@ fn note_lock_held(
 }
 
 /// `--summary` rows after the records (in json they are the document's `summary`).
-fn print_summary_rows(config: &Config, summaries: &[serde_json::Value], output: &mut Output) {
+fn print_summary_rows(config: &Config, summaries: &Summaries, output: &mut Output) {
     if config.summary && config.format != crate::cli::Format::Json {
-        for row in summaries {
-            if output.record(row).is_err() {
+        for row in summaries.rows() {
+            if output.record(&row).is_err() {
                 break;
             }
         }
@@ -261,13 +258,13 @@ fn tally_text(overall: &Tally, workers_overall: &WorkerTally) -> String {
 fn finish(
     mut output: Output,
     metrics: &Metrics,
-    summaries: &[serde_json::Value],
+    summaries: &Summaries,
     tally: &str,
     diag: &mut Diagnostics,
 ) {
     let finished = output
         .metrics(metrics)
-        .and_then(|()| output.finish(summaries, &diag.errors.clone(), tally));
+        .and_then(|()| output.finish_with(summaries.rows(), &diag.errors.clone(), tally));
     if let Err(error) = finished {
         diag.error(
             Path::new("stdout"),
@@ -280,10 +277,6 @@ fn finish(
 /// `--state` lets this state or health through.
 fn state_selected(config: &Config, state: &str) -> bool {
     config.states.is_empty() || config.states.iter().any(|s| s == state)
-}
-
-fn json_value<T: Serialize>(value: &T) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
 }
 
 fn worker_tally(tally: &WorkerTally) -> String {
