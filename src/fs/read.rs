@@ -94,6 +94,12 @@ impl Entries {
         }
     }
 
+    /// The number of entries, from the first, for which `below` holds (a binary search:
+    /// `below` must hold for a first part of the listing only).
+    pub fn partition_point(&self, below: impl Fn(&Entry<'_>) -> bool) -> usize {
+        self.sorted.partition_point(|&at| below(&self.at(at)))
+    }
+
     /// The entry named `name` (a binary search: the entries are sorted).
     pub fn find(&self, name: &OsStr) -> Option<Entry<'_>> {
         let index = self

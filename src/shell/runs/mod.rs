@@ -16,7 +16,6 @@ pub use process::{
 pub use stream::stream_facts;
 pub use walk::{
     Resume, deadline_passed, for_each_delegation, for_each_in_listing, for_each_in_listing_from,
-    resume_point,
 };
 
 use crate::cli::config::Config;

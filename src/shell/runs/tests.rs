@@ -68,21 +68,34 @@ fn read_ahead_ends_when_the_caller_stops_or_panics() {
 
 #[test]
 fn a_resumed_scan_starts_at_the_stored_name_and_wraps_around() {
-    let names: Vec<&OsStr> = ["a.json", "b.json", "d.json"]
-        .into_iter()
-        .map(OsStr::new)
-        .collect();
-    let at = |start: Option<&str>| resume_point(&names, |n| *n, start.map(OsStr::new));
-    assert_eq!(at(None), 0);
-    assert_eq!(at(Some("a.json")), 0);
-    assert_eq!(at(Some("b.json")), 1);
+    let path = std::env::temp_dir().join(format!("flatline-scan-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&path).unwrap();
+    for name in ["a.json", "b.json", "d.json"] {
+        std::fs::write(path.join(name), "{}").unwrap();
+    }
+    let dir = Dir::open(&path).unwrap();
+    let entries = dir.entries().unwrap();
+    let order = |start: Option<&str>| -> Vec<String> {
+        let mut documents = Documents::select(&entries, |_| true);
+        documents.rotate_to(start.map(OsStr::new));
+        documents
+            .iter()
+            .map(|e| e.name.to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_eq!(order(None), ["a.json", "b.json", "d.json"]);
+    assert_eq!(order(Some("a.json")), ["a.json", "b.json", "d.json"]);
+    assert_eq!(order(Some("b.json")), ["b.json", "d.json", "a.json"]);
     // A file removed since: the next one after it.
-    assert_eq!(at(Some("c.json")), 2);
-    assert_eq!(at(Some("d.json")), 2);
+    assert_eq!(order(Some("c.json")), ["d.json", "a.json", "b.json"]);
+    assert_eq!(order(Some("d.json")), ["d.json", "a.json", "b.json"]);
     // Past the end: from the start.
-    assert_eq!(at(Some("z.json")), 0);
-    let none: [&OsStr; 0] = [];
-    assert_eq!(resume_point(&none, |n| *n, Some(OsStr::new("a.json"))), 0);
+    assert_eq!(order(Some("z.json")), ["a.json", "b.json", "d.json"]);
+    let empty = Entries::default();
+    let mut none = Documents::select(&empty, |_| true);
+    none.rotate_to(Some(OsStr::new("a.json")));
+    assert_eq!(none.iter().count(), 0);
+    std::fs::remove_dir_all(path).unwrap();
 }
 
 #[test]
@@ -111,6 +124,11 @@ fn the_documents_of_a_listing_are_its_selected_entries_from_the_resume_point() {
     assert_eq!(names(&documents), ["a.json", "b.json", "d.json"]);
     documents.rotate_to(Some(OsStr::new("c.json")));
     assert_eq!(names(&documents), ["d.json", "a.json", "b.json"]);
+    let chunks: Vec<usize> = documents.chunks(2).map(|chunk| chunk.len()).collect();
+    assert_eq!(chunks, [2, 1]);
+    // Past the last document, before an entry that is not one: from the first document.
+    documents.rotate_to(Some(OsStr::new("e")));
+    assert_eq!(names(&documents), ["a.json", "b.json", "d.json"]);
     let mut all = Documents::select(&entries, |_| true);
     all.rotate_to(None);
     assert_eq!(all.len(), 5);

@@ -12,7 +12,6 @@ use crate::exit::Exit;
 use crate::fs::{self, Dir, Entry, FileMeta, MAX_DOCUMENT_BYTES};
 use crate::interrupt::Stop;
 use crate::output::Diagnostics;
-use std::ffi::OsStr;
 use std::path::Path;
 
 /// Reads every delegation of `run` once, in file-name order, and calls `visit` for each
@@ -59,22 +58,6 @@ pub struct Resume {
     pub start: Option<std::ffi::OsString>,
     /// The document a signal or the deadline stopped the scan before.
     pub stopped_at: Option<std::ffi::OsString>,
-}
-
-/// Where in `items`, sorted by `name`, a scan resuming at `start` begins: the first name
-/// not below it (0 without one, or when every name is below it: the scan wraps around).
-pub fn resume_point<'n, T>(
-    items: &[T],
-    name: impl Fn(&T) -> &'n OsStr,
-    start: Option<&OsStr>,
-) -> usize {
-    let Some(start) = start else {
-        return 0;
-    };
-    match items.partition_point(|item| name(item) < start) {
-        at if at == items.len() => 0,
-        at => at,
-    }
 }
 
 /// `for_each_in_listing`, starting where `resume` says and recording where a stop ended it.
