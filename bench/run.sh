@@ -168,7 +168,7 @@ echo "  /usr/bin/time -v cross-check (ndjson, $large): $( (command -v /usr/bin/t
 mem_runs=$((runs < 5 ? runs : 5))
 mem_bound() {
   case $1 in
-    json) echo "the listing (6 B a file), and each task card's counts until the document's summary (about 175 B a card: a 76-byte B-tree slot and the id's heap block; 8 files a card here)" ;;
+    json) echo "the listing (6 B a file), and each task card's counts until the document's summary (about 130 B a card: 60 B of counts, a 20-byte B-tree slot, the id's heap block; 8 files a card here)" ;;
     text) echo "the listing (6 B a file); the first rows that fix the columns' widths are a constant" ;;
     *) echo "the sorted listing: each name in one buffer with its type byte and NUL, a 4-byte offset, a bit to visit it (6 B a file)" ;;
   esac
