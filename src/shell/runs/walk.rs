@@ -222,8 +222,10 @@ pub(super) type Read<'b> = Result<(FileMeta, &'b [u8]), fs::ReadError>;
 /// Reading ahead: one thread opens and reads the next files of the listing while the caller
 /// parses and prints the current one, so the kernel's time per file and flatline's own
 /// overlap on two cores. Order, checks and messages are those of reading one file at a
-/// time; memory stays bounded: at most `DEPTH` small files wait, and a file larger than
-/// `SMALL` is handed over open, to be read by the caller into its own buffer.
+/// time; memory stays bounded: at most two batches of `BATCH` small files wait (the one the
+/// caller works through, the one the reader has ready), and a file larger than `SMALL` is
+/// handed over open, to be read by the caller into its own buffer. A batch is handed over
+/// whole: one wake-up of the other thread per batch, not one per file.
 pub(super) mod prefetch {
     use super::Read;
     use crate::core::lifecycle::StreamFacts;
@@ -234,7 +236,6 @@ pub(super) mod prefetch {
     use std::io::{Seek, SeekFrom};
     use std::sync::mpsc;
 
-    const DEPTH: usize = 32;
     const SMALL: usize = 64 * 1024;
 
     enum Fetched {
@@ -275,7 +276,8 @@ pub(super) mod prefetch {
         streams: Option<(&RunRoot, bool)>,
         mut each: impl FnMut(&Entry, Read<'_>, Option<StreamFacts>) -> Result<(), Exit>,
     ) -> Result<(), Exit> {
-        let (sender, receiver) = mpsc::sync_channel::<(Fetched, Option<StreamFacts>)>(DEPTH);
+        // A rendezvous: the reader waits with its next batch until the caller takes it.
+        let (sender, receiver) = mpsc::sync_channel::<Vec<(Fetched, Option<StreamFacts>)>>(0);
         let (recycle, recycled) = mpsc::channel::<Vec<u8>>();
         std::thread::scope(|scope| {
             // Owned here, so an early return drops it and a reader blocked on a full queue
@@ -302,12 +304,12 @@ pub(super) mod prefetch {
                             }
                             None => vec![None; fetched.len()],
                         };
-                        for item in fetched.into_iter().zip(ahead) {
-                            // The caller stopped early (signal, deadline, exit status): so
-                            // do we.
-                            if sender.send(item).is_err() {
-                                return;
-                            }
+                        // The caller stopped early (signal, deadline, exit status): so do we.
+                        if sender
+                            .send(fetched.into_iter().zip(ahead).collect())
+                            .is_err()
+                        {
+                            return;
                         }
                     }
                 });
@@ -316,11 +318,19 @@ pub(super) mod prefetch {
                 return super::one_at_a_time(dir, documents, &mut each);
             }
             let mut large = Vec::new();
+            let mut batch = Vec::new().into_iter();
             for entry in documents.iter() {
                 let entry = &entry;
-                // One message per entry; none means the reader panicked, which the scope
-                // passes on when it ends.
-                let Ok((fetched, ahead)) = receiver.recv() else {
+                // One item per entry, in batches; none means the reader panicked, which the
+                // scope passes on when it ends.
+                let next = match batch.next() {
+                    Some(item) => Some(item),
+                    None => receiver.recv().ok().and_then(|next| {
+                        batch = next.into_iter();
+                        batch.next()
+                    }),
+                };
+                let Some((fetched, ahead)) = next else {
                     break;
                 };
                 match fetched {
