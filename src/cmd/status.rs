@@ -18,6 +18,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 mod metrics;
+mod summary;
+
+use summary::{CardTallies, Summaries};
 
 pub use crate::output::{DelegationRecord, SummaryRecord};
 pub use metrics::*;
@@ -40,7 +43,7 @@ pub fn run_to(
     let mut output = output_for(config, &runs, sink);
     let host = LazyHost::default();
     host.2.replace(std::mem::take(tracker));
-    let mut summaries: Vec<serde_json::Value> = Vec::new();
+    let mut summaries = Summaries::default();
     let mut overall = Tally::default();
     let mut workers_overall = WorkerTally::default();
     let mut attention = false;
@@ -75,8 +78,8 @@ pub fn run_to(
                 .record_fast(&DelegationRecord::new(&run.path, item.path, view))
                 .map_err(|error| stdout_failed(diag, &error))
         });
-        for (card, tally) in cards.rows() {
-            summaries.push(json_value(&summary_record(&run.path, card, tally)));
+        if want_cards {
+            summaries.push_cards(&run.path, cards);
         }
         if config.attention {
             // Copied: printing may add an error of its own (stdout failed).
@@ -101,10 +104,7 @@ pub fn run_to(
         );
         seen.add_to(&mut metrics, &run.root.real_path, Some(&workers));
         if workers.total > 0 {
-            summaries.push(json_value(&WorkerSummary {
-                run_dir: run.path.to_string_lossy().into_owned(),
-                tally: workers,
-            }));
+            summaries.push_workers(&run.path, workers);
         }
         result
     });
@@ -144,10 +144,10 @@ fn note_lock_held(
 }
 
 /// `--summary` rows after the records (in json they are the document's `summary`).
-fn print_summary_rows(config: &Config, summaries: &[serde_json::Value], output: &mut Output) {
+fn print_summary_rows(config: &Config, summaries: &Summaries, output: &mut Output) {
     if config.summary && config.format != crate::cli::Format::Json {
-        for row in summaries {
-            if output.record(row).is_err() {
+        for row in summaries.rows() {
+            if output.record(&row).is_err() {
                 break;
             }
         }
@@ -263,13 +263,13 @@ fn tally_text(overall: &Tally, workers_overall: &WorkerTally) -> String {
 fn finish(
     mut output: Output,
     metrics: &Metrics,
-    summaries: &[serde_json::Value],
+    summaries: &Summaries,
     tally: &str,
     diag: &mut Diagnostics,
 ) {
     let finished = output
         .metrics(metrics)
-        .and_then(|()| output.finish(summaries, &diag.errors.clone(), tally));
+        .and_then(|()| output.finish_with(summaries.rows(), &diag.errors.clone(), tally));
     if let Err(error) = finished {
         diag.error(
             Path::new("stdout"),
@@ -279,51 +279,9 @@ fn finish(
     }
 }
 
-/// The `--summary` tallies of one run, by task card (no allocation per delegation: a card's
-/// id is copied once, when the card is first seen).
-#[derive(Debug, Default)]
-struct CardTallies {
-    cards: BTreeMap<String, Tally>,
-    without_card: Option<Tally>,
-}
-
-impl CardTallies {
-    fn add(&mut self, view: &View<'_>) {
-        let tally = match view.task_card_id {
-            None => self.without_card.get_or_insert_with(Tally::default),
-            Some(card) => {
-                if !self.cards.contains_key(card) {
-                    self.cards.insert(card.to_string(), Tally::default());
-                }
-                match self.cards.get_mut(card) {
-                    Some(tally) => tally,
-                    None => return,
-                }
-            }
-        };
-        tally.add(view);
-    }
-
-    /// The rows in print order: delegations without a card first, then by card id.
-    fn rows(self) -> impl Iterator<Item = (Option<String>, Tally)> {
-        self.without_card
-            .map(|tally| (None, tally))
-            .into_iter()
-            .chain(
-                self.cards
-                    .into_iter()
-                    .map(|(card, tally)| (Some(card), tally)),
-            )
-    }
-}
-
 /// `--state` lets this state or health through.
 fn state_selected(config: &Config, state: &str) -> bool {
     config.states.is_empty() || config.states.iter().any(|s| s == state)
-}
-
-fn json_value<T: Serialize>(value: &T) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
 }
 
 fn worker_tally(tally: &WorkerTally) -> String {
@@ -368,13 +326,5 @@ fn text_tally(tally: &Tally) -> String {
         format!("{} {noun}", tally.total)
     } else {
         format!("{} {noun}: {}", tally.total, parts.join(", "))
-    }
-}
-
-fn summary_record(run_dir: &Path, card: Option<String>, tally: Tally) -> SummaryRecord {
-    SummaryRecord {
-        run_dir: run_dir.to_string_lossy().into_owned(),
-        task_card_id: card,
-        tally,
     }
 }

@@ -29,11 +29,11 @@ pub fn walk_dirs(root: &Dir) -> (Vec<(PathBuf, DirFacts)>, bool) {
         let Ok(entries) = dir.entries() else {
             continue;
         };
-        for entry in entries {
+        for entry in &entries {
             if !matches!(entry.kind, EntryKind::Dir | EntryKind::Unknown) {
                 continue;
             }
-            let Ok(Some(child)) = dir.open_child(&entry.name) else {
+            let Ok(Some(child)) = dir.open_child(entry.name) else {
                 continue;
             };
             let Ok(meta) = child.meta() else {
@@ -43,7 +43,7 @@ pub fn walk_dirs(root: &Dir) -> (Vec<(PathBuf, DirFacts)>, bool) {
                 return (out, true);
             }
             out.push((
-                root.path().join(relative(&dir, root, &entry.name)),
+                root.path().join(relative(&dir, root, entry.name)),
                 dir_facts(&meta),
             ));
             if depth + 1 < MAX_DEPTH {

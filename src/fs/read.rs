@@ -7,11 +7,11 @@
 //! resolved with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` and only reopened for reading
 //! once `fstat` has shown a regular file owned by the expected user.
 
-use std::ffi::{CStr, CString, OsStr, OsString};
+use std::ffi::{CStr, CString, OsStr};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::meta::{FileMeta, ReadError};
@@ -37,10 +37,148 @@ pub enum EntryKind {
     Unknown,
 }
 
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub name: OsString,
+impl EntryKind {
+    fn from_d_type(d_type: u8) -> EntryKind {
+        match d_type {
+            libc::DT_REG => EntryKind::Regular,
+            libc::DT_DIR => EntryKind::Dir,
+            libc::DT_LNK => EntryKind::Symlink,
+            libc::DT_FIFO => EntryKind::Other("a FIFO"),
+            libc::DT_SOCK => EntryKind::Other("a socket"),
+            libc::DT_CHR => EntryKind::Other("a character device"),
+            libc::DT_BLK => EntryKind::Other("a block device"),
+            _ => EntryKind::Unknown,
+        }
+    }
+}
+
+/// One entry of a listing (`Entries`), borrowed from it.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    pub name: &'a OsStr,
     pub kind: EntryKind,
+    /// The name as the NUL-terminated string `openat` takes.
+    c_name: &'a CStr,
+}
+
+/// A directory's entries but `.` and `..`, sorted by the bytes of their names. Every name
+/// lives in one buffer: a listing costs its names and 6 bytes an entry (SPEC §8: memory
+/// flat in the number of files), not a heap block and a 48-byte slot each.
+#[derive(Debug, Clone, Default)]
+pub struct Entries {
+    /// Each entry as its `d_type` byte, its name and a NUL, in the file system's order.
+    packed: Vec<u8>,
+    /// Where each entry starts in `packed`, in the order of the names.
+    sorted: Vec<u32>,
+}
+
+impl Entries {
+    pub fn len(&self) -> usize {
+        self.sorted.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sorted.is_empty()
+    }
+
+    /// The entry at `index` in name order.
+    pub fn get(&self, index: usize) -> Option<Entry<'_>> {
+        self.sorted.get(index).map(|&at| self.at(at))
+    }
+
+    /// Every entry in name order.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            entries: self,
+            sorted: self.sorted.iter(),
+        }
+    }
+
+    /// The number of entries, from the first, for which `below` holds (a binary search:
+    /// `below` must hold for a first part of the listing only).
+    pub fn partition_point(&self, below: impl Fn(&Entry<'_>) -> bool) -> usize {
+        self.sorted.partition_point(|&at| below(&self.at(at)))
+    }
+
+    /// The entry named `name` (a binary search: the entries are sorted).
+    pub fn find(&self, name: &OsStr) -> Option<Entry<'_>> {
+        let index = self
+            .sorted
+            .binary_search_by(|&at| self.at(at).name.cmp(name))
+            .ok()?;
+        self.get(index)
+    }
+
+    fn at(&self, at: u32) -> Entry<'_> {
+        let start = at as usize;
+        let kind = EntryKind::from_d_type(self.packed[start]);
+        // Every name was stored with its NUL; the fallback is never taken.
+        let c_name = CStr::from_bytes_until_nul(&self.packed[start + 1..]).unwrap_or_default();
+        Entry {
+            name: OsStr::from_bytes(c_name.to_bytes()),
+            kind,
+            c_name,
+        }
+    }
+
+    /// Adds an entry as readdir gave it.
+    fn push(&mut self, name: &CStr, d_type: u8) -> io::Result<()> {
+        let at = u32::try_from(self.packed.len()).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                "more than 4 GiB of names in one directory",
+            )
+        })?;
+        self.packed.push(d_type);
+        self.packed.extend_from_slice(name.to_bytes_with_nul());
+        self.sorted.push(at);
+        Ok(())
+    }
+
+    fn sort(&mut self) {
+        let packed = &self.packed;
+        // Comparing from each name to the end of the buffer orders the names by their bytes:
+        // the first difference comes at the latest at the shorter name's NUL, which sorts it
+        // first, as a shorter prefix sorts first. (The file system gives each name once.)
+        self.sorted
+            .sort_unstable_by(|&a, &b| packed[a as usize + 1..].cmp(&packed[b as usize + 1..]));
+    }
+}
+
+/// The entries of a listing in name order (`Entries::iter`).
+#[derive(Debug, Clone)]
+pub struct Iter<'a> {
+    entries: &'a Entries,
+    sorted: std::slice::Iter<'a, u32>,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = Entry<'a>;
+
+    fn next(&mut self) -> Option<Entry<'a>> {
+        self.sorted.next().map(|&at| self.entries.at(at))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.sorted.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for Iter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.sorted.next_back().map(|&at| self.entries.at(at))
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
+impl<'a> IntoIterator for &'a Entries {
+    type Item = Entry<'a>;
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
 }
 
 pub(super) fn cstring(name: &OsStr) -> io::Result<CString> {
@@ -131,28 +269,15 @@ impl Dir {
 
     /// Every entry but `.` and `..`, sorted by the bytes of the name so that output is
     /// deterministic whatever order the file system returns.
-    pub fn entries(&self) -> io::Result<Vec<Entry>> {
-        let mut entries = Vec::new();
-        for (name, d_type) in sys::fd::read_dir(self.fd.as_fd())? {
-            if name == b"." || name == b".." {
-                continue;
+    pub fn entries(&self) -> io::Result<Entries> {
+        let mut entries = Entries::default();
+        sys::fd::read_dir(self.fd.as_fd(), |name, d_type| {
+            if matches!(name.to_bytes(), b"." | b"..") {
+                return Ok(());
             }
-            let kind = match d_type {
-                libc::DT_REG => EntryKind::Regular,
-                libc::DT_DIR => EntryKind::Dir,
-                libc::DT_LNK => EntryKind::Symlink,
-                libc::DT_FIFO => EntryKind::Other("a FIFO"),
-                libc::DT_SOCK => EntryKind::Other("a socket"),
-                libc::DT_CHR => EntryKind::Other("a character device"),
-                libc::DT_BLK => EntryKind::Other("a block device"),
-                _ => EntryKind::Unknown,
-            };
-            entries.push(Entry {
-                name: OsString::from_vec(name),
-                kind,
-            });
-        }
-        entries.sort_unstable_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+            entries.push(name, d_type)
+        })?;
+        entries.sort();
         Ok(entries)
     }
 
@@ -161,7 +286,7 @@ impl Dir {
     /// device: the entry's type is checked before the open and the descriptor's after it.
     pub fn read_entry(
         &self,
-        entry: &Entry,
+        entry: &Entry<'_>,
         limit: usize,
         buf: &mut Vec<u8>,
     ) -> Result<FileMeta, ReadError> {
@@ -172,20 +297,21 @@ impl Dir {
 
     /// Opens the regular file `entry` of this directory for reading, with the checks of
     /// `read_entry`, and gives the descriptor with what `fstat` said of it.
-    pub fn open_entry(&self, entry: &Entry) -> Result<(File, FileMeta), ReadError> {
+    pub fn open_entry(&self, entry: &Entry<'_>) -> Result<(File, FileMeta), ReadError> {
         match entry.kind {
             EntryKind::Regular => {}
             EntryKind::Symlink => return Err(ReadError::Symlink),
             EntryKind::Dir => return Err(ReadError::NotRegular("a directory")),
             EntryKind::Other(kind) => return Err(ReadError::NotRegular(kind)),
             EntryKind::Unknown => {
-                let meta = lstatat(self.fd(), &entry.name)?;
+                let meta = sys::fd::fstatat_nofollow(self.fd(), entry.c_name)
+                    .map(|st| FileMeta::from_stat(&st))?;
                 if !meta.is_regular() {
                     return Err(ReadError::NotRegular(meta.kind()));
                 }
             }
         }
-        self.open_file(&entry.name)
+        self.open_c_name(entry.c_name)
     }
 
     /// Whether flatline may create and rename files here, by its effective ids (a
@@ -209,10 +335,13 @@ impl Dir {
 
     /// Opens the regular file `name` of this directory (see `open_entry`).
     fn open_file(&self, name: &OsStr) -> Result<(File, FileMeta), ReadError> {
-        let cname = cstring(name)?;
+        self.open_c_name(&cstring(name)?)
+    }
+
+    fn open_c_name(&self, cname: &CStr) -> Result<(File, FileMeta), ReadError> {
         let mut attempts = 0;
         let (fd, meta) = loop {
-            let fd = openat(self.fd(), &cname, READ_FLAGS, 0)?;
+            let fd = openat(self.fd(), cname, READ_FLAGS, 0)?;
             super::race::after_open();
             let meta = fstat(fd.as_fd())?;
             // No link left: another writer renamed a new file over this one between the open

@@ -313,8 +313,19 @@ impl Output {
     /// Ends the output: the json document's tail (`summary`, `errors`), or the tsv/text
     /// table. Summary rows are printed as records in the other formats by the caller.
     pub fn finish<S: Serialize>(
-        mut self,
+        self,
         summary: &[S],
+        errors: &[ErrorEntry],
+        tally: &str,
+    ) -> io::Result<()> {
+        self.finish_with(summary, errors, tally)
+    }
+
+    /// `finish` with summary rows made as they are printed: a caller with many rows keeps
+    /// their counts, not the rows themselves.
+    pub fn finish_with<S: Serialize>(
+        mut self,
+        summary: impl IntoIterator<Item = S>,
         errors: &[ErrorEntry],
         tally: &str,
     ) -> io::Result<()> {
@@ -326,15 +337,9 @@ impl Output {
                 Format::Ndjson => {}
                 Format::Json => {
                     self.open_json()?;
-                    let mut tail = b"],\"summary\":".to_vec();
-                    let mut rows = serde_json::to_value(summary)?;
-                    if let Value::Array(rows) = &mut rows {
-                        for row in rows.iter_mut().filter_map(Value::as_object_mut) {
-                            row.insert("schema_version".into(), SCHEMA_VERSION.into());
-                        }
-                    }
-                    to_writer_safe(&mut tail, &rows)?;
-                    tail.extend_from_slice(b",\"errors\":");
+                    self.write(b"],\"summary\":[")?;
+                    self.summary_rows(summary)?;
+                    let mut tail = b"],\"errors\":".to_vec();
                     to_writer_safe(&mut tail, errors)?;
                     tail.extend_from_slice(b"}\n");
                     self.write(&tail)?;
@@ -371,6 +376,32 @@ impl Output {
             write_file_atomically(&path, &buffer.take())?;
         }
         Ok(())
+    }
+}
+
+impl Output {
+    /// The json document's `summary` rows, comma-separated, each written as it comes (one
+    /// row in memory at a time, SPEC §8), with its `schema_version` like every record.
+    fn summary_rows<S: Serialize>(&mut self, rows: impl IntoIterator<Item = S>) -> io::Result<()> {
+        let mut line = std::mem::take(&mut self.line);
+        let mut result = Ok(());
+        for (i, row) in rows.into_iter().enumerate() {
+            line.clear();
+            if i > 0 {
+                line.push(b',');
+            }
+            result = to_writer_safe(&mut line, &row).map_err(io::Error::from);
+            if result.is_err() {
+                break;
+            }
+            add_schema_version(&mut line);
+            result = self.write(&line);
+            if result.is_err() {
+                break;
+            }
+        }
+        self.line = line;
+        result
     }
 }
 

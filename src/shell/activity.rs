@@ -367,12 +367,13 @@ impl Tracker {
     }
 
     /// Ends a run: a writing command stores this run's samples in `.flatline/activity.json`
-    /// (under the run lock it holds); forgets the table so the next run looks afresh.
-    pub fn finish_run(
+    /// (under the run lock it holds); forgets the table so the next run looks afresh. `names`
+    /// (the documents scanned) are only gone through by a writing command.
+    pub fn finish_run<'n>(
         &mut self,
         run_path: &Path,
         root: &Dir,
-        names: &[&OsStr],
+        names: impl Iterator<Item = &'n OsStr>,
         config: &Config,
         diag: &mut Diagnostics,
     ) {
@@ -389,10 +390,7 @@ impl Tracker {
         if !writing || run.lock_lost {
             return;
         }
-        let listed: HashSet<String> = names
-            .iter()
-            .map(|n| n.to_string_lossy().into_owned())
-            .collect();
+        let listed: HashSet<String> = names.map(|n| n.to_string_lossy().into_owned()).collect();
         let mut samples = std::mem::take(&mut run.stored);
         samples.retain(|name, _| listed.contains(name) && !run.unsampled.contains(name));
         let fresh = std::mem::take(&mut run.fresh);

@@ -122,10 +122,10 @@ fn check_delegations(
     let entries = listing.entries().unwrap_or_default();
     let own_pid_ns = crate::proc::own_pid_ns();
     let mut buf = Vec::new();
-    for entry in entries.iter().filter(|e| scan::is_document_name(&e.name)) {
-        let file = path.join("delegations").join(&entry.name);
+    for entry in entries.iter().filter(|e| scan::is_document_name(e.name)) {
+        let file = path.join("delegations").join(entry.name);
         let shown = file.to_string_lossy().into_owned();
-        let meta = match listing.read_entry(entry, MAX_DOCUMENT_BYTES, &mut buf) {
+        let meta = match listing.read_entry(&entry, MAX_DOCUMENT_BYTES, &mut buf) {
             Ok(meta) => meta,
             Err(error) => {
                 findings.push(unusable(&shown, &error.to_string()));
@@ -221,16 +221,16 @@ fn check_workers(root: &RunRoot, path: &Path, config: &Config) -> Vec<Finding> {
         return findings;
     };
     let mut buf = Vec::new();
-    for entry in workers.entries().unwrap_or_default() {
+    for entry in &workers.entries().unwrap_or_default() {
         if entry.name.to_string_lossy().starts_with('.') {
             continue;
         }
-        let Ok(Some(worker_dir)) = workers.open_child(&entry.name) else {
+        let Ok(Some(worker_dir)) = workers.open_child(entry.name) else {
             continue;
         };
         let spec_path = path
             .join("workers")
-            .join(&entry.name)
+            .join(entry.name)
             .join("worker-spec.json");
         let shown = spec_path.to_string_lossy().into_owned();
         let meta = match worker_dir.read_file(
@@ -255,7 +255,7 @@ fn check_workers(root: &RunRoot, path: &Path, config: &Config) -> Vec<Finding> {
             allow_outside: config.allow_outside_paths,
             owner: fs::guard_owner(&meta),
         };
-        let base = PathBuf::from("workers").join(&entry.name);
+        let base = PathBuf::from("workers").join(entry.name);
         for (what, field) in [
             ("heartbeat", &spec.heartbeat),
             ("inbox", &spec.inbox),

@@ -111,9 +111,14 @@ pub fn lseek(fd: BorrowedFd<'_>, offset: i64, whence: libc::c_int) -> io::Result
     Ok(at)
 }
 
-/// Every entry of the directory `dir` as readdir gives it (`.` and `..` included): the
-/// name's bytes and `d_type`, in the file system's order, read from the top.
-pub fn read_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<(Vec<u8>, u8)>> {
+/// Calls `each` with every entry of the directory `dir` as readdir gives it (`.` and `..`
+/// included): the name and `d_type`, in the file system's order, read from the top. Nothing
+/// is kept here, so a listing costs what the caller keeps of it. An error from `each` ends
+/// the listing and is returned.
+pub fn read_dir(
+    dir: BorrowedFd<'_>,
+    mut each: impl FnMut(&CStr, u8) -> io::Result<()>,
+) -> io::Result<()> {
     // SAFETY: dup of a live descriptor; fdopendir takes ownership of the duplicate, and
     // closedir below releases it.
     let dup = unsafe { libc::fcntl(dir.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
@@ -131,7 +136,6 @@ pub fn read_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<(Vec<u8>, u8)>> {
     // The duplicate shares the file offset with the caller's descriptor: start from the top.
     // SAFETY: `stream` is a valid DIR*.
     unsafe { libc::rewinddir(stream) };
-    let mut entries = Vec::new();
     let result = loop {
         // SAFETY: errno is thread-local; reset it to tell end-of-directory from failure.
         unsafe { *libc::__errno_location() = 0 };
@@ -147,18 +151,16 @@ pub fn read_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<(Vec<u8>, u8)>> {
                 Err(io::Error::from_raw_os_error(errno))
             };
         }
-        // SAFETY: d_name is a NUL-terminated array inside the entry.
-        let (name, d_type) = unsafe {
-            (
-                CStr::from_ptr((*entry).d_name.as_ptr()).to_bytes().to_vec(),
-                (*entry).d_type,
-            )
-        };
-        entries.push((name, d_type));
+        // SAFETY: d_name is a NUL-terminated array inside the entry, which stays valid
+        // until the next readdir on `stream`: `each` only borrows it for its call.
+        let (name, d_type) = unsafe { (CStr::from_ptr((*entry).d_name.as_ptr()), (*entry).d_type) };
+        if let Err(error) = each(name, d_type) {
+            break Err(error);
+        }
     };
     // SAFETY: `stream` is valid and closed exactly once.
     unsafe { libc::closedir(stream) };
-    result.map(|()| entries)
+    result
 }
 
 /// `faccessat(dir, path, mode, AT_EACCESS)`: by the effective ids.

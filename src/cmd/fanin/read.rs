@@ -35,11 +35,11 @@ pub fn read_cards(
     };
     let mut buf = Vec::new();
     for entry in &listing.entries {
-        if !scan::is_document_name(&entry.name) {
+        if !scan::is_document_name(entry.name) {
             continue;
         }
-        let path = scan::entry_path(run, "task-cards", &entry.name);
-        let meta = match listing.dir.read_entry(entry, MAX_DOCUMENT_BYTES, &mut buf) {
+        let path = scan::entry_path(run, "task-cards", entry.name);
+        let meta = match listing.dir.read_entry(&entry, MAX_DOCUMENT_BYTES, &mut buf) {
             Ok(meta) => meta,
             Err(error) => {
                 diag.error(&path, &error.to_string(), Exit::FileProblem);
@@ -115,7 +115,7 @@ pub fn read_cards(
                     claimed_by,
                     ..CardDoc::of(&value)
                 },
-                name: entry.name.clone(),
+                name: entry.name.to_os_string(),
                 bytes: std::mem::take(&mut buf),
             },
         );

@@ -122,8 +122,16 @@ fn entries_are_sorted_and_typed() {
         .map(|e| e.name.to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, ["a.json", "b.json", "c", "d.json"]);
-    assert_eq!(entries[2].kind, EntryKind::Dir);
-    assert_eq!(entries[3].kind, EntryKind::Symlink);
+    assert_eq!(entries.get(2).map(|e| e.kind), Some(EntryKind::Dir));
+    assert_eq!(entries.get(3).map(|e| e.kind), Some(EntryKind::Symlink));
+    assert_eq!(entries.get(4).map(|e| e.name), None);
+    // Found by name, and only by its whole name.
+    assert_eq!(
+        entries.find(OsStr::new("b.json")).map(|e| e.kind),
+        Some(EntryKind::Regular)
+    );
+    assert!(entries.find(OsStr::new("b.jso")).is_none());
+    assert!(entries.find(OsStr::new("e")).is_none());
     // A second listing works too (the shared offset is rewound).
     assert_eq!(handle.entries().unwrap().len(), 4);
     std::fs::remove_dir_all(&dir).unwrap();

@@ -18,19 +18,19 @@ use crate::sys::fd::{renameat, unlinkat};
 /// Removes flatline's own leftover temp files (`.<name>.flatline.<pid>.tmp`) among
 /// `entries` of `dir`. Only called while the run lock is held, when no other flatline can be
 /// writing there. Anything that is not a regular file is left alone; nothing is followed.
-pub fn remove_stale_temps(dir: &Dir, entries: &[files::Entry]) -> Result<usize, StoreError> {
+pub fn remove_stale_temps(dir: &Dir, entries: &files::Entries) -> Result<usize, StoreError> {
     let mut removed = 0;
     for entry in entries {
-        if !is_temp_name(&entry.name) {
+        if !is_temp_name(entry.name) {
             continue;
         }
-        match files::lstatat(dir.fd(), &entry.name) {
+        match files::lstatat(dir.fd(), entry.name) {
             Ok(meta) if meta.is_regular() => {}
             Ok(_) => continue,
             Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
             Err(error) => return Err(StoreError::Io(error)),
         }
-        let cname = entry_name(&entry.name)?;
+        let cname = entry_name(entry.name)?;
         match unlinkat(dir.fd(), &cname) {
             Ok(()) => removed += 1,
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}

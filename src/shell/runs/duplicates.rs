@@ -28,12 +28,12 @@ pub fn find(listing: &Listing, ids: &[String]) -> Vec<Duplicate> {
     let mut wanted: Vec<(OsString, String)> = Vec::new();
     for id in ids {
         let selected = OsString::from(format!("{id}.json"));
-        let Some(entry) = listing.entries.iter().find(|e| e.name == selected) else {
+        let Some(entry) = listing.entries.find(&selected) else {
             continue;
         };
         let own = match listing
             .dir
-            .read_entry(entry, MAX_DOCUMENT_BYTES, &mut bytes)
+            .read_entry(&entry, MAX_DOCUMENT_BYTES, &mut bytes)
         {
             Ok(_) => delegation_id(&bytes),
             Err(_) => None,
@@ -47,13 +47,13 @@ pub fn find(listing: &Listing, ids: &[String]) -> Vec<Duplicate> {
     if wanted.is_empty() {
         return found;
     }
-    for entry in &listing.entries {
-        if !is_document_name(&entry.name) {
+    for entry in listing.entries.iter() {
+        if !is_document_name(entry.name) {
             continue;
         }
         if listing
             .dir
-            .read_entry(entry, MAX_DOCUMENT_BYTES, &mut bytes)
+            .read_entry(&entry, MAX_DOCUMENT_BYTES, &mut bytes)
             .is_err()
         {
             continue;
@@ -66,7 +66,7 @@ pub fn find(listing: &Listing, ids: &[String]) -> Vec<Duplicate> {
             if *selected != entry.name && *id == claims && !known {
                 found.push(Duplicate {
                     selected: selected.clone(),
-                    other: entry.name.clone(),
+                    other: entry.name.to_os_string(),
                     id: id.clone(),
                 });
             }

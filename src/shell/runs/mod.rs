@@ -5,6 +5,7 @@
 //! inode); `delegations/` is listed once and sorted by name; hidden files and
 //! `*.result.json` are skipped; each document is read once into a reused buffer.
 
+mod documents;
 pub mod duplicates;
 mod process;
 mod stream;
@@ -16,12 +17,11 @@ pub use process::{
 pub use stream::stream_facts;
 pub use walk::{
     Resume, deadline_passed, for_each_delegation, for_each_in_listing, for_each_in_listing_from,
-    resume_point,
 };
 
 use crate::cli::config::Config;
 use crate::exit::Exit;
-use crate::fs::{self, Dir, Entry, RunRoot};
+use crate::fs::{self, Dir, Entries, RunRoot};
 use crate::output::Diagnostics;
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -113,7 +113,7 @@ pub fn is_run_directory(dir: &Dir) -> bool {
 #[derive(Debug)]
 pub struct Listing {
     pub dir: Dir,
-    pub entries: Vec<Entry>,
+    pub entries: Entries,
 }
 
 /// Opens and lists `RUN_DIR/<name>/` without following a symlink. `None` when it does not
@@ -159,7 +159,7 @@ pub fn list_for_writing(
 
 /// Removes flatline's leftover temp files from a directory it is about to write (the lock
 /// is held, so no other flatline is writing there).
-pub fn clean_temps(dir: &Dir, entries: &[Entry], diag: &mut Diagnostics) {
+pub fn clean_temps(dir: &Dir, entries: &Entries, diag: &mut Diagnostics) {
     if let Err(error) = fs::remove_stale_temps(dir, entries) {
         diag.error(dir.path(), &error.to_string(), Exit::FileProblem);
     }

@@ -1,9 +1,10 @@
+use super::documents::Documents;
 use super::walk::prefetch;
 use super::*;
 use crate::core::lifecycle::StreamFacts;
 
 /// A directory of `n` small documents, listed.
-fn listed(tag: &str, n: usize) -> (std::path::PathBuf, Dir, Vec<Entry>) {
+fn listed(tag: &str, n: usize) -> (std::path::PathBuf, Dir, Entries) {
     let path = std::env::temp_dir().join(format!("flatline-scan-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&path).unwrap();
     for i in 0..n {
@@ -17,11 +18,11 @@ fn listed(tag: &str, n: usize) -> (std::path::PathBuf, Dir, Vec<Entry>) {
 #[test]
 fn read_ahead_gives_every_file_in_order() {
     let (path, dir, entries) = listed("order", 300);
-    let documents: Vec<&Entry> = entries.iter().collect();
+    let documents = Documents::select(&entries, |_| true);
     let mut seen = Vec::new();
     prefetch::run(&dir, &documents, None, |entry, read, _| {
         let (_, bytes) = read.unwrap();
-        seen.push((entry.name.clone(), bytes.to_vec()));
+        seen.push((entry.name.to_os_string(), bytes.to_vec()));
         Ok(())
     })
     .unwrap();
@@ -41,7 +42,7 @@ fn read_ahead_ends_when_the_caller_stops_or_panics() {
     let (done, finished) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let (path, dir, entries) = listed("stop", 300);
-        let documents: Vec<&Entry> = entries.iter().collect();
+        let documents = Documents::select(&entries, |_| true);
         let mut calls = 0;
         let stopped = prefetch::run(&dir, &documents, None, |_, _, _| {
             calls += 1;
@@ -67,19 +68,72 @@ fn read_ahead_ends_when_the_caller_stops_or_panics() {
 
 #[test]
 fn a_resumed_scan_starts_at_the_stored_name_and_wraps_around() {
-    let names: Vec<&OsStr> = ["a.json", "b.json", "d.json"]
-        .into_iter()
-        .map(OsStr::new)
-        .collect();
-    assert_eq!(resume_point(&names, None), 0);
-    assert_eq!(resume_point(&names, Some(OsStr::new("a.json"))), 0);
-    assert_eq!(resume_point(&names, Some(OsStr::new("b.json"))), 1);
+    let path = std::env::temp_dir().join(format!("flatline-scan-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&path).unwrap();
+    for name in ["a.json", "b.json", "d.json"] {
+        std::fs::write(path.join(name), "{}").unwrap();
+    }
+    let dir = Dir::open(&path).unwrap();
+    let entries = dir.entries().unwrap();
+    let order = |start: Option<&str>| -> Vec<String> {
+        let mut documents = Documents::select(&entries, |_| true);
+        documents.rotate_to(start.map(OsStr::new));
+        documents
+            .iter()
+            .map(|e| e.name.to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_eq!(order(None), ["a.json", "b.json", "d.json"]);
+    assert_eq!(order(Some("a.json")), ["a.json", "b.json", "d.json"]);
+    assert_eq!(order(Some("b.json")), ["b.json", "d.json", "a.json"]);
     // A file removed since: the next one after it.
-    assert_eq!(resume_point(&names, Some(OsStr::new("c.json"))), 2);
-    assert_eq!(resume_point(&names, Some(OsStr::new("d.json"))), 2);
+    assert_eq!(order(Some("c.json")), ["d.json", "a.json", "b.json"]);
+    assert_eq!(order(Some("d.json")), ["d.json", "a.json", "b.json"]);
     // Past the end: from the start.
-    assert_eq!(resume_point(&names, Some(OsStr::new("z.json"))), 0);
-    assert_eq!(resume_point(&[], Some(OsStr::new("a.json"))), 0);
+    assert_eq!(order(Some("z.json")), ["a.json", "b.json", "d.json"]);
+    let empty = Entries::default();
+    let mut none = Documents::select(&empty, |_| true);
+    none.rotate_to(Some(OsStr::new("a.json")));
+    assert_eq!(none.iter().count(), 0);
+    std::fs::remove_dir_all(path).unwrap();
+}
+
+#[test]
+fn the_documents_of_a_listing_are_its_selected_entries_from_the_resume_point() {
+    let path = std::env::temp_dir().join(format!("flatline-scan-docs-{}", std::process::id()));
+    std::fs::create_dir_all(&path).unwrap();
+    for name in [
+        "d.json",
+        "a.json",
+        "notes.txt",
+        "b.json",
+        ".a.json.flatline.1.tmp",
+    ] {
+        std::fs::write(path.join(name), "{}").unwrap();
+    }
+    let dir = Dir::open(&path).unwrap();
+    let entries = dir.entries().unwrap();
+    let names = |documents: &Documents<'_>| -> Vec<String> {
+        documents
+            .iter()
+            .map(|e| e.name.to_string_lossy().into_owned())
+            .collect()
+    };
+    let mut documents = Documents::select(&entries, |e| is_document_name(e.name));
+    assert_eq!(documents.len(), 3);
+    assert_eq!(names(&documents), ["a.json", "b.json", "d.json"]);
+    documents.rotate_to(Some(OsStr::new("c.json")));
+    assert_eq!(names(&documents), ["d.json", "a.json", "b.json"]);
+    let chunks: Vec<usize> = documents.chunks(2).map(|chunk| chunk.len()).collect();
+    assert_eq!(chunks, [2, 1]);
+    // Past the last document, before an entry that is not one: from the first document.
+    documents.rotate_to(Some(OsStr::new("e")));
+    assert_eq!(names(&documents), ["a.json", "b.json", "d.json"]);
+    let mut all = Documents::select(&entries, |_| true);
+    all.rotate_to(None);
+    assert_eq!(all.len(), 5);
+    assert_eq!(names(&all)[0], ".a.json.flatline.1.tmp");
+    std::fs::remove_dir_all(path).unwrap();
 }
 
 #[test]
@@ -136,7 +190,7 @@ fn read_ahead_stats_streams_as_each_documents_owner() {
     };
     let dir = Dir::open(&path.join("delegations")).unwrap();
     let entries = dir.entries().unwrap();
-    let documents: Vec<&Entry> = entries.iter().collect();
+    let documents = Documents::select(&entries, |_| true);
     let mut seen = Vec::new();
     prefetch::run(&dir, &documents, Some((&root, false)), |_, _, ahead| {
         seen.push(ahead);

@@ -1,6 +1,7 @@
 //! The walk over a listing: every delegation once, in file-name order (or from where a
 //! stopped run ended), read one at a time or ahead of the parser.
 
+use super::documents::Documents;
 use super::process::{Item, LazyHost, inspect_ahead, prepare_identity};
 use super::stream::stream_facts_ahead;
 use super::{Listing, Run, is_document_name, list_child};
@@ -11,7 +12,6 @@ use crate::exit::Exit;
 use crate::fs::{self, Dir, Entry, FileMeta, MAX_DOCUMENT_BYTES};
 use crate::interrupt::Stop;
 use crate::output::Diagnostics;
-use std::ffi::OsStr;
 use std::path::Path;
 
 /// Reads every delegation of `run` once, in file-name order, and calls `visit` for each
@@ -60,18 +60,6 @@ pub struct Resume {
     pub stopped_at: Option<std::ffi::OsString>,
 }
 
-/// Where in the sorted `names` a scan resuming at `start` begins: the first name not below
-/// it (0 without one, or when every name is below it: the scan wraps around).
-pub fn resume_point(names: &[&OsStr], start: Option<&OsStr>) -> usize {
-    let Some(start) = start else {
-        return 0;
-    };
-    match names.partition_point(|name| *name < start) {
-        at if at == names.len() => 0,
-        at => at,
-    }
-}
-
 /// `for_each_in_listing`, starting where `resume` says and recording where a stop ended it.
 /// A deadline that stops the scan is said on stderr with how far it got.
 #[allow(clippy::too_many_arguments)]
@@ -89,27 +77,20 @@ pub fn for_each_in_listing_from(
     host.2
         .borrow_mut()
         .begin_run(&run.path, run.dir(), config, diag);
-    let mut documents: Vec<&Entry> = listing
-        .entries
-        .iter()
-        .filter(|entry| is_document_name(&entry.name) && config.delegation_selected(&entry.name))
-        .collect();
-    leave_duplicates(run, listing, config, diag, &mut documents);
-    if resume.start.is_some() {
-        // The listing is sorted by the bytes of the names, as `OsStr` compares them.
-        let names: Vec<&OsStr> = documents
-            .iter()
-            .map(|entry| entry.name.as_os_str())
-            .collect();
-        let at = resume_point(&names, resume.start.as_deref());
-        documents.rotate_left(at);
-    }
+    let left_out = leave_duplicates(run, listing, config, diag);
+    let mut documents = Documents::select(&listing.entries, |entry| {
+        is_document_name(entry.name)
+            && config.delegation_selected(entry.name)
+            && !super::duplicates::is_duplicated(&left_out, entry.name)
+    });
+    // The listing is sorted by the bytes of the names, as `OsStr` compares them.
+    documents.rotate_to(resume.start.as_deref());
     let total = documents.len();
     let mut done = 0usize;
     let mut path = run.path.join("delegations");
     let each = |entry: &Entry, read: Read, ahead: Option<StreamFacts>| {
         if let Some(exit) = stop.check() {
-            resume.stopped_at = Some(entry.name.clone());
+            resume.stopped_at = Some(entry.name.to_os_string());
             if exit == Exit::Deadline {
                 deadline_passed(&run.path, config, done, total, diag);
             }
@@ -119,7 +100,7 @@ pub fn for_each_in_listing_from(
         if host.2.borrow().window_passed(config) {
             second_look(run, listing, config, host, diag, stop, false, visit)?;
         }
-        path.push(&entry.name);
+        path.push(entry.name);
         let result = match read {
             Ok((meta, bytes)) => visit_bytes(
                 run, listing, entry, &path, meta, bytes, ahead, config, host, diag, visit,
@@ -144,10 +125,13 @@ pub fn for_each_in_listing_from(
     };
     let result =
         result.and_then(|()| second_look(run, listing, config, host, diag, stop, true, visit));
-    let names: Vec<&OsStr> = documents.iter().map(|e| e.name.as_os_str()).collect();
-    host.2
-        .borrow_mut()
-        .finish_run(&run.path, run.dir(), &names, config, diag);
+    host.2.borrow_mut().finish_run(
+        &run.path,
+        run.dir(),
+        documents.iter().map(|e| e.name),
+        config,
+        diag,
+    );
     result
 }
 
@@ -159,18 +143,19 @@ fn leave_duplicates(
     listing: &Listing,
     config: &Config,
     diag: &mut Diagnostics,
-    documents: &mut Vec<&Entry>,
-) {
+) -> Vec<super::duplicates::Duplicate> {
     if config.delegations.is_empty() {
-        return;
+        return Vec::new();
     }
     let duplicates = super::duplicates::find(listing, &config.delegations);
     for duplicate in &duplicates {
         duplicate.report(run, diag);
     }
-    if config.command != crate::cli::Command::Status {
-        documents.retain(|entry| !super::duplicates::is_duplicated(&duplicates, &entry.name));
+    // status still shows the named one; the others act on neither file.
+    if config.command == crate::cli::Command::Status {
+        return Vec::new();
     }
+    duplicates
 }
 
 /// The second look of SPEC §11: the workers about to be judged stale without a usable
@@ -204,11 +189,11 @@ fn second_look(
         let Some(entry) = listing.entries.iter().find(|e| e.name == document.name) else {
             continue;
         };
-        let path = run.path.join("delegations").join(&entry.name);
+        let path = run.path.join("delegations").join(entry.name);
         visit_bytes(
             run,
             listing,
-            entry,
+            &entry,
             &path,
             document.meta,
             &document.bytes,
@@ -247,15 +232,15 @@ pub fn deadline_passed(
 /// Reads the documents one after the other, each into the same buffer.
 pub(super) fn one_at_a_time(
     dir: &Dir,
-    documents: &[&Entry],
+    documents: &Documents<'_>,
     mut each: impl FnMut(&Entry, Read<'_>, Option<StreamFacts>) -> Result<(), Exit>,
 ) -> Result<(), Exit> {
     let mut buf = Vec::with_capacity(16 * 1024);
-    for entry in documents {
+    for entry in documents.iter() {
         let read = dir
-            .read_entry(entry, MAX_DOCUMENT_BYTES, &mut buf)
+            .read_entry(&entry, MAX_DOCUMENT_BYTES, &mut buf)
             .map(|meta| (meta, buf.as_slice()));
-        each(entry, read, None)?;
+        each(&entry, read, None)?;
     }
     Ok(())
 }
@@ -266,18 +251,20 @@ pub(super) type Read<'b> = Result<(FileMeta, &'b [u8]), fs::ReadError>;
 /// Reading ahead: one thread opens and reads the next files of the listing while the caller
 /// parses and prints the current one, so the kernel's time per file and flatline's own
 /// overlap on two cores. Order, checks and messages are those of reading one file at a
-/// time; memory stays bounded: at most `DEPTH` small files wait, and a file larger than
-/// `SMALL` is handed over open, to be read by the caller into its own buffer.
+/// time; memory stays bounded: at most two batches of `BATCH` small files wait (the one the
+/// caller works through, the one the reader has ready), and a file larger than `SMALL` is
+/// handed over open, to be read by the caller into its own buffer. A batch is handed over
+/// whole: one wake-up of the other thread per batch, not one per file.
 pub(super) mod prefetch {
     use super::Read;
     use crate::core::lifecycle::StreamFacts;
     use crate::exit::Exit;
     use crate::fs::{self, Dir, Entry, FileMeta, MAX_DOCUMENT_BYTES, ReadError, RunRoot};
+    use crate::shell::runs::documents::Documents;
     use std::fs::File;
     use std::io::{Seek, SeekFrom};
     use std::sync::mpsc;
 
-    const DEPTH: usize = 32;
     const SMALL: usize = 64 * 1024;
 
     enum Fetched {
@@ -314,11 +301,12 @@ pub(super) mod prefetch {
     /// `--allow-outside-paths`), or `None` to leave that to the caller.
     pub fn run(
         dir: &Dir,
-        documents: &[&Entry],
+        documents: &Documents<'_>,
         streams: Option<(&RunRoot, bool)>,
         mut each: impl FnMut(&Entry, Read<'_>, Option<StreamFacts>) -> Result<(), Exit>,
     ) -> Result<(), Exit> {
-        let (sender, receiver) = mpsc::sync_channel::<(Fetched, Option<StreamFacts>)>(DEPTH);
+        // A rendezvous: the reader waits with its next batch until the caller takes it.
+        let (sender, receiver) = mpsc::sync_channel::<Vec<(Fetched, Option<StreamFacts>)>>(0);
         let (recycle, recycled) = mpsc::channel::<Vec<u8>>();
         std::thread::scope(|scope| {
             // Owned here, so an early return drops it and a reader blocked on a full queue
@@ -345,12 +333,12 @@ pub(super) mod prefetch {
                             }
                             None => vec![None; fetched.len()],
                         };
-                        for item in fetched.into_iter().zip(ahead) {
-                            // The caller stopped early (signal, deadline, exit status): so
-                            // do we.
-                            if sender.send(item).is_err() {
-                                return;
-                            }
+                        // The caller stopped early (signal, deadline, exit status): so do we.
+                        if sender
+                            .send(fetched.into_iter().zip(ahead).collect())
+                            .is_err()
+                        {
+                            return;
                         }
                     }
                 });
@@ -359,10 +347,19 @@ pub(super) mod prefetch {
                 return super::one_at_a_time(dir, documents, &mut each);
             }
             let mut large = Vec::new();
-            for entry in documents {
-                // One message per entry; none means the reader panicked, which the scope
-                // passes on when it ends.
-                let Ok((fetched, ahead)) = receiver.recv() else {
+            let mut batch = Vec::new().into_iter();
+            for entry in documents.iter() {
+                let entry = &entry;
+                // One item per entry, in batches; none means the reader panicked, which the
+                // scope passes on when it ends.
+                let next = match batch.next() {
+                    Some(item) => Some(item),
+                    None => receiver.recv().ok().and_then(|next| {
+                        batch = next.into_iter();
+                        batch.next()
+                    }),
+                };
+                let Some((fetched, ahead)) = next else {
                     break;
                 };
                 match fetched {
@@ -402,7 +399,7 @@ pub(super) fn visit_bytes(
     // The stream of this document is stated as its owner while it is inspected.
     let owner = fs::guard_owner(&meta);
     host.1.borrow_mut().owner = Some(owner);
-    host.2.borrow_mut().set_current(Some(&entry.name));
+    host.2.borrow_mut().set_current(Some(entry.name));
     let result = inspect_ahead(
         run,
         owner,
@@ -415,7 +412,7 @@ pub(super) fn visit_bytes(
             if !config.card_selected(doc.task_card_id.str()) {
                 return Ok(());
             }
-            if host.2.borrow_mut().take_defer(&entry.name, meta, bytes) {
+            if host.2.borrow_mut().take_defer(entry.name, meta, bytes) {
                 return Ok(());
             }
             if !view.malformed.is_empty() {
@@ -423,7 +420,7 @@ pub(super) fn visit_bytes(
             }
             let item = Item {
                 dir: &listing.dir,
-                name: &entry.name,
+                name: entry.name,
                 path,
                 meta,
                 bytes,

@@ -298,15 +298,15 @@ pub fn for_each_worker(
         if let Some(exit) = stop.check() {
             return Err(exit);
         }
-        let dir_path = listing.dir.join(&entry.name);
-        let Some(worker_dir) = open_worker_dir(&listing.dir, entry, &dir_path, diag) else {
+        let dir_path = listing.dir.join(entry.name);
+        let Some(worker_dir) = open_worker_dir(&listing.dir, &entry, &dir_path, diag) else {
             continue;
         };
         let spec_path = dir_path.join("worker-spec.json");
         let Some(spec) = read_spec(&worker_dir, &dir_path, &spec_path, &mut spec_buf, diag) else {
             continue;
         };
-        let worker = read_worker(run, config, entry, spec_path, spec, &mut beat_buf, diag);
+        let worker = read_worker(run, config, &entry, spec_path, spec, &mut beat_buf, diag);
         visit(worker, diag)?;
     }
     Ok(())
@@ -323,7 +323,7 @@ fn read_worker(
     diag: &mut Diagnostics,
 ) -> Worker {
     let dir_name = entry.name.to_string_lossy();
-    let worker_dir = PathBuf::from("workers").join(&entry.name);
+    let worker_dir = PathBuf::from("workers").join(entry.name);
     // A path the spec names (`true`), or the default file in the worker's directory.
     let named = |field: Option<&str>, file: &str| match field.filter(|p| !p.is_empty()) {
         Some(path) => (spec_path_in_run(&worker_dir, Path::new(path)), true),
@@ -411,7 +411,7 @@ fn open_worker_dir(
 ) -> Option<fs::Dir> {
     match entry.kind {
         fs::EntryKind::Dir | fs::EntryKind::Unknown | fs::EntryKind::Symlink => {
-            match dir.open_child(&entry.name) {
+            match dir.open_child(entry.name) {
                 Ok(Some(dir)) => Some(dir),
                 Ok(None) => None,
                 Err(error) if error.raw_os_error() == Some(libc::ENOTDIR) => None,
