@@ -9,7 +9,6 @@
 //! only the workers whose processes are confirmed gone.
 
 use crate::cli::config::Config;
-use crate::cmd::refresh;
 use crate::core::identity::{self, Identity, Observation, Pid};
 use crate::core::lifecycle::{ProcessFacts, ReclaimState, State};
 use crate::core::plan::recheck;
@@ -27,6 +26,7 @@ use crate::proc;
 use crate::shell::commit::{
     self, ApplyError, DocChange, Place, Written, lifecycle_mut, object_mut, set_status, ts,
 };
+use crate::shell::refresh;
 use crate::shell::runs::{self as scan, LazyHost, Listing, Run};
 use crate::shell::state::RunState as StateDoc;
 use crate::shell::tree_kill::{self, Descendant};

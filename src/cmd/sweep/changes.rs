@@ -3,12 +3,12 @@
 
 use crate::cmd::fanin::FanInStamp;
 use crate::cmd::reclaim;
-use crate::cmd::refresh;
 use crate::core::plan::fan_in::Member;
 use crate::core::plan::reclaim::{Reclaim, Termination};
 use crate::core::plan::refresh::Change;
 use crate::output::SweepDetail;
 use crate::shell::commit::{ApplyError, DocChange};
+use crate::shell::refresh;
 use crate::shell::runs as scan;
 use serde_json::Value;
 

@@ -6,11 +6,11 @@
 use super::changes::{Changes, replan};
 use super::state::{Entry, Env, RunState, Sweep, count};
 use crate::cmd::fanin;
-use crate::cmd::refresh;
 use crate::core::plan::reclaim::Termination;
 use crate::exit::Exit;
 use crate::output::{Diagnostics, Output};
 use crate::shell::commit::{self, DocChange, Place, Written};
+use crate::shell::refresh;
 use std::collections::HashSet;
 
 /// What the write phase leaves for the ones after it.
