@@ -10,6 +10,7 @@ pub mod commit;
 pub mod doctor;
 pub mod last_run;
 pub mod launch;
+pub mod reclaim;
 pub mod refresh;
 pub mod runs;
 pub mod session;

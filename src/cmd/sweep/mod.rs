@@ -35,13 +35,13 @@ use state::{Env, Sweep};
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     let runs = crate::shell::runs::open_runs(&config.run_dirs, diag);
     let host = LazyHost::default();
-    let plan_table = crate::cmd::reclaim::PlanTable::default();
+    let plan_table = crate::shell::reclaim::PlanTable::default();
     let env = Env {
         config,
         host: &host,
         stop,
         plan_table: &plan_table,
-        me: crate::cmd::reclaim::own_identity(),
+        me: crate::shell::reclaim::own_identity(),
     };
     let mut sweep = Sweep::new(Output::for_runs(config, &runs));
 

@@ -294,7 +294,7 @@ pub(super) fn run(
             .map(|(_, name)| name.clone())
             .collect();
         if let Err(error) =
-            crate::cmd::reclaim::forget_notes(lock, env.me, &unlanded, &state.seen_orphans)
+            crate::shell::reclaim::forget_notes(lock, env.me, &unlanded, &state.seen_orphans)
         {
             diag.error(
                 &crate::shell::state::path_of(&state.run.path),
