@@ -8,6 +8,7 @@
 pub mod activity;
 pub mod commit;
 pub mod doctor;
+pub mod fan_in;
 pub mod last_run;
 pub mod launch;
 pub mod reclaim;

@@ -5,11 +5,11 @@
 
 use super::changes::{Changes, replan};
 use super::state::{Entry, Env, RunState, Sweep, count};
-use crate::cmd::fanin;
 use crate::core::plan::reclaim::Termination;
 use crate::exit::Exit;
 use crate::output::{Diagnostics, Output};
 use crate::shell::commit::{self, DocChange, Place, Written};
+use crate::shell::fan_in as fanin;
 use crate::shell::refresh;
 use std::collections::HashSet;
 
