@@ -8,7 +8,7 @@ use crate::core::lifecycle::{Tally, View};
 use crate::exit::Exit;
 use crate::fs;
 use crate::interrupt::Stop;
-use crate::output::{Diagnostics, Metrics, Output, PathText};
+use crate::output::{Diagnostics, Metrics, Output, PathText, RunMetrics, add_run_facts};
 use crate::shell::activity::Tracker;
 use crate::shell::runs::{self as scan, LazyHost};
 use crate::shell::workers::{self as team, WorkerRecord, WorkerSummary, WorkerTally};
@@ -17,10 +17,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-mod metrics;
-
 pub use crate::output::{DelegationRecord, SummaryRecord};
-pub use metrics::*;
 
 /// `flatline status`.
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {

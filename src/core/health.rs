@@ -60,6 +60,28 @@ impl Health {
     }
 }
 
+/// Counts of one workers summary row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerTally {
+    pub total: u64,
+    pub by_health: [u64; 6],
+}
+
+impl WorkerTally {
+    pub fn add(&mut self, health: Health) {
+        self.total += 1;
+        self.by_health[health as usize] += 1;
+    }
+
+    pub fn fields(&self) -> Vec<(&'static str, u64)> {
+        let mut fields = vec![("total", self.total)];
+        for (name, count) in HEALTHS.iter().zip(self.by_health) {
+            fields.push((name, count));
+        }
+        fields
+    }
+}
+
 /// The heartbeat thresholds (`--heartbeat-stale`, `--heartbeat-dead`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeartbeatThresholds {

@@ -74,7 +74,7 @@ pub(super) fn finish(
         vec![],
         sweep.tallies.reclaimed_now as f64,
     );
-    crate::cmd::status::add_run_facts(&mut metrics, env.config.now, diag.errors.len());
+    crate::output::add_run_facts(&mut metrics, env.config.now, diag.errors.len());
     let finished = sweep
         .output
         .metrics(&metrics)
