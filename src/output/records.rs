@@ -204,10 +204,12 @@ impl<T> Versioned<T> {
 
 mod action;
 mod detail;
+mod event;
 mod fan_in;
 
 pub use action::ActionRecord;
 pub use detail::*;
+pub use event::EventRecord;
 pub use fan_in::FanInRecord;
 
 #[cfg(test)]

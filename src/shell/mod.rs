@@ -9,6 +9,7 @@ pub mod activity;
 pub mod commit;
 pub mod doctor;
 pub mod fan_in;
+pub mod health_events;
 pub mod last_run;
 pub mod launch;
 pub mod reclaim;
