@@ -59,7 +59,7 @@ pub mod shell;
 mod sys;
 
 use cli::{Command, Mode};
-use cmd::{beat, doctor, every, fanin, finalize, reclaim, refresh, status, sweep, watch};
+use cmd::{beat, doctor, fanin, finalize, reclaim, refresh, status, sweep};
 use exit::Exit;
 use output::Diagnostics;
 use std::ffi::OsString;
@@ -105,19 +105,21 @@ where
         Err(error) => return usage_error(&mut diag, &error.0),
     };
     let stop = match config.deadline {
-        // `sweep --every`: the deadline bounds each pass, not the service (cmd::every).
+        // `sweep --every`: the deadline bounds each pass, not the service (cmd::sweep::every).
         Some(deadline) if config.sweep_every.is_none() => stop.with_deadline(deadline),
         _ => stop,
     };
     let exit = match command {
-        Command::Status if config.watch.is_some() => watch::run(&config, &mut diag, &stop),
+        Command::Status if config.watch.is_some() => status::watch::run(&config, &mut diag, &stop),
         Command::Status => status::run(&config, &mut diag, &stop),
         Command::Refresh => refresh::run(&config, &mut diag, &stop),
         Command::Reclaim => reclaim::run(&config, &mut diag, &stop),
         Command::HealthEvents => cmd::health_events::run(&config, &mut diag, &stop),
         Command::Beat => beat::run(&config, &mut diag, &stop),
         Command::FanIn => fanin::run(&config, &mut diag, &stop),
-        Command::Sweep if config.sweep_every.is_some() => every::run(&config, &mut diag, &stop),
+        Command::Sweep if config.sweep_every.is_some() => {
+            sweep::every::run(&config, &mut diag, &stop)
+        }
         Command::Sweep => sweep::run(&config, &mut diag, &stop),
         Command::Explain => cmd::explain::run(&config, &mut diag, &stop),
         Command::Run => cmd::run::run(&config, &mut diag, &stop),

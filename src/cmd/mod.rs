@@ -3,7 +3,6 @@
 
 pub mod beat;
 pub mod doctor;
-pub mod every;
 pub mod explain;
 pub mod fanin;
 pub mod finalize;
@@ -13,4 +12,3 @@ pub mod refresh;
 pub mod run;
 pub mod status;
 pub mod sweep;
-pub mod watch;

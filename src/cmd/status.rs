@@ -17,6 +17,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// `status --watch DURATION`: this command again and again, only the changes printed.
+pub mod watch;
+
 pub use crate::output::{DelegationRecord, SummaryRecord};
 
 /// `flatline status`.

@@ -12,8 +12,11 @@
 //!   whose changes end their worker, then those that only get a fan-in stamp, skipped for a
 //!   card whose ending write did not land;
 //! - `transitions`: the heartbeat transitions are appended.
+//!
+//! `every` is `sweep --every DURATION`: this sweep run again and again (SPEC §9).
 
 mod changes;
+pub mod every;
 mod fan_in;
 mod scan;
 mod signal;

@@ -60,7 +60,7 @@ impl Sink {
 /// `flatline status --watch DURATION`.
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     let Some(interval) = config.watch else {
-        return crate::cmd::status::run(config, diag, stop);
+        return super::run(config, diag, stop);
     };
     let mut previous: HashMap<String, Value> = HashMap::new();
     // The previous pass's activity samples are the next pass's stored ones (SPEC §13).
@@ -75,7 +75,7 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
         let sink = Sink::default();
         let mut pass_diag = Diagnostics::new(crate::output::stderr_is_journal());
         let into = Some(Box::new(sink.clone()) as Box<dyn Write>);
-        let exit = crate::cmd::status::run_to(&pass, &mut pass_diag, stop, into, &mut tracker);
+        let exit = super::run_to(&pass, &mut pass_diag, stop, into, &mut tracker);
         if let Exit::Signal(_) = exit {
             return Exit::Ok;
         }
