@@ -206,11 +206,13 @@ mod action;
 mod detail;
 mod event;
 mod fan_in;
+mod finding;
 
 pub use action::ActionRecord;
 pub use detail::*;
 pub use event::EventRecord;
 pub use fan_in::FanInRecord;
+pub use finding::FindingRecord;
 
 #[cfg(test)]
 mod tests;
