@@ -8,6 +8,7 @@
 pub mod activity;
 pub mod commit;
 pub mod doctor;
+pub mod explain;
 pub mod fan_in;
 pub mod health_events;
 pub mod last_run;
