@@ -10,6 +10,7 @@ pub mod commit;
 pub mod doctor;
 pub mod explain;
 pub mod fan_in;
+pub mod finalize;
 pub mod health_events;
 pub mod last_run;
 pub mod launch;
