@@ -17,6 +17,7 @@ mod prometheus;
 mod records;
 pub mod schema;
 mod table;
+pub(crate) mod watch;
 
 pub use diag::{Diagnostics, Level, stderr_is_journal, stdout_failed};
 pub use format::Format;
