@@ -1,5 +1,7 @@
-//! cmd: one file per subcommand. Today they still hold their own run loops and writes; the
-//! shared loop (`shell/`) will leave them only the orchestration.
+//! cmd: one file per subcommand, orchestration only: the walk over the runs (through
+//! `shell::for_each_run`), the order of the steps and the printing. What two commands share
+//! lives below (`shell/`, `output/`, `core/`): no command module names another
+//! (`core/purity.rs` checks it).
 
 pub mod beat;
 pub mod doctor;

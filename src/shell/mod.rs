@@ -4,6 +4,8 @@
 //! a run; `commit` is the write-retry loop: a document change re-read and re-applied when
 //! another writer got there first; `tree_kill` signals workers and their process trees
 //! together, all in one grace; `launch` is `flatline run`'s spawn, watch and records.
+//! The work of the commands, shared where two need it: `refresh`, `reclaim`, `fan_in`,
+//! `health_events`, `explain`, `finalize`, `doctor`.
 
 pub mod activity;
 pub mod commit;
