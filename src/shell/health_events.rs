@@ -64,40 +64,6 @@ fn read_state(
     (state, workers)
 }
 
-/// The section of `.flatline/state.json` that remembers the paths worker specs name and
-/// that do not exist: `{worker_id: ["heartbeat", "inbox", …]}`.
-pub const MISSING_PATHS_SECTION: &str = "missing_paths";
-
-/// The (worker, kind) pairs of a stored `missing_paths` section; anything else is nothing.
-fn parse_missing_paths(section: Option<&serde_json::Value>) -> Vec<(String, String)> {
-    let Some(workers) = section.and_then(serde_json::Value::as_object) else {
-        return Vec::new();
-    };
-    workers
-        .iter()
-        .flat_map(|(worker, kinds)| {
-            kinds
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|kind| Some((worker.clone(), kind.as_str()?.to_string())))
-        })
-        .collect()
-}
-
-fn render_missing_paths(missing: &[(String, &'static str)]) -> serde_json::Value {
-    let mut workers = serde_json::Map::new();
-    for (worker, kind) in missing {
-        if let serde_json::Value::Array(kinds) = workers
-            .entry(worker.clone())
-            .or_insert_with(|| serde_json::Value::Array(Vec::new()))
-        {
-            kinds.push(serde_json::Value::from(*kind));
-        }
-    }
-    serde_json::Value::Object(workers)
-}
-
 /// One event to append, and what its action record says.
 struct Emitted {
     worker_id: String,
@@ -127,7 +93,7 @@ pub fn health_events_for_run(
     let mut records: Vec<Emitted> = Vec::new();
     let now = config.now;
     let id = run_id(run, config);
-    let known_missing = parse_missing_paths(state.section(MISSING_PATHS_SECTION));
+    let known_missing = health::parse_missing_paths(state.section(health::MISSING_PATHS_SECTION));
     let mut missing: Vec<(String, &'static str)> = Vec::new();
     let result = for_each_worker(run, config, diag, stop, |worker, diag| {
         note_missing_paths(&worker, &known_missing, &mut missing, diag);
@@ -185,9 +151,12 @@ pub fn health_events_for_run(
     // Missing paths are remembered so that each is told on stderr once, when it appears.
     if !config.dry_run {
         if missing.is_empty() {
-            state.remove_section(MISSING_PATHS_SECTION);
+            state.remove_section(health::MISSING_PATHS_SECTION);
         } else {
-            state.set_section(MISSING_PATHS_SECTION, render_missing_paths(&missing));
+            state.set_section(
+                health::MISSING_PATHS_SECTION,
+                health::render_missing_paths(&missing),
+            );
         }
     }
     if !config.dry_run
