@@ -9,7 +9,7 @@
 //! - `core/`: pure, and a unit test (`core/purity.rs`) keeps it so. `lifecycle/` (the view of
 //!   a delegation, SPEC §2), `identity` (the validated `Pid`, `/proc` parsing, the identity
 //!   window, SPEC §3.1), `digest/` (event streams, one file per agent shape), `health`
-//!   (team heartbeats, SPEC §5), `plan/` (the decisions of refresh, reclaim and fan-in, and
+//!   (team heartbeats and their tally, SPEC §5), `plan/` (the decisions of refresh, reclaim and fan-in, and
 //!   `recheck`: does a change still apply after a conflict), `text` (previews and escapes,
 //!   SPEC §7), `time` (milliseconds, RFC 3339, durations), `activity` (is a quiet worker's
 //!   tree busy: the verdict of two samples, SPEC §11), `stall` (what a quiet worker's tree
@@ -27,7 +27,10 @@
 //!   `observe` (is the pid alive, and which process is it), `signal` (signals and waits),
 //!   `activity` (a worker tree's CPU and I/O from one scan of `/proc`), `stall` (the `/proc`
 //!   facts of a worker's tree for the stall diagnosis).
-//! - `output/`: the formats (json, table, prometheus), `Format` and `diag` (problems on stderr).
+//! - `output/`: the formats (json, table, prometheus), `Format`, `diag` (problems on stderr),
+//!   `records/` (the typed records: actions, details, fan-in, events, findings, problems, the
+//!   `--summary` rows and tally), `metrics` (a run's prometheus gauges) and `watch` (what
+//!   `status --watch` prints again).
 //! - `shell/`: `session` (the one run loop: open, lock, resume, stop), `runs` (the scan:
 //!   listing, process facts, stream facts, the walk over `delegations/`), `workers` (the
 //!   heartbeat workers of the team layout), `state` (`.flatline/state.json` and its `resume`
@@ -35,13 +38,18 @@
 //!   descendants signalled in one grace), `activity` (the samples of an invocation, kept in
 //!   `.flatline/activity.json`, and the second look), `last_run` (each writing command's
 //!   configuration, in `state.json`), `launch/` (`flatline run`: files, spawn, watch, relay,
-//!   records).
-//! - `cmd/`: one module per subcommand: `status`, `refresh`, `reclaim`, `fanin`,
-//!   `health_events`, `beat`, `explain`, `run/` (launch, and how its worker ends),
-//!   `sweep/` (its phases: scan, signal, fan-in, write, transitions), `every` (`sweep
+//!   records); and the work of the commands, shared where two need it: `refresh` (one
+//!   delegation's plan, its stream, the write), `reclaim/` (the phases, notes and ledger,
+//!   records, the dry-run plan), `fan_in/` (cards, members, stamps), `health_events` (a
+//!   run's heartbeat transitions), `explain` (one delegation's evidence), `finalize` (the
+//!   operator's close) and `doctor` (with `doctor::unit`).
+//! - `cmd/`: one module per subcommand, orchestration only, none naming another (a test in
+//!   `core/purity.rs`): `status` (with `watch`: `status --watch`), `refresh`, `reclaim`,
+//!   `fanin`, `health_events`, `beat`, `explain`, `run/` (launch, and how its worker ends),
+//!   `sweep/` (its phases: scan, signal, fan-in, write, transitions; and `every`: `sweep
 //!   --every`), and the operator's tools `doctor` (with `core::doctor`, `core::unit`,
-//!   `fs::doctor`, `proc::doctor`, `shell::doctor`), `watch` and `finalize` (with
-//!   `core::finalize`), SPEC §13.
+//!   `fs::doctor`, `proc::doctor`, `shell::doctor`) and `finalize` (with `core::finalize`),
+//!   SPEC §13.
 //! - `cli/`: `flags` (the one table of commands and flags), `parse`, `help`, `man`, `config`
 //!   (the command line resolved against the environment), `complete` (shell completions).
 //! - `interrupt` (the signals and the deadline that end a run early) and `exit` (the codes).
@@ -59,7 +67,7 @@ pub mod shell;
 mod sys;
 
 use cli::{Command, Mode};
-use cmd::{beat, doctor, every, fanin, finalize, reclaim, refresh, status, sweep, watch};
+use cmd::{beat, doctor, fanin, finalize, reclaim, refresh, status, sweep};
 use exit::Exit;
 use output::Diagnostics;
 use std::ffi::OsString;
@@ -105,19 +113,21 @@ where
         Err(error) => return usage_error(&mut diag, &error.0),
     };
     let stop = match config.deadline {
-        // `sweep --every`: the deadline bounds each pass, not the service (cmd::every).
+        // `sweep --every`: the deadline bounds each pass, not the service (cmd::sweep::every).
         Some(deadline) if config.sweep_every.is_none() => stop.with_deadline(deadline),
         _ => stop,
     };
     let exit = match command {
-        Command::Status if config.watch.is_some() => watch::run(&config, &mut diag, &stop),
+        Command::Status if config.watch.is_some() => status::watch::run(&config, &mut diag, &stop),
         Command::Status => status::run(&config, &mut diag, &stop),
         Command::Refresh => refresh::run(&config, &mut diag, &stop),
         Command::Reclaim => reclaim::run(&config, &mut diag, &stop),
         Command::HealthEvents => cmd::health_events::run(&config, &mut diag, &stop),
         Command::Beat => beat::run(&config, &mut diag, &stop),
         Command::FanIn => fanin::run(&config, &mut diag, &stop),
-        Command::Sweep if config.sweep_every.is_some() => every::run(&config, &mut diag, &stop),
+        Command::Sweep if config.sweep_every.is_some() => {
+            sweep::every::run(&config, &mut diag, &stop)
+        }
         Command::Sweep => sweep::run(&config, &mut diag, &stop),
         Command::Explain => cmd::explain::run(&config, &mut diag, &stop),
         Command::Run => cmd::run::run(&config, &mut diag, &stop),

@@ -1,70 +1,15 @@
 //! finalize: an operator closes a running delegation by hand, without signalling anything,
-//! under the run lock (SPEC §13).
+//! under the run lock (SPEC §13). The close itself (checked, written, reported) is
+//! `shell::finalize`; the decision is `core::finalize`.
 
 use crate::cli::config::Config;
-use crate::core::finalize::{self, Decision};
-use crate::core::time::Millis;
+use crate::core::finalize;
 use crate::exit::Exit;
-use crate::fs::MAX_DOCUMENT_BYTES;
 use crate::interrupt::Stop;
-use crate::output::{Diagnostics, OperatorDetail, Output};
-use crate::shell::commit::{self, ApplyError, DocChange, Place, Target};
-use crate::shell::runs::{self as scan, Run};
-use serde_json::{Value, json};
-use std::ffi::OsString;
-
-/// The change: the delegation becomes `status`, for the reason "operator".
-#[derive(Debug, Clone)]
-struct Close {
-    status: &'static str,
-    summary: String,
-}
-
-impl DocChange for Close {
-    fn action(&self) -> &'static str {
-        "finalized"
-    }
-
-    type Detail = OperatorDetail;
-
-    fn detail(&self) -> OperatorDetail {
-        OperatorDetail {
-            status: self.status,
-            reason: "operator",
-            summary: self.summary.clone(),
-        }
-    }
-
-    fn apply(&self, doc: &mut Value, now: Millis) -> Result<(), ApplyError> {
-        let object = commit::object_mut(doc)?;
-        // Checked first: on error nothing at all is changed.
-        commit::lifecycle_mut(object)?;
-        commit::set_status(object, self.status);
-        object.insert("updated_at".into(), commit::ts(now));
-        object.insert("completed_at".into(), commit::ts(now));
-        object.insert("result_summary".into(), json!(self.summary));
-        object.insert(
-            "latest_failure".into(),
-            json!({
-                "stage": "operator",
-                "reason": "operator",
-                "summary": self.summary,
-                "recorded_at": commit::ts(now),
-            }),
-        );
-        let lifecycle = commit::lifecycle_mut(object)?;
-        lifecycle.insert("state".into(), json!(self.status));
-        lifecycle.insert("reclaim_state".into(), json!("not_needed"));
-        lifecycle.insert("returned_at".into(), commit::ts(now));
-        lifecycle.insert("summary".into(), json!(self.summary));
-        Ok(())
-    }
-}
-
-fn usage(diag: &mut Diagnostics, message: &str) -> Exit {
-    diag.notice_usage(message);
-    Exit::Usage
-}
+use crate::output::{Diagnostics, Output};
+use crate::shell::finalize::{Close, close, usage};
+use crate::shell::runs as scan;
+use serde_json::Value;
 
 /// `flatline finalize RUN_DIR --delegation ID --as failed|cancelled [--note TEXT]`.
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
@@ -98,87 +43,4 @@ pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     }
     diag.raise(exit);
     diag.exit
-}
-
-fn close(
-    run: &Run,
-    id: &str,
-    change: Close,
-    config: &Config,
-    output: &mut Output,
-    diag: &mut Diagnostics,
-    stop: &Stop,
-) -> Exit {
-    let Some(_lock) = commit::lock_run(run, config, stop, diag) else {
-        return diag.exit;
-    };
-    let Some(listing) = scan::list_for_writing(run, "delegations", config, diag) else {
-        return usage(
-            diag,
-            &format!("no delegation '{id}' in {}", run.path.display()),
-        );
-    };
-    let name = OsString::from(format!("{id}.json"));
-    let path = run.path.join("delegations").join(&name);
-    if !listing.entries.iter().any(|entry| entry.name == name) {
-        return usage(
-            diag,
-            &format!("no delegation '{id}' in {}", run.path.display()),
-        );
-    }
-    // Two files with one delegation_id: finalize acts on neither (SPEC §13).
-    if let Some(duplicate) = scan::duplicates::find(&listing, &[id.to_string()]).first() {
-        duplicate.report(run, diag);
-        return Exit::Attention;
-    }
-    let mut bytes = Vec::new();
-    if let Err(error) = listing.dir.read_file(&name, MAX_DOCUMENT_BYTES, &mut bytes) {
-        diag.error(&path, &error.to_string(), Exit::FileProblem);
-        return Exit::FileProblem;
-    }
-    match crate::model::parse_delegation(&bytes).map(|doc| finalize::decide(&doc)) {
-        Err(error) => {
-            diag.error(&path, &error.to_string(), Exit::FileProblem);
-            return Exit::FileProblem;
-        }
-        Ok(Decision::AlreadyDone(status)) => {
-            diag.notice(&format!(
-                "{}: already {status}; nothing to do",
-                path.display()
-            ));
-            return Exit::Ok;
-        }
-        Ok(Decision::NotRunning) => {
-            return usage(
-                diag,
-                &format!(
-                    "{}: finalize closes running delegations only",
-                    path.display()
-                ),
-            );
-        }
-        Ok(Decision::Close) => {}
-    }
-    let target = Target {
-        dir: &listing.dir,
-        name: &name,
-        bytes: &bytes,
-    };
-    let again = change.clone();
-    let written = commit::write_change(target, change, config.now, config.dry_run, |current| {
-        let doc = crate::model::parse_delegation(current).map_err(|e| e.to_string())?;
-        Ok((finalize::decide(&doc) == Decision::Close).then(|| again.clone()))
-    });
-    commit::sync(&listing.dir, written.wrote(), diag);
-    let delegation_id = Some(id);
-    let place = Place {
-        command: "finalize",
-        run,
-        path: &path,
-        delegation_id,
-    };
-    match commit::report(place, &written, output, diag) {
-        Ok(()) => Exit::Ok,
-        Err(exit) => exit,
-    }
 }

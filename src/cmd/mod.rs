@@ -1,9 +1,10 @@
-//! cmd: one file per subcommand. Today they still hold their own run loops and writes; the
-//! shared loop (`shell/`) will leave them only the orchestration.
+//! cmd: one file per subcommand, orchestration only: the walk over the runs (through
+//! `shell::for_each_run`), the order of the steps and the printing. What two commands share
+//! lives below (`shell/`, `output/`, `core/`): no command module names another
+//! (`core/purity.rs` checks it).
 
 pub mod beat;
 pub mod doctor;
-pub mod every;
 pub mod explain;
 pub mod fanin;
 pub mod finalize;
@@ -13,4 +14,3 @@ pub mod refresh;
 pub mod run;
 pub mod status;
 pub mod sweep;
-pub mod watch;

@@ -4,26 +4,28 @@
 //! document outlives its record, so memory stays flat however many files there are.
 
 use crate::cli::config::Config;
-use crate::core::lifecycle::{Tally, View};
+use crate::core::lifecycle::Tally;
 use crate::exit::Exit;
 use crate::fs;
 use crate::interrupt::Stop;
-use crate::output::{Diagnostics, Metrics, Output, PathText};
+use crate::output::{
+    Diagnostics, Metrics, Output, RunMetrics, add_run_facts, print_lock_held, print_problems,
+    tally_text,
+};
 use crate::shell::activity::Tracker;
 use crate::shell::runs::{self as scan, LazyHost};
 use crate::shell::workers::{self as team, WorkerRecord, WorkerSummary, WorkerTally};
 use crate::shell::{self, Access};
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::path::Path;
 
-mod metrics;
 mod summary;
+/// `status --watch DURATION`: this command again and again, only the changes printed.
+pub mod watch;
 
 use summary::{CardTallies, Summaries};
 
 pub use crate::output::{DelegationRecord, SummaryRecord};
-pub use metrics::*;
 
 /// `flatline status`.
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
@@ -84,7 +86,7 @@ pub fn run_to(
         if config.attention {
             // Copied: printing may add an error of its own (stdout failed).
             let problems = diag.errors[problems_before..].to_vec();
-            print_problems(run, &problems, &mut output, diag);
+            print_problems(&run.path, &problems, &mut output, diag);
         }
         result?;
         // Heartbeat workers belong to no task card: --task-card (and --delegation) leaves
@@ -138,7 +140,7 @@ fn note_lock_held(
     };
     diag.warning(&run.path.join(".flatline/lock"), &streak.to_string());
     if config.attention {
-        print_lock_held(run, &streak.to_string(), output, diag);
+        print_lock_held(&run.path, &streak.to_string(), output, diag);
     }
     true
 }
@@ -155,27 +157,6 @@ fn print_summary_rows(config: &Config, summaries: &Summaries, output: &mut Outpu
 }
 
 pub use crate::output::stdout_failed;
-
-/// With `--attention`, a file that could not be read or used is a record too (SPEC §13):
-/// `kind: "problem"`, so that a pipe sees everything that needs a person.
-#[derive(Debug, Serialize)]
-pub struct ProblemRecord<'a> {
-    pub kind: &'static str,
-    pub run_dir: PathText<'a>,
-    pub path: &'a str,
-    pub message: &'a str,
-}
-
-impl<'a> ProblemRecord<'a> {
-    pub fn new(run: &'a scan::Run, path: &'a str, message: &'a str) -> ProblemRecord<'a> {
-        ProblemRecord {
-            kind: "problem",
-            run_dir: PathText(&run.path),
-            path,
-            message,
-        }
-    }
-}
 
 /// Where status prints: stdout or `--output` as configured, or `sink` (`--watch`).
 fn output_for(
@@ -194,34 +175,6 @@ fn output_for(
         checked_at: config.now,
     };
     Output::new(config.format, config.quiet, header, sink).colored(config.color)
-}
-
-/// With `--attention`, a run lock held across runs as a problem record.
-fn print_lock_held(run: &scan::Run, message: &str, output: &mut Output, diag: &mut Diagnostics) {
-    let lock = run
-        .path
-        .join(".flatline/lock")
-        .to_string_lossy()
-        .into_owned();
-    if let Err(error) = output.record(&ProblemRecord::new(run, &lock, message)) {
-        stdout_failed(diag, &error);
-    }
-}
-
-/// The problems one run reported on stderr, printed as records.
-fn print_problems(
-    run: &scan::Run,
-    problems: &[crate::output::ErrorEntry],
-    output: &mut Output,
-    diag: &mut Diagnostics,
-) {
-    for problem in problems {
-        let record = ProblemRecord::new(run, &problem.path, &problem.message);
-        if let Err(error) = output.record(&record) {
-            stdout_failed(diag, &error);
-            return;
-        }
-    }
 }
 
 /// The heartbeat workers of one run, each printed unless `--state` leaves it out; their
@@ -250,15 +203,6 @@ fn list_workers(
     })
 }
 
-/// The text tally: delegations, heartbeat workers, or both.
-fn tally_text(overall: &Tally, workers_overall: &WorkerTally) -> String {
-    match (overall.total, workers_overall.total) {
-        (_, 0) => text_tally(overall),
-        (0, _) => worker_tally(workers_overall),
-        _ => format!("{}; {}", text_tally(overall), worker_tally(workers_overall)),
-    }
-}
-
 /// The metrics and the closing document; a failed stdout is a file problem.
 fn finish(
     mut output: Output,
@@ -282,49 +226,4 @@ fn finish(
 /// `--state` lets this state or health through.
 fn state_selected(config: &Config, state: &str) -> bool {
     config.states.is_empty() || config.states.iter().any(|s| s == state)
-}
-
-fn worker_tally(tally: &WorkerTally) -> String {
-    let parts: Vec<String> = tally
-        .fields()
-        .iter()
-        .skip(1)
-        .filter(|(_, count)| *count > 0)
-        .map(|(name, count)| format!("{count} {name}"))
-        .collect();
-    let noun = if tally.total == 1 {
-        "worker"
-    } else {
-        "workers"
-    };
-    format!("{} {noun}: {}", tally.total, parts.join(", "))
-}
-
-/// The one-line tally under the text table.
-fn text_tally(tally: &Tally) -> String {
-    let mut parts: Vec<String> = tally
-        .fields()
-        .iter()
-        .skip(2)
-        .filter(|(name, count)| {
-            *count > 0 && !matches!(*name, "completed" | "failed" | "cancelled")
-        })
-        .map(|(name, count)| format!("{count} {name}"))
-        .collect();
-    if tally.failed > 0 {
-        parts.push(format!("{} failed", tally.failed));
-    }
-    if tally.cancelled > 0 {
-        parts.push(format!("{} cancelled", tally.cancelled));
-    }
-    let noun = if tally.total == 1 {
-        "delegation"
-    } else {
-        "delegations"
-    };
-    if parts.is_empty() {
-        format!("{} {noun}", tally.total)
-    } else {
-        format!("{} {noun}: {}", tally.total, parts.join(", "))
-    }
 }

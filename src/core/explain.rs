@@ -1,6 +1,6 @@
 //! explain: the verdict on one delegation and every piece of evidence behind it (SPEC §13).
 //!
-//! Pure assembly: `cmd/explain` reads the document, the stream's stat, the process and its
+//! Pure assembly: `shell/explain` reads the document, the stream's stat, the process and its
 //! tree; this module says where each threshold came from, how the identity was decided,
 //! what the uid guard makes of the process and what `sweep` would do next, as one JSON
 //! object (`kind: "explain"`), and renders that object in words for a terminal.

@@ -60,6 +60,28 @@ impl Health {
     }
 }
 
+/// Counts of one workers summary row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerTally {
+    pub total: u64,
+    pub by_health: [u64; 6],
+}
+
+impl WorkerTally {
+    pub fn add(&mut self, health: Health) {
+        self.total += 1;
+        self.by_health[health as usize] += 1;
+    }
+
+    pub fn fields(&self) -> Vec<(&'static str, u64)> {
+        let mut fields = vec![("total", self.total)];
+        for (name, count) in HEALTHS.iter().zip(self.by_health) {
+            fields.push((name, count));
+        }
+        fields
+    }
+}
+
 /// The heartbeat thresholds (`--heartbeat-stale`, `--heartbeat-dead`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeartbeatThresholds {
@@ -341,6 +363,41 @@ pub fn render_state(workers: &[(String, Health)]) -> Value {
         .map(|(name, health)| (name.clone(), json!(health.as_str())))
         .collect();
     Value::Object(map)
+}
+
+/// The section of `.flatline/state.json` that remembers the paths worker specs name and
+/// that do not exist: `{worker_id: ["heartbeat", "inbox", …]}`.
+pub const MISSING_PATHS_SECTION: &str = "missing_paths";
+
+/// The (worker, kind) pairs of a stored `missing_paths` section; anything else is nothing.
+pub fn parse_missing_paths(section: Option<&Value>) -> Vec<(String, String)> {
+    let Some(workers) = section.and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    workers
+        .iter()
+        .flat_map(|(worker, kinds)| {
+            kinds
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|kind| Some((worker.clone(), kind.as_str()?.to_string())))
+        })
+        .collect()
+}
+
+/// The state's `missing_paths` section for the given (worker, kind) pairs.
+pub fn render_missing_paths(missing: &[(String, &'static str)]) -> Value {
+    let mut workers = serde_json::Map::new();
+    for (worker, kind) in missing {
+        if let Value::Array(kinds) = workers
+            .entry(worker.clone())
+            .or_insert_with(|| Value::Array(Vec::new()))
+        {
+            kinds.push(Value::from(*kind));
+        }
+    }
+    Value::Object(workers)
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! layers above them (`sys`, `fs`, `proc`, `shell`, `output`, `cmd`, `cli`) or one of the
 //! flat modules that still do I/O. A new file under `core/` or `model/` must be listed in
 //! `SOURCES`, which a second test checks against the directories. The same rule, read from
-//! the source tree at test time, keeps every other layer's arrows pointing down (`LAYERS`).
+//! the source tree at test time, keeps every other layer's arrows pointing down (`LAYERS`),
+//! and no command module names another (`COMMAND_EDGES_KEPT` lists any exception).
 
 /// Every source file under `core/` and `model/`, as compiled into this test.
 const SOURCES: &[(&str, &str)] = &[
@@ -294,4 +295,114 @@ fn no_layer_names_a_layer_above_it() {
         "upward paths:\n{}",
         offences.join("\n")
     );
+}
+
+/// Command modules one command may name although it is another: (the file, the command it
+/// names, why). Empty: what two commands share lives in `shell/`, `output/` or `core/`, and
+/// a command run again and again (`sweep --every`, `status --watch`) is a submodule of it.
+const COMMAND_EDGES_KEPT: &[(&str, &str, &str)] = &[];
+
+/// The command modules a file under `cmd/` names, given its path below `cmd/` (`status.rs`,
+/// `sweep/mod.rs`, `sweep/tests/scan.rs`): the crate path `cmd::NAME` (or a braced group
+/// after `cmd::`), and a `super::` path that climbs up to `cmd/` and names `NAME` there.
+fn command_modules(file: &str, source: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let prefix = concat!("crate", "::cmd::");
+    for (at, _) in source.match_indices(prefix) {
+        let before = source[..at].chars().next_back();
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        let rest = &source[at + prefix.len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let group = &group[..group.find('}').unwrap_or(group.len())];
+            names.extend(group.split(',').map(|item| leading_name(item.trim())));
+        } else {
+            names.push(leading_name(rest));
+        }
+    }
+    // The module path of the file below `cmd`: `sweep/mod.rs` is `sweep`, `sweep/every.rs`
+    // is `sweep::every`.
+    let depth = file
+        .trim_end_matches(".rs")
+        .trim_end_matches("/mod")
+        .split('/')
+        .count();
+    let hop = "super::";
+    for (at, _) in source.match_indices(hop) {
+        let before = source[..at].chars().next_back();
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+            continue;
+        }
+        let mut rest = &source[at..];
+        let mut hops = 0;
+        while let Some(next) = rest.strip_prefix(hop) {
+            rest = next;
+            hops += 1;
+        }
+        if hops == depth {
+            names.push(leading_name(rest));
+        }
+    }
+    names.retain(|name| !name.is_empty() && name != "self");
+    names
+}
+
+/// The command a file under `cmd/` belongs to: `sweep` for `sweep/scan.rs`.
+fn command_of(file: &str) -> &str {
+    let first = file.split('/').next().unwrap_or(file);
+    first.trim_end_matches(".rs")
+}
+
+#[test]
+fn no_command_names_another_command() {
+    let commands: Vec<String> = sources_under("cmd")
+        .iter()
+        .map(|(file, _)| command_of(file.trim_start_matches("cmd/")).to_owned())
+        .filter(|command| command != "mod")
+        .collect();
+    let mut offences = Vec::new();
+    for (file, source) in sources_under("cmd") {
+        let below = file.trim_start_matches("cmd/");
+        if below == "mod.rs" {
+            continue; // the dispatch table: it names every command
+        }
+        let own = command_of(below);
+        for name in command_modules(below, &source) {
+            let kept = COMMAND_EDGES_KEPT
+                .iter()
+                .any(|(kept_file, command, _)| *kept_file == file && *command == name);
+            if name != own && commands.contains(&name) && !kept {
+                offences.push(format!("{file} names the command `{name}`"));
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "a command names another (move what they share down to shell/, output/ or core/):\n{}",
+        offences.join("\n")
+    );
+}
+
+#[test]
+fn the_command_rule_sees_paths_groups_and_climbs() {
+    let source = concat!(
+        "use crate",
+        "::cmd::reclaim::Kill;\n",
+        "use crate",
+        "::cmd::{fanin, status::RunMetrics};\n",
+        "use super::super::refresh;\n",
+        "use super::state::Env;\n",
+        "use super::*;\n",
+    );
+    assert_eq!(
+        command_modules("sweep/scan.rs", source),
+        ["reclaim", "fanin", "status", "refresh"]
+    );
+    assert_eq!(
+        command_modules("status.rs", source),
+        ["reclaim", "fanin", "status", "state"]
+    );
+    assert_eq!(command_of("sweep/tests/scan.rs"), "sweep");
+    assert_eq!(command_of("status.rs"), "status");
 }

@@ -12,16 +12,19 @@ pub mod activity;
 mod diag;
 mod format;
 mod json;
+mod metrics;
 mod prometheus;
 mod records;
 pub mod schema;
 mod table;
+pub(crate) mod watch;
 
 pub use diag::{Diagnostics, Level, stderr_is_journal, stdout_failed};
 pub use format::Format;
 pub use json::{
     JsonWriter, PathText, SafeFormatter, Ts, WriteJson, to_string_safe, to_writer_safe,
 };
+pub use metrics::{RunMetrics, add_run_facts};
 pub use prometheus::Metrics;
 pub use records::*;
 pub use table::{TEXT_WINDOW, human_duration};

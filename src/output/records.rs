@@ -204,11 +204,20 @@ impl<T> Versioned<T> {
 
 mod action;
 mod detail;
+mod event;
 mod fan_in;
+mod finding;
+mod problem;
+mod summary;
 
 pub use action::ActionRecord;
 pub use detail::*;
+pub use event::EventRecord;
 pub use fan_in::FanInRecord;
+pub use finding::FindingRecord;
+pub use problem::ProblemRecord;
+pub(crate) use problem::{print_lock_held, print_problems};
+pub(crate) use summary::tally_text;
 
 #[cfg(test)]
 mod tests;

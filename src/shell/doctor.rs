@@ -1,6 +1,7 @@
 //! doctor over one run directory: reads what `core::doctor` judges (directories, the state
 //! directory, delegations, worker specs and the paths they name) and collects the findings.
 //! Nothing is written, no lock is taken, and named files are resolved, never opened.
+//! `unit` checks a systemd unit (`--check-unit`).
 
 use crate::cli::config::Config;
 use crate::core::doctor::{self, DelegationFacts, Finding};
@@ -11,6 +12,10 @@ use crate::model::{self, WorkerSpec};
 use crate::shell::runs as scan;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+
+mod unit;
+
+pub use unit::check_unit;
 
 /// Who will run flatline: the unit's `User=` or the caller.
 #[derive(Debug, Clone)]

@@ -4,12 +4,20 @@
 //! a run; `commit` is the write-retry loop: a document change re-read and re-applied when
 //! another writer got there first; `tree_kill` signals workers and their process trees
 //! together, all in one grace; `launch` is `flatline run`'s spawn, watch and records.
+//! The work of the commands, shared where two need it: `refresh`, `reclaim`, `fan_in`,
+//! `health_events`, `explain`, `finalize`, `doctor`.
 
 pub mod activity;
 pub mod commit;
 pub mod doctor;
+pub mod explain;
+pub mod fan_in;
+pub mod finalize;
+pub mod health_events;
 pub mod last_run;
 pub mod launch;
+pub mod reclaim;
+pub mod refresh;
 pub mod runs;
 pub mod session;
 pub mod state;

@@ -268,8 +268,9 @@ fn without_live_workers_activity_changes_no_verdict() {
 /// Waits (in the scenario) until the sweep in the background holds the run lock, then until
 /// the lock is free while that sweep is still running: the second look's wait (SPEC §11:
 /// "with the lock released while waiting"). Says `#free-during-wait` or `#held-throughout`.
-/// The sweep scans a second document 400 ms after the first (`FLATLINE_TEST_SLOW_SCAN_MS`,
-/// debug builds), so that its hold before the wait is long enough to be seen.
+/// The sweep visits `zz.json` 400 ms after `zy.json` (`FLATLINE_TEST_SLOW_SCAN_MS`, debug
+/// builds; the worker's document itself is set aside for the second look, unvisited), so
+/// that its hold before the wait is long enough to be seen.
 const WAIT_FOR_RELEASE: &str = r##"
 until ! flock -n "$run/.flatline/lock" true; do kill -0 $sw 2>/dev/null || break; sleep 0.01; done
 free=held-throughout
@@ -287,9 +288,9 @@ fn the_run_lock_is_released_while_the_second_look_waits() {
 sleep 300 & worker=$!
 record "$run/delegations/idle.json" idle "$worker" 300 ',"stale_after_ms":1000'
 # .flatline/lock exists before the sweep, so that a free lock is never a lock not made yet.
-"$bin" refresh --no-activity --format=ndjson "$run" > /dev/null
-echo '{{"delegation_id":"zz","child_agent":{{"status":"completed"}}}}' > "$run/delegations/zz.json"
-FLATLINE_TEST_SLOW_SCAN_MS=400 "$bin" sweep --format=ndjson --activity-window 2s --grace 1s "$run" & sw=$!
+"$bin" fan-in "$run" > /dev/null
+for d in zy zz; do echo "{{\"delegation_id\":\"$d\",\"child_agent\":{{\"status\":\"completed\"}}}}" > "$run/delegations/$d.json"; done
+FLATLINE_TEST_SLOW_SCAN_MS=400 "$bin" sweep --wait 10s --format=ndjson --activity-window 2s --grace 1s "$run" & sw=$!
 {WAIT_FOR_RELEASE}
 echo "#$free"
 wait $sw; echo "#exit $?"
@@ -325,10 +326,10 @@ fn a_lock_taken_during_the_wait_and_kept_stops_every_write_of_that_run() {
         r##"
 sleep 300 & worker=$!
 record "$run/delegations/idle.json" idle "$worker" 300 ',"stale_after_ms":1000'
-"$bin" refresh --no-activity --format=ndjson "$run" > /dev/null
+"$bin" fan-in "$run" > /dev/null
 before=$(sha256sum < "$run/delegations/idle.json")
-echo '{{"delegation_id":"zz","child_agent":{{"status":"completed"}}}}' > "$run/delegations/zz.json"
-FLATLINE_TEST_SLOW_SCAN_MS=400 "$bin" sweep --format=ndjson --activity-window 1s --deadline 3s "$run" & sw=$!
+for d in zy zz; do echo "{{\"delegation_id\":\"$d\",\"child_agent\":{{\"status\":\"completed\"}}}}" > "$run/delegations/$d.json"; done
+FLATLINE_TEST_SLOW_SCAN_MS=400 "$bin" sweep --wait 10s --format=ndjson --activity-window 1s --deadline 3s "$run" & sw=$!
 {WAIT_FOR_RELEASE}
 echo "#$free"
 # An orchestrator takes the lock while the sweep waits, and keeps it past its deadline.

@@ -2,8 +2,6 @@
 //! `reclaim`, and its record), finalized from the wait status and the stream's digest, or
 //! never started (SPEC §12, §3.2, §3.3).
 
-use crate::cmd::reclaim::TargetInfo;
-use crate::cmd::refresh::digest_bounded;
 use crate::core::digest;
 use crate::core::launch::Ended;
 use crate::core::plan::refresh::{Change, Finalization};
@@ -13,6 +11,8 @@ use crate::shell::launch::{
     LaunchChange, LaunchError, LockPolicy, Prepared, RELAY_DRAIN, Spawned, StreamFile, Stuck,
     Watch, ended_of, record,
 };
+use crate::shell::reclaim::TargetInfo;
+use crate::shell::refresh::digest_bounded;
 use crate::shell::tree_kill::{Kill, signal_all};
 use std::ffi::OsStr;
 

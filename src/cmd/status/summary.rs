@@ -3,6 +3,8 @@
 //! `summary`), so they wait until the end: as counts, a row made only as it is printed.
 
 use super::*;
+use crate::core::lifecycle::View;
+use std::collections::BTreeMap;
 
 /// A card's counts in `Tally::fields` order, 4 bytes each: a run of 100,000 delegations on
 /// 12,500 cards keeps 12,500 of them until the end, where a `Tally` of 120 bytes each would

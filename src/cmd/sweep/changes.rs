@@ -1,14 +1,14 @@
 //! The changes sweep makes to one document, composed (refresh, reclaim, fan-in stamp), and
 //! their re-check after another writer changed the file.
 
-use crate::cmd::fanin::FanInStamp;
-use crate::cmd::reclaim;
-use crate::cmd::refresh;
 use crate::core::plan::fan_in::Member;
 use crate::core::plan::reclaim::{Reclaim, Termination};
 use crate::core::plan::refresh::Change;
 use crate::output::SweepDetail;
 use crate::shell::commit::{ApplyError, DocChange};
+use crate::shell::fan_in::FanInStamp;
+use crate::shell::reclaim;
+use crate::shell::refresh;
 use crate::shell::runs as scan;
 use serde_json::Value;
 

@@ -3,7 +3,6 @@
 //! are printed once the stamps are written (SPEC §3.4).
 
 use super::state::{Entry, Env, RunState, Sweep, count};
-use crate::cmd::fanin::{self, FanInStamp, MemberFile};
 use crate::core::lifecycle::ChildStatus;
 use crate::core::plan::fan_in::{self, Member};
 use crate::core::plan::reclaim::Termination;
@@ -11,6 +10,7 @@ use crate::core::plan::refresh::Change;
 use crate::exit::Exit;
 use crate::output::{Diagnostics, FanInRecord};
 use crate::shell::commit;
+use crate::shell::fan_in::{self as fanin, FanInStamp, MemberFile};
 use crate::shell::state::reported::{self, Reported};
 use std::collections::{BTreeMap, HashSet};
 

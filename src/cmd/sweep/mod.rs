@@ -12,8 +12,11 @@
 //!   whose changes end their worker, then those that only get a fan-in stamp, skipped for a
 //!   card whose ending write did not land;
 //! - `transitions`: the heartbeat transitions are appended.
+//!
+//! `every` is `sweep --every DURATION`: this sweep run again and again (SPEC §9).
 
 mod changes;
+pub mod every;
 mod fan_in;
 mod scan;
 mod signal;
@@ -35,13 +38,13 @@ use state::{Env, Sweep};
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     let runs = crate::shell::runs::open_runs(&config.run_dirs, diag);
     let host = LazyHost::default();
-    let plan_table = crate::cmd::reclaim::PlanTable::default();
+    let plan_table = crate::shell::reclaim::PlanTable::default();
     let env = Env {
         config,
         host: &host,
         stop,
         plan_table: &plan_table,
-        me: crate::cmd::reclaim::own_identity(),
+        me: crate::shell::reclaim::own_identity(),
     };
     let mut sweep = Sweep::new(Output::for_runs(config, &runs));
 

@@ -6,13 +6,13 @@
 use super::changes::Changes;
 use super::state::{Entry, Env, Sweep, count, skipped_record};
 use crate::cli::config::Config;
-use crate::cmd::reclaim::{self, Kill};
 use crate::core::plan::reclaim::Termination;
 use crate::exit::Exit;
 use crate::fs::RunLock;
 use crate::interrupt::Stop;
 use crate::output::Diagnostics;
 use crate::shell::commit::{self, DocChange, Place};
+use crate::shell::reclaim::{self, Kill};
 use crate::shell::runs::{LazyHost, Run};
 use crate::shell::state::reported;
 use std::time::{Duration, Instant};

@@ -4,14 +4,14 @@
 use super::changes::Changes;
 use super::signal::{Signals, Tree};
 use crate::cli::config::Config;
-use crate::cmd::fanin::{CardFile, MemberFile};
-use crate::cmd::reclaim::{self, Kill, TargetInfo};
-use crate::cmd::status::RunMetrics;
 use crate::core::plan::fan_in::Member;
 use crate::exit::Exit;
 use crate::fs::RunLock;
 use crate::interrupt::Stop;
 use crate::output::Output;
+use crate::output::RunMetrics;
+use crate::shell::fan_in::{CardFile, MemberFile};
+use crate::shell::reclaim::{self, Kill, TargetInfo};
 use crate::shell::runs::{LazyHost, Listing, Run};
 use crate::shell::state::reported::Reported;
 use serde::Serialize;

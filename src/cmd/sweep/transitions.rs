@@ -18,7 +18,7 @@ pub(super) fn run(sweep: &mut Sweep<'_>, env: &Env<'_>, diag: &mut Diagnostics) 
     for state in sweep.states.iter().filter(|state| state.locked()) {
         // A dry run has no lock but may still read a baseline that exists.
         let transitions = with_state_dir(state.run, state.lock.as_ref(), |dir| {
-            crate::cmd::health_events::health_events_for_run(
+            crate::shell::health_events::health_events_for_run(
                 state.run,
                 env.config,
                 dir,
@@ -74,7 +74,7 @@ pub(super) fn finish(
         vec![],
         sweep.tallies.reclaimed_now as f64,
     );
-    crate::cmd::status::add_run_facts(&mut metrics, env.config.now, diag.errors.len());
+    crate::output::add_run_facts(&mut metrics, env.config.now, diag.errors.len());
     let finished = sweep
         .output
         .metrics(&metrics)

@@ -5,12 +5,12 @@
 
 use super::changes::{Changes, replan};
 use super::state::{Entry, Env, RunState, Sweep, count};
-use crate::cmd::fanin;
-use crate::cmd::refresh;
 use crate::core::plan::reclaim::Termination;
 use crate::exit::Exit;
 use crate::output::{Diagnostics, Output};
 use crate::shell::commit::{self, DocChange, Place, Written};
+use crate::shell::fan_in as fanin;
+use crate::shell::refresh;
 use std::collections::HashSet;
 
 /// What the write phase leaves for the ones after it.
@@ -294,7 +294,7 @@ pub(super) fn run(
             .map(|(_, name)| name.clone())
             .collect();
         if let Err(error) =
-            crate::cmd::reclaim::forget_notes(lock, env.me, &unlanded, &state.seen_orphans)
+            crate::shell::reclaim::forget_notes(lock, env.me, &unlanded, &state.seen_orphans)
         {
             diag.error(
                 &crate::shell::state::path_of(&state.run.path),

@@ -7,7 +7,8 @@
 //! counted streaming, whatever their size.
 
 use crate::cli::config::Config;
-use crate::core::health::{self, Beat, Health, WorkerView};
+pub use crate::core::health::WorkerTally;
+use crate::core::health::{self, Beat, WorkerView};
 use crate::core::time::Millis;
 use crate::exit::Exit;
 use crate::fs::{self, MAX_DOCUMENT_BYTES, NamedPathPolicy, ReadError};
@@ -472,28 +473,6 @@ fn read_spec<'b>(
         diag.error(spec_path, &problems.join("; "), Exit::FileProblem);
     }
     Some((spec_meta, spec))
-}
-
-/// Counts of one workers summary row.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WorkerTally {
-    pub total: u64,
-    pub by_health: [u64; 6],
-}
-
-impl WorkerTally {
-    pub fn add(&mut self, health: Health) {
-        self.total += 1;
-        self.by_health[health as usize] += 1;
-    }
-
-    pub fn fields(&self) -> Vec<(&'static str, u64)> {
-        let mut fields = vec![("total", self.total)];
-        for (name, count) in health::HEALTHS.iter().zip(self.by_health) {
-            fields.push((name, count));
-        }
-        fields
-    }
 }
 
 /// A `--summary` row for the workers of a run.

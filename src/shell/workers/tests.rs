@@ -1,4 +1,5 @@
 use super::*;
+use crate::core::health::Health;
 
 #[test]
 fn counts_non_blank_lines_streaming() {

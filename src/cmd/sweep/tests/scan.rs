@@ -14,8 +14,8 @@ fn member(owner: Option<u32>) -> crate::core::plan::fan_in::Member {
     }
 }
 
-fn card(owner: u32, foreign: bool, missing: bool) -> crate::cmd::fanin::CardFile {
-    crate::cmd::fanin::CardFile {
+fn card(owner: u32, foreign: bool, missing: bool) -> crate::shell::fan_in::CardFile {
+    crate::shell::fan_in::CardFile {
         doc: crate::core::plan::fan_in::CardDoc {
             owner,
             foreign,

@@ -1,6 +1,11 @@
-//! The prometheus metrics of a run (SPEC §6).
+//! The prometheus metrics of a run (SPEC §6): its delegations by state, stall and health,
+//! and the facts of flatline's own run; counted by `status` and `sweep`.
 
-use super::*;
+use super::Metrics;
+use crate::core::health::WorkerTally;
+use crate::core::lifecycle::View;
+use std::collections::BTreeMap;
+use std::path::Path;
 
 /// What a run's delegations look like, for the prometheus gauges.
 #[derive(Debug, Default, Clone)]
@@ -100,7 +105,7 @@ impl RunMetrics {
 /// The state a delegation is counted under in `flatline_delegations`: a reclaimed one under
 /// `reclaimed`, never under the `stale` or `timed_out` it was reclaimed in, so an alert on
 /// stale gauges clears once the worker is reclaimed (SPEC §7).
-pub(super) fn metric_state(view: &View<'_>) -> &'static str {
+fn metric_state(view: &View<'_>) -> &'static str {
     if view.reclaim_state == crate::core::lifecycle::ReclaimState::Reclaimed {
         "reclaimed"
     } else {

@@ -228,7 +228,7 @@ struct PlanDocument<'a> {
 
 /// The json form of a dry run: `{worker_auto_reclaim_enabled, reclaim_needed_worker_count,
 /// targets, summary}` (SPEC §3.3.4).
-pub(super) fn print_plan_document(plan: &[PlannedTarget], diag: &mut Diagnostics) {
+pub(crate) fn print_plan_document(plan: &[PlannedTarget], diag: &mut Diagnostics) {
     let count = plan.len();
     let in_state = |state: State| plan.iter().filter(|p| p.target.state == state).count();
     let (stale, timed_out) = (in_state(State::Stale), in_state(State::TimedOut));

@@ -1,20 +1,10 @@
-//! `status --watch DURATION` (SPEC §13): the status again every DURATION. On a terminal in
-//! text the table is redrawn; in ndjson a record is printed only when something other than
-//! its ages (in numbers or in words), `checked_at` and activity counters changed since the
-//! previous iteration (the first iteration prints every record). A signal between iterations
-//! ends it with exit 0.
-//! One activity tracker lives across the iterations: each compares its samples with the
-//! previous iteration's, so only the first may wait for a second look (SPEC §11).
+//! What `status --watch` prints (SPEC §13): each pass's output kept in memory (`Sink`), and
+//! of its ndjson only the records that changed beyond their ages since the previous pass.
 
-use crate::cli::config::Config;
-use crate::exit::Exit;
-use crate::interrupt::Stop;
-use crate::output::{Diagnostics, Format};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 /// Fields that change by themselves as time passes: not a change worth a record.
 const VOLATILE: &[&str] = &[
@@ -30,7 +20,7 @@ const VOLATILE_TEXT: &[(&str, &str)] = &[("delegation", "recovery_reason"), ("wo
 
 /// What one iteration printed, kept in memory.
 #[derive(Debug, Clone, Default)]
-struct Sink(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Sink(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Sink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -49,7 +39,7 @@ impl Write for Sink {
 }
 
 impl Sink {
-    fn take(&self) -> Vec<u8> {
+    pub(crate) fn take(&self) -> Vec<u8> {
         self.0
             .lock()
             .map(|mut bytes| std::mem::take(&mut *bytes))
@@ -57,47 +47,9 @@ impl Sink {
     }
 }
 
-/// `flatline status --watch DURATION`.
-pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
-    let Some(interval) = config.watch else {
-        return crate::cmd::status::run(config, diag, stop);
-    };
-    let mut previous: HashMap<String, Value> = HashMap::new();
-    // The previous pass's activity samples are the next pass's stored ones (SPEC §13).
-    let mut tracker = crate::shell::activity::Tracker::for_watch();
-    loop {
-        tracker.new_pass();
-        let started = Instant::now();
-        let mut pass = config.clone();
-        if !pass.now_given {
-            pass.now = crate::proc::now_ms();
-        }
-        let sink = Sink::default();
-        let mut pass_diag = Diagnostics::new(crate::output::stderr_is_journal());
-        let into = Some(Box::new(sink.clone()) as Box<dyn Write>);
-        let exit = crate::cmd::status::run_to(&pass, &mut pass_diag, stop, into, &mut tracker);
-        if let Exit::Signal(_) = exit {
-            return Exit::Ok;
-        }
-        let printed = sink.take();
-        let shown = match config.format {
-            Format::Ndjson => changed_lines(&printed, &mut previous),
-            // A redraw: home, clear, the whole table.
-            Format::Text => [b"\x1b[H\x1b[2J".as_slice(), &printed].concat(),
-            _ => printed,
-        };
-        if crate::output::write_stdout(&shown).is_err() {
-            return Exit::Ok;
-        }
-        if crate::interrupt::sleep_until(started + interval, stop) {
-            return Exit::Ok;
-        }
-    }
-}
-
 /// The ndjson lines whose record changed (but for `VOLATILE` fields) since the previous
 /// iteration, keyed by kind and path (or run directory and card for summary rows).
-fn changed_lines(printed: &[u8], previous: &mut HashMap<String, Value>) -> Vec<u8> {
+pub(crate) fn changed_lines(printed: &[u8], previous: &mut HashMap<String, Value>) -> Vec<u8> {
     let mut out = Vec::new();
     for line in printed.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         let Ok(Value::Object(mut record)) = serde_json::from_slice::<Value>(line) else {

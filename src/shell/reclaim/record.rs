@@ -306,7 +306,7 @@ pub(super) fn finalize(
 }
 
 /// Writes the outcome of every signalled worker; only confirmed-gone workers are marked.
-pub(super) fn record_all(
+pub(crate) fn record_all(
     pending: &mut [Pending],
     states: &mut [RunState<'_>],
     config: &Config,

@@ -193,7 +193,7 @@ pub(super) fn rewrite_notes(
 /// Notes every target about to be signalled in its run's `state.json` (SPEC §3.3), before
 /// the first signal. A run whose notes cannot be written gets no signal: its targets are
 /// skipped as unrecordable.
-pub(super) fn note_targets(
+pub(crate) fn note_targets(
     pending: &mut Vec<Pending>,
     states: &mut [RunState<'_>],
     config: &Config,

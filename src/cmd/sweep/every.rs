@@ -12,7 +12,7 @@ use std::time::Instant;
 /// `flatline sweep --every DURATION`.
 pub fn run(config: &Config, diag: &mut Diagnostics, stop: &Stop) -> Exit {
     let Some(interval) = config.sweep_every else {
-        return crate::cmd::sweep::run(config, diag, stop);
+        return super::run(config, diag, stop);
     };
     loop {
         let started = Instant::now();
@@ -42,5 +42,5 @@ fn pass(config: &Config, stop: &Stop) -> Exit {
         }
         None => (stop.clone(), None),
     };
-    crate::cmd::sweep::run(&pass, &mut diag, &stop)
+    super::run(&pass, &mut diag, &stop)
 }

@@ -4,7 +4,7 @@
 use super::*;
 
 /// What a reclaim carries from one phase to the next.
-pub(super) struct Reclaiming<'r> {
+pub(crate) struct Reclaiming<'r> {
     pub config: &'r Config,
     pub host: LazyHost,
     pub states: Vec<RunState<'r>>,
@@ -16,7 +16,7 @@ pub(super) struct Reclaiming<'r> {
 
 impl<'r> Reclaiming<'r> {
     /// The scan: every run locked in turn, its delegations triaged (`Visit::item`).
-    pub(super) fn scan(
+    pub(crate) fn scan(
         &mut self,
         runs: &'r [Run],
         diag: &mut Diagnostics,
@@ -78,7 +78,7 @@ impl<'r> Reclaiming<'r> {
     }
 
     /// The last look at every pending target: those that changed are dropped.
-    pub(super) fn gate(&mut self, diag: &mut Diagnostics) {
+    pub(crate) fn gate(&mut self, diag: &mut Diagnostics) {
         if self.pending.is_empty() {
             return;
         }
@@ -110,7 +110,7 @@ impl<'r> Reclaiming<'r> {
 
     /// The signals: every lock let go, every target signalled in one grace, the locks taken
     /// again (nothing more is written in a run whose lock cannot be).
-    pub(super) fn signal(&mut self, diag: &mut Diagnostics, stop: &Stop) -> Result<(), Exit> {
+    pub(crate) fn signal(&mut self, diag: &mut Diagnostics, stop: &Stop) -> Result<(), Exit> {
         let host_facts = self.host.get();
         let mut kills: Vec<&mut Kill> = self.pending.iter_mut().map(|p| &mut p.kill).collect();
         // Nothing but waiting until the records: the locks are let go meanwhile.
@@ -124,7 +124,7 @@ impl<'r> Reclaiming<'r> {
     }
 
     /// The notes of this run's records that landed, and the orphans it saw, are done.
-    pub(super) fn forget_done_notes(
+    pub(crate) fn forget_done_notes(
         &self,
         me: (i32, u64),
         unlanded: &[(usize, String)],
