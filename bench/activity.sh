@@ -42,11 +42,11 @@ started_ms=$(date +%s%3N)
 printf '%s\n' "${workers[@]}" | "$work/gen" "$work/live" --live "$launch_ms" "$started_ms" "$started_ms"
 check=$("$bin" status --format ndjson --stale-after 1h "$work/live" | jq -s '[.[] | select(.activity.processes == 5)] | length')
 echo "  check: $check of 200 workers sampled with 5 processes"
-"$work/abrun" 21 3 \
+"$work/abrun" 31 3 \
   status-activity "$bin" status --format ndjson --stale-after 1h "$work/live" :: \
   status-no-activity "$bin" status --format ndjson --stale-after 1h --no-activity "$work/live" :: \
   floor "$work/floor" "${workers[@]}" > "$work/results.tsv"
-awk -F'\t' '{ printf "  %-20s median %8.3f ms (min %.3f, max %.3f; %d runs) user %.1f ms sys %.1f ms\n", $1, $3, $4, $5, $2, $6, $7 }' "$work/results.tsv"
+awk -F'\t' '{ printf "  %-20s median %8.3f ms p90 %8.3f ms (min %.3f, max %.3f; %d runs) user %.1f ms sys %.1f ms\n", $1, $3, $11, $4, $5, $2, $6, $7 }' "$work/results.tsv"
 awk -F'\t' '
   $1 == "status-activity" { a = $3 } $1 == "status-no-activity" { n = $3 } $1 == "floor" { f = $3 }
   END {

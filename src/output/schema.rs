@@ -96,6 +96,7 @@ const STAMP: &[Field] = &[opt("fan_in_collapsed_at", S)];
 const EVENT: &[Field] = &[
     f("command", S),
     f("action", S),
+    f("event", S),
     f("outcome", S),
     f("run_dir", S),
     f("path", S),
@@ -286,6 +287,7 @@ pub const KINDS: &[Kind] = &[
     action("worker_stalled", &[EVENT]),
     action("worker_dead", &[EVENT]),
     action("worker_recovered", &[EVENT]),
+    action("event_appended", &[EVENT]),
 ];
 
 /// The JSON Schema of one kind (`additional`: whether other properties are allowed).

@@ -142,7 +142,18 @@ pub fn health_events_for_run(
         diag.error(&events_path, &error.to_string(), Exit::FileProblem);
         outcome = "failed";
     }
-    print_events(&records, outcome, run, &events_path, output, diag)?;
+    let command = match config.command {
+        crate::cli::Command::Sweep => "sweep",
+        _ => "health-events",
+    };
+    print_events(
+        &records,
+        (command, outcome),
+        run,
+        &events_path,
+        output,
+        diag,
+    )?;
     // The baseline changes only when a health did; a run without change rewrites nothing.
     let unchanged = !first_run && next == previous;
     if outcome == "appended" && !unchanged {
@@ -199,7 +210,7 @@ fn note_missing_paths(
 /// Prints the action record of each appended (or, in a dry run, planned) event.
 fn print_events(
     records: &[Emitted],
-    outcome: &'static str,
+    (command, outcome): (&'static str, &'static str),
     run: &Run,
     events_path: &Path,
     output: &mut Output,
@@ -208,8 +219,13 @@ fn print_events(
     for emitted in records {
         let record = EventRecord {
             kind: "action",
-            command: "health-events",
-            action: emitted.kind,
+            command,
+            // SPEC §7: sweep prints what it appended as `event_appended`.
+            action: match command {
+                "sweep" => "event_appended",
+                _ => emitted.kind,
+            },
+            event: emitted.kind,
             outcome,
             run_dir: PathText(&run.path),
             path: PathText(events_path),

@@ -35,10 +35,15 @@ fn one_sweep_does_everything_and_a_second_changes_no_byte() {
             ("reclaimed".to_string(), "d-stuck".to_string()),
             ("collapsed".to_string(), "c1".to_string()),
             ("collapsed".to_string(), "c2".to_string()),
-            ("worker_stalled".to_string(), "w1".to_string()),
+            ("event_appended".to_string(), "w1".to_string()),
         ],
         "{}",
         out.stdout
+    );
+    // SPEC §7: sweep prints an appended event as event_appended, the event's kind beside.
+    assert_fields(
+        &records[4],
+        json!({"kind": "action", "command": "sweep", "event": "worker_stalled"}),
     );
     assert_fields(
         &records[1],

@@ -19,7 +19,7 @@ fn transitions_append_exactly_the_expected_events() {
     );
     assert_fields(
         &first.records()[0],
-        json!({"action": "worker_stalled", "outcome": "appended", "worker_id": "w2", "event_id": log[0]["id"]}),
+        json!({"command": "health-events", "action": "worker_stalled", "event": "worker_stalled", "outcome": "appended", "worker_id": "w2", "event_id": log[0]["id"]}),
     );
     // Unchanged: nothing appended, state.json byte-identical.
     let state = run.read(".flatline/state.json");
