@@ -212,12 +212,12 @@ fi
 # The kill -0 loop takes 1–4 ms a worker (seconds a run at 2,000): 11 runs of it.
 measure "$runs" 2 \
   floor-live "$floor" --json "$work/live/delegations" --pids "$work/pids" :: \
-  status-live "$bin" status --format ndjson --stale-after 1h "$work/live" :: \
+  status-live "$bin" status --format ndjson --stale-after 1h --no-activity "$work/live" :: \
   kill0-loop "runs=$((runs < 11 ? runs : 11))" sh -c "$kill_loop" sh "${live_pids[*]}"
 live_ms=$(field status-live 3) lfloor_ms=$(field floor-live 3) loop_ms=$(field kill0-loop 3)
 per() { calc "$1 * 1000 / $n_workers"; }
 echo "  per worker: flatline status $(per "$live_ms") µs, floor $(per "$lfloor_ms") µs, kill -0 spawned per worker $(per "$loop_ms") µs"
-row "liveness, $n_workers live workers, vs /proc floor" "$(ms status-live) = $(per "$live_ms") µs/worker" "floor $(ms floor-live) = $(per "$lfloor_ms") µs/worker" "$(calc "$live_ms / $lfloor_ms") × (p90 $(calc "$(field status-live 11) / $(field floor-live 11)") ×)" "≤ 1.5 × floor" "$(verdict "$live_ms <= 1.5 * $lfloor_ms")" "pidfd_open and /proc/PID/stat per worker (the kernel formats stat); /proc/PID/status is read by reclaim and sweep only"
+row "liveness, $n_workers live workers, vs /proc floor" "$(ms status-live) = $(per "$live_ms") µs/worker" "floor $(ms floor-live) = $(per "$lfloor_ms") µs/worker" "$(calc "$live_ms / $lfloor_ms") × (p90 $(calc "$(field status-live 11) / $(field floor-live 11)") ×)" "≤ 1.5 × floor" "$(verdict "$live_ms <= 1.5 * $lfloor_ms")" "pidfd_open and /proc/PID/stat per worker (the kernel formats stat); /proc/PID/status is read by reclaim and sweep only; --no-activity: the activity sample has its own lines"
 row "liveness, $n_workers live workers, vs kill -0" "$(per "$live_ms") µs/worker" "kill -0 loop $(ms kill0-loop) = $(per "$loop_ms") µs/worker, $(field kill0-loop 2) runs" "$(calc "$loop_ms / $live_ms") × faster" "≥ 50 × faster" "$(verdict "$loop_ms / $live_ms >= 50")" "a spawned process per check costs what the machine makes it"
 echo
 
@@ -243,7 +243,8 @@ for size in 1k 100m; do
   second=$("$bin" refresh --format ndjson "$dir" | wc -l)
   read_bytes=$(strace -f -qq -e trace=read,pread64,readv,preadv -o "$work/trace" "$bin" refresh --format ndjson "$dir" > /dev/null && awk '{ n = $NF } n ~ /^[0-9]+$/ { s += n } END { print s + 0 }' "$work/trace")
   echo "  streams of $size: $(du -sh "$dir/raw-events" | cut -f1) of streams; first refresh progressed $first of 10 (progress and fingerprint stamped), next refresh $second actions; a refresh reads $read_bytes bytes in all"
-  find "$dir" -type f -printf '%p %s %T@\n' | sort > "$work/before-$size"
+  # Delegations and streams; .flatline/activity.json holds each run's fresh samples (SPEC §11).
+  find "$dir" -path "$dir/.flatline" -prune -o -type f -printf '%p %s %T@\n' | sort > "$work/before-$size"
 done
 measure "$runs" 2 \
   status-1k "$bin" status --format ndjson "$work/streams-1k" :: \
@@ -251,7 +252,7 @@ measure "$runs" 2 \
   refresh-1k "$bin" refresh --format ndjson "$work/streams-1k" :: \
   refresh-100m "$bin" refresh --format ndjson "$work/streams-100m"
 for size in 1k 100m; do
-  find "$work/streams-$size" -type f -printf '%p %s %T@\n' | sort | cmp -s - "$work/before-$size" ||
+  find "$work/streams-$size" -path "$work/streams-$size/.flatline" -prune -o -type f -printf '%p %s %T@\n' | sort | cmp -s - "$work/before-$size" ||
     fail "refresh wrote to streams-$size during the measurement"
 done
 for cmd in status refresh; do
