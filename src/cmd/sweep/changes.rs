@@ -2,6 +2,7 @@
 //! their re-check after another writer changed the file.
 
 use crate::core::plan::fan_in::Member;
+use crate::core::plan::recheck;
 use crate::core::plan::reclaim::{Reclaim, Termination};
 use crate::core::plan::refresh::Change;
 use crate::output::SweepDetail;
@@ -89,11 +90,6 @@ pub(super) fn replan(
     owner: u32,
     planned: &Changes,
 ) -> Result<Option<Changes>, String> {
-    let (unstamped, active) = scan::inspect(bytes, ctx.config, ctx.host, |doc, _, _, _| {
-        let member = Member::of(doc);
-        (member.collapsed_at.is_none(), member.is_active())
-    })
-    .map_err(|error| error.to_string())?;
     let reclaim = match &planned.reclaim {
         // Marked without a process: only while the document still needs it and names none.
         Some(change) if change.termination == Termination::NoProcess => {
@@ -114,8 +110,11 @@ pub(super) fn replan(
     };
     // The stamp was planned on this member being over: ended by these changes, or finished
     // already (not queued or running again meanwhile). Otherwise its card is not ready.
-    let still_ends = !planned.ends_member() || changes.ends_member();
-    let over = !active || changes.ends_member();
-    changes.stamp = planned.stamp.filter(|_| unstamped && still_ends && over);
+    let (planned_ends, still_ends) = (planned.ends_member(), changes.ends_member());
+    let stamp_applies = scan::inspect(bytes, ctx.config, ctx.host, |doc, _, _, _| {
+        recheck::sweep_stamp_applies(&Member::of(doc), planned_ends, still_ends)
+    })
+    .map_err(|error| error.to_string())?;
+    changes.stamp = planned.stamp.filter(|_| stamp_applies);
     Ok((!changes.is_empty()).then_some(changes))
 }
