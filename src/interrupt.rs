@@ -10,7 +10,6 @@ use crate::exit::Exit;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-pub use crate::exit::cut_short;
 use std::time::{Duration, Instant};
 
 const SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
@@ -183,6 +182,7 @@ pub fn sleep_until(until: std::time::Instant, stop: &Stop) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exit::cut_short;
 
     #[test]
     fn never_does_not_fire() {

@@ -17,12 +17,14 @@
 //!   (`flatline run`'s documents, exit statuses and launcher guard, SPEC §12).
 //! - `model/`: what the files say: the lenient framework, delegations, team documents.
 //! - `sys/`: every `unsafe` and libc call, thin wrappers returning `io::Result`: `fd`, `pid`,
-//!   `ids` (credentials of the owner's reader thread), `host` (clocks, limits, randomness).
+//!   `ids` (credentials of the owner's reader thread), `host` (clocks, limits, randomness,
+//!   signal dispositions), `gate` (a child held between fork and exec until `run` lets it go).
 //! - `fs/`: the file system beneath a run: `read` (descriptors, bounded reads that never follow
 //!   a symlink), `meta` (what `fstat` says, whose word a document is, `ReadError`), `range`
 //!   (sparse reads), `named` (paths documents name) read as their owner (`named::owner`),
 //!   `write` (atomic checked writes) through `write::temp` files, `lock` (the run lock, with
-//!   `lock::state_dir`), `group` (the lock group).
+//!   `lock::state_dir`, and `lock::pause`: every lock let go while flatline only waits),
+//!   `group` (the lock group).
 //! - `proc/`: the system's processes: `host` (flatline's own facts, the process table),
 //!   `observe` (is the pid alive, and which process is it), `signal` (signals and waits),
 //!   `activity` (a worker tree's CPU and I/O from one scan of `/proc`), `stall` (the `/proc`
@@ -54,17 +56,21 @@
 //!   (the command line resolved against the environment), `complete` (shell completions).
 //! - `interrupt` (the signals and the deadline that end a run early) and `exit` (the codes).
 
+// `pub` only what the integration tests, fuzz targets and benches use (`cli`, `core`,
+// `exit`, `model`, `display_path`), so that the compiler finds dead code in the rest.
 pub mod cli;
-pub mod cmd;
+mod cmd;
 pub mod core;
 pub mod exit;
-pub mod fs;
-pub mod interrupt;
+mod fs;
+mod interrupt;
 pub mod model;
-pub mod output;
-pub mod proc;
-pub mod shell;
+mod output;
+mod proc;
+mod shell;
 mod sys;
+
+pub use fs::display_path;
 
 use cli::{Command, Mode};
 use cmd::{beat, doctor, fanin, finalize, reclaim, refresh, status, sweep};

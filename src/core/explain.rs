@@ -80,7 +80,6 @@ pub struct UidFacts {
 pub struct Inputs<'a> {
     pub run_dir: &'a str,
     pub path: &'a str,
-    pub now: Millis,
     pub view: &'a View<'a>,
     pub times: &'a Times,
     pub lifecycle: Option<&'a Lifecycle<'a>>,

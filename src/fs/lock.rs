@@ -203,6 +203,7 @@ impl RunLock {
 
     /// Lets go of the flock while flatline only waits (a grace, a kill wait), so that an
     /// orchestrator can write meanwhile. Documents must be read again before the next write.
+    #[cfg(test)]
     pub fn release(&self) -> io::Result<()> {
         self.core.release()
     }
@@ -211,6 +212,7 @@ impl RunLock {
     /// `wait`, else polling until it has passed or `stop()` says so). The lock excludes
     /// others only while `.flatline/lock` is still the file flatline locks: a lock file
     /// replaced meanwhile refuses the run.
+    #[cfg(test)]
     pub fn reacquire(
         &self,
         wait: Option<Duration>,
@@ -300,6 +302,7 @@ const LOCK_POLL_STEP: Duration = Duration::from_millis(10);
 const LOCK_POLL_MAX: Duration = Duration::from_millis(50);
 
 /// `lock_run_as` with the run directory's group and the wall clock.
+#[cfg(test)]
 pub fn lock_run(
     run: &Dir,
     wait: Option<Duration>,

@@ -19,19 +19,18 @@ pub mod schema;
 mod table;
 pub(crate) mod watch;
 
-pub use diag::{Diagnostics, Level, stderr_is_journal, stdout_failed};
+pub use diag::{Diagnostics, stderr_is_journal, stdout_failed};
 pub use format::Format;
-pub use json::{
-    JsonWriter, PathText, SafeFormatter, Ts, WriteJson, to_string_safe, to_writer_safe,
-};
+pub use json::{JsonWriter, PathText, Ts, WriteJson, to_string_safe, to_writer_safe};
 pub use metrics::{RunMetrics, add_run_facts};
 pub use prometheus::Metrics;
 pub use records::*;
-pub use table::{TEXT_WINDOW, human_duration};
 
 use crate::core::time::Millis;
 use serde::ser::Serialize;
-use serde_json::{Map, Value};
+#[cfg(test)]
+use serde_json::Map;
+use serde_json::Value;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use table::{TextTables, text_row, tsv_lines};
@@ -177,6 +176,7 @@ impl Output {
     }
 
     /// `ndjson` into a buffer of its own, read back by `into_rows`.
+    #[cfg(test)]
     pub fn capture() -> Output {
         let buffer = SharedBuffer::default();
         let mut output = Output::ndjson(Box::new(buffer.clone()));
@@ -185,6 +185,7 @@ impl Output {
     }
 
     /// The records a `capture` output was given, as JSON objects.
+    #[cfg(test)]
     pub fn into_rows(mut self) -> Vec<Map<String, Value>> {
         match self.captured.take() {
             Some(buffer) if self.flush().is_ok() => read_ndjson(&buffer.take()),
@@ -193,6 +194,7 @@ impl Output {
     }
 
     /// Hands what is buffered to the writer (`finish` does it too).
+    #[cfg(test)]
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
@@ -443,6 +445,7 @@ fn write_file_atomically(path: &std::path::Path, bytes: &[u8]) -> io::Result<()>
 }
 
 /// The records of an ndjson output (`Output::ndjson`), one JSON object per line.
+#[cfg(test)]
 pub fn read_ndjson(bytes: &[u8]) -> Vec<Map<String, Value>> {
     serde_json::Deserializer::from_slice(bytes)
         .into_iter::<Map<String, Value>>()

@@ -215,7 +215,6 @@ pub use detail::*;
 pub use event::EventRecord;
 pub use fan_in::FanInRecord;
 pub use finding::FindingRecord;
-pub use problem::ProblemRecord;
 pub(crate) use problem::{print_lock_held, print_problems};
 pub(crate) use summary::tally_text;
 

@@ -1,4 +1,5 @@
 use super::json::needs_escape;
+use super::table::{TEXT_WINDOW, human_duration};
 use super::*;
 use std::sync::{Arc, Mutex};
 

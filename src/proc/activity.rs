@@ -62,11 +62,7 @@ impl Table {
         &self.entries
     }
 
-    /// The number of processes in the table.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

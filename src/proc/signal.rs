@@ -62,6 +62,7 @@ pub(super) fn stat_of(pid: Pid) -> Option<Stat> {
 
 /// Opens `pid` for signalling and checks that the process behind the handle is the one
 /// that started at `start_ticks` (SPEC §3.1: pidfd_open, then verify, then signal).
+#[cfg(test)]
 pub fn open_target(pid: Pid, start_ticks: u64) -> Result<Target, OpenError> {
     open_target_with(pid, start_ticks, true)
 }

@@ -22,6 +22,7 @@ pub struct StallReader {
 }
 
 /// The facts of the tree of `pids` (the worker and its descendants), with a fresh reader.
+#[cfg(test)]
 pub fn gather(pids: &[i32]) -> TreeFacts {
     StallReader::default().gather(pids)
 }

@@ -35,7 +35,6 @@ pub fn explain_one(
     explain::explain(&Inputs {
         run_dir: &run_dir,
         path: &path,
-        now: config.now,
         view: item.view,
         times: item.times,
         lifecycle: lifecycle_doc,

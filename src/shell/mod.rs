@@ -24,4 +24,4 @@ pub mod state;
 pub mod tree_kill;
 pub mod workers;
 
-pub use session::{Access, Session, for_each_run};
+pub use session::{Access, for_each_run};

@@ -168,10 +168,6 @@ impl Kill {
     pub fn descendants_signalled(&self) -> Vec<i32> {
         self.descendants.iter().map(|d| d.pid().get()).collect()
     }
-
-    pub fn survivors(&self) -> &[i32] {
-        &self.survivors
-    }
 }
 
 /// Opens every worker, snapshots the descendants, signals everyone at once, waits once.

@@ -25,7 +25,6 @@ fn explained(doc: &str, policy: &Thresholds, origin: Origin, uid: UidFacts) -> V
     explain(&Inputs {
         run_dir: "run",
         path: "run/delegations/d.json",
-        now: now(),
         view: &view,
         times: &times,
         lifecycle: l,

@@ -99,8 +99,6 @@ pub enum LaunchChange {
         reclaim: Reclaim,
         ended: Ended,
     },
-    /// Only the wait status (the document was ended by someone else).
-    Ended(Ended),
 }
 
 fn reclaimed(doc: &Value) -> bool {
@@ -114,7 +112,7 @@ impl DocChange for LaunchChange {
         match self {
             LaunchChange::Running(_) => "started",
             LaunchChange::Forwarded { .. } => "signal_forwarded",
-            LaunchChange::Finished { .. } | LaunchChange::Ended(_) => "finalized",
+            LaunchChange::Finished { .. } => "finalized",
             LaunchChange::Reclaimed { .. } => "reclaimed",
         }
     }
@@ -141,7 +139,6 @@ impl DocChange for LaunchChange {
                 reclaim.apply(doc, now)?;
                 launch::apply_ended(doc, *ended)
             }
-            LaunchChange::Ended(ended) => launch::apply_ended(doc, *ended),
         };
         done.map_err(ApplyError)
     }

@@ -191,16 +191,6 @@ impl Spawned {
     pub fn pid(&self) -> Pid {
         self.own.pid()
     }
-
-    /// Kills the worker's group (the worker alone when it has none) and reaps it: for a
-    /// worker that cannot be recorded.
-    pub fn kill_and_reap(&mut self) {
-        self.own.send(libc::SIGKILL, self.own_group);
-        let _ = self.child.wait();
-        if let Some(relay) = self.relay.take() {
-            relay.finish(std::time::Duration::from_millis(200));
-        }
-    }
 }
 
 /// `flatline run`'s own fingerprint, for the `launcher` record.

@@ -2,6 +2,7 @@ use super::*;
 use crate::core::digest::Terminal;
 use crate::core::digest::Verdict;
 use crate::core::plan::refresh::tests::{NOW, fingerprint, success_digest};
+use crate::model::safe_id;
 use crate::shell::commit::DocChange;
 
 #[test]

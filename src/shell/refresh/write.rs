@@ -173,7 +173,7 @@ pub(super) fn apply_finalization(
     Ok(())
 }
 
-pub use crate::model::{safe_id, stream_path};
+pub use crate::model::stream_path;
 
 /// What a change decided, for its action record.
 pub(super) fn change_detail(change: &Change) -> RefreshDetail {

@@ -11,13 +11,8 @@ mod process;
 mod stream;
 mod walk;
 
-pub use process::{
-    CLOCK_SECTION, Item, LazyHost, PID_NS_SECTION, inspect, inspect_in, process_facts,
-};
-pub use stream::stream_facts;
-pub use walk::{
-    Resume, deadline_passed, for_each_delegation, for_each_in_listing, for_each_in_listing_from,
-};
+pub use process::{Item, LazyHost, inspect, inspect_in};
+pub use walk::{Resume, for_each_delegation, for_each_in_listing, for_each_in_listing_from};
 
 use crate::cli::config::Config;
 use crate::exit::Exit;

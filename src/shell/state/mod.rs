@@ -88,6 +88,7 @@ impl RunState {
     }
 
     /// Whether a section was set or removed since the state was read.
+    #[cfg(test)]
     pub fn is_changed(&self) -> bool {
         self.changed
     }

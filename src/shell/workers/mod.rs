@@ -19,6 +19,7 @@ use crate::shell::runs::{self as scan, Run};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::ffi::OsStr;
+#[cfg(test)]
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -111,6 +112,7 @@ impl LineCounter {
 }
 
 /// Reads `reader` to its end through `buf` into `counter`; returns how many bytes it read.
+#[cfg(test)]
 fn feed_all(
     counter: &mut LineCounter,
     mut reader: impl Read,
@@ -131,6 +133,7 @@ fn feed_all(
 }
 
 /// Counts the non-blank lines of a reader in one bounded pass.
+#[cfg(test)]
 pub fn count_lines(reader: impl Read) -> std::io::Result<u64> {
     let mut counter = LineCounter::default();
     feed_all(&mut counter, reader, &mut vec![0u8; 64 * 1024])?;
@@ -140,6 +143,7 @@ pub fn count_lines(reader: impl Read) -> std::io::Result<u64> {
 /// `count_lines` for a file, skipping its holes: a hole reads as NUL bytes (content, no
 /// newline), so it is counted as such without being read, and a sparse file costs only its
 /// data (a 2 TB sparse inbox is not 2 TB of reading).
+#[cfg(test)]
 pub fn count_file_lines(file: std::fs::File) -> std::io::Result<u64> {
     count_file_lines_bounded(&file, u64::MAX).map(|(count, _)| count)
 }

@@ -193,7 +193,7 @@ impl Env<'_> {
             self.d(&format!("{id}.json")),
             format!(
                 "event stream {}: {what}",
-                flatline::fs::display_path(Path::new(path))
+                flatline::display_path(Path::new(path))
             ),
         )
     }
@@ -256,7 +256,7 @@ fn check(name: &str, command: &str, out: &Outcome, v: &V) {
             );
             let lines = out.stderr_lines();
             assert_eq!(lines.len(), 1, "{ctx}: ONE stderr line: {}", out.stderr);
-            let escaped = flatline::fs::display_path(Path::new(item));
+            let escaped = flatline::display_path(Path::new(item));
             assert!(
                 lines[0].starts_with(&format!("flatline: {escaped}: ")),
                 "{ctx}: the line names the item {escaped:?}: {}",
