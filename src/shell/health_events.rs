@@ -142,36 +142,55 @@ pub fn health_events_for_run(
         diag.error(&events_path, &error.to_string(), Exit::FileProblem);
         outcome = "failed";
     }
-    let command = match config.command {
-        crate::cli::Command::Sweep => "sweep",
-        _ => "health-events",
-    };
     print_events(
         &records,
-        (command, outcome),
+        (config.command, outcome),
         run,
         &events_path,
         output,
         diag,
     )?;
     // The baseline changes only when a health did; a run without change rewrites nothing.
-    let unchanged = !first_run && next == previous;
-    if outcome == "appended" && !unchanged {
-        state.set_section(health::STATE_SECTION, health::render_state(&next));
+    let changed = outcome == "appended" && (first_run || next != previous);
+    store_state(
+        &mut state,
+        state_dir,
+        run,
+        config,
+        changed.then_some(&next),
+        &missing,
+        diag,
+    );
+    Ok(tally)
+}
+
+/// Writes the run's state.json sections of heartbeat health: the new baseline (`next`, when
+/// a health changed) and the missing paths already told (not in a dry run).
+fn store_state(
+    state: &mut RunState,
+    state_dir: Option<&fs::Dir>,
+    run: &Run,
+    config: &Config,
+    next: Option<&Vec<(String, Health)>>,
+    missing: &[(String, &'static str)],
+    diag: &mut Diagnostics,
+) {
+    if config.dry_run {
+        return;
+    }
+    if let Some(next) = next {
+        state.set_section(health::STATE_SECTION, health::render_state(next));
     }
     // Missing paths are remembered so that each is told on stderr once, when it appears.
-    if !config.dry_run {
-        if missing.is_empty() {
-            state.remove_section(health::MISSING_PATHS_SECTION);
-        } else {
-            state.set_section(
-                health::MISSING_PATHS_SECTION,
-                health::render_missing_paths(&missing),
-            );
-        }
+    if missing.is_empty() {
+        state.remove_section(health::MISSING_PATHS_SECTION);
+    } else {
+        state.set_section(
+            health::MISSING_PATHS_SECTION,
+            health::render_missing_paths(missing),
+        );
     }
-    if !config.dry_run
-        && let Some(dir) = state_dir
+    if let Some(dir) = state_dir
         && let Err(error) = state.write_if_changed(dir)
     {
         diag.error(
@@ -180,7 +199,6 @@ pub fn health_events_for_run(
             Exit::FileProblem,
         );
     }
-    Ok(tally)
 }
 
 /// Warns of each missing path of `worker` not already told in an earlier run, and notes
@@ -210,7 +228,7 @@ fn note_missing_paths(
 /// Prints the action record of each appended (or, in a dry run, planned) event.
 fn print_events(
     records: &[Emitted],
-    (command, outcome): (&'static str, &'static str),
+    (command, outcome): (crate::cli::Command, &'static str),
     run: &Run,
     events_path: &Path,
     output: &mut Output,
@@ -219,10 +237,10 @@ fn print_events(
     for emitted in records {
         let record = EventRecord {
             kind: "action",
-            command,
+            command: command.name(),
             // SPEC §7: sweep prints what it appended as `event_appended`.
             action: match command {
-                "sweep" => "event_appended",
+                crate::cli::Command::Sweep => "event_appended",
                 _ => emitted.kind,
             },
             event: emitted.kind,
