@@ -97,7 +97,7 @@ fn launch_and_watch(
         });
     if let Err(error) = recorded {
         // A worker that cannot be recorded never runs (SPEC §12).
-        let _ = held.abort();
+        held.abort();
         return Err(error);
     }
     let mut spawned = match held.go() {

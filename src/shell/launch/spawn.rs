@@ -114,7 +114,7 @@ pub fn spawn(
     let Some(pid) = pid else {
         // Never let go: the child exits before exec.
         drop(go);
-        let _ = join(spawner);
+        reap(join(spawner));
         return Err(io::Error::other("the child's pid cannot be used"));
     };
     Ok(Held {
@@ -124,6 +124,14 @@ pub fn spawn(
         relay_to,
         own_group,
     })
+}
+
+/// Reaps a child that was never let go: it `_exit`ed before exec, which `spawn` cannot tell
+/// from an exec (both close its error pipe), so it comes back as a `Child` to wait for.
+fn reap(spawned: io::Result<Child>) {
+    if let Ok(mut child) = spawned {
+        let _ = child.wait();
+    }
 }
 
 /// The spawner thread's answer (a panic in it is an error, not a panic here).
@@ -179,11 +187,11 @@ impl Held {
         })
     }
 
-    /// A worker that cannot be recorded never runs: the child exits before exec, and is
-    /// reaped.
-    pub fn abort(self) -> io::Result<Child> {
+    /// A worker that cannot be recorded never runs: the child exits before exec (125), and
+    /// is reaped.
+    pub fn abort(self) {
         drop(self.go);
-        join(self.spawner)
+        reap(join(self.spawner));
     }
 }
 
