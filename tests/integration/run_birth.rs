@@ -118,3 +118,26 @@ kill $r; wait $r
         assert_eq!(record["termination"], "skipped_launcher", "{record:#}");
     }
 }
+
+/// SPEC §12: "If the worker cannot be recorded, run kills it and exits 125" — held before
+/// exec, it never runs at all (debug builds make the running record fail on request).
+#[test]
+fn a_worker_that_cannot_be_recorded_never_runs() {
+    let run = Run::new();
+    let out = run_command(
+        Command::new(bin())
+            .env("FLATLINE_TEST_UNRECORDABLE", "1")
+            .args(["run", "--run-dir"])
+            .arg(run.path())
+            .args(["--id", "never", "--", "sh", "-c"])
+            .arg(r#"touch "$FLATLINE_RUN_DIR/ran""#),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.code, 125, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("FLATLINE_TEST_UNRECORDABLE"),
+        "{}",
+        out.stderr
+    );
+    assert!(!run.path().join("ran").exists(), "the command ran");
+}

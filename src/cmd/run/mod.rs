@@ -95,6 +95,7 @@ fn launch_and_watch(
                 crate::proc::now_ms(),
             )
         });
+    let recorded = recorded.and_then(|()| test_unrecordable(&prepared));
     if let Err(error) = recorded {
         // A worker that cannot be recorded never runs (SPEC §12).
         held.abort();
@@ -141,4 +142,20 @@ fn cannot_execute(
         Exit::FileProblem,
     );
     end::not_started(prepared, name, lock, error)
+}
+
+/// Debug builds only: `FLATLINE_TEST_UNRECORDABLE` makes the running record fail after it
+/// was written, so that a test can see a worker that cannot be recorded never run. Release
+/// builds have no such hook.
+fn test_unrecordable(prepared: &Prepared) -> Result<(), LaunchError> {
+    #[cfg(debug_assertions)]
+    if std::env::var_os("FLATLINE_TEST_UNRECORDABLE").is_some() {
+        return Err(LaunchError::failed(
+            &prepared.run.path,
+            "FLATLINE_TEST_UNRECORDABLE: the running record is taken as failed".into(),
+        ));
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = prepared;
+    Ok(())
 }
