@@ -52,7 +52,8 @@
 //!   --every`), and the operator's tools `doctor` (with `core::doctor`, `core::unit`,
 //!   `fs::doctor`, `proc::doctor`, `shell::doctor`) and `finalize` (with `core::finalize`),
 //!   SPEC §13.
-//! - `cli/`: `flags` (the one table of commands and flags), `parse`, `help`, `man`, `config`
+//! - `cli/`: `commands` (the subcommands) and `flags` (the one flag table, in two parts),
+//!   `parse`, `help`, `man`, `config`
 //!   (the command line resolved against the environment), `complete` (shell completions).
 //! - `interrupt` (the signals and the deadline that end a run early) and `exit` (the codes).
 

@@ -5,6 +5,7 @@
 //! page differs). Parsing only records what was typed (`LowArgs`); `config` resolves it.
 
 mod apply;
+mod commands;
 mod complete;
 pub mod config;
 mod flags;
@@ -12,6 +13,7 @@ mod help;
 mod man;
 mod parse;
 
+pub use commands::*;
 pub use complete::*;
 pub use flags::*;
 pub use help::*;
