@@ -189,7 +189,8 @@ pub fn expand(words: Vec<Word>, unit: &Unit, findings: &mut Vec<Finding>) -> Vec
                     rest = &after[end + 1..];
                 }
                 _ => {
-                    text.push_str("${");
+                    // Not a variable: the `${` stays as it was written.
+                    text.push_str(&rest[at..at + 2]);
                     rest = after;
                 }
             }

@@ -118,7 +118,8 @@ fn a_document_that_is_not_an_object_is_refused() {
 
 #[test]
 fn invalid_json_says_where_and_what() {
-    let truncated = parse_delegation(b"{\n  \"a\": 1,\n  \"b\": ")
+    // Cut inside the string of line 3.
+    let truncated = parse_delegation(b"{\n  \"a\": 1,\n  \"b\": \"}")
         .unwrap_err()
         .to_string();
     assert!(
