@@ -324,11 +324,11 @@ impl Tracker {
     /// scan; this invocation's one wait) first waits, in short steps so that a signal or the
     /// deadline ends it, until `--activity-window` has passed since their first sample, with
     /// every run lock let go meanwhile (SPEC §11); then takes a fresh table of `/proc`.
-    /// `Ok(false)`: this run's lock could not be taken again (reported), so its documents
-    /// are not looked at again and nothing more is written in it.
+    /// `Ok(false)`: this run's lock (the one of `run_dir/.flatline`) could not be taken again
+    /// (reported), so its documents are not looked at again and nothing more is written in it.
     pub fn second_look(
         &mut self,
-        run_path: &Path,
+        run_dir: &Dir,
         config: &Config,
         stop: &crate::interrupt::Stop,
         wait: bool,
@@ -354,7 +354,7 @@ impl Tracker {
         );
         self.run.lock_lost = lost
             .iter()
-            .any(|state_dir| state_dir.parent() == Some(run_path));
+            .any(|state_dir| state_dir.parent() == Some(run_dir.path()));
         self.table = None;
         waited.map(|()| !self.run.lock_lost)
     }

@@ -181,7 +181,7 @@ fn second_look(
     let looking = host
         .2
         .borrow_mut()
-        .second_look(&run.path, config, stop, wait, diag)?;
+        .second_look(run.dir(), config, stop, wait, diag)?;
     for document in deferred.into_iter().filter(|_| looking) {
         if let Some(exit) = stop.check() {
             return Err(exit);
