@@ -322,7 +322,9 @@ fn look_again(
         },
         None => {
             scanning.seen.add(item.view);
-            Some(after_of(item.doc, item.facts, item.view, owner, config))
+            Some(after_of(
+                item.doc, item.facts, item.view, owner, config, host,
+            ))
         }
     }
 }
@@ -510,7 +512,7 @@ fn look(
 ) -> Result<After, crate::model::DocError> {
     scan::inspect(bytes, config, host, |doc, _, facts, view| {
         seen.add(view);
-        after_of(doc, facts, view, owner, config)
+        after_of(doc, facts, view, owner, config, host)
     })
 }
 
@@ -528,6 +530,7 @@ fn after_of(
     view: &crate::core::lifecycle::View<'_>,
     owner: u32,
     config: &Config,
+    host: &LazyHost,
 ) -> After {
     After {
         reclaim_needed: view.reclaim_state == ReclaimState::ReclaimNeeded,
@@ -538,6 +541,7 @@ fn after_of(
                 config.allow_nested_pidns,
             ),
             doc,
+            host.get(),
         ),
         info: TargetInfo {
             state: view.state,

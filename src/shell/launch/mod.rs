@@ -183,30 +183,33 @@ pub fn record(
 /// The launcher guard (SPEC §12), for reclaim's and sweep's triage: a worker whose
 /// `flatline run` is alive and verified by its fingerprint is left to it
 /// (`skipped_launcher`). Reads `/proc` only for a delegation that records a launcher.
-pub fn launcher_guard(triage: Triage, doc: &crate::model::Delegation<'_>) -> Triage {
+pub fn launcher_guard(
+    triage: Triage,
+    doc: &crate::model::Delegation<'_>,
+    host: &crate::core::identity::Host,
+) -> Triage {
     if matches!(triage, Triage::Skip(_)) {
         return triage;
     }
     let Some((pid, fingerprint)) = launch::recorded_launcher(doc) else {
         return triage;
     };
-    let host = crate::core::identity::Host::read();
-    let alive =
-        match i32::try_from(pid).map(|pid| crate::core::identity::validate_found(pid, &host)) {
-            // The launcher is this very process's ancestor: it is alive, and it is run's.
-            Ok(Err(crate::core::identity::InvalidPid::Ancestor)) => true,
-            Ok(Ok(pid)) => {
-                let observation = crate::proc::observe(pid, &host, false);
-                crate::core::identity::identify(
-                    observation,
-                    crate::core::identity::Evidence::default(),
-                    Some(&fingerprint),
-                    &host,
-                    crate::core::identity::WindowPolicy::default(),
-                ) == crate::core::identity::Identity::Verified
-            }
-            _ => false,
-        };
+    let alive = match i32::try_from(pid).map(|pid| crate::core::identity::validate_found(pid, host))
+    {
+        // The launcher is this very process's ancestor: it is alive, and it is run's.
+        Ok(Err(crate::core::identity::InvalidPid::Ancestor)) => true,
+        Ok(Ok(pid)) => {
+            let observation = crate::proc::observe(pid, host, false);
+            crate::core::identity::identify(
+                observation,
+                crate::core::identity::Evidence::default(),
+                Some(&fingerprint),
+                host,
+                crate::core::identity::WindowPolicy::default(),
+            ) == crate::core::identity::Identity::Verified
+        }
+        _ => false,
+    };
     launch::launcher_guard(triage, alive)
 }
 

@@ -192,6 +192,7 @@ pub fn plan_dry_run(
             config.allow_nested_pidns,
         ),
         doc,
+        host.get(),
     );
     let mut target = DryRunTarget::plan(view, facts, owner, triage);
     if target.signal.is_some() {

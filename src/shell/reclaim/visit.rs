@@ -93,7 +93,7 @@ impl Visit<'_, '_> {
             decided => decided,
         };
         let decided = nested_guard(decided, owner, config.allow_nested_pidns);
-        match crate::shell::launch::launcher_guard(decided, item.doc) {
+        match crate::shell::launch::launcher_guard(decided, item.doc, self.host.get()) {
             Triage::Skip(termination) => skip(
                 place,
                 termination,
