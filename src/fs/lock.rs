@@ -178,7 +178,7 @@ pub struct RunLock {
 #[derive(Debug)]
 pub(super) struct Core {
     state_dir: Dir,
-    /// Closing the descriptor (when the `RunLock` is dropped) releases the flock.
+    /// The flock, let go when the `RunLock` is dropped.
     lock: File,
     held: AtomicBool,
 }
@@ -201,6 +201,13 @@ impl RunLock {
         self.core.held.load(Ordering::Relaxed)
     }
 
+    /// Another descriptor of the locked open file description, as a child forked while the
+    /// lock is held has one until it executes.
+    #[cfg(test)]
+    pub fn shared_descriptor(&self) -> io::Result<File> {
+        self.core.lock.try_clone()
+    }
+
     /// Lets go of the flock while flatline only waits (a grace, a kill wait), so that an
     /// orchestrator can write meanwhile. Documents must be read again before the next write.
     #[cfg(test)]
@@ -219,6 +226,18 @@ impl RunLock {
         stop: &dyn Fn() -> bool,
     ) -> Result<(), LockError> {
         self.core.reacquire(wait, stop)
+    }
+}
+
+/// The flock belongs to the open file description, which a child forked meanwhile shares
+/// until it executes (`flatline run` forks its worker while the queued record is written):
+/// closing this descriptor alone would leave the lock held by that child, so it is let go
+/// explicitly.
+impl Drop for Core {
+    fn drop(&mut self) {
+        if self.held.load(Ordering::Relaxed) {
+            let _ = self.lock.unlock();
+        }
     }
 }
 

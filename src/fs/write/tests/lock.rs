@@ -435,3 +435,17 @@ fn groups_resolve_by_number_or_name() {
     assert_eq!(group_id("no-such-group-flatline").unwrap(), None);
     assert!(group_id("99999999999").is_err());
 }
+
+#[test]
+fn dropping_the_lock_lets_it_go_while_a_forked_child_still_shares_its_descriptor() {
+    let scratch = Scratch::new("lock-shared");
+    let run = scratch.dir();
+    let never = || false;
+    let lock = lock_run(&run, None, &never).unwrap();
+    // What a worker forked meanwhile holds until it executes (`flatline run`).
+    let child_copy = lock.shared_descriptor().unwrap();
+    drop(lock);
+    let again = lock_run(&run, None, &never);
+    assert!(again.is_ok(), "{again:?}");
+    drop(child_copy);
+}
