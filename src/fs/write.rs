@@ -400,9 +400,10 @@ mod test_hook {
 
 /// Places a new file `name` in `dir` holding `content`, never replacing anything (SPEC §12,
 /// `flatline run`'s queued delegation): a temp file with `mode` (and the group `group` when
-/// this user may give it), fsync, `renameat2(RENAME_NOREPLACE)` onto the name, directory
-/// fsync. A name already taken (whatever it is) is `Io(AlreadyExists)` and nothing changes;
-/// a reader never sees half a document.
+/// this user may give it), fsync, `renameat2(RENAME_NOREPLACE)` onto the name. A name
+/// already taken (whatever it is) is `Io(AlreadyExists)` and nothing changes; a reader never
+/// sees half a document, and a power loss leaves the whole document or none. The directory
+/// is not fsynced here: the caller does it once for its batch (`sync_dir`).
 pub fn create_new(
     dir: &Dir,
     name: &OsStr,
@@ -418,8 +419,7 @@ pub fn create_new(
     temp.file
         .set_permissions(Permissions::from_mode(mode & PERMISSION_BITS))?;
     temp.fill(content)?;
-    temp.rename_new(&cname)?;
-    sync_dir(dir)
+    temp.rename_new(&cname)
 }
 
 /// Creates the directory `name` of `dir` with `mode` when it is missing, then opens it

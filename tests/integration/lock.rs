@@ -91,13 +91,13 @@ fn owner_of(path: &Path) -> (u32, u32) {
 
 /// An orchestrator holding the lock with `flock LOCK sh -c …` as `uid`/`gid`: it says
 /// "locked", and on a line on its stdin runs `then` and exits (releasing the lock).
-struct Holder {
+pub(crate) struct Holder {
     child: Child,
     stdin: Option<ChildStdin>,
 }
 
 impl Holder {
-    fn start(mut cmd: Command, lock: &Path, then: &str) -> Holder {
+    pub(crate) fn start(mut cmd: Command, lock: &Path, then: &str) -> Holder {
         let script = format!("echo locked; read go; {then}");
         let mut child = cmd
             .arg("flock")
@@ -122,7 +122,7 @@ impl Holder {
         self.child.id()
     }
 
-    fn finish(mut self) {
+    pub(crate) fn finish(mut self) {
         if let Some(mut stdin) = self.stdin.take() {
             stdin.write_all(b"go\n").unwrap();
         }

@@ -141,3 +141,44 @@ fn a_worker_that_cannot_be_recorded_never_runs() {
     );
     assert!(!run.path().join("ran").exists(), "the command ran");
 }
+
+/// The worker is forked while its queued record is written (SPEC §8's launch figure): when
+/// that record cannot be placed (here the run lock is held and `--wait 0s`), the forked child
+/// exits before exec, and `run` says why and exits 125.
+#[test]
+fn a_worker_whose_queued_record_cannot_be_placed_never_runs() {
+    if !have("flock") {
+        return;
+    }
+    let run = Run::new();
+    let dir = run.path().to_str().unwrap().to_string();
+    // A first run makes .flatline/ and its lock.
+    assert_eq!(
+        flatline(["run", "--run-dir", &dir, "--id", "first", "--", "true"]).code,
+        0
+    );
+    let lock = run.path().join(".flatline/lock");
+    let holder = crate::lock::Holder::start(Command::new("env"), &lock, "true");
+    let out = run_command(
+        Command::new(bin())
+            .args([
+                "run",
+                "--run-dir",
+                &dir,
+                "--wait",
+                "0s",
+                "--id",
+                "never",
+                "--",
+                "sh",
+                "-c",
+            ])
+            .arg(r#"touch "$FLATLINE_RUN_DIR/ran""#),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.code, 125, "{}", out.stderr);
+    assert!(out.stderr.contains("held by pid"), "{}", out.stderr);
+    assert!(!run.path().join("delegations/never.json").exists());
+    holder.finish();
+    assert!(!run.path().join("ran").exists(), "the command ran");
+}

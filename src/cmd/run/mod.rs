@@ -59,9 +59,6 @@ fn launch_and_watch(
     };
     let stream = prepared.open_stream(&id, config.run.stream.as_deref())?;
     let host = LazyHost::default();
-    let now = crate::proc::now_ms();
-    crate::shell::launch::queue(&prepared, &id, &stream, config, host.get(), &lock, now)?;
-    diag.notice(&format!("delegation {id}"));
     let env = crate::shell::launch::environment(&prepared, &id, &stream);
     let stdio = Stdio {
         stdin_inherit: config.run.stdin_inherit,
@@ -72,12 +69,23 @@ fn launch_and_watch(
         stderr,
         tee: config.run.tee,
     };
-    let started_at = crate::proc::now_ms();
-    // Forked and held before exec: the worker runs only once it is recorded (SPEC §12).
-    let held = match crate::shell::launch::spawn(&config.run.command, stdio, &env, host.get()) {
+    let now = crate::proc::now_ms();
+    let queued = crate::shell::launch::queued_bytes(&id, &stream, config, host.get(), now);
+    // Forked while the queued record is written, and held before exec: the command runs
+    // only once the running record is in place (SPEC §12).
+    let forking = crate::shell::launch::spawn(&config.run.command, stdio, &env);
+    if let Err(error) = prepared.place_queued(&name, &queued, &lock) {
+        if let Ok(forking) = forking {
+            forking.abort();
+        }
+        return Err(error);
+    }
+    diag.notice(&format!("delegation {id}"));
+    let held = match forking.and_then(|forking| forking.held(host.get())) {
         Ok(held) => held,
         Err(error) => return cannot_execute(config, &prepared, &name, &lock, &error, diag),
     };
+    let started_at = now;
     let recorded = held
         .started(host.get(), started_at)
         .ok_or_else(|| {
@@ -87,7 +95,7 @@ fn launch_and_watch(
             )
         })
         .and_then(|started| {
-            crate::shell::launch::record(
+            crate::shell::launch::record_unsynced(
                 &prepared,
                 &name,
                 LaunchChange::Running(started),
@@ -105,6 +113,10 @@ fn launch_and_watch(
         Ok(spawned) => spawned,
         Err(error) => return cannot_execute(config, &prepared, &name, &lock, &error, diag),
     };
+    // The queued and the running record's renames, made durable once the worker is let go.
+    if let Err(error) = prepared.sync_delegations() {
+        diag.warning(&error.path, &error.message);
+    }
     let watch = Watch {
         prepared: &prepared,
         name: &name,

@@ -240,6 +240,14 @@ impl Prepared {
     }
 
     /// Places the queued delegation with `renameat2(RENAME_NOREPLACE)`, under the run lock.
+    /// fsync of `delegations/`: makes the queued and the running record's renames durable
+    /// at once. A failure is said on stderr; the worker keeps running.
+    pub fn sync_delegations(&self) -> Result<(), LaunchError> {
+        fs::sync_dir(&self.delegations).map_err(|error| {
+            LaunchError::failed(&self.run.path.join("delegations"), error.to_string())
+        })
+    }
+
     pub fn place_queued(
         &self,
         name: &OsStr,
@@ -248,9 +256,10 @@ impl Prepared {
     ) -> Result<(), LaunchError> {
         let path = self.delegations.join(name);
         let _held = lock.take(&self.run)?;
-        // Kept durable (fsync, then the directory's): without it a power loss could leave a
-        // zero-length document under the new name, and the running record's own two fsyncs
-        // would still put launch-to-running above SPEC §8's 2 ms (BENCHMARKS.md, `flatline run`).
+        // The document's data is fsynced before its rename: a power loss never leaves a
+        // zero-length document under the new name. The rename is made durable with the
+        // running record's, by one directory fsync (`sync_delegations`): until then the
+        // worker has not run (SPEC §12; BENCHMARKS.md, `flatline run`).
         match fs::create_new(&self.delegations, name, bytes, FILE_MODE, Some(self.gid)) {
             Ok(()) => Ok(()),
             Err(fs::StoreError::Io(error)) if error.kind() == io::ErrorKind::AlreadyExists => Err(

@@ -145,8 +145,27 @@ impl DocChange for LaunchChange {
 }
 
 /// Writes `change` to `delegations/<name>` under the run lock; it must land (retried
-/// after another writer's change, re-applied to what is on disk then).
+/// after another writer's change, re-applied to what is on disk then), and the directory
+/// is fsynced after it.
 pub fn record(
+    prepared: &Prepared,
+    name: &OsStr,
+    change: LaunchChange,
+    lock: &LockPolicy,
+    now: Millis,
+) -> Result<(), LaunchError> {
+    let written = record_unsynced(prepared, name, change, lock, now);
+    let _ = fs::sync_dir(&prepared.delegations);
+    written
+}
+
+/// `record` without the directory's fsync: the document is complete and its data durable
+/// (temp file, fsync, rename), the rename itself is made durable by the caller's
+/// `Prepared::sync_delegations` (SPEC §4: once per directory per batch). The running record
+/// takes this path so that the worker is let go without waiting for the directory: a power
+/// loss kills the worker with the machine, and a `run` killed in between leaves the record
+/// in the page cache, where every reader sees it (BENCHMARKS.md, `flatline run`).
+pub fn record_unsynced(
     prepared: &Prepared,
     name: &OsStr,
     change: LaunchChange,
@@ -169,7 +188,6 @@ pub fn record(
     let written = commit::write_change_landing(target, change, now, &Stop::never(), |_| {
         Ok(Some(again.clone()))
     });
-    let _ = fs::sync_dir(&prepared.delegations);
     match written {
         Written::Done { .. } | Written::NothingLeft => Ok(()),
         Written::Conflict(_) => Err(LaunchError::failed(
@@ -213,16 +231,14 @@ pub fn launcher_guard(
     launch::launcher_guard(triage, alive)
 }
 
-/// Builds the complete `queued` delegation (SPEC §12) and places it under the run lock.
-pub fn queue(
-    prepared: &Prepared,
+/// The complete `queued` delegation (SPEC §12), rendered, for `Prepared::place_queued`.
+pub fn queued_bytes(
     id: &str,
     stream: &StreamFile,
     config: &crate::cli::config::Config,
     host: &crate::core::identity::Host,
-    lock: &LockPolicy,
     now: Millis,
-) -> Result<(), LaunchError> {
+) -> Vec<u8> {
     let launcher = launcher_fingerprint(host);
     let command: Vec<String> = config
         .run
@@ -247,6 +263,5 @@ pub fn queue(
         timeout_after_ms: config.thresholds.timeout,
         now,
     });
-    let name = std::ffi::OsString::from(format!("{id}.json"));
-    prepared.place_queued(&name, &crate::model::render(&queued), lock)
+    crate::model::render(&queued)
 }

@@ -47,16 +47,24 @@ pub struct Held {
     own_group: bool,
 }
 
-/// Forks `command` and holds it before exec. Every descriptor flatline holds is
-/// `O_CLOEXEC`; only the three given here reach the worker. The fork and exec happen on a
-/// short-lived thread (`std::process::Command::spawn` returns only once the child has
-/// executed), which ends with `go` or `abort`.
-pub fn spawn(
-    command: &[OsString],
-    stdio: Stdio,
-    env: &[(&str, OsString)],
-    host: &Host,
-) -> io::Result<Held> {
+/// A worker being forked on the spawner thread: `held` waits until the child is held
+/// before exec and says its pid, `abort` stops it before it runs anything.
+#[derive(Debug)]
+pub struct Forking {
+    pid: File,
+    go: File,
+    spawner: std::thread::JoinHandle<io::Result<Child>>,
+    relay_to: Option<File>,
+    own_group: bool,
+}
+
+/// Starts forking `command`, to be held before exec; returns at once, so that the fork
+/// overlaps the queued record's write (the command itself runs only once `Held::go` lets
+/// it, after the running record). Every descriptor flatline holds is `O_CLOEXEC`; only the
+/// three given here reach the worker. The fork and exec happen on a short-lived thread
+/// (`std::process::Command::spawn` returns only once the child has executed), which ends
+/// with `go` or `abort`.
+pub fn spawn(command: &[OsString], stdio: Stdio, env: &[(&str, OsString)]) -> io::Result<Forking> {
     let Some((program, args)) = command.split_first() else {
         return Err(io::Error::from_raw_os_error(libc::ENOENT));
     };
@@ -99,31 +107,57 @@ pub fn spawn(
             drop(child_ends);
             spawned
         })?;
-    let mut pid_bytes = [0u8; 4];
-    let said = File::from(gate.pid).read_exact(&mut pid_bytes);
-    let go = File::from(gate.go);
-    if said.is_err() {
-        drop(go);
-        return Err(join(spawner)
-            .err()
-            .unwrap_or_else(|| io::Error::other("the child exited before it could be recorded")));
-    }
-    // The pid of a child nobody has waited for cannot be recycled: the identity taken now
-    // is the worker's (SPEC §12, never by window).
-    let pid = crate::core::identity::validate_found(i32::from_ne_bytes(pid_bytes), host).ok();
-    let Some(pid) = pid else {
-        // Never let go: the child exits before exec.
-        drop(go);
-        reap(join(spawner));
-        return Err(io::Error::other("the child's pid cannot be used"));
-    };
-    Ok(Held {
-        own: OwnChild::open(pid),
-        go,
+    Ok(Forking {
+        pid: File::from(gate.pid),
+        go: File::from(gate.go),
         spawner,
         relay_to,
         own_group,
     })
+}
+
+impl Forking {
+    /// Waits for the child to be held before exec and takes its pidfd. `Err` when it could
+    /// not be forked (the spawn's error) or its pid cannot be used; it never runs then.
+    pub fn held(self, host: &Host) -> io::Result<Held> {
+        let Forking {
+            mut pid,
+            go,
+            spawner,
+            relay_to,
+            own_group,
+        } = self;
+        let mut pid_bytes = [0u8; 4];
+        if pid.read_exact(&mut pid_bytes).is_err() {
+            drop(go);
+            return Err(join(spawner).err().unwrap_or_else(|| {
+                io::Error::other("the child exited before it could be recorded")
+            }));
+        }
+        // The pid of a child nobody has waited for cannot be recycled: the identity taken
+        // now is the worker's (SPEC §12, never by window).
+        let pid = crate::core::identity::validate_found(i32::from_ne_bytes(pid_bytes), host).ok();
+        let Some(pid) = pid else {
+            // Never let go: the child exits before exec.
+            drop(go);
+            reap(join(spawner));
+            return Err(io::Error::other("the child's pid cannot be used"));
+        };
+        Ok(Held {
+            own: OwnChild::open(pid),
+            go,
+            spawner,
+            relay_to,
+            own_group,
+        })
+    }
+
+    /// The queued record could not be placed: the child exits before exec (125) without
+    /// running anything, and is reaped.
+    pub fn abort(self) {
+        drop(self.go);
+        reap(join(self.spawner));
+    }
 }
 
 /// Reaps a child that was never let go: it `_exit`ed before exec, which `spawn` cannot tell
