@@ -2,15 +2,22 @@
  * delegation written ≤ 2 ms more than a bare fork+exec), against that bare fork+exec.
  *   launch-running ROUNDS BIN RUN_DIR
  * Each round, alternately: (a) fork + exec `BIN run --run-dir RUN_DIR --id lrN --no-watch
- * -- /bin/sleep 0.2`, then read RUN_DIR/delegations/lrN.json until it
- * records `"status": "running"` (the worker's identity is on disk; a look every 50 µs): that instant minus the
- * fork is the launch; (b) fork + exec + wait of /bin/true. Prints the medians and p90 in ms.
+ * -- /bin/sleep 0.2`, then wait for RUN_DIR/delegations/lrN.json to record
+ * `"status": "running"` (the worker's identity is on disk): that instant minus the fork is
+ * the launch; (b) fork + exec + wait of /bin/true. Prints the medians and p90 in ms.
+ * The delegation is watched with inotify (IN_MOVED_TO: every record flatline writes is a
+ * rename into delegations/), so this process sleeps in read(2) until the rename and takes
+ * no core from the launch it measures; an earlier version polled the file every 50 µs,
+ * which on 2 cores slowed the launch by its own reads and timer wake-ups.
  * Built by bench/launch.sh with `cc -O2`; only libc. */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,6 +54,14 @@ int main(int argc, char **argv) {
     int rounds = atoi(argv[1]);
     double *launch = calloc(rounds, sizeof(double)), *bare = calloc(rounds, sizeof(double));
     pid_t *pids = calloc(rounds, sizeof(pid_t));
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/delegations", argv[3]);
+    mkdir(dir, 0755);
+    int watch = inotify_init1(IN_CLOEXEC);
+    if (watch < 0 || inotify_add_watch(watch, dir, IN_MOVED_TO) < 0) {
+        perror("launch-running: inotify on delegations/");
+        return 1;
+    }
     for (int i = 0; i < rounds; i++) {
         char id[32], doc[4096];
         snprintf(id, sizeof id, "lr%d", i);
@@ -61,10 +76,21 @@ int main(int argc, char **argv) {
                   "/bin/sleep", "0.2", (char *)NULL);
             _exit(127);
         }
-        while (!running(doc)) {
-            /* 50 µs between looks: resolution enough, and the poller leaves the cores to
-             * the launch it measures (a spinning poller slows it on a loaded machine). */
-            usleep(50);
+        /* Each rename into delegations/ wakes this read; the record is checked then. A
+         * launch that ends without a running record ends the bench (the 5 s poll timeout
+         * notices a flatline that died without writing anything). */
+        for (;;) {
+            struct pollfd pfd = {.fd = watch, .events = POLLIN};
+            if (poll(&pfd, 1, 5000) == 1) {
+                char events[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+                ssize_t n = read(watch, events, sizeof events);
+                if (n < 0) {
+                    perror("launch-running: inotify read");
+                    return 1;
+                }
+                if (running(doc))
+                    break;
+            }
             int status;
             if (waitpid(pid, &status, WNOHANG) == pid) {
                 fprintf(stderr, "launch-running: %s ended before its running record\n", id);

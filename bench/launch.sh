@@ -7,7 +7,8 @@
 #      spawn, pidfd + fingerprint, running record, wait, final record: three fsynced
 #      writes) against a bare fork+exec of /bin/true;
 #   3. launch to the RUNNING record (SPEC §8's figure: the worker's identity on disk), read
-#      by bench/launch-running.c polling the delegation, against a bare fork+exec+wait.
+#      by bench/launch-running.c watching delegations/ with inotify, against a bare
+#      fork+exec+wait.
 # Usage: bench/launch.sh [BIN] [SIZE_MIB]   (default target/release/flatline, 256)
 set -euo pipefail
 export LC_ALL=C
