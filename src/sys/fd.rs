@@ -1,5 +1,6 @@
 //! Descriptors and files: `open`, `openat`, `openat2`, `fstat`, `fstatat`, `lseek`,
-//! `readdir`, `faccessat`, `fsync`, `unlinkat`, `renameat`, `mkdirat`, `fstatfs`.
+//! `readdir`, `faccessat`, `fsync`, `unlinkat`, `renameat`, `mkdirat`, `fstatfs`, and a
+//! pipe's capacity (`F_SETPIPE_SZ`).
 
 use std::ffi::CStr;
 use std::io;
@@ -109,6 +110,15 @@ pub fn lseek(fd: BorrowedFd<'_>, offset: i64, whence: libc::c_int) -> io::Result
         return Err(last_error());
     }
     Ok(at)
+}
+
+/// `fcntl(F_SETPIPE_SZ)`: asks the kernel for a pipe buffer of `bytes` (rounded up to a
+/// power of two pages; an unprivileged user is held to `/proc/sys/fs/pipe-max-size`). The
+/// capacity granted.
+pub fn set_pipe_size(fd: BorrowedFd<'_>, bytes: libc::c_int) -> io::Result<usize> {
+    // SAFETY: fcntl on a live descriptor with an integer argument; no memory is passed.
+    let granted = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, bytes) };
+    usize::try_from(granted).map_err(|_| last_error())
 }
 
 /// Calls `each` with every entry of the directory `dir` as readdir gives it (`.` and `..`

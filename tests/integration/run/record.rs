@@ -383,3 +383,37 @@ fn named_streams_of_this_user_only(run: &Run) {
     );
     assert_eq!(out.code, 2, "{}", out.stderr);
 }
+
+/// `--tee` copies in steps larger than the default pipe (relay.rs): a megabyte and more
+/// reaches the stream and run's stdout byte for byte, and a reader of run's stdout that
+/// stops early stops only that copy: the stream still gets every byte.
+#[test]
+fn the_tee_relay_keeps_every_byte_when_its_reader_leaves() {
+    let run = Run::new();
+    let lines = "seq 1 300000 | sed 's/^/{\"type\":\"item.completed\",\"n\":/; s/$/}/'; \
+                 echo '{\"type\":\"turn.completed\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}'";
+    let mut command = Command::new(bin());
+    command.args(["run", "--run-dir"]).arg(run.path());
+    command.args(["--id", "whole", "--tee", "--", "sh", "-c", lines]);
+    let out = finish(start(&mut command), HANG_GUARD);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let stream = run.read("raw-events/whole.jsonl");
+    assert!(stream.len() > 8 << 20, "{} bytes", stream.len());
+    assert_eq!(stream, out.stdout.as_bytes());
+
+    // The reader takes 100 bytes and leaves; the worker and the stream go on to the end.
+    let script = format!(
+        "\"$1\" run --run-dir \"$2\" --id left --tee -- sh -c '{}' | head -c 100 > /dev/null; \
+         echo \"${{PIPESTATUS[0]}}\"",
+        lines.replace('\'', "'\\''")
+    );
+    let mut command = Command::new("bash");
+    command
+        .args(["-c", &script, "bash"])
+        .arg(bin())
+        .arg(run.path());
+    let out = finish(start(&mut command), HANG_GUARD);
+    assert_eq!(out.stdout.trim(), "0", "{}", out.stderr);
+    assert_eq!(run.read("raw-events/left.jsonl"), stream);
+    assert_eq!(doc(&run, "left")["child_agent"]["status"], "completed");
+}
