@@ -3,6 +3,7 @@
 //! wait status. The exit status is timeout(1)'s. The work is in `shell::launch`; the
 //! documents are built by `core::launch`.
 
+mod birth;
 mod end;
 
 use crate::cli::config::Config;
@@ -10,9 +11,7 @@ use crate::core::launch;
 use crate::exit::Exit;
 use crate::interrupt::Stop;
 use crate::output::Diagnostics;
-use crate::shell::launch::{
-    LaunchChange, LaunchError, LockPolicy, Prepared, Stdio, Watch, Watched,
-};
+use crate::shell::launch::{LaunchError, LockPolicy, Prepared, Watch, Watched};
 use crate::shell::runs::LazyHost;
 use std::ffi::OsString;
 
@@ -59,56 +58,21 @@ fn launch_and_watch(
     };
     let stream = prepared.open_stream(&id, config.run.stream.as_deref())?;
     let host = LazyHost::default();
-    let env = crate::shell::launch::environment(&prepared, &id, &stream);
-    let stdio = Stdio {
-        stdin_inherit: config.run.stdin_inherit,
-        stream: stream
-            .file
-            .try_clone()
-            .map_err(|e| LaunchError::failed(&prepared.run.path, e.to_string()))?,
-        stderr,
-        tee: config.run.tee,
+    let parents = birth::Parents {
+        config,
+        prepared: &prepared,
+        id: &id,
+        name: &name,
+        stream: &stream,
+        host: &host,
+        lock: &lock,
     };
-    let now = crate::proc::now_ms();
-    let queued = crate::shell::launch::queued_bytes(&id, &stream, config, host.get(), now);
-    // Forked while the queued record is written, and held before exec: the command runs
-    // only once the running record is in place (SPEC §12).
-    let forking = crate::shell::launch::spawn(&config.run.command, stdio, &env);
-    if let Err(error) = prepared.place_queued(&name, &queued, &lock) {
-        if let Ok(forking) = forking {
-            forking.abort();
+    let held = match birth::born(&parents, stderr, diag)? {
+        birth::Birth::Held(held) => held,
+        birth::Birth::CannotFork(error) => {
+            return cannot_execute(config, &prepared, &name, &lock, &error, diag);
         }
-        return Err(error);
-    }
-    diag.notice(&format!("delegation {id}"));
-    let held = match forking.and_then(|forking| forking.held(host.get())) {
-        Ok(held) => held,
-        Err(error) => return cannot_execute(config, &prepared, &name, &lock, &error, diag),
     };
-    let started_at = now;
-    let recorded = held
-        .started(host.get(), started_at)
-        .ok_or_else(|| {
-            LaunchError::failed(
-                &prepared.run.path,
-                "the worker's fingerprint cannot be read".into(),
-            )
-        })
-        .and_then(|started| {
-            crate::shell::launch::record_unsynced(
-                &prepared,
-                &name,
-                LaunchChange::Running(started),
-                &lock,
-                crate::proc::now_ms(),
-            )
-        });
-    let recorded = recorded.and_then(|()| test_unrecordable(&prepared));
-    if let Err(error) = recorded {
-        // A worker that cannot be recorded never runs (SPEC §12).
-        held.abort();
-        return Err(error);
-    }
     let mut spawned = match held.go() {
         Ok(spawned) => spawned,
         Err(error) => return cannot_execute(config, &prepared, &name, &lock, &error, diag),
@@ -154,20 +118,4 @@ fn cannot_execute(
         Exit::FileProblem,
     );
     end::not_started(prepared, name, lock, error)
-}
-
-/// Debug builds only: `FLATLINE_TEST_UNRECORDABLE` makes the running record fail after it
-/// was written, so that a test can see a worker that cannot be recorded never run. Release
-/// builds have no such hook.
-fn test_unrecordable(prepared: &Prepared) -> Result<(), LaunchError> {
-    #[cfg(debug_assertions)]
-    if std::env::var_os("FLATLINE_TEST_UNRECORDABLE").is_some() {
-        return Err(LaunchError::failed(
-            &prepared.run.path,
-            "FLATLINE_TEST_UNRECORDABLE: the running record is taken as failed".into(),
-        ));
-    }
-    #[cfg(not(debug_assertions))]
-    let _ = prepared;
-    Ok(())
 }

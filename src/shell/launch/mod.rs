@@ -12,7 +12,7 @@ mod watch;
 
 pub use files::{Prepared, StreamFile};
 pub use relay::Relay;
-pub use spawn::{Spawned, Stdio, environment, launcher_fingerprint, spawn};
+pub use spawn::{Held, Spawned, Stdio, environment, launcher_fingerprint, spawn};
 pub use watch::{RELAY_DRAIN, Stuck, Watch, Watched, ended_of, watch};
 
 use crate::core::launch::{self, Ended, Started};

@@ -1,0 +1,105 @@
+//! The worker's birth (SPEC §12): forked and held before exec while its queued record is
+//! placed, then recorded running with the identity its pidfd gives; only then may it run.
+//! A worker that cannot be recorded never runs.
+
+use crate::cli::config::Config;
+use crate::output::Diagnostics;
+use crate::shell::launch::{self, Held, LaunchChange, LaunchError, LockPolicy, Prepared};
+use crate::shell::launch::{Stdio, StreamFile};
+use crate::shell::runs::LazyHost;
+use std::ffi::OsStr;
+use std::fs::File;
+
+/// What a birth gives when nothing failed in `run` itself.
+pub(super) enum Birth {
+    /// Recorded running, held before exec: `Held::go` lets it run.
+    Held(Held),
+    /// Recorded queued, but the command could not be forked: to be recorded as not
+    /// started (exit 126 or 127).
+    CannotFork(std::io::Error),
+}
+
+/// The files and facts a birth needs.
+pub(super) struct Parents<'a> {
+    pub config: &'a Config,
+    pub prepared: &'a Prepared,
+    pub id: &'a str,
+    pub name: &'a OsStr,
+    pub stream: &'a StreamFile,
+    pub host: &'a LazyHost,
+    pub lock: &'a LockPolicy,
+}
+
+/// Forks the worker (held before exec) while its queued record is placed, then records it
+/// running. `Err` when a record could not be made: the child then exits before exec.
+pub(super) fn born(
+    p: &Parents<'_>,
+    stderr: Option<File>,
+    diag: &mut Diagnostics,
+) -> Result<Birth, LaunchError> {
+    let env = launch::environment(p.prepared, p.id, p.stream);
+    let stdio = Stdio {
+        stdin_inherit: p.config.run.stdin_inherit,
+        stream: p
+            .stream
+            .file
+            .try_clone()
+            .map_err(|e| LaunchError::failed(&p.prepared.run.path, e.to_string()))?,
+        stderr,
+        tee: p.config.run.tee,
+    };
+    let now = crate::proc::now_ms();
+    let queued = launch::queued_bytes(p.id, p.stream, p.config, p.host.get(), now);
+    // The fork overlaps the queued record's write (SPEC §8's launch figure); the command
+    // runs only once `go` lets it.
+    let forking = launch::spawn(&p.config.run.command, stdio, &env);
+    if let Err(error) = p.prepared.place_queued(p.name, &queued, p.lock) {
+        if let Ok(forking) = forking {
+            forking.abort();
+        }
+        return Err(error);
+    }
+    diag.notice(&format!("delegation {}", p.id));
+    let worker = match forking.and_then(|forking| forking.held(p.host.get())) {
+        Ok(worker) => worker,
+        Err(error) => return Ok(Birth::CannotFork(error)),
+    };
+    let recorded = worker
+        .started(p.host.get(), now)
+        .ok_or_else(|| {
+            LaunchError::failed(
+                &p.prepared.run.path,
+                "the worker's fingerprint cannot be read".into(),
+            )
+        })
+        .and_then(|started| {
+            let change = LaunchChange::Running(started);
+            let now = crate::proc::now_ms();
+            launch::record_unsynced(p.prepared, p.name, change, p.lock, now)
+        })
+        .and_then(|()| test_unrecordable(p.prepared));
+    match recorded {
+        Ok(()) => Ok(Birth::Held(worker)),
+        Err(error) => {
+            // A worker that cannot be recorded never runs (SPEC §12).
+            worker.abort();
+            Err(error)
+        }
+    }
+}
+
+/// Debug builds only: `FLATLINE_TEST_UNRECORDABLE` makes the running record fail after it
+/// was written, so that a test can see a worker that cannot be recorded never run. Release
+/// builds have no such hook.
+fn test_unrecordable(prepared: &Prepared) -> Result<(), LaunchError> {
+    #[cfg(debug_assertions)]
+    if std::env::var_os("FLATLINE_TEST_UNRECORDABLE").is_some() {
+        return Err(LaunchError::failed(
+            &prepared.run.path,
+            "FLATLINE_TEST_UNRECORDABLE: the running record is taken as failed".into(),
+        ));
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = prepared;
+    Ok(())
+}
