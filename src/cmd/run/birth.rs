@@ -1,6 +1,6 @@
 //! The worker's birth (SPEC §12): forked and held before exec while its queued record is
-//! placed, then recorded running with the identity its pidfd gives; only then may it run.
-//! A worker that cannot be recorded never runs.
+//! placed, then recorded running with the identity its pidfd gives, both under one hold of
+//! the run lock; only then may it run. A worker that cannot be recorded never runs.
 
 use crate::cli::config::Config;
 use crate::output::Diagnostics;
@@ -53,12 +53,20 @@ pub(super) fn born(
     // The fork overlaps the queued record's write (SPEC §8's launch figure); the command
     // runs only once `go` lets it.
     let forking = launch::spawn(&p.config.run.command, stdio, &env);
-    if let Err(error) = p.prepared.place_queued(p.name, &queued, p.lock) {
-        if let Ok(forking) = forking {
-            forking.abort();
+    let placed = p.lock.take(&p.prepared.run).and_then(|held| {
+        p.prepared
+            .place_queued(p.name, &queued, &held)
+            .map(|()| held)
+    });
+    let held_lock = match placed {
+        Ok(held_lock) => held_lock,
+        Err(error) => {
+            if let Ok(forking) = forking {
+                forking.abort();
+            }
+            return Err(error);
         }
-        return Err(error);
-    }
+    };
     diag.notice(&format!("delegation {}", p.id));
     let worker = match forking.and_then(|forking| forking.held(p.host.get())) {
         Ok(worker) => worker,
@@ -75,9 +83,10 @@ pub(super) fn born(
         .and_then(|started| {
             let change = LaunchChange::Running(started);
             let now = crate::proc::now_ms();
-            launch::record_unsynced(p.prepared, p.name, change, p.lock, now)
+            launch::record_held(p.prepared, p.name, change, now, &held_lock)
         })
         .and_then(|()| test_unrecordable(p.prepared));
+    drop(held_lock);
     match recorded {
         Ok(()) => Ok(Birth::Held(worker)),
         Err(error) => {

@@ -248,14 +248,14 @@ impl Prepared {
         })
     }
 
+    /// Places the queued delegation under the run lock the caller holds (`_held`).
     pub fn place_queued(
         &self,
         name: &OsStr,
         bytes: &[u8],
-        lock: &super::LockPolicy,
+        _held: &fs::RunLock,
     ) -> Result<(), LaunchError> {
         let path = self.delegations.join(name);
-        let _held = lock.take(&self.run)?;
         // The document's data is fsynced before its rename: a power loss never leaves a
         // zero-length document under the new name. The rename is made durable with the
         // running record's, by one directory fsync (`sync_delegations`): until then the

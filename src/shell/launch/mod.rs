@@ -154,26 +154,28 @@ pub fn record(
     lock: &LockPolicy,
     now: Millis,
 ) -> Result<(), LaunchError> {
-    let written = record_unsynced(prepared, name, change, lock, now);
+    let held = lock.take(&prepared.run)?;
+    let written = record_held(prepared, name, change, now, &held);
+    drop(held);
     let _ = fs::sync_dir(&prepared.delegations);
     written
 }
 
-/// `record` without the directory's fsync: the document is complete and its data durable
-/// (temp file, fsync, rename), the rename itself is made durable by the caller's
-/// `Prepared::sync_delegations` (SPEC §4: once per directory per batch). The running record
-/// takes this path so that the worker is let go without waiting for the directory: a power
-/// loss kills the worker with the machine, and a `run` killed in between leaves the record
-/// in the page cache, where every reader sees it (BENCHMARKS.md, `flatline run`).
-pub fn record_unsynced(
+/// `record` under a lock the caller holds, without the directory's fsync: the document is
+/// complete and its data durable (temp file, fsync, rename); the rename itself is made
+/// durable by the caller's `Prepared::sync_delegations` (SPEC §4: once per directory per
+/// batch). The running record takes this path so that the worker is let go without
+/// waiting for the directory: a power loss kills the worker with the machine, and a `run`
+/// killed in between leaves the record in the page cache, where every reader sees it
+/// (BENCHMARKS.md, `flatline run`).
+pub fn record_held(
     prepared: &Prepared,
     name: &OsStr,
     change: LaunchChange,
-    lock: &LockPolicy,
     now: Millis,
+    _held: &RunLock,
 ) -> Result<(), LaunchError> {
     let path = prepared.delegations.join(name);
-    let _held = lock.take(&prepared.run)?;
     let mut bytes = Vec::new();
     prepared
         .delegations
