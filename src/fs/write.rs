@@ -422,6 +422,19 @@ pub fn create_new(
     temp.rename_new(&cname)
 }
 
+/// Removes `name` from `dir` if it is still the file `created` (same device and inode, and
+/// still empty): what a command made and must not leave behind when it stops before using
+/// it. `Ok(false)` when something else has the name now (it is left alone).
+pub fn remove_created(dir: &Dir, name: &OsStr, created: &files::FileMeta) -> io::Result<bool> {
+    let cname = entry_name(name)?;
+    let now = files::lstatat(dir.fd(), name)?;
+    if (now.dev, now.ino) != (created.dev, created.ino) || now.size != 0 {
+        return Ok(false);
+    }
+    sys::fd::unlinkat(dir.fd(), &cname)?;
+    Ok(true)
+}
+
 /// Creates the directory `name` of `dir` with `mode` when it is missing, then opens it
 /// without following a symlink (a symlink or a non-directory there is an error).
 pub fn ensure_dir(dir: &Dir, name: &OsStr, mode: u32) -> io::Result<Dir> {

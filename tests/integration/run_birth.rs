@@ -144,7 +144,7 @@ fn a_worker_that_cannot_be_recorded_never_runs() {
 
 /// The worker is forked while its queued record is written (SPEC §8's launch figure): when
 /// that record cannot be placed (here the run lock is held and `--wait 0s`), the forked child
-/// exits before exec, and `run` says why and exits 125.
+/// exits before exec, `run` says why and exits 125, and leaves no stream behind.
 #[test]
 fn a_worker_whose_queued_record_cannot_be_placed_never_runs() {
     if !have("flock") {
@@ -181,4 +181,8 @@ fn a_worker_whose_queued_record_cannot_be_placed_never_runs() {
     assert!(!run.path().join("delegations/never.json").exists());
     holder.finish();
     assert!(!run.path().join("ran").exists(), "the command ran");
+    // The stream it had made is taken back: the same id runs once the lock is free.
+    assert!(!run.path().join("raw-events/never.jsonl").exists());
+    let again = flatline(["run", "--run-dir", &dir, "--id", "never", "--", "true"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
 }

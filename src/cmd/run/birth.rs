@@ -40,11 +40,10 @@ pub(super) fn born(
     let env = launch::environment(p.prepared, p.id, p.stream);
     let stdio = Stdio {
         stdin_inherit: p.config.run.stdin_inherit,
-        stream: p
-            .stream
-            .file
-            .try_clone()
-            .map_err(|e| LaunchError::failed(&p.prepared.run.path, e.to_string()))?,
+        stream: p.stream.file.try_clone().map_err(|e| {
+            p.prepared.discard_stream(p.stream);
+            LaunchError::failed(&p.prepared.run.path, e.to_string())
+        })?,
         stderr,
         tee: p.config.run.tee,
     };
@@ -64,6 +63,7 @@ pub(super) fn born(
             if let Ok(forking) = forking {
                 forking.abort();
             }
+            p.prepared.discard_stream(p.stream);
             return Err(error);
         }
     };

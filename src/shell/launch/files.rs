@@ -82,30 +82,46 @@ pub struct StreamFile {
     pub meta: FileMeta,
     /// The path beneath the run directory, as the delegation records it.
     pub rel: PathBuf,
+    /// `raw-events/<id>.jsonl`, created by this `run` (not a `--stream` named on purpose).
+    created: Option<OsString>,
 }
 
 impl Prepared {
     /// The stream: `raw-events/<id>.jsonl`, which must be new, or `--stream`, which may
     /// exist when it is a regular file with one link of this user.
     pub fn open_stream(&self, id: &str, given: Option<&Path>) -> Result<StreamFile, LaunchError> {
-        let (rel, file, meta) = match given {
+        let (rel, file, meta, created) = match given {
             Some(path) => {
                 let rel = self.beneath(path)?;
                 let (file, meta) = self.open_beneath(&rel, true)?;
-                (rel, file, meta)
+                (rel, file, meta, None)
             }
             None => {
                 let name = OsString::from(format!("{id}.jsonl"));
                 let rel = Path::new("raw-events").join(&name);
                 let (file, meta) =
                     open_in(&self.raw_events, &name, &self.run.path.join(&rel), false)?;
-                (rel, file, meta)
+                (rel, file, meta, Some(name))
             }
         };
         if fs::effective_uid() == meta.uid {
             let _ = std::os::unix::fs::fchown(&file, None, Some(self.gid));
         }
-        Ok(StreamFile { file, meta, rel })
+        Ok(StreamFile {
+            file,
+            meta,
+            rel,
+            created,
+        })
+    }
+
+    /// A `run` that stops before its queued record is placed takes back the stream it
+    /// created, so that the same `--id` can be run again (an existing stream is a usage
+    /// error). Only the empty file it made goes; a `--stream` named on purpose stays.
+    pub fn discard_stream(&self, stream: &StreamFile) {
+        if let Some(name) = &stream.created {
+            let _ = fs::remove_created(&self.raw_events, name, &stream.meta);
+        }
     }
 
     /// `--stderr FILE`: created or appended to, under the same rules.
