@@ -236,7 +236,10 @@ fn assert_durable_renames(trace: &str) -> usize {
                 "directory fd {fd} closed without an fsync after a rename:\n{trace}"
             );
             fds.remove(fd);
-        } else if let Some(args) = call.strip_prefix("renameat(") {
+        } else if let Some(args) = call
+            .strip_prefix("renameat(")
+            .or_else(|| call.strip_prefix("renameat2("))
+        {
             let temp = args.split('"').nth(1).unwrap_or("");
             let dir = args.split(',').next().unwrap_or("").to_string();
             let synced = fds
@@ -356,4 +359,67 @@ fn every_atomic_write_fsyncs_the_file_and_then_its_directory() {
     }
     let _ = std::fs::remove_file(&trace);
     let _ = std::fs::remove_file(&metrics);
+}
+
+/// flatline run's queued (renameat2), running and final records are durable writes too; the
+/// directory fsync of the first two comes once, after the worker is let go (once per
+/// directory per batch). Traced per thread (-ff), so that the worker's fork does not
+/// interleave the lines; run's main thread writes every record.
+#[test]
+fn run_records_are_durable_and_the_directory_is_fsynced_once_the_worker_is_let_go() {
+    if !have("strace") {
+        eprintln!("SKIPPED: needs strace");
+        return;
+    }
+    let run = Run::new();
+    let prefix = run.path().join("../trace-run");
+    let mut command = Command::new("strace");
+    command
+        .args([
+            "-ff",
+            "-qq",
+            "-e",
+            "trace=openat,fsync,renameat,renameat2,close",
+            "-o",
+        ])
+        .arg(&prefix)
+        .arg(bin())
+        .args(["run", "--run-dir"])
+        .arg(run.path())
+        .args(["--id", "traced", "--", "true"]);
+    let out = run_command(&mut command, HANG_GUARD);
+    assert_eq!(out.code, 0, "run: {}", out.stderr);
+    let parent = prefix.parent().unwrap();
+    let mut writer = None;
+    for entry in std::fs::read_dir(parent).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().contains("trace-run.") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            if text.contains("renameat2(") {
+                writer = Some(text);
+            }
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    // One file per thread has no pid column; the checker expects one.
+    let text: String = writer
+        .expect("no thread of run placed the queued record")
+        .lines()
+        .map(|line| format!("1 {line}\n"))
+        .collect();
+    assert_eq!(assert_durable_renames(&text), 3, "run:\n{text}");
+    // The directory is fsynced between the running record and the final one (when the
+    // worker is let go), not only by the final record's own fsync.
+    let lines: Vec<&str> = text.lines().collect();
+    let renames: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].contains(" renameat"))
+        .collect();
+    let dir = lines[renames[1]].split(['(', ',']).nth(1).unwrap_or("");
+    let synced = lines[renames[1]..renames[2]]
+        .iter()
+        .any(|line| line.starts_with(&format!("1 fsync({dir})")));
+    assert!(
+        synced,
+        "no fsync of fd {dir} before the final record:\n{text}"
+    );
 }
