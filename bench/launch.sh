@@ -43,6 +43,9 @@ floor=$(median splice "$work/relay.tsv")
 echo "  throughput: relay $(awk -v b=$bytes -v t="$relay" 'BEGIN{printf "%.0f", b/1048576/(t/1000)}') MiB/s, splice $(awk -v b=$bytes -v t="$floor" 'BEGIN{printf "%.0f", b/1048576/(t/1000)}') MiB/s; relay/splice speed ratio $(awk -v a="$floor" -v b="$relay" 'BEGIN{printf "%.2f", a/b}') (target ≥ 0.8)"
 
 echo "## launch overhead: flatline run -- /bin/true vs a bare fork+exec"
+# The relay's writes and removals keep the device busy for a while: every fsync below
+# would wait behind them.
+sync
 "$work/abrun" 41 3 \
   run sh -c "$clean; exec \"\$1\" run --run-dir \"\$0\" --no-watch -- /bin/true 2>/dev/null" "$work/run" "$bin" \
   :: bare sh -c 'exec /bin/true' \
