@@ -142,9 +142,10 @@ fn a_worker_that_cannot_be_recorded_never_runs() {
     assert!(!run.path().join("ran").exists(), "the command ran");
 }
 
-/// The worker is forked while its queued record is written (SPEC §8's launch figure): when
-/// that record cannot be placed (here the run lock is held and `--wait 0s`), the forked child
-/// exits before exec, `run` says why and exits 125, and leaves no stream behind.
+/// A worker whose queued record cannot be placed (here the run lock is held and `--wait 0s`)
+/// never runs: `run` says why and exits 125, and leaves no stream behind. (The lock is taken
+/// before the worker is forked; a placement that fails under it stops the forked child
+/// before exec, as `abort` does for a running record that fails.)
 #[test]
 fn a_worker_whose_queued_record_cannot_be_placed_never_runs() {
     if !have("flock") {

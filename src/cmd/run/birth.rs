@@ -49,24 +49,23 @@ pub(super) fn born(
     };
     let now = crate::proc::now_ms();
     let queued = launch::queued_bytes(p.id, p.stream, p.config, p.host.get(), now);
-    // The fork overlaps the queued record's write (SPEC §8's launch figure); the command
-    // runs only once `go` lets it.
-    let forking = launch::spawn(&p.config.run.command, stdio, &env);
-    let placed = p.lock.take(&p.prepared.run).and_then(|held| {
-        p.prepared
-            .place_queued(p.name, &queued, &held)
-            .map(|()| held)
-    });
-    let held_lock = match placed {
+    // The lock first: a wait for it holds no child. Then the fork, which overlaps the queued
+    // record's write (SPEC §8's launch figure); the command runs only once `go` lets it.
+    let held_lock = match p.lock.take(&p.prepared.run) {
         Ok(held_lock) => held_lock,
         Err(error) => {
-            if let Ok(forking) = forking {
-                forking.abort();
-            }
             p.prepared.discard_stream(p.stream);
             return Err(error);
         }
     };
+    let forking = launch::spawn(&p.config.run.command, stdio, &env);
+    if let Err(error) = p.prepared.place_queued(p.name, &queued, &held_lock) {
+        if let Ok(forking) = forking {
+            forking.abort();
+        }
+        p.prepared.discard_stream(p.stream);
+        return Err(error);
+    }
     diag.notice(&format!("delegation {}", p.id));
     let worker = match forking.and_then(|forking| forking.held(p.host.get())) {
         Ok(worker) => worker,
