@@ -2,12 +2,9 @@
 //! placed, then recorded running with the identity its pidfd gives, both under one hold of
 //! the run lock; only then may it run. A worker that cannot be recorded never runs.
 
-use crate::cli::config::Config;
 use crate::output::Diagnostics;
-use crate::shell::launch::{self, Held, LaunchChange, LaunchError, LockPolicy, Prepared};
-use crate::shell::launch::{Stdio, StreamFile};
-use crate::shell::runs::LazyHost;
-use std::ffi::OsStr;
+use crate::shell::launch::{self, Held, LaunchChange, LaunchError, Prepared};
+use crate::shell::launch::{Stdio, StreamFile, Watch};
 use std::fs::File;
 
 /// What a birth gives when nothing failed in `run` itself.
@@ -19,72 +16,63 @@ pub(super) enum Birth {
     CannotFork(std::io::Error),
 }
 
-/// The files and facts a birth needs.
-pub(super) struct Parents<'a> {
-    pub config: &'a Config,
-    pub prepared: &'a Prepared,
-    pub id: &'a str,
-    pub name: &'a OsStr,
-    pub stream: &'a StreamFile,
-    pub host: &'a LazyHost,
-    pub lock: &'a LockPolicy,
-}
-
 /// Forks the worker (held before exec) while its queued record is placed, then records it
 /// running. `Err` when a record could not be made: the child then exits before exec.
 pub(super) fn born(
-    p: &Parents<'_>,
+    w: &Watch<'_>,
+    id: &str,
+    stream: &StreamFile,
     stderr: Option<File>,
     diag: &mut Diagnostics,
 ) -> Result<Birth, LaunchError> {
-    let env = launch::environment(p.prepared, p.id, p.stream);
+    let env = launch::environment(w.prepared, id, stream);
     let stdio = Stdio {
-        stdin_inherit: p.config.run.stdin_inherit,
-        stream: p.stream.file.try_clone().map_err(|e| {
-            p.prepared.discard_stream(p.stream);
-            LaunchError::failed(&p.prepared.run.path, e.to_string())
+        stdin_inherit: w.config.run.stdin_inherit,
+        stream: stream.file.try_clone().map_err(|e| {
+            w.prepared.discard_stream(stream);
+            LaunchError::failed(&w.prepared.run.path, e.to_string())
         })?,
         stderr,
-        tee: p.config.run.tee,
+        tee: w.config.run.tee,
     };
     let now = crate::proc::now_ms();
-    let queued = launch::queued_bytes(p.id, p.stream, p.config, p.host.get(), now);
+    let queued = launch::queued_bytes(id, stream, w.config, w.host.get(), now);
     // The lock first: a wait for it holds no child. Then the fork, which overlaps the queued
     // record's write (SPEC §8's launch figure); the command runs only once `go` lets it.
-    let held_lock = match p.lock.take(&p.prepared.run) {
+    let held_lock = match w.lock.take(&w.prepared.run) {
         Ok(held_lock) => held_lock,
         Err(error) => {
-            p.prepared.discard_stream(p.stream);
+            w.prepared.discard_stream(stream);
             return Err(error);
         }
     };
-    let forking = launch::spawn(&p.config.run.command, stdio, &env);
-    if let Err(error) = p.prepared.place_queued(p.name, &queued, &held_lock) {
+    let forking = launch::spawn(&w.config.run.command, stdio, &env);
+    if let Err(error) = w.prepared.place_queued(w.name, &queued, &held_lock) {
         if let Ok(forking) = forking {
             forking.abort();
         }
-        p.prepared.discard_stream(p.stream);
+        w.prepared.discard_stream(stream);
         return Err(error);
     }
-    diag.notice(&format!("delegation {}", p.id));
-    let worker = match forking.and_then(|forking| forking.held(p.host.get())) {
+    diag.notice(&format!("delegation {}", id));
+    let worker = match forking.and_then(|forking| forking.held(w.host.get())) {
         Ok(worker) => worker,
         Err(error) => return Ok(Birth::CannotFork(error)),
     };
     let recorded = worker
-        .started(p.host.get(), now)
+        .started(w.host.get(), now)
         .ok_or_else(|| {
             LaunchError::failed(
-                &p.prepared.run.path,
+                &w.prepared.run.path,
                 "the worker's fingerprint cannot be read".into(),
             )
         })
         .and_then(|started| {
             let change = LaunchChange::Running(started);
             let now = crate::proc::now_ms();
-            launch::record_held(p.prepared, p.name, change, now, &held_lock)
+            launch::record_held(w.prepared, w.name, change, now, &held_lock)
         })
-        .and_then(|()| test_unrecordable(p.prepared));
+        .and_then(|()| test_unrecordable(w.prepared));
     drop(held_lock);
     match recorded {
         Ok(()) => Ok(Birth::Held(worker)),

@@ -58,16 +58,15 @@ fn launch_and_watch(
     };
     let stream = prepared.open_stream(&id, config.run.stream.as_deref())?;
     let host = LazyHost::default();
-    let parents = birth::Parents {
-        config,
+    let watch = Watch {
         prepared: &prepared,
-        id: &id,
         name: &name,
-        stream: &stream,
-        host: &host,
+        config,
         lock: &lock,
+        host: &host,
+        stop,
     };
-    let held = match birth::born(&parents, stderr, diag)? {
+    let held = match birth::born(&watch, &id, &stream, stderr, diag)? {
         birth::Birth::Held(held) => held,
         birth::Birth::CannotFork(error) => {
             return cannot_execute(config, &prepared, &name, &lock, &error, diag);
@@ -81,14 +80,6 @@ fn launch_and_watch(
     if let Err(error) = prepared.sync_delegations() {
         diag.warning(&error.path, &error.message);
     }
-    let watch = Watch {
-        prepared: &prepared,
-        name: &name,
-        config,
-        lock: &lock,
-        host: &host,
-        stop,
-    };
     match crate::shell::launch::watch(&watch, &mut spawned, diag)? {
         Watched::Stuck(stuck) => {
             end::reclaim_tree(&watch, &mut spawned, &stuck, diag)?;

@@ -37,7 +37,8 @@ pub struct Stuck {
     pub timed_out_at: Option<crate::core::time::Millis>,
 }
 
-/// What the watch needs to know.
+/// The worker's run as `run` knows it: its files, configuration, lock and host facts
+/// (the birth, the watch and the end share it).
 pub struct Watch<'a> {
     pub prepared: &'a Prepared,
     pub name: &'a OsStr,
