@@ -54,7 +54,7 @@ pub(super) fn born(
         w.prepared.discard_stream(stream);
         return Err(error);
     }
-    diag.notice(&format!("delegation {}", id));
+    diag.notice(&format!("delegation {id}"));
     let worker = match forking.and_then(|forking| forking.held(w.host.get())) {
         Ok(worker) => worker,
         Err(error) => return Ok(Birth::CannotFork(error)),

@@ -255,7 +255,6 @@ impl Prepared {
         fs::lstatat(self.delegations.fd(), name).is_ok()
     }
 
-    /// Places the queued delegation with `renameat2(RENAME_NOREPLACE)`, under the run lock.
     /// fsync of `delegations/`: makes the queued and the running record's renames durable
     /// at once. A failure is said on stderr; the worker keeps running.
     pub fn sync_delegations(&self) -> Result<(), LaunchError> {
@@ -264,7 +263,8 @@ impl Prepared {
         })
     }
 
-    /// Places the queued delegation under the run lock the caller holds (`_held`).
+    /// Places the queued delegation with `renameat2(RENAME_NOREPLACE)`, under the run lock
+    /// the caller holds (`_held`).
     pub fn place_queued(
         &self,
         name: &OsStr,

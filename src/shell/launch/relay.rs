@@ -15,8 +15,8 @@ pub struct Relay {
 
 /// The worker's stdout pipe is given this capacity, and the relay copies in steps of it:
 /// the worker blocks less often, and each step costs three system calls where a 64 KiB pipe
-/// needed twelve (BENCHMARKS.md, `flatline run`: 0.71 × the splice rate before, 0.89 × with
-/// this; 1 MiB measured no better). An unprivileged user's pipes count against
+/// needed twelve (BENCHMARKS.md, `flatline run`: 0.71 × the splice rate before, 0.89–0.99 ×
+/// with this; 1 MiB measured no better). An unprivileged user's pipes count against
 /// `/proc/sys/fs/pipe-user-pages-soft` (64 MiB by default, 256 such workers); a user held to
 /// a smaller `pipe-max-size` keeps the default pipe.
 const STEP: usize = 256 << 10;
