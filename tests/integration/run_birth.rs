@@ -187,3 +187,61 @@ fn a_worker_whose_queued_record_cannot_be_placed_never_runs() {
     let again = flatline(["run", "--run-dir", &dir, "--id", "never", "--", "true"]);
     assert_eq!(again.code, 0, "{}", again.stderr);
 }
+
+/// The attack on taking the stream back: a writer of `raw-events/` swaps run's new stream
+/// for a symlink to another file while run waits for the lock. When run gives up, it removes
+/// only the empty file it created, never what has the name now: the symlink and its target
+/// stay as they are.
+#[test]
+fn a_stream_swapped_while_run_waits_is_not_what_run_takes_back() {
+    if !have("flock") {
+        return;
+    }
+    let run = Run::new();
+    let dir = run.path().to_str().unwrap().to_string();
+    assert_eq!(
+        flatline(["run", "--run-dir", &dir, "--id", "first", "--", "true"]).code,
+        0
+    );
+    let victim = run.write("victim", "keep me\n");
+    let holder = crate::lock::Holder::start(
+        Command::new("env"),
+        &run.path().join(".flatline/lock"),
+        "true",
+    );
+    let mut command = Command::new(bin());
+    command.args([
+        "run",
+        "--run-dir",
+        &dir,
+        "--wait",
+        "2s",
+        "--id",
+        "swap",
+        "--",
+        "true",
+    ]);
+    let child = start(&mut command);
+    let stream = run.path().join("raw-events/swap.jsonl");
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while !stream.exists() {
+        assert!(
+            std::time::Instant::now() < until,
+            "run never made its stream"
+        );
+        std::thread::yield_now();
+    }
+    std::fs::rename(&stream, run.path().join("raw-events/moved.jsonl")).unwrap();
+    std::os::unix::fs::symlink(&victim, &stream).unwrap();
+    let out = finish(child, Duration::from_secs(30));
+    holder.finish();
+    assert_eq!(out.code, 125, "{}", out.stderr);
+    assert!(
+        std::fs::symlink_metadata(&stream)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me\n");
+    assert!(run.path().join("raw-events/moved.jsonl").exists());
+}
