@@ -47,8 +47,21 @@ fn in_namespace(script: &str, run: &Run) -> (Outcome, Vec<String>) {
         .lines()
         .filter_map(|line| line.strip_prefix('#'))
         .map(str::to_string)
-        .collect();
+        .collect::<Vec<String>>();
+    // Every script ends by saying so: a script cut short is a failure whatever it noted.
+    assert_eq!(
+        notes.last().map(String::as_str),
+        Some("done"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
     (out, notes)
+}
+
+/// Whether the script noted `note` (a `#note` line of its stdout).
+fn noted(notes: &[String], note: &str) -> bool {
+    notes.iter().any(|n| n == note)
 }
 
 fn namespace_ok() -> bool {

@@ -21,19 +21,12 @@ fn a_hung_worker_is_reclaimed_with_its_grandchild_after_its_stale_threshold() {
     let run = Run::new();
     let (out, notes) = in_namespace(HUNG, &run);
     assert_eq!(
-        notes.last().map(String::as_str),
-        Some("done"),
-        "{}\n{}",
-        out.stdout,
-        out.stderr
-    );
-    assert_eq!(
         notes.iter().filter(|n| *n == "exit 124").count(),
         2,
         "{notes:?}\n{}",
         out.stderr
     );
-    assert!(!notes.iter().any(|n| n == "grandchild alive"), "{notes:?}");
+    assert!(!noted(&notes, "grandchild alive"), "{notes:?}");
     assert!(
         !notes.iter().any(|n| n.starts_with("init got")),
         "{notes:?}"
@@ -92,13 +85,6 @@ fn a_sweep_leaves_a_live_runs_worker_to_it_and_takes_over_once_run_is_killed() {
     }
     let run = Run::new();
     let (out, notes) = in_namespace(TAKEOVER, &run);
-    assert_eq!(
-        notes.last().map(String::as_str),
-        Some("done"),
-        "{}\n{}",
-        out.stdout,
-        out.stderr
-    );
     assert!(
         !notes
             .iter()
@@ -133,7 +119,7 @@ fn a_sweep_leaves_a_live_runs_worker_to_it_and_takes_over_once_run_is_killed() {
     let first_reclaim = w.iter().position(|r| r["action"] == "reclaimed");
     let skip_at = w.iter().position(|r| r["action"] == "skipped");
     assert!(skip_at < first_reclaim, "{w:?}");
-    assert!(notes.iter().any(|n| n == "launcher alive"));
+    assert!(noted(&notes, "launcher alive"));
     let reclaimed = w
         .iter()
         .find(|r| r["action"] == "reclaimed")
@@ -169,23 +155,8 @@ fn a_concurrent_sweep_never_loses_runs_writes() {
     }
     let run = Run::new();
     let (out, notes) = in_namespace(CONCURRENT, &run);
-    assert_eq!(
-        notes.last().map(String::as_str),
-        Some("done"),
-        "{}\n{}",
-        out.stdout,
-        out.stderr
-    );
-    assert!(
-        notes.iter().any(|n| n == "exit 0"),
-        "{notes:?}\n{}",
-        out.stderr
-    );
-    assert!(
-        !notes.iter().any(|n| n == "sweep failed"),
-        "{notes:?}\n{}",
-        out.stderr
-    );
+    assert!(noted(&notes, "exit 0"), "{notes:?}\n{}", out.stderr);
+    assert!(!noted(&notes, "sweep failed"), "{notes:?}\n{}", out.stderr);
     let sweeps: u32 = notes
         .iter()
         .find_map(|n| n.strip_prefix("sweeps="))
@@ -245,13 +216,6 @@ fn a_run_worker_is_verified_by_fingerprint_never_by_window() {
     }
     let run = Run::new();
     let (out, notes) = in_namespace(RECYCLED, &run);
-    assert_eq!(
-        notes.last().map(String::as_str),
-        Some("done"),
-        "{}\n{}",
-        out.stdout,
-        out.stderr
-    );
     let pids = notes.iter().find(|n| n.starts_with("worker=")).unwrap();
     let values: Vec<&str> = pids
         .split_whitespace()
@@ -261,11 +225,7 @@ fn a_run_worker_is_verified_by_fingerprint_never_by_window() {
         values[0], values[1],
         "ns_last_pid did not recycle the pid: {pids}"
     );
-    assert!(
-        notes.iter().any(|n| n == "decoy alive"),
-        "{notes:?}\n{}",
-        out.stderr
-    );
+    assert!(noted(&notes, "decoy alive"), "{notes:?}\n{}", out.stderr);
     let record: Value = out
         .stdout
         .lines()
@@ -300,18 +260,7 @@ fn signals_to_run_are_forwarded_to_the_workers_group_and_recorded() {
     }
     let run = Run::new();
     let (out, notes) = in_namespace(FORWARD, &run);
-    assert_eq!(
-        notes.last().map(String::as_str),
-        Some("done"),
-        "{}\n{}",
-        out.stdout,
-        out.stderr
-    );
-    assert!(
-        notes.iter().any(|n| n == "exit 143"),
-        "{notes:?}\n{}",
-        out.stderr
-    );
+    assert!(noted(&notes, "exit 143"), "{notes:?}\n{}", out.stderr);
     assert!(
         !notes
             .iter()
@@ -392,13 +341,6 @@ fn a_busy_worker_outlives_its_stale_threshold_until_the_busy_limit() {
     }
     let run = Run::new();
     let (out, notes) = in_namespace(BUSY, &run);
-    assert_eq!(
-        notes.last().map(String::as_str),
-        Some("done"),
-        "{}\n{}",
-        out.stdout,
-        out.stderr
-    );
     assert_eq!(
         notes.iter().filter(|n| *n == "exit 124").count(),
         2,
