@@ -423,3 +423,24 @@ fn run_records_are_durable_and_the_directory_is_fsynced_once_the_worker_is_let_g
         "no fsync of fd {dir} before the final record:\n{text}"
     );
 }
+
+/// The unwinder is linked in, not loaded: `libgcc_s.so` is not among the libraries the
+/// dynamic binary needs (its loading was 0.12 ms of every start; src/sys/mod.rs).
+#[test]
+fn the_binary_needs_no_libgcc_s_at_start() {
+    let out = Command::new("readelf")
+        .args(["-d", env!("CARGO_BIN_EXE_flatline")])
+        .output()
+        .expect("readelf (binutils) runs");
+    assert!(out.status.success());
+    let dynamic = String::from_utf8_lossy(&out.stdout);
+    let needed: Vec<&str> = dynamic.lines().filter(|l| l.contains("(NEEDED)")).collect();
+    assert!(
+        needed.iter().any(|l| l.contains("libc.so")),
+        "a dynamic binary needs libc: {needed:?}"
+    );
+    assert!(
+        !needed.iter().any(|l| l.contains("libgcc_s")),
+        "libgcc_s is loaded at start again: {needed:?}"
+    );
+}
