@@ -261,6 +261,35 @@ fn a_big_listing_read_ahead_keeps_order_and_every_message() {
     }
 }
 
+/// The read-ahead stats a running delegation's stream before the main thread parses it, and
+/// picks which by the bytes `"running"` (src/shell/runs/stream.rs). A running status spelled
+/// with an escape is passed over there and must still have its stream looked at: its
+/// progress baseline is the stream's mtime, like every other running worker's.
+#[test]
+fn a_running_status_spelled_with_an_escape_still_has_its_stream_looked_at() {
+    let run = Run::new();
+    // From 32 documents the listing is read ahead.
+    for i in 0..40 {
+        let id = format!("d{i:03}");
+        let doc = running(&id, json!({"last_progress_at": at(-3_600_000)}));
+        let mut text = serde_json::to_string_pretty(&doc).unwrap();
+        if i % 2 == 1 {
+            text = text.replace("\"running\"", "\"runn\\u0069ng\"");
+            assert!(!text.contains("running"), "{text}");
+        }
+        run.write(&format!("delegations/{id}.json"), text);
+        let stream = run.write(&format!("raw-events/{id}.jsonl"), "{}\n");
+        set_mtime_ms(&stream, NOW_MS - 1_000);
+    }
+    let out = status(&run, &[]);
+    let records = out.records();
+    assert_eq!(records.len(), 40, "{}", out.stderr);
+    for record in &records {
+        assert_eq!(record["progress_baseline"], "stream_mtime", "{record}");
+        assert_eq!(record["elapsed_since_progress_ms"], 1_000, "{record}");
+    }
+}
+
 #[test]
 fn an_unreadable_file_is_reported_and_skipped() {
     if !is_root() {
