@@ -81,6 +81,12 @@ fn a_sleep_verified_by_the_time_window_is_terminated() {
                    "started_at": rfc3339(started), "last_progress_at": rfc3339(started)}),
         ),
     );
+    // Timed out from 2 ms after the start (twice --stale-after). reclaim refuses --now (it
+    // signals only on its own clock) and no threshold is shorter than 1 ms, so the clock
+    // must have passed that before reclaim starts: a fast start-up once read 1 ms (stale).
+    while real_now_ms() < started + 2 {
+        std::hint::spin_loop();
+    }
     let out = reclaim(&run, &["--stale-after", "1ms"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_fields(
