@@ -159,14 +159,14 @@ pub fn specifiers(text: &str, run_dir: &str, findings: &mut Vec<Finding>) -> Str
     out
 }
 
-/// Expands `${NAME}` inside words and a whole-word `$NAME` (which systemd splits at
-/// whitespace) from `Environment=`. A variable the unit does not set is reported: doctor
-/// cannot know what the manager's environment or an `EnvironmentFile=` holds.
 /// `$` and an opening brace, and the closing brace, written as escapes: unbalanced braces
 /// in literals read as code to the line counter of the shape check.
 const VAR_OPEN: &str = "$\u{7b}";
 const VAR_CLOSE: char = '\u{7d}';
 
+/// Expands `${NAME}` inside words and a whole-word `$NAME` (which systemd splits at
+/// whitespace) from `Environment=`. A variable the unit does not set is reported: doctor
+/// cannot know what the manager's environment or an `EnvironmentFile=` holds.
 pub fn expand(words: Vec<Word>, unit: &Unit, findings: &mut Vec<Finding>) -> Vec<Word> {
     let mut out = Vec::new();
     for word in words {
