@@ -70,7 +70,7 @@ pub(super) fn born(
         .and_then(|started| {
             let change = LaunchChange::Running(started);
             let now = crate::proc::now_ms();
-            launch::record_held(w.prepared, w.name, change, now, &held_lock)
+            launch::record_over(w.prepared, w.name, &queued, change, now, &held_lock)
         })
         .and_then(|()| test_unrecordable(w.prepared));
     drop(held_lock);

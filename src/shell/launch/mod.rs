@@ -163,17 +163,13 @@ pub fn record(
 
 /// `record` under a lock the caller holds, without the directory's fsync: the document is
 /// complete and its data durable (temp file, fsync, rename); the rename itself is made
-/// durable by the caller's `Prepared::sync_delegations` (SPEC §4: once per directory per
-/// batch). The running record takes this path so that the worker is let go without
-/// waiting for the directory: a power loss kills the worker with the machine, and a `run`
-/// killed in between leaves the record in the page cache, where every reader sees it
-/// (BENCHMARKS.md, `flatline run`).
-pub fn record_held(
+/// durable by the caller (SPEC §4: once per directory per batch).
+fn record_held(
     prepared: &Prepared,
     name: &OsStr,
     change: LaunchChange,
     now: Millis,
-    _held: &RunLock,
+    held: &RunLock,
 ) -> Result<(), LaunchError> {
     let path = prepared.delegations.join(name);
     let mut bytes = Vec::new();
@@ -181,10 +177,30 @@ pub fn record_held(
         .delegations
         .read_file(name, fs::MAX_DOCUMENT_BYTES, &mut bytes)
         .map_err(|error| LaunchError::failed(&path, error.to_string()))?;
+    record_over(prepared, name, &bytes, change, now, held)
+}
+
+/// `record_held` over a document whose bytes the caller knows (the queued record it has
+/// just placed under the same hold of the lock), without reading it back: just before the
+/// rename the file is still compared with `current`, and another writer's change is
+/// re-read and the change re-applied to it, as for any write (SPEC §4). The running record
+/// takes this path so that the worker is let go without waiting for the directory, whose
+/// fsync `Prepared::sync_delegations` makes after: a power loss kills the worker with the
+/// machine, and a `run` killed in between leaves the record in the page cache, where every
+/// reader sees it (BENCHMARKS.md, `flatline run`).
+pub fn record_over(
+    prepared: &Prepared,
+    name: &OsStr,
+    current: &[u8],
+    change: LaunchChange,
+    now: Millis,
+    _held: &RunLock,
+) -> Result<(), LaunchError> {
+    let path = prepared.delegations.join(name);
     let target = commit::Target {
         dir: &prepared.delegations,
         name,
-        bytes: &bytes,
+        bytes: current,
     };
     let again = change.clone();
     let written = commit::write_change_landing(target, change, now, &Stop::never(), |_| {
