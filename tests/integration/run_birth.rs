@@ -142,24 +142,32 @@ fn a_worker_that_cannot_be_recorded_never_runs() {
     assert!(!run.path().join("ran").exists(), "the command ran");
 }
 
-/// A worker whose queued record cannot be placed (here the run lock is held and `--wait 0s`)
-/// never runs: `run` says why and exits 125, and leaves no stream behind. (The lock is taken
-/// before the worker is forked; a placement that fails under it stops the forked child
-/// before exec, as `abort` does for a running record that fails.)
-#[test]
-fn a_worker_whose_queued_record_cannot_be_placed_never_runs() {
+/// A run directory whose lock (made by a first `run`, which exits 0) another process holds
+/// with flock(1) until `finish`; with its path as an argument. `None` without flock(1).
+fn lock_held_by_another() -> Option<(Run, String, crate::lock::Holder)> {
     if !have("flock") {
-        return;
+        return None;
     }
     let run = Run::new();
     let dir = run.path().to_str().unwrap().to_string();
-    // A first run makes .flatline/ and its lock.
     assert_eq!(
         flatline(["run", "--run-dir", &dir, "--id", "first", "--", "true"]).code,
         0
     );
     let lock = run.path().join(".flatline/lock");
     let holder = crate::lock::Holder::start(Command::new("env"), &lock, "true");
+    Some((run, dir, holder))
+}
+
+/// A worker whose queued record cannot be placed (here the run lock is held and `--wait 0s`)
+/// never runs: `run` says why and exits 125, and leaves no stream behind. (The lock is taken
+/// before the worker is forked; a placement that fails under it stops the forked child
+/// before exec, as `abort` does for a running record that fails.)
+#[test]
+fn a_worker_whose_queued_record_cannot_be_placed_never_runs() {
+    let Some((run, dir, holder)) = lock_held_by_another() else {
+        return;
+    };
     let out = run_command(
         Command::new(bin())
             .args([
@@ -194,21 +202,10 @@ fn a_worker_whose_queued_record_cannot_be_placed_never_runs() {
 /// stay as they are.
 #[test]
 fn a_stream_swapped_while_run_waits_is_not_what_run_takes_back() {
-    if !have("flock") {
+    let Some((run, dir, holder)) = lock_held_by_another() else {
         return;
-    }
-    let run = Run::new();
-    let dir = run.path().to_str().unwrap().to_string();
-    assert_eq!(
-        flatline(["run", "--run-dir", &dir, "--id", "first", "--", "true"]).code,
-        0
-    );
+    };
     let victim = run.write("victim", "keep me\n");
-    let holder = crate::lock::Holder::start(
-        Command::new("env"),
-        &run.path().join(".flatline/lock"),
-        "true",
-    );
     let mut command = Command::new(bin());
     command.args([
         "run",
